@@ -1,0 +1,193 @@
+"""The ``leadbot`` command line: the entry point that reads settings once and wires things."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from aiohttp import web
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+from rich.table import Table
+
+from bot.app import create_app
+from bot.secrets_store import secrets_path, with_embedded_secrets
+from bot.settings import Settings, SettingsError, load_settings
+from scheduler.db import create_engine, session_factory
+from scheduler.errors import InvalidLeadError
+from scheduler.importer import ImportReport, import_csv
+from scheduler.leads import list_leads
+from scheduler.migrate import current_revision, head_revision, upgrade
+from scheduler.models import Lead, Stage, utcnow
+
+app = typer.Typer(help="leadbot: qualify leads on WhatsApp and keep one shared pipeline.")
+db_app = typer.Typer(help="Database schema.")
+leads_app = typer.Typer(help="Leads in the pipeline.")
+app.add_typer(db_app, name="db")
+app.add_typer(leads_app, name="leads")
+console = Console()
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+err_console = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+async def _migrate(settings: Settings) -> None:
+    engine = create_engine(settings.database_url)
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
+
+
+async def _require_schema(settings: Settings) -> None:
+    head = head_revision()
+    engine = create_engine(settings.database_url)
+    try:
+        current = await current_revision(engine)
+    finally:
+        await engine.dispose()
+    if current != head:
+        err_console.print(
+            f"[red]the database is at revision {current or 'none'}, not {head}: "
+            "run `leadbot db upgrade` first[/red]"
+        )
+        raise typer.Exit(2)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Overrides LEADBOT_HOST.")] = None,
+    port: Annotated[int | None, typer.Option(help="Overrides LEADBOT_PORT.")] = None,
+) -> None:
+    """Run the service. On the embedded SQLite default, migrations run first."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    settings = _settings()
+    try:
+        settings = with_embedded_secrets(settings)
+    except SettingsError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    if settings.is_sqlite:
+        asyncio.run(_migrate(settings))
+    else:
+        asyncio.run(_require_schema(settings))
+    where = secrets_path(settings)
+    if where is not None:
+        console.print(f"API token and secret key: {where}")
+    web.run_app(
+        create_app(settings),
+        host=host or settings.host,
+        port=port or settings.port,
+        print=lambda text: console.print(text.strip()),
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Bring the database at LEADBOT_DATABASE_URL to the newest schema."""
+    settings = _settings()
+    asyncio.run(_migrate(settings))
+    console.print("database is up to date")
+
+
+@leads_app.command("import")
+def leads_import(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+) -> None:
+    """Import leads from a CSV file (header: name,email,phone,company,role,source,utm_*…)."""
+    settings = _settings()
+    report = asyncio.run(_import(settings, file))
+    _print_report(report)
+    if report.created == 0 and report.rejected > 0:
+        raise typer.Exit(1)
+
+
+async def _import(settings: Settings, file: Path) -> ImportReport:
+    engine = create_engine(settings.database_url)
+    try:
+        if settings.is_sqlite:
+            await upgrade(engine)
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            DownloadColumn(),
+            TimeRemainingColumn(),
+            console=err_console,
+        ) as progress:
+            task = progress.add_task(f"importing {file.name}", total=file.stat().st_size)
+            try:
+                return await import_csv(
+                    session_factory(engine),
+                    file,
+                    default_region=settings.default_region,
+                    now=utcnow(),
+                    on_progress=lambda n: progress.advance(task, n),
+                )
+            except InvalidLeadError as exc:
+                err_console.print(f"[red]{exc.message}[/red]")
+                raise typer.Exit(2) from None
+    finally:
+        await engine.dispose()
+
+
+def _print_report(report: ImportReport) -> None:
+    console.print(
+        f"rows: {report.rows}  created: {report.created}  "
+        f"duplicates: {report.duplicates}  rejected: {report.rejected}"
+    )
+    if report.ignored_columns:
+        console.print(f"ignored columns: {', '.join(report.ignored_columns)}")
+    if report.rejected:
+        table = Table("line", "reason", title="rejected rows")
+        for rejection in report.rejections:
+            table.add_row(str(rejection.line), rejection.reason)
+        console.print(table)
+        if report.rejected > len(report.rejections):
+            console.print(f"… and {report.rejected - len(report.rejections)} more")
+        for reason, count in report.reasons.most_common():
+            console.print(f"  {count:>7}  {reason}")
+
+
+@leads_app.command("list")
+def leads_list(
+    stage: Annotated[Stage | None, typer.Option(help="Only leads in this stage.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+) -> None:
+    """Show leads, oldest first."""
+    settings = _settings()
+    leads = asyncio.run(_list(settings, stage, limit))
+    table = Table("id", "stage", "name", "email", "phone", "company", "source")
+    for lead in leads:
+        table.add_row(
+            str(lead.id),
+            lead.stage,
+            *(value or "" for value in (lead.name, lead.email, lead.phone, lead.company)),
+            lead.source or "",
+        )
+    console.print(table)
+
+
+async def _list(settings: Settings, stage: Stage | None, limit: int) -> list[Lead]:
+    engine = create_engine(settings.database_url)
+    try:
+        async with session_factory(engine)() as session:
+            return await list_leads(session, stage=stage, limit=limit)
+    finally:
+        await engine.dispose()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

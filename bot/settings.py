@@ -1,0 +1,133 @@
+"""Service configuration: every ``LEADBOT_*`` variable, read once in the entry point.
+
+Library code never reads the environment; the CLI builds one :class:`Settings` and passes
+the parts each component needs. A ``.env`` file in the working directory is read too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SUPPORTED_DB_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
+
+
+class SettingsError(Exception):
+    """The configuration is invalid; the message names every offending variable."""
+
+
+class Settings(BaseSettings):
+    """All of leadbot's configuration. Empty values mean "not configured"."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LEADBOT_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    database_url: str = "sqlite+aiosqlite:///./leadbot.db"
+    redis_url: str = ""
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 8080
+    public_url: str = ""
+    secret_key: SecretStr = SecretStr("")
+    api_token: SecretStr = SecretStr("")
+    # Where phone numbers without a country code are assumed to be (ISO 3166 alpha-2).
+    default_region: str = "US"
+    default_timezone: str = "UTC"
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 1_048_576
+
+    whatsapp_phone_id: str = ""
+    whatsapp_token: SecretStr = SecretStr("")
+    whatsapp_app_secret: SecretStr = SecretStr("")
+    whatsapp_verify_token: SecretStr = SecretStr("")
+    whatsapp_api_url: str = "https://graph.facebook.com"
+    whatsapp_number: str = ""
+
+    smtp_url: SecretStr = SecretStr("")
+    email_from: str = ""
+
+    llm_model: str = ""
+    # The OpenAI SDK's own variable names, without our prefix, so one .env serves both.
+    openai_api_key: SecretStr = Field(
+        default=SecretStr(""), validation_alias=AliasChoices("OPENAI_API_KEY", "openai_api_key")
+    )
+    openai_base_url: str = Field(
+        default="", validation_alias=AliasChoices("OPENAI_BASE_URL", "openai_base_url")
+    )
+
+    calendly_url: str = ""
+    calendly_signing_key: SecretStr = SecretStr("")
+    hubspot_token: SecretStr = SecretStr("")
+    hubspot_api_url: str = "https://api.hubapi.com"
+    events_webhook_url: str = ""
+    events_webhook_secret: SecretStr = SecretStr("")
+
+    dialogs_dir: Path = PROJECT_ROOT / "dialogs" / "scripts"
+    prompts_dir: Path = PROJECT_ROOT / "prompts"
+    cadence_file: Path = PROJECT_ROOT / "scheduler" / "cadences" / "default.yaml"
+    icp_file: Path = PROJECT_ROOT / "dialogs" / "icp" / "default.yaml"
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        try:
+            url = make_url(value)
+        except ArgumentError as exc:
+            raise ValueError(f"not a database URL: {value!r}") from exc
+        if url.drivername not in SUPPORTED_DB_DRIVERS:
+            raise ValueError(
+                f"driver {url.drivername!r} is not supported; use one of "
+                + ", ".join(f"{d}://…" for d in SUPPORTED_DB_DRIVERS)
+            )
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str) -> str:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"expected redis://host:port/db, got {value!r}")
+        return value
+
+    @property
+    def is_sqlite(self) -> bool:
+        """True when the stage store is the embedded SQLite file."""
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite database file, or None for Postgres or an in-memory database."""
+        if not self.is_sqlite:
+            return None
+        database = make_url(self.database_url).database
+        if not database or database == ":memory:" or database.startswith("file:"):
+            return None
+        return Path(database)
+
+    @property
+    def llm_enabled(self) -> bool:
+        """The LLM interpreter is used only when a model and a key are configured."""
+        return bool(self.llm_model and self.openai_api_key.get_secret_value())
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment (and ``.env``) once; raise :class:`SettingsError` naming each bad
+    variable, e.g. ``LEADBOT_DATABASE_URL: driver 'mysql' is not supported``."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            name = field.upper() if field.startswith("OPENAI") else f"LEADBOT_{field.upper()}"
+            message = str(error["msg"]).removeprefix("Value error, ")
+            lines.append(f"{name}: {message}")
+        raise SettingsError("invalid configuration:\n  " + "\n  ".join(lines)) from None

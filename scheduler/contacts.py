@@ -1,0 +1,64 @@
+"""Normalizing contact details so that one person is one lead.
+
+Emails are trimmed and lower-cased; phones become E.164 (``+14155550123``) via
+``phonenumbers``, with a default region for numbers written without a country code.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+import phonenumbers
+from phonenumbers import timezone as phone_timezone
+
+from scheduler.errors import InvalidLeadError
+
+# Deliberately simple: one @, no spaces, a dot in the domain. Deliverability is checked by
+# sending, not by regex; this only catches typos and junk in forms and CSVs.
+_EMAIL = re.compile(r"^[^@\s<>(),;:\"]+@[^@\s<>(),;:\"]+\.[a-z]{2,}$")
+
+
+def normalize_email(raw: str) -> str:
+    """Return the canonical form of an email address or raise :class:`InvalidLeadError`."""
+    email = raw.strip().lower()
+    if email.startswith("mailto:"):
+        email = email[len("mailto:") :]
+    if len(email) > 320 or not _EMAIL.match(email):
+        raise InvalidLeadError(f"invalid email address: {raw.strip()[:100]!r}")
+    return email
+
+
+def normalize_phone(raw: str, default_region: str = "US") -> str:
+    """Return the E.164 form of a phone number or raise :class:`InvalidLeadError`.
+
+    WhatsApp sends bare digits with the country code ("972987654321"); forms send anything
+    ("(415) 555-0123", "+44 20 7946 0958", "0044…"). Digits-only input of 11+ digits is
+    read as already carrying its country code.
+    """
+    text = raw.strip()
+    if not text:
+        raise InvalidLeadError("empty phone number")
+    digits = re.sub(r"\D", "", text)
+    if text.startswith("00"):
+        text = "+" + digits[2:]
+    elif not text.startswith("+") and len(digits) >= 11 and text == digits:
+        text = "+" + digits
+    try:
+        number = phonenumbers.parse(text, default_region.upper())
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidLeadError(f"invalid phone number {raw.strip()[:40]!r}: {exc}") from None
+    # "Possible" (right length for the country) rather than "valid": the bundled range
+    # metadata lags real allocations, and WhatsApp numbers are real by definition.
+    if not phonenumbers.is_possible_number(number):
+        raise InvalidLeadError(f"invalid phone number: {raw.strip()[:40]!r}")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+@lru_cache(maxsize=4096)
+def timezone_for_phone(e164: str) -> str | None:
+    """The IANA time zone of a phone number when its number range has exactly one."""
+    zones = phone_timezone.time_zones_for_number(phonenumbers.parse(e164))
+    if len(zones) == 1 and zones[0] != phone_timezone.UNKNOWN_TIMEZONE:
+        return str(zones[0])
+    return None

@@ -1,0 +1,275 @@
+"""The stage store's tables (SQLAlchemy 2 declarative).
+
+Every table the pipeline needs lives here so that one Alembic history covers them all:
+leads and their audit trail, the conversation (messages, dialog sessions), the durable
+inbox and outbox, the touches the scheduler sweeps, and the reps who own leads.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; Postgres gets 64-bit ids.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that is always UTC-aware in Python, whatever the backend stores.
+
+    SQLite has no time zones; without this, values would come back naive.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: leadbot stores UTC-aware timestamps only")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    """The current time, UTC-aware. Only edges call it; logic takes ``now`` as an argument."""
+    return datetime.now(UTC)
+
+
+class Stage(StrEnum):
+    """Where a lead is in the pipeline. Exactly one per lead."""
+
+    NEW = "new"
+    CONTACTED = "contacted"
+    QUALIFIED = "qualified"
+    PROPOSAL_SENT = "proposal_sent"
+    WON = "won"
+    LOST = "lost"
+    DORMANT = "dormant"
+
+
+class Base(DeclarativeBase):
+    """Declarative base; ``type_annotation_map`` makes every datetime column UTC-aware."""
+
+    type_annotation_map: dict[Any, Any] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON(),
+    }
+
+
+class Rep(Base):
+    """A sales rep who owns leads and is notified of qualified leads and booked calls."""
+
+    __tablename__ = "reps"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320), unique=True)
+    whatsapp: Mapped[str | None] = mapped_column(String(20))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    last_assigned_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Lead(Base):
+    """A prospect. Unique by normalized email and by E.164 phone; ``stage`` is changed only by
+    the stage machine (``scheduler.stages``), which bumps ``version`` on every move."""
+
+    __tablename__ = "leads"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    # Short opaque handle used in links we hand out (Calendly utm_content, reply-to tokens).
+    token: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320), unique=True)
+    phone: Mapped[str | None] = mapped_column(String(20), unique=True)
+    company: Mapped[str | None] = mapped_column(String(200))
+    role: Mapped[str | None] = mapped_column(String(200))
+    source: Mapped[str | None] = mapped_column(String(100))
+    attribution: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    stage: Mapped[str] = mapped_column(String(20), default=Stage.NEW.value)
+    lost_reason: Mapped[str | None] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    owner_rep_id: Mapped[int | None] = mapped_column(ForeignKey("reps.id"))
+    qualification: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    opted_out_at: Mapped[datetime | None]
+    bot_paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    booked_at: Mapped[datetime | None]
+    last_inbound_at: Mapped[datetime | None]
+    last_outbound_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (Index("ix_leads_stage_id", "stage", "id"),)
+
+
+class StageEvent(Base):
+    """The audit trail: one row per stage move that applied (and one for creation)."""
+
+    __tablename__ = "stage_events"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"), index=True)
+    from_stage: Mapped[str | None] = mapped_column(String(20))
+    to_stage: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(100))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Message(Base):
+    """One message of a lead's conversation, either direction, any channel."""
+
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(20))
+    direction: Mapped[str] = mapped_column(String(3))  # "in" | "out"
+    external_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    body: Mapped[str] = mapped_column(Text, default="")
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_messages_lead_created", "lead_id", "created_at"),)
+
+
+class DialogSessionRow(Base):
+    """The dialog engine's session for a lead, stored as JSON with its script id and version."""
+
+    __tablename__ = "dialog_sessions"
+
+    lead_id: Mapped[int] = mapped_column(
+        ForeignKey("leads.id", ondelete="CASCADE"), primary_key=True
+    )
+    script_id: Mapped[str] = mapped_column(String(100))
+    script_version: Mapped[str] = mapped_column(String(50))
+    state: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class InboxItem(Base):
+    """A received message, stored before the webhook answers 200 (at-least-once in,
+    exactly-once handling: ``external_id`` is UNIQUE, ``processed_at`` marks it done)."""
+
+    __tablename__ = "inbox"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    external_id: Mapped[str] = mapped_column(String(255))
+    sender: Mapped[str] = mapped_column(String(320))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    processed_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        UniqueConstraint("channel", "external_id", name="uq_inbox_channel_external_id"),
+        Index(
+            "ix_inbox_unprocessed",
+            "received_at",
+            postgresql_where=text("processed_at IS NULL"),
+            sqlite_where=text("processed_at IS NULL"),
+        ),
+    )
+
+
+class OutboxState(StrEnum):
+    """Lifecycle of one outbound intent. ``uncertain`` is never resent automatically."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    UNCERTAIN = "uncertain"
+
+
+class OutboxItem(Base):
+    """One outbound message intent, keyed deterministically (e.g. ``lead:42:touch:day3``) so
+    the same intent can never be sent twice."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), unique=True)
+    lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id", ondelete="SET NULL"))
+    channel: Mapped[str] = mapped_column(String(20))
+    recipient: Mapped[str] = mapped_column(String(320))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state: Mapped[str] = mapped_column(String(20), default=OutboxState.PENDING.value)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    external_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    delivery_status: Mapped[str | None] = mapped_column(String(20))
+    error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (Index("ix_outbox_state_next", "state", "next_attempt_at"),)
+
+
+class Touch(Base):
+    """One step of a follow-up sequence for one lead: a row, not a scheduler job.
+
+    The sweeper claims due ``pending`` rows with a single UPDATE … RETURNING, so several
+    scheduler processes can share the table without sending a touch twice.
+    """
+
+    __tablename__ = "touches"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
+    sequence: Mapped[str] = mapped_column(String(50))
+    step: Mapped[str] = mapped_column(String(50))
+    cycle: Mapped[int] = mapped_column(Integer, default=0)
+    channel: Mapped[str] = mapped_column(String(20))
+    due_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    needs_approval: Mapped[bool] = mapped_column(Boolean, default=False)
+    approved_at: Mapped[datetime | None]
+    approved_by: Mapped[str | None] = mapped_column(String(100))
+    claim_token: Mapped[str | None] = mapped_column(String(36))
+    claimed_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    draft: Mapped[str | None] = mapped_column(Text)
+    outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id", ondelete="SET NULL"))
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("lead_id", "sequence", "step", "cycle", name="uq_touches_step"),
+        Index(
+            "ix_touches_due_pending",
+            "due_at",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+        Index("ix_touches_lead_status", "lead_id", "status"),
+    )

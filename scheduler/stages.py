@@ -1,0 +1,121 @@
+"""The stage machine: the only code that changes ``leads.stage``.
+
+The allowed moves are one table. A move is one transaction: a conditional UPDATE that
+applies only if the lead is still in the stage (and version) the caller saw, plus the audit
+row. Two racing moves of one lead cannot both apply: the second finds the version bumped and
+fails with :class:`StaleStageError`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from types import MappingProxyType
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from scheduler.errors import (
+    IllegalTransitionError,
+    NotFoundError,
+    ReasonRequiredError,
+    StaleStageError,
+)
+from scheduler.models import Lead, Stage, StageEvent
+
+S = Stage
+ALLOWED_MOVES: MappingProxyType[Stage, frozenset[Stage]] = MappingProxyType(
+    {
+        S.NEW: frozenset({S.CONTACTED, S.LOST}),
+        S.CONTACTED: frozenset({S.QUALIFIED, S.LOST, S.DORMANT}),
+        S.QUALIFIED: frozenset({S.PROPOSAL_SENT, S.LOST, S.DORMANT}),
+        S.PROPOSAL_SENT: frozenset({S.WON, S.LOST, S.DORMANT}),
+        S.DORMANT: frozenset({S.CONTACTED, S.LOST}),
+        # Reopening a lost lead is allowed only with a reason (checked in validate_move).
+        S.LOST: frozenset({S.CONTACTED}),
+        S.WON: frozenset(),
+    }
+)
+"""Every allowed move, from → {to}. Anything else is an :class:`IllegalTransitionError`."""
+
+
+def validate_move(lead_id: int, current: Stage, to: Stage, reason: str | None) -> None:
+    """Raise the typed error for a move that must not apply; return for one that may."""
+    if to not in ALLOWED_MOVES[current]:
+        allowed = ", ".join(sorted(ALLOWED_MOVES[current])) or "none (final stage)"
+        raise IllegalTransitionError(
+            f"lead {lead_id} cannot move from {current} to {to}; allowed: {allowed}",
+            lead_id=lead_id,
+            from_stage=current,
+            to_stage=to,
+        )
+    if (to is Stage.LOST or current is Stage.LOST) and not (reason and reason.strip()):
+        what = "moving a lead to lost" if to is Stage.LOST else "reopening a lost lead"
+        raise ReasonRequiredError(
+            f"{what} needs a reason (lead {lead_id})",
+            lead_id=lead_id,
+            from_stage=current,
+            to_stage=to,
+        )
+
+
+async def transition(
+    session: AsyncSession,
+    lead_id: int,
+    to: Stage | str,
+    *,
+    reason: str | None,
+    actor: str,
+    now: datetime,
+    expected_from: Stage | str | None = None,
+) -> StageEvent:
+    """Move a lead to ``to`` and write the audit row, in the caller's transaction.
+
+    ``expected_from`` guards against acting on a stale view ("move to qualified, if it is
+    still contacted"); without it the stage read here is the one checked. The caller commits;
+    if this raises, nothing was written.
+    """
+    target = Stage(to)
+    row = (
+        await session.execute(select(Lead.stage, Lead.version).where(Lead.id == lead_id))
+    ).one_or_none()
+    if row is None:
+        raise NotFoundError(f"lead {lead_id} does not exist")
+    current, version = Stage(row.stage), row.version
+    if expected_from is not None and Stage(expected_from) is not current:
+        raise StaleStageError(
+            f"lead {lead_id} is {current}, not {Stage(expected_from)}",
+            lead_id=lead_id,
+            from_stage=current,
+            to_stage=target,
+        )
+    validate_move(lead_id, current, target, reason)
+    clean_reason = reason.strip() if reason else None
+    values: dict[str, object] = {"stage": target.value, "version": version + 1, "updated_at": now}
+    if target is Stage.LOST:
+        values["lost_reason"] = clean_reason
+    elif current is Stage.LOST:
+        values["lost_reason"] = None
+    result = await session.execute(
+        update(Lead)
+        .where(Lead.id == lead_id, Lead.stage == current.value, Lead.version == version)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise StaleStageError(
+            f"lead {lead_id} moved while {target} was being applied; reload and retry",
+            lead_id=lead_id,
+            from_stage=current,
+            to_stage=target,
+        )
+    event = StageEvent(
+        lead_id=lead_id,
+        from_stage=current.value,
+        to_stage=target.value,
+        reason=clean_reason,
+        actor=actor,
+        at=now,
+    )
+    session.add(event)
+    await session.flush()
+    return event
