@@ -191,3 +191,7 @@ async def _list(settings: Settings, stage: Stage | None, limit: int) -> list[Lea
 def main() -> None:
     """Console-script entry point."""
     app()
+
+
+if __name__ == "__main__":
+    main()

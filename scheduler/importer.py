@@ -204,8 +204,10 @@ async def import_csv(
         if "email" not in columns and "phone" not in columns:
             raise InvalidLeadError(f"{path}: the header has neither an email nor a phone column")
         chunk: list[_Row] = []
+        line = reader.line_num + 1  # where the next record starts (quoted fields span lines)
         for record in reader:
-            row = _parse(reader.line_num, record, columns, default_region, report)
+            row = _parse(line, record, columns, default_region, report)
+            line = reader.line_num + 1
             if row is not None:
                 chunk.append(row)
             if len(chunk) >= CHUNK_ROWS:

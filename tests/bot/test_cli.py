@@ -1,0 +1,107 @@
+"""The ``leadbot`` command line, run as an operator would."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bench.lead_csv import write_leads_csv
+from bot.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    monkeypatch.chdir(tmp_path)
+    values = {"LEADBOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/cli.db"}
+    for name in list(os.environ):
+        if name.startswith("LEADBOT_"):
+            monkeypatch.delenv(name)
+    return values
+
+
+def test_import_reports_created_duplicates_and_rejections(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    path = tmp_path / "leads.csv"
+    expected = write_leads_csv(path, 400, bad_share=0.05, dup_share=0.05)
+    result = runner.invoke(app, ["leads", "import", str(path)], env=env)
+    assert result.exit_code == 0, result.output
+    assert (
+        f"rows: 400  created: {expected.created}  duplicates: {expected.duplicates}  "
+        f"rejected: {expected.rejected}"
+    ) in result.output
+    assert "invalid email address" in result.output
+    listing = runner.invoke(app, ["leads", "list", "--limit", "3", "--stage", "new"], env=env)
+    assert listing.exit_code == 0
+    assert listing.output.count("Company ") == 3
+    assert listing.output.count("│ new ") == 3
+
+
+def test_import_of_a_missing_file_fails(env: dict[str, str]) -> None:
+    result = runner.invoke(app, ["leads", "import", "nope.csv"], env=env)
+    assert result.exit_code == 2
+
+
+def test_bad_configuration_exits_with_the_variable_named(env: dict[str, str]) -> None:
+    result = runner.invoke(app, ["db", "upgrade"], env={"LEADBOT_DATABASE_URL": "mysql://x/y"})
+    assert result.exit_code == 2
+    assert "LEADBOT_DATABASE_URL" in result.output
+
+
+def test_db_upgrade(env: dict[str, str]) -> None:
+    result = runner.invoke(app, ["db", "upgrade"], env=env)
+    assert result.exit_code == 0
+    assert "up to date" in result.output
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_serve_starts_on_the_embedded_defaults(tmp_path: Path) -> None:
+    """The README's first command: a fresh directory, no configuration, /healthz answers."""
+    port = _free_port()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("LEADBOT_")}
+    environment["LEADBOT_PORT"] = str(port)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "serve"],
+        cwd=tmp_path,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        body = _wait_for_health(port, process)
+        assert body == {"status": "ok", "database": "ok"}
+        assert (tmp_path / "leadbot.db").exists()
+        assert (tmp_path / ".leadbot-secrets.json").exists()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _wait_for_health(port: int, process: subprocess.Popen[bytes]) -> object:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            output = process.stdout.read().decode() if process.stdout else ""
+            pytest.fail(f"leadbot serve exited with {process.returncode}:\n{output}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as reply:
+                return json.loads(reply.read())
+        except OSError:
+            time.sleep(0.1)  # polling for readiness, not covering a race
+    pytest.fail("leadbot serve did not answer /healthz within 30 s")

@@ -1,0 +1,27 @@
+"""The Alembic history builds exactly the schema the models describe, on every backend."""
+
+from __future__ import annotations
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from scheduler.migrate import current_revision, head_revision, upgrade
+from scheduler.models import Base
+
+
+async def test_migrated_schema_matches_the_models(engine: AsyncEngine) -> None:
+    def diff(connection: Connection) -> list[object]:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return list(compare_metadata(context, Base.metadata))
+
+    async with engine.connect() as connection:
+        differences = await connection.run_sync(diff)
+    assert differences == []
+    assert await current_revision(engine) == head_revision()
+
+
+async def test_upgrade_is_idempotent(engine: AsyncEngine) -> None:
+    await upgrade(engine)
+    assert await current_revision(engine) == head_revision()
