@@ -16,7 +16,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from scheduler.contacts import normalize_email, normalize_phone, timezone_for_phone
+from scheduler.contacts import normalize_email, normalize_phone
 from scheduler.errors import InvalidLeadError, NotFoundError
 from scheduler.models import Lead, Stage, StageEvent
 
@@ -84,8 +84,9 @@ def build_lead(data: LeadIn, contact: Contact, now: datetime) -> dict[str, Any]:
         "role": data.role,
         "source": data.source,
         "attribution": dict(data.attribution),
-        "timezone": data.timezone
-        or (timezone_for_phone(contact.phone) if contact.phone else None),
+        # Only an explicit zone is stored; one derived from the phone is computed when needed
+        # (``contacts.timezone_for_phone``), which keeps bulk import fast.
+        "timezone": data.timezone,
         "stage": Stage.NEW.value,
         "version": 1,
         "created_at": now,

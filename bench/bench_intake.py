@@ -1,0 +1,200 @@
+"""Lead intake throughput: the HTTP API and CSV import, on SQLite and PostgreSQL.
+
+    .venv/bin/python -m bench.bench_intake            # everything, both backends
+    .venv/bin/python -m bench.bench_intake --rows 100000 --backends sqlite
+
+Each measurement runs in a fresh subprocess against a fresh database, so the peak RSS it
+reports is that run's own; CSV import is measured at two file sizes to show whether memory
+grows with the file. Postgres is skipped with a note when it is not reachable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from sqlalchemy import text
+
+from bench.lead_csv import write_leads_csv
+from bot.app import create_app
+from bot.settings import Settings
+from scheduler.db import create_engine, session_factory
+from scheduler.importer import import_csv
+from scheduler.migrate import upgrade
+from scheduler.models import utcnow
+
+POSTGRES_URL = os.environ.get(
+    "LEADBOT_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def _fresh_engine(backend: str, workdir: Path) -> tuple[Any, str | None]:
+    if backend == "sqlite":
+        return create_engine(f"sqlite+aiosqlite:///{workdir / 'bench.db'}"), None
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(POSTGRES_URL, pool_size=1)
+    async with admin.begin() as connection:
+        await connection.execute(text(f"CREATE SCHEMA {schema}"))
+    await admin.dispose()
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(
+        POSTGRES_URL, pool_size=20, connect_args={"server_settings": {"search_path": schema}}
+    )
+    return engine, schema
+
+
+async def _drop(schema: str | None) -> None:
+    if schema:
+        admin = create_engine(POSTGRES_URL, pool_size=1)
+        async with admin.begin() as connection:
+            await connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        await admin.dispose()
+
+
+async def measure_import(backend: str, rows: int) -> dict[str, Any]:
+    """Import a generated CSV of ``rows`` rows (1% bad) into an empty database."""
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        path = workdir / "leads.csv"
+        expected = write_leads_csv(path, rows, bad_share=0.01)
+        file_mb = round(path.stat().st_size / 1e6, 1)
+        engine, schema = await _fresh_engine(backend, workdir)
+        try:
+            await upgrade(engine)
+            rss_before = _peak_rss_mb()
+            started = time.perf_counter()
+            report = await import_csv(
+                session_factory(engine), path, default_region="US", now=utcnow()
+            )
+            elapsed = time.perf_counter() - started
+        finally:
+            await engine.dispose()
+            await _drop(schema)
+    correct = (report.created, report.rejected) == (expected.created, expected.rejected)
+    return {
+        "what": "csv import",
+        "backend": backend,
+        "rows": rows,
+        "file_mb": file_mb,
+        "seconds": round(elapsed, 2),
+        "leads_per_s": round(report.created / elapsed),
+        "report_correct": correct,
+        "peak_rss_mb_before": round(rss_before, 1),
+        "peak_rss_mb": round(_peak_rss_mb(), 1),
+    }
+
+
+async def measure_api(backend: str, leads: int, concurrency: int) -> dict[str, Any]:
+    """POST ``leads`` distinct leads to /api/leads with ``concurrency`` clients in flight."""
+    with tempfile.TemporaryDirectory() as tmp:
+        engine, schema = await _fresh_engine(backend, Path(tmp))
+        try:
+            await upgrade(engine)
+            settings = Settings(_env_file=None, api_token="bench", secret_key="k")  # type: ignore[call-arg]
+            runner = web.AppRunner(create_app(settings, engine=engine), access_log=None)
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            port = runner.addresses[0][1]
+            queue: asyncio.Queue[int] = asyncio.Queue()
+            for index in range(leads):
+                queue.put_nowait(index)
+            statuses: dict[int, int] = {}
+
+            async def client(session: aiohttp.ClientSession) -> None:
+                while not queue.empty():
+                    index = queue.get_nowait()
+                    body = {"email": f"lead{index}@bench.example", "name": f"Lead {index}"}
+                    async with session.post(
+                        f"http://127.0.0.1:{port}/api/leads",
+                        json=body,
+                        headers={"Authorization": "Bearer bench"},
+                    ) as response:
+                        statuses[response.status] = statuses.get(response.status, 0) + 1
+
+            started = time.perf_counter()
+            async with aiohttp.ClientSession() as session:
+                await asyncio.gather(*(client(session) for _ in range(concurrency)))
+            elapsed = time.perf_counter() - started
+            await runner.cleanup()
+        finally:
+            await engine.dispose()
+            await _drop(schema)
+    return {
+        "what": "api intake",
+        "backend": backend,
+        "leads": leads,
+        "concurrency": concurrency,
+        "seconds": round(elapsed, 2),
+        "leads_per_s": round(leads / elapsed),
+        "statuses": statuses,
+    }
+
+
+async def _postgres_reachable() -> bool:
+    engine = create_engine(POSTGRES_URL, pool_size=1)
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+        return True
+    except Exception:
+        return False
+    finally:
+        await engine.dispose()
+
+
+def _run_child(args: list[str]) -> dict[str, Any]:
+    output = subprocess.run(
+        [sys.executable, "-m", "bench.bench_intake", "--child", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return dict(json.loads(output.strip().splitlines()[-1]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=100_000, help="CSV rows (large run)")
+    parser.add_argument("--api-leads", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument("--child", nargs="*", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child is not None:
+        kind, backend, size, *rest = args.child
+        if kind == "import":
+            result = asyncio.run(measure_import(backend, int(size)))
+        else:
+            result = asyncio.run(measure_api(backend, int(size), int(rest[0])))
+        print(json.dumps(result))
+        return
+    backends = args.backends.split(",")
+    if "postgres" in backends and not asyncio.run(_postgres_reachable()):
+        print(f"postgres: not reachable at {POSTGRES_URL}, skipped")
+        backends.remove("postgres")
+    for backend in backends:
+        for rows in (args.rows // 5, args.rows):
+            print(json.dumps(_run_child(["import", backend, str(rows)])))
+        print(json.dumps(_run_child(["api", backend, str(args.api_leads), str(args.concurrency)])))
+
+
+if __name__ == "__main__":
+    main()
