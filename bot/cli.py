@@ -58,7 +58,8 @@ async def _require_schema(settings: Settings) -> None:
         await engine.dispose()
     if current != head:
         err_console.print(
-            f"[red]the database is at revision {current or 'none'}, not {head}: "
+            f"[red]the database is at revision {', '.join(current) or 'none'}, "
+            f"not {', '.join(head)}: "
             "run `leadbot db upgrade` first[/red]"
         )
         raise typer.Exit(2)

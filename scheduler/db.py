@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -63,3 +64,15 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 def is_postgres(engine: AsyncEngine) -> bool:
     """True when ``engine`` talks to PostgreSQL."""
     return engine.dialect.name == "postgresql"
+
+
+def insert_or_ignore(
+    session: AsyncSession, table: Any, index_elements: list[str] | None = None
+) -> postgresql.Insert | sqlite.Insert:
+    """``INSERT … ON CONFLICT DO NOTHING`` for the session's backend (same SQL on both).
+
+    With ``index_elements`` only conflicts on that unique index are ignored; without, any.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=index_elements)
+    return sqlite.insert(table).on_conflict_do_nothing(index_elements=index_elements)

@@ -21,9 +21,9 @@ from typing import Any, BinaryIO
 
 from pydantic import ValidationError
 from sqlalchemy import insert
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from scheduler.db import insert_or_ignore
 from scheduler.errors import InvalidLeadError
 from scheduler.leads import Contact, LeadIn, build_lead
 from scheduler.models import Lead, Stage, StageEvent
@@ -137,12 +137,6 @@ def _parse(
     return None
 
 
-def _insert_ignoring_duplicates(session: AsyncSession) -> postgresql.Insert | sqlite.Insert:
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(Lead).on_conflict_do_nothing()
-    return sqlite.insert(Lead).on_conflict_do_nothing()
-
-
 @dataclass(slots=True)
 class _Writer:
     """Writes parsed rows to the database a chunk at a time, counting into ``report``."""
@@ -158,7 +152,7 @@ class _Writer:
         by ``ON CONFLICT DO NOTHING`` and counted as duplicates."""
         values = [build_lead(row.data, row.contact, self.now) for row in chunk]
         async with self.sessions.begin() as session:
-            insert_lead = _insert_ignoring_duplicates(session).returning(Lead.id)
+            insert_lead = insert_or_ignore(session, Lead).returning(Lead.id)
             ids = list(await session.scalars(insert_lead, values))
             if ids:
                 event = {"to_stage": Stage.NEW.value, "actor": self.actor, "at": self.now}

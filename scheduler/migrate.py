@@ -6,6 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -23,7 +24,7 @@ def alembic_config(url: str = "") -> Config:
     return config
 
 
-async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+async def upgrade(engine: AsyncEngine, revision: str = "heads") -> None:
     """Run every pending migration on ``engine`` in one transaction."""
 
     def _upgrade(connection: Connection) -> None:
@@ -35,17 +36,16 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
         await connection.run_sync(_upgrade)
 
 
-async def current_revision(engine: AsyncEngine) -> str | None:
-    """The revision the database is at, or None when it was never migrated."""
-    from alembic.runtime.migration import MigrationContext
+async def current_revision(engine: AsyncEngine) -> tuple[str, ...]:
+    """The revisions the database is at (empty when it was never migrated)."""
 
-    def _current(connection: Connection) -> str | None:
-        return MigrationContext.configure(connection).get_current_revision()
+    def _current(connection: Connection) -> tuple[str, ...]:
+        return tuple(sorted(MigrationContext.configure(connection).get_current_heads()))
 
     async with engine.connect() as connection:
         return await connection.run_sync(_current)
 
 
-def head_revision() -> str | None:
-    """The newest revision our migrations define."""
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+def head_revision() -> tuple[str, ...]:
+    """The newest revisions our migrations define (one, unless branches are unmerged)."""
+    return tuple(sorted(ScriptDirectory.from_config(alembic_config()).get_heads()))

@@ -118,6 +118,7 @@ class Lead(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
     owner_rep_id: Mapped[int | None] = mapped_column(ForeignKey("reps.id"))
     qualification: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    enrichment: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     opted_out_at: Mapped[datetime | None]
     bot_paused: Mapped[bool] = mapped_column(Boolean, default=False)
     booked_at: Mapped[datetime | None]
@@ -261,6 +262,8 @@ class Touch(Base):
     draft: Mapped[str | None] = mapped_column(Text)
     outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id", ondelete="SET NULL"))
     note: Mapped[str | None] = mapped_column(Text)
+    # How the draft was made (template or prompt id and version, model), kept with it.
+    meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (
@@ -273,3 +276,48 @@ class Touch(Base):
         ),
         Index("ix_touches_lead_status", "lead_id", "status"),
     )
+
+
+class Suppression(Base):
+    """An address (email or phone) we must never message again: opt-outs, hard bounces,
+    complaints. Checked before every send."""
+
+    __tablename__ = "suppressions"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    address: Mapped[str] = mapped_column(String(320), unique=True)
+    reason: Mapped[str] = mapped_column(String(50))  # unsubscribe, bounce, complaint, stop
+    detail: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Booking(Base):
+    """A call booked through Calendly, keyed by the invitee URI Calendly gives it."""
+
+    __tablename__ = "bookings"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id", ondelete="SET NULL"))
+    invitee_uri: Mapped[str] = mapped_column(String(500), unique=True)
+    event_uri: Mapped[str | None] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(20))  # active | canceled
+    start_time: Mapped[datetime | None]
+    end_time: Mapped[datetime | None]
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    canceled_at: Mapped[datetime | None]
+
+
+class ProcessedEvent(Base):
+    """Webhook deliveries already handled (Calendly, email providers), so that a vendor's
+    retries change nothing. ``key`` is the vendor's own id of the event."""
+
+    __tablename__ = "processed_events"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    source: Mapped[str] = mapped_column(String(30))
+    key: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("source", "key", name="uq_processed_events"),)

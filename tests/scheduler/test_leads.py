@@ -92,7 +92,6 @@ async def test_same_phone_in_other_format_is_one_lead(sessions: Sessions) -> Non
         assert (lead.email, lead.phone) == ("dana@example.com", "+14155550123")
 
 
-
 async def test_existing_details_are_not_overwritten(sessions: Sessions) -> None:
     lead_id, _ = await take(sessions, email="a@x.com", name="Ann", company="Acme")
     await take(sessions, email="a@x.com", name="Someone Else", role="CTO")
