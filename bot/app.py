@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from datetime import datetime
 
 from aiohttp import web
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot import api_leads
-from bot.appkeys import ENGINE, METRICS, SESSIONS, SETTINGS
+from bot.appkeys import CHANNELS, DISPATCHER, ENGINE, JOBS, METRICS, SESSIONS, SETTINGS
 from bot.auth import bearer_auth
+from bot.channels import build_channels
 from bot.http_errors import json_errors
 from bot.metrics import Metrics
 from bot.settings import Settings
 from scheduler.db import create_engine, session_factory
+from scheduler.loop import PeriodicJob, SchedulerLoop
+from scheduler.outbox import Dispatcher
 
 log = logging.getLogger("leadbot.app")
 
@@ -31,9 +35,15 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "database": "ok"})
 
 
-def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> web.Application:
-    """Build the service. An ``engine`` passed in is used and left open (the caller owns it);
-    otherwise one is created from ``settings.database_url`` and disposed on shutdown."""
+def create_app(
+    settings: Settings, *, engine: AsyncEngine | None = None, run_scheduler: bool = True
+) -> web.Application:
+    """Build the service.
+
+    An ``engine`` passed in is used and left open (the caller owns it); otherwise one is
+    created from ``settings.database_url`` and disposed on shutdown. ``run_scheduler=False``
+    makes a web-only worker: periodic jobs then run in another process (``leadbot scheduler``).
+    """
     metrics = Metrics()
     app = web.Application(
         client_max_size=settings.max_body_bytes,
@@ -45,6 +55,7 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> web.
     )
     app[SETTINGS] = settings
     app[METRICS] = metrics
+    app[JOBS] = []
 
     async def database(app: web.Application) -> AsyncIterator[None]:
         own = engine is None
@@ -54,8 +65,32 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> web.
         if own:
             await app[ENGINE].dispose()
 
+    async def delivery(app: web.Application) -> AsyncIterator[None]:
+        app[CHANNELS] = build_channels(settings)
+        dispatcher = Dispatcher(app[SESSIONS], app[CHANNELS])
+        app[DISPATCHER] = dispatcher
+
+        async def deliver_due(now: datetime) -> None:
+            await dispatcher.reap(now)
+            await dispatcher.deliver_due(now)
+
+        app[JOBS].append(PeriodicJob("outbox", 5, deliver_due))
+        yield
+
+    async def scheduler(app: web.Application) -> AsyncIterator[None]:
+        loop = SchedulerLoop(app[JOBS])
+        if run_scheduler:
+            loop.start()
+        yield
+        await loop.stop()
+
+    # Order matters: each context may use what the ones before it set up, and the scheduler
+    # starts last, once every component has registered its jobs.
     app.cleanup_ctx.append(database)
+    app.cleanup_ctx.append(delivery)
+    # -- components register here (routes, contexts, jobs) --
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics.handle)
     app.router.add_routes(api_leads.routes)
+    app.cleanup_ctx.append(scheduler)
     return app

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.metrics import Metrics
 from bot.settings import Settings
+from scheduler.loop import PeriodicJob
+from scheduler.outbox import Channel, Dispatcher
 
 SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", AsyncEngine)
 SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
 METRICS = web.AppKey("metrics", Metrics)
+CHANNELS = web.AppKey("channels", Mapping[str, Channel])
+DISPATCHER = web.AppKey("dispatcher", Dispatcher)
+# Periodic jobs the app's scheduler loop runs; components append theirs while the app is built.
+JOBS = web.AppKey("jobs", list[PeriodicJob])
