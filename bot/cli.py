@@ -14,6 +14,8 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColu
 from rich.table import Table
 
 from bot.app import create_app
+from bot.chat import chat_command, dialogs_app
+from bot.interpreters import build_interpreter
 from bot.secrets_store import secrets_path, with_embedded_secrets
 from bot.settings import Settings, SettingsError, load_settings
 from scheduler.db import create_engine, session_factory
@@ -28,6 +30,7 @@ db_app = typer.Typer(help="Database schema.")
 leads_app = typer.Typer(help="Leads in the pipeline.")
 app.add_typer(db_app, name="db")
 app.add_typer(leads_app, name="leads")
+app.add_typer(dialogs_app, name="dialogs")
 console = Console()
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 err_console = Console(stderr=True)
@@ -92,6 +95,23 @@ def serve(
         host=host or settings.host,
         port=port or settings.port,
         print=lambda text: console.print(text.strip()),
+    )
+
+
+@app.command()
+def chat(
+    script: Annotated[str, typer.Option(help="Id of the dialog script to talk to.")] = (
+        "b2b_default"
+    ),
+) -> None:
+    """Play a prospect against a dialog script in the terminal (no server needed)."""
+    settings = _settings()
+    chat_command(
+        script,
+        settings.dialogs_dir,
+        settings.icp_file,
+        interpreter=build_interpreter(settings),
+        calendly_url=settings.calendly_url or None,
     )
 
 

@@ -1,0 +1,26 @@
+"""Which interpreter turns prospects' replies into answers: chosen once, from the settings.
+
+The LLM interpreter is used when ``LEADBOT_LLM_MODEL`` and ``OPENAI_API_KEY`` are set (it
+falls back to the rules on any model failure); otherwise the deterministic rules interpreter.
+"""
+
+from __future__ import annotations
+
+from bot.settings import Settings
+from dialogs.interpretation import Interpreter
+from dialogs.interpreters.llm import LLMInterpreter
+from dialogs.interpreters.rules import RulesInterpreter
+
+
+def build_interpreter(settings: Settings) -> Interpreter:
+    """The interpreter the settings ask for."""
+    rules = RulesInterpreter()
+    if not settings.llm_enabled:
+        return rules
+    return LLMInterpreter(
+        settings.llm_model,
+        settings.openai_base_url or None,
+        settings.openai_api_key.get_secret_value(),
+        settings.prompts_dir,
+        fallback=rules,
+    )

@@ -1,0 +1,313 @@
+"""The rules interpreter: deterministic, fast, always available.
+
+It fills the open question's slot first, then every other unfilled slot the message clearly
+gives ("we're 40 people and need it by March" fills company_size and timeline). Outside the
+open question it only trusts unambiguous signals: a count with a people unit for a size, a
+currency amount for a budget, a dated time expression for a timeline, an option named by its
+own words for a choice. The dialog engine calls :meth:`RulesInterpreter.interpret_now` inline,
+so per-script tables are compiled once and cached.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from dialogs.interpretation import Intent, Interpretation, SlotValue
+from dialogs.parsing import intents
+from dialogs.parsing.choice import ChoiceTable
+from dialogs.parsing.emails import find_email
+from dialogs.parsing.normalize import fold, normalize, tokens
+from dialogs.parsing.numbers import NumberMatch, find_numbers, mentions_budget
+from dialogs.parsing.timeline import TimelineMatch, parse_timeline
+from dialogs.script import AnswerKind, Option
+
+if TYPE_CHECKING:
+    from dialogs.script import Question, Script
+    from dialogs.session import Session
+
+RULES_MAX_CHARS = 1000  # rules read at most this much; a real answer is far shorter
+_CACHE_SIZE = 32
+_NO_BUDGET = re.compile(r"\b(?:no|zero|sin|not\s+a|don'?t\s+have\s+a)\s+(?:budget|presupuesto)\b")
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    """Everything about a script the rules need, precompiled."""
+
+    script: Script
+    tables: dict[str, ChoiceTable]
+    faq_re: re.Pattern[str] | None
+    faq_ids: dict[str, str]
+    faq_words: frozenset[str]  # first word of every FAQ phrase: skip the regex without one
+
+
+class _Message:
+    """One message in its views, each computed at most once."""
+
+    __slots__ = ("_numbers", "_timeline", "folded", "language", "norm", "now", "same_len", "used")
+
+    def __init__(self, text: str, now: datetime, language: str) -> None:
+        self.norm = normalize(text, RULES_MAX_CHARS)
+        self.folded = fold(self.norm)
+        self.same_len = len(self.folded) == len(self.norm)
+        self.now = now
+        self.language = language
+        self._numbers: list[NumberMatch] | None = None
+        self._timeline: TimelineMatch | None | bool = False
+        self.used: set[int] = set()  # indices of numbers already given to a slot
+
+    @property
+    def numbers(self) -> list[NumberMatch]:
+        if self._numbers is None:
+            self._numbers = find_numbers(self.norm, self.language)
+        return self._numbers
+
+    @property
+    def timeline(self) -> TimelineMatch | None:
+        if self._timeline is False:
+            self._timeline = parse_timeline(self.folded, self.now)
+        assert not isinstance(self._timeline, bool)
+        return self._timeline
+
+    def verbatim(self, folded_piece: str) -> str:
+        """The message's own words for a piece of its folded form (evidence is verbatim)."""
+        if self.same_len:
+            i = self.folded.find(folded_piece)
+            if i >= 0:
+                return self.norm[i : i + len(folded_piece)]
+        return folded_piece
+
+    def free_numbers(self) -> list[tuple[int, NumberMatch]]:
+        """Numbers not yet used and not part of the time expression ("by March 15")."""
+        if not self.numbers:
+            return []
+        tl = self.timeline
+        out = []
+        for i, n in enumerate(self.numbers):
+            if i in self.used:
+                continue
+            if tl is not None and self.same_len and tl.start <= n.start < tl.end:
+                continue
+            out.append((i, n))
+        return out
+
+
+class RulesInterpreter:
+    """Deterministic interpreter; also the LLM interpreter's fallback."""
+
+    def __init__(self) -> None:
+        self._cache: OrderedDict[tuple[str, str], _Compiled] = OrderedDict()
+
+    async def interpret(
+        self, script: Script, session: Session, text: str, now: datetime
+    ) -> Interpretation:
+        """See :class:`~dialogs.interpretation.Interpreter`; runs :meth:`interpret_now`."""
+        return self.interpret_now(script, session, text, now)
+
+    def interpret_now(
+        self, script: Script, session: Session, text: str, now: datetime
+    ) -> Interpretation:
+        """Interpret ``text`` synchronously (the engine calls this inline)."""
+        msg = _Message(text, now, script.language)
+        if not msg.norm:
+            return Interpretation(Intent.UNKNOWN)
+        if intents.is_stop(msg.folded):
+            return Interpretation(Intent.STOP)  # no facts kept from an opt-out message
+        compiled = self._compiled(script)
+        slots: dict[str, SlotValue] = {}
+        open_q = _open_question(script, session)
+        if open_q is not None:
+            sv = _fill(compiled, open_q, msg, is_open=True)
+            if sv is not None:
+                slots[open_q.slot] = sv
+        for q in script.questions:
+            if q is open_q or session.filled(q.slot):
+                continue
+            sv = _fill(compiled, q, msg, is_open=False)
+            if sv is not None:
+                slots[q.slot] = sv
+
+        injection = intents.looks_like_injection(msg.folded, text)
+        human = intents.is_human_request(msg.folded)
+        questionish = intents.looks_like_question(msg.folded)
+        faq_id = _faq(compiled, msg.folded)
+        if faq_id is not None and slots and not questionish:
+            faq_id = None  # "our price range is 10k" answers; it does not ask about price
+        if human:
+            return Interpretation(Intent.HUMAN, slots, injection_suspected=injection)
+        if faq_id is not None or (questionish and not slots):
+            return Interpretation(
+                Intent.QUESTION,
+                slots,
+                faq_id=faq_id,
+                question=msg.norm,
+                injection_suspected=injection,
+            )
+        if not slots and intents.is_greeting(msg.folded):
+            return Interpretation(Intent.GREETING, injection_suspected=injection)
+        if not slots and open_q is not None and not injection:
+            other = _own_words(open_q, msg)
+            if other is not None:
+                slots[open_q.slot] = other
+        intent = Intent.ANSWER if slots else Intent.UNKNOWN
+        return Interpretation(intent, slots, injection_suspected=injection)
+
+    def _compiled(self, script: Script) -> _Compiled:
+        key = (script.id, script.version)
+        hit = self._cache.get(key)
+        if hit is not None and hit.script is script:
+            self._cache.move_to_end(key)
+            return hit
+        compiled = _compile(script)
+        self._cache[key] = compiled
+        if len(self._cache) > _CACHE_SIZE:
+            self._cache.popitem(last=False)
+        return compiled
+
+
+def _compile(script: Script) -> _Compiled:
+    tables = {q.slot: ChoiceTable(q.options) for q in script.questions if q.options}
+    faq_ids: dict[str, str] = {}
+    for entry in script.faq:
+        for phrase in entry.match:
+            key = " ".join(fold(phrase).split())
+            if key:
+                faq_ids.setdefault(key, entry.id)
+    faq_re = None
+    if faq_ids:
+        body = "|".join(
+            re.escape(p).replace(r"\ ", r"\s+") for p in sorted(faq_ids, key=len, reverse=True)
+        )
+        faq_re = re.compile(rf"(?<!\w)(?:{body})(?!\w)")
+    faq_words = frozenset(tok for p in faq_ids for tok in tokens(p))
+    return _Compiled(script, tables, faq_re, faq_ids, faq_words)
+
+
+def _open_question(script: Script, session: Session) -> Question | None:
+    if session.open_slot is None:
+        return None
+    try:
+        return script.question(session.open_slot)
+    except KeyError:  # a session from an older script version
+        return None
+
+
+def _faq(compiled: _Compiled, folded: str) -> str | None:
+    if compiled.faq_re is None or not tokens(folded) & compiled.faq_words:
+        return None
+    best = max(compiled.faq_re.finditer(folded), key=lambda m: len(m.group(0)), default=None)
+    return None if best is None else compiled.faq_ids[" ".join(best.group(0).split())]
+
+
+def _fill(compiled: _Compiled, q: Question, msg: _Message, *, is_open: bool) -> SlotValue | None:
+    kind = q.kind
+    if kind is AnswerKind.TIMELINE:
+        found = _timeline(compiled, q, msg, is_open=is_open)
+    elif kind is AnswerKind.CHOICE:
+        found = _choice(compiled, q, msg, is_open=is_open)
+    elif kind is AnswerKind.NUMBER:
+        found = _number(q, msg, is_open=is_open)
+    elif kind is AnswerKind.EMAIL:
+        email = find_email(msg.norm)
+        found = SlotValue(email.address, email.evidence) if email else None
+    else:
+        found = None  # free text is only taken as the open answer, after intent checks
+    if found is None and is_open and kind is not AnswerKind.FREE_TEXT:
+        unknown = intents.unknown_answer(msg.folded)
+        if unknown is not None:
+            found = SlotValue(None, msg.verbatim(unknown.group(0)), unknown=True)
+    return found
+
+
+def _choice(compiled: _Compiled, q: Question, msg: _Message, *, is_open: bool) -> SlotValue | None:
+    table = compiled.tables[q.slot]
+    free = msg.free_numbers()
+    m = table.match(msg.folded, [n for _, n in free], strict=not is_open)
+    if m is None:
+        return None
+    if m.how == "range":
+        for i, n in free:
+            if n.evidence == m.evidence:
+                msg.used.add(i)
+                break
+    return SlotValue(m.option_id, msg.verbatim(m.evidence), confidence=m.confidence)
+
+
+def _timeline(
+    compiled: _Compiled, q: Question, msg: _Message, *, is_open: bool
+) -> SlotValue | None:
+    tl = msg.timeline
+    if tl is not None and tl.kind == "unknown":
+        tl = None  # handled as an "idk" by the caller, only for the open question
+    if not is_open:
+        if tl is None or not tl.strong:
+            return None
+        oid = bucket_for(q.options, tl.days)
+        return None if oid is None else SlotValue(oid, msg.verbatim(tl.evidence))
+    if tl is not None and tl.kind == "later":
+        oid = bucket_for(q.options, None)
+        return None if oid is None else SlotValue(oid, msg.verbatim(tl.evidence))
+    # An admin-written synonym ("after summer") beats our reading of the same words, but not
+    # a longer, more specific phrase around it ("as soon as possible" contains "soon").
+    table = compiled.tables.get(q.slot)
+    if table is not None:
+        m = table.match(msg.folded, strict=True)
+        if m is not None and (tl is None or len(m.evidence) >= len(tl.evidence)):
+            return SlotValue(m.option_id, msg.verbatim(m.evidence), confidence=m.confidence)
+    if tl is None:
+        return None
+    oid = bucket_for(q.options, tl.days)
+    conf = 1.0 if tl.strong else 0.8
+    return None if oid is None else SlotValue(oid, msg.verbatim(tl.evidence), confidence=conf)
+
+
+def bucket_for(options: Sequence[Option], days: int | None) -> str | None:
+    """The timeline bucket for a horizon: the soonest whose ``within_days`` holds it, else the
+    open-ended bucket (``within_days`` None). ``days=None`` means "later / no date"."""
+    if days is not None:
+        best: Option | None = None
+        for o in options:
+            fits = o.within_days is not None and days <= o.within_days
+            if fits and (best is None or (o.within_days or 0) < (best.within_days or 0)):
+                best = o
+        if best is not None:
+            return best.id
+    return next((o.id for o in options if o.within_days is None), None)
+
+
+def _number(q: Question, msg: _Message, *, is_open: bool) -> SlotValue | None:
+    wanted = q.unit if q.unit in ("people", "currency") else None
+    free = [(i, n) for i, n in msg.free_numbers() if n.is_count]
+    pick: tuple[int, NumberMatch] | None = None
+    if wanted is not None:
+        pick = next(((i, n) for i, n in free if n.unit == wanted), None)
+    if pick is None and (is_open or (wanted == "currency" and mentions_budget(msg.folded))):
+        pick = next(((i, n) for i, n in free if n.unit is None), None)
+    if pick is None:
+        if is_open and wanted == "currency" and _NO_BUDGET.search(msg.folded):
+            m = _NO_BUDGET.search(msg.folded)
+            assert m is not None
+            return SlotValue(None, msg.verbatim(m.group(0)), unknown=True)
+        return None
+    i, n = pick
+    if (q.min is not None and n.value < q.min) or (q.max is not None and n.value > q.max):
+        return None
+    msg.used.add(i)
+    value: int | float = int(n.value) if n.value.is_integer() else n.value
+    return SlotValue(value, n.evidence, confidence=0.85 if n.approximate else 0.95)
+
+
+def _own_words(q: Question, msg: _Message) -> SlotValue | None:
+    """The reply itself as the answer, for free-text questions and open-ended choices."""
+    if q.kind is not AnswerKind.FREE_TEXT and not (q.kind is AnswerKind.CHOICE and q.allow_other):
+        return None
+    if intents.unknown_answer(msg.folded) is not None:
+        return SlotValue(None, msg.norm, unknown=True)
+    if sum(c.isalpha() for c in msg.norm) < 3:
+        return None  # "ok", "?", "👍": not an answer in words
+    return SlotValue(msg.norm, msg.norm, confidence=0.6)

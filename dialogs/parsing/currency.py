@@ -1,0 +1,58 @@
+"""Currency symbols, codes and words, and amount multipliers ("k", "mil", "millones")."""
+
+from __future__ import annotations
+
+CURRENCY_SYMBOLS = {"$": "USD", "€": "EUR", "£": "GBP", "¥": "JPY", "₹": "INR"}
+CURRENCY_WORDS = {
+    "usd": "USD",
+    "us$": "USD",
+    "dollar": "USD",
+    "dollars": "USD",
+    "bucks": "USD",
+    "dolar": "USD",
+    "dolares": "USD",
+    "dólar": "USD",
+    "dólares": "USD",
+    "eur": "EUR",
+    "euro": "EUR",
+    "euros": "EUR",
+    "gbp": "GBP",
+    "pound": "GBP",
+    "pounds": "GBP",
+    "quid": "GBP",
+    "mxn": "MXN",
+    "pesos": "MXN",
+    "peso": "MXN",
+    "cop": "COP",
+    "ars": "ARS",
+    "clp": "CLP",
+}
+CUR_WORD = (
+    r"us\$|usd|eur|gbp|mxn|cop|ars|clp|euros?|dollars?|d[oó]lar(?:es)?|bucks|pounds?|quid|pesos?"
+)
+MULTS = {
+    "k": 1e3,
+    "thousand": 1e3,
+    "grand": 1e3,
+    "mil": 1e3,
+    "m": 1e6,
+    "mm": 1e6,
+    "mn": 1e6,
+    "million": 1e6,
+    "millions": 1e6,
+    "millon": 1e6,
+    "millón": 1e6,
+    "millones": 1e6,
+    "b": 1e9,
+    "bn": 1e9,
+    "billion": 1e9,
+}
+MULT = r"millones|millions|million|mill[oó]n|thousand|billion|grand|mil|mm|mn|bn|k|m|b"
+
+
+def currency_code(token: str | None) -> str | None:
+    """The ISO code for a currency symbol or word ("€" → "EUR", "bucks" → "USD"), or None."""
+    if not token:
+        return None
+    t = token.strip().lower()
+    return CURRENCY_SYMBOLS.get(t) or CURRENCY_WORDS.get(t)

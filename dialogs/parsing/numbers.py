@@ -1,0 +1,310 @@
+"""Find amounts and counts in prospect text: "50k", "$1.2M", "1,200", "about 200 people",
+"between 20 and 50", "twenty", "2.5m€", "15 mil" (Spanish: thousand).
+
+:func:`find_numbers` returns every number with its verbatim span, the unit it was written
+with (people, currency, or a time/percent/year unit that makes it *not* a count or an amount)
+and whether it was a range, a bound ("over 200") or approximate ("about 50"). The caller
+decides which number answers which question.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from dialogs.parsing.currency import CUR_WORD, MULT, MULTS, currency_code
+from dialogs.parsing.normalize import fold, tokens, word_set
+from dialogs.parsing.words import number_words, number_words_pattern, words_value
+
+Unit = Literal["people", "currency", "time", "percent", "year", "ordinal"]
+Bound = Literal["above", "below"]
+
+_TAIL = rf"""
+    (?:\s?(?P<mult>(?:{MULT}))(?![\w]))?
+    (?P<plus>\+)?
+    (?:\s?(?P<post>[$€£¥₹]|\b(?:{CUR_WORD})\b))?
+    (?P<ish>\s?-?ish\b)?
+"""
+# Digits first: the scanner can skip quickly to the next digit (a leading optional currency
+# group would make it try the whole pattern at every position).
+_DIGITS = re.compile(
+    r"(?<![\w.,])(?P<num>\d{1,3}(?:[.,]\d{3})+(?:[.,]\d+)?|\d+(?:[.,]\d+)?)(?![.,]?\d)" + _TAIL,
+    re.IGNORECASE | re.VERBOSE,
+)
+_WORDS = re.compile(
+    rf"\b(?P<words>{number_words_pattern()})\b" + _TAIL, re.IGNORECASE | re.VERBOSE
+)
+_PRE = re.compile(rf"(?:[$€£¥₹]|\b(?:{CUR_WORD}))\s?$", re.IGNORECASE)
+_PEOPLE = re.compile(
+    r"^\s*(?:[\w-]+\s+){0,2}?(?:people|persons?|ppl|pax|employees?|emps?|staff(?:ers)?|folks"
+    r"|guys|heads|headcount|team\s*members|members|devs|developers|engineers|workers|seats"
+    r"|users|agents|reps|salespeople|fte|ftes|personas?|empleados?|trabajadores|colaboradores"
+    r"|gente|personal|miembros)\b",
+    re.IGNORECASE,
+)
+_PEOPLE_BEFORE = re.compile(
+    r"(?:\b(?:team|company|staff|crew|org|organization|organisation|headcount|equipo|empresa)"
+    r"\s+(?:of|is|de|is\s+about|of\s+about|de\s+unos|de\s+unas)?|\bwe\s*(?:'re|are)|\bwe're"
+    r"|\bsomos|\bwe\s+have|\btenemos|\bwe\s+employ|\bemployees?:?|\bstaff:?|\bheadcount:?)"
+    r"\s*(?:about|around|roughly|approx\.?|like|some|~|unos|unas|casi|más\s+de|mas\s+de"
+    r"|over|under|almost|nearly)?\s*$",
+    re.IGNORECASE,
+)
+_TIME_AFTER = re.compile(
+    r"^\s*(?:more\s+|m[aá]s\s+)?(?:days?|d[ií]as?|weeks?|wks?|semanas?|months?|mos?|meses|mes"
+    r"|years?|yrs?|a[nñ]os?|hours?|hrs?|horas?|minutes?|mins?|minutos?|am|pm|quarters?"
+    r"|trimestres?)\b",
+    re.IGNORECASE,
+)
+_PERCENT_AFTER = re.compile(r"^\s*(?:%|percent\b|por\s*ciento\b)", re.IGNORECASE)
+_ORDINAL_AFTER = re.compile(r"^(?:st|nd|rd|th|º|ª|o)\b", re.IGNORECASE)
+_YEAR_BEFORE = re.compile(r"\b(?:in|by|before|until|after|en|para|antes\s+de|hasta)\s*$", re.I)
+_ABOVE_BEFORE = re.compile(
+    r"(?:\b(?:more\s+than|over|above|at\s+least|min(?:imum)?|upwards\s+of|m[aá]s\s+de"
+    r"|m[ií]nimo|por\s+encima\s+de)|>=?)\s*$",
+    re.IGNORECASE,
+)
+_BELOW_BEFORE = re.compile(
+    r"(?:\b(?:less\s+than|fewer\s+than|under|below|up\s+to|max(?:imum)?|at\s+most|no\s+more"
+    r"\s+than|menos\s+de|hasta|m[aá]ximo|por\s+debajo\s+de)|<=?)\s*$",
+    re.IGNORECASE,
+)
+_APPROX_BEFORE = re.compile(
+    r"(?:\b(?:about|around|approx(?:\.|imately)?|roughly|circa|ca\.|like|some|close\s+to"
+    r"|nearly|almost|unos|unas|alrededor\s+de|aprox(?:\.|imadamente)?|cerca\s+de|casi"
+    r"|m[aá]s\s+o\s+menos)|~|±)\s*$",
+    re.IGNORECASE,
+)
+_RANGE_BETWEEN = re.compile(r"^\s*(?:-|–|—|to|a|hasta|or|o|/|til|till)\s*$", re.IGNORECASE)
+_RANGE_AND = re.compile(r"^\s*(?:and|y|&)\s*$", re.IGNORECASE)
+_RANGE_OPEN = re.compile(r"\b(?:between|entre|from|de|desde)\s*$", re.IGNORECASE)
+_BUDGET_WORDS = re.compile(
+    r"\b(?:budget|presupuesto|spend|invest|investment|inversi[oó]n|per\s+month|a\s+month"
+    r"|monthly|/\s*mo(?:nth)?|per\s+year|a\s+year|annual(?:ly)?|al\s+mes|mensual(?:es)?"
+    r"|al\s+a[nñ]o|anual(?:es)?|pay|pagar|gastar|invertir)\b",
+    re.IGNORECASE,
+)
+_LOOKBACK = 40  # characters before a number searched for "more than", "team of", ...
+# Words one of the "before" patterns needs; checked first because a set lookup is cheap.
+_ABOVE_WORDS = word_set("more over above least min minimum upwards mas minimo encima")
+_BELOW_WORDS = word_set("less fewer under below up max maximum most menos hasta maximo debajo")
+_APPROX_WORDS = word_set(
+    "about around approx approximately roughly circa ca like some close nearly almost unos"
+    " unas alrededor aprox aproximadamente cerca casi menos"
+)
+_PEOPLE_BEFORE_WORDS = word_set(
+    "team company staff crew org organization organisation headcount equipo empresa we re"
+    " somos have tenemos employ employee employees"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class NumberMatch:
+    """One number found in text. ``value`` is the midpoint when a range was given."""
+
+    value: float
+    evidence: str
+    start: int
+    end: int
+    unit: Unit | None = None
+    currency: str | None = None
+    low: float | None = None
+    high: float | None = None
+    bound: Bound | None = None
+    approximate: bool = False
+
+    @property
+    def is_count(self) -> bool:
+        """Usable as a count or an amount (not a duration, percentage, year or ordinal)."""
+        return self.unit in (None, "people", "currency")
+
+
+@dataclass(slots=True)
+class _Raw:
+    value: float
+    start: int
+    end: int
+    currency: str | None
+    has_mult: bool
+    from_words: bool
+    plus: bool
+    ish: bool
+
+
+def find_numbers(text: str, language: str = "en") -> list[NumberMatch]:
+    """Every number in ``text`` in order, ranges merged ("20-50k" is one match)."""
+    matches = list(_DIGITS.finditer(text))
+    if number_words() & tokens(text.lower()):
+        taken = [(m.start(), m.end()) for m in matches]
+        matches += [
+            w
+            for w in _WORDS.finditer(text)
+            if not any(a < w.end() and w.start() < b for a, b in taken)  # "15 mil": one number
+        ]
+        matches.sort(key=lambda m: m.start())
+    raws = [r for m in matches if (r := _raw(m, text, language)) is not None]
+    out: list[NumberMatch] = []
+    i = 0
+    while i < len(raws):
+        a = raws[i]
+        b = raws[i + 1] if i + 1 < len(raws) else None
+        if b is not None and _is_range(text, a, b):
+            out.append(_range(text, a, b))
+            i += 2
+        else:
+            out.append(_single(text, a))
+            i += 1
+    return out
+
+
+def mentions_budget(text: str) -> bool:
+    """Whether ``text`` talks about money to spend ("budget", "per month", "invest"...)."""
+    if not ("/" in text or tokens(text.lower()) & _BUDGET_TRIGGERS):
+        return False
+    return _BUDGET_WORDS.search(text) is not None
+
+
+_BUDGET_TRIGGERS = word_set(
+    "budget presupuesto spend invest investment inversion inversión per a monthly mo month"
+    " year annual annually al mensual mensuales anual anuales pay pagar gastar invertir"
+)
+
+
+def _raw(m: re.Match[str], text: str, language: str) -> _Raw | None:
+    if "num" in m.re.groupindex:
+        value = _parse_digits(m.group("num"))
+    else:
+        spelled = words_value(m.group("words"))
+        if spelled is None:
+            return None
+        value = spelled
+    mult_word = (m.group("mult") or "").lower()
+    mult = MULTS.get(mult_word, 1.0)
+    digits = "num" in m.re.groupindex
+    if mult_word == "mil" and not language.startswith("es") and digits:
+        mult = 1e6  # English slang: "$2 mil" is two million; Spanish "15 mil" is 15,000
+    if mult_word in ("m", "b") and not digits:
+        return None  # "twenty m" is not a thing; avoid eating a stray letter
+    post = m.group("post")
+    pre_m = _PRE.search(text, max(0, m.start() - 5), m.start())
+    pre = pre_m.group(0) if pre_m else None
+    return _Raw(
+        value=value * mult,
+        start=pre_m.start() if pre_m else m.start(),
+        end=m.end(),
+        currency=currency_code(pre) or currency_code(post),
+        has_mult=bool(mult_word),
+        from_words=not digits,
+        plus=bool(m.group("plus")),
+        ish=bool(m.group("ish")),
+    )
+
+
+def _parse_digits(s: str) -> float:
+    seps = [c for c in s if c in ".,"]
+    if not seps:
+        return float(s)
+    if len(seps) > 1 and len(set(seps)) == 2:
+        dec = seps[-1]  # "1.234,56" / "1,234.56": the last separator is the decimal one
+        thousands = "," if dec == "." else "."
+        return float(s.replace(thousands, "").replace(dec, "."))
+    sep = seps[0]
+    groups = s.split(sep)
+    if len(groups) > 2 or len(groups[-1]) == 3:
+        return float(s.replace(sep, ""))  # "1,200", "1.200.000": grouping
+    return float(s.replace(sep, "."))  # "1.5", "2,5": decimal
+
+
+def _is_range(text: str, a: _Raw, b: _Raw) -> bool:
+    between = text[a.end : b.start]
+    if _RANGE_BETWEEN.match(between):
+        return b.value >= a.value or (not a.has_mult and b.has_mult)
+    if _RANGE_AND.match(between):
+        return _RANGE_OPEN.search(text, max(0, a.start - 12), a.start) is not None
+    return False
+
+
+def _range(text: str, a: _Raw, b: _Raw) -> NumberMatch:
+    low = a.value
+    # "10-20k", "$10–20k": the multiplier and currency written once apply to both ends.
+    if b.has_mult and not a.has_mult and a.value < b.value:
+        scale = b.value / _unscaled(text, b)
+        low = a.value * scale
+    high = b.value
+    low, high = min(low, high), max(low, high)
+    start = a.start
+    opener = _RANGE_OPEN.search(text, max(0, a.start - 12), a.start)
+    if opener:
+        start = opener.start()
+    currency = a.currency or b.currency
+    return _finish(text, start, b.end, (low + high) / 2, currency, low=low, high=high)
+
+
+def _unscaled(text: str, r: _Raw) -> float:
+    m = _DIGITS.search(text, r.start)
+    if m:
+        v = _parse_digits(m.group("num"))
+        return v if v else 1.0
+    return r.value or 1.0
+
+
+def _single(text: str, r: _Raw) -> NumberMatch:
+    before = text[max(0, r.start - _LOOKBACK) : r.start]
+    # Most numbers have no qualifier: a set lookup spares three regex scans.
+    words = tokens(fold(before)) if before else frozenset()
+    marks = ">" in before or "<" in before or "~" in before or "±" in before
+    bound: Bound | None = None
+    if r.plus or ((marks or words & _ABOVE_WORDS) and _ABOVE_BEFORE.search(before)):
+        bound = "above"
+    elif (marks or words & _BELOW_WORDS) and _BELOW_BEFORE.search(before):
+        bound = "below"
+    approx = r.ish or bool((marks or words & _APPROX_WORDS) and _APPROX_BEFORE.search(before))
+    return _finish(text, r.start, r.end, r.value, r.currency, bound=bound, approximate=approx)
+
+
+def _finish(
+    text: str,
+    start: int,
+    end: int,
+    value: float,
+    currency: str | None,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    bound: Bound | None = None,
+    approximate: bool = False,
+) -> NumberMatch:
+    after = text[end : end + 40]
+    before = text[max(0, start - _LOOKBACK) : start]
+    unit: Unit | None
+    if currency:
+        unit = "currency"
+    elif _TIME_AFTER.match(after):
+        unit = "time"
+    elif _PERCENT_AFTER.match(after):
+        unit = "percent"
+    elif _ORDINAL_AFTER.match(after):
+        unit = "ordinal"
+    elif (m := _PEOPLE.match(after)) is not None:
+        unit = "people"
+        end += m.end()
+    elif tokens(fold(before)) & _PEOPLE_BEFORE_WORDS and _PEOPLE_BEFORE.search(before):
+        unit = "people"
+    elif 1900 <= value <= 2100 and value.is_integer() and _YEAR_BEFORE.search(before):
+        unit = "year"
+    else:
+        unit = None
+    evidence = text[start:end].strip()
+    return NumberMatch(
+        value=value,
+        evidence=evidence,
+        start=start,
+        end=end,
+        unit=unit,
+        currency=currency,
+        low=low,
+        high=high,
+        bound=bound,
+        approximate=approximate,
+    )

@@ -1,0 +1,279 @@
+"""When does the prospect want to start? A horizon in days from ``now``.
+
+Reads folded text (see :func:`dialogs.parsing.normalize.fold`): "asap", "yesterday",
+"next week", "next month", "by March", "Q3", "end of year", "in 2 months", "no rush",
+"not sure", and their Spanish equivalents ("lo antes posible", "el mes que viene", "no sé").
+
+Conventions, so buckets are predictable: a relative period ("next month", "this quarter",
+"next year") means its *end*; a named period ("March", "Q3", "2026") its *start*, the
+deadline reading of "by March"; "end of …" is the last day. Past months roll to next year.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Literal
+
+from dialogs.parsing.intents import UNKNOWN_ANSWER
+from dialogs.parsing.normalize import tokens
+from dialogs.parsing.timeline_words import (
+    AMBIGUOUS_MONTHS,
+    ASAP_WORDS,
+    COUNT_WORDS,
+    EO_WORDS,
+    HALF_WORDS,
+    LATER_WORDS,
+    MONTH_WORDS,
+    MONTHS,
+    PERIOD_WORDS,
+    QUARTER_WORDS,
+    SOON_WORDS,
+    TRIGGERS,
+    UNIT_DAYS,
+    UNIT_WORDS,
+    WEEKDAY_WORDS,
+    WEEKDAYS,
+)
+
+Kind = Literal["date", "later", "unknown"]
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineMatch:
+    """A parsed timeline. ``days`` is set for kind "date"; ``strong`` is False for bare
+    words ("now", "soon", "march") that are only trusted when the timeline question is open."""
+
+    kind: Kind
+    days: int | None
+    evidence: str
+    start: int
+    end: int
+    strong: bool = True
+
+
+_P = r"(?<![\w])"  # start-of-word that also works before punctuation like "a.s.a.p"
+_LATER = re.compile(
+    rf"{_P}(?:no\s+rush|no\s+hurry|not\s+in\s+a\s+(?:rush|hurry)|some\s*day|eventually"
+    r"|just\s+(?:looking|browsing|exploring|researching|curious)|exploring|long[\s-]term"
+    r"|not\s+(?:any\s*time\s+)?soon|not\s+(?:right\s+)?now|not\s+yet|later\s+on|later"
+    r"|at\s+some\s+point|in\s+the\s+future|mas\s+adelante|sin\s+prisa|no\s+hay\s+prisa"
+    r"|no\s+tengo\s+prisa|algun\s+dia|solo\s+(?:mirando|explorando|curioseando)|a\s+futuro"
+    r"|ahora\s+no|todavia\s+no|aun\s+no|a\s+largo\s+plazo|mas\s+tarde|no\s+es\s+urgente"
+    r"|not\s+urgent)\b"
+)
+_ASAP_STRONG = re.compile(
+    rf"{_P}(?:asap|a\.s\.a\.p\.?|as\s+soon\s+as\s+possible|right\s+away|right\s+now|immediately"
+    r"|urgent(?:ly)?|yesterday|lo\s+antes\s+posible|cuanto\s+antes|lo\s+mas\s+pronto\s+posible"
+    r"|ya\s+mismo|urgente|urge|inmediatamente|de\s+inmediato|ahora\s+mismo|para\s+ayer|enseguida"
+    r"|this\s+week|esta\s+semana|start\s+now|empezar\s+ya|cuanto\s+mas\s+pronto\s+mejor"
+    r"|the\s+sooner\s+the\s+better)(?!\w)"
+)
+_ASAP_WEAK = re.compile(r"\b(?:now|today|hoy|ya|ahora|tomorrow|ayer|asap+)\b")
+_SOON_WEAK = re.compile(r"\b(?:soon|pronto|shortly|en\s+breve)\b")
+_NEXT = re.compile(
+    r"\b(?:(?:the\s+)?(?:next|following|coming)\s+(?P<u1>week|month|quarter|year)"
+    r"|(?:(?:el|la)\s+)?(?:proxim[oa]|siguiente)\s+(?P<u2>semana|mes|trimestre|ano)"
+    r"|(?:(?:el|la)\s+)?(?P<u3>semana|mes|trimestre|ano)\s+(?:que\s+viene|proxim[oa]|siguiente))\b"
+)
+_THIS = re.compile(
+    r"\b(?:(?:this|current|by\s+the\s+end\s+of\s+(?:the|this))\s+(?P<u1>month|quarter|year)"
+    r"|(?:est[ea]|el\s+presente)\s+(?P<u2>mes|trimestre|ano)"
+    r"|(?:end\s+of\s+(?:the\s+)?|fin(?:al)?(?:es)?\s+de(?:l)?\s+|finales\s+de(?:l)?\s+|eo)"
+    r"(?P<u3>month|quarter|year|y|mes|trimestre|ano|q)(?![\w]))"
+)
+_RELATIVE = re.compile(
+    r"\b(?P<prep>in|within|inside|over\s+the\s+next|next|en|dentro\s+de|durante\s+los"
+    r"|en\s+los\s+proximos|los\s+proximos|proximos)?\s*"
+    r"(?P<n>\d{1,3}|a\s+couple\s+of|a\s+couple|couple\s+of|a\s+few|un\s+par\s+de|par\s+de"
+    r"|unos\s+pocos|unos|unas|several|varios|an?|one|two|three|four|five|six|eight|nine|ten"
+    r"|twelve|un|una|dos|tres|cuatro|cinco|seis|ocho|nueve|diez|doce|few)\s*"
+    r"(?:-\s*|to\s+|a\s+)?(?:(?P<n2>\d{1,3})\s*)?"
+    r"(?P<unit>days?|dias?|weeks?|wks?|semanas?|months?|mos|meses|mes|quarters?|trimestres?"
+    r"|years?|yrs?|anos?)\b"
+)
+_QUARTER = re.compile(
+    r"\b(?P<end>end\s+of\s+|fin(?:al)?\s+del?\s+|by\s+the\s+end\s+of\s+)?"
+    r"(?:q(?P<q>[1-4])|(?P<qw>first|second|third|fourth|primer|segundo|tercer|cuarto)"
+    r"\s+(?:quarter|trimestre))(?:\s*(?:of\s+)?(?P<year>20\d\d))?\b"
+)
+_HALF = re.compile(r"\b(?:h2|second\s+half|segundo\s+semestre|2nd\s+half)\b")
+_NEXT_YEAR_PART = re.compile(
+    r"\b(?:(?:early|beginning\s+of|start\s+of|principios\s+de(?:l)?|inicios\s+de(?:l)?)\s+"
+    r"(?:next\s+year|(?:el\s+)?ano\s+que\s+viene|(?:el\s+)?proximo\s+ano))\b"
+)
+_PREPS = (
+    r"by|in|before|until|till|til|for|around|end\s+of|mid|early|late|beginning\s+of|start\s+of"
+    r"|by\s+the\s+end\s+of|en|para|antes\s+de|hasta|a\s+finales\s+de|a\s+principios\s+de"
+    r"|finales\s+de|principios\s+de|mediados\s+de|a\s+mediados\s+de|fin\s+de|el|del"
+)
+_MONTH_RE = re.compile(
+    rf"(?:\b(?P<prep>{_PREPS})\s+)?(?:(?P<day>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+|de\s+)?)?"
+    rf"\b(?P<month>{'|'.join(sorted(MONTHS, key=len, reverse=True))})\.?(?!\w)"
+    r"(?:\s+(?P<day2>\d{1,2})(?:st|nd|rd|th)?\b)?(?:,?\s*(?P<year>20\d\d)\b)?"
+)
+_WEEKDAY_RE = re.compile(
+    rf"\b(?:by|on|this|next|until|before|el|para\s+el|antes\s+del?|hasta\s+el)\s+"
+    rf"(?P<wd>{'|'.join(WEEKDAYS)})\b"
+)
+_YEAR_RE = re.compile(r"\b(?:in|by|for|during|en|para|durante)\s+(?P<year>20\d\d)\b")
+_TOMORROW = re.compile(r"\b(?:tomorrow|manana)\b")
+
+
+def parse_timeline(folded: str, now: datetime) -> TimelineMatch | None:
+    """The timeline in ``folded`` text as of ``now``, or None if it names none.
+
+    Concrete dates beat "no rush", which beats "not sure": "not sure, maybe March" is March.
+    """
+    words = tokens(folded)
+    if not (words & TRIGGERS or "a.s.a.p" in folded or any(w.isdigit() for w in words)):
+        m = UNKNOWN_ANSWER.search(folded)
+        return TimelineMatch("unknown", None, m.group(0), m.start(), m.end()) if m else None
+    today = now.date()
+    later = _LATER.search(folded) if words & LATER_WORDS else None
+    found = _concrete(folded, today, words)
+    if found is not None:
+        # "not right now" contains "right now": the negation wins.
+        if later is not None and later.start() <= found.start < later.end():
+            return TimelineMatch("later", None, later.group(0), later.start(), later.end())
+        return found
+    found = _later_or_soon(folded, later, words)
+    if found is not None:
+        return found
+    m = UNKNOWN_ANSWER.search(folded)
+    if m:
+        return TimelineMatch("unknown", None, m.group(0), m.start(), m.end())
+    return None
+
+
+def _concrete(s: str, today: date, words: frozenset[str]) -> TimelineMatch | None:
+    # Each pattern runs only if a word it needs is present: most replies have none.
+    if (words & ASAP_WORDS or "a.s.a.p" in s) and (m := _ASAP_STRONG.search(s)) is not None:
+        return _at(m, 0)
+    if words & QUARTER_WORDS and (m := _QUARTER.search(s)) is not None:
+        return _at(m, _quarter_days(m, today))
+    period = words & PERIOD_WORDS
+    if period and (m := _NEXT_YEAR_PART.search(s)) is not None:
+        return _at(m, (date(today.year + 1, 1, 1) - today).days)
+    if (period or words & EO_WORDS) and (m := _THIS.search(s)) is not None:
+        unit = m.group("u1") or m.group("u2") or m.group("u3")
+        return _at(m, (_period_end(today, unit, 0) - today).days)
+    if period and (m := _NEXT.search(s)) is not None:
+        unit = m.group("u1") or m.group("u2") or m.group("u3")
+        return _at(m, (_period_end(today, unit, 1) - today).days)
+    if (
+        words & UNIT_WORDS
+        and (m := _RELATIVE.search(s)) is not None
+        and (days := _relative_days(m)) is not None
+    ):
+        return _at(m, days, strong=bool(m.group("prep")))
+    if words & HALF_WORDS and (m := _HALF.search(s)) is not None:
+        target = date(today.year, 7, 1)
+        return _at(m, max(0, (target - today).days))
+    if words & WEEKDAY_WORDS and (m := _WEEKDAY_RE.search(s)) is not None:
+        ahead = (WEEKDAYS[m.group("wd")] - today.weekday()) % 7 or 7
+        return _at(m, ahead)
+    if words & MONTH_WORDS:
+        for m in _MONTH_RE.finditer(s):
+            days = _month_days(m, today)
+            if days is not None:
+                strong = bool(m.group("prep") or m.group("day") or m.group("day2"))
+                return _at(m, days, strong=strong)
+    if (m := _YEAR_RE.search(s)) is not None:
+        year = int(m.group("year"))
+        if year == today.year:
+            return _at(m, (date(year, 12, 31) - today).days)
+        if year > today.year:
+            return _at(m, (date(year, 1, 1) - today).days)
+    if words & {"tomorrow", "manana"} and (m := _TOMORROW.search(s)) is not None:
+        return _at(m, 1, strong=False)
+    return None
+
+
+def _later_or_soon(
+    s: str, later: re.Match[str] | None, words: frozenset[str]
+) -> TimelineMatch | None:
+    if later is not None:
+        return TimelineMatch("later", None, later.group(0), later.start(), later.end())
+    if words & ASAP_WORDS and (m := _ASAP_WEAK.search(s)) is not None:
+        return _at(m, 0, strong=False)
+    if words & SOON_WORDS and (m := _SOON_WEAK.search(s)) is not None:
+        return _at(m, 45, strong=False)  # "soon": within a couple of months
+    return None
+
+
+def _at(m: re.Match[str], days: int, *, strong: bool = True) -> TimelineMatch:
+    return TimelineMatch("date", max(0, days), m.group(0).strip(), m.start(), m.end(), strong)
+
+
+def _period_end(today: date, unit: str, ahead: int) -> date:
+    if unit in ("week", "semana"):
+        return today + timedelta(days=(6 - today.weekday()) + 7 * ahead)
+    if unit in ("month", "mes"):
+        y, mth = divmod(today.month - 1 + ahead, 12)
+        year, month = today.year + y, mth + 1
+        return date(year, month, calendar.monthrange(year, month)[1])
+    if unit in ("quarter", "trimestre", "q"):
+        q = (today.month - 1) // 3 + ahead
+        y, q = divmod(q, 4)
+        year, last_month = today.year + y, q * 3 + 3
+        return date(year, last_month, calendar.monthrange(year, last_month)[1])
+    return date(today.year + ahead, 12, 31)  # year / ano / "eoy"
+
+
+def _relative_days(m: re.Match[str]) -> int | None:
+    raw = re.sub(r"\s+", " ", m.group("n"))
+    n = int(raw) if raw.isdigit() else COUNT_WORDS.get(raw)
+    if n is None:
+        return None
+    if m.group("n2"):
+        n = int(m.group("n2"))  # "2-3 months": plan for the later end
+    unit = m.group("unit").rstrip("s") if m.group("unit") not in ("mes", "meses") else "mes"
+    unit = {"dia": "dia", "ano": "ano", "mo": "mo", "wk": "wk"}.get(unit, unit)
+    per = UNIT_DAYS.get(unit)
+    if per is None:
+        return None
+    if not m.group("prep") and raw in ("a", "an", "un", "una"):
+        return None  # "a month" alone is as likely "per month" as a timeline
+    return min(n * per, 3650)
+
+
+def _quarter_days(m: re.Match[str], today: date) -> int:
+    words = {"first": 1, "primer": 1, "second": 2, "segundo": 2, "third": 3, "tercer": 3}
+    q = int(m.group("q")) if m.group("q") else words.get(m.group("qw"), 4)
+    year = int(m.group("year")) if m.group("year") else today.year
+    current_q = (today.month - 1) // 3 + 1
+    if not m.group("year") and q < current_q:
+        year += 1
+    if m.group("end"):
+        last_month = q * 3
+        target = date(year, last_month, calendar.monthrange(year, last_month)[1])
+    else:
+        target = date(year, q * 3 - 2, 1)
+    return max(0, (target - today).days)
+
+
+def _month_days(m: re.Match[str], today: date) -> int | None:
+    word = m.group("month")
+    prep = m.group("prep") or ""
+    day_s = m.group("day") or m.group("day2")
+    if word in AMBIGUOUS_MONTHS and not (prep and prep not in ("el", "del")) and not day_s:
+        return None
+    month = MONTHS[word]
+    year = int(m.group("year")) if m.group("year") else today.year
+    if not m.group("year") and (
+        month < today.month or (month == today.month and day_s and int(day_s) < today.day)
+    ):
+        year += 1
+    last = calendar.monthrange(year, month)[1]
+    if day_s:
+        day = min(max(int(day_s), 1), last)
+    elif re.match(r"(?:by\s+the\s+)?end|late|a\s+finales|finales|fin", prep):
+        day = last
+    elif prep.startswith(("mid", "mediados", "a mediados")):
+        day = 15
+    else:
+        day = 1
+    return max(0, (date(year, month, day) - today).days)
