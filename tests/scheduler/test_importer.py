@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 from datetime import UTC, datetime
 from pathlib import Path
@@ -106,3 +107,25 @@ async def test_leads_created_meanwhile_count_as_duplicates(
         await intake(session, LeadIn(email=first_email), default_region="US", now=NOW)
     report = await import_csv(sessions, path, default_region="US", now=NOW)
     assert (report.created, report.duplicates) == (expected.created - 1, 1)
+
+
+async def test_import_racing_intakes_of_the_same_people(
+    sessions: Sessions, tmp_path: Path
+) -> None:
+    """Intakes of people who are also in the file, running during the import: every person
+    ends up as one lead with one creation row, whoever won."""
+    path = tmp_path / "leads.csv"
+    expected = write_leads_csv(path, 1500, bad_share=0)
+    with path.open(encoding="utf-8", newline="") as file:
+        emails = [row["Email Address"] for row in csv.DictReader(file)][::10]
+
+    async def take(email: str) -> bool:
+        async with sessions.begin() as session:
+            result = await intake(session, LeadIn(email=email), default_region="US", now=NOW)
+        return result.created
+
+    report, *created = await asyncio.gather(
+        import_csv(sessions, path, default_region="US", now=NOW), *(take(e) for e in emails)
+    )
+    assert report.created + sum(created) == expected.created  # type: ignore[union-attr]
+    assert await counts(sessions) == (expected.created, expected.created)
