@@ -65,7 +65,13 @@ class SchedulerLoop:
         task = asyncio.ensure_future(self._guarded(job))
         self._running.add(task)
         task.add_done_callback(self._running.discard)
-        await asyncio.shield(task)
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            # APScheduler's shutdown cancels us, not the job: stop() waits for the job.
+            if not task.done():
+                return
+            raise
 
     @staticmethod
     async def _guarded(job: PeriodicJob) -> None:

@@ -46,7 +46,9 @@ class DeliveryError(Exception):
 
 class NotSent(DeliveryError):
     """The provider surely did not accept the message. ``is_transient`` says whether trying
-    again later may succeed (throttling, 5xx, connection refused)."""
+    again later may succeed (throttling, 5xx, connection refused). ``attempted=False`` means
+    the channel held the message back itself (a daily cap, a rate limit) without contacting
+    the provider: the row is deferred by ``retry_after`` and the try does not count."""
 
     def __init__(
         self,
@@ -55,9 +57,11 @@ class NotSent(DeliveryError):
         code: str = "",
         is_transient: bool = True,
         retry_after: float | None = None,
+        attempted: bool = True,
     ) -> None:
         super().__init__(message, code=code, retry_after=retry_after)
         self.is_transient = is_transient
+        self.attempted = attempted
 
 
 class MaybeSent(DeliveryError):
@@ -235,9 +239,12 @@ class Dispatcher:
         return int(result.rowcount)  # type: ignore[attr-defined]
 
     async def _not_sent(self, item_id: int, exc: NotSent, attempts: int, now: datetime) -> str:
-        if not exc.is_transient or attempts >= len(self.backoff) + 1:
+        held_back = exc.is_transient and not exc.attempted
+        if held_back:
+            attempts -= 1
+        elif not exc.is_transient or attempts >= len(self.backoff) + 1:
             return await self._finish(item_id, OutboxState.FAILED, now, error=str(exc))
-        delay = self.backoff[attempts - 1]
+        delay = self.backoff[attempts - 1] if not held_back else timedelta(0)
         if exc.retry_after is not None:
             delay = max(delay, timedelta(seconds=exc.retry_after))
         async with self.sessions.begin() as session:
@@ -246,6 +253,7 @@ class Dispatcher:
                 .where(OutboxItem.id == item_id, OutboxItem.state == OutboxState.SENDING.value)
                 .values(
                     state=OutboxState.PENDING.value,
+                    attempts=attempts,
                     next_attempt_at=now + delay,
                     error=str(exc),
                     updated_at=now,

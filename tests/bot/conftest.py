@@ -17,5 +17,8 @@ from tests.bot.support import make_settings
 async def client(
     engine: AsyncEngine, aiohttp_client: Callable[..., Awaitable[TestClient[Any, Any]]]
 ) -> TestClient[Any, Any]:
-    """A client of the service running on 127.0.0.1 with the parametrized stage store."""
-    return await aiohttp_client(create_app(make_settings(max_body_bytes=64 * 1024), engine=engine))
+    """A client of the service running on 127.0.0.1 with the parametrized stage store.
+
+    Periodic jobs do not run on their own here: tests that need them call them."""
+    settings = make_settings(max_body_bytes=64 * 1024)
+    return await aiohttp_client(create_app(settings, engine=engine, run_scheduler=False))

@@ -85,7 +85,9 @@ async def test_transitions_are_applied_and_audited(client: Client) -> None:
 
 
 async def test_listing_filters_by_stage_and_pages(client: Client) -> None:
-    ids = [(await post_lead(client, email=f"l{i}@x.com"))[1]["lead"]["id"] for i in range(5)]
+    # Phone-only leads: an email lead would get its first touch and move to contacted.
+    phones = [f"+1415555010{i}" for i in range(5)]
+    ids = [(await post_lead(client, phone=phone))[1]["lead"]["id"] for phone in phones]
     await client.post(f"/api/leads/{ids[1]}/transitions", json={"to": "contacted"}, headers=AUTH)
     contacted = await (await client.get("/api/leads?stage=contacted", headers=AUTH)).json()
     assert [lead["id"] for lead in contacted["leads"]] == [ids[1]]

@@ -155,3 +155,17 @@ async def test_interrupted_sends_become_uncertain(sessions: Sessions) -> None:
     assert await dispatcher.reap(NOW + timedelta(minutes=4)) == 0
     assert await dispatcher.reap(NOW + timedelta(minutes=6)) == 1
     assert (await state_of(sessions, item_id)).state == "uncertain"
+
+
+async def test_held_back_sends_are_deferred_without_using_up_attempts(sessions: Sessions) -> None:
+    item_id, _ = await make_item(sessions)
+    cap = NotSent("daily cap reached", code="daily_cap", retry_after=3600, attempted=False)
+    channel = ScriptedChannel(*[cap] * 10, "ok")
+    dispatcher = Dispatcher(sessions, {"test": channel}, backoff=(timedelta(0),))
+    now = NOW
+    for _ in range(10):
+        assert await dispatcher.deliver(item_id, now) == "pending"
+        item = await state_of(sessions, item_id)
+        assert (item.attempts, item.next_attempt_at) == (0, now + timedelta(hours=1))
+        now += timedelta(hours=1)
+    assert await dispatcher.deliver(item_id, now) == "sent"
