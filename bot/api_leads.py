@@ -45,6 +45,7 @@ def lead_json(lead: Lead) -> dict[str, Any]:
         "version": lead.version,
         "qualification": lead.qualification,
         "opted_out": lead.opted_out_at is not None,
+        "email_status": lead.email_status,
         "bot_paused": lead.bot_paused,
         "booked_at": lead.booked_at.isoformat() if lead.booked_at else None,
         "created_at": lead.created_at.isoformat(),

@@ -10,13 +10,15 @@ from aiohttp import web
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot import api_leads
+from bot import api_leads, calendly, first_touch, followups, unsubscribe
 from bot.appkeys import CHANNELS, DISPATCHER, ENGINE, JOBS, METRICS, SESSIONS, SETTINGS
 from bot.auth import bearer_auth
-from bot.channels import build_channels
+from bot.channels import build_channels, close_channels
+from bot.email_in import webhook as email_webhook
 from bot.http_errors import json_errors
 from bot.metrics import Metrics
 from bot.settings import Settings
+from bot.whatsapp import webhook as whatsapp_inbound
 from scheduler.db import create_engine, session_factory
 from scheduler.loop import PeriodicJob, SchedulerLoop
 from scheduler.outbox import Dispatcher
@@ -66,7 +68,7 @@ def create_app(
             await app[ENGINE].dispose()
 
     async def delivery(app: web.Application) -> AsyncIterator[None]:
-        app[CHANNELS] = build_channels(settings)
+        app[CHANNELS] = build_channels(settings, app[SESSIONS])
         dispatcher = Dispatcher(app[SESSIONS], app[CHANNELS])
         app[DISPATCHER] = dispatcher
 
@@ -76,6 +78,7 @@ def create_app(
 
         app[JOBS].append(PeriodicJob("outbox", 5, deliver_due))
         yield
+        await close_channels(app[CHANNELS])
 
     async def scheduler(app: web.Application) -> AsyncIterator[None]:
         loop = SchedulerLoop(app[JOBS])
@@ -89,6 +92,12 @@ def create_app(
     app.cleanup_ctx.append(database)
     app.cleanup_ctx.append(delivery)
     # -- components register here (routes, contexts, jobs) --
+    app.router.add_routes(unsubscribe.routes)
+    app.router.add_routes(email_webhook.routes)
+    followups.setup(app)
+    first_touch.setup(app)  # after followups: uses its cadence and sweeper
+    whatsapp_inbound.setup(app)
+    calendly.setup(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics.handle)
     app.router.add_routes(api_leads.routes)

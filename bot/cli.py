@@ -15,6 +15,10 @@ from rich.table import Table
 
 from bot.app import create_app
 from bot.chat import chat_command, dialogs_app
+from bot.cli_reps import app as reps_app
+from bot.cli_scheduler import cadence_app, scheduler
+from bot.cli_whatsapp import link as whatsapp_link
+from bot.cli_whatsapp import sandbox_app
 from bot.interpreters import build_interpreter
 from bot.secrets_store import secrets_path, with_embedded_secrets
 from bot.settings import Settings, SettingsError, load_settings
@@ -31,6 +35,11 @@ leads_app = typer.Typer(help="Leads in the pipeline.")
 app.add_typer(db_app, name="db")
 app.add_typer(leads_app, name="leads")
 app.add_typer(dialogs_app, name="dialogs")
+app.add_typer(reps_app, name="reps")
+app.add_typer(cadence_app, name="cadence")
+app.command("scheduler")(scheduler)
+app.command("link")(whatsapp_link)
+app.add_typer(sandbox_app, name="sandbox")
 console = Console()
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 err_console = Console(stderr=True)
@@ -72,6 +81,9 @@ async def _require_schema(settings: Settings) -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Overrides LEADBOT_HOST.")] = None,
     port: Annotated[int | None, typer.Option(help="Overrides LEADBOT_PORT.")] = None,
+    no_scheduler: Annotated[
+        bool, typer.Option("--no-scheduler", help="Web only; run `leadbot scheduler` apart.")
+    ] = False,
 ) -> None:
     """Run the service. On the embedded SQLite default, migrations run first."""
     logging.basicConfig(
@@ -91,7 +103,7 @@ def serve(
     if where is not None:
         console.print(f"API token and secret key: {where}")
     web.run_app(
-        create_app(settings),
+        create_app(settings, run_scheduler=not no_scheduler),
         host=host or settings.host,
         port=port or settings.port,
         print=lambda text: console.print(text.strip()),

@@ -7,7 +7,7 @@ the parts each component needs. A ``.env`` file in the working directory is read
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -116,6 +116,64 @@ class Settings(BaseSettings):
     def llm_enabled(self) -> bool:
         """The LLM interpreter is used only when a model and a key are configured."""
         return bool(self.llm_model and self.openai_api_key.get_secret_value())
+
+    # -- WhatsApp inbound (webhook, inbox processor) --
+    # Messages from one person arriving within this many milliseconds are one turn.
+    burst_window_ms: Annotated[int, Field(ge=0, le=10_000)] = 400
+    # The dialog script new WhatsApp conversations start with (an id in LEADBOT_DIALOGS_DIR).
+    whatsapp_script: str = "b2b_default"
+    # How often a failing inbox message is retried before it is given up (error kept on it).
+    inbox_max_attempts: Annotated[int, Field(ge=1, le=100)] = 5
+
+    # Email
+    # At most this many emails leave the sending mailbox per UTC day (cold outreach: keep low).
+    email_daily_cap: Annotated[int, Field(ge=1)] = 200
+    # At most this many emails per minute to one recipient domain (e.g. acme.com).
+    email_domain_per_minute: Annotated[int, Field(ge=1)] = 10
+    # Seconds for connecting to and each command of the SMTP server.
+    smtp_timeout: Annotated[float, Field(gt=0, le=600)] = 30.0
+    # Mailgun's HTTP webhook signing key: verifies form posts to /webhooks/email.
+    mailgun_signing_key: SecretStr = SecretStr("")
+    # Bearer token for JSON posts to /webhooks/email; LEADBOT_API_TOKEN is accepted too.
+    email_webhook_token: SecretStr = SecretStr("")
+
+    # WhatsApp sending, Calendly, reps
+    # Approved template sent instead of a free-form message outside the 24-hour window.
+    whatsapp_template: str = ""
+    whatsapp_template_language: str = "en_US"
+    # Messages per second sent from our number (Meta's default throughput is 80).
+    whatsapp_rate: Annotated[float, Field(gt=0, le=1000)] = 80.0
+    # Seconds to wait for the Graph API; past it a message's outcome is unknown (uncertain).
+    whatsapp_timeout: Annotated[float, Field(gt=0, le=120)] = 10.0
+    # Approved template reps get on WhatsApp ({{1}} what happened, {{2}} lead, {{3}} summary).
+    rep_template: str = ""
+    rep_template_language: str = "en_US"
+
+    # -- Follow-up timing (touches sweeper) --
+    # How often due touches are swept (seconds); a few seconds keeps T+0 replies prompt.
+    sweep_seconds: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    # Touches claimed per statement; with LEADBOT_SWEEP_MAX_BATCHES it caps sends per sweep.
+    sweep_batch: Annotated[int, Field(ge=1, le=10_000)] = 200
+    sweep_max_batches: Annotated[int, Field(ge=1, le=1000)] = 10
+    # A claim older than this (seconds) is considered abandoned and returned to pending.
+    touch_lease_seconds: Annotated[int, Field(ge=10)] = 300
+    # Claims a touch may lose (crashed sweepers) before it is marked failed.
+    touch_max_attempts: Annotated[int, Field(ge=1, le=100)] = 3
+    # How often leads are moved to dormant / dormant leads get their reactivation (seconds).
+    dormant_check_seconds: Annotated[float, Field(gt=0)] = 3600.0
+    reactivation_check_seconds: Annotated[float, Field(gt=0)] = 21600.0
+
+    # Email fast first touch
+    # Cold email leads: "ignore" (no touch) or "nurture" (the cadence's nurture sequence).
+    cold_leads: Literal["ignore", "nurture"] = "ignore"
+    # Also give leads from `leadbot leads import` the first touch (picked up by the safety job).
+    import_first_touch: bool = False
+    # A paid enrichment API (GET <url>?email=&domain=&name=, bearer token); empty: offline only.
+    enrichment_url: str = ""
+    enrichment_token: SecretStr = SecretStr("")
+    enrichment_timeout: Annotated[float, Field(gt=0, le=60)] = 5.0
+    # How often the safety job looks for new email leads the request's task missed (seconds).
+    first_touch_check_seconds: Annotated[float, Field(gt=0)] = 30.0
 
 
 def load_settings(**overrides: object) -> Settings:

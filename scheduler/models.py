@@ -129,6 +129,13 @@ class Lead(Base):
 
     __table_args__ = (Index("ix_leads_stage_id", "stage", "id"),)
 
+    # -- WhatsApp inbound --
+    # When Meta reported 131047 (24-hour window closed) for a message to this lead; cleared
+    # when they write again. Free-form messages are pointless until then: templates only.
+    whatsapp_window_closed_at: Mapped[datetime | None]
+    # Email: why we no longer email this lead ("unsubscribe", "bounced: 550 5.1.1 …").
+    email_status: Mapped[str | None] = mapped_column(String(200))
+
 
 class StageEvent(Base):
     """The audit trail: one row per stage move that applied (and one for creation)."""
@@ -277,6 +284,10 @@ class Touch(Base):
         Index("ix_touches_lead_status", "lead_id", "status"),
     )
 
+    # -- follow-up timing --
+    # When the touch's message was handed to the outbox (the dormant job counts from it).
+    sent_at: Mapped[datetime | None]
+
 
 class Suppression(Base):
     """An address (email or phone) we must never message again: opt-outs, hard bounces,
@@ -321,3 +332,35 @@ class ProcessedEvent(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (UniqueConstraint("source", "key", name="uq_processed_events"),)
+
+
+# Email: the daily cap and the per-domain throttle count recently sent email rows.
+Index(
+    "ix_outbox_channel_state_updated",
+    OutboxItem.channel,
+    OutboxItem.state,
+    OutboxItem.updated_at,
+)
+
+
+# Follow-up timing: the reaper's stale claims, the approval queue, the dormant job's scan.
+Index(
+    "ix_touches_claimed",
+    Touch.claimed_at,
+    postgresql_where=text("status = 'claimed'"),
+    sqlite_where=text("status = 'claimed'"),
+)
+Index(
+    "ix_touches_awaiting_approval",
+    Touch.id,
+    postgresql_where=text("status = 'awaiting_approval'"),
+    sqlite_where=text("status = 'awaiting_approval'"),
+)
+Index(
+    "ix_touches_sent_step",
+    Touch.sequence,
+    Touch.step,
+    Touch.sent_at,
+    postgresql_where=text("status = 'sent'"),
+    sqlite_where=text("status = 'sent'"),
+)

@@ -7,15 +7,45 @@ when it is not, so the embedded default runs with no credentials at all.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.channels.email import EmailChannel
 from bot.channels.stored import StoredChannel
+from bot.channels.whatsapp import LeadServiceWindow, WhatsAppChannel
 from bot.settings import Settings
 from scheduler.outbox import Channel
 
 
-def build_channels(settings: Settings) -> dict[str, Channel]:
-    """The channels this service sends through, keyed by the outbox's channel names."""
+def build_channels(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession] | None = None
+) -> dict[str, Channel]:
+    """The channels this service sends through, keyed by the outbox's channel names.
+    ``sessions`` is the stage store, for channels that check it (email: suppressions, caps)."""
     channels: dict[str, Channel] = {
         "whatsapp": StoredChannel("whatsapp"),
         "email": StoredChannel("email"),
     }
+    if settings.smtp_url.get_secret_value() and sessions is not None:
+        channels["email"] = EmailChannel.from_settings(settings, sessions)
+    if settings.whatsapp_phone_id and settings.whatsapp_token.get_secret_value():
+        channels["whatsapp"] = WhatsAppChannel(
+            phone_id=settings.whatsapp_phone_id,
+            token=settings.whatsapp_token.get_secret_value(),
+            api_url=settings.whatsapp_api_url,
+            template=settings.whatsapp_template,
+            template_language=settings.whatsapp_template_language,
+            window=LeadServiceWindow(sessions) if sessions is not None else None,
+            rate=settings.whatsapp_rate,
+            timeout=settings.whatsapp_timeout,
+        )
     return channels
+
+
+async def close_channels(channels: Mapping[str, Channel]) -> None:
+    """Release what channels hold open (HTTP clients); called on the app's shutdown."""
+    for channel in channels.values():
+        aclose = getattr(channel, "aclose", None)
+        if aclose is not None:
+            await aclose()

@@ -1,0 +1,126 @@
+"""Email out and in: send rate through the outbox to a local SMTP server, quote stripping.
+
+    .venv/bin/python -m bench.bench_email              # 500 emails, SQLite
+    .venv/bin/python -m bench.bench_email --emails 2000
+
+Sending: N leads, N outbox rows, each delivered by the real Dispatcher and EmailChannel
+(suppression, cap and throttle queries, composition, one SMTP connection per email with
+AUTH) to aiosmtpd on 127.0.0.1, which accepts and discards. Prints emails/s and the
+per-email latency percentiles. Stripping: the Gmail/Outlook/Apple fixtures, per second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from bot.channels.email import EmailChannel
+from bot.channels.email_message import Sender
+from bot.channels.smtp import SmtpConfig
+from bot.email_in.quotes import strip_quotes
+from bot.signing import Signer
+from scheduler.db import create_engine, session_factory
+from scheduler.leads import LeadIn, intake
+from scheduler.migrate import upgrade
+from scheduler.models import utcnow
+from scheduler.outbox import Dispatcher, enqueue
+
+FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "data" / "email"
+
+
+class _Sink:
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        return "250 OK"
+
+
+async def bench_send(count: int) -> None:
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: SMTP(_Sink(), hostname="sink.local"), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = create_engine(f"sqlite+aiosqlite:///{tmp}/bench.db")
+        await upgrade(engine)
+        sessions = session_factory(engine)
+        now = utcnow()
+        ids = []
+        async with sessions.begin() as session:
+            for n in range(count):
+                lead = (
+                    await intake(
+                        session, LeadIn(email=f"p{n}@d{n % 50}.com"), default_region="US", now=now
+                    )
+                ).lead
+                item = await enqueue(
+                    session,
+                    key=f"bench:{n}",
+                    channel="email",
+                    recipient=lead.email or "",
+                    payload={
+                        "subject": "Hello",
+                        "text": "Hi,\nshall we talk?\n" * 5,
+                        "html": "<p>Hi, shall we talk?</p>",
+                        "lead_token": lead.token,
+                    },
+                    now=now,
+                    lead_id=lead.id,
+                )
+                assert item is not None
+                ids.append(item)
+        channel = EmailChannel(
+            SmtpConfig.from_url(f"smtp://127.0.0.1:{port}"),
+            sessions,
+            sender=Sender.parse("Sales <sales@bench.example.com>"),
+            signer=Signer("k" * 32),
+            public_url="https://bench.example.com",
+            daily_cap=10**9,
+            domain_per_minute=10**9,
+        )
+        dispatcher = Dispatcher(sessions, {"email": channel})
+        latencies = []
+        started = time.perf_counter()
+        for item in ids:
+            t0 = time.perf_counter()
+            state = await dispatcher.deliver(item, utcnow())
+            latencies.append(time.perf_counter() - t0)
+            assert state == "sent", state
+        elapsed = time.perf_counter() - started
+        await engine.dispose()
+    server.close()
+    await server.wait_closed()
+    q = statistics.quantiles(latencies, n=100)
+    print(
+        f"send (SQLite, local SMTP): {count} emails in {elapsed:.2f}s = {count / elapsed:.0f}/s; "
+        f"per email p50 {q[49] * 1000:.1f} ms, p95 {q[94] * 1000:.1f} ms"
+    )
+
+
+def bench_strip(rounds: int) -> None:
+    bodies = [
+        json.loads((FIXTURES / name).read_text("utf-8"))["body-plain"]
+        for name in ("gmail_reply.json", "outlook_reply.json", "apple_mail_reply.json")
+    ]
+    started = time.perf_counter()
+    for _ in range(rounds):
+        for body in bodies:
+            strip_quotes(body)
+    elapsed = time.perf_counter() - started
+    print(f"strip_quotes: {rounds * len(bodies) / elapsed:,.0f} replies/s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--emails", type=int, default=500)
+    args = parser.parse_args()
+    asyncio.run(bench_send(args.emails))
+    bench_strip(20_000)
+
+
+if __name__ == "__main__":
+    main()

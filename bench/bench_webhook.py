@@ -1,0 +1,266 @@
+"""WhatsApp webhook ingest: throughput and latency of the 200, next to a bare aiohttp handler.
+
+    .venv/bin/python -m bench.bench_webhook                      # both backends
+    .venv/bin/python -m bench.bench_webhook --messages 5000 --concurrency 32 --backends sqlite
+
+Each server runs in its own subprocess (so the load generator does not share its event
+loop): the bare handler only reads the body and answers 200; leadbot verifies the signature,
+parses, stores the message in the inbox in one transaction and answers 200 while its inbox
+processor handles the turns in the background (the real load: leads, sessions, replies).
+Bodies are signed, from ``--senders`` distinct people. Printed: requests/s, p50/p99 of the
+200, and leadbot/bare throughput (target >= 0.5). Postgres is skipped when not reachable.
+``BENCH_BURST_MS=10000`` defers every turn past the load (ingest alone, processing after).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from sqlalchemy import func, select, text
+
+APP_SECRET = "bench-secret"
+POSTGRES_URL = os.environ.get(
+    "LEADBOT_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+
+
+# -- servers (child processes) ------------------------------------------------------------------
+
+
+async def _serve(kind: str, backend: str, workdir: Path) -> None:
+    if kind == "bare":
+
+        async def ok(request: web.Request) -> web.Response:
+            await request.read()
+            return web.json_response({"status": "ok"})
+
+        app = web.Application()
+        app.router.add_post("/webhooks/whatsapp", ok)
+        await _run(app, lambda: asyncio.sleep(0))
+        return
+    from bot.app import create_app
+    from bot.settings import Settings
+    from bot.whatsapp.keys import INBOX
+    from scheduler.db import create_engine
+    from scheduler.migrate import upgrade
+    from scheduler.models import InboxItem
+
+    schema = None
+    if backend == "sqlite":
+        engine = create_engine(f"sqlite+aiosqlite:///{workdir / 'bench.db'}")
+    else:
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        schema = f"bench_{uuid.uuid4().hex[:8]}"
+        admin = create_engine(POSTGRES_URL, pool_size=1)
+        async with admin.begin() as connection:
+            await connection.execute(text(f"CREATE SCHEMA {schema}"))
+        await admin.dispose()
+        engine = create_async_engine(
+            POSTGRES_URL, pool_size=20, connect_args={"server_settings": {"search_path": schema}}
+        )
+    await upgrade(engine)
+    settings = Settings(
+        _env_file=None,
+        database_url=f"sqlite+aiosqlite:///{workdir / 'bench.db'}",
+        api_token="bench-token",
+        secret_key="s" * 32,
+        whatsapp_app_secret=APP_SECRET,
+        burst_window_ms=int(os.environ.get("BENCH_BURST_MS", "400")),
+    )
+    app = create_app(settings, engine=engine, run_scheduler=False)
+
+    async def drained() -> None:
+        started = time.perf_counter()
+        await app[INBOX].settle(timeout=600)
+        async with engine.connect() as connection:
+            left = await connection.scalar(
+                select(func.count()).select_from(InboxItem).where(InboxItem.processed_at.is_(None))
+            )
+        print(json.dumps({"drain_s": time.perf_counter() - started, "unprocessed": left}))
+        sys.stdout.flush()
+
+    try:
+        await _run(app, drained)
+    finally:
+        await engine.dispose()
+        if schema:
+            admin = create_engine(POSTGRES_URL, pool_size=1)
+            async with admin.begin() as connection:
+                await connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+            await admin.dispose()
+
+
+async def _run(app: web.Application, on_stdin: Any) -> None:
+    """Serve on a free port, print it, wait for a line on stdin (run ``on_stdin``), then
+    another (stop)."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    print(json.dumps({"port": port}))
+    sys.stdout.flush()
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, sys.stdin.readline)
+    await on_stdin()
+    await loop.run_in_executor(None, sys.stdin.readline)
+    await runner.cleanup()
+
+
+# -- load generator (parent) ---------------------------------------------------------------------
+
+
+def _bodies(n: int, senders: int) -> list[tuple[bytes, str]]:
+    from bot.whatsapp.signature import sign
+
+    out = []
+    run = uuid.uuid4().hex[:6]
+    for i in range(n):
+        wa_id = f"1415555{i % senders:04d}"
+        value = {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550001111", "phone_number_id": "1065"},
+            "contacts": [{"profile": {"name": "Bench"}, "wa_id": wa_id, "user_id": f"US.{wa_id}"}],
+            "messages": [{"from": wa_id, "id": f"wamid.{run}.{i}", "timestamp": "1700000000",
+                          "type": "text", "text": {"body": f"hi, message {i}"}}],
+        }  # fmt: skip
+        body = json.dumps(
+            {
+                "object": "whatsapp_business_account",
+                "entry": [{"id": "1022", "changes": [{"field": "messages", "value": value}]}],
+            }
+        ).encode()
+        out.append((body, sign(APP_SECRET, body)))
+    return out
+
+
+async def _load(port: int, bodies: list[tuple[bytes, str]], concurrency: int) -> dict[str, float]:
+    latencies: list[float] = []
+    queue = iter(bodies)
+    url = f"http://127.0.0.1:{port}/webhooks/whatsapp"
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as http:
+
+        async def worker() -> None:
+            for body, signature in queue:
+                headers = {"X-Hub-Signature-256": signature, "Content-Type": "application/json"}
+                started = time.perf_counter()
+                async with http.post(url, data=body, headers=headers) as response:
+                    await response.read()
+                    if response.status != 200:
+                        raise RuntimeError(f"HTTP {response.status}")
+                latencies.append(time.perf_counter() - started)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "rps": len(latencies) / elapsed,
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+    }
+
+
+async def _measure(kind: str, backend: str, args: argparse.Namespace) -> dict[str, Any] | None:
+    with tempfile.TemporaryDirectory() as workdir:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.bench_webhook", "--serve", kind, "--backend", backend,
+             "--workdir", workdir],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            line = proc.stdout.readline()
+            if not line:
+                return None
+            port = json.loads(line)["port"]
+            bodies = _bodies(args.warmup, args.senders) + _bodies(args.messages, args.senders)
+            await _load(port, bodies[: args.warmup], args.concurrency)
+            result: dict[str, Any] = await _load(port, bodies[args.warmup :], args.concurrency)
+            proc.stdin.write("\n")
+            proc.stdin.flush()
+            if kind == "leadbot":
+                result.update(json.loads(proc.stdout.readline()))
+            proc.stdin.write("\n")
+            proc.stdin.flush()
+            proc.wait(timeout=60)
+            return result
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=30)
+
+
+async def _postgres_reachable() -> bool:
+    from scheduler.db import create_engine
+
+    engine = create_engine(POSTGRES_URL, pool_size=1)
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+        return True
+    except Exception:
+        return False
+    finally:
+        await engine.dispose()
+
+
+async def main(args: argparse.Namespace) -> None:
+    print(f"{args.messages} signed webhook bodies (1 message each) from {args.senders} senders, "
+          f"concurrency {args.concurrency}, after {args.warmup} warm-up requests")  # fmt: skip
+    header = f"{'backend':9} {'server':8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}  notes"
+    print(header)
+    print("-" * len(header))
+    for backend in args.backends:
+        if backend == "postgres" and not await _postgres_reachable():
+            print(f"{backend:9} skipped: {POSTGRES_URL} not reachable")
+            continue
+        bare = await _measure("bare", backend, args)
+        ours = await _measure("leadbot", backend, args)
+        if bare is None or ours is None:
+            print(f"{backend:9} failed to start a server")
+            continue
+        ratio = ours["rps"] / bare["rps"]
+        drained = f"inbox drained {ours['drain_s']:.1f}s after the last 200"
+        summary = f"{ratio:.2f} of bare; {drained}, {ours['unprocessed']} left"
+        for name, r in (("bare", bare), ("leadbot", ours)):
+            notes = summary if r is ours else ""
+            row = f"{r['rps']:8.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f}"
+            print(f"{backend:9} {name:8} {row}  {notes}")
+
+
+def _parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--senders", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--backends", nargs="+", default=["sqlite", "postgres"])
+    parser.add_argument("--serve", choices=["bare", "leadbot"], help=argparse.SUPPRESS)
+    parser.add_argument("--backend", default="sqlite", help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", default="", help=argparse.SUPPRESS)
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    arguments = _parse()
+    if arguments.serve:
+        asyncio.run(_serve(arguments.serve, arguments.backend, Path(arguments.workdir)))
+    else:
+        asyncio.run(main(arguments))

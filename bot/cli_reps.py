@@ -1,0 +1,107 @@
+"""``leadbot reps``: the sales reps who own leads and get notified (add, list, deactivate)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.settings import Settings, SettingsError, load_settings
+from scheduler.contacts import normalize_email, normalize_phone
+from scheduler.db import create_engine, session_factory
+from scheduler.errors import LeadbotError
+from scheduler.migrate import upgrade
+from scheduler.models import Rep, utcnow
+from scheduler.reps import add_rep, deactivate_rep, list_reps
+
+app = typer.Typer(help="Sales reps: who owns leads and gets notified.")
+console = Console()
+err_console = Console(stderr=True)
+T = TypeVar("T")
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+def _run(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run ``work`` in one transaction on the configured database; errors exit with 1."""
+    settings = _settings()
+
+    async def main() -> T:
+        engine = create_engine(settings.database_url)
+        try:
+            if settings.is_sqlite:
+                await upgrade(engine)
+            async with session_factory(engine).begin() as session:
+                return await work(session)
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(main())
+    except LeadbotError as exc:
+        err_console.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(1) from None
+
+
+@app.command("add")
+def reps_add(
+    name: Annotated[str, typer.Argument(help="The rep's name.")],
+    email: Annotated[str | None, typer.Option(help="Where notifications are emailed.")] = None,
+    whatsapp: Annotated[
+        str | None, typer.Option(help="WhatsApp number for notifications (E.164).")
+    ] = None,
+) -> None:
+    """Add an active rep; new leads are assigned to active reps in turn."""
+    settings = _settings()
+    if not email and not whatsapp:
+        err_console.print("[red]give --email and/or --whatsapp: a rep must be reachable[/red]")
+        raise typer.Exit(2)
+    try:
+        clean_email = normalize_email(email) if email else None
+        phone = normalize_phone(whatsapp, settings.default_region) if whatsapp else None
+    except LeadbotError as exc:
+        err_console.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(2) from None
+
+    async def work(session: AsyncSession) -> Rep:
+        return await add_rep(session, name=name, email=clean_email, whatsapp=phone, now=utcnow())
+
+    rep = _run(work)
+    console.print(f"rep {rep.id} added: {rep.name}")
+
+
+@app.command("list")
+def reps_list() -> None:
+    """Show every rep, active or not."""
+
+    async def work(session: AsyncSession) -> list[Rep]:
+        return await list_reps(session)
+
+    table = Table("id", "name", "email", "whatsapp", "active", "last assigned")
+    for rep in _run(work):
+        last = rep.last_assigned_at.isoformat(timespec="seconds") if rep.last_assigned_at else ""
+        table.add_row(str(rep.id), rep.name, rep.email or "", rep.whatsapp or "",
+                      "yes" if rep.active else "no", last)  # fmt: skip
+    console.print(table)
+
+
+@app.command("deactivate")
+def reps_deactivate(rep_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
+    """Stop assigning leads to a rep (their leads move to active reps when next notified)."""
+
+    async def work(session: AsyncSession) -> Rep:
+        return await deactivate_rep(session, rep_id)
+
+    rep = _run(work)
+    console.print(f"rep {rep.id} ({rep.name}) deactivated")

@@ -1,0 +1,112 @@
+"""CLI of follow-up timing: ``leadbot cadence check`` and ``leadbot scheduler``.
+
+``leadbot scheduler`` runs the app's components and periodic jobs (touch sweeper, reaper,
+dormant and reactivation jobs, outbox delivery) without serving HTTP; pair it with
+``leadbot serve --no-scheduler`` web workers. Several scheduler processes may run against
+PostgreSQL: claims use ``FOR UPDATE SKIP LOCKED`` and the outbox key keeps every touch
+at most once. On SQLite run one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from aiohttp import web
+from rich.console import Console
+from rich.table import Table
+
+from bot.app import create_app
+from bot.settings import Settings, SettingsError, load_settings
+from scheduler.cadence import CadenceError, format_offset, load_cadence
+from scheduler.db import create_engine
+from scheduler.migrate import upgrade
+
+cadence_app = typer.Typer(help="Follow-up cadences (LEADBOT_CADENCE_FILE).")
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+@cadence_app.command("check")
+def cadence_check(
+    file: Annotated[
+        Path | None, typer.Argument(help="Cadence file; default LEADBOT_CADENCE_FILE.")
+    ] = None,
+) -> None:
+    """Validate a cadence file and its templates; print its sequences or every problem."""
+    path = file if file is not None else _settings().cadence_file
+    try:
+        cadence = load_cadence(path)
+    except CadenceError as exc:
+        for problem in exc.problems:
+            err_console.print(f"[red]{problem}[/red]", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    table = Table("sequence", "step", "offset", "channel", "purpose", "approval", "template",
+                  title=f"{path} ({cadence.version})")  # fmt: skip
+    for name, sequence in cadence.sequences.items():
+        for step in sequence.steps:
+            table.add_row(name, step.id, format_offset(step.offset), step.channel, step.purpose,
+                          str(step.approval), step.template)  # fmt: skip
+    console.print(table)
+    quiet = cadence.quiet_hours
+    hours = f"{quiet.start:%H:%M}–{quiet.end:%H:%M}" if quiet.enabled else "off"
+    console.print(
+        f"quiet hours: {hours}; "
+        f"business days: "
+        f"{', '.join(cadence.business_days.days) if cadence.business_days.enabled else 'off'}"
+    )
+    console.print("cadence OK")
+
+
+def scheduler() -> None:
+    """Run only the scheduler: periodic jobs and outbox delivery, no HTTP server."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    settings = _settings()
+    try:
+        load_cadence(settings.cadence_file)
+    except CadenceError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    if settings.is_sqlite:
+        asyncio.run(_migrate(settings.database_url))
+    asyncio.run(run_scheduler(settings))
+
+
+async def _migrate(url: str) -> None:
+    engine = create_engine(url)
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
+
+
+async def run_scheduler(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Start the app's contexts (no listening socket) until SIGINT/SIGTERM or ``stop``."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        # Not available off the main thread or on some platforms: then ``stop`` ends it.
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    runner = web.AppRunner(create_app(settings, run_scheduler=True), handle_signals=False)
+    await runner.setup()  # runs every cleanup context: the scheduler loop starts last
+    console.print("scheduler running (no HTTP); Ctrl-C stops it after the current sweep")
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()  # waits for the jobs in progress

@@ -1,0 +1,1 @@
+"""Inbound email: the webhook, parsing, classification, quote stripping and the effects."""

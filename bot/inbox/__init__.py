@@ -1,0 +1,1 @@
+"""The durable inbox's processor: inbound messages → one engine turn → one reply."""

@@ -1,0 +1,187 @@
+"""Carry out a turn's engine actions in the turn's transaction.
+
+Messages become outbox rows keyed by the inbound wamid (``wa:<wamid>:<n>``), so handling the
+same turn twice can never send twice. Stage moves go through the stage machine; one the
+machine refuses (a lead already further along, moved by a rep meanwhile) is logged and
+skipped: the conversation must not fail because the pipeline moved on.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.booking_link import booking_link
+from bot.inbox.hooks import Hooks
+from bot.whatsapp.payloads import to_payload
+from dialogs.actions import (
+    CALENDLY_PLACEHOLDER,
+    Action,
+    CancelFollowUps,
+    HandOff,
+    NotifyRep,
+    OptOut,
+    Qualify,
+    ScheduleFollowUps,
+    SendButtons,
+    SendCtaUrl,
+    SendList,
+    SendText,
+    SetSlot,
+    SetStage,
+)
+from dialogs.actions import Message as MessageAction
+from dialogs.session import Session
+from scheduler.errors import LeadbotError
+from scheduler.models import Lead
+from scheduler.outbox import enqueue
+from scheduler.stages import transition
+from scheduler.suppressions import SuppressionReason, suppress
+
+log = logging.getLogger("leadbot.inbox")
+ACTOR = "whatsapp-bot"
+NO_BOOKING_LINK = "A colleague will send you a link to book the call shortly."
+
+
+@dataclass(slots=True)
+class TurnContext:
+    """What the actions of one turn need to know, and the outbox rows they created."""
+
+    lead: Lead
+    session: Session
+    key_base: str  # "wa:<first wamid of the turn>"
+    reply_to: str  # the last inbound wamid
+    now: datetime
+    calendly_url: str
+    prompt_version: str | None = None
+    outbox_ids: list[int] = field(default_factory=list)
+    cancelled: bool = False
+
+
+async def apply(db: AsyncSession, ctx: TurnContext, actions: list[Action], hooks: Hooks) -> None:
+    """Execute ``actions`` (in order) for ``ctx.lead`` inside the caller's transaction."""
+    messages = 0
+    slots_changed = False
+    for action in actions:
+        match action:
+            case SetSlot() | Qualify():
+                slots_changed = True
+            case SetStage(to, reason):
+                await _move(db, ctx, to, reason)
+            case HandOff():
+                ctx.lead.bot_paused = True
+            case OptOut(evidence):
+                ctx.lead.opted_out_at = ctx.now
+                if ctx.lead.phone:
+                    await suppress(
+                        db,
+                        ctx.lead.phone,
+                        reason=SuppressionReason.REPLY_OPTOUT,
+                        detail=evidence,
+                        now=ctx.now,
+                    )
+            case CancelFollowUps(reason):
+                await cancel_follow_ups(db, ctx, hooks, reason)
+            case ScheduleFollowUps(sequence):
+                await _start_follow_ups(db, ctx, hooks, sequence)
+            case NotifyRep(kind, summary):
+                ids = await hooks.notify_reps(
+                    db,
+                    lead=ctx.lead,
+                    kind=kind,
+                    summary=summary,
+                    details=_details(ctx),
+                    now=ctx.now,
+                )
+                ctx.outbox_ids.extend(ids)
+            case SendText() | SendButtons() | SendList() | SendCtaUrl():
+                await _send(db, ctx, action, messages)
+                messages += 1
+    if slots_changed:
+        ctx.lead.qualification = qualification_record(ctx.session, ctx.prompt_version)
+
+
+async def cancel_follow_ups(db: AsyncSession, ctx: TurnContext, hooks: Hooks, reason: str) -> None:
+    """Cancel the lead's pending touches once per turn (a reply stops the cadence)."""
+    if not ctx.cancelled:
+        ctx.cancelled = True
+        await hooks.cancel_pending(db, ctx.lead.id, reason=reason, now=ctx.now)
+
+
+async def _start_follow_ups(db: AsyncSession, ctx: TurnContext, hooks: Hooks, name: str) -> None:
+    try:
+        async with db.begin_nested():
+            await hooks.start_sequence(db, ctx.lead.id, name, now=ctx.now)
+    except (KeyError, LeadbotError) as exc:  # an unknown sequence: a config error, not a crash
+        log.error("lead %s: follow-up sequence %r not started: %s", ctx.lead.id, name, exc)
+
+
+def qualification_record(session: Session, prompt_version: str | None) -> dict[str, Any]:
+    """``Lead.qualification``: the scorer's decision (when made) plus the answers, with the
+    script and prompt versions that produced them."""
+    record: dict[str, Any] = dict(session.qualification or {})
+    record.update(
+        script_id=session.script_id,
+        script_version=session.script_version,
+        slots={name: slot.model_dump(mode="json") for name, slot in session.slots.items()},
+    )
+    record.setdefault("prompt_version", prompt_version)
+    record.setdefault("decision", None)
+    return record
+
+
+async def _send(db: AsyncSession, ctx: TurnContext, action: MessageAction, n: int) -> None:
+    payload: dict[str, Any]
+    if isinstance(action, SendCtaUrl) and action.url == CALENDLY_PLACEHOLDER:
+        if ctx.calendly_url:
+            url = booking_link(
+                ctx.calendly_url, token=ctx.lead.token, name=ctx.lead.name, email=ctx.lead.email
+            )
+            payload = to_payload(action, url=url)
+        else:
+            log.warning("LEADBOT_CALENDLY_URL is unset: lead %s gets no booking link", ctx.lead.id)
+            payload = to_payload(SendText(f"{action.body}\n\n{NO_BOOKING_LINK}"))
+    else:
+        payload = to_payload(action)
+    payload["reply_to"] = ctx.reply_to
+    if not ctx.lead.phone:
+        return
+    item_id = await enqueue(
+        db,
+        key=f"{ctx.key_base}:{n}",
+        channel="whatsapp",
+        recipient=ctx.lead.phone,
+        payload=payload,
+        now=ctx.now,
+        lead_id=ctx.lead.id,
+    )
+    if item_id is not None:
+        ctx.outbox_ids.append(item_id)
+
+
+async def _move(db: AsyncSession, ctx: TurnContext, to: str, reason: str) -> None:
+    if ctx.lead.stage == to:
+        return
+    await db.flush()  # the lead's pending changes must not be lost by the refresh below
+    try:
+        await transition(db, ctx.lead.id, to, reason=reason, actor=ACTOR, now=ctx.now)
+    except LeadbotError as exc:  # refused before writing anything: the turn goes on
+        log.info("lead %s: stage move to %s skipped: %s", ctx.lead.id, to, exc)
+        return
+    await db.refresh(ctx.lead, ["stage", "version", "lost_reason", "updated_at"])
+
+
+def _details(ctx: TurnContext) -> dict[str, Any]:
+    return {
+        "channel": "whatsapp",
+        "phone": ctx.lead.phone,
+        "name": ctx.lead.name,
+        "script_id": ctx.session.script_id,
+        "script_version": ctx.session.script_version,
+        "slots": {k: v.model_dump(mode="json") for k, v in ctx.session.slots.items()},
+        "qualification": ctx.session.qualification,
+    }

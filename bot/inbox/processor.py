@@ -1,0 +1,464 @@
+"""The inbox processor: turns stored inbound WhatsApp messages into exactly one reply per turn.
+
+The webhook stores messages and kicks :meth:`InboxProcessor.kick`; the processor waits for
+the sender's burst to end (``burst_window`` of quiet, at most ``4 × burst_window`` in all),
+then, holding the sender's lock (``bot.locks``), handles every unprocessed row of theirs as
+one turn in three phases:
+
+1. read the rows, the lead and the dialog session (state is read only under the lock);
+2. interpret and step the engine (no transaction open: an LLM call must not hold SQLite's
+   write lock);
+3. in ONE transaction: mark the rows processed, record the messages, create or update the
+   lead, apply the actions (outbox rows keyed by the wamid), save the session.
+
+After the commit the new outbox rows are delivered. A crash anywhere before the commit
+leaves the rows unprocessed; :meth:`recover` (startup) and :meth:`sweep` (periodic) pick them
+up again. A turn that fails records ``attempts`` and ``error`` on its rows and is retried
+until ``max_attempts``, then given up with the error kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.inbox.effects import TurnContext, apply, cancel_follow_ups
+from bot.inbox.hooks import Hooks
+from bot.inbox.turns import build_events
+from bot.locks import KeyedLock, LockTimeout
+from bot.whatsapp.attribution import attribute
+from bot.whatsapp.envelope import InboundMessage
+from dialogs.actions import MESSAGE_ACTIONS, Action
+from dialogs.engine import step
+from dialogs.events import TextReceived
+from dialogs.icp import Icp
+from dialogs.interpretation import Interpreter
+from dialogs.script import Script
+from dialogs.session import Session
+from scheduler.db import insert_or_ignore
+from scheduler.leads import LeadIn, intake
+from scheduler.models import DialogSessionRow, InboxItem, Lead, Message, utcnow
+from scheduler.suppressions import find_suppression
+
+log = logging.getLogger("leadbot.inbox")
+CHANNEL = "whatsapp"
+BATCH = 50  # rows per turn; a longer backlog of one sender is handled over several turns
+
+Deliver = Callable[[int, datetime], Awaitable[object]]
+
+
+@dataclass(frozen=True, slots=True)
+class Dialogs:
+    """The scripts and profile conversations run on."""
+
+    scripts: Mapping[str, Script]
+    default_script: str
+    icp: Icp
+    interpreter: Interpreter
+
+
+@dataclass(slots=True)
+class _Loaded:
+    sender: str
+    row_ids: list[int]
+    messages: list[InboundMessage]
+    lead: Lead | None
+    stored: dict[str, Any] | None
+    suppressed: bool
+
+
+@dataclass(slots=True)
+class _Plan:
+    session: Session | None
+    actions: list[Action]
+    prompt_version: str | None = None
+
+
+@dataclass(slots=True)
+class _Sender:
+    deadline: float
+    cap: float
+    task: asyncio.Task[None] | None = None
+    dirty: bool = False
+    busy: bool = False  # handling a turn (not just waiting for the burst to end)
+
+
+@dataclass(slots=True)
+class Stats:
+    """Counters for tests and metrics."""
+
+    turns: int = 0
+    failures: int = 0
+    given_up: int = 0
+    replies: int = field(default=0)
+
+
+class InboxProcessor:
+    """Handles the WhatsApp inbox; one instance per process."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        locks: KeyedLock,
+        dialogs: Dialogs,
+        deliver: Deliver,
+        hooks: Hooks,
+        default_region: str,
+        calendly_url: str = "",
+        burst_window: float = 0.4,
+        max_attempts: int = 5,
+        db_slots: int = 8,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.sessions = sessions
+        self.locks = locks
+        self.dialogs = dialogs
+        self.deliver = deliver
+        self.hooks = hooks
+        self.default_region = default_region
+        self.calendly_url = calendly_url
+        self.burst_window = burst_window
+        self.max_attempts = max_attempts
+        self.clock = clock
+        self.stats = Stats()
+        # Turns touching the database at once; bounded so a flood of conversations cannot
+        # exhaust the pool or starve the webhook (interpreting happens outside this).
+        self._db_slots = asyncio.Semaphore(db_slots)
+        self._senders: dict[str, _Sender] = {}
+        self._closed = False
+
+    # -- scheduling ------------------------------------------------------------------------
+
+    def kick(self, sender: str, *, wait: bool = True) -> None:
+        """New rows of ``sender`` are in the inbox: handle them once their burst is over
+        (``wait=False``: as soon as possible, for recovery)."""
+        if self._closed:
+            return
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        window = self.burst_window if wait else 0.0
+        state = self._senders.get(sender)
+        if state is None:
+            state = _Sender(deadline=now + window, cap=now + 4 * window)
+            self._senders[sender] = state
+            state.task = loop.create_task(self._run(sender, state), name=f"inbox:{sender}")
+        else:
+            state.deadline = min(max(state.deadline, now + window), max(state.cap, now))
+            state.dirty = True
+
+    async def _run(self, sender: str, state: _Sender) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                while (delay := state.deadline - loop.time()) > 0:
+                    await asyncio.sleep(delay)  # the burst window: scheduling, not a race fix
+                state.dirty = False
+                state.busy = True
+                await self.process(sender)
+                state.busy = False
+                if not state.dirty:
+                    break
+                state.cap = loop.time() + 4 * self.burst_window
+        except Exception:
+            log.exception("inbox: handling %s failed; the sweep retries it", sender)
+        finally:
+            if self._senders.get(sender) is state:
+                del self._senders[sender]
+
+    async def settle(self, timeout: float = 10.0) -> None:
+        """Wait until every scheduled turn is done (tests, the sandbox, shutdown)."""
+        async with asyncio.timeout(timeout):
+            while self._senders:
+                tasks = [s.task for s in self._senders.values() if s.task is not None]
+                await asyncio.wait(tasks)
+
+    async def close(self, timeout: float = 10.0) -> None:
+        """Stop taking work: drop turns still waiting for their burst to end and let turns
+        in progress finish. Their rows stay in the inbox; the next start recovers them."""
+        self._closed = True
+        for state in list(self._senders.values()):
+            if state.task is not None and not state.busy:
+                state.task.cancel()
+        try:
+            await self.settle(timeout)
+        except TimeoutError:
+            for state in list(self._senders.values()):
+                if state.task is not None:
+                    state.task.cancel()
+        await asyncio.gather(
+            *(s.task for s in list(self._senders.values()) if s.task), return_exceptions=True
+        )
+
+    def pending_senders(self) -> set[str]:
+        """Senders with a turn scheduled or running in this process."""
+        return set(self._senders)
+
+    async def recover(self) -> int:
+        """Schedule every sender with unprocessed rows (startup: a crash after the 200)."""
+        senders = await self._unprocessed_senders(None)
+        for sender in senders:
+            self.kick(sender, wait=False)
+        if senders:
+            log.info("inbox: recovering %d conversation(s) left unprocessed", len(senders))
+        return len(senders)
+
+    async def sweep(self, now: datetime) -> int:
+        """Periodic job: retry rows that are still unprocessed a while after arriving
+        (failed turns, lock timeouts, another worker's crash)."""
+        older_than = now - timedelta(seconds=max(2.0, 4 * self.burst_window))
+        waiting = await self._unprocessed_senders(older_than)
+        senders = [s for s in waiting if s not in self._senders]
+        for sender in senders:
+            self.kick(sender, wait=False)
+        return len(senders)
+
+    async def _unprocessed_senders(self, older_than: datetime | None) -> list[str]:
+        query = (
+            select(InboxItem.sender)
+            .distinct()
+            .where(
+                InboxItem.channel == CHANNEL,
+                InboxItem.processed_at.is_(None),
+                InboxItem.attempts < self.max_attempts,
+            )
+        )
+        if older_than is not None:
+            query = query.where(InboxItem.received_at < older_than)
+        async with self.sessions() as db:
+            return list(await db.scalars(query))
+
+    # -- one turn ----------------------------------------------------------------------------
+
+    async def process(self, sender: str) -> None:
+        """Handle every unprocessed row of ``sender`` now, as one turn per batch."""
+        try:
+            async with self.locks.lock(f"wa:{sender}"):
+                while await self._turn(sender):
+                    pass
+        except LockTimeout as exc:
+            log.warning("inbox: %s; the sweep retries", exc)
+
+    async def _turn(self, sender: str) -> bool:
+        async with self._db_slots:
+            loaded = await self._load(sender)
+        if loaded is None:
+            return False
+        try:
+            now = self.clock()
+            plan = await self._plan(loaded, now)
+            async with self._db_slots:
+                outbox_ids = await self._commit(loaded, plan, now)
+        except Exception as exc:
+            log.exception("inbox: turn of %s failed", sender)
+            await self._failed(loaded.row_ids, exc)
+            return False
+        self.stats.turns += 1
+        for item_id in outbox_ids:
+            await self.deliver(item_id, self.clock())
+        return len(loaded.row_ids) >= BATCH
+
+    async def _load(self, sender: str) -> _Loaded | None:
+        async with self.sessions() as db:
+            rows = list(
+                await db.scalars(
+                    select(InboxItem)
+                    .where(
+                        InboxItem.channel == CHANNEL,
+                        InboxItem.sender == sender,
+                        InboxItem.processed_at.is_(None),
+                        InboxItem.attempts < self.max_attempts,
+                    )
+                    .order_by(InboxItem.id)
+                    .limit(BATCH)
+                )
+            )
+            if not rows:
+                return None
+            messages = [InboundMessage.from_json(r.payload) for r in rows]
+            lead = None
+            stored = None
+            suppressed = False
+            if sender.startswith("+"):
+                lead = await db.scalar(select(Lead).where(Lead.phone == sender))
+                suppressed = await find_suppression(db, sender) is not None
+            if lead is not None:
+                row = await db.get(DialogSessionRow, lead.id)
+                stored = dict(row.state) if row is not None else None
+        return _Loaded(sender, [r.id for r in rows], messages, lead, stored, suppressed)
+
+    async def _plan(self, loaded: _Loaded, now: datetime) -> _Plan:
+        lead = loaded.lead
+        if loaded.suppressed or (
+            lead is not None and (lead.opted_out_at is not None or lead.bot_paused)
+        ):
+            return _Plan(None, [])  # opted out or a person is talking: record, never answer
+        if not loaded.sender.startswith("+"):
+            return _Plan(None, [])  # BSUID only: no phone to make a lead of (yet)
+        script, session = self._session(loaded, now)
+        actions: list[Action] = []
+        message: Action | None = None
+        decided = False
+        prompt_version: str | None = None
+        for raw_event in build_events(loaded.messages):
+            event = raw_event
+            if isinstance(raw_event, TextReceived):
+                interpretation = await self.dialogs.interpreter.interpret(
+                    script, session, raw_event.text, now
+                )
+                prompt_version = interpretation.prompt_version or prompt_version
+                event = TextReceived(raw_event.text, interpretation)
+            was_finished = session.finished
+            result = step(script, session, event, now, icp=self.dialogs.icp)
+            session = result.session
+            for action in result.actions:
+                if not isinstance(action, MESSAGE_ACTIONS):
+                    actions.append(action)
+                elif not decided:
+                    # One reply per turn: the latest, unless an earlier step closed the
+                    # conversation (its outcome beats a later "thanks, we have all we need").
+                    message = action
+            decided = decided or (session.finished and not was_finished)
+        if message is not None:
+            actions.append(message)
+        return _Plan(session, actions, prompt_version)
+
+    def _session(self, loaded: _Loaded, now: datetime) -> tuple[Script, Session]:
+        scripts = self.dialogs.scripts
+        if loaded.stored is not None:
+            script = scripts.get(str(loaded.stored.get("script_id")))
+            if script is not None:
+                return script, Session.model_validate(loaded.stored)
+            log.warning("inbox: script %r is gone; starting over", loaded.stored.get("script_id"))
+        script = scripts[self.dialogs.default_script]
+        name = loaded.lead.name if loaded.lead is not None else None
+        return script, Session.new(script, now, name=name or loaded.messages[0].name)
+
+    async def _commit(self, loaded: _Loaded, plan: _Plan, now: datetime) -> list[int]:
+        async with self.sessions.begin() as db:
+            claimed = await db.execute(
+                update(InboxItem)
+                .where(InboxItem.id.in_(loaded.row_ids), InboxItem.processed_at.is_(None))
+                .values(processed_at=now, error=None)
+            )
+            if claimed.rowcount != len(loaded.row_ids):  # type: ignore[attr-defined]
+                raise RuntimeError("inbox rows were handled elsewhere meanwhile")
+            if not loaded.sender.startswith("+"):
+                log.warning("inbox: %s has no phone number: kept, not answered", loaded.sender)
+                return []
+            lead = await self._lead(db, loaded, now)
+            await self._record_inbound(db, lead, loaded.messages, now)
+            if plan.session is None:
+                return []
+            ctx = TurnContext(
+                lead=lead,
+                session=plan.session,
+                key_base=f"wa:{loaded.messages[0].id}",
+                reply_to=loaded.messages[-1].id,
+                now=now,
+                calendly_url=self.calendly_url,
+                prompt_version=plan.prompt_version,
+            )
+            await cancel_follow_ups(db, ctx, self.hooks, "prospect replied")
+            await apply(db, ctx, plan.actions, self.hooks)
+            await _save_session(db, lead.id, plan.session, now)
+        self.stats.replies += len(ctx.outbox_ids)
+        return ctx.outbox_ids
+
+    async def _lead(self, db: AsyncSession, loaded: _Loaded, now: datetime) -> Lead:
+        if loaded.lead is not None:
+            lead = await db.get(Lead, loaded.lead.id)
+            if lead is not None:
+                return lead
+        first = loaded.messages[0]
+        origin = attribute(first)
+        result = await intake(
+            db,
+            LeadIn(
+                phone=loaded.sender,
+                name=(first.name or "")[:200] or None,
+                source=origin.source[:100],
+                attribution=origin.details,
+            ),
+            default_region=self.default_region,
+            now=now,
+            actor="whatsapp",
+        )
+        return result.lead
+
+    async def _record_inbound(
+        self, db: AsyncSession, lead: Lead, messages: list[InboundMessage], now: datetime
+    ) -> None:
+        for message in messages:
+            body = message.text or message.choice_title or message.choice_id or ""
+            if not body and message.media_kind:
+                body = f"[{message.media_kind}]"
+            await db.execute(
+                insert_or_ignore(db, Message, ["external_id"]).values(
+                    lead_id=lead.id,
+                    channel=CHANNEL,
+                    direction="in",
+                    external_id=message.id,
+                    body=body,
+                    payload=message.to_json(),
+                    created_at=message.timestamp,
+                )
+            )
+        latest = max(m.timestamp for m in messages)
+        if lead.last_inbound_at is None or latest > lead.last_inbound_at:
+            lead.last_inbound_at = latest
+        lead.whatsapp_window_closed_at = None  # they wrote: the 24-hour window is open again
+        lead.updated_at = now
+
+    async def _failed(self, row_ids: list[int], exc: BaseException) -> None:
+        self.stats.failures += 1
+        now = self.clock()
+        error = f"{type(exc).__name__}: {exc}"[:2000]
+        async with self.sessions.begin() as db:
+            await db.execute(
+                update(InboxItem)
+                .where(InboxItem.id.in_(row_ids), InboxItem.processed_at.is_(None))
+                .values(attempts=InboxItem.attempts + 1, error=error)
+            )
+            # Rows out of attempts are given up: marked processed, the error kept for a human.
+            given_up = await db.execute(
+                update(InboxItem)
+                .where(
+                    InboxItem.id.in_(row_ids),
+                    InboxItem.processed_at.is_(None),
+                    InboxItem.attempts >= self.max_attempts,
+                )
+                .values(processed_at=now, error=func.coalesce(InboxItem.error, "") + " (gave up)")
+            )
+        count = int(given_up.rowcount)  # type: ignore[attr-defined]
+        if count:
+            self.stats.given_up += count
+            log.error("inbox: gave up on %d message(s) after %d attempts: %s", count,
+                      self.max_attempts, error)  # fmt: skip
+
+
+async def _save_session(db: AsyncSession, lead_id: int, session: Session, now: datetime) -> None:
+    state = session.model_dump(mode="json")
+    row = await db.get(DialogSessionRow, lead_id)
+    if row is None:
+        db.add(
+            DialogSessionRow(
+                lead_id=lead_id,
+                script_id=session.script_id,
+                script_version=session.script_version,
+                state=state,
+                updated_at=now,
+            )
+        )
+    else:
+        row.script_id = session.script_id
+        row.script_version = session.script_version
+        row.state = state
+        row.updated_at = now

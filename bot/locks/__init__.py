@@ -1,0 +1,18 @@
+"""Per-key locks that serialize work on one lead: in-process by default, Redis when
+``LEADBOT_REDIS_URL`` is set (several web workers share the inbox)."""
+
+from __future__ import annotations
+
+from bot.locks.base import KeyedLock, LockTimeout
+from bot.locks.memory import MemoryLock
+
+__all__ = ["KeyedLock", "LockTimeout", "MemoryLock", "build_lock"]
+
+
+def build_lock(redis_url: str, *, prefix: str = "leadbot:lock:") -> KeyedLock:
+    """The lock backend for ``redis_url`` (empty: in-process)."""
+    if not redis_url:
+        return MemoryLock()
+    from bot.locks.redis import RedisLock
+
+    return RedisLock.from_url(redis_url, prefix=prefix)

@@ -1,0 +1,178 @@
+"""Store what a webhook body carried, in one transaction, before the 200.
+
+Messages go to the durable inbox (UNIQUE ``(channel, external_id)`` = the wamid, inserted
+with ON CONFLICT DO NOTHING: Meta's retries and duplicates change nothing). Statuses update
+the outbox rows they are about (matched on the wamid Meta gave us when we sent); statuses
+arrive out of order, so a later one never overwrites a further one (``read`` beats
+``delivered``; ``failed`` beats everything). A ``failed`` with 131047 means the 24-hour
+customer-service window is closed: recorded on the lead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.whatsapp.envelope import Envelope, StatusUpdate
+from scheduler.db import insert_or_ignore
+from scheduler.models import InboxItem, Lead, OutboxItem, utcnow
+
+CHANNEL = "whatsapp"
+WINDOW_CLOSED = 131047
+_RANK = {"sent": 1, "delivered": 2, "read": 3, "played": 4, "failed": 9}
+
+
+@dataclass(frozen=True, slots=True)
+class Ingested:
+    """What one body changed: senders with new inbox rows, and counts."""
+
+    senders: tuple[str, ...]
+    new_messages: int
+    duplicates: int
+    statuses: int
+
+
+async def ingest(
+    sessions: async_sessionmaker[AsyncSession], envelope: Envelope, now: datetime
+) -> Ingested:
+    """Store ``envelope``'s messages and apply its statuses in ONE transaction."""
+    (result,) = await ingest_many(sessions, [envelope], now)
+    return result
+
+
+async def ingest_many(
+    sessions: async_sessionmaker[AsyncSession], envelopes: list[Envelope], now: datetime
+) -> list[Ingested]:
+    """Store several bodies in ONE transaction (group commit); one result per body."""
+    rows: dict[str, dict[str, object]] = {}
+    for envelope in envelopes:
+        for m in envelope.messages:
+            if m.kind != "ignored" and m.id not in rows:
+                rows[m.id] = {
+                    "channel": CHANNEL,
+                    "external_id": m.id,
+                    "sender": m.sender,
+                    "payload": m.to_json(),
+                    "received_at": now,
+                    "attempts": 0,
+                }
+    new: set[str] = set()
+    applied: list[int] = []
+    async with sessions.begin() as db:
+        if rows:
+            # executemany ("insertmanyvalues"): one cached statement whatever the batch size.
+            inserted = await db.execute(
+                insert_or_ignore(db, InboxItem, ["channel", "external_id"]).returning(
+                    InboxItem.external_id
+                ),
+                list(rows.values()),
+            )
+            new = set(inserted.scalars())
+        for envelope in envelopes:
+            count = 0
+            for status in envelope.statuses:
+                count += await _apply_status(db, status)
+            applied.append(count)
+    results = []
+    for envelope, statuses in zip(envelopes, applied, strict=True):
+        mine = [m for m in envelope.messages if m.kind != "ignored"]
+        fresh = [m for m in mine if m.id in new]
+        new.difference_update(m.id for m in fresh)  # a wamid twice in one batch counts once
+        results.append(
+            Ingested(
+                senders=tuple(dict.fromkeys(m.sender for m in fresh)),
+                new_messages=len(fresh),
+                duplicates=len(mine) - len(fresh),
+                statuses=statuses,
+            )
+        )
+    return results
+
+
+class InboxWriter:
+    """Group commit for the webhook: bodies that arrive while a transaction is being written
+    share the next one. Each caller still gets its answer only after its rows are
+    committed (stored before the 200), but a burst of webhooks costs a few transactions
+    instead of one each: on SQLite, where every write takes the one database lock, that is
+    the difference between hundreds and thousands of bodies a second.
+    """
+
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], *, max_batch: int = 256
+    ) -> None:
+        self.sessions = sessions
+        self.max_batch = max_batch
+        self._pending: list[tuple[Envelope, asyncio.Future[Ingested]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def write(self, envelope: Envelope) -> Ingested:
+        """Store ``envelope`` (see :func:`ingest`); return once it is committed."""
+        future: asyncio.Future[Ingested] = asyncio.get_running_loop().create_future()
+        self._pending.append((envelope, future))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._drain(), name="inbox-writer")
+        return await future
+
+    async def _drain(self) -> None:
+        while self._pending:
+            batch = self._pending[: self.max_batch]
+            del self._pending[: self.max_batch]
+            try:
+                results = await ingest_many(self.sessions, [e for e, _ in batch], utcnow())
+            except Exception:
+                # One bad body must not fail the others: write them one by one.
+                for envelope, future in batch:
+                    try:
+                        result = await ingest(self.sessions, envelope, utcnow())
+                    except Exception as exc:
+                        if not future.done():
+                            future.set_exception(exc)
+                    else:
+                        if not future.done():
+                            future.set_result(result)
+                continue
+            for (_, future), result in zip(batch, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
+
+    async def close(self) -> None:
+        """Wait for the bodies being written."""
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+
+
+async def _apply_status(db: AsyncSession, status: StatusUpdate) -> int:
+    item = await db.scalar(
+        select(OutboxItem).where(
+            OutboxItem.external_id == status.id, OutboxItem.channel == CHANNEL
+        )
+    )
+    lead_id = item.lead_id if item is not None else None
+    if item is not None and _RANK.get(status.status, 0) > _RANK.get(item.delivery_status or "", 0):
+        item.delivery_status = status.status[:20]
+        if status.status == "failed":
+            codes = ",".join(str(c) for c in status.error_codes) or "?"
+            item.error = f"WhatsApp status failed ({codes}): {status.error_title or ''}"[:2000]
+    if WINDOW_CLOSED in status.error_codes:
+        await _window_closed(db, lead_id, status.recipient_id, status.timestamp)
+    return 1 if item is not None else 0
+
+
+async def _window_closed(
+    db: AsyncSession, lead_id: int | None, recipient_id: str | None, at: datetime
+) -> None:
+    if lead_id is None and recipient_id:
+        lead_id = await db.scalar(select(Lead.id).where(Lead.phone == f"+{recipient_id}"))
+    if lead_id is None:
+        return
+    # Only if they have not written since: their newer message reopened the window.
+    await db.execute(
+        update(Lead)
+        .where(Lead.id == lead_id)
+        .where((Lead.last_inbound_at.is_(None)) | (Lead.last_inbound_at < at))
+        .values(whatsapp_window_closed_at=at)
+    )

@@ -1,0 +1,139 @@
+"""``GET|POST /webhooks/whatsapp``: Meta's verification handshake and the updates.
+
+POST order matters: the signature is checked over the raw bytes (401 missing, 403 wrong),
+then the body is parsed (400 if it is not a webhook envelope), then everything it carries is
+stored in one transaction, then 200. Nothing is stored for a rejected body. The dialog runs
+afterwards in the inbox processor, so Meta gets its 200 in milliseconds whatever the LLM does.
+
+:func:`setup` registers the routes, the processor (started with crash recovery, closed on
+shutdown) and its periodic sweep on the app.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from bot.appkeys import DISPATCHER, ENGINE, JOBS, SESSIONS, SETTINGS
+from bot.http_errors import ApiError
+from bot.inbox.hooks import default_hooks
+from bot.inbox.processor import Dialogs, InboxProcessor
+from bot.interpreters import build_interpreter
+from bot.locks import KeyedLock, build_lock
+from bot.settings import Settings
+from bot.whatsapp import sandbox
+from bot.whatsapp.envelope import EnvelopeError, parse_envelope
+from bot.whatsapp.ingest import InboxWriter
+from bot.whatsapp.keys import INBOX, LOCKS, WRITER
+from bot.whatsapp.signature import HEADER, SignatureError, verify
+from dialogs.icp import load_icp
+from dialogs.loader import load_scripts
+from scheduler.loop import PeriodicJob
+
+log = logging.getLogger("leadbot.whatsapp")
+_UNSIGNED_WARNED = web.AppKey("whatsapp_unsigned_warned", list[bool])
+SWEEP_SECONDS = 15
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/webhooks/whatsapp")
+async def verify_subscription(request: web.Request) -> web.Response:
+    """Meta's handshake: echo ``hub.challenge`` when mode and verify token are right."""
+    expected = request.app[SETTINGS].whatsapp_verify_token.get_secret_value()
+    mode = request.query.get("hub.mode", "")
+    token = request.query.get("hub.verify_token", "")
+    challenge = request.query.get("hub.challenge", "")
+    if not expected:
+        raise ApiError(403, "not_configured", "LEADBOT_WHATSAPP_VERIFY_TOKEN is not configured")
+    if mode != "subscribe" or not hmac.compare_digest(token.encode(), expected.encode()):
+        raise ApiError(403, "forbidden", "wrong hub.mode or hub.verify_token")
+    return web.Response(text=challenge, content_type="text/plain")
+
+
+@routes.post("/webhooks/whatsapp")
+async def receive(request: web.Request) -> web.Response:
+    """Verify, parse, store in one transaction, kick the processor, answer 200."""
+    settings = request.app[SETTINGS]
+    raw = await request.read()
+    secret = settings.whatsapp_app_secret.get_secret_value()
+    if secret:
+        try:
+            verify(secret, raw, request.headers.get(HEADER))
+        except SignatureError as exc:
+            raise ApiError(exc.status, exc.code, str(exc)) from None
+    elif settings.is_sqlite:
+        warned = request.app[_UNSIGNED_WARNED]
+        if not warned:
+            warned.append(True)
+            log.warning(
+                "LEADBOT_WHATSAPP_APP_SECRET is not set: accepting UNSIGNED webhook bodies "
+                "(embedded mode only; set it before exposing this endpoint)"
+            )
+    else:
+        raise ApiError(403, "not_configured", "LEADBOT_WHATSAPP_APP_SECRET is not configured")
+    try:
+        envelope = parse_envelope(raw)
+    except EnvelopeError as exc:
+        raise ApiError(400, "malformed_webhook", str(exc)) from None
+    result = await request.app[WRITER].write(envelope)
+    processor = request.app[INBOX]
+    for sender in result.senders:
+        processor.kick(sender)
+    return web.json_response({"status": "ok"})
+
+
+def build_processor(app: web.Application, settings: Settings, locks: KeyedLock) -> InboxProcessor:
+    """The inbox processor, wired from the settings (scripts and ICP load fail fast)."""
+    scripts = load_scripts(settings.dialogs_dir, prompts_dir=settings.prompts_dir)
+    if settings.whatsapp_script not in scripts:
+        raise RuntimeError(
+            f"LEADBOT_WHATSAPP_SCRIPT={settings.whatsapp_script!r} is not a script in "
+            f"{settings.dialogs_dir} ({', '.join(sorted(scripts))})"
+        )
+    dialogs = Dialogs(
+        scripts=scripts,
+        default_script=settings.whatsapp_script,
+        icp=load_icp(settings.icp_file),
+        interpreter=build_interpreter(settings),
+    )
+    return InboxProcessor(
+        app[SESSIONS],
+        locks=locks,
+        dialogs=dialogs,
+        deliver=app[DISPATCHER].deliver,
+        hooks=default_hooks(settings),
+        default_region=settings.default_region,
+        calendly_url=settings.calendly_url,
+        burst_window=settings.burst_window_ms / 1000,
+        # SQLite has one write lock: turns queue for it here rather than in its busy handler,
+        # which sleeps in steps and would also stall the webhook's inserts.
+        db_slots=1 if app[ENGINE].dialect.name == "sqlite" else 8,
+        max_attempts=settings.inbox_max_attempts,
+    )
+
+
+async def _inbox(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    locks = build_lock(settings.redis_url)
+    processor = build_processor(app, settings, locks)
+    app[INBOX] = processor
+    app[LOCKS] = locks
+    app[WRITER] = writer = InboxWriter(app[SESSIONS])
+    app[JOBS].append(PeriodicJob("whatsapp-inbox", SWEEP_SECONDS, processor.sweep))
+    await processor.recover()
+    yield
+    await writer.close()
+    await processor.close()
+    await locks.close()
+
+
+def setup(app: web.Application) -> None:
+    """Register the WhatsApp webhook, the sandbox endpoints and the inbox processor."""
+    app[_UNSIGNED_WARNED] = []
+    app.cleanup_ctx.append(_inbox)
+    app.router.add_routes(routes)
+    app.router.add_routes(sandbox.routes)

@@ -1,0 +1,311 @@
+"""Follow-up cadences as a file: which touches a lead gets, when, on which channel.
+
+``LEADBOT_CADENCE_FILE`` (default ``scheduler/cadences/default.yaml``) holds named sequences
+of steps. A step's ``offset`` counts from the moment the sequence starts (``0``, ``30s``,
+``5m``, ``2h``, ``1d``, ``2w``), so the same file runs over two weeks in production and over
+seconds in a demo. Quiet hours and business days are applied in the lead's own time zone
+(:mod:`scheduler.timing`).
+
+Admins edit the file by hand, so a bad one is refused at load time with file, line and
+reason for every problem, like dialog scripts are.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import time, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+Purpose = Literal[
+    "first_reply",
+    "personal_follow_up",
+    "value_nudge",
+    "soft_check_in",
+    "final_touch",
+    "reactivation",
+    "rebook",
+]
+ChannelName = Literal["email", "whatsapp"]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+_OFFSET = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "": 0}
+_ID = r"^[a-z0-9_]+$"
+
+
+def parse_offset(value: object) -> timedelta:
+    """``"3d"`` → 3 days. Units: s, m, h, d, w; a bare ``0`` means now."""
+    if isinstance(value, timedelta):
+        return value
+    match = _OFFSET.match(str(value))
+    if match is None:
+        raise ValueError(f"expected a duration such as 0, 30s, 5m, 2h, 3d or 2w, got {value!r}")
+    amount, unit = int(match[1]), match[2]
+    if unit == "" and amount != 0:
+        raise ValueError(f"a duration needs a unit (s, m, h, d, w): {value!r}")
+    return timedelta(seconds=amount * _UNITS[unit])
+
+
+def format_offset(offset: timedelta) -> str:
+    """The shortest spelling of ``offset`` in the file's units (``3d``, ``90m``, ``0``)."""
+    seconds = int(offset.total_seconds())
+    for unit in ("d", "h", "m"):
+        if seconds and seconds % _UNITS[unit] == 0:
+            return f"{seconds // _UNITS[unit]}{unit}"
+    return f"{seconds}s" if seconds else "0"
+
+
+def _parse_clock(value: object) -> time:
+    if isinstance(value, time):
+        return value
+    if isinstance(value, int):  # YAML 1.1 reads 20:00 as a sexagesimal integer (1200)
+        value = f"{value // 60:02d}:{value % 60:02d}"
+    match = re.match(r"^(\d{1,2}):(\d{2})$", str(value).strip())
+    if match is None or int(match[1]) > 23 or int(match[2]) > 59:
+        raise ValueError(f"expected a time of day HH:MM, got {value!r}")
+    return time(int(match[1]), int(match[2]))
+
+
+Offset = Annotated[timedelta, BeforeValidator(parse_offset)]
+Clock = Annotated[time, BeforeValidator(_parse_clock)]
+
+
+class _Model(BaseModel):
+    # Typos in an admin-edited file must fail loudly rather than be ignored.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Step(_Model):
+    """One touch of a sequence."""
+
+    id: str = Field(pattern=_ID, max_length=50)
+    offset: Offset
+    channel: ChannelName
+    purpose: Purpose
+    # True: a rep approves every draft; "hot": only when the lead's qualification tier is hot.
+    approval: bool | Literal["hot"] = False
+    template: str = Field(min_length=1)
+    subject: str | None = None  # email subject (Jinja2), the sender's default when absent
+    # A first reply to someone who just wrote goes out at once, even at night.
+    respect_quiet_hours: bool = True
+
+
+class Sequence(_Model):
+    """Steps in order of their offsets; the lead goes dormant ``after_last`` the last one."""
+
+    description: str = ""
+    steps: list[Step] = Field(min_length=1)
+    after_last: Offset | None = timedelta(days=14)
+    # Started by the reactivation job for leads dormant at least this long.
+    start_when_dormant_for: Offset | None = None
+
+
+class QuietHours(_Model):
+    """No touches between ``start`` and ``end`` (local time; may wrap past midnight)."""
+
+    enabled: bool = True
+    start: Clock = time(20, 0)
+    end: Clock = time(8, 0)
+
+
+class BusinessDays(_Model):
+    """Touches only on these weekdays (local time)."""
+
+    enabled: bool = True
+    days: list[Weekday] = Field(default=["mon", "tue", "wed", "thu", "fri"], min_length=1)
+
+
+class Sender(_Model):
+    """Who the follow-ups are from, as templates and prompts name them."""
+
+    company: str = "our team"
+    name: str = "the team"
+    default_subject: str = "Following up"
+
+
+class Cadence(_Model):
+    """A whole cadence file. ``path`` and ``default_timezone`` are set by the loader."""
+
+    version: str = Field(min_length=1)
+    sender: Sender = Sender()
+    quiet_hours: QuietHours = QuietHours()
+    business_days: BusinessDays = BusinessDays()
+    # URLs a draft may contain besides the Calendly and public URL from the settings.
+    resources: dict[str, str] = {}
+    # Price strings a draft may mention verbatim; any other price is filtered out.
+    allowed_prices: list[str] = []
+    max_length: dict[ChannelName, int] = {"email": 1500, "whatsapp": 700}
+    sequences: dict[str, Sequence] = Field(min_length=1)
+    path: Path = Path(".")
+    default_timezone: str = "UTC"
+
+    @property
+    def templates_dir(self) -> Path:
+        """Templates live beside the cadence file."""
+        return self.path.parent / "templates"
+
+    def sequence(self, name: str) -> Sequence:
+        """The named sequence; :class:`UnknownSequenceError` lists the known ones."""
+        try:
+            return self.sequences[name]
+        except KeyError:
+            known = ", ".join(sorted(self.sequences))
+            raise UnknownSequenceError(
+                f"no sequence {name!r} in {self.path}; known: {known}"
+            ) from None
+
+    def step(self, sequence: str, step_id: str) -> Step | None:
+        """The step of ``sequence`` with ``step_id`` (None if the file no longer has it)."""
+        seq = self.sequences.get(sequence)
+        return None if seq is None else next((s for s in seq.steps if s.id == step_id), None)
+
+
+class UnknownSequenceError(KeyError):
+    """``start_sequence`` was asked for a sequence the cadence file does not define."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One reason a cadence file cannot be used. ``line`` is 1-based, None when unknown."""
+
+    file: str
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        return f"{where}: {self.message}"
+
+
+class CadenceError(Exception):
+    """The cadence file is invalid; ``problems`` lists every reason found."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+def load_cadence(path: Path | str, *, default_timezone: str = "UTC") -> Cadence:
+    """Read and validate a cadence file and its templates; :class:`CadenceError` otherwise."""
+    path = Path(path)
+    file = str(path)
+    try:
+        text = path.read_text("utf-8")
+        loader = yaml.SafeLoader(text)
+        try:
+            root = loader.get_single_node()
+            data = None if root is None else loader.construct_document(root)
+        finally:
+            loader.dispose()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CadenceError([Problem(file, None, f"cannot read: {exc}")]) from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = None if mark is None else mark.line + 1
+        raise CadenceError([Problem(file, line, f"invalid YAML: {exc.problem}")]) from None
+    if root is None or not isinstance(data, dict):
+        raise CadenceError([Problem(file, 1, "expected a mapping with version and sequences")])
+    problems = [Problem(file, line, msg) for line, msg in _duplicate_keys(root)]
+    try:
+        cadence = Cadence.model_validate(
+            {**data, "path": path, "default_timezone": default_timezone}
+        )
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            where = ".".join(str(p) for p in loc) or "<cadence>"
+            message = str(err["msg"]).removeprefix("Value error, ")
+            problems.append(Problem(file, _line_of(root, loc), f"{where}: {message}"))
+        raise CadenceError(problems) from None
+    for loc, message in _semantic_issues(cadence):
+        where = ".".join(str(p) for p in loc)
+        problems.append(Problem(file, _line_of(root, loc), f"{where}: {message}"))
+    if problems:
+        raise CadenceError(problems)
+    return cadence
+
+
+def _semantic_issues(cadence: Cadence) -> list[tuple[tuple[str | int, ...], str]]:
+    # Imported here: drafting imports this module for the Cadence type.
+    from scheduler.drafting import template_problem
+
+    out: list[tuple[tuple[str | int, ...], str]] = []
+    for name, seq in cadence.sequences.items():
+        if not re.match(_ID, name):
+            out.append((("sequences", name), "sequence names are lower_snake_case"))
+        seen: set[str] = set()
+        previous: timedelta | None = None
+        for i, step in enumerate(seq.steps):
+            loc: tuple[str | int, ...] = ("sequences", name, "steps", i)
+            if step.id in seen:
+                out.append(((*loc, "id"), f"duplicate step id {step.id!r}"))
+            seen.add(step.id)
+            if previous is not None and step.offset <= previous:
+                out.append(((*loc, "offset"), "offsets must increase from step to step"))
+            previous = step.offset
+            problem = template_problem(cadence, step.template)
+            if problem:
+                out.append(((*loc, "template"), problem))
+    for key, url in cadence.resources.items():
+        if not url.startswith("https://") and not url.startswith("http://"):
+            out.append((("resources", key), f"not an http(s) URL: {url!r}"))
+    return out
+
+
+def _line_of(root: yaml.Node, loc: tuple[Any, ...]) -> int:
+    """The line of the deepest node on ``loc`` present in the document (keys: their line)."""
+    node, line = root, root.start_mark.line + 1
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.value == str(part):
+                    node, line = value, key.start_mark.line + 1
+                    break
+        elif (
+            isinstance(node, yaml.SequenceNode)
+            and isinstance(part, int)
+            and 0 <= part < len(node.value)
+        ):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+    return line
+
+
+def _duplicate_keys(node: yaml.Node) -> list[tuple[int, str]]:
+    # PyYAML silently keeps the last of two equal keys; a copy-paste slip should fail.
+    out: list[tuple[int, str]] = []
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode):
+                if key.value in seen:
+                    out.append((key.start_mark.line + 1, f"duplicate key {key.value!r}"))
+                seen.add(key.value)
+            out.extend(_duplicate_keys(value))
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            out.extend(_duplicate_keys(item))
+    return out
+
+
+__all__ = [
+    "WEEKDAYS",
+    "Cadence",
+    "CadenceError",
+    "Problem",
+    "Sequence",
+    "Step",
+    "UnknownSequenceError",
+    "format_offset",
+    "load_cadence",
+    "parse_offset",
+]

@@ -1,0 +1,186 @@
+"""Workflow 2 in the stage store: enrich, qualify, then start the lead's first touch.
+
+:meth:`FirstTouch.process` is idempotent and safe to run twice at once (the request's
+background task and the safety job may both see a lead): the slow parts (a provider call,
+an LLM) run outside any transaction, and the result is stored with a conditional
+``UPDATE … WHERE qualification IS NULL`` whose row count decides who starts the sequence;
+``start_sequence`` is idempotent on its own too. The tier decides:
+
+- **warm**: the ``new_lead`` sequence starts; its T+0 step is due at once and the sweeper
+  sends it (the one sending path). A lead that is cold only for lack of answers (nothing
+  but a name and an email) is treated as warm: see :func:`_too_little_known`;
+- **hot**: the same sequence; the sweeper holds the T+0 draft for a rep's approval
+  (the step says ``approval: hot``);
+- **cold**: nothing, or the ``nurture`` sequence (``LEADBOT_COLD_LEADS``). A disposable
+  address is never written to.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from scheduler.cadence import Cadence
+from scheduler.email_qualify import EmailQualifier
+from scheduler.enrichment import EnrichmentProvider, enrich
+from scheduler.models import Lead, Stage, StageEvent, Touch
+from scheduler.touches import TouchStatus, start_sequence
+
+log = logging.getLogger("leadbot.first_touch")
+
+ColdPolicy = Literal["ignore", "nurture"]
+Action = Literal["auto_reply", "approval", "nurture", "none"]
+
+
+@dataclass(frozen=True, slots=True)
+class FirstTouchConfig:
+    """Which sequences the flow starts and which new leads it looks at."""
+
+    cold_leads: ColdPolicy = "ignore"
+    sequence: str = "new_lead"
+    nurture_sequence: str = "nurture"
+    # Creation actors (the stage_events row of a new lead) whose leads get a first touch:
+    # "intake" (POST /api/leads); "import" too with LEADBOT_IMPORT_FIRST_TOUCH.
+    actors: tuple[str, ...] = ("intake",)
+    # The safety job ignores leads older than this (e.g. a database from before the flow).
+    max_age: timedelta = timedelta(hours=24)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What processing one lead decided; ``started`` counts the touches inserted."""
+
+    lead_id: int
+    tier: str
+    action: Action
+    sequence: str | None
+    started: int
+
+
+def decide(qualification: dict[str, Any], enrichment: dict[str, Any],
+           config: FirstTouchConfig) -> tuple[Action, str | None]:  # fmt: skip
+    """The action and the sequence to start for a scored lead."""
+    tier = qualification.get("tier")
+    if tier == "hot":
+        return "approval", config.sequence
+    if tier == "warm" or (tier == "cold" and _too_little_known(qualification, enrichment)):
+        return "auto_reply", config.sequence
+    if config.cold_leads == "nurture" and not enrichment.get("disposable"):
+        return "nurture", config.nurture_sequence
+    return "none", None
+
+
+def _too_little_known(qualification: dict[str, Any], enrichment: dict[str, Any]) -> bool:
+    """A plain form lead (a name and an email) scores cold only because nothing is known
+    yet. Calling it cold would leave most inbound leads without the T+0 reply the playbook
+    promises, so cold needs evidence: a hard disqualifier, a throwaway address, or at most
+    one unknown answer. Otherwise the first reply is how we learn the rest."""
+    if qualification.get("disqualifiers") or enrichment.get("disposable"):
+        return False
+    return len(qualification.get("missing") or []) >= 2
+
+
+class FirstTouch:
+    """Runs the flow for one lead at a time against the stage store."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        cadence: Cadence,
+        qualifier: EmailQualifier,
+        *,
+        provider: EnrichmentProvider | None = None,
+        config: FirstTouchConfig = FirstTouchConfig(),
+    ) -> None:
+        self.sessions = sessions
+        self.cadence = cadence
+        self.qualifier = qualifier
+        self.provider = provider
+        self.config = config
+
+    async def process(self, lead_id: int, now: datetime) -> Outcome | None:
+        """Enrich, qualify and start the first touch; None when the lead is not for this
+        flow (no email, gone) or was already processed (by another run, too)."""
+        async with self.sessions() as session:
+            lead = await session.get(Lead, lead_id)
+            if lead is None or not lead.email or lead.qualification is not None:
+                return None
+            fields = {"name": lead.name, "company": lead.company, "role": lead.role,
+                      "source": lead.source}  # fmt: skip
+            attribution = dict(lead.attribution or {})
+            email, phone = lead.email, lead.phone
+        enrichment = await enrich(email=email, phone=phone, role=fields["role"],
+                                  company=fields["company"], name=fields["name"],
+                                  provider=self.provider)  # fmt: skip
+        qualification = await self.qualifier.qualify(fields, attribution, enrichment, now)
+        action, sequence = decide(qualification, enrichment, self.config)
+        qualification["first_touch"] = {"action": action, "sequence": sequence,
+                                        "cadence_version": self.cadence.version}  # fmt: skip
+        async with self.sessions.begin() as session:
+            stored = await session.execute(
+                update(Lead)
+                .where(Lead.id == lead_id, Lead.qualification.is_(None))
+                .values(qualification=qualification, enrichment=enrichment, updated_at=now)
+                .returning(Lead.stage, Lead.opted_out_at, Lead.bot_paused)
+            )
+            row = stored.one_or_none()
+            if row is None:
+                return None  # another run stored its result first; it started the touches
+            started = 0
+            # A rep may have taken over (or the lead opted out) while we were enriching.
+            if sequence and row.stage == Stage.NEW.value and not row.opted_out_at \
+                    and not row.bot_paused:  # fmt: skip
+                started = await start_sequence(session, lead_id, sequence,
+                                               cadence=self.cadence, now=now)  # fmt: skip
+        log.info("lead %s: tier %s, %s (%d touches)", lead_id, qualification["tier"], action,
+                 started)  # fmt: skip
+        return Outcome(lead_id, str(qualification["tier"]), action, sequence, started)
+
+
+async def unprocessed_leads(
+    session: AsyncSession, config: FirstTouchConfig, *, now: datetime, limit: int = 100
+) -> list[int]:
+    """New email leads created by one of ``config.actors`` within ``max_age`` that were not
+    qualified yet: the ones a crashed or lost background task left behind."""
+    created = (
+        select(StageEvent.lead_id)
+        .where(StageEvent.from_stage.is_(None), StageEvent.actor.in_(config.actors))
+        .scalar_subquery()
+    )
+    query = (
+        select(Lead.id)
+        .where(
+            Lead.stage == Stage.NEW.value,
+            Lead.email.is_not(None),
+            Lead.qualification.is_(None),
+            Lead.created_at >= now - config.max_age,
+            Lead.id.in_(created),
+        )
+        .order_by(Lead.id)
+        .limit(limit)
+    )
+    return list(await session.scalars(query))
+
+
+async def awaiting_first_reply(
+    session: AsyncSession, sequence: str, step: str, *, limit: int = 200
+) -> list[Touch]:
+    """First replies held for a rep's approval whose rep was not sent the link yet (the
+    link sender marks ``meta["approval_link_sent_at"]``)."""
+    query = (
+        select(Touch)
+        .where(
+            Touch.status == TouchStatus.AWAITING_APPROVAL.value,
+            Touch.sequence == sequence,
+            Touch.step == step,
+        )
+        .order_by(Touch.id)
+        .limit(limit)
+    )
+    touches = list(await session.scalars(query))
+    return [t for t in touches if not (t.meta or {}).get("approval_link_sent_at")]

@@ -1,0 +1,403 @@
+"""The sweeper: claim due touches, re-check each lead, draft, then send or queue for approval.
+
+One sweep: claim a batch (one statement, committed at once); load the batch's leads in one
+query; draft outside any transaction (an LLM may take seconds); then one short transaction
+re-checks the leads, fences on the claim (a touch cancelled meanwhile, or reaped and
+reclaimed elsewhere, is left alone), stores the drafts and enqueues the outbox rows. Only
+after that commit does delivery start, through the outbox, whose key
+(``lead:<id>:touch:<sequence>:<step>:<cycle>``) keeps a send at most once even if two
+processes somehow got here with the same touch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from scheduler.cadence import Cadence
+from scheduler.db import insert_or_ignore
+from scheduler.draft_filter import DraftPolicy
+from scheduler.drafting import Draft, DraftContext, Drafter
+from scheduler.errors import NotFoundError
+from scheduler.gates import BookingLink, LeadFacts, load_facts, skip_reason
+from scheduler.models import OutboxItem, Touch
+from scheduler.outbox import Dispatcher
+from scheduler.touches import Claimed, TouchStateError, TouchStatus, claim_due, outbox_key, reap
+
+log = logging.getLogger("leadbot.sweeper")
+
+
+@dataclass(frozen=True, slots=True)
+class SweepConfig:
+    """Tuning of the sweeper (from ``LEADBOT_SWEEP_*`` / ``LEADBOT_TOUCH_*``)."""
+
+    batch: int = 200
+    max_batches: int = 10  # per run: the claim LIMIT is the send throttle
+    lease: timedelta = timedelta(minutes=5)
+    max_attempts: int = 3
+    concurrency: int = 16
+    history: int = 10
+
+
+@dataclass(slots=True)
+class SweepResult:
+    """What one sweep did."""
+
+    claimed: int = 0
+    sent: int = 0
+    awaiting_approval: int = 0
+    skipped: int = 0
+    failed: int = 0
+    outbox_ids: list[int] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Work:
+    claim: Claimed
+    draft: Draft | None = None
+    error: str | None = None
+
+
+class Sweeper:
+    """Turns due touch rows into outbox rows (or drafts awaiting a rep)."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        cadence: Cadence,
+        drafter: Drafter,
+        dispatcher: Dispatcher | None,
+        *,
+        links: dict[str, str],
+        booking_link: BookingLink | None = None,
+        config: SweepConfig = SweepConfig(),
+    ) -> None:
+        self.sessions = sessions
+        self.cadence = cadence
+        self.drafter = drafter
+        self.dispatcher = dispatcher
+        self.links = links
+        self.booking_link = booking_link
+        self.config = config
+        self._limit = asyncio.Semaphore(config.concurrency)
+
+    # -- periodic jobs -------------------------------------------------------------------
+
+    async def sweep(self, now: datetime) -> SweepResult:
+        """Process due touches, batch by batch, up to ``max_batches``; deliver what was sent."""
+        total = SweepResult()
+        for _ in range(self.config.max_batches):
+            result = await self.sweep_once(now)
+            for name in ("claimed", "sent", "awaiting_approval", "skipped", "failed"):
+                setattr(total, name, getattr(total, name) + getattr(result, name))
+            total.outbox_ids += result.outbox_ids
+            if result.claimed < self.config.batch:
+                break
+        return total
+
+    async def reap(self, now: datetime) -> tuple[int, int]:
+        """Return stale claims to pending (or failed past the attempt cap)."""
+        return await reap(
+            self.sessions, now=now, lease=self.config.lease, max_attempts=self.config.max_attempts
+        )
+
+    async def sweep_once(self, now: datetime) -> SweepResult:
+        """Claim one batch, process it, deliver its messages."""
+        claims = await claim_due(self.sessions, now=now, limit=self.config.batch)
+        result = SweepResult(claimed=len(claims))
+        if not claims:
+            return result
+        async with self.sessions() as session:
+            facts = await load_facts(session, {c.lead_id for c in claims}, self.config.history
+                                     if self.drafter.needs_history else 0)  # fmt: skip
+        work = [_Work(c) for c in claims]
+        await asyncio.gather(*(self._draft(w, facts.get(w.claim.lead_id), now) for w in work))
+        await self._record(work, now, result)
+        await self._deliver(result.outbox_ids, now)
+        return result
+
+    # -- steps ---------------------------------------------------------------------------
+
+    async def _draft(self, work: _Work, facts: LeadFacts | None, now: datetime) -> None:
+        claim = work.claim
+        if facts is None or skip_reason(facts, claim.sequence, claim.created_at) is not None:
+            return  # decided (and recorded) in _record, against fresh data
+        step = self.cadence.step(claim.sequence, claim.step)
+        if step is None:
+            work.error = f"step {claim.sequence}.{claim.step} is no longer in the cadence file"
+            return
+        channel = facts.channel_for(claim.channel)
+        if channel is None:
+            return
+        context = DraftContext(
+            sequence=claim.sequence,
+            step=step,
+            channel=channel,
+            lead=facts.template_lead(),
+            answers=facts.answers,
+            links=facts.links({**self.cadence.resources, **self.links}, self.booking_link),
+            policy=self._policy(channel),
+            history=facts.history,
+        )
+        async with self._limit:
+            try:
+                work.draft = await self.drafter.draft(context)
+            except Exception as exc:  # a template bug: keep the touch visible, do not retry
+                log.exception("drafting touch %s failed", claim.id)
+                work.error = f"drafting failed: {exc.__class__.__name__}: {exc}"[:500]
+
+    def _policy(self, channel: str) -> DraftPolicy:
+        allowed = tuple(u for u in (*self.links.values(), *self.cadence.resources.values()) if u)
+        return DraftPolicy(
+            allowed_urls=allowed,
+            allowed_prices=tuple(self.cadence.allowed_prices),
+            max_length=self.cadence.max_length.get(channel, 1500),  # type: ignore[call-overload]
+        )
+
+    async def _record(self, work: list[_Work], now: datetime, result: SweepResult) -> None:
+        ids = [w.claim.id for w in work]
+        token = work[0].claim.token
+        terminal: dict[int, str] = {}
+        async with self.sessions.begin() as session:
+            # Lock our rows (Postgres) so a concurrent cancel waits for us or wins outright.
+            still_ours = set(
+                await session.scalars(
+                    select(Touch.id)
+                    .where(
+                        Touch.id.in_(ids),
+                        Touch.claim_token == token,
+                        Touch.status == TouchStatus.CLAIMED.value,
+                    )  # fmt: skip
+                    .with_for_update()
+                )
+            )
+            facts = await load_facts(session, {w.claim.lead_id for w in work}, 0)
+            updates: list[dict[str, Any]] = []
+            sends: list[_Send] = []
+            for w in work:
+                if w.claim.id not in still_ours:
+                    continue
+                update_row = await self._outcome(
+                    session,
+                    w,
+                    facts=facts.get(w.claim.lead_id),
+                    now=now,
+                    result=result,
+                    terminal=terminal,
+                    sends=sends,
+                )
+                updates.append({"id": w.claim.id, "claim_token": None, **update_row})
+            await self._enqueue(session, sends, now, result)
+            if updates:
+                await session.execute(update(Touch), updates)
+            for lead_id, reason in terminal.items():
+                await _cancel_rest(session, lead_id, reason)
+
+    async def _outcome(
+        self,
+        session: AsyncSession,
+        work: _Work,
+        *,
+        facts: LeadFacts | None,
+        now: datetime,
+        result: SweepResult,
+        terminal: dict[int, str],
+        sends: list[_Send],
+    ) -> dict[str, Any]:
+        claim = work.claim
+        reason = "lead deleted" if facts is None else skip_reason(facts, claim.sequence,
+                                                                  claim.created_at)  # fmt: skip
+        if reason is not None:
+            result.skipped += 1
+            if facts is not None and facts.is_final(reason):
+                terminal[claim.lead_id] = reason
+            return {"status": TouchStatus.SKIPPED.value, "note": reason}
+        assert facts is not None
+        if work.error is not None:
+            result.failed += 1
+            return {"status": TouchStatus.FAILED.value, "note": work.error}
+        channel = facts.channel_for(claim.channel)
+        if channel is None or work.draft is None:
+            result.skipped += 1
+            note = facts.unreachable_reason()
+            if facts.is_final(note):
+                terminal[claim.lead_id] = note
+            return {"status": TouchStatus.SKIPPED.value, "note": note}
+        draft = work.draft
+        meta = {**draft.meta, "channel": channel}
+        if draft.subject:
+            meta["subject"] = draft.subject
+        step = self.cadence.step(claim.sequence, claim.step)
+        approval = step.approval if step is not None else False
+        if approval is True or (approval == "hot" and facts.tier == "hot"):
+            result.awaiting_approval += 1
+            return {"status": TouchStatus.AWAITING_APPROVAL.value, "needs_approval": True,
+                    "draft": draft.text, "meta": meta}  # fmt: skip
+        row: dict[str, Any] = {
+            "status": TouchStatus.SENT.value,
+            "draft": draft.text,
+            "meta": meta,
+            "outbox_id": None,  # filled in by _enqueue
+            "sent_at": now,
+        }
+        sends.append(_Send(claim, facts, channel, draft.text, meta, row))
+        result.sent += 1
+        return row
+
+    async def _enqueue(
+        self, session: AsyncSession, sends: list[_Send], now: datetime, result: SweepResult
+    ) -> None:
+        """One multi-row outbox insert for the batch (ON CONFLICT DO NOTHING on the key)."""
+        if not sends:
+            return
+        rows = [_outbox_row(send, now) for send in sends]
+        statement = (
+            insert_or_ignore(session, OutboxItem, ["key"])
+            .values(rows)
+            .returning(OutboxItem.id, OutboxItem.key)
+        )
+        ids = {key: item_id for item_id, key in await session.execute(statement)}
+        result.outbox_ids += list(ids.values())
+        missing = [r["key"] for r in rows if r["key"] not in ids]
+        if missing:  # enqueued before (never twice): link the existing row
+            found = await session.execute(
+                select(OutboxItem.key, OutboxItem.id).where(OutboxItem.key.in_(missing))
+            )
+            ids.update({key: item_id for key, item_id in found})
+        for send, row in zip(sends, rows, strict=True):
+            send.row["outbox_id"] = ids.get(row["key"])
+            await send.facts.mark_contacted(session, now)
+        await _supersede(session, [send.claim for send in sends], self.cadence)
+
+    async def _deliver(self, outbox_ids: list[int], now: datetime) -> None:
+        if self.dispatcher is None:
+            return  # the outbox job delivers them
+        dispatcher = self.dispatcher
+
+        async def one(item_id: int) -> None:
+            async with self._limit:
+                await dispatcher.deliver(item_id, now)
+
+        await asyncio.gather(*(one(i) for i in outbox_ids))
+
+    # -- approval ------------------------------------------------------------------------
+
+    async def approve(
+        self, touch_id: int, *, by: str, now: datetime, text: str | None = None
+    ) -> Touch:
+        """A rep approves (and may edit) a draft: re-check the lead, enqueue, deliver."""
+        async with self.sessions.begin() as session:
+            touch = await session.scalar(
+                select(Touch).where(Touch.id == touch_id).with_for_update()
+            )
+            if touch is None:
+                raise NotFoundError(f"touch {touch_id} does not exist")
+            if touch.status != TouchStatus.AWAITING_APPROVAL.value:
+                raise TouchStateError(f"touch {touch_id} is {touch.status}, not awaiting approval")
+            facts = (await load_facts(session, {touch.lead_id}, 0)).get(touch.lead_id)
+            reason = "lead deleted" if facts is None else skip_reason(
+                facts, touch.sequence, touch.created_at)  # fmt: skip
+            touch.approved_at, touch.approved_by = now, by
+            if reason is not None:
+                touch.status, touch.note = TouchStatus.SKIPPED.value, reason
+                return touch
+            assert facts is not None
+            meta = dict(touch.meta)
+            if text is not None and text.strip() != (touch.draft or ""):
+                touch.draft, meta["edited_by"] = text.strip(), by
+            channel = str(meta.get("channel") or facts.channel_for(touch.channel) or "")
+            claim = Claimed(touch.id, touch.lead_id, touch.sequence, touch.step, touch.cycle,
+                            touch.channel, touch.attempts, touch.created_at, token="")  # fmt: skip
+            row: dict[str, Any] = {}
+            send = _Send(claim, facts, channel, touch.draft or "", meta, row)
+            await self._enqueue(session, [send], now, SweepResult())
+            outbox_id = row.get("outbox_id")
+            touch.status, touch.outbox_id, touch.sent_at, touch.meta = (
+                TouchStatus.SENT.value, outbox_id, now, meta)  # fmt: skip
+        if outbox_id is not None:
+            await self._deliver([outbox_id], now)
+        return touch
+
+    async def reject(self, touch_id: int, *, by: str, reason: str, now: datetime) -> Touch:
+        """A rep discards a draft: the touch is skipped, the rest of the cadence goes on."""
+        async with self.sessions.begin() as session:
+            touch = await session.scalar(
+                select(Touch).where(Touch.id == touch_id).with_for_update()
+            )
+            if touch is None:
+                raise NotFoundError(f"touch {touch_id} does not exist")
+            if touch.status != TouchStatus.AWAITING_APPROVAL.value:
+                raise TouchStateError(f"touch {touch_id} is {touch.status}, not awaiting approval")
+            touch.status, touch.note = TouchStatus.SKIPPED.value, f"rejected by {by}: {reason}"
+            touch.approved_by, touch.approved_at = by, now
+        return touch
+
+
+async def _cancel_rest(session: AsyncSession, lead_id: int, reason: str) -> None:
+    await session.execute(
+        update(Touch)
+        .where(Touch.lead_id == lead_id,
+               Touch.status.in_((TouchStatus.PENDING.value, TouchStatus.AWAITING_APPROVAL.value)))
+        .values(status=TouchStatus.CANCELLED.value, note=reason)
+        .execution_options(synchronize_session=False)
+    )  # fmt: skip
+
+
+async def _supersede(session: AsyncSession, claims: list[Claimed], cadence: Cadence) -> None:
+    # A Day 1 draft still waiting for a rep when Day 3 goes out would arrive out of order.
+    groups: dict[tuple[str, str, int], list[int]] = {}
+    for claim in claims:
+        groups.setdefault((claim.sequence, claim.step, claim.cycle), []).append(claim.lead_id)
+    for (sequence, step, cycle), lead_ids in groups.items():
+        steps = cadence.sequences[sequence].steps if sequence in cadence.sequences else []
+        ids = [s.id for s in steps]
+        earlier = [s.id for s in steps[: ids.index(step)] if s.approval] if step in ids else []
+        if not earlier:
+            continue
+        await session.execute(
+            update(Touch)
+            .where(
+                Touch.lead_id.in_(lead_ids),
+                Touch.sequence == sequence,
+                Touch.cycle == cycle,
+                Touch.step.in_(earlier),
+                Touch.status == TouchStatus.AWAITING_APPROVAL.value,
+            )
+            .values(status=TouchStatus.SKIPPED.value, note=f"superseded by {step}")
+            .execution_options(synchronize_session=False)
+        )
+
+
+@dataclass(slots=True)
+class _Send:
+    claim: Claimed
+    facts: LeadFacts
+    channel: str
+    text: str
+    meta: dict[str, Any]
+    row: dict[str, Any]
+
+
+def _outbox_row(send: _Send, now: datetime) -> dict[str, Any]:
+    claim = send.claim
+    payload: dict[str, Any] = {"text": send.text, "kind": "follow_up", "touch_id": claim.id}
+    if send.meta.get("subject"):
+        payload["subject"] = send.meta["subject"]
+    return {
+        "key": outbox_key(claim.lead_id, claim.sequence, claim.step, claim.cycle),
+        "channel": send.channel,
+        "recipient": send.facts.address(send.channel) or "",
+        "payload": payload,
+        "lead_id": claim.lead_id,
+        "state": "pending",
+        "attempts": 0,
+        "next_attempt_at": None,
+        "created_at": now,
+        "updated_at": now,
+    }
