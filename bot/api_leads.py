@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bot.appkeys import METRICS, SESSIONS, SETTINGS
+from bot.appkeys import METRICS, ON_LEAD_CREATED, SESSIONS, SETTINGS
 from bot.http_errors import ApiError, read_json_object
 from scheduler.leads import LeadIn, get_lead, intake, list_leads, stage_history
 from scheduler.models import Lead, Stage, StageEvent, utcnow
@@ -93,6 +93,8 @@ async def create_lead(request: web.Request) -> web.Response:
         result = await intake(session, data, default_region=settings.default_region, now=utcnow())
     if result.created:
         request.app[METRICS].leads_created.labels(result.lead.source or "unknown").inc()
+        for listener in request.app[ON_LEAD_CREATED]:
+            listener(result.lead.id)
     response = web.json_response(
         {"lead": lead_json(result.lead), "created": result.created},
         status=201 if result.created else 200,

@@ -11,7 +11,16 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot import api_leads, calendly, first_touch, followups, unsubscribe
-from bot.appkeys import CHANNELS, DISPATCHER, ENGINE, JOBS, METRICS, SESSIONS, SETTINGS
+from bot.appkeys import (
+    CHANNELS,
+    DISPATCHER,
+    ENGINE,
+    JOBS,
+    METRICS,
+    ON_LEAD_CREATED,
+    SESSIONS,
+    SETTINGS,
+)
 from bot.auth import bearer_auth
 from bot.channels import build_channels, close_channels
 from bot.email_in import webhook as email_webhook
@@ -58,6 +67,7 @@ def create_app(
     app[SETTINGS] = settings
     app[METRICS] = metrics
     app[JOBS] = []
+    app[ON_LEAD_CREATED] = []
 
     async def database(app: web.Application) -> AsyncIterator[None]:
         own = engine is None

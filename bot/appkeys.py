@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -20,3 +20,6 @@ CHANNELS = web.AppKey("channels", Mapping[str, Channel])
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 # Periodic jobs the app's scheduler loop runs; components append theirs while the app is built.
 JOBS = web.AppKey("jobs", list[PeriodicJob])
+# Called with the id of every lead POST /api/leads creates (not for duplicates); listeners
+# must return at once (hand slow work to a background task).
+ON_LEAD_CREATED = web.AppKey("on_lead_created", list[Callable[[int], None]])

@@ -23,7 +23,7 @@ from datetime import datetime
 
 from aiohttp import web
 
-from bot.appkeys import DISPATCHER, JOBS, SESSIONS, SETTINGS
+from bot.appkeys import DISPATCHER, JOBS, ON_LEAD_CREATED, SESSIONS, SETTINGS
 from bot.approval_links import routes as approval_routes
 from bot.approval_links import send_approval_links
 from bot.followups import CADENCE, SWEEPER
@@ -152,17 +152,6 @@ def build_flow(settings: Settings, app: web.Application,
     return FirstTouch(app[SESSIONS], app[CADENCE], qualifier, provider=provider, config=config)
 
 
-async def _after_intake(request: web.Request, response: web.StreamResponse) -> None:
-    # A 201 means this request created the lead (a duplicate answers 200: no second touch).
-    if request.method != "POST" or request.path != "/api/leads" or response.status != 201:
-        return
-    runner = request.app.get(RUNNER)
-    location = response.headers.get("Location", "")
-    if runner is None or not location.rsplit("/", 1)[-1].isdigit():
-        return
-    runner.submit(int(location.rsplit("/", 1)[-1]))
-
-
 def setup(app: web.Application) -> None:
     """Register the hook, the context, the safety job and the approval pages."""
 
@@ -176,8 +165,10 @@ def setup(app: web.Application) -> None:
         runner = FirstTouchRunner(build_flow(settings, app, provider), app[SWEEPER],
                                   app[DISPATCHER], settings)  # fmt: skip
         app[RUNNER] = runner
-        app[JOBS].append(PeriodicJob("first_touch.safety", settings.first_touch_check_seconds,
-                                     runner.safety))  # fmt: skip
+        if settings.first_touch:
+            app[ON_LEAD_CREATED].append(runner.submit)
+            app[JOBS].append(PeriodicJob("first_touch.safety", settings.first_touch_check_seconds,
+                                         runner.safety))  # fmt: skip
         runner.start()
         yield
         await runner.close()
@@ -185,7 +176,6 @@ def setup(app: web.Application) -> None:
             await provider.aclose()
 
     app.cleanup_ctx.append(first_touch)
-    app.on_response_prepare.append(_after_intake)
     app.router.add_routes(approval_routes)
 
 

@@ -164,6 +164,8 @@ class Settings(BaseSettings):
     reactivation_check_seconds: Annotated[float, Field(gt=0)] = 21600.0
 
     # Email fast first touch
+    # New email leads from POST /api/leads get the T+0 first reply (off: intake only).
+    first_touch: bool = True
     # Cold email leads: "ignore" (no touch) or "nurture" (the cadence's nurture sequence).
     cold_leads: Literal["ignore", "nurture"] = "ignore"
     # Also give leads from `leadbot leads import` the first touch (picked up by the safety job).

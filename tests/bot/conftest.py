@@ -19,6 +19,7 @@ async def client(
 ) -> TestClient[Any, Any]:
     """A client of the service running on 127.0.0.1 with the parametrized stage store.
 
-    Periodic jobs do not run on their own here: tests that need them call them."""
-    settings = make_settings(max_body_bytes=64 * 1024)
+    Periodic jobs and the email first touch do not run on their own here: tests of the API
+    see exactly what they did; tests that need those flows call them or build their own app."""
+    settings = make_settings(max_body_bytes=64 * 1024, first_touch=False)
     return await aiohttp_client(create_app(settings, engine=engine, run_scheduler=False))
