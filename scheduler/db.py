@@ -38,7 +38,15 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Async
 
 
 def _create_sqlite_engine(url: str, *, echo: bool) -> AsyncEngine:
-    engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
+    # One connection: SQLite has one writer at a time anyway, and when several connections
+    # contend for the write lock, SQLite's busy handler makes the losers sleep (up to 100 ms
+    # a try) even after the lock is free. Queuing for the one connection in asyncio instead
+    # keeps writes back to back. The rule this implies: never hold a session while waiting
+    # for another one (or for the network) — claim, commit, then work.
+    engine = create_async_engine(
+        url, echo=echo, connect_args={"timeout": 30}, pool_size=1, max_overflow=0,
+        pool_timeout=60,
+    )
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
