@@ -9,7 +9,6 @@ from typing import Annotated
 
 import typer
 from aiohttp import web
-from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
@@ -17,11 +16,17 @@ from bot.app import create_app
 from bot.chat import chat_command, dialogs_app
 from bot.cli_reps import app as reps_app
 from bot.cli_scheduler import cadence_app, scheduler
+from bot.cli_support import (
+    console,
+    err_console,
+    settings_or_exit,
+    settings_with_secrets_or_exit,
+)
 from bot.cli_whatsapp import link as whatsapp_link
 from bot.cli_whatsapp import sandbox_app
 from bot.interpreters import build_interpreter
-from bot.secrets_store import secrets_path, with_embedded_secrets
-from bot.settings import Settings, SettingsError, load_settings
+from bot.secrets_store import secrets_path
+from bot.settings import Settings
 from scheduler.db import create_engine, session_factory
 from scheduler.errors import InvalidLeadError
 from scheduler.importer import ImportReport, import_csv
@@ -40,17 +45,7 @@ app.add_typer(cadence_app, name="cadence")
 app.command("scheduler")(scheduler)
 app.command("link")(whatsapp_link)
 app.add_typer(sandbox_app, name="sandbox")
-console = Console()
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
-err_console = Console(stderr=True)
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        err_console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
 
 
 async def _migrate(settings: Settings) -> None:
@@ -86,15 +81,8 @@ def serve(
     ] = False,
 ) -> None:
     """Run the service. On the embedded SQLite default, migrations run first."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
-    settings = _settings()
-    try:
-        settings = with_embedded_secrets(settings)
-    except SettingsError as exc:
-        err_console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    settings = settings_with_secrets_or_exit()
     if settings.is_sqlite:
         asyncio.run(_migrate(settings))
     else:
@@ -117,7 +105,7 @@ def chat(
     ),
 ) -> None:
     """Play a prospect against a dialog script in the terminal (no server needed)."""
-    settings = _settings()
+    settings = settings_or_exit()
     chat_command(
         script,
         settings.dialogs_dir,
@@ -130,7 +118,7 @@ def chat(
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Bring the database at LEADBOT_DATABASE_URL to the newest schema."""
-    settings = _settings()
+    settings = settings_or_exit()
     asyncio.run(_migrate(settings))
     console.print("database is up to date")
 
@@ -140,7 +128,7 @@ def leads_import(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
 ) -> None:
     """Import leads from a CSV file (header: name,email,phone,company,role,source,utm_*…)."""
-    settings = _settings()
+    settings = settings_or_exit()
     report = asyncio.run(_import(settings, file))
     _print_report(report)
     if report.created == 0 and report.rejected > 0:
@@ -199,7 +187,7 @@ def leads_list(
     limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
 ) -> None:
     """Show leads, oldest first."""
-    settings = _settings()
+    settings = settings_or_exit()
     leads = asyncio.run(_list(settings, stage, limit))
     table = Table("id", "stage", "name", "email", "phone", "company", "source")
     for lead in leads:

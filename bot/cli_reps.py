@@ -7,11 +7,10 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.settings import Settings, SettingsError, load_settings
+from bot.cli_support import console, err_console, settings_or_exit
 from scheduler.contacts import normalize_email, normalize_phone
 from scheduler.db import create_engine, session_factory
 from scheduler.errors import LeadbotError
@@ -20,22 +19,12 @@ from scheduler.models import Rep, utcnow
 from scheduler.reps import add_rep, deactivate_rep, list_reps
 
 app = typer.Typer(help="Sales reps: who owns leads and gets notified.")
-console = Console()
-err_console = Console(stderr=True)
 T = TypeVar("T")
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        err_console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
 
 
 def _run(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """Run ``work`` in one transaction on the configured database; errors exit with 1."""
-    settings = _settings()
+    settings = settings_or_exit()
 
     async def main() -> T:
         engine = create_engine(settings.database_url)
@@ -63,7 +52,7 @@ def reps_add(
     ] = None,
 ) -> None:
     """Add an active rep; new leads are assigned to active reps in turn."""
-    settings = _settings()
+    settings = settings_or_exit()
     if not email and not whatsapp:
         err_console.print("[red]give --email and/or --whatsapp: a rep must be reachable[/red]")
         raise typer.Exit(2)

@@ -18,26 +18,16 @@ from typing import Annotated
 
 import typer
 from aiohttp import web
-from rich.console import Console
 from rich.table import Table
 
 from bot.app import create_app
-from bot.settings import Settings, SettingsError, load_settings
+from bot.cli_support import console, err_console, settings_or_exit
+from bot.settings import Settings
 from scheduler.cadence import CadenceError, format_offset, load_cadence
 from scheduler.db import create_engine
 from scheduler.migrate import upgrade
 
 cadence_app = typer.Typer(help="Follow-up cadences (LEADBOT_CADENCE_FILE).")
-console = Console()
-err_console = Console(stderr=True)
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        err_console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
 
 
 @cadence_app.command("check")
@@ -47,7 +37,7 @@ def cadence_check(
     ] = None,
 ) -> None:
     """Validate a cadence file and its templates; print its sequences or every problem."""
-    path = file if file is not None else _settings().cadence_file
+    path = file if file is not None else settings_or_exit().cadence_file
     try:
         cadence = load_cadence(path)
     except CadenceError as exc:
@@ -76,7 +66,7 @@ def scheduler() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
-    settings = _settings()
+    settings = settings_or_exit()
     try:
         load_cadence(settings.cadence_file)
     except CadenceError as exc:

@@ -19,20 +19,11 @@ from rich.console import Console, Group
 from rich.panel import Panel
 from rich.text import Text
 
-from bot.secrets_store import with_embedded_secrets
-from bot.settings import Settings, SettingsError, load_settings
+from bot.cli_support import settings_or_exit, settings_with_secrets_or_exit
 from bot.whatsapp.attribution import DEFAULT_TEXT, click_to_chat_link, ref_code
 
 sandbox_app = typer.Typer(help="The WhatsApp sandbox of a running server.")
 SANDBOX_PATH = "/api/sandbox/whatsapp/messages"
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        typer.secho(str(exc), fg="red", err=True)
-        raise typer.Exit(2) from None
 
 
 def link(
@@ -45,7 +36,7 @@ def link(
     ] = None,
 ) -> None:
     """Print a wa.me click-to-chat link whose first message carries the campaign's ref code."""
-    number = number or _settings().whatsapp_number
+    number = number or settings_or_exit().whatsapp_number
     if not number:
         typer.secho("set LEADBOT_WHATSAPP_NUMBER or pass --number", fg="red", err=True)
         raise typer.Exit(2)
@@ -72,12 +63,7 @@ def chat(
 ) -> None:
     """Play a prospect against a running server over its sandbox (type /quit to leave)."""
     if token is None:
-        settings = _settings()
-        try:
-            token = with_embedded_secrets(settings).api_token.get_secret_value()
-        except SettingsError as exc:
-            typer.secho(str(exc), fg="red", err=True)
-            raise typer.Exit(2) from None
+        token = settings_with_secrets_or_exit().api_token.get_secret_value()
     asyncio.run(sandbox_chat(url, phone, token, name=name))
 
 

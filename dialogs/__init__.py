@@ -40,13 +40,14 @@ from dialogs.session import Session, SessionVersionError, SlotRecord
 
 if TYPE_CHECKING:
     from dialogs.engine import StepResult, step, summary
-    from dialogs.loader import Problem, ScriptError, check_dir, load_script, load_scripts
+    from dialogs.loader import ScriptError, check_dir, load_script, load_scripts
+    from dialogs.yaml_source import Problem
 
 _LAZY = {
     "StepResult": "dialogs.engine",
     "step": "dialogs.engine",
     "summary": "dialogs.engine",
-    "Problem": "dialogs.loader",
+    "Problem": "dialogs.yaml_source",
     "ScriptError": "dialogs.loader",
     "check_dir": "dialogs.loader",
     "load_script": "dialogs.loader",

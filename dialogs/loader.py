@@ -3,13 +3,12 @@
 Admins edit ``dialogs/scripts/*.yaml`` by hand, so every problem must point at a line. The
 YAML is composed into nodes first (they carry marks); pydantic errors and
 :meth:`Script.issues` report a path such as ``questions.1.options.3.title``, which
-:func:`_line_of` walks back through the node tree to a line number.
+:func:`dialogs.yaml_source.line_of` walks back through the node tree to a line number.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,24 +16,10 @@ import yaml
 from pydantic import ValidationError
 
 from dialogs.script import DEFER_CHECKS, Script
+from dialogs.yaml_source import Loc, Problem, duplicate_keys, line_of
 
 if TYPE_CHECKING:
     from dialogs.icp import Icp
-
-Loc = tuple[str | int, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """One reason a script file cannot be used. ``line`` is 1-based, None when unknown."""
-
-    file: str
-    line: int | None
-    message: str
-
-    def __str__(self) -> str:
-        where = self.file if self.line is None else f"{self.file}:{self.line}"
-        return f"{where}: {self.message}"
 
 
 class ScriptError(Exception):
@@ -97,7 +82,7 @@ def _load_dir(dir: Path, prompts_dir: Path | None) -> tuple[dict[str, _Loaded], 
             problems.append(
                 Problem(
                     str(path),
-                    _line_of(root, ("id",)),
+                    line_of(root, ("id",)),
                     f"id: duplicate script id {script.id!r} (also in {found[script.id][0]})",
                 )
             )
@@ -131,70 +116,27 @@ def _load(
         line = None if root is None else root.start_mark.line + 1
         return None, root, [Problem(file, line, "expected a mapping of script fields")]
 
-    problems = [Problem(file, line, msg) for line, msg in _duplicate_keys(root)]
+    problems = [Problem(file, line, msg) for line, msg in duplicate_keys(root)]
     try:
         script = Script.model_validate(data, context={DEFER_CHECKS: True})
     except ValidationError as exc:
         for err in exc.errors():
             loc = tuple(err["loc"])
-            problems.append(Problem(file, _line_of(root, loc), f"{_dotted(loc)}: {err['msg']}"))
+            problems.append(Problem(file, line_of(root, loc), f"{_dotted(loc)}: {err['msg']}"))
         return None, root, problems
     for issue in script.issues():
         problems.append(
-            Problem(file, _line_of(root, issue.loc), f"{_dotted(issue.loc)}: {issue.message}")
+            Problem(file, line_of(root, issue.loc), f"{_dotted(issue.loc)}: {issue.message}")
         )
     if prompts_dir is not None and not (prompts_dir / f"{script.prompt}.yaml").is_file():
         problems.append(
             Problem(
                 file,
-                _line_of(root, ("prompt",)),
+                line_of(root, ("prompt",)),
                 f"prompt: no prompt file {script.prompt}.yaml in {prompts_dir}",
             )
         )
     return script, root, problems
-
-
-def _line_of(root: yaml.Node | None, loc: Loc) -> int | None:
-    """The line of the deepest node on ``loc`` that exists in the document.
-
-    A mapping key points at the key's own line (``outcomes:``), not its value's first line;
-    parts that are not in the document (a missing field, pydantic's union tags) are skipped,
-    so the answer is the closest enclosing node.
-    """
-    if root is None:
-        return None
-    node, line = root, root.start_mark.line + 1
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                if isinstance(key, yaml.ScalarNode) and key.value == str(part):
-                    node, line = value, key.start_mark.line + 1
-                    break
-        elif (
-            isinstance(node, yaml.SequenceNode)
-            and isinstance(part, int)
-            and 0 <= part < len(node.value)
-        ):
-            node = node.value[part]
-            line = node.start_mark.line + 1
-    return line
-
-
-def _duplicate_keys(node: yaml.Node) -> list[tuple[int, str]]:
-    # PyYAML silently keeps the last of two equal keys; an admin's copy-paste slip should fail.
-    out: list[tuple[int, str]] = []
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key, value in node.value:
-            if isinstance(key, yaml.ScalarNode):
-                if key.value in seen:
-                    out.append((key.start_mark.line + 1, f"duplicate key {key.value!r}"))
-                seen.add(key.value)
-            out.extend(_duplicate_keys(value))
-    elif isinstance(node, yaml.SequenceNode):
-        for item in node.value:
-            out.extend(_duplicate_keys(item))
-    return out
 
 
 def _icp_problems(file: str, script: Script, root: yaml.Node | None, icp: Icp) -> list[Problem]:
@@ -206,7 +148,7 @@ def _icp_problems(file: str, script: Script, root: yaml.Node | None, icp: Icp) -
             out.append(
                 Problem(
                     file,
-                    _line_of(root, ("questions",)),
+                    line_of(root, ("questions",)),
                     f"questions: unknown slot {slot!r}: the ICP ({icp.version}) scores it "
                     "but no question asks it",
                 )
@@ -219,7 +161,7 @@ def _icp_problems(file: str, script: Script, root: yaml.Node | None, icp: Icp) -
                     out.append(
                         Problem(
                             file,
-                            _line_of(root, ("questions", i, "options")),
+                            line_of(root, ("questions", i, "options")),
                             f"questions.{i}.options: the ICP ({icp.version}) scores option "
                             f"{option_id!r} of {slot!r}, which is not one of its options",
                         )

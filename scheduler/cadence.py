@@ -13,13 +13,14 @@ reason for every problem, like dialog scripts are.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import time, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from dialogs.yaml_source import Problem, duplicate_keys, line_of
 
 Purpose = Literal[
     "first_reply",
@@ -173,19 +174,6 @@ class UnknownSequenceError(KeyError):
         return str(self.args[0])
 
 
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """One reason a cadence file cannot be used. ``line`` is 1-based, None when unknown."""
-
-    file: str
-    line: int | None
-    message: str
-
-    def __str__(self) -> str:
-        where = self.file if self.line is None else f"{self.file}:{self.line}"
-        return f"{where}: {self.message}"
-
-
 class CadenceError(Exception):
     """The cadence file is invalid; ``problems`` lists every reason found."""
 
@@ -214,7 +202,7 @@ def load_cadence(path: Path | str, *, default_timezone: str = "UTC") -> Cadence:
         raise CadenceError([Problem(file, line, f"invalid YAML: {exc.problem}")]) from None
     if root is None or not isinstance(data, dict):
         raise CadenceError([Problem(file, 1, "expected a mapping with version and sequences")])
-    problems = [Problem(file, line, msg) for line, msg in _duplicate_keys(root)]
+    problems = [Problem(file, line, msg) for line, msg in duplicate_keys(root)]
     try:
         cadence = Cadence.model_validate(
             {**data, "path": path, "default_timezone": default_timezone}
@@ -224,11 +212,11 @@ def load_cadence(path: Path | str, *, default_timezone: str = "UTC") -> Cadence:
             loc = tuple(err["loc"])
             where = ".".join(str(p) for p in loc) or "<cadence>"
             message = str(err["msg"]).removeprefix("Value error, ")
-            problems.append(Problem(file, _line_of(root, loc), f"{where}: {message}"))
+            problems.append(Problem(file, line_of(root, loc), f"{where}: {message}"))
         raise CadenceError(problems) from None
     for loc, message in _semantic_issues(cadence):
         where = ".".join(str(p) for p in loc)
-        problems.append(Problem(file, _line_of(root, loc), f"{where}: {message}"))
+        problems.append(Problem(file, line_of(root, loc), f"{where}: {message}"))
     if problems:
         raise CadenceError(problems)
     return cadence
@@ -258,42 +246,6 @@ def _semantic_issues(cadence: Cadence) -> list[tuple[tuple[str | int, ...], str]
     for key, url in cadence.resources.items():
         if not url.startswith("https://") and not url.startswith("http://"):
             out.append((("resources", key), f"not an http(s) URL: {url!r}"))
-    return out
-
-
-def _line_of(root: yaml.Node, loc: tuple[Any, ...]) -> int:
-    """The line of the deepest node on ``loc`` present in the document (keys: their line)."""
-    node, line = root, root.start_mark.line + 1
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                if isinstance(key, yaml.ScalarNode) and key.value == str(part):
-                    node, line = value, key.start_mark.line + 1
-                    break
-        elif (
-            isinstance(node, yaml.SequenceNode)
-            and isinstance(part, int)
-            and 0 <= part < len(node.value)
-        ):
-            node = node.value[part]
-            line = node.start_mark.line + 1
-    return line
-
-
-def _duplicate_keys(node: yaml.Node) -> list[tuple[int, str]]:
-    # PyYAML silently keeps the last of two equal keys; a copy-paste slip should fail.
-    out: list[tuple[int, str]] = []
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key, value in node.value:
-            if isinstance(key, yaml.ScalarNode):
-                if key.value in seen:
-                    out.append((key.start_mark.line + 1, f"duplicate key {key.value!r}"))
-                seen.add(key.value)
-            out.extend(_duplicate_keys(value))
-    elif isinstance(node, yaml.SequenceNode):
-        for item in node.value:
-            out.extend(_duplicate_keys(item))
     return out
 
 

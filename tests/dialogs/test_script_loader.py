@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from dialogs.icp import load_icp
-from dialogs.loader import Problem, ScriptError, check_dir, load_script, load_scripts
+from dialogs.loader import ScriptError, check_dir, load_script, load_scripts
+from dialogs.yaml_source import Problem
 from dialogs.script import (
     BUTTON_TITLE_MAX,
     LIST_ROW_DESCRIPTION_MAX,
