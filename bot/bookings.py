@@ -153,7 +153,11 @@ async def _canceled(
         if ctx.cadence is None:
             log.warning("lead %s canceled, but no cadence is loaded: no rebook nudge", lead.id)
         else:
-            await start_sequence(session, lead.id, "rebook", cadence=ctx.cadence, now=now)
+            # One nudge per canceled booking: a lead who books and cancels again gets
+            # another (the cycle keeps the touches of each booking apart).
+            await start_sequence(
+                session, lead.id, "rebook", cadence=ctx.cadence, now=now, cycle=booking.id
+            )
     return Outcome("processed", ids, lead.id)
 
 

@@ -246,6 +246,22 @@ async def test_a_cancellation_tells_the_rep_and_starts_the_rebook_nudge(
     assert await counts(db) == before
 
 
+async def test_each_canceled_booking_gets_its_own_rebook_nudge(
+    app_client: Client, db: async_sessionmaker[AsyncSession]
+) -> None:
+    lead = await make_lead(db)
+    for n in range(2):
+        created = load_event("invitee_created", token=lead.token)
+        canceled = load_event("invitee_canceled", token=lead.token)
+        for body in (created, canceled):  # a second, distinct booking the second time
+            body["payload"]["uri"] = f"{body['payload']['uri']}-{n}"
+            assert (await post(app_client, body))[1]["status"] == "processed"
+    # The second booking cancelled the first nudge; the second cancellation starts its own.
+    assert [(s, status) for s, status in await touches(db, lead.id) if s == "rebook"] == [
+        ("rebook", "cancelled"), ("rebook", "cancelled"), ("rebook", "pending"), ("rebook", "pending"),
+    ]  # fmt: skip
+
+
 async def test_a_reschedule_moves_the_booking_without_a_rebook_nudge(
     app_client: Client, db: async_sessionmaker[AsyncSession]
 ) -> None:
