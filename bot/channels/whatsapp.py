@@ -7,7 +7,10 @@ What it adds on top of pywa, in the order a send goes through it:
 2. The 24-hour service window is tracked by us (Meta usually accepts a free-form message
    outside it with a 200 and fails it later, by status webhook): a free-form message to
    someone whose last inbound message is older than 24 h goes out as the configured
-   template instead. A synchronous 131047 leads to the same fallback.
+   template instead. The window comes with the payload (``window_until``, set by whoever
+   enqueued it and knew the lead: a reply to an inbound message is inside it by
+   definition), so a send costs no database query; only a payload without one is looked
+   up (:class:`ServiceWindow`). A synchronous 131047 leads to the same fallback.
 3. A per-number token bucket keeps us under the throughput limit, and a throttling answer
    pauses the whole channel (backing off while it lasts).
 4. Every outcome is mapped to the outbox's rules: a receipt with the ``wamid``; ``NotSent``
@@ -22,7 +25,7 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Protocol
 
 import httpx
@@ -36,12 +39,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.throttle import Pause, RateLimited, TokenBucket
 from bot.channels.whatsapp_limits import Choice, Outgoing, PayloadError, parse_payload
+from bot.whatsapp.payloads import SERVICE_WINDOW, window_open
 from scheduler.models import Lead, utcnow
 from scheduler.outbox import DeliveryError, MaybeSent, NotSent, Receipt
 
 log = logging.getLogger("leadbot.whatsapp.send")
 
-SERVICE_WINDOW = timedelta(hours=24)
 # Codes that mean the number (or app, or account) is over its rate: pause every send.
 NUMBER_THROTTLE_CODES = frozenset({4, 80007, 130429})
 # Too many messages to this one recipient: only this message waits (the pair limit is
@@ -153,7 +156,7 @@ class WhatsAppChannel:
             self.counts["invalid"] += 1
             raise NotSent(f"not sendable on WhatsApp: {exc}", code="invalid_payload",
                           is_transient=False) from None  # fmt: skip
-        if outgoing.is_free_form and not await self._window_open(recipient):
+        if outgoing.is_free_form and not await self._window_open(recipient, payload):
             self.counts["window_template"] += 1
             outgoing = self._fallback(outgoing, "the 24-hour window is closed")
         try:
@@ -170,7 +173,10 @@ class WhatsAppChannel:
                 await self.window.closed(recipient, self._clock())
             return await self._send(recipient, self._fallback(outgoing, str(exc)))
 
-    async def _window_open(self, recipient: str) -> bool:
+    async def _window_open(self, recipient: str, payload: Mapping[str, Any]) -> bool:
+        carried = window_open(payload, self._clock())
+        if carried is not None:
+            return carried
         if self.window is None:
             return True
         return await self.window.is_open(recipient, self._clock())

@@ -14,10 +14,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from bot.booking_link import booking_link
 from bot.inbox.hooks import Hooks
-from bot.whatsapp.payloads import to_payload
+from bot.whatsapp.payloads import WINDOW_KEY, to_payload, window_until
 from dialogs.actions import (
     CALENDLY_PLACEHOLDER,
     Action,
@@ -37,7 +38,7 @@ from dialogs.actions import (
 from dialogs.actions import Message as MessageAction
 from dialogs.session import Session
 from scheduler.errors import LeadbotError
-from scheduler.models import Lead
+from scheduler.models import Lead, Stage
 from scheduler.outbox import enqueue
 from scheduler.stages import transition
 from scheduler.suppressions import SuppressionReason, suppress
@@ -148,6 +149,10 @@ async def _send(db: AsyncSession, ctx: TurnContext, action: MessageAction, n: in
     else:
         payload = to_payload(action)
     payload["reply_to"] = ctx.reply_to
+    if ctx.lead.last_inbound_at is not None:
+        # A reply: the window is open until a day after their last message. Carried in the
+        # payload so the channel need not look the lead up again for every send.
+        payload[WINDOW_KEY] = window_until(ctx.lead.last_inbound_at)
     if not ctx.lead.phone:
         return
     item_id = await enqueue(
@@ -166,13 +171,23 @@ async def _send(db: AsyncSession, ctx: TurnContext, action: MessageAction, n: in
 async def _move(db: AsyncSession, ctx: TurnContext, to: str, reason: str) -> None:
     if ctx.lead.stage == to:
         return
-    await db.flush()  # the lead's pending changes must not be lost by the refresh below
+    await db.flush()  # pending changes first: set_committed_value below would hide them
     try:
-        await transition(db, ctx.lead.id, to, reason=reason, actor=ACTOR, now=ctx.now)
+        event = await transition(db, ctx.lead.id, to, reason=reason, actor=ACTOR, now=ctx.now)
     except LeadbotError as exc:  # refused before writing anything: the turn goes on
         log.info("lead %s: stage move to %s skipped: %s", ctx.lead.id, to, exc)
         return
-    await db.refresh(ctx.lead, ["stage", "version", "lost_reason", "updated_at"])
+    # The move was written by a Core UPDATE; tell the loaded lead what it wrote instead of
+    # reading the row back (a round trip per move). ``version`` is informative only: the
+    # ORM never writes it back, and ``transition`` fences its own update on the real one.
+    lead = ctx.lead
+    set_committed_value(lead, "stage", event.to_stage)
+    set_committed_value(lead, "version", lead.version + 1)
+    set_committed_value(lead, "updated_at", ctx.now)
+    if event.to_stage == Stage.LOST.value:
+        set_committed_value(lead, "lost_reason", event.reason)
+    elif event.from_stage == Stage.LOST.value:
+        set_committed_value(lead, "lost_reason", None)
 
 
 def _details(ctx: TurnContext) -> dict[str, Any]:

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, func, literal, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.inbox.effects import TurnContext, apply, cancel_follow_ups
@@ -44,8 +45,8 @@ from dialogs.script import Script
 from dialogs.session import Session
 from scheduler.db import insert_or_ignore
 from scheduler.leads import LeadIn, intake
-from scheduler.models import DialogSessionRow, InboxItem, Lead, Message, utcnow
-from scheduler.suppressions import find_suppression
+from scheduler.models import DialogSessionRow, InboxItem, Lead, Message, Suppression, utcnow
+from scheduler.suppressions import normalize_address
 
 log = logging.getLogger("leadbot.inbox")
 CHANNEL = "whatsapp"
@@ -287,11 +288,10 @@ class InboxProcessor:
             stored = None
             suppressed = False
             if sender.startswith("+"):
-                lead = await db.scalar(select(Lead).where(Lead.phone == sender))
-                suppressed = await find_suppression(db, sender) is not None
-            if lead is not None:
-                row = await db.get(DialogSessionRow, lead.id)
-                stored = dict(row.state) if row is not None else None
+                # One round trip for the lead, its session and the suppression list.
+                known = (await db.execute(_lead_query(sender))).one()
+                lead, stored, suppressed = known.Lead, known.state, bool(known.suppressed)
+                stored = dict(stored) if stored is not None else None
         return _Loaded(sender, [r.id for r in rows], messages, lead, stored, suppressed)
 
     async def _plan(self, loaded: _Loaded, now: datetime) -> _Plan:
@@ -353,7 +353,7 @@ class InboxProcessor:
             if not loaded.sender.startswith("+"):
                 log.warning("inbox: %s has no phone number: kept, not answered", loaded.sender)
                 return []
-            lead = await self._lead(db, loaded, now)
+            lead, created = await self._lead(db, loaded, now)
             await self._record_inbound(db, lead, loaded.messages, now)
             if plan.session is None:
                 return []
@@ -366,17 +366,21 @@ class InboxProcessor:
                 calendly_url=self.calendly_url,
                 prompt_version=plan.prompt_version,
             )
-            await cancel_follow_ups(db, ctx, self.hooks, "prospect replied")
+            if created:
+                ctx.cancelled = True  # a lead made in this turn has no follow-ups to cancel
+            else:
+                await cancel_follow_ups(db, ctx, self.hooks, "prospect replied")
             await apply(db, ctx, plan.actions, self.hooks)
             await _save_session(db, lead.id, plan.session, now)
         self.stats.replies += len(ctx.outbox_ids)
         return ctx.outbox_ids
 
-    async def _lead(self, db: AsyncSession, loaded: _Loaded, now: datetime) -> Lead:
+    async def _lead(self, db: AsyncSession, loaded: _Loaded, now: datetime) -> tuple[Lead, bool]:
+        """The sender's lead, loaded in ``db``, and whether this turn created it."""
         if loaded.lead is not None:
             lead = await db.get(Lead, loaded.lead.id)
             if lead is not None:
-                return lead
+                return lead, False
         first = loaded.messages[0]
         origin = attribute(first)
         result = await intake(
@@ -391,26 +395,29 @@ class InboxProcessor:
             now=now,
             actor="whatsapp",
         )
-        return result.lead
+        return result.lead, result.created
 
     async def _record_inbound(
         self, db: AsyncSession, lead: Lead, messages: list[InboundMessage], now: datetime
     ) -> None:
+        rows = []
         for message in messages:
             body = message.text or message.choice_title or message.choice_id or ""
             if not body and message.media_kind:
                 body = f"[{message.media_kind}]"
-            await db.execute(
-                insert_or_ignore(db, Message, ["external_id"]).values(
-                    lead_id=lead.id,
-                    channel=CHANNEL,
-                    direction="in",
-                    external_id=message.id,
-                    body=body,
-                    payload=message.to_json(),
-                    created_at=message.timestamp,
-                )
+            rows.append(
+                {
+                    "lead_id": lead.id,
+                    "channel": CHANNEL,
+                    "direction": "in",
+                    "external_id": message.id,
+                    "body": body,
+                    "payload": message.to_json(),
+                    "created_at": message.timestamp,
+                }
             )
+        # One executemany for the whole burst.
+        await db.execute(insert_or_ignore(db, Message, ["external_id"]), rows)
         latest = max(m.timestamp for m in messages)
         if lead.last_inbound_at is None or latest > lead.last_inbound_at:
             lead.last_inbound_at = latest
@@ -445,20 +452,33 @@ class InboxProcessor:
 
 
 async def _save_session(db: AsyncSession, lead_id: int, session: Session, now: datetime) -> None:
-    state = session.model_dump(mode="json")
-    row = await db.get(DialogSessionRow, lead_id)
-    if row is None:
-        db.add(
-            DialogSessionRow(
-                lead_id=lead_id,
-                script_id=session.script_id,
-                script_version=session.script_version,
-                state=state,
-                updated_at=now,
-            )
-        )
-    else:
-        row.script_id = session.script_id
-        row.script_version = session.script_version
-        row.state = state
-        row.updated_at = now
+    # An upsert: one statement, no read of the row we are about to overwrite.
+    values = {
+        "lead_id": lead_id,
+        "script_id": session.script_id,
+        "script_version": session.script_version,
+        "state": session.model_dump(mode="json"),
+        "updated_at": now,
+    }
+    table = DialogSessionRow
+    statement = (
+        postgresql.insert(table) if db.get_bind().dialect.name == "postgresql"
+        else sqlite.insert(table)
+    ).values(values)  # fmt: skip
+    changed = {k: statement.excluded[k] for k in values if k != "lead_id"}
+    await db.execute(statement.on_conflict_do_update(index_elements=["lead_id"], set_=changed))
+
+
+def _lead_query(phone: str) -> Select[Any]:
+    """The lead with ``phone`` (or NULLs), its stored dialog state and whether the number is
+    suppressed: always exactly one row (the LEFT JOINs hang off a one-row constant)."""
+    one = select(literal(1).label("one")).subquery()
+    suppressed = (
+        select(Suppression.id).where(Suppression.address == normalize_address(phone)).exists()
+    )
+    return (
+        select(Lead, DialogSessionRow.state, suppressed.label("suppressed"))
+        .select_from(one)
+        .outerjoin(Lead, Lead.phone == phone)
+        .outerjoin(DialogSessionRow, DialogSessionRow.lead_id == Lead.id)
+    )

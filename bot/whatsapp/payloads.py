@@ -14,18 +14,25 @@ the sandbox and the audit trail can show it as is::
     {"kind": "cta_url", "text": body, "title": "Book a call", "url": "https://..."}
 
 Optional on every kind: ``"reply_to"``: the inbound wamid this answers (for mark-as-read or
-``context``). Limits (enforced by the script loader, re-checked here): up to 3 buttons
-(title <= 20 chars), up to 10 rows (title <= 24, description <= 72).
+``context``); ``"window_until"``: when the recipient's 24-hour service window closes (ISO
+8601, UTC), set by whoever enqueues and knows the lead's last inbound message, so the
+channel decides "free-form or template" from the payload instead of a database lookup per
+send (:func:`window_until`, :func:`window_open`). Limits (enforced by the script loader,
+re-checked here): up to 3 buttons (title <= 20 chars), up to 10 rows (title <= 24,
+description <= 72).
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dialogs.actions import Message, SendButtons, SendCtaUrl, SendList, SendText
 
 MAX_BUTTONS = 3
 MAX_ROWS = 10
+SERVICE_WINDOW = timedelta(hours=24)
+WINDOW_KEY = "window_until"
 
 
 def to_payload(message: Message, *, url: str | None = None) -> dict[str, Any]:
@@ -64,3 +71,25 @@ def _row(row_id: str, title: str, description: str | None) -> dict[str, str]:
     if description:
         row["description"] = description
     return row
+
+
+def window_until(last_inbound_at: datetime) -> str:
+    """The payload's ``window_until`` for someone who last wrote at ``last_inbound_at``."""
+    if last_inbound_at.tzinfo is None:  # a naive value read back from SQLite is UTC
+        last_inbound_at = last_inbound_at.replace(tzinfo=UTC)
+    return (last_inbound_at + SERVICE_WINDOW).astimezone(UTC).isoformat()
+
+
+def window_open(payload: Any, now: datetime) -> bool | None:
+    """Whether the window carried by ``payload`` is open at ``now``; None when the payload
+    carries none (or an unreadable one): the caller looks the lead up instead."""
+    value = payload.get(WINDOW_KEY) if hasattr(payload, "get") else None
+    if not isinstance(value, str):
+        return None
+    try:
+        until = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if until.tzinfo is None:
+        until = until.replace(tzinfo=UTC)
+    return now < until

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.throttle import Pause
 from bot.channels.whatsapp import LeadServiceWindow, WhatsAppChannel
+from bot.whatsapp.payloads import window_until
 from scheduler.leads import LeadIn, intake
 from scheduler.models import Lead, OutboxItem
 from scheduler.outbox import Dispatcher, enqueue
@@ -236,6 +237,48 @@ async def test_inside_the_window_free_form_goes_as_is(
     await Dispatcher(sessions, {"whatsapp": channel}).deliver(item_id, NOW)
 
     assert [r.body["type"] for r in graph_api.requests] == ["interactive"]
+
+
+class NoLookup:
+    """A :class:`ServiceWindow` that fails the test if the channel asks it anything."""
+
+    async def is_open(self, recipient: str, now: datetime) -> bool:
+        raise AssertionError("the payload carried the window; no lookup expected")
+
+    async def closed(self, recipient: str, now: datetime) -> None:
+        return None
+
+
+@pytest.mark.parametrize(
+    ("until", "sent_as"),
+    [(NOW + timedelta(minutes=1), "interactive"), (NOW, "template"),
+     (NOW - timedelta(hours=1), "template")],
+    ids=["open", "closing now", "closed"],
+)  # fmt: skip
+async def test_the_window_carried_in_the_payload_decides_without_a_lookup(
+    graph_api: FakeGraphAPI, sessions: Sessions, until: datetime, sent_as: str
+) -> None:
+    channel = make_channel(graph_api, sessions, window=NoLookup())
+    # The lead row says nothing (never wrote): only the payload's window counts.
+    payload = {**QUESTION, "window_until": window_until(until - timedelta(hours=24))}
+    item_id, _ = await enqueue_for_lead(sessions, payload, last_inbound=None)
+    try:
+        assert await Dispatcher(sessions, {"whatsapp": channel}).deliver(item_id, NOW) == "sent"
+    finally:
+        await channel.aclose()
+
+    assert [r.body["type"] for r in graph_api.requests] == [sent_as]
+
+
+async def test_an_unreadable_carried_window_falls_back_to_the_lead_row(
+    channel: WhatsAppChannel, graph_api: FakeGraphAPI, sessions: Sessions
+) -> None:
+    payload = {**QUESTION, "window_until": "tomorrow-ish"}
+    item_id, _ = await enqueue_for_lead(sessions, payload, last_inbound=timedelta(hours=30))
+
+    await Dispatcher(sessions, {"whatsapp": channel}).deliver(item_id, NOW)
+
+    assert [r.body["type"] for r in graph_api.requests] == ["template"]
 
 
 async def test_outside_the_window_without_a_template_fails_without_a_request(

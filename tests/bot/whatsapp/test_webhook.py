@@ -126,12 +126,19 @@ async def test_a_text_gets_one_reply_and_creates_the_lead(wa: tuple[Client, Reco
     assert lead is not None and lead.name == "Dana" and lead.stage == "contacted"
     assert lead.source == "unknown" and lead.attribution == {"channel": "whatsapp"}
     assert lead.last_inbound_at == datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)
+    # The reply carries the 24-hour window, so the channel needs no lookup to send it.
+    assert reply["window_until"] == "2023-11-15T22:13:20+00:00"
     async with client.app[SESSIONS]() as db:
         incoming = await db.scalars(Message.__table__.select().where(Message.direction == "in"))
         assert len(list(incoming)) == 1
-    assert recorder.cancelled == [(lead.id, "prospect replied")]
+    assert recorder.cancelled == []  # a lead made by this turn has no follow-ups to cancel
     rows = await inbox_rows(client)
     assert len(rows) == 1 and rows[0].processed_at is not None and rows[0].error is None
+    # Their next message stops whatever cadence the lead is on.
+    response = await post(client, text_body(DANA.lstrip("+"), "wamid.AGAIN", "hello?"))
+    assert response.status == 200
+    await settle(client)
+    assert recorder.cancelled == [(lead.id, "prospect replied")]
 
 
 async def test_duplicates_store_one_row_and_send_one_reply(wa: tuple[Client, Recorder]) -> None:
