@@ -1,14 +1,11 @@
 """What a turn needs from other components: rep notifications and the follow-up cadence.
 
-``bot.notify.notify_reps`` and ``scheduler.touches.start_sequence`` / ``cancel_pending`` are
-written alongside this module; they are looked up when first used, so the inbox keeps working
-(with a warning) in a tree where one of them is missing, and tests pass stand-ins.
+A seam, so that tests of the inbox can pass stand-ins for ``bot.notify.notify_reps`` and
+``scheduler.touches.start_sequence`` / ``cancel_pending``.
 """
 
 from __future__ import annotations
 
-import importlib
-import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,10 +13,11 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.notify import RepOptions, notify_reps
 from bot.settings import Settings
+from scheduler.cadence import Cadence
 from scheduler.models import Lead
-
-log = logging.getLogger("leadbot.inbox")
+from scheduler.touches import cancel_pending, start_sequence
 
 
 class NotifyReps(Protocol):
@@ -50,49 +48,15 @@ class Hooks:
     cancel_pending: CancelPending
 
 
-def _lookup(module: str, name: str) -> Any:
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as exc:
-        log.warning("%s.%s is not available (%s): skipped", module, name, exc)
-        return None
+def default_hooks(settings: Settings, cadence: Cadence) -> Hooks:
+    """The real implementations: rep notifications configured from ``settings`` (the rep
+    template) and follow-ups on the service's loaded ``cadence``."""
+    options = RepOptions.from_settings(settings)
 
+    async def notify(session: AsyncSession, **kwargs: Any) -> Sequence[int]:
+        return await notify_reps(session, options=options, **kwargs)
 
-async def _notify_missing(session: AsyncSession, **_: Any) -> Sequence[int]:
-    return ()
+    async def start(session: AsyncSession, lead_id: int, sequence: str, *, now: datetime) -> int:
+        return await start_sequence(session, lead_id, sequence, cadence=cadence, now=now)
 
-
-async def _noop(*_: Any, **__: Any) -> None:
-    return None
-
-
-def default_hooks(settings: Settings) -> Hooks:
-    """The real implementations (``bot.notify``, ``scheduler.touches``) configured from
-    ``settings``, or logged no-ops where a module is missing."""
-    notify = _lookup("bot.notify", "notify_reps")
-    start = _lookup("scheduler.touches", "start_sequence")
-    cancel = _lookup("scheduler.touches", "cancel_pending") or _noop
-    options_type = _lookup("bot.notify", "RepOptions")
-    options = options_type.from_settings(settings) if options_type is not None else None
-    cadence: list[Any] = []  # loaded on first use: a bad file fails that turn, loudly
-
-    async def notify_reps(session: AsyncSession, **kwargs: Any) -> Sequence[int]:
-        if notify is None:
-            return ()
-        ids: Sequence[int] = await notify(session, options=options, **kwargs)
-        return ids
-
-    async def start_sequence(
-        session: AsyncSession, lead_id: int, sequence: str, *, now: Any
-    ) -> Any:
-        if start is None:
-            return None
-        if not cadence:
-            from scheduler.cadence import load_cadence
-
-            cadence.append(
-                load_cadence(settings.cadence_file, default_timezone=settings.default_timezone)
-            )
-        return await start(session, lead_id, sequence, cadence=cadence[0], now=now)
-
-    return Hooks(notify_reps=notify_reps, start_sequence=start_sequence, cancel_pending=cancel)
+    return Hooks(notify_reps=notify, start_sequence=start, cancel_pending=cancel_pending)

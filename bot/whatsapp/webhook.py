@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from bot.appkeys import DISPATCHER, ENGINE, JOBS, SESSIONS, SETTINGS
+from bot.followups import CADENCE
 from bot.http_errors import ApiError
 from bot.inbox.hooks import default_hooks
 from bot.inbox.processor import Dialogs, InboxProcessor
@@ -105,7 +106,7 @@ def build_processor(app: web.Application, settings: Settings, locks: KeyedLock) 
         locks=locks,
         dialogs=dialogs,
         deliver=app[DISPATCHER].deliver,
-        hooks=default_hooks(settings),
+        hooks=default_hooks(settings, app[CADENCE]),
         default_region=settings.default_region,
         calendly_url=settings.calendly_url,
         burst_window=settings.burst_window_ms / 1000,
