@@ -3,10 +3,12 @@
     .venv/bin/python -m bench.bench_email              # 500 emails, SQLite
     .venv/bin/python -m bench.bench_email --emails 2000
 
-Sending: N leads, N outbox rows, each delivered by the real Dispatcher and EmailChannel
-(suppression, cap and throttle queries, composition, one SMTP connection per email with
-AUTH) to aiosmtpd on 127.0.0.1, which accepts and discards. Prints emails/s and the
-per-email latency percentiles. Stripping: the Gmail/Outlook/Apple fixtures, per second.
+Sending: N leads, N outbox rows, delivered by the real Dispatcher and EmailChannel
+(suppression, cap and throttle checks, composition, pooled SMTP connections kept open
+between emails as ``LEADBOT_SMTP_KEEPALIVE`` does) to aiosmtpd on 127.0.0.1, which accepts
+and discards. Twice: one ``deliver`` at a time (a webhook's single reply; prints the
+per-email latency percentiles), then ``deliver_many`` in batches of 100 (the outbox job and
+the sweeper). Stripping: the Gmail/Outlook/Apple fixtures, per second.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import time
 from pathlib import Path
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.email import EmailChannel
 from bot.channels.email_message import Sender
@@ -40,6 +43,35 @@ class _Sink:
         return "250 OK"
 
 
+async def _rows(sessions: async_sessionmaker[AsyncSession], count: int, tag: str) -> list[int]:
+    now = utcnow()
+    ids = []
+    async with sessions.begin() as session:
+        for n in range(count):
+            lead = (
+                await intake(
+                    session, LeadIn(email=f"{tag}{n}@d{n % 50}.com"), default_region="US", now=now
+                )
+            ).lead
+            item = await enqueue(
+                session,
+                key=f"bench:{tag}:{n}",
+                channel="email",
+                recipient=lead.email or "",
+                payload={
+                    "subject": "Hello",
+                    "text": "Hi,\nshall we talk?\n" * 5,
+                    "html": "<p>Hi, shall we talk?</p>",
+                    "lead_token": lead.token,
+                },
+                now=now,
+                lead_id=lead.id,
+            )
+            assert item is not None
+            ids.append(item)
+    return ids
+
+
 async def bench_send(count: int) -> None:
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: SMTP(_Sink(), hostname="sink.local"), "127.0.0.1", 0)
@@ -48,31 +80,8 @@ async def bench_send(count: int) -> None:
         engine = create_engine(f"sqlite+aiosqlite:///{tmp}/bench.db")
         await upgrade(engine)
         sessions = session_factory(engine)
-        now = utcnow()
-        ids = []
-        async with sessions.begin() as session:
-            for n in range(count):
-                lead = (
-                    await intake(
-                        session, LeadIn(email=f"p{n}@d{n % 50}.com"), default_region="US", now=now
-                    )
-                ).lead
-                item = await enqueue(
-                    session,
-                    key=f"bench:{n}",
-                    channel="email",
-                    recipient=lead.email or "",
-                    payload={
-                        "subject": "Hello",
-                        "text": "Hi,\nshall we talk?\n" * 5,
-                        "html": "<p>Hi, shall we talk?</p>",
-                        "lead_token": lead.token,
-                    },
-                    now=now,
-                    lead_id=lead.id,
-                )
-                assert item is not None
-                ids.append(item)
+        one_by_one = await _rows(sessions, count, "p")
+        batched = await _rows(sessions, count, "q")
         channel = EmailChannel(
             SmtpConfig.from_url(f"smtp://127.0.0.1:{port}"),
             sessions,
@@ -81,23 +90,36 @@ async def bench_send(count: int) -> None:
             public_url="https://bench.example.com",
             daily_cap=10**9,
             domain_per_minute=10**9,
+            keepalive=10.0,
         )
         dispatcher = Dispatcher(sessions, {"email": channel})
         latencies = []
         started = time.perf_counter()
-        for item in ids:
+        for item in one_by_one:
             t0 = time.perf_counter()
             state = await dispatcher.deliver(item, utcnow())
             latencies.append(time.perf_counter() - t0)
             assert state == "sent", state
         elapsed = time.perf_counter() - started
+        started = time.perf_counter()
+        for first in range(0, count, 100):
+            states = await dispatcher.deliver_many(batched[first : first + 100], utcnow())
+            assert set(states.values()) == {"sent"}, states
+        batch_elapsed = time.perf_counter() - started
+        connects = channel.pool.connects
+        await channel.aclose()
         await engine.dispose()
     server.close()
     await server.wait_closed()
     q = statistics.quantiles(latencies, n=100)
     print(
-        f"send (SQLite, local SMTP): {count} emails in {elapsed:.2f}s = {count / elapsed:.0f}/s; "
-        f"per email p50 {q[49] * 1000:.1f} ms, p95 {q[94] * 1000:.1f} ms"
+        f"send one by one (SQLite, local SMTP): {count} emails in {elapsed:.2f}s = "
+        f"{count / elapsed:.0f}/s; per email p50 {q[49] * 1000:.1f} ms, "
+        f"p95 {q[94] * 1000:.1f} ms"
+    )
+    print(
+        f"send in batches of 100 (deliver_many): {count} emails in {batch_elapsed:.2f}s = "
+        f"{count / batch_elapsed:.0f}/s; {connects} SMTP connections opened in all"
     )
 
 

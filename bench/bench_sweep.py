@@ -4,13 +4,15 @@
     .venv/bin/python -m bench.bench_sweep --leads 100000 --due 2000
 
 Prints: the bulk-insert time; one claim statement's time at full size (LIMIT = batch); the
-sweep-and-send rate (claim → re-check → template draft → outbox → SMTP); the sweeping
+sweep-and-send rate (claim → re-check → template draft → outbox → SMTP, the SMTP sink in a
+process of its own, as a real server would be); the sweeping
 process's peak RSS (it runs in a subprocess of its own); and, for comparison, the same
 touches as one APScheduler date job each (MemoryJobStore): add time, run time, RSS.
 
-The email channel here is a minimal aiosmtplib sender over a few persistent connections,
-not ``bot.channels.email`` (that one enforces a daily cap and per-domain throttling, which
-would be what this measured).
+The email channel is the product's (``bot.channels.email.EmailChannel``: suppression, daily
+cap and per-domain throttle checks per batch, composition with unsubscribe headers, pooled SMTP
+connections), with the cap and throttle set high enough not to hold the bench's mail back.
+The APScheduler comparison sends through the same SMTP pool (no database behind its jobs).
 """
 
 from __future__ import annotations
@@ -24,29 +26,31 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-import aiosmtplib
 from aiosmtpd.controller import Controller
-from sqlalchemy import insert, update
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.channels.email import EmailChannel
+from bot.channels.email_message import Sender, compose
+from bot.channels.smtp import SmtpConfig, SmtpPool
+from bot.signing import Signer
 from scheduler.cadence import load_cadence
 from scheduler.db import create_engine, session_factory
 from scheduler.drafting import TemplateDrafter
 from scheduler.migrate import upgrade
-from scheduler.models import Lead, Touch
-from scheduler.outbox import Dispatcher, Receipt
+from scheduler.models import Lead, OutboxItem, Touch
+from scheduler.outbox import Dispatcher
 from scheduler.sweeper import SweepConfig, Sweeper
 from scheduler.touches import claim_due
 
 CADENCE = Path(__file__).resolve().parent.parent / "scheduler" / "cadences" / "default.yaml"
 NOW = datetime(2026, 3, 3, 15, 0, tzinfo=UTC)
-# Deliveries in flight. SQLite has one writer: more only adds busy-wait sleeps.
-CONCURRENCY = 1
+# Emails in flight per delivered batch (and drafts at a time).
+CONCURRENCY = 8
 
 
 class Sink:
@@ -60,37 +64,50 @@ class Sink:
         return "250 OK"
 
 
-class SmtpChannel:
-    """Minimal email channel: a pool of persistent aiosmtplib connections."""
+def serve_sink() -> None:
+    """The sink as a process of its own (an MTA is never inside the sender): prints its
+    port, counts messages until stdin closes, then prints the count."""
+    sink = Sink()
+    controller = Controller(sink, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    print(controller.port, flush=True)  # noqa: T201
+    sys.stdin.read()
+    controller.stop()
+    print(sink.count, flush=True)  # noqa: T201
 
-    name = "email"
 
-    def __init__(self, port: int, size: int = 8) -> None:
-        self.port = port
-        self.pool: asyncio.Queue[aiosmtplib.SMTP] = asyncio.Queue()
-        self.size = size
+class SinkProcess:
+    """Starts :func:`serve_sink` in a subprocess; ``stop`` returns how many it accepted."""
 
-    async def open(self) -> None:
-        for _ in range(self.size):
-            smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=self.port, start_tls=False)
-            await smtp.connect()
-            self.pool.put_nowait(smtp)
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bench.bench_sweep", "--phase", "sink"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert self.process.stdout is not None
+        self.port = int(self.process.stdout.readline())
 
-    async def close(self) -> None:
-        while not self.pool.empty():
-            await self.pool.get_nowait().quit()
+    def stop(self) -> int:
+        out, _ = self.process.communicate("", timeout=60)
+        return int(out.strip())
 
-    async def send(self, recipient: str, payload: Mapping[str, Any]) -> Receipt:
-        message = EmailMessage()
-        message["From"], message["To"] = "sam@acme.example", recipient
-        message["Subject"] = str(payload.get("subject") or "Following up")
-        message.set_content(str(payload["text"]))
-        smtp = await self.pool.get()
-        try:
-            await smtp.send_message(message)
-        finally:
-            self.pool.put_nowait(smtp)
-        return Receipt(external_id=None)
+
+CONNECTIONS = 8  # SMTP connections in the pool (the default is 4; a sink answers at once)
+
+
+def email_channel(port: int, sessions: async_sessionmaker[AsyncSession]) -> EmailChannel:
+    """The real email channel against the sink, with caps that never hold mail back."""
+    return EmailChannel(
+        SmtpConfig.from_url(f"smtp://127.0.0.1:{port}"),
+        sessions,
+        sender=Sender.parse("Sam <sam@acme.example>"),
+        signer=Signer("k" * 32),
+        public_url="https://bot.acme.example",
+        daily_cap=10**9,
+        domain_per_minute=10**9,
+        connections=CONNECTIONS,
+        keepalive=10.0,
+    )
 
 
 def free_port() -> int:
@@ -140,14 +157,11 @@ async def populate(url: str, leads: int, due: int) -> dict[str, float]:
 
 
 async def sweep(url: str, due: int) -> dict[str, float]:
-    sink = Sink()
-    controller = Controller(sink, hostname="127.0.0.1", port=free_port())
-    controller.start()
+    sink = SinkProcess()
     engine = create_engine(url)
-    channel = SmtpChannel(controller.port)
-    await channel.open()
+    sessions = session_factory(engine)
+    channel = email_channel(sink.port, sessions)
     try:
-        sessions = session_factory(engine)
         cadence = load_cadence(CADENCE)
         sweeper = Sweeper(
             sessions,
@@ -160,30 +174,39 @@ async def sweep(url: str, due: int) -> dict[str, float]:
         started = time.perf_counter()
         result = await sweeper.sweep(NOW)
         elapsed = time.perf_counter() - started
+        async with sessions() as session:
+            states = dict(
+                (await session.execute(
+                    select(OutboxItem.state, func.count()).group_by(OutboxItem.state)
+                )).all()
+            )  # fmt: skip
     finally:
-        await channel.close()
+        await channel.aclose()
         await engine.dispose()
-        controller.stop()
-    assert result.sent == due == sink.count, (result, sink.count)
+        received = sink.stop()
+    assert result.sent == due == received == states.get("sent"), (result, received, states)
     return {"sent": result.sent, "seconds": elapsed, "per_s": result.sent / elapsed,
-            "peak_rss_mb": peak_rss_mb()}  # fmt: skip
+            "peak_rss_mb": peak_rss_mb(), "smtp_connects": channel.pool.connects}  # fmt: skip
 
 
 async def apscheduler(due: int) -> dict[str, float]:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-    sink = Sink()
-    controller = Controller(sink, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    channel = SmtpChannel(controller.port)
-    await channel.open()
+    sink = SinkProcess()
+    sender = Sender.parse("Sam <sam@acme.example>")
+    pool = SmtpPool(SmtpConfig.from_url(f"smtp://127.0.0.1:{sink.port}"),
+                    local_hostname=sender.domain, size=CONNECTIONS, keepalive=10.0)  # fmt: skip
     rss_before = peak_rss_mb()
     done = asyncio.Event()
     sent = 0
 
     async def job(i: int) -> None:
         nonlocal sent
-        await channel.send(f"lead{i}@example.com", {"text": f"Hi Lead {i}, following up."})
+        address = f"lead{i}@example.com"
+        payload = {"subject": "Following up", "text": f"Hi Lead {i}, following up."}
+        outgoing = compose(sender, address, payload, now=datetime.now(UTC), lead_token=f"t{i}",
+                           unsubscribe=False, unsubscribe_url=None)  # fmt: skip
+        await pool.submit(outgoing.message, sender=sender.address, recipient=address)
         sent += 1
         if sent == due:
             done.set()
@@ -198,8 +221,8 @@ async def apscheduler(due: int) -> dict[str, float]:
     await asyncio.wait_for(done.wait(), 600)
     elapsed = time.perf_counter() - started
     scheduler.shutdown(wait=False)
-    await channel.close()
-    controller.stop()
+    await pool.aclose()
+    assert sink.stop() == due
     return {"add_s": added, "seconds": elapsed, "per_s": due / elapsed,
             "peak_rss_mb": peak_rss_mb(), "rss_growth_mb": peak_rss_mb() - rss_before}  # fmt: skip
 
@@ -215,9 +238,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--leads", type=int, default=1_000_000)
     parser.add_argument("--due", type=int, default=10_000)
-    parser.add_argument("--phase", choices=["populate", "sweep", "apscheduler"])
+    parser.add_argument("--phase", choices=["populate", "sweep", "apscheduler", "sink"])
     parser.add_argument("--url", default="")
     args = parser.parse_args()
+    if args.phase == "sink":
+        serve_sink()
+        return
     if args.phase == "populate":
         print(json.dumps(asyncio.run(populate(args.url, args.leads, args.due))))  # noqa: T201
         return
@@ -240,7 +266,8 @@ def main() -> None:
         print(
             f"SQLite sweep: {swept['sent']:,.0f} touches drafted and sent over SMTP in "  # noqa: T201
             f"{swept['seconds']:.2f} s = {swept['per_s']:,.0f}/s; "
-            f"sweeper process peak RSS {swept['peak_rss_mb']:.0f} MB"
+            f"sweeper process peak RSS {swept['peak_rss_mb']:.0f} MB; "
+            f"{swept['smtp_connects']:.0f} SMTP connections opened"
         )
     aps = run_phase("--phase", "apscheduler", *counts)
     print(

@@ -177,6 +177,12 @@ class Settings(BaseSettings):
     # How often the safety job looks for new email leads the request's task missed (seconds).
     first_touch_check_seconds: Annotated[float, Field(gt=0)] = 30.0
 
+    # Email sending throughput (SMTP connection pool)
+    # At most this many SMTP connections (logged in, reused from email to email) at a time.
+    smtp_connections: Annotated[int, Field(ge=1, le=50)] = 4
+    # Seconds idle SMTP connections stay open for the next emails (0: close after each burst).
+    smtp_keepalive: Annotated[float, Field(ge=0, le=600)] = 10.0
+
 
 def load_settings(**overrides: object) -> Settings:
     """Read the environment (and ``.env``) once; raise :class:`SettingsError` naming each bad

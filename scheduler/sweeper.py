@@ -4,7 +4,8 @@ One sweep: claim a batch (one statement, committed at once); load the batch's le
 query; draft outside any transaction (an LLM may take seconds); then one short transaction
 re-checks the leads, fences on the claim (a touch cancelled meanwhile, or reaped and
 reclaimed elsewhere, is left alone), stores the drafts and enqueues the outbox rows. Only
-after that commit does delivery start, through the outbox, whose key
+after that commit does delivery start, a batch at a time (``Dispatcher.deliver_many``, while
+the next batch is being drafted), through the outbox, whose key
 (``lead:<id>:touch:<sequence>:<step>:<cycle>``) keeps a send at most once even if two
 processes somehow got here with the same touch.
 """
@@ -90,15 +91,33 @@ class Sweeper:
     # -- periodic jobs -------------------------------------------------------------------
 
     async def sweep(self, now: datetime) -> SweepResult:
-        """Process due touches, batch by batch, up to ``max_batches``; deliver what was sent."""
+        """Process due touches, batch by batch, up to ``max_batches``; deliver what was sent.
+
+        A batch's delivery runs while the next batch is claimed and drafted (at most one
+        delivery in flight), so SMTP round trips overlap the sweeping work."""
         total = SweepResult()
-        for _ in range(self.config.max_batches):
-            result = await self.sweep_once(now)
-            for name in ("claimed", "sent", "awaiting_approval", "skipped", "failed"):
-                setattr(total, name, getattr(total, name) + getattr(result, name))
-            total.outbox_ids += result.outbox_ids
-            if result.claimed < self.config.batch:
-                break
+        delivering: asyncio.Task[None] | None = None
+        try:
+            for _ in range(self.config.max_batches):
+                result = await self._process(now)
+                if delivering is not None:
+                    await delivering
+                    delivering = None
+                for name in ("claimed", "sent", "awaiting_approval", "skipped", "failed"):
+                    setattr(total, name, getattr(total, name) + getattr(result, name))
+                total.outbox_ids += result.outbox_ids
+                if result.outbox_ids:
+                    delivering = asyncio.create_task(self._deliver(result.outbox_ids, now))
+                if result.claimed < self.config.batch:
+                    break
+            if delivering is not None:
+                await delivering
+                delivering = None
+        finally:
+            if delivering is not None:  # failing or cancelled: let the claimed sends finish
+                await asyncio.wait([delivering])
+                if not delivering.cancelled() and delivering.exception() is not None:
+                    log.error("delivering a batch failed", exc_info=delivering.exception())
         return total
 
     async def reap(self, now: datetime) -> tuple[int, int]:
@@ -109,6 +128,12 @@ class Sweeper:
 
     async def sweep_once(self, now: datetime) -> SweepResult:
         """Claim one batch, process it, deliver its messages."""
+        result = await self._process(now)
+        await self._deliver(result.outbox_ids, now)
+        return result
+
+    async def _process(self, now: datetime) -> SweepResult:
+        """Claim one batch and turn it into outbox rows (not delivered yet)."""
         claims = await claim_due(self.sessions, now=now, limit=self.config.batch)
         result = SweepResult(claimed=len(claims))
         if not claims:
@@ -119,7 +144,6 @@ class Sweeper:
         work = [_Work(c) for c in claims]
         await asyncio.gather(*(self._draft(w, facts.get(w.claim.lead_id), now) for w in work))
         await self._record(work, now, result)
-        await self._deliver(result.outbox_ids, now)
         return result
 
     # -- steps ---------------------------------------------------------------------------
@@ -276,15 +300,10 @@ class Sweeper:
         await _supersede(session, [send.claim for send in sends], self.cadence)
 
     async def _deliver(self, outbox_ids: list[int], now: datetime) -> None:
-        if self.dispatcher is None:
+        if self.dispatcher is None or not outbox_ids:
             return  # the outbox job delivers them
-        dispatcher = self.dispatcher
-
-        async def one(item_id: int) -> None:
-            async with self._limit:
-                await dispatcher.deliver(item_id, now)
-
-        await asyncio.gather(*(one(i) for i in outbox_ids))
+        # One claim, concurrent sends (bounded per channel), one transaction of outcomes.
+        await self.dispatcher.deliver_many(outbox_ids, now, concurrency=self.config.concurrency)
 
     # -- approval ------------------------------------------------------------------------
 

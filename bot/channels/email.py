@@ -11,39 +11,49 @@ Payload schema: see :mod:`bot.channels.email_message` (``subject``, ``text``, ``
 3. composes the message with our own Message-ID (returned as the receipt's id and stored on
    the outbox row and the lead's message, so replies can be threaded back to the lead), the
    per-lead ``Reply-To: reply+<token>@…`` and the RFC 8058 one-click unsubscribe headers;
-4. submits it; an address refused for good is suppressed and noted on the lead.
+4. submits it over a pooled connection (:class:`bot.channels.smtp.SmtpPool`); an address
+   refused for good is suppressed and noted on the lead.
+
+The outbox hands over whole batches (:meth:`EmailChannel.send_batch`): the checks cost a
+handful of queries per batch, not per email. The counts come from the ``sent`` email rows at
+the start of the batch, and each email the batch lets through counts against the cap and its
+domain at once, so one batch never overshoots. Batches running at the same time (two
+processes) each see only what was recorded before they started, as single sends always did.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.channels.email_message import PayloadError, Sender, compose
+from bot.channels.email_message import OutgoingEmail, PayloadError, Sender, compose
 from bot.channels.smtp import (
     SmtpConfig,
     SmtpPermanent,
+    SmtpPool,
     SmtpRecipientRefused,
     SmtpTransient,
     SmtpUnknown,
-    submit,
 )
 from bot.email_actions import hard_bounce
 from bot.settings import Settings
 from bot.signing import Signer
-from scheduler.models import Lead, OutboxItem, OutboxState, utcnow
-from scheduler.outbox import MaybeSent, NotSent, Receipt
-from scheduler.suppressions import find_suppression, normalize_address
+from scheduler.models import Lead, OutboxItem, OutboxState, Suppression, utcnow
+from scheduler.outbox import MaybeSent, NotSent, Outcome, Receipt
+from scheduler.suppressions import normalize_address
 
 log = logging.getLogger("leadbot.email")
 
 UNSUBSCRIBE_PURPOSE = "unsubscribe"
 THROTTLE_WINDOW = timedelta(minutes=1)
+_CHUNK = 500  # values per IN (…) list
 
 
 def unsubscribe_url(public_url: str, signer: Signer, lead_id: int | None, address: str) -> str:
@@ -70,6 +80,8 @@ class EmailChannel:
         daily_cap: int,
         domain_per_minute: int,
         clock: Callable[[], datetime] = utcnow,
+        connections: int = 4,
+        keepalive: float = 0.0,
     ) -> None:
         self.smtp = smtp
         self.sessions = sessions
@@ -80,6 +92,10 @@ class EmailChannel:
         self.daily_cap = daily_cap
         self.domain_per_minute = domain_per_minute
         self.clock = clock
+        # keepalive=0: connections live as long as a burst of sends (a batch), then close.
+        self.pool = SmtpPool(
+            smtp, local_hostname=sender.domain, size=connections, keepalive=keepalive
+        )
 
     @classmethod
     def from_settings(
@@ -96,102 +112,224 @@ class EmailChannel:
             public_url=settings.public_url,
             daily_cap=settings.email_daily_cap,
             domain_per_minute=settings.email_domain_per_minute,
+            connections=settings.smtp_connections,
+            keepalive=settings.smtp_keepalive,
         )
+
+    async def aclose(self) -> None:
+        """Close the pooled SMTP connections (the app calls this on shutdown)."""
+        await self.pool.aclose()
 
     async def send(self, recipient: str, payload: Mapping[str, Any]) -> Receipt:
         """Check, compose and submit one email; see the module docstring for the outcomes."""
+        [outcome] = await self.send_batch([(recipient, payload)], concurrency=1)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    async def send_batch(
+        self, items: Sequence[tuple[str, Mapping[str, Any]]], *, concurrency: int
+    ) -> list[Outcome]:
+        """Check, compose and submit many emails (one outcome each, in order): the checks
+        in one read for the whole batch, the submissions concurrently over the pool."""
         now = self.clock()
-        address = normalize_address(recipient)
+        addresses = [normalize_address(recipient) for recipient, _ in items]
         async with self.sessions() as session:
-            await self._check_allowed(session, address, now)
-            lead = await self._lead(session, payload, address)
+            state = await self._load(session, items, addresses, now)
+        outcomes: list[Outcome] = []
+        ready: list[tuple[int, str, OutgoingEmail]] = []
+        for index, ((_, payload), address) in enumerate(zip(items, addresses, strict=True)):
+            try:
+                state.admit(address, now)
+                ready.append((index, address, self._compose(payload, address, state, now)))
+                outcomes.append(Receipt(external_id=None))  # replaced by the submission's
+            except NotSent as exc:
+                outcomes.append(exc)
+        limit = asyncio.Semaphore(max(1, concurrency))
+        bounced: list[tuple[str, str]] = []
+
+        async def submit(index: int, address: str, outgoing: OutgoingEmail) -> None:
+            async with limit:
+                try:
+                    outcomes[index] = await self._submit(address, outgoing, bounced)
+                except Exception as exc:  # unknown whether it went out: this one only
+                    outcomes[index] = exc
+
+        await asyncio.gather(*(submit(*entry) for entry in ready))
+        if bounced:
+            try:
+                async with self.sessions.begin() as session:
+                    for address, detail in bounced:
+                        await hard_bounce(session, address, detail=detail, now=now)
+            except Exception:  # the outcomes stand; the next bounce will suppress it
+                log.exception("recording %d hard bounces failed", len(bounced))
+        return outcomes
+
+    # -- steps ---------------------------------------------------------------------------
+
+    async def _load(
+        self,
+        session: AsyncSession,
+        items: Sequence[tuple[str, Mapping[str, Any]]],
+        addresses: list[str],
+        now: datetime,
+    ) -> _BatchState:
+        """Everything the batch's checks need, in a few queries."""
+        midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        state = _BatchState(
+            daily_cap=self.daily_cap, domain_per_minute=self.domain_per_minute, midnight=midnight
+        )
+        unique = sorted(set(addresses))
+        for chunk in _chunks(unique):
+            suppressions = await session.execute(
+                select(Suppression.address, Suppression.reason).where(
+                    Suppression.address.in_(chunk)
+                )
+            )
+            state.suppressed.update({address: reason for address, reason in suppressions})
+        tokens = sorted({t for _, p in items if isinstance(t := p.get("lead_token"), str) and t})
+        for chunk in _chunks(tokens):
+            named = await session.execute(select(Lead.token, Lead.id).where(Lead.token.in_(chunk)))
+            state.by_token.update({token: (lead_id, token) for token, lead_id in named})
+        for token in tokens:
+            if token not in state.by_token:
+                log.warning("email payload names unknown lead token %r", token)
+        for chunk in _chunks(unique):
+            # Lead emails are stored normalized (lower-case): the unique index answers this.
+            found = await session.execute(
+                select(Lead.email, Lead.id, Lead.token).where(Lead.email.in_(chunk))
+            )
+            for row in found:
+                state.by_address.setdefault(str(row[0]), (int(row[1]), str(row[2])))
+        state.sent_today = (
+            await session.scalar(
+                select(func.count()).where(*_sent_email(), OutboxItem.updated_at >= midnight)
+            )
+            or 0
+        )
+        domain = _domain_of(session)
+        for chunk in _chunks(sorted({_domain(a) for a in unique})):
+            recent = await session.execute(
+                select(domain, func.count(), func.min(OutboxItem.updated_at))
+                .where(
+                    *_sent_email(),
+                    OutboxItem.updated_at > now - THROTTLE_WINDOW,
+                    domain.in_(chunk),
+                )
+                .group_by(domain)
+            )
+            state.recent.update({str(r[0]): (int(r[1]), r[2]) for r in recent})
+        return state
+
+    def _compose(
+        self, payload: Mapping[str, Any], address: str, state: _BatchState, now: datetime
+    ) -> OutgoingEmail:
+        lead = state.lead(payload, address)
         wants_unsubscribe = bool(payload.get("unsubscribe", lead is not None))
         link = None
         if wants_unsubscribe and self.public_url:
-            link = unsubscribe_url(
-                self.public_url, self.signer, lead.id if lead else None, address
-            )
+            link = unsubscribe_url(self.public_url, self.signer, lead[0] if lead else None,
+                                   address)  # fmt: skip
         try:
-            outgoing = compose(
+            return compose(
                 self.sender,
                 address,
                 payload,
                 now=now,
-                lead_token=lead.token if lead else None,
+                lead_token=lead[1] if lead else None,
                 unsubscribe=wants_unsubscribe,
                 unsubscribe_url=link,
             )
         except PayloadError as exc:
             raise NotSent(str(exc), code="bad_payload", is_transient=False) from exc
+
+    async def _submit(
+        self, address: str, outgoing: OutgoingEmail, bounced: list[tuple[str, str]]
+    ) -> Outcome:
         try:
-            await submit(
-                self.smtp,
-                outgoing.message,
-                sender=self.sender.address,
-                recipient=address,
-                local_hostname=self.sender.domain,
-            )
+            await self.pool.submit(outgoing.message, sender=self.sender.address,
+                                   recipient=address)  # fmt: skip
         except SmtpRecipientRefused as exc:
-            async with self.sessions.begin() as session:
-                await hard_bounce(session, address, detail=str(exc), now=now)
-            raise NotSent(str(exc), code=f"smtp_{exc.code}", is_transient=False) from exc
+            bounced.append((address, str(exc)))
+            return _not_sent(exc, is_transient=False)
         except SmtpPermanent as exc:
-            raise NotSent(str(exc), code=f"smtp_{exc.code}", is_transient=False) from exc
+            return _not_sent(exc, is_transient=False)
         except SmtpTransient as exc:
-            raise NotSent(str(exc), code=f"smtp_{exc.code}", is_transient=True) from exc
+            return _not_sent(exc, is_transient=True)
         except SmtpUnknown as exc:
-            raise MaybeSent(str(exc), code="smtp_timeout") from exc
+            error = MaybeSent(str(exc), code="smtp_timeout")
+            error.__cause__ = exc
+            return error
         return Receipt(external_id=outgoing.message_id)
 
-    async def _check_allowed(self, session: AsyncSession, address: str, now: datetime) -> None:
-        suppression = await find_suppression(session, address)
-        if suppression is not None:
-            raise NotSent(
-                f"{address} is suppressed ({suppression.reason})",
-                code="suppressed",
-                is_transient=False,
-            )
-        midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        sent_today = await session.scalar(
-            select(func.count()).where(*_sent_email(), OutboxItem.updated_at >= midnight)
-        )
-        if (sent_today or 0) >= self.daily_cap:
-            retry = (midnight + timedelta(days=1) - now).total_seconds()
-            raise NotSent(
-                f"daily cap of {self.daily_cap} emails reached",
-                code="daily_cap",
-                retry_after=retry,
-                attempted=False,
-            )
-        domain = address.rsplit("@", 1)[-1]
-        recent = await session.execute(
-            select(func.count(), func.min(OutboxItem.updated_at)).where(
-                *_sent_email(),
-                OutboxItem.updated_at > now - THROTTLE_WINDOW,
-                func.lower(OutboxItem.recipient).endswith(f"@{domain}", autoescape=True),
-            )
-        )
-        count, oldest = recent.one()
-        if count >= self.domain_per_minute:
-            retry = max(1.0, (oldest + THROTTLE_WINDOW - now).total_seconds())
-            raise NotSent(
-                f"{self.domain_per_minute} emails to {domain} in the last minute",
-                code="domain_throttle",
-                retry_after=retry,
-                attempted=False,
-            )
 
-    async def _lead(
-        self, session: AsyncSession, payload: Mapping[str, Any], address: str
-    ) -> Lead | None:
+def _not_sent(exc: Exception, *, is_transient: bool) -> NotSent:
+    code = getattr(exc, "code", 0)
+    error = NotSent(str(exc), code=f"smtp_{code}", is_transient=is_transient)
+    error.__cause__ = exc
+    return error
+
+
+Known = tuple[int, str]  # a lead's id and token
+
+
+@dataclass(slots=True)
+class _BatchState:
+    """What one batch's checks read, updated as the batch admits emails."""
+
+    daily_cap: int
+    domain_per_minute: int
+    midnight: datetime
+    suppressed: dict[str, str] = field(default_factory=dict)
+    by_token: dict[str, Known] = field(default_factory=dict)
+    by_address: dict[str, Known] = field(default_factory=dict)
+    sent_today: int = 0
+    recent: dict[str, tuple[int, datetime | None]] = field(default_factory=dict)
+
+    def admit(self, address: str, now: datetime) -> None:
+        """Count one email to ``address`` against the cap and its domain, or raise the
+        :class:`NotSent` that holds it back (or refuses it, when suppressed)."""
+        reason = self.suppressed.get(address)
+        if reason is not None:
+            raise NotSent(f"{address} is suppressed ({reason})", code="suppressed",
+                          is_transient=False)  # fmt: skip
+        if self.sent_today >= self.daily_cap:
+            retry = (self.midnight + timedelta(days=1) - now).total_seconds()
+            raise NotSent(f"daily cap of {self.daily_cap} emails reached", code="daily_cap",
+                          retry_after=retry, attempted=False)  # fmt: skip
+        domain = _domain(address)
+        count, oldest = self.recent.get(domain, (0, None))
+        if count >= self.domain_per_minute:
+            # The oldest send of the window frees a slot; one admitted by this batch (not
+            # yet stored) frees one a full window from now.
+            frees = (oldest + THROTTLE_WINDOW - now).total_seconds() if oldest else 60.0
+            raise NotSent(f"{self.domain_per_minute} emails to {domain} in the last minute",
+                          code="domain_throttle", retry_after=max(1.0, frees),
+                          attempted=False)  # fmt: skip
+        self.sent_today += 1
+        self.recent[domain] = (count + 1, oldest or now)
+
+    def lead(self, payload: Mapping[str, Any], address: str) -> Known | None:
         """The lead this email goes to: by the payload's token, else by address."""
         token = payload.get("lead_token")
-        if isinstance(token, str) and token:
-            lead = await session.scalar(select(Lead).where(Lead.token == token))
-            if lead is not None:
-                return lead
-            log.warning("email payload names unknown lead token %r", token)
-        return await session.scalar(select(Lead).where(func.lower(Lead.email) == address))
+        if isinstance(token, str) and token in self.by_token:
+            return self.by_token[token]
+        return self.by_address.get(address)
+
+
+def _domain(address: str) -> str:
+    return address.rsplit("@", 1)[-1]
+
+
+def _domain_of(session: AsyncSession) -> Any:
+    """SQL for the lower-cased domain of ``OutboxItem.recipient`` on the session's backend."""
+    position = func.strpos if session.get_bind().dialect.name == "postgresql" else func.instr
+    return func.lower(func.substr(OutboxItem.recipient, position(OutboxItem.recipient, "@") + 1))
+
+
+def _chunks(values: list[str]) -> Iterable[list[str]]:
+    for first in range(0, len(values), _CHUNK):
+        yield values[first : first + _CHUNK]
 
 
 def _sent_email() -> tuple[Any, ...]:

@@ -7,7 +7,7 @@ from datetime import timedelta
 from email.utils import parsedate_to_datetime
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels import build_channels
@@ -15,8 +15,8 @@ from bot.channels.email import EmailChannel
 from bot.channels.smtp import SmtpConfig, is_hard_bounce
 from bot.channels.stored import StoredChannel
 from bot.signing import verify
-from scheduler.models import Lead, Suppression
-from scheduler.outbox import Dispatcher
+from scheduler.models import Lead, OutboxItem, Suppression
+from scheduler.outbox import Dispatcher, Receipt, enqueue
 from scheduler.suppressions import SuppressionReason, suppress
 from tests.bot.email_support import (
     NOW,
@@ -298,3 +298,113 @@ def test_build_channels_uses_smtp_only_when_configured(sessions: Sessions) -> No
     assert isinstance(channel, EmailChannel) and channel.smtp.use_tls
     with pytest.raises(ValueError, match="LEADBOT_EMAIL_FROM"):
         build_channels(make_settings(smtp_url="smtp://mail.example.com"), sessions)
+
+
+# -- batches and pooled connections ------------------------------------------------------
+
+
+async def enqueue_many(sessions: Sessions, recipients: list[str], payload: dict[str, object]
+                       ) -> list[int]:  # fmt: skip
+    ids = []
+    async with sessions.begin() as session:
+        for n, recipient in enumerate(recipients):
+            item_id = await enqueue(session, key=f"b{n}", channel="email", recipient=recipient,
+                                    payload=payload, now=NOW)  # fmt: skip
+            assert item_id is not None
+            ids.append(item_id)
+    return ids
+
+
+async def test_a_batch_reuses_connections_and_checks_with_a_few_queries(
+    sessions: Sessions,
+) -> None:
+    await make_lead(sessions)
+    engine = sessions.kw["bind"]
+    statements: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement)
+
+    async with FakeSmtp() as smtp:
+        channel = make_channel(sessions, smtp.url, domain_per_minute=100)
+        recipients = [f"p{n}@d{n % 3}.com" for n in range(20)] + ["jane@acme.com"]
+        ids = await enqueue_many(sessions, recipients, PAYLOAD)
+        event.listen(engine.sync_engine, "before_cursor_execute", count)
+        try:
+            [outcomes] = [await channel.send_batch([(r, PAYLOAD) for r in recipients],
+                                                   concurrency=8)]  # fmt: skip
+        finally:
+            event.remove(engine.sync_engine, "before_cursor_execute", count)
+        received = await smtp.wait_messages(21)
+        states = await Dispatcher(sessions, {"email": channel}).deliver_many(ids, NOW)
+        await smtp.wait_messages(42)
+    assert all(isinstance(o, Receipt) for o in outcomes)
+    # Suppressions, leads by address, today's count, recent per domain: not one per email.
+    assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) <= 5
+    assert channel.pool.connects <= 2 * 4  # the pool's size, per batch
+    assert channel.pool._idle == []  # keepalive=0: closed once the batch was done
+    assert {r.rcpt_tos[0] for r in received} == set(recipients)
+    jane = next(r for r in received if r.rcpt_tos == ["jane@acme.com"])
+    assert jane.message["Reply-To"] is not None  # the lead was found by address
+    assert set(states.values()) == {"sent"}
+
+
+async def test_caps_hold_within_one_batch(sessions: Sessions) -> None:
+    async with FakeSmtp() as smtp:
+        channel = make_channel(sessions, smtp.url, daily_cap=3, domain_per_minute=2)
+        recipients = ["a@acme.com", "b@acme.com", "c@acme.com", "x@other.com", "y@third.com"]
+        ids = await enqueue_many(sessions, recipients, PAYLOAD)
+        states = await Dispatcher(sessions, {"email": channel}).deliver_many(ids, NOW)
+        await smtp.wait_messages(3)
+    # acme.com: two a minute, so c waits; then the day's cap of 3 holds y back.
+    assert [states[i] for i in ids] == ["sent", "sent", "pending", "sent", "pending"]
+    async with sessions() as session:
+        c = await session.get_one(OutboxItem, ids[2])
+        y = await session.get_one(OutboxItem, ids[4])
+    assert "acme.com" in (c.error or "") and c.attempts == 0
+    assert c.next_attempt_at == NOW + timedelta(seconds=60)
+    assert "daily cap" in (y.error or "") and y.attempts == 0
+    assert sorted(r.rcpt_tos[0] for r in smtp.received) == ["a@acme.com", "b@acme.com",
+                                                             "x@other.com"]  # fmt: skip
+
+
+async def test_a_dropped_idle_connection_is_replaced_without_losing_the_email(
+    sessions: Sessions,
+) -> None:
+    async with FakeSmtp() as smtp:
+        channel = make_channel(sessions, smtp.url)
+        channel.pool.keepalive = 60.0
+        try:
+            first, _ = await send_via_outbox(sessions, channel, "a@acme.com", PAYLOAD, key="a")
+            [idle] = channel.pool._idle
+            assert idle.transport is not None
+            idle.transport.close()  # the server hung up while the connection sat idle
+            second, row = await send_via_outbox(sessions, channel, "b@acme.com", PAYLOAD, key="b")
+            third, _ = await send_via_outbox(sessions, channel, "c@acme.com", PAYLOAD, key="c")
+            await smtp.wait_messages(3)
+        finally:
+            await channel.aclose()
+    assert (first, second, third) == ("sent", "sent", "sent") and row.attempts == 1
+    assert channel.pool.connects == 2  # one reconnect, then reused again
+    assert channel.pool._idle == []
+
+
+async def test_non_ascii_is_encoded_and_line_breaks_in_headers_are_refused(
+    sessions: Sessions,
+) -> None:
+    payload = {"subject": "Café – a question", "text": "Héllo Zoë", "html": "<p>Héllo</p>",
+               "to_name": "Zoë Dœ"}  # fmt: skip
+    async with FakeSmtp() as smtp:
+        channel = make_channel(sessions, smtp.url)
+        state, _ = await send_via_outbox(sessions, channel, "zoe@acme.com", payload, key="a")
+        [got] = await smtp.wait_messages(1)
+        injected = {"subject": "Hi\r\nBcc: victim@x.com", "text": "t"}
+        refused, row = await send_via_outbox(sessions, channel, "z@acme.com", injected, key="b")
+    assert state == "sent"
+    assert got.raw.isascii()  # 7-bit clean: encoded words and quoted-printable
+    assert got.message["Subject"] == "Café – a question"
+    assert got.message["To"] == "Zoë Dœ <zoe@acme.com>"
+    text, html = got.message.iter_parts()
+    assert text.get_content().startswith("Héllo Zoë") and "<p>Héllo</p>" in html.get_content()
+    assert refused == "failed" and "line breaks" in (row.error or "")
+    assert len(smtp.received) == 1

@@ -9,7 +9,6 @@ import pytest
 
 from dialogs.icp import load_icp
 from dialogs.loader import ScriptError, check_dir, load_script, load_scripts
-from dialogs.yaml_source import Problem
 from dialogs.script import (
     BUTTON_TITLE_MAX,
     LIST_ROW_DESCRIPTION_MAX,
@@ -17,6 +16,7 @@ from dialogs.script import (
     AnswerKind,
     Script,
 )
+from dialogs.yaml_source import Problem
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "dialogs" / "scripts"

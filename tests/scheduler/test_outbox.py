@@ -169,3 +169,164 @@ async def test_held_back_sends_are_deferred_without_using_up_attempts(sessions: 
         assert (item.attempts, item.next_attempt_at) == (0, now + timedelta(hours=1))
         now += timedelta(hours=1)
     assert await dispatcher.deliver(item_id, now) == "sent"
+
+
+# -- batches (deliver_many) --------------------------------------------------------------
+
+
+class ByRecipient:
+    """A channel whose outcome is chosen by recipient; counts sends and the peak in flight."""
+
+    name = "test"
+
+    def __init__(self, outcomes: Mapping[str, Exception] | None = None) -> None:
+        self.outcomes = dict(outcomes or {})
+        self.sent: list[str] = []
+        self.in_flight = 0
+        self.peak = 0
+
+    async def send(self, recipient: str, payload: Mapping[str, Any]) -> Receipt:
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        try:
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            self.sent.append(recipient)
+            if recipient in self.outcomes:
+                raise self.outcomes[recipient]
+            return Receipt(external_id=f"ext-{recipient}")
+        finally:
+            self.in_flight -= 1
+
+
+async def make_items(sessions: Sessions, count: int) -> list[tuple[int, int, str]]:
+    """``count`` leads with one pending row each: (row id, lead id, recipient)."""
+    made = []
+    async with sessions.begin() as session:
+        for n in range(count):
+            phone = f"+1415555{n:04d}"
+            lead = (await intake(session, LeadIn(phone=phone), default_region="US", now=NOW)).lead
+            item_id = await enqueue(
+                session, key=f"lead:{lead.id}:batch", channel="test", recipient=phone,
+                payload={"text": f"Hi {n}"}, now=NOW, lead_id=lead.id,
+            )  # fmt: skip
+            assert item_id is not None
+            made.append((item_id, lead.id, phone))
+    return made
+
+
+async def test_a_batch_records_each_outcome_by_the_rules(sessions: Sessions) -> None:
+    items = await make_items(sessions, 6)
+    (ok, ok_lead, _), (retry, _, r1), (bad, _, r2), (maybe, _, r3), (held, _, r4), (bug, _, r5) = (
+        items
+    )
+    channel = ByRecipient({
+        r1: NotSent("503", retry_after=None),
+        r2: NotSent("invalid number", is_transient=False),
+        r3: MaybeSent("read timeout"),
+        r4: NotSent("daily cap", retry_after=600, attempted=False),
+        r5: RuntimeError("bug"),
+    })  # fmt: skip
+    dispatcher = Dispatcher(sessions, {"test": channel}, backoff=(timedelta(seconds=5),))
+    states = await dispatcher.deliver_many([i for i, _, _ in items], NOW)
+    assert states == {ok: "sent", retry: "pending", bad: "failed", maybe: "uncertain",
+                      held: "pending", bug: "uncertain"}  # fmt: skip
+    rows = {i: await state_of(sessions, i) for i, _, _ in items}
+    assert (rows[ok].external_id, rows[ok].attempts, rows[ok].error) == (f"ext-{items[0][2]}", 1,
+                                                                         None)  # fmt: skip
+    assert (rows[retry].attempts, rows[retry].next_attempt_at) == (1, NOW + timedelta(seconds=5))
+    assert (rows[held].attempts, rows[held].next_attempt_at) == (0, NOW + timedelta(minutes=10))
+    assert all(rows[i].error for i in (retry, bad, maybe, held, bug))
+    async with sessions() as session:
+        messages = list(await session.scalars(select(Message)))
+        touched = list(
+            await session.scalars(select(Lead).where(Lead.last_outbound_at.is_not(None)))
+        )
+    assert [(m.lead_id, m.external_id, m.body) for m in messages] == [
+        (ok_lead, f"ext-{items[0][2]}", "Hi 0")
+    ]
+    assert [lead.id for lead in touched] == [ok_lead]
+    # Later batches: final states are never resent, the held-back and retried rows are.
+    later = await dispatcher.deliver_many([i for i, _, _ in items], NOW + timedelta(hours=1))
+    assert later[retry] == "failed"  # its one retry failed again: attempts ran out
+    assert later[held] == "pending"  # still held back, still free
+    assert channel.sent.count(r2) == channel.sent.count(r3) == channel.sent.count(r5) == 1
+    assert channel.sent.count(items[0][2]) == 1
+
+
+async def test_racing_dispatchers_send_each_row_once(sessions: Sessions) -> None:
+    items = await make_items(sessions, 30)
+    ids = [i for i, _, _ in items]
+    channel = ByRecipient()
+    dispatchers = [Dispatcher(sessions, {"test": channel}) for _ in range(3)]
+    results = await asyncio.gather(
+        *(d.deliver_many(list(reversed(ids)) if n % 2 else ids, NOW, concurrency=4)
+          for n, d in enumerate(dispatchers))
+    )  # fmt: skip
+    assert sorted(channel.sent) == sorted(r for _, _, r in items)  # each exactly once
+    assert all(set(r) == set(ids) for r in results)
+    async with sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Message)) == 30
+        states = set(await session.scalars(select(OutboxItem.state)))
+    assert states == {"sent"}
+
+
+async def test_a_batch_leaves_rows_that_are_not_due_and_bounds_concurrency(
+    sessions: Sessions,
+) -> None:
+    items = await make_items(sessions, 12)
+    later, done = items[0][0], items[1][0]
+    async with sessions.begin() as session:
+        await session.execute(
+            update(OutboxItem)
+            .where(OutboxItem.id == later)
+            .values(next_attempt_at=NOW + timedelta(minutes=1))
+        )
+        await session.execute(update(OutboxItem).where(OutboxItem.id == done).values(state="sent"))
+    channel = ByRecipient()
+    dispatcher = Dispatcher(sessions, {"test": channel})
+    states = await dispatcher.deliver_many([i for i, _, _ in items] + [999_999], NOW,
+                                           concurrency=3)  # fmt: skip
+    assert states[later] == "pending" and states[done] == "sent" and states[999_999] == "missing"
+    assert len(channel.sent) == 10 and items[0][2] not in channel.sent
+    assert channel.peak == 3
+    assert (await state_of(sessions, later)).attempts == 0
+
+
+class Batching:
+    """A channel with ``send_batch``: the dispatcher hands it the whole batch at once."""
+
+    name = "test"
+
+    def __init__(self, fail: bool = False) -> None:
+        self.batches: list[list[str]] = []
+        self.fail = fail
+
+    async def send(self, recipient: str, payload: Mapping[str, Any]) -> Receipt:
+        raise AssertionError("the batch method should be used")
+
+    async def send_batch(
+        self, items: list[tuple[str, Mapping[str, Any]]], *, concurrency: int
+    ) -> list[Receipt | BaseException]:
+        self.batches.append([r for r, _ in items])
+        if self.fail:
+            raise RuntimeError("lost track midway")
+        return [Receipt(external_id=r) if n % 2 == 0 else NotSent("no") for n, (r, _) in
+                enumerate(items)]  # fmt: skip
+
+
+async def test_a_batch_channel_gets_one_call_and_a_crash_makes_all_uncertain(
+    sessions: Sessions,
+) -> None:
+    items = await make_items(sessions, 4)
+    channel = Batching()
+    states = await Dispatcher(sessions, {"test": channel}).deliver_many(
+        [i for i, _, _ in items], NOW
+    )
+    assert channel.batches == [[r for _, _, r in items]]
+    assert [states[i] for i, _, _ in items] == ["sent", "pending", "sent", "pending"]
+    crashing = Batching(fail=True)
+    again = await Dispatcher(sessions, {"test": crashing}).deliver_many(
+        [i for i, _, _ in items], NOW + timedelta(hours=1)
+    )
+    assert [again[i] for i, _, _ in items] == ["sent", "uncertain", "sent", "uncertain"]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -219,3 +220,26 @@ async def test_parallel_sweepers_never_send_twice(sessions: Sessions, tmp_path: 
     async with sessions() as session:
         assert await session.scalar(select(func.count()).select_from(OutboxItem)) == 200
     assert isinstance(sweepers[0].dispatcher, Dispatcher)
+
+
+async def test_a_sweep_delivers_each_batch_in_one_call(sessions: Sessions, tmp_path: Path) -> None:
+    cadence = compressed(tmp_path)
+    sweeper, channel = make_sweeper(sessions, cadence, batch=4)
+    calls: list[list[int]] = []
+    assert sweeper.dispatcher is not None
+    deliver_many = sweeper.dispatcher.deliver_many
+
+    async def recording(ids: Sequence[int], now: datetime, *, concurrency: int = 8
+                        ) -> dict[int, str]:  # fmt: skip
+        calls.append(list(ids))
+        return await deliver_many(ids, now, concurrency=concurrency)
+
+    sweeper.dispatcher.deliver_many = recording  # type: ignore[method-assign]
+    for n in range(1, 10):
+        await start(sessions, cadence, await make_lead(sessions, n, stage="contacted"))
+    result = await sweeper.sweep(NOW + 1 * S)  # first_reply and day1 of all nine are due
+    assert result.sent == 18 and len(channel.sent) == 18
+    assert [len(ids) for ids in calls] == [4, 4, 4, 4, 2]
+    async with sessions() as session:
+        states = set(await session.scalars(select(OutboxItem.state)))
+    assert states == {"sent"}
