@@ -44,7 +44,11 @@ def _create_sqlite_engine(url: str, *, echo: bool) -> AsyncEngine:
     # keeps writes back to back. The rule this implies: never hold a session while waiting
     # for another one (or for the network) — claim, commit, then work.
     engine = create_async_engine(
-        url, echo=echo, connect_args={"timeout": 30}, pool_size=1, max_overflow=0,
+        url,
+        echo=echo,
+        connect_args={"timeout": 30},
+        pool_size=1,
+        max_overflow=0,
         pool_timeout=60,
     )
 
