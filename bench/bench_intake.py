@@ -107,7 +107,10 @@ async def measure_api(backend: str, leads: int, concurrency: int) -> dict[str, A
         engine, schema = await _fresh_engine(backend, Path(tmp))
         try:
             await upgrade(engine)
-            settings = Settings(_env_file=None, api_token="bench", secret_key="k")  # type: ignore[call-arg]
+            # Intake alone: the email first touch (enrich, qualify, draft, send) is its own flow.
+            settings = Settings(  # type: ignore[call-arg]
+                _env_file=None, api_token="bench", secret_key="k", first_touch=False
+            )
             runner = web.AppRunner(create_app(settings, engine=engine), access_log=None)
             await runner.setup()
             site = web.TCPSite(runner, "127.0.0.1", 0)
