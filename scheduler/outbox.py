@@ -11,8 +11,9 @@ asking twice to send the same thing stores one row. Delivery claims the row
 - ``uncertain`` when nobody knows (a timeout after the request left, an unexpected error, a
   crash while ``sending``). Uncertain rows are shown to a human and never resent by code.
 
-Channels (WhatsApp, email, sandbox) implement :class:`Channel`; ``bot`` wires them. A channel
-may also implement :class:`BatchChannel` to check and send a whole batch at once.
+Channels (WhatsApp, email, sandbox) implement :class:`scheduler.channels.Channel` (re-exported
+here); ``bot`` wires them. A channel may also implement ``BatchChannel`` to check and send a
+whole batch at once.
 
 :meth:`Dispatcher.deliver_many` is the one delivery path: it claims a batch in one statement
 and commits, sends (concurrently, bounded per channel, no session held), then records every
@@ -26,12 +27,21 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
+from scheduler.channels import (
+    BatchChannel,
+    Channel,
+    DeliveryError,
+    MaybeSent,
+    NotSent,
+    Outcome,
+    Receipt,
+)
 from scheduler.db import insert_or_ignore
 from scheduler.models import Lead, Message, OutboxItem, OutboxState
 
@@ -39,71 +49,6 @@ log = logging.getLogger("leadbot.outbox")
 
 DEFAULT_BACKOFF = (timedelta(seconds=5), timedelta(seconds=30), timedelta(minutes=2),
                    timedelta(minutes=10), timedelta(minutes=30))  # fmt: skip
-
-
-class DeliveryError(Exception):
-    """A channel could not deliver. ``code`` is the provider's error code when it gave one."""
-
-    def __init__(self, message: str, *, code: str = "", retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.retry_after = retry_after
-
-
-class NotSent(DeliveryError):
-    """The provider surely did not accept the message. ``is_transient`` says whether trying
-    again later may succeed (throttling, 5xx, connection refused). ``attempted=False`` means
-    the channel held the message back itself (a daily cap, a rate limit) without contacting
-    the provider: the row is deferred by ``retry_after`` and the try does not count."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        code: str = "",
-        is_transient: bool = True,
-        retry_after: float | None = None,
-        attempted: bool = True,
-    ) -> None:
-        super().__init__(message, code=code, retry_after=retry_after)
-        self.is_transient = is_transient
-        self.attempted = attempted
-
-
-class MaybeSent(DeliveryError):
-    """The outcome is unknown (e.g. a timeout after the request was written)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Receipt:
-    """What a channel returns for an accepted message."""
-
-    external_id: str | None
-
-
-class Channel(Protocol):
-    """A way to reach a person. ``payload`` is the outbox row's payload (channel-specific,
-    always with a human-readable ``text``)."""
-
-    name: str
-
-    async def send(self, recipient: str, payload: Mapping[str, Any]) -> Receipt:
-        """Send one message; raise :class:`NotSent` or :class:`MaybeSent` when not accepted."""
-        ...
-
-
-Outcome = Receipt | BaseException
-
-
-class BatchChannel(Channel, Protocol):
-    """A channel that sends many messages at once (shared checks, pooled connections)."""
-
-    async def send_batch(
-        self, items: Sequence[tuple[str, Mapping[str, Any]]], *, concurrency: int
-    ) -> list[Outcome]:
-        """Send each ``(recipient, payload)``, at most ``concurrency`` at a time; return one
-        outcome per item, in order: a :class:`Receipt` or the exception ``send`` would raise."""
-        ...
 
 
 async def enqueue(
@@ -428,3 +373,17 @@ async def _send_through(
                 return exc
 
     return list(await asyncio.gather(*(one(r, p) for r, p in items)))
+
+
+__all__ = [
+    "DEFAULT_BACKOFF",
+    "BatchChannel",
+    "Channel",
+    "DeliveryError",
+    "Dispatcher",
+    "MaybeSent",
+    "NotSent",
+    "Outcome",
+    "Receipt",
+    "enqueue",
+]
