@@ -30,6 +30,7 @@ from sqlalchemy import Select, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.inbox.bursts import BurstScheduler
 from bot.inbox.effects import TurnContext, apply, cancel_follow_ups
 from bot.inbox.hooks import Hooks
 from bot.inbox.turns import build_events
@@ -83,15 +84,6 @@ class _Plan:
 
 
 @dataclass(slots=True)
-class _Sender:
-    deadline: float
-    cap: float
-    task: asyncio.Task[None] | None = None
-    dirty: bool = False
-    busy: bool = False  # handling a turn (not just waiting for the burst to end)
-
-
-@dataclass(slots=True)
 class Stats:
     """Counters for tests and metrics."""
 
@@ -133,74 +125,26 @@ class InboxProcessor:
         # Turns touching the database at once; bounded so a flood of conversations cannot
         # exhaust the pool or starve the webhook (interpreting happens outside this).
         self._db_slots = asyncio.Semaphore(db_slots)
-        self._senders: dict[str, _Sender] = {}
-        self._closed = False
+        self.bursts = BurstScheduler(self.process, burst_window)
 
     # -- scheduling ------------------------------------------------------------------------
 
     def kick(self, sender: str, *, wait: bool = True) -> None:
         """New rows of ``sender`` are in the inbox: handle them once their burst is over
         (``wait=False``: as soon as possible, for recovery)."""
-        if self._closed:
-            return
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        window = self.burst_window if wait else 0.0
-        state = self._senders.get(sender)
-        if state is None:
-            state = _Sender(deadline=now + window, cap=now + 4 * window)
-            self._senders[sender] = state
-            state.task = loop.create_task(self._run(sender, state), name=f"inbox:{sender}")
-        else:
-            state.deadline = min(max(state.deadline, now + window), max(state.cap, now))
-            state.dirty = True
-
-    async def _run(self, sender: str, state: _Sender) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            while True:
-                while (delay := state.deadline - loop.time()) > 0:
-                    await asyncio.sleep(delay)  # the burst window: scheduling, not a race fix
-                state.dirty = False
-                state.busy = True
-                await self.process(sender)
-                state.busy = False
-                if not state.dirty:
-                    break
-                state.cap = loop.time() + 4 * self.burst_window
-        except Exception:
-            log.exception("inbox: handling %s failed; the sweep retries it", sender)
-        finally:
-            if self._senders.get(sender) is state:
-                del self._senders[sender]
+        self.bursts.kick(sender, wait=wait)
 
     async def settle(self, timeout: float = 10.0) -> None:
         """Wait until every scheduled turn is done (tests, the sandbox, shutdown)."""
-        async with asyncio.timeout(timeout):
-            while self._senders:
-                tasks = [s.task for s in self._senders.values() if s.task is not None]
-                await asyncio.wait(tasks)
+        await self.bursts.settle(timeout)
 
     async def close(self, timeout: float = 10.0) -> None:
-        """Stop taking work: drop turns still waiting for their burst to end and let turns
-        in progress finish. Their rows stay in the inbox; the next start recovers them."""
-        self._closed = True
-        for state in list(self._senders.values()):
-            if state.task is not None and not state.busy:
-                state.task.cancel()
-        try:
-            await self.settle(timeout)
-        except TimeoutError:
-            for state in list(self._senders.values()):
-                if state.task is not None:
-                    state.task.cancel()
-        await asyncio.gather(
-            *(s.task for s in list(self._senders.values()) if s.task), return_exceptions=True
-        )
+        """Stop taking work; turns in progress finish, the rest is recovered on next start."""
+        await self.bursts.close(timeout)
 
     def pending_senders(self) -> set[str]:
         """Senders with a turn scheduled or running in this process."""
-        return set(self._senders)
+        return self.bursts.pending()
 
     async def recover(self) -> int:
         """Schedule every sender with unprocessed rows (startup: a crash after the 200)."""
@@ -216,7 +160,7 @@ class InboxProcessor:
         (failed turns, lock timeouts, another worker's crash)."""
         older_than = now - timedelta(seconds=max(2.0, 4 * self.burst_window))
         waiting = await self._unprocessed_senders(older_than)
-        senders = [s for s in waiting if s not in self._senders]
+        senders = [s for s in waiting if s not in self.bursts.pending()]
         for sender in senders:
             self.kick(sender, wait=False)
         return len(senders)

@@ -1,0 +1,103 @@
+"""When to handle a sender's messages: after their burst of quick messages is over.
+
+People write in bursts ("hi" / "we're 40 people" / "need it by March"). Each new message of a
+sender pushes their turn back by ``window`` of quiet, but never past ``4 × window`` from the
+first, so a chatty prospect still gets an answer. Messages arriving while a turn runs make
+another turn follow it. One task per sender at a time, in this process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+log = logging.getLogger("leadbot.inbox")
+
+
+@dataclass(slots=True)
+class _Sender:
+    deadline: float
+    cap: float
+    task: asyncio.Task[None] | None = None
+    dirty: bool = False
+    busy: bool = False  # handling a turn (not just waiting for the burst to end)
+
+
+class BurstScheduler:
+    """Runs ``handle(sender)`` once per burst of ``kick(sender)`` calls."""
+
+    def __init__(self, handle: Callable[[str], Awaitable[None]], window: float) -> None:
+        self.handle = handle
+        self.window = window
+        self._senders: dict[str, _Sender] = {}
+        self._closed = False
+
+    def kick(self, sender: str, *, wait: bool = True) -> None:
+        """New messages of ``sender``: handle them once their burst is over (``wait=False``:
+        as soon as possible, for recovery)."""
+        if self._closed:
+            return
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        window = self.window if wait else 0.0
+        state = self._senders.get(sender)
+        if state is None:
+            state = _Sender(deadline=now + window, cap=now + 4 * window)
+            self._senders[sender] = state
+            state.task = loop.create_task(self._run(sender, state), name=f"inbox:{sender}")
+        else:
+            state.deadline = min(max(state.deadline, now + window), max(state.cap, now))
+            state.dirty = True
+
+    async def _run(self, sender: str, state: _Sender) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                while (delay := state.deadline - loop.time()) > 0:
+                    await asyncio.sleep(delay)  # the burst window: scheduling, not a race fix
+                state.dirty = False
+                state.busy = True
+                await self.handle(sender)
+                state.busy = False
+                if not state.dirty:
+                    break
+                state.cap = loop.time() + 4 * self.window
+        except Exception:
+            log.exception("inbox: handling %s failed; the sweep retries it", sender)
+        finally:
+            if self._senders.get(sender) is state:
+                del self._senders[sender]
+
+    async def settle(self, timeout: float = 10.0) -> None:
+        """Wait until every scheduled turn is done (tests, the sandbox, shutdown)."""
+        async with asyncio.timeout(timeout):
+            while self._senders:
+                tasks = [s.task for s in self._senders.values() if s.task is not None]
+                await asyncio.wait(tasks)
+                # A task cancelled before it ever ran never reaches its own cleanup.
+                for sender, state in list(self._senders.items()):
+                    if state.task is None or state.task.done():
+                        del self._senders[sender]
+
+    async def close(self, timeout: float = 10.0) -> None:
+        """Stop taking work: drop turns still waiting for their burst to end and let turns
+        in progress finish. Their rows stay in the inbox; the next start recovers them."""
+        self._closed = True
+        for state in list(self._senders.values()):
+            if state.task is not None and not state.busy:
+                state.task.cancel()
+        try:
+            await self.settle(timeout)
+        except TimeoutError:
+            for state in list(self._senders.values()):
+                if state.task is not None:
+                    state.task.cancel()
+        await asyncio.gather(
+            *(s.task for s in list(self._senders.values()) if s.task), return_exceptions=True
+        )
+
+    def pending(self) -> set[str]:
+        """Senders with a turn scheduled or running."""
+        return set(self._senders)

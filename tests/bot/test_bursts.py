@@ -1,0 +1,43 @@
+"""The burst scheduler: one turn per burst, another when messages arrive during a turn."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bot.inbox.bursts import BurstScheduler
+
+
+async def test_a_burst_is_one_turn_and_late_messages_get_another() -> None:
+    calls: list[str] = []
+    running, release = asyncio.Event(), asyncio.Event()
+
+    async def handle(sender: str) -> None:
+        calls.append(sender)
+        running.set()
+        await release.wait()
+
+    bursts = BurstScheduler(handle, window=0.01)
+    for _ in range(3):
+        bursts.kick("+1")
+    bursts.kick("+2")
+    await asyncio.wait_for(running.wait(), timeout=5)
+    assert bursts.pending() == {"+1", "+2"}
+    bursts.kick("+1")  # arrives while +1's turn runs: a second turn follows
+    release.set()
+    await bursts.settle(timeout=5)
+    assert sorted(calls) == ["+1", "+1", "+2"]
+    assert bursts.pending() == set()
+
+
+async def test_close_drops_waiting_turns_and_refuses_new_ones() -> None:
+    calls: list[str] = []
+
+    async def handle(sender: str) -> None:
+        calls.append(sender)
+
+    bursts = BurstScheduler(handle, window=60)
+    bursts.kick("+1")
+    await bursts.close(timeout=5)
+    bursts.kick("+2")
+    assert calls == []
+    assert bursts.pending() == set()
