@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Coroutine, Iterable
@@ -25,7 +24,7 @@ from aiohttp import web
 from bot.appkeys import DISPATCHER, SESSIONS, SETTINGS
 from bot.bookings import BookingContext, EventError, apply_event
 from bot.followups import CADENCE
-from bot.http_errors import ApiError
+from bot.http_errors import ApiError, parse_json_object
 from bot.notify import RepOptions
 from scheduler.models import utcnow
 
@@ -90,12 +89,7 @@ async def receive(request: web.Request) -> web.Response:
         verify(key, raw, request.headers.get(HEADER), now=time.time())
     except SignatureError as exc:
         raise ApiError(exc.status, exc.code, str(exc)) from None
-    try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ApiError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "malformed_json", "the body must be a JSON object")
+    body = parse_json_object(raw)
     ctx = BookingContext(
         reps=RepOptions.from_settings(settings),
         cadence=app.get(CADENCE),

@@ -49,13 +49,9 @@ def error_response(status: int, code: str, message: str, **details: Any) -> web.
     return web.json_response({"error": body}, status=status)
 
 
-async def read_json_object(request: web.Request) -> dict[str, Any]:
-    """The request body as a JSON object, or a 400 :class:`ApiError` saying why not.
-
-    The Content-Type is not enforced: form builders and no-code tools often send JSON
-    labelled as something else, and the body itself is what must be right.
-    """
-    raw = await request.read()
+def parse_json_object(raw: bytes) -> dict[str, Any]:
+    """``raw`` as a JSON object, or a 400 :class:`ApiError` saying why not (webhooks call
+    this on bytes they have already read to check a signature)."""
     try:
         body = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -63,6 +59,15 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ApiError(400, "malformed_json", "the body must be a JSON object")
     return body
+
+
+async def read_json_object(request: web.Request) -> dict[str, Any]:
+    """The request body as a JSON object, or a 400 :class:`ApiError` saying why not.
+
+    The Content-Type is not enforced: form builders and no-code tools often send JSON
+    labelled as something else, and the body itself is what must be right.
+    """
+    return parse_json_object(await request.read())
 
 
 @web.middleware

@@ -312,13 +312,7 @@ class Sweeper:
     ) -> Touch:
         """A rep approves (and may edit) a draft: re-check the lead, enqueue, deliver."""
         async with self.sessions.begin() as session:
-            touch = await session.scalar(
-                select(Touch).where(Touch.id == touch_id).with_for_update()
-            )
-            if touch is None:
-                raise NotFoundError(f"touch {touch_id} does not exist")
-            if touch.status != TouchStatus.AWAITING_APPROVAL.value:
-                raise TouchStateError(f"touch {touch_id} is {touch.status}, not awaiting approval")
+            touch = await _awaiting_approval(session, touch_id)
             facts = (await load_facts(session, {touch.lead_id}, 0)).get(touch.lead_id)
             reason = "lead deleted" if facts is None else skip_reason(
                 facts, touch.sequence, touch.created_at)  # fmt: skip
@@ -346,13 +340,7 @@ class Sweeper:
     async def reject(self, touch_id: int, *, by: str, reason: str, now: datetime) -> Touch:
         """A rep discards a draft: the touch is skipped, the rest of the cadence goes on."""
         async with self.sessions.begin() as session:
-            touch = await session.scalar(
-                select(Touch).where(Touch.id == touch_id).with_for_update()
-            )
-            if touch is None:
-                raise NotFoundError(f"touch {touch_id} does not exist")
-            if touch.status != TouchStatus.AWAITING_APPROVAL.value:
-                raise TouchStateError(f"touch {touch_id} is {touch.status}, not awaiting approval")
+            touch = await _awaiting_approval(session, touch_id)
             touch.status, touch.note = TouchStatus.SKIPPED.value, f"rejected by {by}: {reason}"
             touch.approved_by, touch.approved_at = by, now
         return touch
@@ -420,3 +408,13 @@ def _outbox_row(send: _Send, now: datetime) -> dict[str, Any]:
         "created_at": now,
         "updated_at": now,
     }
+
+
+async def _awaiting_approval(session: AsyncSession, touch_id: int) -> Touch:
+    """The touch, locked, if it is a draft waiting for a rep; else a typed error."""
+    touch = await session.scalar(select(Touch).where(Touch.id == touch_id).with_for_update())
+    if touch is None:
+        raise NotFoundError(f"touch {touch_id} does not exist")
+    if touch.status != TouchStatus.AWAITING_APPROVAL.value:
+        raise TouchStateError(f"touch {touch_id} is {touch.status}, not awaiting approval")
+    return touch
