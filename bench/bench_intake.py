@@ -19,7 +19,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +27,11 @@ from aiohttp import web
 from sqlalchemy import text
 
 from bench.lead_csv import write_leads_csv
+from bench.stores import scratch_store
 from bot.app import create_app
 from bot.settings import Settings
 from scheduler.db import create_engine, session_factory
 from scheduler.importer import import_csv
-from scheduler.migrate import upgrade
 from scheduler.models import utcnow
 
 POSTGRES_URL = os.environ.get(
@@ -44,28 +43,8 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-async def _fresh_engine(backend: str, workdir: Path) -> tuple[Any, str | None]:
-    if backend == "sqlite":
-        return create_engine(f"sqlite+aiosqlite:///{workdir / 'bench.db'}"), None
-    schema = f"bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(POSTGRES_URL, pool_size=1)
-    async with admin.begin() as connection:
-        await connection.execute(text(f"CREATE SCHEMA {schema}"))
-    await admin.dispose()
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    engine = create_async_engine(
-        POSTGRES_URL, pool_size=20, connect_args={"server_settings": {"search_path": schema}}
-    )
-    return engine, schema
-
-
-async def _drop(schema: str | None) -> None:
-    if schema:
-        admin = create_engine(POSTGRES_URL, pool_size=1)
-        async with admin.begin() as connection:
-            await connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        await admin.dispose()
+def _url(backend: str, workdir: Path) -> str:
+    return POSTGRES_URL if backend == "postgres" else f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
 
 
 async def measure_import(backend: str, rows: int) -> dict[str, Any]:
@@ -75,18 +54,13 @@ async def measure_import(backend: str, rows: int) -> dict[str, Any]:
         path = workdir / "leads.csv"
         expected = write_leads_csv(path, rows, bad_share=0.01)
         file_mb = round(path.stat().st_size / 1e6, 1)
-        engine, schema = await _fresh_engine(backend, workdir)
-        try:
-            await upgrade(engine)
+        async with scratch_store(_url(backend, workdir)) as engine:
             rss_before = _peak_rss_mb()
             started = time.perf_counter()
             report = await import_csv(
                 session_factory(engine), path, default_region="US", now=utcnow()
             )
             elapsed = time.perf_counter() - started
-        finally:
-            await engine.dispose()
-            await _drop(schema)
     correct = (report.created, report.rejected) == (expected.created, expected.rejected)
     return {
         "what": "csv import",
@@ -104,9 +78,7 @@ async def measure_import(backend: str, rows: int) -> dict[str, Any]:
 async def measure_api(backend: str, leads: int, concurrency: int) -> dict[str, Any]:
     """POST ``leads`` distinct leads to /api/leads with ``concurrency`` clients in flight."""
     with tempfile.TemporaryDirectory() as tmp:
-        engine, schema = await _fresh_engine(backend, Path(tmp))
-        try:
-            await upgrade(engine)
+        async with scratch_store(_url(backend, Path(tmp))) as engine:
             # Intake alone: the email first touch (enrich, qualify, draft, send) is its own flow.
             settings = Settings(  # type: ignore[call-arg]
                 _env_file=None, api_token="bench", secret_key="k", first_touch=False
@@ -137,9 +109,6 @@ async def measure_api(backend: str, leads: int, concurrency: int) -> dict[str, A
                 await asyncio.gather(*(client(session) for _ in range(concurrency)))
             elapsed = time.perf_counter() - started
             await runner.cleanup()
-        finally:
-            await engine.dispose()
-            await _drop(schema)
     return {
         "what": "api intake",
         "backend": backend,

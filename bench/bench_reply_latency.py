@@ -18,19 +18,16 @@ import json
 import statistics
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import aiohttp
 from aiohttp import web
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bench.stores import scratch_store
 from bot.app import create_app
 from bot.settings import Settings
 from bot.whatsapp.signature import HEADER, sign
-from scheduler.db import create_engine
-from scheduler.migrate import upgrade
 from tests.fakes.graph_api import FakeGraphAPI
 
 SECRET = "bench-app-secret"
@@ -54,36 +51,8 @@ async def run(rate: float, seconds: float, database: str | None, burst_ms: int) 
     """Drive the service and print the latency figures."""
     workdir = Path(tempfile.mkdtemp(prefix="leadbot-bench-"))
     url = database or f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
-    schema = f"bench_{uuid.uuid4().hex[:8]}" if url.startswith("postgresql") else None
-    engine = await _engine(url, schema)
-    try:
+    async with scratch_store(url, pool_size=10, max_overflow=10) as engine:
         await _drive(engine, url, rate, seconds, burst_ms)
-    finally:
-        await engine.dispose()
-        if schema:  # leave the shared database as we found it
-            admin = create_engine(url, pool_size=1)
-            async with admin.begin() as connection:
-                await connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-            await admin.dispose()
-
-
-async def _engine(url: str, schema: str | None) -> AsyncEngine:
-    """The store to run on; on Postgres a fresh schema of its own, dropped afterwards."""
-    if schema is None:
-        engine = create_engine(url)
-    else:
-        admin = create_engine(url, pool_size=1)
-        async with admin.begin() as connection:
-            await connection.execute(text(f"CREATE SCHEMA {schema}"))
-        await admin.dispose()
-        engine = create_async_engine(
-            url,
-            pool_size=10,
-            max_overflow=10,
-            connect_args={"server_settings": {"search_path": schema}},
-        )
-    await upgrade(engine)
-    return engine
 
 
 async def _drive(

@@ -52,28 +52,19 @@ async def _serve(kind: str, backend: str, workdir: Path) -> None:
         app.router.add_post("/webhooks/whatsapp", ok)
         await _run(app, lambda: asyncio.sleep(0))
         return
+    from bench.stores import scratch_store
+
+    url = POSTGRES_URL if backend == "postgres" else f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
+    async with scratch_store(url) as engine:
+        await _serve_leadbot(engine, workdir)
+
+
+async def _serve_leadbot(engine: Any, workdir: Path) -> None:
     from bot.app import create_app
     from bot.settings import Settings
     from bot.whatsapp.keys import INBOX
-    from scheduler.db import create_engine
-    from scheduler.migrate import upgrade
     from scheduler.models import InboxItem
 
-    schema = None
-    if backend == "sqlite":
-        engine = create_engine(f"sqlite+aiosqlite:///{workdir / 'bench.db'}")
-    else:
-        from sqlalchemy.ext.asyncio import create_async_engine
-
-        schema = f"bench_{uuid.uuid4().hex[:8]}"
-        admin = create_engine(POSTGRES_URL, pool_size=1)
-        async with admin.begin() as connection:
-            await connection.execute(text(f"CREATE SCHEMA {schema}"))
-        await admin.dispose()
-        engine = create_async_engine(
-            POSTGRES_URL, pool_size=20, connect_args={"server_settings": {"search_path": schema}}
-        )
-    await upgrade(engine)
     settings = Settings(
         _env_file=None,
         database_url=f"sqlite+aiosqlite:///{workdir / 'bench.db'}",
@@ -94,15 +85,7 @@ async def _serve(kind: str, backend: str, workdir: Path) -> None:
         print(json.dumps({"drain_s": time.perf_counter() - started, "unprocessed": left}))
         sys.stdout.flush()
 
-    try:
-        await _run(app, drained)
-    finally:
-        await engine.dispose()
-        if schema:
-            admin = create_engine(POSTGRES_URL, pool_size=1)
-            async with admin.begin() as connection:
-                await connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-            await admin.dispose()
+    await _run(app, drained)
 
 
 async def _run(app: web.Application, on_stdin: Any) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,11 +20,10 @@ from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
-    create_async_engine,
 )
 
+from bench.stores import scratch_store
 from scheduler.db import create_engine, session_factory
-from scheduler.migrate import upgrade
 
 POSTGRES_URL = os.environ.get(
     "LEADBOT_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -127,47 +125,18 @@ async def _redis_problem() -> str | None:
 # --- stage-store backends ------------------------------------------------------------------
 
 
-async def _postgres_engine() -> tuple[AsyncEngine, str]:
-    """An engine whose tables live in a fresh schema of their own (dropped afterwards)."""
-    schema = f"lb_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL, pool_size=1)
-    async with admin.begin() as connection:
-        await connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    await admin.dispose()
-    engine = create_async_engine(
-        POSTGRES_URL,
-        pool_size=25,
-        max_overflow=5,
-        connect_args={"server_settings": {"search_path": schema}},
-    )
-    return engine, schema
-
-
-async def _drop_schema(schema: str) -> None:
-    admin = create_engine(POSTGRES_URL, pool_size=1)
-    async with admin.begin() as connection:
-        await connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    await admin.dispose()
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
 async def engine(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[AsyncEngine]:
-    """A migrated, empty stage store on each backend."""
-    schema = None
+    """A migrated, empty stage store on each backend (Postgres: a schema of its own)."""
     if request.param == "postgres":
         problem = await _postgres_problem()
         if problem:
             _unavailable("PostgreSQL", problem)
-        db, schema = await _postgres_engine()
+        url = POSTGRES_URL
     else:
-        db = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'leadbot.db'}")
-    try:
-        await upgrade(db)
+        url = f"sqlite+aiosqlite:///{tmp_path / 'leadbot.db'}"
+    async with scratch_store(url, pool_size=25, max_overflow=5, prefix="lb") as db:
         yield db
-    finally:
-        await db.dispose()
-        if schema:
-            await _drop_schema(schema)
 
 
 @pytest.fixture
