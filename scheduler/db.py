@@ -1,8 +1,10 @@
 """Engines for the stage store: SQLite (embedded default) and PostgreSQL.
 
-SQLite gets WAL, a busy timeout and ``BEGIN IMMEDIATE`` for every transaction: in WAL mode a
-deferred transaction that reads and then writes fails at once with "database is locked" when
-another connection committed in between, so we take the write lock up front instead.
+SQLite gets WAL, ``BEGIN IMMEDIATE`` for every transaction (in WAL mode a deferred
+transaction that reads and then writes fails at once with "database is locked" when another
+connection committed in between, so we take the write lock up front instead) and runs its
+calls inline in the event loop (``scheduler.sqlite_inline``), waiting for a lock held by
+another process in asyncio, up to ``SQLITE_BUSY_TIMEOUT``.
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from scheduler.sqlite_inline import begin_immediate, inline_creator
+
 SQLITE_PRAGMAS = (
     "journal_mode=WAL",
     "synchronous=NORMAL",
-    "busy_timeout=30000",
     "foreign_keys=ON",
 )
+SQLITE_BUSY_TIMEOUT = 30.0  # seconds to wait for a write lock another process holds
 
 
 def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> AsyncEngine:
@@ -46,7 +50,7 @@ def _create_sqlite_engine(url: str, *, echo: bool) -> AsyncEngine:
     engine = create_async_engine(
         url,
         echo=echo,
-        connect_args={"timeout": 30},
+        async_creator=inline_creator(url),
         pool_size=1,
         max_overflow=0,
         pool_timeout=60,
@@ -57,13 +61,15 @@ def _create_sqlite_engine(url: str, *, echo: bool) -> AsyncEngine:
         # Stop the sqlite3 module from issuing its own deferred BEGIN; we issue ours below.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        for pragma in SQLITE_PRAGMAS:
+        # Switching to WAL may wait for another process once, at connect; after that the
+        # busy handler is off (it would stall the event loop) and ``begin_immediate`` waits.
+        for pragma in ("busy_timeout=5000", *SQLITE_PRAGMAS, "busy_timeout=0"):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        begin_immediate(connection.connection, SQLITE_BUSY_TIMEOUT)
 
     return engine
 
