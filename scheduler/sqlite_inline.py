@@ -73,11 +73,12 @@ class InlineConnection(aiosqlite.Connection):
 def inline_creator(url: str) -> Callable[[], InlineConnection]:
     """``async_creator`` for ``create_async_engine``: inline connections to ``url``'s
     database, opened as SQLAlchemy's aiosqlite dialect would open them, busy handler off."""
-    args, kwargs = SQLiteDialect_aiosqlite().create_connect_args(make_url(url))
-    kwargs.update(timeout=0, check_same_thread=False)
+    args, options = SQLiteDialect_aiosqlite().create_connect_args(make_url(url))
+    kwargs: dict[str, Any] = {**options, "timeout": 0, "check_same_thread": False}
+    (database,) = args
 
     def create() -> InlineConnection:
-        return InlineConnection(lambda: sqlite3.connect(*args, **kwargs))
+        return InlineConnection(lambda: sqlite3.connect(database, **kwargs))
 
     return create
 

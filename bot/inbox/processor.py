@@ -11,7 +11,13 @@ one turn in three phases:
 3. in ONE transaction: mark the rows processed, record the messages, create or update the
    lead, apply the actions (outbox rows keyed by the wamid), save the session.
 
-After the commit the new outbox rows are delivered. A crash anywhere before the commit
+After the commit the new outbox rows are delivered. Each of the three database steps (load,
+commit, deliver) is a group commit (:class:`bot.batching.GroupRunner`): the turns of many
+conversations that reach a step together share one transaction, so a flood of new
+conversations costs a few round trips per batch instead of twenty per turn. A batch whose
+transaction fails is redone turn by turn, so one bad turn fails alone.
+
+A crash anywhere before the commit
 leaves the rows unprocessed; :meth:`recover` (startup) and :meth:`sweep` (periodic) pick them
 up again. A turn that fails records ``attempts`` and ``error`` on its rows and is retried
 until ``max_attempts``, then given up with the error kept.
@@ -19,17 +25,18 @@ until ``max_attempts``, then given up with the error kept.
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, func, literal, select, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.batching import GroupRunner
 from bot.inbox.bursts import BurstScheduler
 from bot.inbox.effects import TurnContext, apply, cancel_follow_ups
 from bot.inbox.hooks import Hooks
@@ -53,7 +60,7 @@ log = logging.getLogger("leadbot.inbox")
 CHANNEL = "whatsapp"
 BATCH = 50  # rows per turn; a longer backlog of one sender is handled over several turns
 
-Deliver = Callable[[int, datetime], Awaitable[object]]
+Deliver = Callable[[Sequence[int], datetime], Awaitable[Mapping[int, str]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +90,13 @@ class _Plan:
     prompt_version: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _Turn:
+    loaded: _Loaded
+    plan: _Plan
+    now: datetime
+
+
 @dataclass(slots=True)
 class Stats:
     """Counters for tests and metrics."""
@@ -108,7 +122,6 @@ class InboxProcessor:
         calendly_url: str = "",
         burst_window: float = 0.4,
         max_attempts: int = 5,
-        db_slots: int = 8,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.sessions = sessions
@@ -122,10 +135,18 @@ class InboxProcessor:
         self.max_attempts = max_attempts
         self.clock = clock
         self.stats = Stats()
-        # Turns touching the database at once; bounded so a flood of conversations cannot
-        # exhaust the pool or starve the webhook (interpreting happens outside this).
-        self._db_slots = asyncio.Semaphore(db_slots)
         self.bursts = BurstScheduler(self.process, burst_window)
+        # One batch per step at a time: this also bounds the connections turns hold, so a
+        # flood of conversations cannot exhaust the pool or starve the webhook.
+        self._loads: GroupRunner[str, _Loaded | None] = GroupRunner(
+            self._load_many, name="inbox-load"
+        )
+        self._commits: GroupRunner[_Turn, list[int]] = GroupRunner(
+            self._commit_many, run_one=self._commit_one, name="inbox-commit"
+        )
+        self._deliveries: GroupRunner[list[int], None] = GroupRunner(
+            self._deliver_many, name="inbox-deliver"
+        )
 
     # -- scheduling ------------------------------------------------------------------------
 
@@ -141,6 +162,8 @@ class InboxProcessor:
     async def close(self, timeout: float = 10.0) -> None:
         """Stop taking work; turns in progress finish, the rest is recovered on next start."""
         await self.bursts.close(timeout)
+        for runner in (self._loads, self._commits, self._deliveries):
+            await runner.close()
 
     def pending_senders(self) -> set[str]:
         """Senders with a turn scheduled or running in this process."""
@@ -192,51 +215,92 @@ class InboxProcessor:
             log.warning("inbox: %s; the sweep retries", exc)
 
     async def _turn(self, sender: str) -> bool:
-        async with self._db_slots:
-            loaded = await self._load(sender)
+        loaded = await self._loads.submit(sender)
         if loaded is None:
             return False
         try:
             now = self.clock()
             plan = await self._plan(loaded, now)
-            async with self._db_slots:
-                outbox_ids = await self._commit(loaded, plan, now)
+            outbox_ids = await self._commits.submit(_Turn(loaded, plan, now))
         except Exception as exc:
             log.exception("inbox: turn of %s failed", sender)
             await self._failed(loaded.row_ids, exc)
             return False
         self.stats.turns += 1
-        for item_id in outbox_ids:
-            await self.deliver(item_id, self.clock())
+        self.stats.replies += len(outbox_ids)
+        if outbox_ids:
+            # Still under the sender's lock: a later turn of theirs never overtakes this reply.
+            await self._deliveries.submit(outbox_ids)
         return len(loaded.row_ids) >= BATCH
 
-    async def _load(self, sender: str) -> _Loaded | None:
+    async def _load_many(self, senders: list[str]) -> list[_Loaded | None]:
+        """Each sender's unprocessed rows (at most ``BATCH``), lead, stored dialog state and
+        suppression, for a batch of senders in three queries."""
+        ranked = (
+            select(
+                InboxItem.id,
+                InboxItem.sender,
+                InboxItem.payload,
+                func.row_number()
+                .over(partition_by=InboxItem.sender, order_by=InboxItem.id)
+                .label("n"),
+            )
+            .where(
+                InboxItem.channel == CHANNEL,
+                InboxItem.sender.in_(senders),
+                InboxItem.processed_at.is_(None),
+                InboxItem.attempts < self.max_attempts,
+            )
+            .subquery()
+        )
+        rows: dict[str, list[tuple[int, InboundMessage]]] = {}
         async with self.sessions() as db:
-            rows = list(
-                await db.scalars(
-                    select(InboxItem)
-                    .where(
-                        InboxItem.channel == CHANNEL,
-                        InboxItem.sender == sender,
-                        InboxItem.processed_at.is_(None),
-                        InboxItem.attempts < self.max_attempts,
+            found = await db.execute(
+                select(ranked.c.id, ranked.c.sender, ranked.c.payload)
+                .where(ranked.c.n <= BATCH)
+                .order_by(ranked.c.id)
+            )
+            for row in found:
+                message = InboundMessage.from_json(row.payload)
+                rows.setdefault(row.sender, []).append((row.id, message))
+            phones = [s for s in rows if s.startswith("+")]
+            known: dict[str, tuple[Lead, dict[str, Any] | None]] = {}
+            suppressed: set[str] = set()
+            if phones:
+                leads = await db.execute(
+                    select(Lead, DialogSessionRow.state)
+                    .outerjoin(DialogSessionRow, DialogSessionRow.lead_id == Lead.id)
+                    .where(Lead.phone.in_(phones))
+                )
+                for found_lead in leads:
+                    lead, state = found_lead.Lead, found_lead.state
+                    assert lead.phone is not None
+                    known[lead.phone] = (lead, dict(state) if state is not None else None)
+                addresses = {normalize_address(p): p for p in phones}
+                suppressed = {
+                    addresses[a]
+                    for a in await db.scalars(
+                        select(Suppression.address).where(Suppression.address.in_(addresses))
                     )
-                    .order_by(InboxItem.id)
-                    .limit(BATCH)
+                }
+        loaded: list[_Loaded | None] = []
+        for sender in senders:
+            mine = rows.get(sender)
+            if not mine:
+                loaded.append(None)
+                continue
+            lead, stored = known.get(sender, (None, None))
+            loaded.append(
+                _Loaded(
+                    sender,
+                    [row_id for row_id, _ in mine],
+                    [message for _, message in mine],
+                    lead,
+                    stored,
+                    sender in suppressed,
                 )
             )
-            if not rows:
-                return None
-            messages = [InboundMessage.from_json(r.payload) for r in rows]
-            lead = None
-            stored = None
-            suppressed = False
-            if sender.startswith("+"):
-                # One round trip for the lead, its session and the suppression list.
-                known = (await db.execute(_lead_query(sender))).one()
-                lead, stored, suppressed = known.Lead, known.state, bool(known.suppressed)
-                stored = dict(stored) if stored is not None else None
-        return _Loaded(sender, [r.id for r in rows], messages, lead, stored, suppressed)
+        return loaded
 
     async def _plan(self, loaded: _Loaded, now: datetime) -> _Plan:
         lead = loaded.lead
@@ -285,39 +349,52 @@ class InboxProcessor:
         name = loaded.lead.name if loaded.lead is not None else None
         return script, Session.new(script, now, name=name or loaded.messages[0].name)
 
-    async def _commit(self, loaded: _Loaded, plan: _Plan, now: datetime) -> list[int]:
+    async def _commit_many(self, turns: list[_Turn]) -> list[list[int]]:
+        """Commit a batch of turns in one transaction; their new outbox rows, per turn."""
         async with self.sessions.begin() as db:
-            claimed = await db.execute(
-                update(InboxItem)
-                .where(InboxItem.id.in_(loaded.row_ids), InboxItem.processed_at.is_(None))
-                .values(processed_at=now, error=None)
-            )
-            if claimed.rowcount != len(loaded.row_ids):  # type: ignore[attr-defined]
-                raise RuntimeError("inbox rows were handled elsewhere meanwhile")
-            if not loaded.sender.startswith("+"):
-                log.warning("inbox: %s has no phone number: kept, not answered", loaded.sender)
-                return []
-            lead, created = await self._lead(db, loaded, now)
-            await self._record_inbound(db, lead, loaded.messages, now)
-            if plan.session is None:
-                return []
-            ctx = TurnContext(
-                lead=lead,
-                session=plan.session,
-                key_base=f"wa:{loaded.messages[0].id}",
-                reply_to=loaded.messages[-1].id,
-                now=now,
-                calendly_url=self.calendly_url,
-                prompt_version=plan.prompt_version,
-            )
-            if created:
-                ctx.cancelled = True  # a lead made in this turn has no follow-ups to cancel
-            else:
-                await cancel_follow_ups(db, ctx, self.hooks, "prospect replied")
-            await apply(db, ctx, plan.actions, self.hooks)
-            await _save_session(db, lead.id, plan.session, now)
-        self.stats.replies += len(ctx.outbox_ids)
+            return [await self._write_turn(db, turn) for turn in turns]
+
+    async def _commit_one(self, turn: _Turn) -> list[int]:
+        async with self.sessions.begin() as db:
+            return await self._write_turn(db, turn)
+
+    async def _write_turn(self, db: AsyncSession, turn: _Turn) -> list[int]:
+        """Everything a turn changes, in the caller's transaction; its new outbox rows."""
+        loaded, plan, now = turn.loaded, turn.plan, turn.now
+        claimed = await db.execute(
+            update(InboxItem)
+            .where(InboxItem.id.in_(loaded.row_ids), InboxItem.processed_at.is_(None))
+            .values(processed_at=now, error=None)
+        )
+        if claimed.rowcount != len(loaded.row_ids):  # type: ignore[attr-defined]
+            raise RuntimeError("inbox rows were handled elsewhere meanwhile")
+        if not loaded.sender.startswith("+"):
+            log.warning("inbox: %s has no phone number: kept, not answered", loaded.sender)
+            return []
+        lead, created = await self._lead(db, loaded, now)
+        await self._record_inbound(db, lead, loaded.messages, now)
+        if plan.session is None:
+            return []
+        ctx = TurnContext(
+            lead=lead,
+            session=plan.session,
+            key_base=f"wa:{loaded.messages[0].id}",
+            reply_to=loaded.messages[-1].id,
+            now=now,
+            calendly_url=self.calendly_url,
+            prompt_version=plan.prompt_version,
+        )
+        if created:
+            ctx.cancelled = True  # a lead made in this turn has no follow-ups to cancel
+        else:
+            await cancel_follow_ups(db, ctx, self.hooks, "prospect replied")
+        await apply(db, ctx, plan.actions, self.hooks)
+        await _save_session(db, lead.id, plan.session, now)
         return ctx.outbox_ids
+
+    async def _deliver_many(self, batches: list[list[int]]) -> list[None]:
+        await self.deliver([i for ids in batches for i in ids], self.clock())
+        return [None] * len(batches)
 
     async def _lead(self, db: AsyncSession, loaded: _Loaded, now: datetime) -> tuple[Lead, bool]:
         """The sender's lead, loaded in ``db``, and whether this turn created it."""
@@ -404,25 +481,14 @@ async def _save_session(db: AsyncSession, lead_id: int, session: Session, now: d
         "state": session.model_dump(mode="json"),
         "updated_at": now,
     }
-    table = DialogSessionRow
-    statement = (
-        postgresql.insert(table) if db.get_bind().dialect.name == "postgresql"
-        else sqlite.insert(table)
-    ).values(values)  # fmt: skip
-    changed = {k: statement.excluded[k] for k in values if k != "lead_id"}
-    await db.execute(statement.on_conflict_do_update(index_elements=["lead_id"], set_=changed))
+    await db.execute(_session_upsert(db.get_bind().dialect.name), values)
 
 
-def _lead_query(phone: str) -> Select[Any]:
-    """The lead with ``phone`` (or NULLs), its stored dialog state and whether the number is
-    suppressed: always exactly one row (the LEFT JOINs hang off a one-row constant)."""
-    one = select(literal(1).label("one")).subquery()
-    suppressed = (
-        select(Suppression.id).where(Suppression.address == normalize_address(phone)).exists()
-    )
-    return (
-        select(Lead, DialogSessionRow.state, suppressed.label("suppressed"))
-        .select_from(one)
-        .outerjoin(Lead, Lead.phone == phone)
-        .outerjoin(DialogSessionRow, DialogSessionRow.lead_id == Lead.id)
-    )
+@functools.cache
+def _session_upsert(dialect: str) -> postgresql.Insert | sqlite.Insert:
+    """The dialog-session upsert, built once per backend and run with parameters."""
+    table = cast(Table, DialogSessionRow.__table__)
+    statement = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    changed = {c: statement.excluded[c] for c in ("script_id", "script_version", "state",
+                                                  "updated_at")}  # fmt: skip
+    return statement.on_conflict_do_update(index_elements=["lead_id"], set_=changed)

@@ -10,13 +10,13 @@ customer-service window is closed: recorded on the lead.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.batching import GroupRunner
 from bot.whatsapp.envelope import Envelope, StatusUpdate
 from scheduler.db import insert_or_ignore
 from scheduler.models import InboxItem, Lead, OutboxItem, utcnow
@@ -94,55 +94,33 @@ async def ingest_many(
 
 
 class InboxWriter:
-    """Group commit for the webhook: bodies that arrive while a transaction is being written
-    share the next one. Each caller still gets its answer only after its rows are
-    committed (stored before the 200), but a burst of webhooks costs a few transactions
-    instead of one each: on SQLite, where every write takes the one database lock, that is
-    the difference between hundreds and thousands of bodies a second.
+    """Group commit for the webhook (:class:`bot.batching.GroupRunner`): bodies that arrive
+    while a transaction is being written share the next one. Each caller still gets its
+    answer only after its rows are committed (stored before the 200), but a burst of
+    webhooks costs a few transactions instead of one each.
     """
 
     def __init__(
         self, sessions: async_sessionmaker[AsyncSession], *, max_batch: int = 256
     ) -> None:
         self.sessions = sessions
-        self.max_batch = max_batch
-        self._pending: list[tuple[Envelope, asyncio.Future[Ingested]]] = []
-        self._task: asyncio.Task[None] | None = None
+        self._group: GroupRunner[Envelope, Ingested] = GroupRunner(
+            self._write_many, run_one=self._write_one, name="inbox-writer", max_batch=max_batch
+        )
 
     async def write(self, envelope: Envelope) -> Ingested:
         """Store ``envelope`` (see :func:`ingest`); return once it is committed."""
-        future: asyncio.Future[Ingested] = asyncio.get_running_loop().create_future()
-        self._pending.append((envelope, future))
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._drain(), name="inbox-writer")
-        return await future
+        return await self._group.submit(envelope)
 
-    async def _drain(self) -> None:
-        while self._pending:
-            batch = self._pending[: self.max_batch]
-            del self._pending[: self.max_batch]
-            try:
-                results = await ingest_many(self.sessions, [e for e, _ in batch], utcnow())
-            except Exception:
-                # One bad body must not fail the others: write them one by one.
-                for envelope, future in batch:
-                    try:
-                        result = await ingest(self.sessions, envelope, utcnow())
-                    except Exception as exc:
-                        if not future.done():
-                            future.set_exception(exc)
-                    else:
-                        if not future.done():
-                            future.set_result(result)
-                continue
-            for (_, future), result in zip(batch, results, strict=True):
-                if not future.done():
-                    future.set_result(result)
+    async def _write_many(self, envelopes: list[Envelope]) -> list[Ingested]:
+        return await ingest_many(self.sessions, envelopes, utcnow())
+
+    async def _write_one(self, envelope: Envelope) -> Ingested:
+        return await ingest(self.sessions, envelope, utcnow())
 
     async def close(self) -> None:
         """Wait for the bodies being written."""
-        if self._task is not None:
-            await asyncio.gather(self._task, return_exceptions=True)
+        await self._group.close()
 
 
 async def _apply_status(db: AsyncSession, status: StatusUpdate) -> int:

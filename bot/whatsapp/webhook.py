@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from bot.appkeys import DISPATCHER, ENGINE, JOBS, SESSIONS, SETTINGS
+from bot.appkeys import DISPATCHER, JOBS, SESSIONS, SETTINGS
 from bot.followups import CADENCE
 from bot.http_errors import ApiError
 from bot.inbox.hooks import default_hooks
@@ -105,14 +105,11 @@ def build_processor(app: web.Application, settings: Settings, locks: KeyedLock) 
         app[SESSIONS],
         locks=locks,
         dialogs=dialogs,
-        deliver=app[DISPATCHER].deliver,
+        deliver=app[DISPATCHER].deliver_many,
         hooks=default_hooks(settings, app[CADENCE]),
         default_region=settings.default_region,
         calendly_url=settings.calendly_url,
         burst_window=settings.burst_window_ms / 1000,
-        # SQLite has one write lock: turns queue for it here rather than in its busy handler,
-        # which sleeps in steps and would also stall the webhook's inserts.
-        db_slots=1 if app[ENGINE].dialect.name == "sqlite" else 8,
         max_attempts=settings.inbox_max_attempts,
     )
 
