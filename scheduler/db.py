@@ -9,6 +9,7 @@ another process in asyncio, up to ``SQLITE_BUSY_TIMEOUT``.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from sqlalchemy import event
@@ -91,6 +92,17 @@ def insert_or_ignore(
 
     With ``index_elements`` only conflicts on that unique index are ignored; without, any.
     """
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing(index_elements=index_elements)
-    return sqlite.insert(table).on_conflict_do_nothing(index_elements=index_elements)
+    keys = tuple(index_elements) if index_elements is not None else None
+    return _insert_or_ignore(session.get_bind().dialect.name, table, keys)
+
+
+@functools.cache
+def _insert_or_ignore(
+    dialect: str, table: Any, index_elements: tuple[str, ...] | None
+) -> postgresql.Insert | sqlite.Insert:
+    # Built once per table: constructing statements is a good part of SQLAlchemy's cost per
+    # execution, and these run in every turn. Statements are immutable, so sharing is safe.
+    elements = list(index_elements) if index_elements is not None else None
+    if dialect == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=elements)
+    return sqlite.insert(table).on_conflict_do_nothing(index_elements=elements)

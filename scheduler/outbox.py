@@ -23,14 +23,16 @@ outcome in one transaction. ``deliver`` and ``deliver_due`` are batches of their
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, or_, select, update
+from sqlalchemy import Insert, Table, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql.dml import ReturningInsert
 from sqlalchemy.sql.elements import ColumnElement
 
 from scheduler.channels import (
@@ -64,23 +66,26 @@ async def enqueue(
 ) -> int | None:
     """Store an intent to send, in the caller's transaction. Returns the new row's id, or
     None when an intent with this key already exists (it is never stored twice)."""
-    statement = (
-        insert_or_ignore(session, OutboxItem, ["key"])
-        .values(
-            key=key,
-            channel=channel,
-            recipient=recipient,
-            payload=dict(payload),
-            lead_id=lead_id,
-            state=OutboxState.PENDING.value,
-            attempts=0,
-            next_attempt_at=not_before,
-            created_at=now,
-            updated_at=now,
-        )
-        .returning(OutboxItem.id)
-    )
-    return await session.scalar(statement)
+    row = {
+        "key": key,
+        "channel": channel,
+        "recipient": recipient,
+        "payload": dict(payload),
+        "lead_id": lead_id,
+        "state": OutboxState.PENDING.value,
+        "attempts": 0,
+        "next_attempt_at": not_before,
+        "created_at": now,
+        "updated_at": now,
+    }
+    statement = _returning_id(insert_or_ignore(session, _TABLE, ["key"]))
+    item_id: int | None = await session.scalar(statement, row)
+    return item_id
+
+
+@functools.cache
+def _returning_id(statement: Insert) -> ReturningInsert[tuple[int]]:
+    return statement.returning(_TABLE.c.id)  # built once per backend (see insert_or_ignore)
 
 
 def _due(now: datetime) -> tuple[ColumnElement[bool], ...]:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from types import MappingProxyType
+from typing import cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scheduler.errors import (
@@ -21,6 +22,18 @@ from scheduler.errors import (
     StaleStageError,
 )
 from scheduler.models import Lead, Stage, StageEvent
+
+# Built once, executed with parameters: constructing statements costs more than running them.
+_LEADS = cast(Table, Lead.__table__)
+_EVENTS = cast(Table, StageEvent.__table__)
+_CURRENT = select(_LEADS.c.stage, _LEADS.c.version).where(_LEADS.c.id == bindparam("b_id"))
+# The SET clause is whatever else the parameters name (stage, version, updated_at, …).
+_MOVE = update(_LEADS).where(
+    _LEADS.c.id == bindparam("b_id"),
+    _LEADS.c.stage == bindparam("b_stage"),
+    _LEADS.c.version == bindparam("b_version"),
+)
+_AUDIT = insert(_EVENTS).returning(_EVENTS.c.id)
 
 S = Stage
 ALLOWED_MOVES: MappingProxyType[Stage, frozenset[Stage]] = MappingProxyType(
@@ -75,9 +88,8 @@ async def transition(
     if this raises, nothing was written.
     """
     target = Stage(to)
-    row = (
-        await session.execute(select(Lead.stage, Lead.version).where(Lead.id == lead_id))
-    ).one_or_none()
+    await session.flush()  # the Core statements below do not autoflush the caller's changes
+    row = (await session.execute(_CURRENT, {"b_id": lead_id})).one_or_none()
     if row is None:
         raise NotFoundError(f"lead {lead_id} does not exist")
     current, version = Stage(row.stage), row.version
@@ -96,10 +108,7 @@ async def transition(
     elif current is Stage.LOST:
         values["lost_reason"] = None
     result = await session.execute(
-        update(Lead)
-        .where(Lead.id == lead_id, Lead.stage == current.value, Lead.version == version)
-        .values(**values)
-        .execution_options(synchronize_session=False)
+        _MOVE, {**values, "b_id": lead_id, "b_stage": current.value, "b_version": version}
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise StaleStageError(
@@ -108,14 +117,13 @@ async def transition(
             from_stage=current,
             to_stage=target,
         )
-    event = StageEvent(
-        lead_id=lead_id,
-        from_stage=current.value,
-        to_stage=target.value,
-        reason=clean_reason,
-        actor=actor,
-        at=now,
-    )
-    session.add(event)
-    await session.flush()
-    return event
+    audit = {
+        "lead_id": lead_id,
+        "from_stage": current.value,
+        "to_stage": target.value,
+        "reason": clean_reason,
+        "actor": actor,
+        "at": now,
+    }
+    event_id = await session.scalar(_AUDIT, audit)
+    return StageEvent(id=event_id, **audit)

@@ -171,8 +171,7 @@ async def _send(db: AsyncSession, ctx: TurnContext, action: MessageAction, n: in
 async def _move(db: AsyncSession, ctx: TurnContext, to: str, reason: str) -> None:
     if ctx.lead.stage == to:
         return
-    await db.flush()  # pending changes first: set_committed_value below would hide them
-    try:
+    try:  # (transition flushes pending changes first: set_committed_value would hide them)
         event = await transition(db, ctx.lead.id, to, reason=reason, actor=ACTOR, now=ctx.now)
     except LeadbotError as exc:  # refused before writing anything: the turn goes on
         log.info("lead %s: stage move to %s skipped: %s", ctx.lead.id, to, exc)
