@@ -37,6 +37,7 @@ from pywa_async.types.templates import TemplateLanguage
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.channels.graph_http import GraphHttpClient
 from bot.channels.throttle import Pause, RateLimited, TokenBucket
 from bot.channels.whatsapp_limits import Choice, Outgoing, PayloadError, parse_payload
 from bot.whatsapp.payloads import SERVICE_WINDOW, window_open
@@ -136,7 +137,7 @@ class WhatsAppChannel:
         self.bucket = bucket or TokenBucket(rate)
         self.pause = pause or Pause()
         # Connecting is bounded separately: a connect timeout surely sent nothing.
-        self._http = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)))
+        self._http = GraphHttpClient(timeout=timeout, connect_timeout=min(timeout, 5.0))
         self._client = WhatsApp(phone_id=phone_id, token=token, session=self._http)
         # pywa hardcodes graph.facebook.com as the session's base URL; the session is ours,
         # so point it at the configured server (a fake one in tests) after pywa set it.

@@ -1,0 +1,89 @@
+"""The HTTP client we hand pywa: an ``httpx.AsyncClient`` whose requests travel on aiohttp.
+
+pywa needs an httpx client, and builds every Graph API call with ``client.request(method,
+url, json=…)``. Through httpx and httpcore one such call cost about 5 ms of CPU here, more
+than the whole database work of a conversation turn; the same POST through aiohttp (which
+the service already runs on) costs a fraction of that. So :meth:`GraphHttpClient.request`
+sends plain JSON calls with aiohttp and answers with an ``httpx.Response``; anything else
+pywa might do (file uploads, streamed downloads) keeps httpx's own path.
+
+Failures are mapped to httpx's exceptions by what they tell about the request, which is
+what the channel decides on: a connection that could not be made is ``ConnectError`` /
+``ConnectTimeout`` (nothing was sent); a timeout or a dropped connection after that is
+``ReadTimeout`` / ``RemoteProtocolError`` (the request may have arrived).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+import httpx
+
+_PLAIN = frozenset({"json", "params", "headers"})
+# Left to aiohttp: it sets its own (and decodes only the encodings it announces).
+_TRANSPORT_HEADERS = frozenset({"accept-encoding", "connection", "host", "content-length"})
+
+
+class GraphHttpClient(httpx.AsyncClient):
+    """``httpx.AsyncClient`` for pywa, sending JSON requests through one aiohttp session."""
+
+    def __init__(self, *, timeout: float, connect_timeout: float) -> None:
+        super().__init__(timeout=httpx.Timeout(timeout, connect=connect_timeout))
+        self._aiohttp_timeout = aiohttp.ClientTimeout(
+            total=None, connect=connect_timeout, sock_read=timeout
+        )
+        self._aiohttp: aiohttp.ClientSession | None = None
+
+    async def request(self, method: str, url: httpx.URL | str, **kwargs: Any) -> httpx.Response:
+        """Send ``method url`` (relative to ``base_url``); see the module docstring."""
+        if not set(kwargs) <= _PLAIN:
+            return await super().request(method, url, **kwargs)
+        target = self._merge_url(url)
+        headers = {k: v for k, v in self.headers.items() if k not in _TRANSPORT_HEADERS}
+        headers.update(kwargs.get("headers") or {})
+        data = None
+        if kwargs.get("json") is not None:
+            data = json.dumps(kwargs["json"]).encode()
+            headers["Content-Type"] = "application/json"
+        session = self._session()
+        try:
+            async with session.request(
+                method, str(target), params=_params(kwargs.get("params")), data=data,
+                headers=headers, allow_redirects=False,
+            ) as answer:  # fmt: skip
+                content = await answer.read()
+                status, answer_headers = answer.status, list(answer.headers.items())
+        except aiohttp.ClientConnectorError as exc:  # refused, unreachable, DNS: never sent
+            raise httpx.ConnectError(str(exc)) from exc
+        except aiohttp.ConnectionTimeoutError as exc:
+            raise httpx.ConnectTimeout(str(exc)) from exc
+        except TimeoutError as exc:  # the request had left
+            raise httpx.ReadTimeout(str(exc) or "timed out waiting for the answer") from exc
+        except aiohttp.ClientError as exc:  # dropped, reset, a broken answer: it may have arrived
+            raise httpx.RemoteProtocolError(str(exc) or type(exc).__name__) from exc
+        return httpx.Response(
+            status,
+            headers=answer_headers,
+            content=content,
+            request=httpx.Request(method, target),
+        )
+
+    def _session(self) -> aiohttp.ClientSession:
+        if self._aiohttp is None or self._aiohttp.closed:
+            self._aiohttp = aiohttp.ClientSession(timeout=self._aiohttp_timeout)
+        return self._aiohttp
+
+    async def aclose(self) -> None:
+        """Close both sessions."""
+        if self._aiohttp is not None:
+            await self._aiohttp.close()
+        await super().aclose()
+
+
+def _params(params: Mapping[str, Any] | None) -> dict[str, str] | None:
+    if not params:
+        return None
+    return {k: str(v) for k, v in params.items() if v is not None}
