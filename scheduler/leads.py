@@ -6,21 +6,25 @@ the existing one (and fills in contact fields it did not have yet, never overwri
 
 from __future__ import annotations
 
+import functools
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import or_, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Table, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
 
 from scheduler.contacts import normalize_email, normalize_phone
+from scheduler.db import insert_or_ignore
 from scheduler.errors import InvalidLeadError, NotFoundError
 from scheduler.models import Lead, Stage, StageEvent
 
 _Short = Field(default=None, max_length=200)
+_LEADS = cast(Table, Lead.__table__)
+_CREATED = insert(cast(Table, StageEvent.__table__))
 
 
 class LeadIn(BaseModel):
@@ -124,21 +128,42 @@ async def intake(
     if existing is not None:
         await _fill_missing(session, existing, data, contact)
         return IntakeResult(existing, created=False)
-    lead = Lead(**build_lead(data, contact, now))
-    try:
-        async with session.begin_nested():
-            session.add(lead)
-            await session.flush()
-    except IntegrityError:
+    lead = await create_lead(session, build_lead(data, contact, now), actor=actor)
+    if lead is None:  # a concurrent intake of the same person won the race
         winner = await find_by_contact(session, contact)
         if winner is None:
-            raise
+            raise InvalidLeadError("this lead's token collided; try again")
         return IntakeResult(winner, created=False)
-    session.add(
-        StageEvent(lead_id=lead.id, from_stage=None, to_stage=Stage.NEW.value, actor=actor, at=now)
-    )
-    await session.flush()
     return IntakeResult(lead, created=True)
+
+
+async def create_lead(session: AsyncSession, values: dict[str, Any], *, actor: str) -> Lead | None:
+    """Insert a new lead (``build_lead`` values) and its creation audit row, in the caller's
+    transaction; the lead, attached to ``session``. None, with nothing written, when a lead
+    with the same email, phone (or token) exists.
+
+    Two statements and no savepoint: ``INSERT … ON CONFLICT DO NOTHING RETURNING`` every
+    column, from which the ORM object is built without reading the row again.
+    """
+    row = (await session.execute(_insert_returning(session), values)).one_or_none()
+    if row is None:
+        return None
+    lead = Lead(**row._asdict())
+    make_transient_to_detached(lead)  # it is a stored row now: attach it as one, unchanged
+    session.add(lead)
+    created = {"lead_id": lead.id, "from_stage": None, "to_stage": lead.stage, "actor": actor,
+               "reason": None, "at": lead.created_at}  # fmt: skip
+    await session.execute(_CREATED, created)
+    return lead
+
+
+def _insert_returning(session: AsyncSession) -> Any:
+    return _returning_all(insert_or_ignore(session, _LEADS))
+
+
+@functools.cache
+def _returning_all(statement: Any) -> Any:
+    return statement.returning(*_LEADS.c)  # built once per backend
 
 
 async def _fill_missing(session: AsyncSession, lead: Lead, data: LeadIn, contact: Contact) -> None:

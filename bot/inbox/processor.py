@@ -52,12 +52,13 @@ from dialogs.interpretation import Interpreter
 from dialogs.script import Script
 from dialogs.session import Session
 from scheduler.db import insert_or_ignore
-from scheduler.leads import LeadIn, intake
+from scheduler.leads import Contact, LeadIn, build_lead, create_lead, intake
 from scheduler.models import DialogSessionRow, InboxItem, Lead, Message, Suppression, utcnow
 from scheduler.suppressions import normalize_address
 
 log = logging.getLogger("leadbot.inbox")
 CHANNEL = "whatsapp"
+ACTOR = "whatsapp"  # who created the lead, in its audit row
 BATCH = 50  # rows per turn; a longer backlog of one sender is handled over several turns
 
 Deliver = Callable[[Sequence[int], datetime], Awaitable[Mapping[int, str]]]
@@ -404,18 +405,20 @@ class InboxProcessor:
                 return lead, False
         first = loaded.messages[0]
         origin = attribute(first)
-        result = await intake(
-            db,
-            LeadIn(
-                phone=loaded.sender,
-                name=(first.name or "")[:200] or None,
-                source=origin.source[:100],
-                attribution=origin.details,
-            ),
-            default_region=self.default_region,
-            now=now,
-            actor="whatsapp",
+        data = LeadIn(
+            phone=loaded.sender,
+            name=(first.name or "")[:200] or None,
+            source=origin.source[:100],
+            attribution=origin.details,
         )
+        if loaded.lead is None:
+            # Nobody had this number when the turn was loaded: insert straight away (a
+            # conflict means someone created the lead since, and intake finds it).
+            contact = Contact.of(data, self.default_region)
+            lead = await create_lead(db, build_lead(data, contact, now), actor=ACTOR)
+            if lead is not None:
+                return lead, True
+        result = await intake(db, data, default_region=self.default_region, now=now, actor=ACTOR)
         return result.lead, result.created
 
     async def _record_inbound(
