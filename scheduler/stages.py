@@ -80,46 +80,51 @@ async def transition(
     actor: str,
     now: datetime,
     expected_from: Stage | str | None = None,
+    current: tuple[Stage | str, int] | None = None,
 ) -> StageEvent:
     """Move a lead to ``to`` and write the audit row, in the caller's transaction.
 
     ``expected_from`` guards against acting on a stale view ("move to qualified, if it is
-    still contacted"); without it the stage read here is the one checked. The caller commits;
-    if this raises, nothing was written.
+    still contacted"); without it the stage read here is the one checked. ``current`` is the
+    stage and version the caller read in this transaction, which saves reading them again
+    (the update is fenced on them either way). The caller commits; if this raises, nothing
+    was written.
     """
     target = Stage(to)
     await session.flush()  # the Core statements below do not autoflush the caller's changes
-    row = (await session.execute(_CURRENT, {"b_id": lead_id})).one_or_none()
-    if row is None:
-        raise NotFoundError(f"lead {lead_id} does not exist")
-    current, version = Stage(row.stage), row.version
-    if expected_from is not None and Stage(expected_from) is not current:
+    if current is None:
+        row = (await session.execute(_CURRENT, {"b_id": lead_id})).one_or_none()
+        if row is None:
+            raise NotFoundError(f"lead {lead_id} does not exist")
+        current = (row.stage, row.version)
+    stage, version = Stage(current[0]), current[1]
+    if expected_from is not None and Stage(expected_from) is not stage:
         raise StaleStageError(
-            f"lead {lead_id} is {current}, not {Stage(expected_from)}",
+            f"lead {lead_id} is {stage}, not {Stage(expected_from)}",
             lead_id=lead_id,
-            from_stage=current,
+            from_stage=stage,
             to_stage=target,
         )
-    validate_move(lead_id, current, target, reason)
+    validate_move(lead_id, stage, target, reason)
     clean_reason = reason.strip() if reason else None
     values: dict[str, object] = {"stage": target.value, "version": version + 1, "updated_at": now}
     if target is Stage.LOST:
         values["lost_reason"] = clean_reason
-    elif current is Stage.LOST:
+    elif stage is Stage.LOST:
         values["lost_reason"] = None
     result = await session.execute(
-        _MOVE, {**values, "b_id": lead_id, "b_stage": current.value, "b_version": version}
+        _MOVE, {**values, "b_id": lead_id, "b_stage": stage.value, "b_version": version}
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise StaleStageError(
             f"lead {lead_id} moved while {target} was being applied; reload and retry",
             lead_id=lead_id,
-            from_stage=current,
+            from_stage=stage,
             to_stage=target,
         )
     audit = {
         "lead_id": lead_id,
-        "from_stage": current.value,
+        "from_stage": stage.value,
         "to_stage": target.value,
         "reason": clean_reason,
         "actor": actor,

@@ -172,7 +172,8 @@ async def _move(db: AsyncSession, ctx: TurnContext, to: str, reason: str) -> Non
     if ctx.lead.stage == to:
         return
     try:  # (transition flushes pending changes first: set_committed_value would hide them)
-        event = await transition(db, ctx.lead.id, to, reason=reason, actor=ACTOR, now=ctx.now)
+        event = await transition(db, ctx.lead.id, to, reason=reason, actor=ACTOR, now=ctx.now,
+                                 current=(ctx.lead.stage, ctx.lead.version))  # fmt: skip
     except LeadbotError as exc:  # refused before writing anything: the turn goes on
         log.info("lead %s: stage move to %s skipped: %s", ctx.lead.id, to, exc)
         return

@@ -59,6 +59,7 @@ from scheduler.suppressions import normalize_address
 log = logging.getLogger("leadbot.inbox")
 CHANNEL = "whatsapp"
 ACTOR = "whatsapp"  # who created the lead, in its audit row
+_MESSAGES = cast(Table, Message.__table__)
 BATCH = 50  # rows per turn; a longer backlog of one sender is handled over several turns
 
 Deliver = Callable[[Sequence[int], datetime], Awaitable[Mapping[int, str]]]
@@ -351,29 +352,37 @@ class InboxProcessor:
         return script, Session.new(script, now, name=name or loaded.messages[0].name)
 
     async def _commit_many(self, turns: list[_Turn]) -> list[list[int]]:
-        """Commit a batch of turns in one transaction; their new outbox rows, per turn."""
+        """Commit a batch of turns in one transaction; their new outbox rows, per turn.
+
+        Rows every turn writes (the inbox rows marked processed, the inbound messages, the
+        dialog sessions) are written once for the batch, as one statement each."""
+        row_ids = [i for turn in turns for i in turn.loaded.row_ids]
+        writes = _Writes()
         async with self.sessions.begin() as db:
-            return [await self._write_turn(db, turn) for turn in turns]
+            claimed = await db.execute(
+                update(InboxItem)
+                .where(InboxItem.id.in_(row_ids), InboxItem.processed_at.is_(None))
+                .values(processed_at=turns[0].now, error=None)
+            )
+            if claimed.rowcount != len(row_ids):  # type: ignore[attr-defined]
+                raise RuntimeError("inbox rows were handled elsewhere meanwhile")
+            outbox_ids = [await self._write_turn(db, turn, writes) for turn in turns]
+            await writes.flush(db)
+        return outbox_ids
 
     async def _commit_one(self, turn: _Turn) -> list[int]:
-        async with self.sessions.begin() as db:
-            return await self._write_turn(db, turn)
+        (outbox_ids,) = await self._commit_many([turn])
+        return outbox_ids
 
-    async def _write_turn(self, db: AsyncSession, turn: _Turn) -> list[int]:
-        """Everything a turn changes, in the caller's transaction; its new outbox rows."""
+    async def _write_turn(self, db: AsyncSession, turn: _Turn, writes: _Writes) -> list[int]:
+        """What a turn changes, in the caller's transaction (rows every turn writes go to
+        ``writes``); its new outbox rows."""
         loaded, plan, now = turn.loaded, turn.plan, turn.now
-        claimed = await db.execute(
-            update(InboxItem)
-            .where(InboxItem.id.in_(loaded.row_ids), InboxItem.processed_at.is_(None))
-            .values(processed_at=now, error=None)
-        )
-        if claimed.rowcount != len(loaded.row_ids):  # type: ignore[attr-defined]
-            raise RuntimeError("inbox rows were handled elsewhere meanwhile")
         if not loaded.sender.startswith("+"):
             log.warning("inbox: %s has no phone number: kept, not answered", loaded.sender)
             return []
         lead, created = await self._lead(db, loaded, now)
-        await self._record_inbound(db, lead, loaded.messages, now)
+        _record_inbound(lead, loaded.messages, now, writes)
         if plan.session is None:
             return []
         ctx = TurnContext(
@@ -390,7 +399,7 @@ class InboxProcessor:
         else:
             await cancel_follow_ups(db, ctx, self.hooks, "prospect replied")
         await apply(db, ctx, plan.actions, self.hooks)
-        await _save_session(db, lead.id, plan.session, now)
+        writes.sessions.append(_session_row(lead.id, plan.session, now))
         return ctx.outbox_ids
 
     async def _deliver_many(self, batches: list[list[int]]) -> list[None]:
@@ -414,39 +423,13 @@ class InboxProcessor:
         if loaded.lead is None:
             # Nobody had this number when the turn was loaded: insert straight away (a
             # conflict means someone created the lead since, and intake finds it).
-            contact = Contact.of(data, self.default_region)
-            lead = await create_lead(db, build_lead(data, contact, now), actor=ACTOR)
+            values = build_lead(data, Contact.of(data, self.default_region), now)
+            values["last_inbound_at"] = max(m.timestamp for m in loaded.messages)
+            lead = await create_lead(db, values, actor=ACTOR)
             if lead is not None:
                 return lead, True
         result = await intake(db, data, default_region=self.default_region, now=now, actor=ACTOR)
         return result.lead, result.created
-
-    async def _record_inbound(
-        self, db: AsyncSession, lead: Lead, messages: list[InboundMessage], now: datetime
-    ) -> None:
-        rows = []
-        for message in messages:
-            body = message.text or message.choice_title or message.choice_id or ""
-            if not body and message.media_kind:
-                body = f"[{message.media_kind}]"
-            rows.append(
-                {
-                    "lead_id": lead.id,
-                    "channel": CHANNEL,
-                    "direction": "in",
-                    "external_id": message.id,
-                    "body": body,
-                    "payload": message.to_json(),
-                    "created_at": message.timestamp,
-                }
-            )
-        # One executemany for the whole burst.
-        await db.execute(insert_or_ignore(db, Message, ["external_id"]), rows)
-        latest = max(m.timestamp for m in messages)
-        if lead.last_inbound_at is None or latest > lead.last_inbound_at:
-            lead.last_inbound_at = latest
-        lead.whatsapp_window_closed_at = None  # they wrote: the 24-hour window is open again
-        lead.updated_at = now
 
     async def _failed(self, row_ids: list[int], exc: BaseException) -> None:
         self.stats.failures += 1
@@ -475,16 +458,57 @@ class InboxProcessor:
                       self.max_attempts, error)  # fmt: skip
 
 
-async def _save_session(db: AsyncSession, lead_id: int, session: Session, now: datetime) -> None:
-    # An upsert: one statement, no read of the row we are about to overwrite.
-    values = {
+@dataclass(slots=True)
+class _Writes:
+    """Rows the turns of a batch write, stored with one statement each at the end."""
+
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    sessions: list[dict[str, Any]] = field(default_factory=list)
+
+    async def flush(self, db: AsyncSession) -> None:
+        if self.messages:
+            await db.execute(insert_or_ignore(db, _MESSAGES, ["external_id"]), self.messages)
+        if self.sessions:
+            # An upsert: no read of the rows we are about to overwrite.
+            await db.execute(_session_upsert(db.get_bind().dialect.name), self.sessions)
+
+
+def _record_inbound(
+    lead: Lead, messages: list[InboundMessage], now: datetime, writes: _Writes
+) -> None:
+    for message in messages:
+        body = message.text or message.choice_title or message.choice_id or ""
+        if not body and message.media_kind:
+            body = f"[{message.media_kind}]"
+        writes.messages.append(
+            {
+                "lead_id": lead.id,
+                "channel": CHANNEL,
+                "direction": "in",
+                "external_id": message.id,
+                "body": body,
+                "payload": message.to_json(),
+                "created_at": message.timestamp,
+            }
+        )
+    # Changed only when they change: a lead created by this turn already has them.
+    latest = max(m.timestamp for m in messages)
+    if lead.last_inbound_at is None or latest > lead.last_inbound_at:
+        lead.last_inbound_at = latest
+        lead.updated_at = now
+    if lead.whatsapp_window_closed_at is not None:
+        lead.whatsapp_window_closed_at = None  # they wrote: the 24-hour window is open again
+        lead.updated_at = now
+
+
+def _session_row(lead_id: int, session: Session, now: datetime) -> dict[str, Any]:
+    return {
         "lead_id": lead_id,
         "script_id": session.script_id,
         "script_version": session.script_version,
         "state": session.model_dump(mode="json"),
         "updated_at": now,
     }
-    await db.execute(_session_upsert(db.get_bind().dialect.name), values)
 
 
 @functools.cache
