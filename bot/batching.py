@@ -53,6 +53,9 @@ class GroupRunner(Generic[T, R]):
 
     async def _drain(self) -> None:
         while self._pending:
+            # One turn of the event loop first: callers that are ready to submit (requests
+            # already read, turns already planned) join this batch instead of the next.
+            await asyncio.sleep(0)
             batch = self._pending[: self.max_batch]
             del self._pending[: self.max_batch]
             items = [item for item, _ in batch]

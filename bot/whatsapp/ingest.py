@@ -10,11 +10,14 @@ customer-service window is closed: recorded on the lead.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Insert, Table, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql.dml import ReturningInsert
 
 from bot.batching import GroupRunner
 from bot.whatsapp.envelope import Envelope, StatusUpdate
@@ -23,6 +26,7 @@ from scheduler.models import InboxItem, Lead, OutboxItem, utcnow
 
 CHANNEL = "whatsapp"
 WINDOW_CLOSED = 131047
+_INBOX = cast(Table, InboxItem.__table__)
 _RANK = {"sent": 1, "delivered": 2, "read": 3, "played": 4, "failed": 9}
 
 
@@ -65,12 +69,8 @@ async def ingest_many(
     async with sessions.begin() as db:
         if rows:
             # executemany ("insertmanyvalues"): one cached statement whatever the batch size.
-            inserted = await db.execute(
-                insert_or_ignore(db, InboxItem, ["channel", "external_id"]).returning(
-                    InboxItem.external_id
-                ),
-                list(rows.values()),
-            )
+            statement = _returning_wamid(insert_or_ignore(db, _INBOX, ["channel", "external_id"]))
+            inserted = await db.execute(statement, list(rows.values()))
             new = set(inserted.scalars())
         for envelope in envelopes:
             count = 0
@@ -91,6 +91,11 @@ async def ingest_many(
             )
         )
     return results
+
+
+@functools.cache
+def _returning_wamid(statement: Insert) -> ReturningInsert[str]:
+    return statement.returning(_INBOX.c.external_id)  # built once per backend
 
 
 class InboxWriter:

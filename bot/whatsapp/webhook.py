@@ -37,6 +37,7 @@ from scheduler.loop import PeriodicJob
 log = logging.getLogger("leadbot.whatsapp")
 _UNSIGNED_WARNED = web.AppKey("whatsapp_unsigned_warned", list[bool])
 SWEEP_SECONDS = 15
+_OK = b'{"status": "ok"}'
 
 routes = web.RouteTableDef()
 
@@ -84,7 +85,7 @@ async def receive(request: web.Request) -> web.Response:
     processor = request.app[INBOX]
     for sender in result.senders:
         processor.kick(sender)
-    return web.json_response({"status": "ok"})
+    return web.Response(body=_OK, content_type="application/json")
 
 
 def build_processor(app: web.Application, settings: Settings, locks: KeyedLock) -> InboxProcessor:
