@@ -1,6 +1,6 @@
 """Reply latency: from the webhook POST to the reply arriving at the (fake) Cloud API.
 
-    .venv/bin/python -m bench.bench_reply_latency                  # 100 conv/s for 10 s, both stores
+    .venv/bin/python -m bench.bench_reply_latency             # 100 conv/s for 10 s, both stores
     .venv/bin/python -m bench.bench_reply_latency --rate 200 --seconds 5 --backends sqlite
 
 The service runs in its own process (as ``leadbot serve`` would) on 127.0.0.1 with the
@@ -95,8 +95,9 @@ def _cpu_seconds(pid: int) -> float:
 async def measure(database: str, args: argparse.Namespace) -> str:
     """One run against a service on ``database``; the printed line."""
     async with FakeGraphAPI() as graph:
-        config = {"database": database, "graph_url": graph.base_url, "phone_id": graph.phone_id,
-                  "token": graph.token, "wa_rate": args.wa_rate, "burst_ms": args.burst_ms}  # fmt: skip
+        config = {"database": database, "graph_url": graph.base_url,
+                  "phone_id": graph.phone_id, "token": graph.token, "wa_rate": args.wa_rate,
+                  "burst_ms": args.burst_ms}  # fmt: skip
         child = subprocess.Popen(
             [sys.executable, "-m", "bench.bench_reply_latency", "--serve", json.dumps(config)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
