@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -59,8 +59,45 @@ from scheduler.suppressions import normalize_address
 log = logging.getLogger("leadbot.inbox")
 CHANNEL = "whatsapp"
 ACTOR = "whatsapp"  # who created the lead, in its audit row
-_MESSAGES = cast(Table, Message.__table__)
 BATCH = 50  # rows per turn; a longer backlog of one sender is handled over several turns
+_MESSAGES = cast(Table, Message.__table__)
+
+# The statements every batch runs, built once (building them costs more than running them).
+_INBOX = cast(Table, InboxItem.__table__)
+_RANKED = (
+    select(
+        _INBOX.c.id,
+        _INBOX.c.sender,
+        _INBOX.c.payload,
+        func.row_number().over(partition_by=_INBOX.c.sender, order_by=_INBOX.c.id).label("n"),
+    )
+    .where(
+        _INBOX.c.channel == CHANNEL,
+        _INBOX.c.sender.in_(bindparam("senders", expanding=True)),
+        _INBOX.c.processed_at.is_(None),
+        _INBOX.c.attempts < bindparam("max_attempts"),
+    )
+    .subquery()
+)
+# Each sender's oldest unprocessed rows, at most BATCH of them.
+_PENDING = (
+    select(_RANKED.c.id, _RANKED.c.sender, _RANKED.c.payload)
+    .where(_RANKED.c.n <= BATCH)
+    .order_by(_RANKED.c.id)
+)
+_KNOWN = (
+    select(Lead, DialogSessionRow.state)
+    .outerjoin(DialogSessionRow, DialogSessionRow.lead_id == Lead.id)
+    .where(Lead.phone.in_(bindparam("phones", expanding=True)))
+)
+_SUPPRESSED = select(Suppression.address).where(
+    Suppression.address.in_(bindparam("addresses", expanding=True))
+)
+_MARK_PROCESSED = (
+    update(_INBOX)
+    .where(_INBOX.c.id.in_(bindparam("ids", expanding=True)), _INBOX.c.processed_at.is_(None))
+    .values(processed_at=bindparam("now"), error=None)
+)
 
 Deliver = Callable[[Sequence[int], datetime], Awaitable[Mapping[int, str]]]
 
@@ -238,29 +275,10 @@ class InboxProcessor:
     async def _load_many(self, senders: list[str]) -> list[_Loaded | None]:
         """Each sender's unprocessed rows (at most ``BATCH``), lead, stored dialog state and
         suppression, for a batch of senders in three queries."""
-        ranked = (
-            select(
-                InboxItem.id,
-                InboxItem.sender,
-                InboxItem.payload,
-                func.row_number()
-                .over(partition_by=InboxItem.sender, order_by=InboxItem.id)
-                .label("n"),
-            )
-            .where(
-                InboxItem.channel == CHANNEL,
-                InboxItem.sender.in_(senders),
-                InboxItem.processed_at.is_(None),
-                InboxItem.attempts < self.max_attempts,
-            )
-            .subquery()
-        )
         rows: dict[str, list[tuple[int, InboundMessage]]] = {}
         async with self.sessions() as db:
             found = await db.execute(
-                select(ranked.c.id, ranked.c.sender, ranked.c.payload)
-                .where(ranked.c.n <= BATCH)
-                .order_by(ranked.c.id)
+                _PENDING, {"senders": senders, "max_attempts": self.max_attempts}
             )
             for row in found:
                 message = InboundMessage.from_json(row.payload)
@@ -269,22 +287,13 @@ class InboxProcessor:
             known: dict[str, tuple[Lead, dict[str, Any] | None]] = {}
             suppressed: set[str] = set()
             if phones:
-                leads = await db.execute(
-                    select(Lead, DialogSessionRow.state)
-                    .outerjoin(DialogSessionRow, DialogSessionRow.lead_id == Lead.id)
-                    .where(Lead.phone.in_(phones))
-                )
-                for found_lead in leads:
+                for found_lead in await db.execute(_KNOWN, {"phones": phones}):
                     lead, state = found_lead.Lead, found_lead.state
                     assert lead.phone is not None
                     known[lead.phone] = (lead, dict(state) if state is not None else None)
                 addresses = {normalize_address(p): p for p in phones}
-                suppressed = {
-                    addresses[a]
-                    for a in await db.scalars(
-                        select(Suppression.address).where(Suppression.address.in_(addresses))
-                    )
-                }
+                found_addresses = await db.scalars(_SUPPRESSED, {"addresses": list(addresses)})
+                suppressed = {addresses[a] for a in found_addresses}
         loaded: list[_Loaded | None] = []
         for sender in senders:
             mine = rows.get(sender)
@@ -359,11 +368,7 @@ class InboxProcessor:
         row_ids = [i for turn in turns for i in turn.loaded.row_ids]
         writes = _Writes()
         async with self.sessions.begin() as db:
-            claimed = await db.execute(
-                update(InboxItem)
-                .where(InboxItem.id.in_(row_ids), InboxItem.processed_at.is_(None))
-                .values(processed_at=turns[0].now, error=None)
-            )
+            claimed = await db.execute(_MARK_PROCESSED, {"ids": row_ids, "now": turns[0].now})
             if claimed.rowcount != len(row_ids):  # type: ignore[attr-defined]
                 raise RuntimeError("inbox rows were handled elsewhere meanwhile")
             outbox_ids = [await self._write_turn(db, turn, writes) for turn in turns]
