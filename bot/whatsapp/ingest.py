@@ -15,18 +15,24 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Insert, Table, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import ReturningInsert
 
 from bot.batching import GroupRunner
 from bot.whatsapp.envelope import Envelope, StatusUpdate
-from scheduler.db import insert_or_ignore
 from scheduler.models import InboxItem, Lead, OutboxItem, utcnow
 
 CHANNEL = "whatsapp"
 WINDOW_CLOSED = 131047
 _INBOX = cast(Table, InboxItem.__table__)
+_OUTBOX = cast(Table, OutboxItem.__table__)
+_LEADS = cast(Table, Lead.__table__)
+_OUTBOX_BY_WAMID = select(_OUTBOX.c.id, _OUTBOX.c.lead_id, _OUTBOX.c.delivery_status).where(
+    _OUTBOX.c.external_id == bindparam("wamid"), _OUTBOX.c.channel == bindparam("channel")
+)
+_SET_OUTBOX = update(_OUTBOX).where(_OUTBOX.c.id == bindparam("b_id"))  # SET: the other keys
 _RANK = {"sent": 1, "delivered": 2, "read": 3, "played": 4, "failed": 9}
 
 
@@ -40,18 +46,19 @@ class Ingested:
     statuses: int
 
 
-async def ingest(
-    sessions: async_sessionmaker[AsyncSession], envelope: Envelope, now: datetime
-) -> Ingested:
+async def ingest(engine: AsyncEngine, envelope: Envelope, now: datetime) -> Ingested:
     """Store ``envelope``'s messages and apply its statuses in ONE transaction."""
-    (result,) = await ingest_many(sessions, [envelope], now)
+    (result,) = await ingest_many(engine, [envelope], now)
     return result
 
 
 async def ingest_many(
-    sessions: async_sessionmaker[AsyncSession], envelopes: list[Envelope], now: datetime
+    engine: AsyncEngine, envelopes: list[Envelope], now: datetime
 ) -> list[Ingested]:
-    """Store several bodies in ONE transaction (group commit); one result per body."""
+    """Store several bodies in ONE transaction (group commit); one result per body.
+
+    Core statements on a connection, no ORM session: this runs for every webhook, and the
+    session's bookkeeping would cost more than the statements."""
     rows: dict[str, dict[str, object]] = {}
     for envelope in envelopes:
         for m in envelope.messages:
@@ -66,16 +73,17 @@ async def ingest_many(
                 }
     new: set[str] = set()
     applied: list[int] = []
-    async with sessions.begin() as db:
+    async with engine.begin() as connection:
         if rows:
             # executemany ("insertmanyvalues"): one cached statement whatever the batch size.
-            statement = _returning_wamid(insert_or_ignore(db, _INBOX, ["channel", "external_id"]))
-            inserted = await db.execute(statement, list(rows.values()))
+            inserted = await connection.execute(
+                _insert_returning_wamid(connection.dialect.name), list(rows.values())
+            )
             new = set(inserted.scalars())
         for envelope in envelopes:
             count = 0
             for status in envelope.statuses:
-                count += await _apply_status(db, status)
+                count += await _apply_status(connection, status)
             applied.append(count)
     results = []
     for envelope, statuses in zip(envelopes, applied, strict=True):
@@ -94,8 +102,11 @@ async def ingest_many(
 
 
 @functools.cache
-def _returning_wamid(statement: Insert) -> ReturningInsert[str]:
-    return statement.returning(_INBOX.c.external_id)  # built once per backend
+def _insert_returning_wamid(dialect: str) -> ReturningInsert[str]:
+    """``INSERT … ON CONFLICT (channel, external_id) DO NOTHING RETURNING external_id``."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(_INBOX).on_conflict_do_nothing(index_elements=["channel", "external_id"])
+    return statement.returning(_INBOX.c.external_id)
 
 
 class InboxWriter:
@@ -105,10 +116,8 @@ class InboxWriter:
     webhooks costs a few transactions instead of one each.
     """
 
-    def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], *, max_batch: int = 256
-    ) -> None:
-        self.sessions = sessions
+    def __init__(self, engine: AsyncEngine, *, max_batch: int = 256) -> None:
+        self.engine = engine
         self._group: GroupRunner[Envelope, Ingested] = GroupRunner(
             self._write_many, run_one=self._write_one, name="inbox-writer", max_batch=max_batch
         )
@@ -118,44 +127,47 @@ class InboxWriter:
         return await self._group.submit(envelope)
 
     async def _write_many(self, envelopes: list[Envelope]) -> list[Ingested]:
-        return await ingest_many(self.sessions, envelopes, utcnow())
+        return await ingest_many(self.engine, envelopes, utcnow())
 
     async def _write_one(self, envelope: Envelope) -> Ingested:
-        return await ingest(self.sessions, envelope, utcnow())
+        return await ingest(self.engine, envelope, utcnow())
 
     async def close(self) -> None:
         """Wait for the bodies being written."""
         await self._group.close()
 
 
-async def _apply_status(db: AsyncSession, status: StatusUpdate) -> int:
-    item = await db.scalar(
-        select(OutboxItem).where(
-            OutboxItem.external_id == status.id, OutboxItem.channel == CHANNEL
-        )
-    )
+async def _apply_status(connection: AsyncConnection, status: StatusUpdate) -> int:
+    item = (
+        await connection.execute(_OUTBOX_BY_WAMID, {"wamid": status.id, "channel": CHANNEL})
+    ).one_or_none()
     lead_id = item.lead_id if item is not None else None
     if item is not None and _RANK.get(status.status, 0) > _RANK.get(item.delivery_status or "", 0):
-        item.delivery_status = status.status[:20]
+        change: dict[str, object] = {"b_id": item.id, "delivery_status": status.status[:20]}
         if status.status == "failed":
             codes = ",".join(str(c) for c in status.error_codes) or "?"
-            item.error = f"WhatsApp status failed ({codes}): {status.error_title or ''}"[:2000]
+            change["error"] = f"WhatsApp status failed ({codes}): {status.error_title or ''}"[
+                :2000
+            ]
+        await connection.execute(_SET_OUTBOX, change)
     if WINDOW_CLOSED in status.error_codes:
-        await _window_closed(db, lead_id, status.recipient_id, status.timestamp)
+        await _window_closed(connection, lead_id, status.recipient_id, status.timestamp)
     return 1 if item is not None else 0
 
 
 async def _window_closed(
-    db: AsyncSession, lead_id: int | None, recipient_id: str | None, at: datetime
+    connection: AsyncConnection, lead_id: int | None, recipient_id: str | None, at: datetime
 ) -> None:
     if lead_id is None and recipient_id:
-        lead_id = await db.scalar(select(Lead.id).where(Lead.phone == f"+{recipient_id}"))
+        lead_id = await connection.scalar(
+            select(_LEADS.c.id).where(_LEADS.c.phone == f"+{recipient_id}")
+        )
     if lead_id is None:
         return
     # Only if they have not written since: their newer message reopened the window.
-    await db.execute(
-        update(Lead)
-        .where(Lead.id == lead_id)
-        .where((Lead.last_inbound_at.is_(None)) | (Lead.last_inbound_at < at))
+    await connection.execute(
+        update(_LEADS)
+        .where(_LEADS.c.id == lead_id)
+        .where((_LEADS.c.last_inbound_at.is_(None)) | (_LEADS.c.last_inbound_at < at))
         .values(whatsapp_window_closed_at=at)
     )

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from bot.appkeys import DISPATCHER, JOBS, SESSIONS, SETTINGS
+from bot.appkeys import DISPATCHER, ENGINE, JOBS, SESSIONS, SETTINGS
 from bot.followups import CADENCE
 from bot.http_errors import ApiError
 from bot.inbox.hooks import default_hooks
@@ -121,7 +121,7 @@ async def _inbox(app: web.Application) -> AsyncIterator[None]:
     processor = build_processor(app, settings, locks)
     app[INBOX] = processor
     app[LOCKS] = locks
-    app[WRITER] = writer = InboxWriter(app[SESSIONS])
+    app[WRITER] = writer = InboxWriter(app[ENGINE])
     app[JOBS].append(PeriodicJob("whatsapp-inbox", SWEEP_SECONDS, processor.sweep))
     await processor.recover()
     yield

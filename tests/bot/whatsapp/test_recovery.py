@@ -45,10 +45,9 @@ PHONE = "14155550180"
 async def test_rows_stored_before_a_crash_are_answered_once_on_startup(
     engine: AsyncEngine, aiohttp_client: Any
 ) -> None:
-    sessions = session_factory(engine)
     # The webhook stored these and answered 200; then the process died.
     for i, text in enumerate(["hi", "we need an app"]):
-        await ingest(sessions, parse_envelope(text_body(PHONE, f"wamid.CRASH{i}", text)), utcnow())
+        await ingest(engine, parse_envelope(text_body(PHONE, f"wamid.CRASH{i}", text)), utcnow())
     client: Client = await aiohttp_client(
         create_app(make_settings(burst_window_ms=20), engine=engine, run_scheduler=False)
     )
