@@ -14,6 +14,9 @@ holds it (a CLI import next to the service). The connection's own busy handler i
 :func:`begin_immediate` takes the lock with ``BEGIN IMMEDIATE`` and, while it is taken
 elsewhere, sleeps in asyncio (not in SQLite) between tries, up to ``busy_timeout``. Our own
 transactions never contend: the engine has one connection (see ``scheduler.db``).
+
+This relies on aiosqlite 0.22's internals (``_tx``, ``_execute``, ``_connect``), which is
+why ``pyproject.toml`` pins it to that minor version.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any
 import aiosqlite
 from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.util import await_only
 
 _FIRST_WAIT = 0.002
@@ -98,6 +102,7 @@ def begin_immediate(dbapi_connection: Any, busy_timeout: float) -> None:
             if "locked" not in str(exc) and "busy" not in str(exc):
                 raise
             if time.monotonic() + wait > deadline:
-                raise
+                # As SQLAlchemy would have raised it from a statement of its own.
+                raise OperationalError("BEGIN IMMEDIATE", None, exc) from exc
         await_only(asyncio.sleep(wait))  # waiting for another process: not a race fix
         wait = min(wait * 2, _MAX_WAIT)

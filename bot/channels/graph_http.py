@@ -41,7 +41,7 @@ class GraphHttpClient(httpx.AsyncClient):
         """Send ``method url`` (relative to ``base_url``); see the module docstring."""
         if not set(kwargs) <= _PLAIN:
             return await super().request(method, url, **kwargs)
-        target = self._merge_url(url)
+        target = self._absolute(url)
         headers = {k: v for k, v in self.headers.items() if k not in _TRANSPORT_HEADERS}
         headers.update(kwargs.get("headers") or {})
         data = None
@@ -51,7 +51,7 @@ class GraphHttpClient(httpx.AsyncClient):
         session = self._session()
         try:
             async with session.request(
-                method, str(target), params=_params(kwargs.get("params")), data=data,
+                method, target, params=_params(kwargs.get("params")), data=data,
                 headers=headers, allow_redirects=False,
             ) as answer:  # fmt: skip
                 content = await answer.read()
@@ -70,6 +70,13 @@ class GraphHttpClient(httpx.AsyncClient):
             content=content,
             request=httpx.Request(method, target),
         )
+
+    def _absolute(self, url: httpx.URL | str) -> str:
+        """``url`` under ``base_url`` (pywa passes paths like ``/<phone id>/messages``)."""
+        text = str(url)
+        if "://" in text:
+            return text
+        return f"{str(self.base_url).rstrip('/')}/{text.lstrip('/')}"
 
     def _session(self) -> aiohttp.ClientSession:
         if self._aiohttp is None or self._aiohttp.closed:
