@@ -4,12 +4,19 @@ People write in bursts ("hi" / "we're 40 people" / "need it by March"). Each new
 sender pushes their turn back by ``window`` of quiet, but never past ``4 × window`` from the
 first, so a chatty prospect still gets an answer. Messages arriving while a turn runs make
 another turn follow it. One task per sender at a time, in this process.
+
+Turns are released on a grid of ``window / 8`` (50 ms for the default 400 ms window): the
+conversations whose bursts end within the same slot start their turns together, so the
+processor's group commits (load, commit, deliver) take them in one transaction each instead
+of one per conversation. Under load that is what keeps the database from becoming the
+queue; it costs a turn at most one slot of waiting.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -31,6 +38,7 @@ class BurstScheduler:
     def __init__(self, handle: Callable[[str], Awaitable[None]], window: float) -> None:
         self.handle = handle
         self.window = window
+        self.grid = window / 8
         self._senders: dict[str, _Sender] = {}
         self._closed = False
 
@@ -44,12 +52,20 @@ class BurstScheduler:
         window = self.window if wait else 0.0
         state = self._senders.get(sender)
         if state is None:
-            state = _Sender(deadline=now + window, cap=now + 4 * window)
+            deadline = self._slot(now + window) if wait else now
+            state = _Sender(deadline=deadline, cap=now + 4 * window)
             self._senders[sender] = state
             state.task = loop.create_task(self._run(sender, state), name=f"inbox:{sender}")
         else:
-            state.deadline = min(max(state.deadline, now + window), max(state.cap, now))
+            deadline = min(max(state.deadline, now + window), max(state.cap, now))
+            state.deadline = self._slot(deadline) if wait else deadline
             state.dirty = True
+
+    def _slot(self, at: float) -> float:
+        """The first release time on the grid at or after ``at``."""
+        if self.grid <= 0:
+            return at
+        return math.ceil(at / self.grid) * self.grid
 
     async def _run(self, sender: str, state: _Sender) -> None:
         loop = asyncio.get_running_loop()
