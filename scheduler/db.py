@@ -93,13 +93,14 @@ def insert_or_ignore(
     With ``index_elements`` only conflicts on that unique index are ignored; without, any.
     """
     keys = tuple(index_elements) if index_elements is not None else None
-    return _insert_or_ignore(session.get_bind().dialect.name, table, keys)
+    return insert_or_ignore_on(session.get_bind().dialect.name, table, keys)
 
 
 @functools.cache
-def _insert_or_ignore(
+def insert_or_ignore_on(
     dialect: str, table: Any, index_elements: tuple[str, ...] | None
 ) -> postgresql.Insert | sqlite.Insert:
+    """:func:`insert_or_ignore` for a dialect by name (for callers holding a connection)."""
     # Built once per table: constructing statements is a good part of SQLAlchemy's cost per
     # execution, and these run in every turn. Statements are immutable, so sharing is safe.
     elements = list(index_elements) if index_elements is not None else None

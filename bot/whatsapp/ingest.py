@@ -16,12 +16,12 @@ from datetime import datetime
 from typing import cast
 
 from sqlalchemy import Table, bindparam, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import ReturningInsert
 
 from bot.batching import GroupRunner
 from bot.whatsapp.envelope import Envelope, StatusUpdate
+from scheduler.db import insert_or_ignore_on
 from scheduler.models import InboxItem, Lead, OutboxItem, utcnow
 
 CHANNEL = "whatsapp"
@@ -104,8 +104,7 @@ async def ingest_many(
 @functools.cache
 def _insert_returning_wamid(dialect: str) -> ReturningInsert[str]:
     """``INSERT … ON CONFLICT (channel, external_id) DO NOTHING RETURNING external_id``."""
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(_INBOX).on_conflict_do_nothing(index_elements=["channel", "external_id"])
+    statement = insert_or_ignore_on(dialect, _INBOX, ("channel", "external_id"))
     return statement.returning(_INBOX.c.external_id)
 
 
