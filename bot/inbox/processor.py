@@ -141,6 +141,7 @@ class Stats:
     """Counters for tests and metrics."""
 
     turns: int = 0
+    commits: int = 0  # transactions that committed turns (several turns share one)
     failures: int = 0
     given_up: int = 0
     replies: int = field(default=0)
@@ -373,6 +374,7 @@ class InboxProcessor:
                 raise RuntimeError("inbox rows were handled elsewhere meanwhile")
             outbox_ids = [await self._write_turn(db, turn, writes) for turn in turns]
             await writes.flush(db)
+        self.stats.commits += 1
         return outbox_ids
 
     async def _commit_one(self, turn: _Turn) -> list[int]:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from bot.appkeys import ENGINE, SESSIONS
+from bot.whatsapp.keys import INBOX
 from scheduler.models import InboxItem, Lead, Message, OutboxItem
 from tests.bot.whatsapp.conftest import (
     VERIFY_TOKEN,
@@ -169,6 +170,9 @@ async def test_a_batch_of_three_people_is_three_conversations(wa: tuple[Client, 
         assert len(await replies(client, phone)) == 1, phone
         assert await lead_by_phone(client, phone) is not None
     assert await count(client, Lead) == 3
+    # Their bursts ended together: their turns shared one load, one commit, one delivery.
+    assert client.app[INBOX].stats.turns == 3
+    assert client.app[INBOX].stats.commits == 1
 
 
 async def test_a_burst_of_three_messages_gets_one_coherent_reply(make_client: MakeClient) -> None:
