@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -24,19 +23,14 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from sqlalchemy import text
 
 from bench.lead_csv import write_leads_csv
-from bench.stores import scratch_store
+from bench.stores import POSTGRES_URL, postgres_reachable, scratch_store
 from bot.app import create_app
 from bot.settings import Settings
-from scheduler.db import create_engine, session_factory
+from scheduler.db import session_factory
 from scheduler.importer import import_csv
 from scheduler.models import utcnow
-
-POSTGRES_URL = os.environ.get(
-    "LEADBOT_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-)
 
 
 def _peak_rss_mb() -> float:
@@ -120,18 +114,6 @@ async def measure_api(backend: str, leads: int, concurrency: int) -> dict[str, A
     }
 
 
-async def _postgres_reachable() -> bool:
-    engine = create_engine(POSTGRES_URL, pool_size=1)
-    try:
-        async with engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
-        return True
-    except Exception:
-        return False
-    finally:
-        await engine.dispose()
-
-
 def _run_child(args: list[str]) -> dict[str, Any]:
     output = subprocess.run(
         [sys.executable, "-m", "bench.bench_intake", "--child", *args],
@@ -159,7 +141,7 @@ def main() -> None:
         print(json.dumps(result))
         return
     backends = args.backends.split(",")
-    if "postgres" in backends and not asyncio.run(_postgres_reachable()):
+    if "postgres" in backends and not asyncio.run(postgres_reachable()):
         print(f"postgres: not reachable at {POSTGRES_URL}, skipped")
         backends.remove("postgres")
     for backend in backends:

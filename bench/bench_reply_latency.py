@@ -36,13 +36,11 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bench.stores import POSTGRES_URL, postgres_reachable, scratch_store
 from bot.whatsapp.signature import HEADER, sign
 from tests.fakes.graph_api import FakeGraphAPI
 
 SECRET = "bench-app-secret"
-POSTGRES_URL = os.environ.get(
-    "LEADBOT_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-)
 
 
 def body(wa_id: str, n: int) -> bytes:
@@ -64,7 +62,6 @@ def body(wa_id: str, n: int) -> bytes:
 
 async def serve(config: dict[str, Any]) -> None:
     """Run the service on a scratch store until a line arrives on stdin."""
-    from bench.stores import scratch_store
     from bot.app import create_app
     from bot.settings import Settings
 
@@ -159,23 +156,10 @@ async def main(args: argparse.Namespace) -> None:
         if backend == "sqlite":
             with tempfile.TemporaryDirectory() as workdir:
                 print(await measure(f"sqlite+aiosqlite:///{workdir}/bench.db", args))
-        elif await _postgres_reachable():
+        elif await postgres_reachable():
             print(await measure(POSTGRES_URL, args))
         else:
             print(f"postgres skipped: {POSTGRES_URL} not reachable")
-
-
-async def _postgres_reachable() -> bool:
-    from scheduler.db import create_engine
-
-    engine = create_engine(POSTGRES_URL, pool_size=1)
-    try:
-        async with engine.connect():
-            return True
-    except Exception:
-        return False
-    finally:
-        await engine.dispose()
 
 
 def _parse() -> argparse.Namespace:

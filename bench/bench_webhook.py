@@ -35,12 +35,11 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
+
+from bench.stores import POSTGRES_URL, postgres_reachable, scratch_store
 
 APP_SECRET = "bench-secret"
-POSTGRES_URL = os.environ.get(
-    "LEADBOT_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-)
 
 
 # -- servers (child processes) ------------------------------------------------------------------
@@ -57,8 +56,6 @@ async def _serve(kind: str, backend: str, workdir: Path) -> None:
         app.router.add_post("/webhooks/whatsapp", ok)
         await _run(app, lambda: asyncio.sleep(0))
         return
-    from bench.stores import scratch_store
-
     url = POSTGRES_URL if backend == "postgres" else f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
     async with scratch_store(url) as engine:
         await _serve_leadbot(engine, workdir)
@@ -196,20 +193,6 @@ async def _measure(kind: str, backend: str, args: argparse.Namespace) -> dict[st
                 proc.wait(timeout=30)
 
 
-async def _postgres_reachable() -> bool:
-    from scheduler.db import create_engine
-
-    engine = create_engine(POSTGRES_URL, pool_size=1)
-    try:
-        async with engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
-        return True
-    except Exception:
-        return False
-    finally:
-        await engine.dispose()
-
-
 async def main(args: argparse.Namespace) -> None:
     """Measure each backend ``--rounds`` times; print the medians."""
     print(f"{args.messages} signed webhook bodies (1 message each) from {args.senders} senders, "
@@ -219,7 +202,7 @@ async def main(args: argparse.Namespace) -> None:
     print(header)
     print("-" * len(header))
     for backend in args.backends:
-        if backend == "postgres" and not await _postgres_reachable():
+        if backend == "postgres" and not await postgres_reachable():
             print(f"{backend:9} skipped: {POSTGRES_URL} not reachable")
             continue
         rounds: list[tuple[dict[str, Any], dict[str, Any]]] = []

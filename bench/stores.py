@@ -6,6 +6,7 @@ exit, so runs never see each other's rows nor leave any in a shared database.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,6 +16,23 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from scheduler.db import create_engine
 from scheduler.migrate import upgrade
+
+POSTGRES_URL = os.environ.get(
+    "LEADBOT_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+
+
+async def postgres_reachable(url: str = POSTGRES_URL) -> bool:
+    """True when a Postgres server answers at ``url`` (benchmarks skip it otherwise)."""
+    engine = create_engine(url, pool_size=1)
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+        return True
+    except Exception:
+        return False
+    finally:
+        await engine.dispose()
 
 
 @asynccontextmanager
