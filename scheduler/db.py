@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Insert, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
@@ -86,24 +86,32 @@ def is_postgres(engine: AsyncEngine) -> bool:
 
 
 def insert_or_ignore(
-    session: AsyncSession, table: Any, index_elements: list[str] | None = None
-) -> postgresql.Insert | sqlite.Insert:
+    session: AsyncSession,
+    table: Any,
+    index_elements: list[str] | None = None,
+    *,
+    returning: tuple[Any, ...] = (),
+) -> Insert:
     """``INSERT … ON CONFLICT DO NOTHING`` for the session's backend (same SQL on both).
 
     With ``index_elements`` only conflicts on that unique index are ignored; without, any.
+    ``returning`` columns come back for the rows actually inserted.
     """
     keys = tuple(index_elements) if index_elements is not None else None
-    return insert_or_ignore_on(session.get_bind().dialect.name, table, keys)
+    return insert_or_ignore_on(session.get_bind().dialect.name, table, keys, returning)
 
 
 @functools.cache
 def insert_or_ignore_on(
-    dialect: str, table: Any, index_elements: tuple[str, ...] | None
-) -> postgresql.Insert | sqlite.Insert:
+    dialect: str,
+    table: Any,
+    index_elements: tuple[str, ...] | None,
+    returning: tuple[Any, ...] = (),
+) -> Insert:
     """:func:`insert_or_ignore` for a dialect by name (for callers holding a connection)."""
     # Built once per table: constructing statements is a good part of SQLAlchemy's cost per
     # execution, and these run in every turn. Statements are immutable, so sharing is safe.
     elements = list(index_elements) if index_elements is not None else None
-    if dialect == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing(index_elements=elements)
-    return sqlite.insert(table).on_conflict_do_nothing(index_elements=elements)
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(table).on_conflict_do_nothing(index_elements=elements)
+    return statement.returning(*returning) if returning else statement

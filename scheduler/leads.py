@@ -6,7 +6,6 @@ the existing one (and fills in contact fields it did not have yet, never overwri
 
 from __future__ import annotations
 
-import functools
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -145,7 +144,8 @@ async def create_lead(session: AsyncSession, values: dict[str, Any], *, actor: s
     Two statements and no savepoint: ``INSERT … ON CONFLICT DO NOTHING RETURNING`` every
     column, from which the ORM object is built without reading the row again.
     """
-    row = (await session.execute(_insert_returning(session), values)).one_or_none()
+    statement = insert_or_ignore(session, _LEADS, returning=tuple(_LEADS.c))
+    row = (await session.execute(statement, values)).one_or_none()
     if row is None:
         return None
     lead = Lead(**row._asdict())
@@ -155,15 +155,6 @@ async def create_lead(session: AsyncSession, values: dict[str, Any], *, actor: s
                "reason": None, "at": lead.created_at}  # fmt: skip
     await session.execute(_CREATED, created)
     return lead
-
-
-def _insert_returning(session: AsyncSession) -> Any:
-    return _returning_all(insert_or_ignore(session, _LEADS))
-
-
-@functools.cache
-def _returning_all(statement: Any) -> Any:
-    return statement.returning(*_LEADS.c)  # built once per backend
 
 
 async def _fill_missing(session: AsyncSession, lead: Lead, data: LeadIn, contact: Contact) -> None:

@@ -23,16 +23,14 @@ outcome in one transaction. ``deliver`` and ``deliver_due`` are batches of their
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Insert, Table, bindparam, insert, or_, select, update
+from sqlalchemy import Table, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.sql.dml import ReturningInsert
 from sqlalchemy.sql.elements import ColumnElement
 
 from scheduler.channels import (
@@ -78,14 +76,9 @@ async def enqueue(
         "created_at": now,
         "updated_at": now,
     }
-    statement = _returning_id(insert_or_ignore(session, _TABLE, ["key"]))
+    statement = insert_or_ignore(session, _TABLE, ["key"], returning=(_TABLE.c.id,))
     item_id: int | None = await session.scalar(statement, row)
     return item_id
-
-
-@functools.cache
-def _returning_id(statement: Insert) -> ReturningInsert[tuple[int]]:
-    return statement.returning(_TABLE.c.id)  # built once per backend (see insert_or_ignore)
 
 
 def _due(now: datetime) -> tuple[ColumnElement[bool], ...]:

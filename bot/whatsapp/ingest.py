@@ -10,14 +10,12 @@ customer-service window is closed: recorded on the lead.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.sql.dml import ReturningInsert
 
 from bot.batching import GroupRunner
 from bot.whatsapp.envelope import Envelope, StatusUpdate
@@ -73,27 +71,23 @@ async def ingest_many(
                 }
     new: set[str] = set()
     applied: list[int] = []
-    if rows and engine.dialect.name == "postgresql" and not any(e.statuses for e in envelopes):
-        # One statement is its own transaction: no BEGIN and COMMIT round trips.
-        async with engine.connect() as pooled:
+    statement = insert_or_ignore_on(
+        engine.dialect.name, _INBOX, ("channel", "external_id"), (_INBOX.c.external_id,)
+    )
+    async with engine.connect() as pooled:
+        connection = pooled
+        if engine.dialect.name == "postgresql" and not any(e.statuses for e in envelopes):
+            # Messages alone are one statement, its own transaction: no BEGIN/COMMIT trips.
             connection = await pooled.execution_options(isolation_level="AUTOCOMMIT")
-            inserted = await connection.execute(
-                _insert_returning_wamid(connection.dialect.name), list(rows.values())
-            )
-            new = set(inserted.scalars())
-        return _results(envelopes, new, [0] * len(envelopes))
-    async with engine.begin() as connection:
-        if rows:
-            # executemany ("insertmanyvalues"): one cached statement whatever the batch size.
-            inserted = await connection.execute(
-                _insert_returning_wamid(connection.dialect.name), list(rows.values())
-            )
-            new = set(inserted.scalars())
-        for envelope in envelopes:
-            count = 0
-            for status in envelope.statuses:
-                count += await _apply_status(connection, status)
-            applied.append(count)
+        async with connection.begin():
+            if rows:
+                # executemany ("insertmanyvalues"): one cached statement whatever the batch.
+                new = set((await connection.execute(statement, list(rows.values()))).scalars())
+            for envelope in envelopes:
+                count = 0
+                for status in envelope.statuses:
+                    count += await _apply_status(connection, status)
+                applied.append(count)
     return _results(envelopes, new, applied)
 
 
@@ -113,13 +107,6 @@ def _results(envelopes: list[Envelope], new: set[str], applied: list[int]) -> li
             )
         )
     return results
-
-
-@functools.cache
-def _insert_returning_wamid(dialect: str) -> ReturningInsert[str]:
-    """``INSERT … ON CONFLICT (channel, external_id) DO NOTHING RETURNING external_id``."""
-    statement = insert_or_ignore_on(dialect, _INBOX, ("channel", "external_id"))
-    return statement.returning(_INBOX.c.external_id)
 
 
 class InboxWriter:
