@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
@@ -40,6 +41,9 @@ class Metrics:
             ["from_stage", "to_stage"],
             registry=self.registry,
         )
+        # The labelled series of each (method, route, status) seen: ``labels()`` takes a
+        # lock and builds its key on every call, and this runs on every request.
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -56,8 +60,15 @@ class Metrics:
         finally:
             info = request.match_info.route.resource
             route = info.canonical if info is not None else "unmatched"
-            self.requests.labels(request.method, route, str(status)).inc()
-            self.latency.labels(route).observe(time.perf_counter() - started)
+            key = (request.method, route, status)
+            series = self._series.get(key)
+            if series is None:
+                series = self._series[key] = (
+                    self.requests.labels(request.method, route, str(status)),
+                    self.latency.labels(route),
+                )
+            series[0].inc()
+            series[1].observe(time.perf_counter() - started)
 
     async def handle(self, _request: web.Request) -> web.Response:
         """``GET /metrics`` in the Prometheus text format."""

@@ -181,9 +181,12 @@ async def test_unexpected_failure_is_a_bare_500(client: Client, engine: AsyncEng
 async def test_metrics_count_requests_and_intake(client: Client) -> None:
     await post_lead(client, email="m@x.com", source="webinar")
     await client.get("/api/leads", headers={})
+    await client.get("/api/leads", headers={})
     text_body = await (await client.get("/metrics")).text()
     assert 'leadbot_leads_created_total{source="webinar"} 1.0' in text_body
     assert (
-        'leadbot_http_requests_total{method="GET",route="/api/leads",status="401"} 1.0'
+        'leadbot_http_requests_total{method="GET",route="/api/leads",status="401"} 2.0'
         in text_body
     )
+    # one POST and two GETs on the route
+    assert 'leadbot_http_request_seconds_count{route="/api/leads"} 3.0' in text_body
