@@ -21,7 +21,7 @@ from sqlalchemy.util import greenlet_spawn
 
 from bot.batching import GroupRunner
 from bot.whatsapp.envelope import Envelope, StatusUpdate
-from scheduler.bulk_insert import BulkInsert
+from scheduler.db import insert_or_ignore_on
 from scheduler.models import InboxItem, Lead, OutboxItem, utcnow
 
 CHANNEL = "whatsapp"
@@ -33,13 +33,6 @@ _OUTBOX_BY_WAMID = select(_OUTBOX.c.id, _OUTBOX.c.lead_id, _OUTBOX.c.delivery_st
     _OUTBOX.c.external_id == bindparam("wamid"), _OUTBOX.c.channel == bindparam("channel")
 )
 _SET_OUTBOX = update(_OUTBOX).where(_OUTBOX.c.id == bindparam("b_id"))  # SET: the other keys
-_APPEND = BulkInsert(
-    _INBOX,
-    columns=("external_id", "sender", "payload"),
-    constants=("channel", "received_at", "attempts"),
-    conflict=("channel", "external_id"),
-    returning=("external_id",),
-)
 _RANK = {"sent": 1, "delivered": 2, "read": 3, "played": 4, "failed": 9}
 
 
@@ -66,32 +59,39 @@ async def ingest_many(
 
     This runs for every webhook, so it is lean: Core statements on a connection (an ORM
     session's bookkeeping would cost more than the statements), and the whole transaction
-    in ONE greenlet. Each awaited call of SQLAlchemy's asyncio API (connect, begin, execute,
-    commit, close) is a greenlet switch of its own; measured on SQLite, those switches were
-    a third of the batch's CPU."""
+    in ONE greenlet: each awaited call of SQLAlchemy's asyncio API (connect, begin, execute,
+    commit, close) is a greenlet switch of its own (measured on SQLite alone: a batch of 8
+    bodies took ~1.2 ms of CPU through the asyncio API, ~0.8 ms in one greenlet)."""
     return await greenlet_spawn(_ingest_many, engine.sync_engine, envelopes, now)
 
 
 def _ingest_many(engine: Engine, envelopes: list[Envelope], now: datetime) -> list[Ingested]:
-    rows: dict[str, tuple[str, str, dict[str, object]]] = {}
+    rows: dict[str, dict[str, object]] = {}
     for envelope in envelopes:
         for m in envelope.messages:
             if m.kind != "ignored" and m.id not in rows:
-                rows[m.id] = (m.id, m.sender, m.to_json())
+                rows[m.id] = {
+                    "channel": CHANNEL,
+                    "external_id": m.id,
+                    "sender": m.sender,
+                    "payload": m.to_json(),
+                    "received_at": now,
+                    "attempts": 0,
+                }
     new: set[str] = set()
     applied: list[int] = []
     dialect = engine.dialect.name
+    statement = insert_or_ignore_on(
+        dialect, _INBOX, ("channel", "external_id"), (_INBOX.c.external_id,)
+    )
     with engine.connect() as connection:
         if dialect == "postgresql" and not any(e.statuses for e in envelopes):
             # Messages alone are one statement, its own transaction: no BEGIN/COMMIT trips.
             connection.execution_options(isolation_level="AUTOCOMMIT")
         with connection.begin():
             if rows:
-                # One statement, prepared once, whatever the batch size (see BulkInsert).
-                parameters = _APPEND.parameters(
-                    dialect, list(rows.values()), channel=CHANNEL, received_at=now, attempts=0
-                )
-                new = set(connection.execute(_APPEND.statement(dialect), parameters).scalars())
+                # executemany ("insertmanyvalues"): one cached statement whatever the batch.
+                new = set(connection.execute(statement, list(rows.values())).scalars())
             for envelope in envelopes:
                 applied.append(sum(_apply_status(connection, s) for s in envelope.statuses))
     return _results(envelopes, new, applied)
