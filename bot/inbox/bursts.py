@@ -42,24 +42,26 @@ class BurstScheduler:
         self._senders: dict[str, _Sender] = {}
         self._closed = False
 
-    def kick(self, sender: str, *, wait: bool = True) -> None:
-        """New messages of ``sender``: handle them once their burst is over (``wait=False``:
-        as soon as possible, for recovery)."""
+    def kick(self, *senders: str, wait: bool = True) -> None:
+        """New messages of ``senders``: handle them once their burst is over (``wait=False``:
+        as soon as possible, for recovery). Senders kicked together (one webhook body) read
+        the clock once, so they land in the same release slot and start their turns together."""
         if self._closed:
             return
         loop = asyncio.get_running_loop()
         now = loop.time()
         window = self.window if wait else 0.0
-        state = self._senders.get(sender)
-        if state is None:
-            deadline = self._slot(now + window) if wait else now
-            state = _Sender(deadline=deadline, cap=now + 4 * window)
-            self._senders[sender] = state
-            state.task = loop.create_task(self._run(sender, state), name=f"inbox:{sender}")
-        else:
-            deadline = min(max(state.deadline, now + window), max(state.cap, now))
-            state.deadline = self._slot(deadline) if wait else deadline
-            state.dirty = True
+        for sender in senders:
+            state = self._senders.get(sender)
+            if state is None:
+                deadline = self._slot(now + window) if wait else now
+                state = _Sender(deadline=deadline, cap=now + 4 * window)
+                self._senders[sender] = state
+                state.task = loop.create_task(self._run(sender, state), name=f"inbox:{sender}")
+            else:
+                deadline = min(max(state.deadline, now + window), max(state.cap, now))
+                state.deadline = self._slot(deadline) if wait else deadline
+                state.dirty = True
 
     def _slot(self, at: float) -> float:
         """The first release time on the grid at or after ``at``."""

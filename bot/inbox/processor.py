@@ -190,10 +190,10 @@ class InboxProcessor:
 
     # -- scheduling ------------------------------------------------------------------------
 
-    def kick(self, sender: str, *, wait: bool = True) -> None:
-        """New rows of ``sender`` are in the inbox: handle them once their burst is over
+    def kick(self, *senders: str, wait: bool = True) -> None:
+        """New rows of ``senders`` are in the inbox: handle them once their burst is over
         (``wait=False``: as soon as possible, for recovery)."""
-        self.bursts.kick(sender, wait=wait)
+        self.bursts.kick(*senders, wait=wait)
 
     async def settle(self, timeout: float = 10.0) -> None:
         """Wait until every scheduled turn is done (tests, the sandbox, shutdown)."""
@@ -212,8 +212,7 @@ class InboxProcessor:
     async def recover(self) -> int:
         """Schedule every sender with unprocessed rows (startup: a crash after the 200)."""
         senders = await self._unprocessed_senders(None)
-        for sender in senders:
-            self.kick(sender, wait=False)
+        self.kick(*senders, wait=False)
         if senders:
             log.info("inbox: recovering %d conversation(s) left unprocessed", len(senders))
         return len(senders)
@@ -224,8 +223,7 @@ class InboxProcessor:
         older_than = now - timedelta(seconds=max(2.0, 4 * self.burst_window))
         waiting = await self._unprocessed_senders(older_than)
         senders = [s for s in waiting if s not in self.bursts.pending()]
-        for sender in senders:
-            self.kick(sender, wait=False)
+        self.kick(*senders, wait=False)
         return len(senders)
 
     async def _unprocessed_senders(self, older_than: datetime | None) -> list[str]:

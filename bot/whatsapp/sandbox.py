@@ -94,8 +94,7 @@ async def post_message(request: web.Request) -> web.Response:
     wamid, body = cloud_api_body(phone.lstrip("+"), text=text, choice=choice, name=name)
     result = await request.app[WRITER].write(parse_object(body))
     processor = request.app[INBOX]
-    for sender in result.senders:
-        processor.kick(sender)
+    processor.kick(*result.senders)
     if not wait:
         return web.json_response({"wamid": wamid}, status=202)
     try:

@@ -82,9 +82,7 @@ async def receive(request: web.Request) -> web.Response:
     except EnvelopeError as exc:
         raise ApiError(400, "malformed_webhook", str(exc)) from None
     result = await request.app[WRITER].write(envelope)
-    processor = request.app[INBOX]
-    for sender in result.senders:
-        processor.kick(sender)
+    request.app[INBOX].kick(*result.senders)
     return web.Response(body=_OK, content_type="application/json")
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from bot.inbox.bursts import BurstScheduler
 
 
@@ -41,3 +43,28 @@ async def test_close_drops_waiting_turns_and_refuses_new_ones() -> None:
     bursts.kick("+2")
     assert calls == []
     assert bursts.pending() == set()
+
+
+async def test_senders_kicked_together_start_their_turns_together(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    started: list[str] = []
+    seen_after_yield: dict[str, list[str]] = {}
+
+    async def handle(sender: str) -> None:
+        started.append(sender)
+        await asyncio.sleep(0)  # one loop iteration: turns released with this one started
+        seen_after_yield[sender] = list(started)
+
+    bursts = BurstScheduler(handle, window=0.016)  # release grid: 2 ms
+    loop = asyncio.get_running_loop()
+    real_time, readings = loop.time, iter(range(100))
+    # A slow kick: each clock reading 4 ms after the previous one (two grid slots apart).
+    monkeypatch.setattr(loop, "time", lambda: real_time() + next(readings) * 0.004)
+    bursts.kick("+1", "+2", "+3")  # the three senders of one webhook body
+    monkeypatch.undo()
+    await bursts.settle(timeout=5)
+
+    assert sorted(started) == ["+1", "+2", "+3"]
+    # Same slot, same loop iteration: what lets the processor put them in one transaction.
+    assert all(sorted(seen) == ["+1", "+2", "+3"] for seen in seen_after_yield.values())
