@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import Table, insert, or_, select
+from sqlalchemy import Table, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 
@@ -20,10 +20,10 @@ from scheduler.contacts import normalize_email, normalize_phone
 from scheduler.db import insert_or_ignore
 from scheduler.errors import InvalidLeadError, NotFoundError
 from scheduler.models import Lead, Stage, StageEvent
+from scheduler.stages import record_event
 
 _Short = Field(default=None, max_length=200)
 _LEADS = cast(Table, Lead.__table__)
-_CREATED = insert(cast(Table, StageEvent.__table__))
 
 
 class LeadIn(BaseModel):
@@ -151,9 +151,8 @@ async def create_lead(session: AsyncSession, values: dict[str, Any], *, actor: s
     lead = Lead(**row._asdict())
     make_transient_to_detached(lead)  # it is a stored row now: attach it as one, unchanged
     session.add(lead)
-    created = {"lead_id": lead.id, "from_stage": None, "to_stage": lead.stage, "actor": actor,
-               "reason": None, "at": lead.created_at}  # fmt: skip
-    await session.execute(_CREATED, created)
+    await record_event(session, lead_id=lead.id, from_stage=None, to_stage=lead.stage,
+                       reason=None, actor=actor, at=lead.created_at)  # fmt: skip
     return lead
 
 

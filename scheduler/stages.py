@@ -122,13 +122,30 @@ async def transition(
             from_stage=stage,
             to_stage=target,
         )
-    audit = {
-        "lead_id": lead_id,
-        "from_stage": stage.value,
-        "to_stage": target.value,
-        "reason": clean_reason,
-        "actor": actor,
-        "at": now,
-    }
+    return await record_event(
+        session,
+        lead_id=lead_id,
+        from_stage=stage.value,
+        to_stage=target.value,
+        reason=clean_reason,
+        actor=actor,
+        at=now,
+    )
+
+
+async def record_event(
+    session: AsyncSession,
+    *,
+    lead_id: int,
+    from_stage: str | None,
+    to_stage: str,
+    reason: str | None,
+    actor: str,
+    at: datetime,
+) -> StageEvent:
+    """Write one audit row in the caller's transaction (a prebuilt Core insert: no ORM
+    flush); the event, with its id. ``from_stage`` None is the lead's creation."""
+    audit = {"lead_id": lead_id, "from_stage": from_stage, "to_stage": to_stage,
+             "reason": reason, "actor": actor, "at": at}  # fmt: skip
     event_id = await session.scalar(_AUDIT, audit)
     return StageEvent(id=event_id, **audit)
