@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp.test_utils import TestClient
@@ -9,7 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.appkeys import SESSIONS
 from bot.followups import CADENCE, SWEEPER
-from scheduler.models import utcnow
 from scheduler.touches import start_sequence
 from tests.bot.support import AUTH
 
@@ -20,7 +20,9 @@ async def test_approve_and_reject(client: TestClient[Any, Any]) -> None:
     lead = {"name": "Dana Smith", "email": "dana@example.com"}
     created = await client.post("/api/leads", json=lead, headers=AUTH)
     lead_id = (await created.json())["lead"]["id"]
-    now = utcnow()
+    # A fixed working-day morning: a real clock in the evening would put the touch after
+    # the quiet hours (20:00-08:00), and this sweep would find nothing due.
+    now = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
     async with app[SESSIONS].begin() as session:
         assert isinstance(session, AsyncSession)
         await start_sequence(session, lead_id, "reactivation", cadence=app[CADENCE], now=now)
