@@ -98,17 +98,16 @@ def insert_or_ignore(
     ``returning`` columns come back for the rows actually inserted.
     """
     keys = tuple(index_elements) if index_elements is not None else None
-    return insert_or_ignore_on(session.get_bind().dialect.name, table, keys, returning)
+    return _insert_or_ignore_on(session.get_bind().dialect.name, table, keys, returning)
 
 
 @functools.cache
-def insert_or_ignore_on(
+def _insert_or_ignore_on(
     dialect: str,
     table: Any,
     index_elements: tuple[str, ...] | None,
     returning: tuple[Any, ...] = (),
 ) -> Insert:
-    """:func:`insert_or_ignore` for a dialect by name (for callers holding a connection)."""
     # Built once per table: constructing statements is a good part of SQLAlchemy's cost per
     # execution, and these run in every turn. Statements are immutable, so sharing is safe.
     elements = list(index_elements) if index_elements is not None else None
