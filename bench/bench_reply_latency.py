@@ -72,8 +72,8 @@ async def serve(config: dict[str, Any]) -> None:
                             whatsapp_api_url=config["graph_url"], whatsapp_rate=config["wa_rate"],
                             calendly_url="https://calendly.com/acme/intro",
                             burst_window_ms=config["burst_ms"])  # fmt: skip
-        runner = web.AppRunner(create_app(settings, engine=engine, run_scheduler=False),
-                               access_log=None)  # fmt: skip
+        app = create_app(settings, engine=engine, run_scheduler=False, freeze=True)
+        runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()

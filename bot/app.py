@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -46,14 +47,32 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "database": "ok"})
 
 
+async def freeze_heap(_app: web.Application) -> None:
+    """Take what exists once the service has started out of the cyclic GC's sight.
+
+    Modules, scripts, settings, the engine: a quarter of a million objects that live as
+    long as the process. A full collection walks all of them (measured: ~110 ms of CPU,
+    during which no webhook is answered, every few thousand requests); frozen, it walks
+    only what was made since. Garbage is collected first, so none of it is kept forever.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def create_app(
-    settings: Settings, *, engine: AsyncEngine | None = None, run_scheduler: bool = True
+    settings: Settings,
+    *,
+    engine: AsyncEngine | None = None,
+    run_scheduler: bool = True,
+    freeze: bool = False,
 ) -> web.Application:
     """Build the service.
 
     An ``engine`` passed in is used and left open (the caller owns it); otherwise one is
     created from ``settings.database_url`` and disposed on shutdown. ``run_scheduler=False``
     makes a web-only worker: periodic jobs then run in another process (``leadbot scheduler``).
+    ``freeze=True`` (the service's process, not a test's) runs :func:`freeze_heap` once
+    started.
     """
     metrics = Metrics()
     app = web.Application(
@@ -112,4 +131,6 @@ def create_app(
     app.router.add_get("/metrics", metrics.handle)
     app.router.add_routes(api_leads.routes)
     app.cleanup_ctx.append(scheduler)
+    if freeze:
+        app.on_startup.append(freeze_heap)  # after every context above has started
     return app

@@ -91,7 +91,7 @@ def serve(
     if where is not None:
         console.print(f"API token and secret key: {where}")
     web.run_app(
-        create_app(settings, run_scheduler=not no_scheduler),
+        create_app(settings, run_scheduler=not no_scheduler, freeze=True),
         host=host or settings.host,
         port=port or settings.port,
         print=lambda text: console.print(text.strip()),
