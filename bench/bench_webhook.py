@@ -5,13 +5,17 @@
     .venv/bin/python -m bench.bench_webhook --burst-ms 400       # turns during the load
 
 Each server runs in its own subprocess (so the load generator does not share its event
-loop): the bare handler only reads the body and answers 200; leadbot verifies the signature,
-parses, stores the message in the inbox (group commit) and answers 200 while its inbox
-processor handles the turns in the background (the real load: leads, sessions, replies).
-Bodies are signed, from ``--senders`` distinct people. Printed: requests/s, p50/p99 of the
-200, and leadbot/bare throughput (target >= 0.5), each the median of ``--rounds`` rounds
-(bare and leadbot alternate, fresh processes each time: on a shared 2-core machine single
-runs vary by ±20 %). Postgres is skipped when not reachable.
+loop): the bare handler only reads the body and answers 200; leadbot (started as ``leadbot
+serve`` starts it, heap frozen) verifies the signature, parses, stores the message in the
+inbox (group commit) and answers 200 while its inbox processor handles the turns in the
+background (the real load: leads, sessions, replies). Bodies are signed, from ``--senders``
+distinct people. Printed: requests/s, p50/p99 of the 200, server CPU per request, and
+leadbot/bare throughput (target >= 0.5), each the median of ``--rounds`` rounds.
+
+A round starts fresh processes for both servers, side by side, and loads them in turns,
+``--chunks`` turns each: on a shared 2-core machine the speed drifts by ±20 % within a
+minute, and taking turns puts every slow spell on both sides of the ratio. Postgres is
+skipped when not reachable.
 
 ``--concurrency`` is how many deliveries are in flight (several values: a row each). At 16
 the closed loop is bound by latency (the 200 waits for its commit, and neither server nor
@@ -81,7 +85,7 @@ async def _serve_leadbot(engine: Any, workdir: Path) -> None:
         whatsapp_app_secret=APP_SECRET,
         burst_window_ms=int(os.environ["BENCH_BURST_MS"]),
     )
-    app = create_app(settings, engine=engine, run_scheduler=False)
+    app = create_app(settings, engine=engine, run_scheduler=False, freeze=True)
 
     async def drained() -> None:
         started = time.perf_counter()
@@ -140,7 +144,10 @@ def _bodies(n: int, senders: int) -> list[tuple[bytes, str]]:
     return out
 
 
-async def _load(port: int, bodies: list[tuple[bytes, str]], concurrency: int) -> dict[str, float]:
+async def _load(
+    port: int, bodies: list[tuple[bytes, str]], concurrency: int
+) -> tuple[float, list[float]]:
+    """Send ``bodies`` with ``concurrency`` in flight; the elapsed time and each latency."""
     latencies: list[float] = []
     queue = iter(bodies)
     url = f"http://127.0.0.1:{port}/webhooks/whatsapp"
@@ -159,46 +166,94 @@ async def _load(port: int, bodies: list[tuple[bytes, str]], concurrency: int) ->
 
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
-    latencies.sort()
-    return {
-        "rps": len(latencies) / elapsed,
-        "p50_ms": statistics.median(latencies) * 1000,
-        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
-    }
+        return time.perf_counter() - started, latencies
 
 
-async def _measure(
-    kind: str, backend: str, concurrency: int, args: argparse.Namespace
-) -> dict[str, Any] | None:
-    with tempfile.TemporaryDirectory() as workdir:
-        proc = subprocess.Popen(
+class _Server:
+    """One server subprocess (``bare`` or ``leadbot``) on a free port, and what it used."""
+
+    def __init__(self, kind: str, backend: str, args: argparse.Namespace) -> None:
+        self.kind = kind
+        self._workdir = tempfile.TemporaryDirectory()
+        self.proc = subprocess.Popen(
             [sys.executable, "-m", "bench.bench_webhook", "--serve", kind, "--backend", backend,
-             "--workdir", workdir],
+             "--workdir", self._workdir.name],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
             env={**os.environ, "BENCH_BURST_MS": str(args.burst_ms)},
         )  # fmt: skip
-        assert proc.stdin is not None and proc.stdout is not None
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        self.port: int | None = json.loads(line)["port"] if line else None
+        self.elapsed = 0.0
+        self.cpu = 0.0
+        self.latencies: list[float] = []
+
+    async def load(self, bodies: list[tuple[bytes, str]], concurrency: int) -> None:
+        """Send ``bodies``; add the time taken, the latencies and the server's CPU."""
+        assert self.port is not None
+        cpu_before = _cpu_seconds(self.proc.pid)
+        elapsed, latencies = await _load(self.port, bodies, concurrency)
+        self.cpu += _cpu_seconds(self.proc.pid) - cpu_before
+        self.elapsed += elapsed
+        self.latencies += latencies
+
+    def result(self) -> dict[str, Any]:
+        """Requests/s, p50/p99 of the 200 and server CPU a request, over every load."""
+        latencies = sorted(self.latencies)
+        return {
+            "rps": len(latencies) / self.elapsed,
+            "p50_ms": statistics.median(latencies) * 1000,
+            "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+            "cpu_us": self.cpu / len(latencies) * 1e6,
+        }
+
+    def stop(self) -> dict[str, Any]:
+        """Stop the server (leadbot first drains its inbox and reports how that went)."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        report: dict[str, Any] = {}
         try:
-            line = proc.stdout.readline()
-            if not line:
-                return None
-            port = json.loads(line)["port"]
-            bodies = _bodies(args.warmup, args.senders) + _bodies(args.messages, args.senders)
-            await _load(port, bodies[: args.warmup], concurrency)
-            result: dict[str, Any] = await _load(port, bodies[args.warmup :], concurrency)
-            proc.stdin.write("\n")
-            proc.stdin.flush()
-            if kind == "leadbot":
-                result.update(json.loads(proc.stdout.readline()))
-            proc.stdin.write("\n")
-            proc.stdin.flush()
-            proc.wait(timeout=60)
-            return result
+            self.proc.stdin.write("\n")
+            self.proc.stdin.flush()
+            if self.kind == "leadbot":
+                report = json.loads(self.proc.stdout.readline())
+            self.proc.stdin.write("\n")
+            self.proc.stdin.flush()
+            self.proc.wait(timeout=60)
         finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                proc.wait(timeout=30)
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+                self.proc.wait(timeout=30)
+            self._workdir.cleanup()
+        return report
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, all threads) the process ``pid`` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _round(
+    backend: str, concurrency: int, args: argparse.Namespace
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """Both servers side by side, taking turns chunk by chunk (so that a slower spell of
+    the machine falls on both); their results, or None if one did not start."""
+    servers = [_Server("bare", backend, args), _Server("leadbot", backend, args)]
+    try:
+        if any(server.port is None for server in servers):
+            return None
+        warmup = _bodies(args.warmup, args.senders)
+        bodies = _bodies(args.messages, args.senders)
+        for server in servers:
+            await _load(server.port or 0, warmup, concurrency)
+        size = -(-len(bodies) // args.chunks)
+        for start in range(0, len(bodies), size):
+            for server in servers:
+                await server.load(bodies[start : start + size], concurrency)
+        bare, ours = (server.result() for server in servers)
+    finally:
+        drained = [server.stop() for server in servers][1]
+    return bare, {**ours, **drained}
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -208,7 +263,8 @@ async def main(args: argparse.Namespace) -> None:
           f"{' (turns held: ingest alone)' if args.burst_ms >= 10000 else ''}; "
           f"median of {args.rounds} rounds")  # fmt: skip
     header = (
-        f"{'backend':9} {'conc':>4} {'server':8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}  notes"
+        f"{'backend':9} {'conc':>4} {'server':8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'µs CPU':>8}  notes"
     )
     print(header)
     print("-" * len(header))
@@ -226,11 +282,10 @@ async def _compare(backend: str, concurrency: int, args: argparse.Namespace) -> 
     """Bare and leadbot, alternating, ``--rounds`` times; print the medians."""
     rounds: list[tuple[dict[str, Any], dict[str, Any]]] = []
     for _ in range(args.rounds):
-        bare = await _measure("bare", backend, concurrency, args)
-        ours = await _measure("leadbot", backend, concurrency, args)
-        if bare is None or ours is None:
+        result = await _round(backend, concurrency, args)
+        if result is None:
             return False
-        rounds.append((bare, ours))
+        rounds.append(result)
     ratios = sorted(o["rps"] / b["rps"] for b, o in rounds)
     ratio = statistics.median(ratios)
     drained = statistics.median(o["drain_s"] for _, o in rounds)
@@ -239,8 +294,10 @@ async def _compare(backend: str, concurrency: int, args: argparse.Namespace) -> 
                f"inbox drained {drained:.1f}s after the last 200, {left} left")  # fmt: skip
     for name, index in (("bare", 0), ("leadbot", 1)):
         runs = [r[index] for r in rounds]
-        row = " ".join(f"{statistics.median(r[k] for r in runs):8.{p}f}"
-                       for k, p in (("rps", 0), ("p50_ms", 2), ("p99_ms", 2)))  # fmt: skip
+        row = " ".join(
+            f"{statistics.median(r[k] for r in runs):8.{p}f}"
+            for k, p in (("rps", 0), ("p50_ms", 2), ("p99_ms", 2), ("cpu_us", 0))
+        )
         print(f"{backend:9} {concurrency:4} {name:8} {row}  {summary if index else ''}")
     return True
 
@@ -253,6 +310,7 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[16, 64])
     parser.add_argument("--backends", nargs="+", default=["sqlite", "postgres"])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--chunks", type=int, default=8, help="turns each server takes a round")
     parser.add_argument("--burst-ms", type=int, default=10000, help="LEADBOT_BURST_WINDOW_MS")
     parser.add_argument("--serve", choices=["bare", "leadbot"], help=argparse.SUPPRESS)
     parser.add_argument("--backend", default="sqlite", help=argparse.SUPPRESS)
