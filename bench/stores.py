@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from scheduler.db import create_engine
 from scheduler.migrate import upgrade
@@ -46,11 +46,12 @@ async def scratch_store(
     else:
         schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
         await _admin(url, f'CREATE SCHEMA "{schema}"')
-        engine = create_async_engine(
+        # The service's own engine options (pre-ping included), in a schema of its own.
+        engine = create_engine(
             url,
             pool_size=pool_size,
             max_overflow=max_overflow,
-            connect_args={"server_settings": {"search_path": schema}},
+            server_settings={"search_path": schema},
         )
     try:
         await upgrade(engine)

@@ -32,13 +32,30 @@ SQLITE_PRAGMAS = (
 SQLITE_BUSY_TIMEOUT = 30.0  # seconds to wait for a write lock another process holds
 
 
-def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> AsyncEngine:
-    """Create an async engine for ``url`` with the settings its backend needs."""
+def create_engine(
+    url: str,
+    *,
+    echo: bool = False,
+    pool_size: int = 10,
+    max_overflow: int | None = None,
+    server_settings: dict[str, str] | None = None,
+) -> AsyncEngine:
+    """Create an async engine for ``url`` with the settings its backend needs.
+
+    Postgres connections are pinged when checked out of the pool (a server restart costs
+    no request an error); ``max_overflow`` defaults to ``pool_size``; ``server_settings``
+    are sent when connecting (scratch stores set their ``search_path``). SQLite ignores
+    the pool options: it has one connection."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _create_sqlite_engine(url, echo=echo)
     return create_async_engine(
-        url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        url,
+        echo=echo,
+        pool_size=pool_size,
+        max_overflow=pool_size if max_overflow is None else max_overflow,
+        pool_pre_ping=True,
+        connect_args={"server_settings": server_settings} if server_settings else {},
     )
 
 
