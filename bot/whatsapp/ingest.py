@@ -21,7 +21,7 @@ from sqlalchemy.util import greenlet_spawn
 
 from bot.batching import GroupRunner
 from bot.whatsapp.envelope import Envelope, StatusUpdate
-from scheduler.inbox_append import Received, append
+from scheduler.inbox_append import InboxAppender, Received, append
 from scheduler.models import Lead, OutboxItem, utcnow
 
 CHANNEL = "whatsapp"
@@ -52,7 +52,11 @@ async def ingest(engine: AsyncEngine, envelope: Envelope, now: datetime) -> Inge
 
 
 async def ingest_many(
-    engine: AsyncEngine, envelopes: list[Envelope], now: datetime
+    engine: AsyncEngine,
+    envelopes: list[Envelope],
+    now: datetime,
+    *,
+    appender: InboxAppender | None = None,
 ) -> list[Ingested]:
     """Store several bodies at once (group commit); one result per body.
 
@@ -63,11 +67,14 @@ async def ingest_many(
     were applied, applying those statuses again (the retry) changes nothing; the other way
     round, messages stored without a 200 would be retried as duplicates and never kicked.
     The whole thing runs in ONE greenlet: each awaited call of SQLAlchemy's asyncio API is a
-    greenlet switch of its own."""
-    return await greenlet_spawn(_ingest_many, engine.sync_engine, envelopes, now)
+    greenlet switch of its own. ``appender`` appends the messages (the writer's keeps its
+    connection between batches); without one, they go on a connection borrowed for them."""
+    return await greenlet_spawn(_ingest_many, engine.sync_engine, envelopes, now, appender)
 
 
-def _ingest_many(engine: Engine, envelopes: list[Envelope], now: datetime) -> list[Ingested]:
+def _ingest_many(
+    engine: Engine, envelopes: list[Envelope], now: datetime, appender: InboxAppender | None
+) -> list[Ingested]:
     applied = [0] * len(envelopes)
     if any(e.statuses for e in envelopes):
         with engine.begin() as connection:
@@ -77,7 +84,11 @@ def _ingest_many(engine: Engine, envelopes: list[Envelope], now: datetime) -> li
         for m in envelope.messages:
             if m.kind != "ignored" and m.id not in received:
                 received[m.id] = Received(m.id, m.sender, m.to_json())
-    new = append(engine, CHANNEL, list(received.values()), now)
+    messages = list(received.values())
+    if appender is None:
+        new = append(engine, CHANNEL, messages, now)
+    else:
+        new = appender.append(CHANNEL, messages, now)
     return _results(envelopes, new, applied)
 
 
@@ -103,11 +114,14 @@ class InboxWriter:
     """Group commit for the webhook (:class:`bot.batching.GroupRunner`): bodies that arrive
     while a transaction is being written share the next one. Each caller still gets its
     answer only after its rows are committed (stored before the 200), but a burst of
-    webhooks costs a few transactions instead of one each.
+    webhooks costs a few transactions instead of one each. Messages are appended by an
+    :class:`~scheduler.inbox_append.InboxAppender`, which keeps its connection while the
+    batches keep coming.
     """
 
     def __init__(self, engine: AsyncEngine, *, max_batch: int = 256) -> None:
         self.engine = engine
+        self._appender = InboxAppender(engine.sync_engine)
         self._group: GroupRunner[Envelope, Ingested] = GroupRunner(
             self._write_many, run_one=self._write_one, name="inbox-writer", max_batch=max_batch
         )
@@ -117,14 +131,16 @@ class InboxWriter:
         return await self._group.submit(envelope)
 
     async def _write_many(self, envelopes: list[Envelope]) -> list[Ingested]:
-        return await ingest_many(self.engine, envelopes, utcnow())
+        return await ingest_many(self.engine, envelopes, utcnow(), appender=self._appender)
 
     async def _write_one(self, envelope: Envelope) -> Ingested:
-        return await ingest(self.engine, envelope, utcnow())
+        (result,) = await self._write_many([envelope])
+        return result
 
     async def close(self) -> None:
-        """Wait for the bodies being written."""
+        """Wait for the bodies being written; give the appender's connection back."""
         await self._group.close()
+        await greenlet_spawn(self._appender.close)
 
 
 def _apply_status(connection: Connection, status: StatusUpdate) -> int:

@@ -1,16 +1,18 @@
-"""Messages appended on the driver connection: stored as the ORM reads them, once."""
+"""Messages appended on the driver connection: stored as the ORM reads them, once; the
+appender keeps its Postgres connection between batches that come close together."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
-from scheduler.inbox_append import Received, append
+from scheduler.inbox_append import InboxAppender, Received, append
 from scheduler.models import InboxItem
 
 NOW = datetime(2026, 3, 2, 9, 30, 15, 123456, tzinfo=UTC)
@@ -94,3 +96,93 @@ async def test_a_failing_batch_stores_none_of_its_messages_and_the_next_one_goes
     assert await _stored(engine) == []  # the good one was rolled back with the bad one
     assert await _append(engine, [good]) == {"wamid.good"}  # a working connection again
     assert [r.external_id for r in await _stored(engine)] == ["wamid.good"]
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class _PoolLog:
+    """The pool's checkouts and checkins on ``engine``, as they happen."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.events: list[str] = []
+        self.engine = engine.sync_engine
+        event.listen(self.engine, "checkout", self._checkout)
+        event.listen(self.engine, "checkin", self._checkin)
+
+    def _checkout(self, *_: Any) -> None:
+        self.events.append("out")
+
+    def _checkin(self, *_: Any) -> None:
+        self.events.append("in")
+
+    def remove(self) -> None:
+        event.remove(self.engine, "checkout", self._checkout)
+        event.remove(self.engine, "checkin", self._checkin)
+
+
+@pytest.fixture
+def pool_log(engine: AsyncEngine) -> Iterator[_PoolLog]:
+    log = _PoolLog(engine)
+    yield log
+    log.remove()
+
+
+async def _append_with(appender: InboxAppender, *ids: str) -> set[str]:
+    messages = [Received(i, "+1", {}) for i in ids]
+    return await greenlet_spawn(appender.append, "whatsapp", messages, NOW)
+
+
+async def test_an_appender_keeps_its_postgres_connection_while_batches_keep_coming(
+    engine: AsyncEngine, pool_log: _PoolLog
+) -> None:
+    clock = _Clock()
+    appender = InboxAppender(engine.sync_engine, keep_for=5.0, clock=clock)
+
+    for i in range(3):
+        assert await _append_with(appender, f"wamid.{i}") == {f"wamid.{i}"}
+        clock.now += 4.0
+
+    if engine.dialect.name == "postgresql":
+        assert pool_log.events == ["out"]  # one checkout (one ping) for the three batches
+    else:  # the service's only connection: never kept from the others
+        assert pool_log.events == ["out", "in"] * 3
+    await greenlet_spawn(appender.close)
+    assert pool_log.events[-1] == "in"
+    assert engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("engine", ["postgres"], indirect=True)  # SQLite's is never kept
+async def test_a_connection_idle_for_longer_goes_back_and_the_next_batch_takes_one_afresh(
+    engine: AsyncEngine, pool_log: _PoolLog
+) -> None:
+    clock = _Clock()
+    appender = InboxAppender(engine.sync_engine, keep_for=5.0, clock=clock)
+
+    await _append_with(appender, "wamid.1")
+    clock.now += 5.5
+    assert await _append_with(appender, "wamid.2") == {"wamid.2"}
+
+    assert pool_log.events == ["out", "in", "out"]
+    await greenlet_spawn(appender.close)
+
+
+async def test_a_failed_batch_drops_the_kept_connection_and_the_next_one_works(
+    engine: AsyncEngine, pool_log: _PoolLog
+) -> None:
+    appender = InboxAppender(engine.sync_engine, keep_for=60.0, clock=_Clock())
+    await _append_with(appender, "wamid.1")
+    bad = Received("wamid.bad", None, {})  # type: ignore[arg-type]  # sender is NOT NULL
+
+    with pytest.raises(Exception, match="(?i)not null|null value"):
+        await greenlet_spawn(appender.append, "whatsapp", [bad], NOW)
+
+    assert engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    assert await _append_with(appender, "wamid.2") == {"wamid.2"}
+    assert [r.external_id for r in await _stored(engine)] == ["wamid.1", "wamid.2"]
+    await greenlet_spawn(appender.close)

@@ -162,6 +162,19 @@ async def test_duplicates_racing_each_other(wa: tuple[Client, Recorder]) -> None
     assert len(await replies(client, DANA)) == 1
 
 
+async def test_stopping_the_service_gives_the_inbox_writers_connection_back(
+    wa: tuple[Client, Recorder],
+) -> None:
+    client, _ = wa
+    engine = client.app[ENGINE]
+    assert (await post(client, fixture_bytes("text.json"))).status == 200
+    await settle(client)
+
+    await client.close()
+
+    assert engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
 async def test_a_batch_of_three_people_is_three_conversations(wa: tuple[Client, Recorder]) -> None:
     client, _ = wa
     assert (await post(client, fixture_bytes("batched_three_people.json"))).status == 200
