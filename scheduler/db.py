@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+import orjson
 from sqlalchemy import Insert, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
@@ -30,6 +31,13 @@ SQLITE_PRAGMAS = (
     "foreign_keys=ON",
 )
 SQLITE_BUSY_TIMEOUT = 30.0  # seconds to wait for a write lock another process holds
+
+
+def json_dumps(value: Any) -> str:
+    """JSON columns' serializer: orjson (a fraction of json's cost; inbox payloads and
+    dialog sessions are written on every message). Non-string keys become strings, as
+    json.dumps makes them."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def create_engine(
@@ -55,6 +63,8 @@ def create_engine(
         pool_size=pool_size,
         max_overflow=pool_size if max_overflow is None else max_overflow,
         pool_pre_ping=True,
+        json_serializer=json_dumps,
+        json_deserializer=orjson.loads,
         connect_args={"server_settings": server_settings} if server_settings else {},
     )
 
@@ -72,6 +82,8 @@ def _create_sqlite_engine(url: str, *, echo: bool) -> AsyncEngine:
         pool_size=1,
         max_overflow=0,
         pool_timeout=60,
+        json_serializer=json_dumps,
+        json_deserializer=orjson.loads,
     )
 
     @event.listens_for(engine.sync_engine, "connect")

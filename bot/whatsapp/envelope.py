@@ -16,10 +16,11 @@ Shape (see ``tests/data/whatsapp/*.json``)::
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
+
+import orjson
 
 Kind = Literal["text", "choice", "media", "unsupported", "welcome", "ignored"]
 
@@ -125,8 +126,8 @@ class Envelope:
 def parse_envelope(raw: bytes | str) -> Envelope:
     """Parse a webhook body; raise :class:`EnvelopeError` naming what is wrong."""
     try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        body = orjson.loads(raw)  # several times faster than json's, on every webhook
+    except orjson.JSONDecodeError as exc:  # bad UTF-8 included
         raise EnvelopeError(f"the body is not valid JSON: {exc}") from None
     return parse_object(body)
 
