@@ -75,8 +75,9 @@ class InboxAppender:
     then costs no request an error): a round trip, and the webhook writes its batches one
     after another, so it would sit on the critical path of every batch (measured: a fifth of
     the webhook's throughput at 16 deliveries in flight). So the connection of one batch is
-    kept for the next if that comes within ``keep_for`` seconds; one idle for longer goes
-    back to the pool and the next batch gets a freshly pinged one. A failed batch drops its
+    kept for the next if that comes within ``keep_for`` seconds; if it comes later, the idle
+    connection goes back to the pool and the batch gets a freshly pinged one (a connection
+    the server dropped meanwhile is never used). A failed batch drops its
     connection (invalidated). SQLite's one connection is the whole service's and has nothing
     to ping: it is borrowed per batch whatever ``keep_for`` says.
 
