@@ -279,7 +279,7 @@ async def main(args: argparse.Namespace) -> None:
 
 
 async def _compare(backend: str, concurrency: int, args: argparse.Namespace) -> bool:
-    """Bare and leadbot, alternating, ``--rounds`` times; print the medians."""
+    """``--rounds`` rounds of bare and leadbot side by side (:func:`_round`); print the medians."""
     rounds: list[tuple[dict[str, Any], dict[str, Any]]] = []
     for _ in range(args.rounds):
         result = await _round(backend, concurrency, args)

@@ -33,7 +33,7 @@ SQLITE_PRAGMAS = (
 SQLITE_BUSY_TIMEOUT = 30.0  # seconds to wait for a write lock another process holds
 
 
-def json_dumps(value: Any) -> str:
+def _json_dumps(value: Any) -> str:
     """JSON columns' serializer: orjson (a fraction of json's cost; inbox payloads and
     dialog sessions are written on every message). Non-string keys become strings, as
     json.dumps makes them."""
@@ -63,7 +63,7 @@ def create_engine(
         pool_size=pool_size,
         max_overflow=pool_size if max_overflow is None else max_overflow,
         pool_pre_ping=True,
-        json_serializer=json_dumps,
+        json_serializer=_json_dumps,
         json_deserializer=orjson.loads,
         connect_args={"server_settings": server_settings} if server_settings else {},
     )
@@ -82,7 +82,7 @@ def _create_sqlite_engine(url: str, *, echo: bool) -> AsyncEngine:
         pool_size=1,
         max_overflow=0,
         pool_timeout=60,
-        json_serializer=json_dumps,
+        json_serializer=_json_dumps,
         json_deserializer=orjson.loads,
     )
 
