@@ -3,15 +3,25 @@
 Keyed on the normalized address (trimmed, lower-cased), so ``Jane@Acme.com`` and
 ``jane@acme.com`` are one entry. Adding is idempotent: the first reason recorded wins (an
 address that unsubscribed and later bounces stays "unsubscribe").
+
+An erased person (``scheduler.erasure``) stays suppressed without their address being kept:
+their entry holds a keyed hash of it (:func:`address_hash`, HMAC-SHA256 with the service's
+secret key) instead. Every lookup matches both forms: :func:`lookup_forms` gives what an
+address may be stored as, and the key comes with the session (:func:`use_hash_key` on the
+session factory, done once by the app from ``LEADBOT_SECRET_KEY``). Lookups in other modules
+must go through :func:`lookup_forms` (or :func:`find_suppression`) to see erased entries.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from scheduler.db import insert_or_ignore
 from scheduler.models import Suppression
@@ -31,10 +41,44 @@ def normalize_address(address: str) -> str:
     return address.strip().lower()
 
 
+HASH_PREFIX = "hmac-sha256:"
+# Where a session carries the key of hashed entries (``Session.info``).
+HASH_KEY_INFO = "leadbot.suppression_hash_key"
+
+
+def address_hash(address: str, key: bytes) -> str:
+    """The keyed hash an erased person's address is suppressed under (76 characters)."""
+    digest = hmac.new(key, normalize_address(address).encode(), hashlib.sha256).hexdigest()
+    return HASH_PREFIX + digest
+
+
+def use_hash_key(sessions: async_sessionmaker[AsyncSession], key: bytes) -> None:
+    """Make every session of ``sessions`` match hashed entries made with ``key``."""
+    info = dict(sessions.kw.get("info") or {})
+    info[HASH_KEY_INFO] = key
+    sessions.configure(info=info)
+
+
+def lookup_forms(session: AsyncSession, addresses: Iterable[str]) -> dict[str, str]:
+    """Every form the ``addresses`` may be suppressed under (normalized, and keyed hash when
+    the session has the key), each mapped to the address it stands for."""
+    key = session.info.get(HASH_KEY_INFO)
+    forms: dict[str, str] = {}
+    for address in addresses:
+        forms[normalize_address(address)] = address
+        if key:
+            forms[address_hash(address, key)] = address
+    return forms
+
+
 async def find_suppression(session: AsyncSession, address: str) -> Suppression | None:
-    """The suppression entry of ``address``, or None when we may write to it."""
+    """The suppression entry of ``address`` (plain or hashed), or None when we may write
+    to it."""
     return await session.scalar(
-        select(Suppression).where(Suppression.address == normalize_address(address))
+        select(Suppression)
+        .where(Suppression.address.in_(list(lookup_forms(session, [address]))))
+        .order_by(Suppression.id)
+        .limit(1)
     )
 
 
