@@ -9,12 +9,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot.appkeys import METRICS, ON_LEAD_CREATED, SESSIONS, SETTINGS
 from bot.http_errors import ApiError, read_json_object
+from bot.privacy import hash_key
+from scheduler.erasure import erase_lead
 from scheduler.leads import LeadIn, get_lead, intake, list_leads, stage_history
 from scheduler.models import Lead, Stage, StageEvent, utcnow
 from scheduler.stages import transition
 
 routes = web.RouteTableDef()
 MAX_PAGE = 500
+ERASE_ACTOR = "api"  # the audit row's actor of DELETE /api/leads/{id}
 
 
 class TransitionIn(BaseModel):
@@ -48,6 +51,7 @@ def lead_json(lead: Lead) -> dict[str, Any]:
         "email_status": lead.email_status,
         "bot_paused": lead.bot_paused,
         "booked_at": lead.booked_at.isoformat() if lead.booked_at else None,
+        "erased_at": lead.erased_at.isoformat() if lead.erased_at else None,
         "created_at": lead.created_at.isoformat(),
         "updated_at": lead.updated_at.isoformat(),
     }
@@ -159,3 +163,31 @@ async def move_lead(request: web.Request) -> web.Response:
         await session.refresh(lead)
     request.app[METRICS].transitions.labels(event.from_stage or "", event.to_stage).inc()
     return web.json_response({"lead": lead_json(lead), "event": event_json(event)})
+
+
+# -- erasure --
+
+
+@routes.delete("/api/leads/{lead_id}")
+async def erase_lead_view(request: web.Request) -> web.Response:
+    """Forget the person (``scheduler.erasure``): 200 with the anonymous lead and its stage
+    history, again on every repeat; 404 for an unknown id."""
+    lead_id = _lead_id(request)
+    async with request.app[SESSIONS].begin() as session:
+        report = await erase_lead(
+            session,
+            lead_id,
+            actor=ERASE_ACTOR,
+            hash_key=hash_key(request.app[SETTINGS]),
+            now=utcnow(),
+        )
+        lead = await get_lead(session, lead_id)
+        history = await stage_history(session, lead_id)
+    return web.json_response(
+        {
+            "lead": lead_json(lead),
+            "history": [event_json(e) for e in history],
+            "erased": True,
+            "already_erased": report.already_erased,
+        }
+    )
