@@ -17,7 +17,7 @@ from scheduler.stages import transition
 
 routes = web.RouteTableDef()
 MAX_PAGE = 500
-ERASE_ACTOR = "api"  # the audit row's actor of DELETE /api/leads/{id}
+ERASE_ACTOR = "api"  # the audit row's actor of DELETE /api/leads/{id} unless ?actor= says
 
 
 class TransitionIn(BaseModel):
@@ -171,13 +171,17 @@ async def move_lead(request: web.Request) -> web.Response:
 @routes.delete("/api/leads/{lead_id}")
 async def erase_lead_view(request: web.Request) -> web.Response:
     """Forget the person (``scheduler.erasure``): 200 with the anonymous lead and its stage
-    history, again on every repeat; 404 for an unknown id."""
+    history, again on every repeat; 404 for an unknown id. ``?actor=`` names who asked (the
+    audit row's actor, default ``api``)."""
     lead_id = _lead_id(request)
+    actor = request.query.get("actor", ERASE_ACTOR).strip()
+    if not 1 <= len(actor) <= 100 or not actor.isprintable():
+        raise ApiError(400, "bad_query", "actor must be 1 to 100 printable characters")
     async with request.app[SESSIONS].begin() as session:
         report = await erase_lead(
             session,
             lead_id,
-            actor=ERASE_ACTOR,
+            actor=actor,
             hash_key=hash_key(request.app[SETTINGS]),
             now=utcnow(),
         )

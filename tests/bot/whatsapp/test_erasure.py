@@ -171,6 +171,8 @@ async def test_an_erased_person_leaves_no_trace_and_stays_unmessaged(
     assert missing.status == 404
     assert (await missing.json())["error"]["code"] == "not_found"
     assert (await client.delete(f"/api/leads/{lead.id}")).status == 401
+    bad_actor = await client.delete(f"/api/leads/{lead.id}?actor=", headers=AUTH)
+    assert bad_actor.status == 400
 
     # They opted out before: writing again from the same phone gets nothing back.
     body_again = text_body(WA_ID, "wamid.ZQ-back", "hello again", name=NAME)
@@ -187,7 +189,9 @@ async def test_an_erased_person_who_had_not_opted_out_is_answered_as_someone_new
     await settle(client)
     lead = await lead_by_phone(client, PHONE)
     assert lead is not None
-    assert (await client.delete(f"/api/leads/{lead.id}", headers=AUTH)).status == 200
+    erased = await client.delete(f"/api/leads/{lead.id}?actor=dpo%40seller.example", headers=AUTH)
+    assert erased.status == 200
+    assert (await erased.json())["history"][-1]["actor"] == "dpo@seller.example"
     assert await _rows_with_personal_data(client) == []
 
     assert (await post(client, text_body(WA_ID, "wamid.N1", "hi again"))).status == 200
