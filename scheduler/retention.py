@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, Text, cast, delete, select, update
+from sqlalchemy import ColumnElement, Select, Table, Text, cast, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from scheduler.models import InboxItem, OutboxItem, OutboxState, ProcessedEvent
@@ -154,7 +154,7 @@ async def _walk(
     age: ColumnElement[datetime],
     cutoff: datetime,
     doomed: ColumnElement[bool] | None,
-    act: Callable[[list[int]], Any],
+    act: Callable[[Select[tuple[int]]], Any],
     batch: int,
 ) -> int:
     """Walk ``table`` by id from the oldest row; apply ``act`` to up to ``batch`` rows older
@@ -180,19 +180,16 @@ async def _walk(
             ).all()
             ids = [row[0] for row in rows if row[1] < cutoff]
             if ids:
-                # Re-checked and locked in one statement: a row that changed since
-                # (processed, finished) or that another transaction holds is left alone.
-                chosen: list[int] = list(
-                    await session.scalars(
-                        select(table.c.id)
-                        .where(table.c.id.in_(ids), wanted)
-                        .order_by(table.c.id)
-                        .with_for_update(skip_locked=True)
-                    )
+                # The rows of this id range are re-checked and locked in the statement that
+                # changes them: a row that changed since (processed, finished) or that another
+                # transaction holds is left alone.
+                chosen = (
+                    select(table.c.id)
+                    .where(table.c.id > after, table.c.id <= ids[-1], wanted)
+                    .with_for_update(skip_locked=True)
                 )
-                if chosen:
-                    result = await session.execute(act(chosen))
-                    done += int(getattr(result, "rowcount", 0) or 0)
+                result = await session.execute(act(chosen))
+                done += int(getattr(result, "rowcount", 0) or 0)
         if len(ids) < len(rows) or len(rows) < batch:
             return done  # reached a young row, or the end of the table
         after = rows[-1][0]
