@@ -47,7 +47,7 @@ from bot.settings import Settings
 from bot.signing import Signer
 from scheduler.models import Lead, OutboxItem, OutboxState, Suppression, utcnow
 from scheduler.outbox import MaybeSent, NotSent, Outcome, Receipt
-from scheduler.suppressions import normalize_address
+from scheduler.suppressions import lookup_forms, normalize_address
 
 log = logging.getLogger("leadbot.email")
 
@@ -181,12 +181,13 @@ class EmailChannel:
         )
         unique = sorted(set(addresses))
         for chunk in _chunks(unique):
+            forms = lookup_forms(session, chunk)  # erased people's keyed hashes too
             suppressions = await session.execute(
                 select(Suppression.address, Suppression.reason).where(
-                    Suppression.address.in_(chunk)
+                    Suppression.address.in_(list(forms))
                 )
             )
-            state.suppressed.update({address: reason for address, reason in suppressions})
+            state.suppressed.update({forms[address]: reason for address, reason in suppressions})
         tokens = sorted({t for _, p in items if isinstance(t := p.get("lead_token"), str) and t})
         for chunk in _chunks(tokens):
             named = await session.execute(select(Lead.token, Lead.id).where(Lead.token.in_(chunk)))

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from scheduler.erasure import CANCELLED_NOTE, ERASED, erase_lead
 from scheduler.errors import NotFoundError
+from scheduler.gates import load_facts
 from scheduler.leads import LeadIn, intake
 from scheduler.models import Lead, OutboxItem, StageEvent, Suppression, Touch
 from scheduler.outbox import enqueue
@@ -107,6 +108,21 @@ async def test_a_returning_person_erased_twice_keeps_one_hashed_entry(sessions: 
     async with sessions() as session:
         rows = list(await session.scalars(select(Suppression)))
     assert [(r.address, r.reason) for r in rows] == [(address_hash(EMAIL, KEY), "unsubscribe")]
+
+
+async def test_the_send_gates_see_an_erased_opted_out_person_who_comes_back(
+    sessions: Sessions,
+) -> None:
+    use_hash_key(sessions, KEY)  # as the app does with LEADBOT_SECRET_KEY
+    await _erase(sessions, await _lead(sessions, opted_out=True))
+    returning = await _lead(sessions)  # same email and phone, a new lead
+
+    async with sessions() as session:
+        facts = (await load_facts(session, {returning}, 0))[returning]
+
+    assert facts.suppressed == {EMAIL, PHONE}
+    assert facts.address("email") is None
+    assert facts.address("whatsapp") is None
 
 
 async def test_pending_work_is_cancelled_and_finished_work_keeps_its_dedupe_key(
