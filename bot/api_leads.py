@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot.appkeys import METRICS, ON_LEAD_CREATED, SESSIONS, SETTINGS
 from bot.http_errors import ApiError, read_json_object
+from bot.metrics import source_label
 from scheduler.leads import LeadIn, get_lead, intake, list_leads, stage_history
 from scheduler.models import Lead, Stage, StageEvent, utcnow
 from scheduler.stages import transition
@@ -92,7 +93,7 @@ async def create_lead(request: web.Request) -> web.Response:
     async with request.app[SESSIONS].begin() as session:
         result = await intake(session, data, default_region=settings.default_region, now=utcnow())
     if result.created:
-        request.app[METRICS].leads_created.labels(result.lead.source or "unknown").inc()
+        request.app[METRICS].leads_created.labels(source_label(result.lead.source)).inc()
         for listener in request.app[ON_LEAD_CREATED]:
             listener(result.lead.id)
     response = web.json_response(
