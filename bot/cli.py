@@ -25,6 +25,7 @@ from bot.cli_support import (
 from bot.cli_whatsapp import link as whatsapp_link
 from bot.cli_whatsapp import sandbox_app
 from bot.interpreters import build_interpreter
+from bot.redact import ACCESS_LOG_CLASS
 from bot.secrets_store import secrets_path
 from bot.settings import Settings
 from scheduler.db import create_engine, session_factory
@@ -95,6 +96,7 @@ def serve(
         host=host or settings.host,
         port=port or settings.port,
         print=lambda text: console.print(text.strip()),
+        access_log_class=ACCESS_LOG_CLASS,  # link tokens, phones, verify tokens: redacted
     )
 
 

@@ -53,13 +53,15 @@ def create_engine(
     Postgres connections are pinged when checked out of the pool (a server restart costs
     no request an error); ``max_overflow`` defaults to ``pool_size``; ``server_settings``
     are sent when connecting (scratch stores set their ``search_path``). SQLite ignores
-    the pool options: it has one connection."""
+    the pool options: it has one connection. Statement parameters are never rendered in
+    errors or the echo log (``hide_parameters``): they carry names, emails, phones."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _create_sqlite_engine(url, echo=echo)
     return create_async_engine(
         url,
         echo=echo,
+        hide_parameters=True,  # errors and logs name no lead's data (names, emails, phones)
         pool_size=pool_size,
         max_overflow=pool_size if max_overflow is None else max_overflow,
         pool_pre_ping=True,
@@ -78,6 +80,7 @@ def _create_sqlite_engine(url: str, *, echo: bool) -> AsyncEngine:
     engine = create_async_engine(
         url,
         echo=echo,
+        hide_parameters=True,  # errors and logs name no lead's data (names, emails, phones)
         async_creator=inline_creator(url),
         pool_size=1,
         max_overflow=0,
