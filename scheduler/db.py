@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from scheduler.sqlite_files import database_file, restrict
 from scheduler.sqlite_inline import begin_immediate, inline_creator
 
 SQLITE_PRAGMAS = (
@@ -72,6 +73,9 @@ def create_engine(
 
 
 def _create_sqlite_engine(url: str, *, echo: bool) -> AsyncEngine:
+    path = database_file(url)
+    if path is not None:
+        restrict(path)  # owner-only, before SQLite creates it with the umask's mode
     # One connection: SQLite has one writer at a time anyway, and when several connections
     # contend for the write lock, SQLite's busy handler makes the losers sleep (up to 100 ms
     # a try) even after the lock is free. Queuing for the one connection in asyncio instead
