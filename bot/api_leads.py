@@ -12,6 +12,7 @@ from bot.http_errors import ApiError, read_json_object
 from bot.metrics import source_label
 from scheduler.leads import LeadIn, get_lead, intake, list_leads, stage_history
 from scheduler.models import Lead, Stage, StageEvent, utcnow
+from scheduler.sandbox_leads import release_phone
 from scheduler.stages import transition
 
 routes = web.RouteTableDef()
@@ -91,6 +92,8 @@ async def create_lead(request: web.Request) -> web.Response:
         raise _validation_error(exc) from None
     settings = request.app[SETTINGS]
     async with request.app[SESSIONS].begin() as session:
+        # A real lead never lands on a sandbox prospect that holds its number (item 23).
+        await release_phone(session, data.phone, default_region=settings.default_region)
         result = await intake(session, data, default_region=settings.default_region, now=utcnow())
     if result.created:
         request.app[METRICS].leads_created.labels(source_label(result.lead.source)).inc()

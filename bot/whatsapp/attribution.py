@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from bot.whatsapp.envelope import InboundMessage
+from scheduler.sandbox_leads import SANDBOX_SOURCE  # leads the sandbox made: kept apart
 
 REF_PATTERN = re.compile(r"\[\s*ref\s*:\s*([^\]\s]*)\s*\]", re.IGNORECASE)
 DEFAULT_TEXT = "Hi! I'd like to know more."
 UNKNOWN = "unknown"
 AD_SOURCE = "ctwa_ad"
-SANDBOX_SOURCE = "sandbox"  # leads the sandbox made: kept apart from real ones
 SANDBOX_PHONE_ID = "sandbox-phone-id"  # the business number the sandbox's bodies are sent to
 _BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 _SLUG_MAX = 40

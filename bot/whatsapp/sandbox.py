@@ -12,6 +12,8 @@ Sandbox prospects live apart from real ones: the leads the sandbox makes are mar
 ``sandbox``, from the sandbox's own business number id), and both endpoints refuse (409) a
 number that belongs to a real lead: a sandbox "STOP" must never opt out a lead that came
 through the API, a form or a real chat, nor cancel its follow-ups, nor read its messages.
+A real lead arriving with a sandbox prospect's number takes it over
+(:mod:`scheduler.sandbox_leads`).
 """
 
 from __future__ import annotations
@@ -25,12 +27,13 @@ from sqlalchemy import func, select
 
 from bot.appkeys import SESSIONS, SETTINGS
 from bot.http_errors import ApiError, read_json_object
-from bot.whatsapp.attribution import SANDBOX_PHONE_ID, SANDBOX_SOURCE
+from bot.whatsapp.attribution import SANDBOX_PHONE_ID
 from bot.whatsapp.envelope import parse_object
 from bot.whatsapp.keys import INBOX, WRITER
 from scheduler.contacts import normalize_phone
 from scheduler.errors import InvalidLeadError
 from scheduler.models import Lead, OutboxItem
+from scheduler.sandbox_leads import SANDBOX_SOURCE
 
 PATH = "/api/sandbox/whatsapp/messages"
 routes = web.RouteTableDef()

@@ -54,3 +54,27 @@ async def test_the_sandbox_still_plays_its_own_prospects(wa: tuple[Client, Recor
     assert again.status == 200
     stopped = await lead_by_phone(client, PHONE)
     assert stopped is not None and stopped.opted_out_at is not None
+
+
+async def test_a_real_lead_takes_its_number_over_from_a_sandbox_prospect(
+    wa: tuple[Client, Recorder],
+) -> None:
+    client, _ = wa
+    for text in ("hi", "STOP"):  # the sandbox prospect opted out
+        response = await client.post(PATH, json={"from": PHONE, "text": text}, headers=AUTH)
+        assert response.status == 200
+    sandbox_lead = await lead_by_phone(client, PHONE)
+    assert sandbox_lead is not None and sandbox_lead.opted_out_at is not None
+
+    response = await client.post(
+        "/api/leads", json={"name": "Real Person", "phone": PHONE}, headers=AUTH
+    )
+    assert response.status == 201  # a new lead, not the sandbox's
+    body = await response.json()
+    assert body["lead"]["id"] != sandbox_lead.id and body["lead"]["phone"] == PHONE
+    real = await lead_by_phone(client, PHONE)
+    assert real is not None and real.id == body["lead"]["id"] and real.opted_out_at is None
+    async with client.app[SESSIONS]() as db:
+        old = await db.get(Lead, sandbox_lead.id)
+    assert old is not None and old.phone is None
+    assert old.attribution["sandbox_phone"] == PHONE
