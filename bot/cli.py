@@ -12,6 +12,7 @@ from aiohttp import web
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
+from bot import redact
 from bot.app import create_app
 from bot.chat import chat_command, dialogs_app
 from bot.cli_reps import app as reps_app
@@ -83,6 +84,7 @@ def serve(
 ) -> None:
     """Run the service. On the embedded SQLite default, migrations run first."""
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    redact.install()  # no email address or phone number in the logs
     settings = settings_with_secrets_or_exit()
     if settings.is_sqlite:
         asyncio.run(_migrate(settings))

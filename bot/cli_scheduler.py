@@ -20,6 +20,7 @@ import typer
 from aiohttp import web
 from rich.table import Table
 
+from bot import redact
 from bot.app import create_app
 from bot.cli_support import console, err_console, settings_or_exit
 from bot.settings import Settings
@@ -66,6 +67,7 @@ def scheduler() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    redact.install()  # no email address or phone number in the logs
     settings = settings_or_exit()
     try:
         load_cadence(settings.cadence_file)

@@ -7,6 +7,10 @@
   request line and in every other field (a ``Referer`` carries the same URLs).
 - :func:`redact_url`: a URL with its credentials hidden, for error messages about a
   configured URL (``LEADBOT_REDIS_URL=redis://:password@host`` must not be echoed).
+- :class:`PersonalDataFilter` (installed on the log handlers by the CLI's commands that
+  run the service, :func:`install`): email addresses keep only their domain and phone
+  numbers their last two digits, in every log line (``jane@acme.com`` → ``***@acme.com``,
+  ``+14155550123`` → ``+***23``): enough to tell cases apart, not to reach anybody.
 
 SQL statements' parameters (names, emails) stay out of error messages through the engine's
 ``hide_parameters`` (``scheduler.db``).
@@ -14,6 +18,7 @@ SQL statements' parameters (names, emails) stay out of error messages through th
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable
 
@@ -63,6 +68,39 @@ class RedactingAccessLogger(AccessLogger):
             (key, redact_text(value) if isinstance(value, str) else value)
             for key, value in super()._format_line(request, response, time)
         ]
+
+
+_EMAIL = re.compile(r"[\w.+'%-]+@((?:[\w-]+\.)+[\w-]+)")
+_PHONE = re.compile(r"\+\d{5,13}(\d{2})\b")
+
+
+def redact_personal(text: str) -> str:
+    """``text`` with email addresses reduced to their domain and phone numbers (E.164) to
+    their last two digits."""
+    if "@" in text:
+        text = _EMAIL.sub(r"***@\1", text)
+    if "+" in text:
+        text = _PHONE.sub(r"+***\1", text)
+    return text
+
+
+class PersonalDataFilter(logging.Filter):
+    """Rewrites each record's message with :func:`redact_personal` (arguments merged in
+    first, so a ``%s`` filled with an address is redacted too)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = redact_personal(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+def install(logger: logging.Logger | None = None) -> None:
+    """Add a :class:`PersonalDataFilter` to every handler of ``logger`` (the root)."""
+    for handler in (logger or logging.getLogger()).handlers:
+        if not any(isinstance(f, PersonalDataFilter) for f in handler.filters):
+            handler.addFilter(PersonalDataFilter())
 
 
 ACCESS_LOG_CLASS: type[AbstractAccessLogger] = RedactingAccessLogger

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -43,7 +44,8 @@ def test_the_access_log_of_serve_redacts_link_tokens_and_sensitive_query_values(
 ) -> None:
     port = _free_port()
     environment = {k: v for k, v in os.environ.items() if not k.startswith("LEADBOT_")}
-    environment |= {"LEADBOT_PORT": str(port), "LEADBOT_WHATSAPP_VERIFY_TOKEN": "VERIFYdddd4444"}
+    environment |= {"LEADBOT_PORT": str(port), "LEADBOT_WHATSAPP_VERIFY_TOKEN": "VERIFYdddd4444",
+                    "LEADBOT_EMAIL_WEBHOOK_TOKEN": "hook-token"}  # fmt: skip
     process = subprocess.Popen(
         [sys.executable, "-m", "bot.cli", "serve"],
         cwd=tmp_path,
@@ -64,6 +66,9 @@ def test_the_access_log_of_serve_redacts_link_tokens_and_sensitive_query_values(
              "&hub.challenge=42")  # fmt: skip
         _get(f"{base}/api/sandbox/whatsapp/messages?phone=%2B15557654321",
              headers={"Referer": f"{base}/approve/TOKENcccc3333"})  # fmt: skip
+        email = {"from": "Jane <jane.secret@example.org>", "to": ["bot@example.com"],
+                 "subject": "hello", "text": "hi", "message_id": "<m1@example.org>"}  # fmt: skip
+        assert _post_json(f"{base}/webhooks/email", email, token="hook-token") == 200
         _get(f"{base}/healthz")  # the one before it is logged by the time this answers
     finally:
         process.terminate()
@@ -71,8 +76,20 @@ def test_the_access_log_of_serve_redacts_link_tokens_and_sensitive_query_values(
     for redacted in ("/approve/<redacted>", "/unsubscribe/<redacted>?x=1",
                      "hub.verify_token=<redacted>", "phone=<redacted>"):  # fmt: skip
         assert redacted in output  # the access log ran, and said which request it was
-    for secret in SECRETS:
+    assert "email from ***@example.org matches no lead" in output  # logged, redacted
+    for secret in (*SECRETS, "jane.secret"):
         assert secret not in output
+
+
+def _post_json(url: str, body: dict[str, object], *, token: str) -> int:
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        return int(reply.status)
 
 
 def _health(base: str) -> int | None:
