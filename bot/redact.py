@@ -85,15 +85,22 @@ def redact_personal(text: str) -> str:
 
 
 class PersonalDataFilter(logging.Filter):
-    """Rewrites each record's message with :func:`redact_personal` (arguments merged in
-    first, so a ``%s`` filled with an address is redacted too)."""
+    """Rewrites each record's message and traceback with :func:`redact_personal`
+    (arguments merged in first, so a ``%s`` filled with an address is redacted too)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         redacted = redact_personal(message)
         if redacted != message:
             record.msg, record.args = redacted, None
+        if record.exc_info and not record.exc_text:
+            # Formatted here (the handler's formatter reuses ``exc_text``): an exception's
+            # message may hold an address too ("'+5215512345678' is not a phone number").
+            record.exc_text = redact_personal(_FORMATTER.formatException(record.exc_info))
         return True
+
+
+_FORMATTER = logging.Formatter()
 
 
 def install(logger: logging.Logger | None = None) -> None:

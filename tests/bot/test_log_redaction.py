@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -18,6 +20,7 @@ from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.redact import install
 from bot.settings import SettingsError, load_settings
 from scheduler.models import Suppression, utcnow
 
@@ -123,3 +126,24 @@ def test_bad_urls_are_named_without_their_password(variables: dict[str, str]) ->
     message = str(caught.value)
     assert "hunter2" not in message
     assert ("LEADBOT_REDIS_URL" if "redis_url" in variables else "LEADBOT_DATABASE_URL") in message
+
+
+def test_the_log_filter_redacts_messages_and_tracebacks() -> None:
+    stream = io.StringIO()
+    logger = logging.getLogger("test.redaction")
+    handler = logging.StreamHandler(stream)
+    logger.addHandler(handler)
+    logger.propagate = False
+    install(logger)
+    try:
+        logger.warning("opted out %s (%s)", "jane.secret@example.org", "stop")
+        try:
+            raise ValueError("'+5215512345678' is not a possible number")
+        except ValueError:
+            logger.exception("inbox: turn of %s failed", "+5215512345678")
+    finally:
+        logger.removeHandler(handler)
+    output = stream.getvalue()
+    assert "opted out ***@example.org (stop)" in output
+    assert "inbox: turn of +***78 failed" in output and "ValueError: '+***78'" in output
+    assert "jane.secret" not in output and "55123456" not in output
