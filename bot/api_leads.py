@@ -9,10 +9,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot.appkeys import METRICS, ON_LEAD_CREATED, SESSIONS, SETTINGS
 from bot.http_errors import ApiError, read_json_object
+from bot.metrics import source_label
 from bot.privacy import hash_key
 from scheduler.erasure import erase_lead
 from scheduler.leads import LeadIn, get_lead, intake, list_leads, stage_history
 from scheduler.models import Lead, Stage, StageEvent, utcnow
+from scheduler.sandbox_leads import release_phone
 from scheduler.stages import transition
 
 routes = web.RouteTableDef()
@@ -94,9 +96,11 @@ async def create_lead(request: web.Request) -> web.Response:
         raise _validation_error(exc) from None
     settings = request.app[SETTINGS]
     async with request.app[SESSIONS].begin() as session:
+        # A real lead never lands on a sandbox prospect that holds its number (item 23).
+        await release_phone(session, data.phone, default_region=settings.default_region)
         result = await intake(session, data, default_region=settings.default_region, now=utcnow())
     if result.created:
-        request.app[METRICS].leads_created.labels(result.lead.source or "unknown").inc()
+        request.app[METRICS].leads_created.labels(source_label(result.lead.source)).inc()
         for listener in request.app[ON_LEAD_CREATED]:
             listener(result.lead.id)
     response = web.json_response(

@@ -12,6 +12,7 @@ from aiohttp import web
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
+from bot import redact
 from bot.app import create_app
 from bot.chat import chat_command, dialogs_app
 from bot.cli_reps import app as reps_app
@@ -26,6 +27,7 @@ from bot.cli_whatsapp import link as whatsapp_link
 from bot.cli_whatsapp import sandbox_app
 from bot.interpreters import build_interpreter
 from bot.privacy import hash_key
+from bot.redact import ACCESS_LOG_CLASS
 from bot.secrets_store import secrets_path
 from bot.settings import Settings
 from scheduler.db import create_engine, session_factory
@@ -84,6 +86,7 @@ def serve(
 ) -> None:
     """Run the service. On the embedded SQLite default, migrations run first."""
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    redact.install()  # no email address or phone number in the logs
     settings = settings_with_secrets_or_exit()
     if settings.is_sqlite:
         asyncio.run(_migrate(settings))
@@ -97,6 +100,7 @@ def serve(
         host=host or settings.host,
         port=port or settings.port,
         print=lambda text: console.print(text.strip()),
+        access_log_class=ACCESS_LOG_CLASS,  # link tokens, phones, verify tokens: redacted
     )
 
 

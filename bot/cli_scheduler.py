@@ -20,6 +20,7 @@ import typer
 from aiohttp import web
 from rich.table import Table
 
+from bot import redact
 from bot.app import create_app
 from bot.cli_support import (
     console,
@@ -71,6 +72,7 @@ def scheduler() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    redact.install()  # no email address or phone number in the logs
     settings = settings_or_exit()
     if settings.is_sqlite:
         # The embedded key `serve` uses: erased people's suppressions are matched with it.

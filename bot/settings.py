@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from bot.redact import redact_url
 from scheduler.retention import MIN_RETENTION_DAYS
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -83,8 +84,8 @@ class Settings(BaseSettings):
     def _check_database_url(cls, value: str) -> str:
         try:
             url = make_url(value)
-        except ArgumentError as exc:
-            raise ValueError(f"not a database URL: {value!r}") from exc
+        except ArgumentError:
+            raise ValueError(f"not a database URL: {redact_url(value)!r}") from None
         if url.drivername not in SUPPORTED_DB_DRIVERS:
             raise ValueError(
                 f"driver {url.drivername!r} is not supported; use one of "
@@ -96,7 +97,7 @@ class Settings(BaseSettings):
     @classmethod
     def _check_redis_url(cls, value: str) -> str:
         if value and not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError(f"expected redis://host:port/db, got {value!r}")
+            raise ValueError(f"expected redis://host:port/db, got {redact_url(value)!r}")
         return value
 
     @property

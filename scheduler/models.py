@@ -337,6 +337,25 @@ class ProcessedEvent(Base):
     __table_args__ = (UniqueConstraint("source", "key", name="uq_processed_events"),)
 
 
+class ParkedStatus(Base):
+    """A delivery status that arrived before the send it is about was recorded (Meta can
+    report ``sent``/``delivered`` before our outbox row has its wamid). Kept for a while
+    and applied when the wamid is written (:mod:`scheduler.parked_statuses`)."""
+
+    __tablename__ = "parked_statuses"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    external_id: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(20))
+    error: Mapped[str | None] = mapped_column(Text)
+    parked_at: Mapped[datetime] = mapped_column(index=True)
+
+    __table_args__ = (
+        UniqueConstraint("channel", "external_id", "status", name="uq_parked_statuses"),
+    )
+
+
 # Email: the daily cap and the per-domain throttle count recently sent email rows.
 Index(
     "ix_outbox_channel_state_updated",

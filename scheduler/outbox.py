@@ -33,6 +33,7 @@ from sqlalchemy import Table, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
+from scheduler import parked_statuses
 from scheduler.channels import (
     BatchChannel,
     Channel,
@@ -270,6 +271,8 @@ class Dispatcher:
                     ),
                     sent,
                 )
+                # Statuses Meta reported before this wamid was recorded (item 8).
+                await parked_statuses.apply_parked(session, [r["b_id"] for r in sent])
             if final:
                 await session.execute(
                     update(_TABLE)
