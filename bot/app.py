@@ -8,10 +8,9 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 
 from aiohttp import web
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot import api_leads, calendly, first_touch, followups, unsubscribe
+from bot import api_leads, calendly, first_touch, followups, health, unsubscribe
 from bot.appkeys import (
     CHANNELS,
     DISPATCHER,
@@ -34,17 +33,6 @@ from scheduler.loop import PeriodicJob, SchedulerLoop
 from scheduler.outbox import Dispatcher
 
 log = logging.getLogger("leadbot.app")
-
-
-async def healthz(request: web.Request) -> web.Response:
-    """Liveness and readiness: answers 200 when the database answers."""
-    try:
-        async with request.app[ENGINE].connect() as connection:
-            await connection.execute(text("SELECT 1"))
-    except Exception as exc:
-        log.warning("health check: database unreachable: %s", exc)
-        return web.json_response({"status": "unavailable", "database": "down"}, status=503)
-    return web.json_response({"status": "ok", "database": "ok"})
 
 
 async def freeze_heap(_app: web.Application) -> None:
@@ -127,7 +115,7 @@ def create_app(
     first_touch.setup(app)  # after followups: uses its cadence and sweeper
     whatsapp_inbound.setup(app)
     calendly.setup(app)
-    app.router.add_get("/healthz", healthz)
+    health.setup(app)  # /healthz: the database and whatever components registered
     app.router.add_get("/metrics", metrics.handle)
     app.router.add_routes(api_leads.routes)
     app.cleanup_ctx.append(scheduler)

@@ -135,7 +135,7 @@ async def test_a_live_holder_keeps_its_key_past_the_lease(
         with pytest.raises(LockTimeout):
             async with locks.lock("lead:long"):
                 pass
-        assert loop.time() - started >= 1.2
+        assert loop.time() - started > 1.1  # more than three leases
         assert not lease.lost
 
 
