@@ -126,16 +126,16 @@ def _renewer(key: str) -> asyncio.Task[Any]:
 async def test_a_live_holder_keeps_its_key_past_the_lease(
     redis_locks: Callable[..., RedisLock],
 ) -> None:
-    locks = redis_locks(lease=0.3, blocking_timeout=1.2)
+    locks = redis_locks(lease=1.0, blocking_timeout=3.5)
     loop = asyncio.get_running_loop()
     async with locks.lock("lead:long") as lease:
-        # A turn four leases long (an LLM call): another worker waits out its whole
+        # A turn over three leases long (an LLM call): another worker waits out its whole
         # blocking timeout and never gets the key, because the holder renews it.
         started = loop.time()
         with pytest.raises(LockTimeout):
             async with locks.lock("lead:long"):
                 pass
-        assert loop.time() - started > 1.1  # more than three leases
+        assert loop.time() - started > 3.0  # more than three leases
         assert not lease.lost
 
 
@@ -159,7 +159,7 @@ async def test_a_holder_that_stops_renewing_frees_the_key_within_one_lease(
     _renewer("lead:dead").cancel()  # simulated death: no more renewals, no release
     async with locks.lock("lead:dead"):
         waited = loop.time() - died
-        assert waited <= 0.5 + 0.3  # one lease, and a little for the polling
+        assert waited <= 0.5 + 0.5  # one lease, and some slack for a busy machine
         assert leases[0].lost
     done.set()
     await task  # the dead holder's late release must not free someone else's key
@@ -196,7 +196,7 @@ async def test_a_killed_workers_lock_lapses_within_one_lease(
         loop = asyncio.get_running_loop()
         killed = loop.time()
         async with locks.lock("lead:killed"):
-            assert loop.time() - killed <= 1.0 + 0.3
+            assert loop.time() - killed <= 1.0 + 0.5  # not the old 60 s lease
     finally:
         if proc.returncode is None:
             proc.kill()
