@@ -13,9 +13,16 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from redis.asyncio import BlockingConnectionPool
+from sqlalchemy import update
+
+from bot.appkeys import ENGINE
 from bot.locks import Lease, MemoryLock
-from bot.whatsapp.keys import INBOX
-from scheduler.models import utcnow
+from bot.locks.redis import RedisLock
+from bot.whatsapp.envelope import parse_envelope
+from bot.whatsapp.ingest import ingest
+from bot.whatsapp.keys import INBOX, LOCKS
+from scheduler.models import InboxItem, utcnow
 from tests.bot.whatsapp.conftest import (
     MakeClient,
     inbox_rows,
@@ -38,8 +45,16 @@ async def test_redis_down_is_reported_and_turns_wait_uncharged_until_it_is_back(
     target = urlsplit(redis_url)
     redis = TcpForwarder(target.hostname or "127.0.0.1", target.port or 6379)  # not started
     phone = _phone()
-    client, _ = await make_client(redis_url=f"redis://127.0.0.1:{redis.port}/15")
+    client, _ = await make_client(
+        redis_url=f"redis://127.0.0.1:{redis.port}/15",
+        lock_lease_seconds=5,
+        redis_max_connections=3,
+    )
     try:
+        locks = client.app[LOCKS]
+        assert isinstance(locks, RedisLock) and locks.lease == 5
+        pool = locks.client.connection_pool
+        assert isinstance(pool, BlockingConnectionPool) and pool.max_connections == 3
         health = await client.get("/healthz")
         assert health.status == 503
         assert await health.json() == {"status": "unavailable", "database": "ok", "redis": "down"}
@@ -176,4 +191,25 @@ async def test_startup_recovery_leaves_a_live_burst_to_its_worker(
     assert len(sent) == 1  # one burst, one turn, one reply
     assert live.app[INBOX].stats.turns == 1
     assert starting.app[INBOX].stats.turns == 0
+    assert all(r.processed_at is not None for r in await inbox_rows(live))
+
+
+async def test_the_sweep_leaves_a_live_burst_to_its_worker(make_client: MakeClient) -> None:
+    # An earlier message of this prospect failed once and waits for its retry; they write
+    # again, and a worker is collecting that burst when another worker's sweep runs.
+    live, _ = await make_client(burst_window_ms=300)
+    sweeper, _ = await make_client(burst_window_ms=300)
+    phone = _phone()
+    body = text_body(phone, "wamid.RETRY0", "hello?")
+    await ingest(live.app[ENGINE], parse_envelope(body), utcnow() - timedelta(minutes=5))
+    async with live.app[ENGINE].begin() as connection:
+        await connection.execute(update(InboxItem).values(attempts=1, error="RuntimeError: x"))
+    assert (await post(live, text_body(phone, "wamid.RETRY1", "hi"))).status == 200
+    assert await sweeper.app[INBOX].sweep(utcnow()) == 0  # they are writing: not now
+    assert (await post(live, text_body(phone, "wamid.RETRY2", "we need an app"))).status == 200
+    await settle(live)
+    await settle(sweeper)
+    assert live.app[INBOX].stats.turns == 1  # the retry and the burst: one turn
+    assert sweeper.app[INBOX].stats.turns == 0
+    assert len(await replies(live, f"+{phone}")) == 1
     assert all(r.processed_at is not None for r in await inbox_rows(live))
