@@ -10,7 +10,7 @@ from datetime import datetime
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot import api_leads, calendly, first_touch, followups, health, unsubscribe
+from bot import api_leads, calendly, first_touch, followups, unsubscribe
 from bot.appkeys import (
     CHANNELS,
     DISPATCHER,
@@ -24,6 +24,7 @@ from bot.appkeys import (
 from bot.auth import bearer_auth
 from bot.channels import build_channels, close_channels
 from bot.email_in import webhook as email_webhook
+from bot.health import setup as health_setup
 from bot.http_errors import json_errors
 from bot.metrics import Metrics
 from bot.settings import Settings
@@ -115,7 +116,7 @@ def create_app(
     first_touch.setup(app)  # after followups: uses its cadence and sweeper
     whatsapp_inbound.setup(app)
     calendly.setup(app)
-    health.setup(app)  # /healthz: the database and whatever components registered
+    health_setup(app)  # /healthz: the database and whatever components registered
     app.router.add_get("/metrics", metrics.handle)
     app.router.add_routes(api_leads.routes)
     app.cleanup_ctx.append(scheduler)
