@@ -72,6 +72,14 @@ class Conflict:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class Attached:
+    """What :func:`attach` wrote: the points added to the lead, the conflicts recorded."""
+
+    added: list[Point]
+    conflicts: list[Conflict]
+
+
 @dataclass(slots=True)
 class Resolution:
     """What :func:`resolve` decided: the lead that is this person (None: a new one), the
@@ -135,7 +143,7 @@ def decide(points: Sequence[Point], owned: dict[Point, Lead]) -> Resolution:
     """Apply the rules of the module docstring to ``points`` and their ``owned`` leads."""
     email = next((p.value for p in points if p.kind is Kind.EMAIL), None)
     chosen: Lead | None = None
-    for point in sorted(points, key=lambda p: _PRIORITY[p.kind]):
+    for point in by_strength(points):
         lead = owned.get(point)
         if lead is None:
             continue
@@ -150,7 +158,7 @@ def decide(points: Sequence[Point], owned: dict[Point, Lead]) -> Resolution:
             result.add.append(point)
         elif chosen is None or lead.id != chosen.id:
             if _switchboard(point, lead, email):
-                reason = f"shared phone: lead {lead.id} has another email"
+                reason = shared_reason(lead.id)
             else:
                 result.conflicts.append(_belongs(point, lead.id))
                 continue
@@ -159,11 +167,32 @@ def decide(points: Sequence[Point], owned: dict[Point, Lead]) -> Resolution:
 
 
 def _belongs(point: Point, lead_id: int) -> Conflict:
-    return Conflict(point, lead_id, f"{point.kind.value} belongs to lead {lead_id}")
+    return Conflict(point, lead_id, belongs_reason(point, lead_id))
 
 
 def _switchboard(point: Point, lead: Lead, email: str | None) -> bool:
-    return point.kind is Kind.PHONE and email is not None and lead.email not in (None, email)
+    return shared_phone(point, lead.email, email)
+
+
+def shared_phone(point: Point, owner_email: str | None, email: str | None) -> bool:
+    """True when ``point`` is a phone whose owner has an email other than ``email``: the
+    phone of someone else (a switchboard), which must not merge two people."""
+    return point.kind is Kind.PHONE and email is not None and owner_email not in (None, email)
+
+
+def shared_reason(owner_id: int) -> str:
+    """The conflict reason of a shared phone."""
+    return f"shared phone: lead {owner_id} has another email"
+
+
+def belongs_reason(point: Point, owner_id: int) -> str:
+    """The conflict reason of a point another lead owns."""
+    return f"{point.kind.value} belongs to lead {owner_id}"
+
+
+def by_strength(points: Iterable[Point]) -> list[Point]:
+    """``points``, strongest kind first (email, BSUID, WhatsApp id, phone)."""
+    return sorted(points, key=lambda p: _PRIORITY[p.kind])
 
 
 async def resolve(session: AsyncSession, points: Sequence[Point]) -> Resolution:
@@ -193,11 +222,12 @@ async def attach(
     actor: str,
     reason: str,
     now: datetime,
-) -> list[Conflict]:
+) -> Attached:
     """Add ``resolution.add`` to ``lead`` (filling its primary email/phone when empty) and
-    record ``resolution.conflicts``; returns every conflict recorded, including points a
-    concurrent intake took meanwhile."""
+    record ``resolution.conflicts``; returns the points added and every conflict recorded,
+    including points a concurrent intake took meanwhile."""
     conflicts = list(resolution.conflicts)
+    added: set[Point] = set()
     if resolution.add:
         rows = [{"lead_id": lead.id, "kind": p.kind.value, "value": p.value, "created_at": now}
                 for p in resolution.add]  # fmt: skip
@@ -219,7 +249,7 @@ async def attach(
         if events:
             await session.execute(insert(IdentityEvent), events)
     await record_conflicts(session, lead.id, conflicts, actor=actor, now=now)
-    return conflicts
+    return Attached([p for p in resolution.add if p in added], conflicts)
 
 
 def _fill_primary(lead: Lead, point: Point) -> None:
@@ -243,10 +273,17 @@ async def record_conflicts(
     ]  # fmt: skip
     if not rows:
         return
-    await session.execute(insert(IdentityConflict), rows)
+    table = cast(Table, IdentityConflict.__table__)
+    statement = insert_or_ignore(
+        session, table, ["lead_id", "other_lead_id", "kind", "value"],
+        returning=(table.c.other_lead_id, table.c.kind, table.c.value),
+    )  # fmt: skip
+    new = {(o, k, v) for o, k, v in (await session.execute(statement.values(rows))).all()}
     events = [_event(lead_id, CONFLICT, c.point, actor=actor, reason=c.reason, now=now)
-              for c in conflicts]  # fmt: skip
-    await session.execute(insert(IdentityEvent), events)
+              for c in conflicts
+              if (c.other_lead_id, c.point.kind.value, c.point.value) in new]  # fmt: skip
+    if events:  # only conflicts not recorded before
+        await session.execute(insert(IdentityEvent), events)
 
 
 def _event(

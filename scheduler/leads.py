@@ -79,6 +79,7 @@ class IntakeResult:
     lead: Lead
     created: bool
     conflicts: tuple[Conflict, ...] = ()
+    added: tuple[Point, ...] = ()  # contact points an existing lead gained
 
 
 def new_token() -> str:
@@ -136,10 +137,11 @@ async def intake(
         existing = resolution.lead
         if existing is not None:
             _fill_fields(existing, data)
-            conflicts = await attach(session, existing, resolution, actor=actor,
-                                     reason="contact point added", now=now)  # fmt: skip
+            attached = await attach(session, existing, resolution, actor=actor,
+                                    reason="contact point added", now=now)  # fmt: skip
             await session.flush()
-            return IntakeResult(existing, created=False, conflicts=tuple(conflicts))
+            return IntakeResult(existing, created=False, conflicts=tuple(attached.conflicts),
+                                added=tuple(attached.added))  # fmt: skip
         row = build_lead(data, contact, now) | (values or {})
         taken = {c.point for c in resolution.conflicts}
         # A primary column another lead holds (a shared phone) stays with that lead.
@@ -150,9 +152,9 @@ async def intake(
         lead = await create_lead(session, row, actor=actor)
         if lead is None:  # a concurrent intake of the same person won the race: theirs
             continue
-        conflicts = await attach(session, lead, resolution, actor=actor, reason="new lead",
-                                 now=now)  # fmt: skip
-        return IntakeResult(lead, created=True, conflicts=tuple(conflicts))
+        attached = await attach(session, lead, resolution, actor=actor, reason="new lead",
+                                now=now)  # fmt: skip
+        return IntakeResult(lead, created=True, conflicts=tuple(attached.conflicts))
     raise InvalidLeadError("this lead's token collided; try again")
 
 

@@ -416,3 +416,10 @@ class IdentityConflict(Base):
     actor: Mapped[str] = mapped_column(String(100))
     status: Mapped[str] = mapped_column(String(20), default="open")  # open | resolved
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    # The same conflict seen again (a re-import, every turn) is recorded once.
+    __table_args__ = (
+        UniqueConstraint(
+            "lead_id", "other_lead_id", "kind", "value", name="uq_identity_conflicts"
+        ),
+    )

@@ -58,6 +58,9 @@ def upgrade() -> None:
         sa.Column("actor", sa.String(length=100), nullable=False),
         sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.UniqueConstraint(
+            "lead_id", "other_lead_id", "kind", "value", name="uq_identity_conflicts"
+        ),
     )
     op.create_index("ix_identity_conflicts_lead_id", "identity_conflicts", ["lead_id"])
     op.create_index("ix_identity_conflicts_other_lead_id", "identity_conflicts", ["other_lead_id"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -17,11 +18,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.app import create_app
 from bot.appkeys import SESSIONS
+from bot.inbox.hooks import Hooks
 from bot.inbox.sender import PHONE_FLAG
+from bot.whatsapp.keys import INBOX
 from scheduler.identity import Kind, Point, points_for_lead
-from scheduler.models import IdentityEvent, InboxItem, Lead, Message, OutboxItem
+from scheduler.leads import LeadIn, intake
+from scheduler.models import IdentityEvent, InboxItem, Lead, Message, OutboxItem, Touch, utcnow
+from scheduler.touches import cancel_pending
 from tests.bot.support import make_settings
-from tests.bot.whatsapp.conftest import APP_SECRET, DATA, post, settle
+from tests.bot.whatsapp.conftest import APP_SECRET, DATA, MakeClient, post, replies, settle
 from tests.fakes.graph_api import FakeGraphAPI, graph_api
 
 __all__ = ["graph_api"]
@@ -141,3 +146,28 @@ async def test_a_bsuid_lead_who_later_shows_a_number_stays_one_lead(
     # The first reply went to the BSUID, the second to the number Meta sent this time.
     assert len(graph_api.sent_to(BSUID)) == 1
     assert len(graph_api.sent_to("14155550177")) == 1
+
+
+async def test_a_whatsapp_reply_cancels_the_email_touches_of_the_same_person(
+    make_client: MakeClient,
+) -> None:
+    """The form gave the Mexican number in its national form; Meta sends the old ``521``
+    form. They are one person: writing on WhatsApp stops the email cadence."""
+    client, recorder = await make_client()
+    client.app[INBOX].hooks = Hooks(recorder.notify_reps, recorder.start_sequence, cancel_pending)
+    now = utcnow()
+    async with client.app[SESSIONS].begin() as db:
+        form = await intake(db, LeadIn(email="lupita@acme.mx", phone="+52 55 1234 5678"),
+                            default_region="US", now=now)  # fmt: skip
+        due = now + timedelta(days=1)
+        db.add(Touch(lead_id=form.lead.id, sequence="new_lead", step="day1", cycle=0,
+                     channel="email", due_at=due, status="pending"))  # fmt: skip
+    assert (await post(client, fresh("sender_mx.json"))).status == 200
+    await settle(client)
+    async with client.app[SESSIONS]() as db:
+        (lead,) = await db.scalars(select(Lead))
+        (touch,) = await db.scalars(select(Touch))
+    assert lead.id == form.lead.id and lead.email == "lupita@acme.mx"
+    assert touch.status == "cancelled" and touch.note == "prospect replied"
+    (reply,) = await replies(client, "+5215512345678")
+    assert reply["_state"] in ("pending", "sent", "failed")

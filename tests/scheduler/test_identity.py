@@ -1,0 +1,86 @@
+"""One person, one lead (issue 12 item 7): intake matches on any contact point, adds new ones
+with an audit event, records conflicts instead of dropping data, and never merges two people
+who share a switchboard phone but have different emails."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from scheduler.identity import Kind, Point, points_for_lead
+from scheduler.leads import IntakeResult, LeadIn, intake
+from scheduler.models import IdentityConflict, IdentityEvent, Lead
+
+NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+Sessions = async_sessionmaker[AsyncSession]
+
+
+async def take(sessions: Sessions, **fields: str) -> IntakeResult:
+    async with sessions.begin() as session:
+        return await intake(session, LeadIn.model_validate(fields), default_region="US", now=NOW)
+
+
+async def conflicts(sessions: Sessions) -> list[IdentityConflict]:
+    async with sessions() as session:
+        return list(await session.scalars(select(IdentityConflict).order_by(IdentityConflict.id)))
+
+
+async def test_a_later_form_with_both_contacts_adds_the_phone(sessions: Sessions) -> None:
+    first = await take(sessions, email="dana@acme.com")
+    later = await take(sessions, email="Dana@Acme.com", phone="+1 415 555 0123")
+    assert later.lead.id == first.lead.id and not later.created and not later.conflicts
+    assert later.lead.phone == "+14155550123"
+    async with sessions() as session:
+        points = await points_for_lead(session, first.lead.id)
+        (event,) = await session.scalars(
+            select(IdentityEvent).where(IdentityEvent.kind == "phone")
+        )
+    assert Point(Kind.PHONE, "+14155550123") in points
+    assert (event.action, event.actor, event.reason) == (
+        "contact_point_added", "intake", "contact point added",
+    )  # fmt: skip
+
+
+async def test_two_leads_matched_is_a_conflict_not_a_dropped_phone(sessions: Sessions) -> None:
+    """The person wrote on WhatsApp (a lead by phone) and filled a form (a lead by email);
+    a later form with both keeps the email's lead and records the phone's for a human."""
+    by_phone = await take(sessions, phone="+1 415 555 0123")
+    by_email = await take(sessions, email="dana@acme.com")
+    both = await take(sessions, email="dana@acme.com", phone="+1 415 555 0123")
+    assert both.lead.id == by_email.lead.id and not both.created
+    (conflict,) = both.conflicts
+    assert (conflict.point, conflict.other_lead_id) == (
+        Point(Kind.PHONE, "+14155550123"), by_phone.lead.id,
+    )  # fmt: skip
+    (stored,) = await conflicts(sessions)
+    assert (stored.lead_id, stored.other_lead_id, stored.value, stored.status) == (
+        by_email.lead.id, by_phone.lead.id, "+14155550123", "open",
+    )  # fmt: skip
+    # Seen again: answered the same, recorded once.
+    await take(sessions, email="dana@acme.com", phone="+1 415 555 0123")
+    assert len(await conflicts(sessions)) == 1
+
+
+async def test_a_switchboard_phone_does_not_merge_two_people(sessions: Sessions) -> None:
+    dana = await take(sessions, email="dana@acme.com", phone="+1 212 555 0100")
+    omar = await take(sessions, email="omar@acme.com", phone="+1 212 555 0100")
+    assert omar.created and omar.lead.id != dana.lead.id
+    assert omar.lead.email == "omar@acme.com" and omar.lead.phone is None
+    (conflict,) = omar.conflicts
+    assert conflict.other_lead_id == dana.lead.id and "shared phone" in conflict.reason
+    # The phone alone still finds its first owner; an email-less lead by phone merges.
+    assert (await take(sessions, phone="+1 212 555 0100")).lead.id == dana.lead.id
+    li = await take(sessions, phone="+1 415 555 0199")
+    merged = await take(sessions, email="li@acme.com", phone="+1 415 555 0199")
+    assert merged.lead.id == li.lead.id and merged.lead.email == "li@acme.com"
+
+
+async def test_mexican_and_brazilian_spellings_are_one_lead(sessions: Sessions) -> None:
+    mx = await take(sessions, phone="+52 1 55 1234 5678")
+    assert (await take(sessions, phone="+52 55 1234 5678")).lead.id == mx.lead.id
+    br = await take(sessions, phone="+55 61 8123-4567")
+    assert (await take(sessions, phone="+55 61 98123-4567")).lead.id == br.lead.id
+    async with sessions() as session:
+        assert len(list(await session.scalars(select(Lead)))) == 2
