@@ -308,3 +308,25 @@ async def points_for_lead(session: AsyncSession, lead_id: int) -> list[Point]:
         .order_by(ContactPoint.id)
     )
     return [Point(Kind(k), v) for k, v in rows]
+
+
+async def whatsapp_addresses(session: AsyncSession, lead_ids: set[int]) -> list[tuple[int, str]]:
+    """``(lead id, address)`` of the leads that wrote on WhatsApp: their latest WhatsApp id
+    (``+<wa_id>`` as Meta sent it), else their BSUID. Messages to them go there, so a
+    Mexican ``521…`` or a username-only user is reached like a reply would be."""
+    if not lead_ids:
+        return []
+    rows = await session.execute(
+        select(ContactPoint.lead_id, ContactPoint.kind, ContactPoint.value)
+        .where(
+            ContactPoint.lead_id.in_(lead_ids),
+            ContactPoint.kind.in_((Kind.WHATSAPP.value, Kind.BSUID.value)),
+        )
+        .order_by(ContactPoint.id)
+    )
+    best: dict[int, tuple[bool, str]] = {}
+    for lead_id, kind, value in rows:
+        is_wa_id = kind == Kind.WHATSAPP.value
+        if is_wa_id or not best.get(lead_id, (False, ""))[0]:
+            best[lead_id] = (is_wa_id, value)
+    return [(lead_id, value) for lead_id, (_, value) in best.items()]

@@ -9,9 +9,11 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from scheduler.gates import load_facts
 from scheduler.identity import Kind, Point, points_for_lead
 from scheduler.leads import IntakeResult, LeadIn, intake
 from scheduler.models import IdentityConflict, IdentityEvent, Lead
+from scheduler.suppressions import suppress
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 Sessions = async_sessionmaker[AsyncSession]
@@ -84,3 +86,25 @@ async def test_mexican_and_brazilian_spellings_are_one_lead(sessions: Sessions) 
     assert (await take(sessions, phone="+55 61 98123-4567")).lead.id == br.lead.id
     async with sessions() as session:
         assert len(list(await session.scalars(select(Lead)))) == 2
+
+
+async def test_whatsapp_follow_ups_go_to_the_address_the_lead_wrote_from(
+    sessions: Sessions,
+) -> None:
+    """A touch on WhatsApp reaches a Mexican lead at the ``521…`` id Meta sent and a
+    username-only lead at its BSUID; a suppressed address is not reached at all."""
+    wa_id = Point(Kind.WHATSAPP, "+5215512345678")
+    bsuid = Point(Kind.BSUID, "US.13491208655302741918")
+    async with sessions.begin() as session:
+        mx = await intake(session, LeadIn(phone="+525512345678"), default_region="US", now=NOW,
+                          points=(wa_id,))  # fmt: skip
+        user = await intake(session, LeadIn(), default_region="US", now=NOW, points=(bsuid,))
+        quiet = await intake(session, LeadIn(), default_region="US", now=NOW,
+                             points=(Point(Kind.BSUID, "US.99"),))  # fmt: skip
+        await suppress(session, "US.99", reason="reply_optout", detail=None, now=NOW)
+    async with sessions() as session:
+        facts = await load_facts(session, {mx.lead.id, user.lead.id, quiet.lead.id}, 0)
+    assert facts[mx.lead.id].address("whatsapp") == "+5215512345678"
+    assert facts[user.lead.id].address("whatsapp") == "US.13491208655302741918"
+    assert user.lead.phone is None and user.created
+    assert facts[quiet.lead.id].address("whatsapp") is None

@@ -14,10 +14,11 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.app import create_app
 from bot.appkeys import SESSIONS
+from bot.channels.whatsapp import LeadServiceWindow
 from bot.inbox.hooks import Hooks
 from bot.inbox.sender import PHONE_FLAG
 from bot.whatsapp.keys import INBOX
@@ -171,3 +172,17 @@ async def test_a_whatsapp_reply_cancels_the_email_touches_of_the_same_person(
     assert touch.status == "cancelled" and touch.note == "prospect replied"
     (reply,) = await replies(client, "+5215512345678")
     assert reply["_state"] in ("pending", "sent", "failed")
+
+
+async def test_the_service_window_knows_a_lead_by_the_wa_id_it_wrote_from(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    now = utcnow()
+    async with sessions.begin() as db:
+        await intake(db, LeadIn(phone="+525512345678"), default_region="US", now=now,
+                     points=(Point(Kind.WHATSAPP, "+5215512345678"),),
+                     values={"last_inbound_at": now - timedelta(hours=1)})  # fmt: skip
+    window = LeadServiceWindow(sessions)
+    assert await window.is_open("5215512345678", now)
+    await window.closed("5215512345678", now)
+    assert not await window.is_open("5215512345678", now)
