@@ -53,8 +53,8 @@ from dialogs.interpretation import Interpreter
 from dialogs.script import Script
 from dialogs.session import Session
 from scheduler.db import insert_or_ignore
-from scheduler.identity import Point, attach, for_lead, owner_ids
-from scheduler.leads import LeadIn, intake
+from scheduler.identity import Point, Resolution, attach, for_lead, owner_ids
+from scheduler.leads import Contact, LeadIn, build_lead, create_lead, intake
 from scheduler.models import DialogSessionRow, InboxItem, Lead, Message, Suppression, utcnow
 from scheduler.suppressions import normalize_address
 
@@ -445,6 +445,15 @@ class InboxProcessor:
             attribution=attribution,
         )
         values = {"last_inbound_at": max(m.timestamp for m in loaded.messages)}
+        if loaded.lead is None and not loaded.owned:
+            # Nobody had any of these points when the turn was loaded: insert straight away
+            # (a conflict means someone created the lead since, and intake finds it).
+            row = build_lead(data, Contact.of(data, self.default_region, required=False), now)
+            lead = await create_lead(db, row | values, actor=ACTOR)
+            if lead is not None:
+                await attach(db, lead, Resolution(lead, add=list(who.points)), actor=ACTOR,
+                             reason="new lead", now=now)  # fmt: skip
+                return lead, True
         result = await intake(db, data, default_region=self.default_region, now=now,
                               actor=ACTOR, points=who.points, values=values)  # fmt: skip
         return result.lead, result.created

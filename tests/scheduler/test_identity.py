@@ -6,13 +6,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from alembic import command
+from sqlalchemy import select, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from scheduler.db import session_factory
 from scheduler.gates import load_facts
 from scheduler.identity import Kind, Point, points_for_lead
 from scheduler.leads import IntakeResult, LeadIn, intake
-from scheduler.models import IdentityConflict, IdentityEvent, Lead
+from scheduler.migrate import alembic_config, upgrade
+from scheduler.models import ContactPoint, IdentityConflict, IdentityEvent, Lead
 from scheduler.suppressions import suppress
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
@@ -108,3 +112,44 @@ async def test_whatsapp_follow_ups_go_to_the_address_the_lead_wrote_from(
     assert facts[user.lead.id].address("whatsapp") == "US.13491208655302741918"
     assert user.lead.phone is None and user.created
     assert facts[quiet.lead.id].address("whatsapp") is None
+
+
+async def test_the_migration_backfills_contact_points_of_existing_leads(
+    engine: AsyncEngine,
+) -> None:
+    def downgrade(connection: Connection) -> None:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0005")
+
+    async with engine.begin() as connection:
+        await connection.run_sync(downgrade)
+        for n, (email, phone) in enumerate(
+            [("a@acme.com", "+14155550101"), ("b@acme.com", None), (None, "+14155550103")]
+        ):
+            await connection.execute(
+                text(
+                    "INSERT INTO leads (token, email, phone, attribution, stage, version, "
+                    "bot_paused, created_at, updated_at) VALUES (:token, :email, :phone, '{}', "
+                    "'new', 1, false, :now, :now)"
+                ),
+                {"token": f"t{n}", "email": email, "phone": phone, "now": NOW},
+            )
+    await upgrade(engine)
+    sessions = session_factory(engine)
+    async with sessions() as session:
+        rows = (
+            await session.execute(
+                select(Lead.token, ContactPoint.kind, ContactPoint.value)
+                .join(Lead, Lead.id == ContactPoint.lead_id)
+                .order_by(Lead.token, ContactPoint.kind)
+            )
+        ).all()
+    assert [tuple(r) for r in rows] == [
+        ("t0", "email", "a@acme.com"),
+        ("t0", "phone", "+14155550101"),
+        ("t1", "email", "b@acme.com"),
+        ("t2", "phone", "+14155550103"),
+    ]
+    # And intake now finds them by those points.
+    assert (await take(sessions, phone="+1 415 555 0103")).created is False
