@@ -67,7 +67,8 @@ def write_leads_csv(
             else:
                 email = f"{first.lower()}.{index}@company{index % 997}.example"
                 phone = f"+1 (415) {index // 10000 % 1000:03d}-{index % 10000:04d}"
-                if rng.random() < switchboard_share:
+                # (no draw when unused: the files other tests expect stay the same)
+                if switchboard_share and rng.random() < switchboard_share:
                     board = index % switchboards
                     phone = f"+1 212-555-{board:04d}"
                     conflicts += board in used

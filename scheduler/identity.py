@@ -32,13 +32,14 @@ from datetime import datetime
 from enum import StrEnum
 from typing import cast
 
-from sqlalchemy import Table, insert, or_, select
+from sqlalchemy import Table, and_, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scheduler.db import insert_or_ignore
 from scheduler.models import ContactPoint, IdentityConflict, IdentityEvent, Lead
 
 _POINTS = cast(Table, ContactPoint.__table__)
+_EVENTS = cast(Table, IdentityEvent.__table__)
 ADDED = "contact_point_added"
 CONFLICT = "conflict"
 
@@ -106,11 +107,16 @@ async def owner_ids(session: AsyncSession, points: Iterable[Point]) -> dict[Poin
     wanted = set(points)
     if not wanted:
         return {}
+    by_kind: dict[Kind, set[str]] = {}
+    for point in wanted:
+        by_kind.setdefault(point.kind, set()).add(point.value)
+    # Kind first: the (kind, value) unique index serves each branch.
     rows = await session.execute(
         select(ContactPoint.kind, ContactPoint.value, ContactPoint.lead_id).where(
-            ContactPoint.value.in_({p.value for p in wanted})
+            or_(*(and_(ContactPoint.kind == kind.value, ContactPoint.value.in_(values))
+                  for kind, values in by_kind.items()))
         )
-    )
+    )  # fmt: skip
     found: dict[Point, int] = {}
     for kind, value, lead_id in rows:
         point = Point(Kind(kind), value)
@@ -222,10 +228,12 @@ async def attach(
     actor: str,
     reason: str,
     now: datetime,
+    audit: bool = True,
 ) -> Attached:
     """Add ``resolution.add`` to ``lead`` (filling its primary email/phone when empty) and
     record ``resolution.conflicts``; returns the points added and every conflict recorded,
-    including points a concurrent intake took meanwhile."""
+    including points a concurrent intake took meanwhile. ``audit=False`` (a lead created
+    with these points: its creation is the audit row) writes no event per point."""
     conflicts = list(resolution.conflicts)
     added: set[Point] = set()
     if resolution.add:
@@ -233,8 +241,7 @@ async def attach(
                 for p in resolution.add]  # fmt: skip
         statement = insert_or_ignore(session, _POINTS, ["kind", "value"],
                                      returning=(_POINTS.c.kind, _POINTS.c.value))  # fmt: skip
-        # One multi-row VALUES statement: RETURNING gives exactly the rows inserted.
-        inserted = await session.execute(statement.values(rows))
+        inserted = await session.execute(statement, rows)  # RETURNING: the rows inserted
         added = {Point(Kind(str(k)), str(v)) for k, v in inserted.all()}
         lost = [p for p in resolution.add if p not in added]
         if lost:
@@ -246,8 +253,8 @@ async def attach(
                 _fill_primary(lead, point)
         events = [_event(lead.id, ADDED, p, actor=actor, reason=reason, now=now)
                   for p in resolution.add if p in added]  # fmt: skip
-        if events:
-            await session.execute(insert(IdentityEvent), events)
+        if events and audit:
+            await session.execute(insert(_EVENTS), events)
     await record_conflicts(session, lead.id, conflicts, actor=actor, now=now)
     return Attached([p for p in resolution.add if p in added], conflicts)
 
@@ -278,12 +285,12 @@ async def record_conflicts(
         session, table, ["lead_id", "other_lead_id", "kind", "value"],
         returning=(table.c.other_lead_id, table.c.kind, table.c.value),
     )  # fmt: skip
-    new = {(o, k, v) for o, k, v in (await session.execute(statement.values(rows))).all()}
+    new = {(o, k, v) for o, k, v in (await session.execute(statement, rows)).all()}
     events = [_event(lead_id, CONFLICT, c.point, actor=actor, reason=c.reason, now=now)
               for c in conflicts
               if (c.other_lead_id, c.point.kind.value, c.point.value) in new]  # fmt: skip
     if events:  # only conflicts not recorded before
-        await session.execute(insert(IdentityEvent), events)
+        await session.execute(insert(_EVENTS), events)
 
 
 def _event(

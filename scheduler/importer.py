@@ -23,10 +23,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from pydantic import ValidationError
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from scheduler.db import insert_or_ignore
@@ -47,6 +47,10 @@ from scheduler.leads import Contact, LeadIn, build_lead, intake
 from scheduler.models import ContactPoint, IdentityEvent, Lead, Stage, StageEvent
 
 CHUNK_ROWS = 1000
+_LEADS = cast(Table, Lead.__table__)
+_POINTS = cast(Table, ContactPoint.__table__)
+_EVENTS = cast(Table, IdentityEvent.__table__)
+_STAGE_EVENTS = cast(Table, StageEvent.__table__)
 
 MAX_LISTED_REJECTIONS = 1000
 
@@ -293,14 +297,18 @@ class _Writer:
             await session.execute(fill.values(**columns, updated_at=self.now))
         ids: dict[str, int] = {}
         if plan.new:
-            insert_lead = insert_or_ignore(session, Lead).values(plan.new)
-            inserted = await session.execute(insert_lead.returning(Lead.id, Lead.token))
-            ids = {token: lead_id for lead_id, token in inserted.all()}
+            # executemany of one cached statement (a 1,000-row VALUES list would be compiled
+            # anew for every chunk, which costs more than running it).
+            insert_lead = insert_or_ignore(
+                session, _LEADS, returning=(_LEADS.c.id, _LEADS.c.token)
+            )
+            inserted = await session.execute(insert_lead, plan.new)
+            ids = {row.token: row.id for row in inserted}
             if len(ids) != len(plan.new):
                 return False
             event = {"to_stage": Stage.NEW.value, "actor": self.actor, "at": self.now}
             await session.execute(
-                insert(StageEvent), [{"lead_id": lead_id, **event} for lead_id in ids.values()]
+                insert(_STAGE_EVENTS), [{"lead_id": lead_id, **event} for lead_id in ids.values()]
             )
 
         def lead_id(ref: Ref) -> int:
@@ -309,16 +317,15 @@ class _Writer:
         if plan.points:
             rows = [{"lead_id": lead_id(ref), "kind": p.kind.value, "value": p.value,
                      "created_at": self.now} for ref, p in plan.points]  # fmt: skip
-            add = insert_or_ignore(session, ContactPoint, ["kind", "value"])
-            result = await session.execute(add.values(rows).returning(ContactPoint.id))
+            add = insert_or_ignore(session, _POINTS, ["kind", "value"], returning=(_POINTS.c.id,))
+            result = await session.execute(add, rows)
             if len(result.all()) != len(rows):
                 return False  # a concurrent intake took one of these points
-            events = [
-                self._event(lead_id(ref), ADDED, p,
-                            "contact point added" if isinstance(ref, int) else "new lead")
-                for ref, p in plan.points
-            ]  # fmt: skip
-            await session.execute(insert(IdentityEvent), events)
+            # Audited when an existing lead gains a point (a new lead's are its creation's).
+            events = [self._event(ref, ADDED, p, "contact point added")
+                      for ref, p in plan.points if isinstance(ref, int)]  # fmt: skip
+            if events:
+                await session.execute(insert(_EVENTS), events)
         by_lead: dict[int, list[Conflict]] = {}
         for ref, other, point, reason in plan.conflicts:
             by_lead.setdefault(lead_id(ref), []).append(Conflict(point, lead_id(other), reason))

@@ -153,7 +153,7 @@ async def intake(
         if lead is None:  # a concurrent intake of the same person won the race: theirs
             continue
         attached = await attach(session, lead, resolution, actor=actor, reason="new lead",
-                                now=now)  # fmt: skip
+                                now=now, audit=False)  # fmt: skip
         return IntakeResult(lead, created=True, conflicts=tuple(attached.conflicts))
     raise InvalidLeadError("this lead's token collided; try again")
 

@@ -452,7 +452,7 @@ class InboxProcessor:
             lead = await create_lead(db, row | values, actor=ACTOR)
             if lead is not None:
                 await attach(db, lead, Resolution(lead, add=list(who.points)), actor=ACTOR,
-                             reason="new lead", now=now)  # fmt: skip
+                             reason="new lead", now=now, audit=False)  # fmt: skip
                 return lead, True
         result = await intake(db, data, default_region=self.default_region, now=now,
                               actor=ACTOR, points=who.points, values=values)  # fmt: skip
