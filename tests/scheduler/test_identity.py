@@ -4,6 +4,7 @@ who share a switchboard phone but have different emails."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 from alembic import command
@@ -153,3 +154,28 @@ async def test_the_migration_backfills_contact_points_of_existing_leads(
     ]
     # And intake now finds them by those points.
     assert (await take(sessions, phone="+1 415 555 0103")).created is False
+
+
+async def test_concurrent_intakes_of_people_sharing_phones(sessions: Sessions) -> None:
+    """Forms of 30 people (3 per switchboard phone), each sent three times at once: every
+    email is exactly one lead, every phone the primary of exactly one, nothing lost."""
+    people = [(f"p{n}@acme.com", f"+1 212 555 {n // 3:04d}") for n in range(30)]
+
+    async def form(email: str, phone: str) -> IntakeResult:
+        async with sessions.begin() as session:
+            data = LeadIn(email=email, phone=phone)
+            return await intake(session, data, default_region="US", now=NOW)
+
+    results = await asyncio.gather(*(form(e, p) for e, p in people * 3))
+    async with sessions() as session:
+        leads = list(await session.scalars(select(Lead)))
+        points = list(await session.scalars(select(ContactPoint)))
+    assert sorted(lead.email or "" for lead in leads) == sorted(e for e, _ in people)
+    assert sorted(lead.phone for lead in leads if lead.phone) == sorted(
+        {f"+1212555{n:04d}" for n in range(10)}
+    )
+    assert sum(r.created for r in results) == 30
+    owners = {(p.kind, p.value): p.lead_id for p in points}
+    assert len(owners) == len(points) == 40  # 30 emails + 10 phones, each owned once
+    by_email = {lead.email: lead.id for lead in leads}
+    assert all(r.lead.id == by_email[r.lead.email] for r in results)
