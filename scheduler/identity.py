@@ -172,6 +172,12 @@ def decide(points: Sequence[Point], owned: dict[Point, Lead]) -> Resolution:
     return result
 
 
+def _order(point: Point) -> tuple[str, str]:
+    # Unique-index waits between two transactions inserting the same points cannot deadlock
+    # when every writer inserts them in one order.
+    return (point.kind.value, point.value)
+
+
 def _belongs(point: Point, lead_id: int) -> Conflict:
     return Conflict(point, lead_id, belongs_reason(point, lead_id))
 
@@ -238,7 +244,7 @@ async def attach(
     added: set[Point] = set()
     if resolution.add:
         rows = [{"lead_id": lead.id, "kind": p.kind.value, "value": p.value, "created_at": now}
-                for p in resolution.add]  # fmt: skip
+                for p in sorted(resolution.add, key=_order)]  # fmt: skip
         statement = insert_or_ignore(session, _POINTS, ["kind", "value"],
                                      returning=(_POINTS.c.kind, _POINTS.c.value))  # fmt: skip
         inserted = await session.execute(statement, rows)  # RETURNING: the rows inserted

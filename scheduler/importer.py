@@ -315,8 +315,9 @@ class _Writer:
             return ref if isinstance(ref, int) else ids[plan.new[ref[1]]["token"]]
 
         if plan.points:
+            ordered = sorted(plan.points, key=lambda r: (r[1].kind.value, r[1].value))
             rows = [{"lead_id": lead_id(ref), "kind": p.kind.value, "value": p.value,
-                     "created_at": self.now} for ref, p in plan.points]  # fmt: skip
+                     "created_at": self.now} for ref, p in ordered]  # fmt: skip
             add = insert_or_ignore(session, _POINTS, ["kind", "value"], returning=(_POINTS.c.id,))
             result = await session.execute(add, rows)
             if len(result.all()) != len(rows):
