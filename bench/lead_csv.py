@@ -1,7 +1,8 @@
 """Synthetic lead CSV files for the import tests and benchmark.
 
 Rows are realistic (names, company domains, phones in assorted formats, UTM columns) with a
-chosen share of bad rows and of duplicates, so the expected import report is known exactly.
+chosen share of bad rows, of duplicates and of people reached through a shared company
+switchboard phone, so the expected import report is known exactly.
 """
 
 from __future__ import annotations
@@ -30,14 +31,21 @@ class Expected:
     duplicates: int
     rejected: int
     rejected_lines: tuple[int, ...]
+    # Rows whose switchboard phone an earlier row's lead keeps (created, and reported).
+    conflicts: int = 0
 
 
 def write_leads_csv(
-    path: Path, rows: int, *, bad_share: float = 0.01, dup_share: float = 0.0, seed: int = 7
-) -> Expected:
-    """Write ``rows`` data rows to ``path``; return the report an import must give."""
+    path: Path, rows: int, *, bad_share: float = 0.01, dup_share: float = 0.0, seed: int = 7,
+    switchboard_share: float = 0.0, switchboards: int = 40,
+) -> Expected:  # fmt: skip
+    """Write ``rows`` data rows to ``path``; return the report an import must give.
+
+    ``switchboard_share`` of the good rows give one of ``switchboards`` company phones
+    instead of their own (different people, different emails, one number)."""
     rng = random.Random(seed)
-    created = duplicates = 0
+    created = duplicates = conflicts = 0
+    used: set[int] = set()
     rejected_lines: list[int] = []
     emails: list[str] = []
     with path.open("w", newline="", encoding="utf-8") as file:
@@ -59,6 +67,12 @@ def write_leads_csv(
             else:
                 email = f"{first.lower()}.{index}@company{index % 997}.example"
                 phone = f"+1 (415) {index // 10000 % 1000:03d}-{index % 10000:04d}"
+                # (no draw when unused: the files other tests expect stay the same)
+                if switchboard_share and rng.random() < switchboard_share:
+                    board = index % switchboards
+                    phone = f"+1 212-555-{board:04d}"
+                    conflicts += board in used
+                    used.add(board)
                 emails.append(email)
                 writer.writerow([
                     f"{first} {last}", email, phone, f"Company {index % 997}", "Head of Ops",
@@ -66,4 +80,6 @@ def write_leads_csv(
                 ])  # fmt: skip
                 created += 1
                 line += 2
-    return Expected(created, duplicates, len(rejected_lines), tuple(rejected_lines))
+    return Expected(
+        created, duplicates, len(rejected_lines), tuple(rejected_lines), conflicts=conflicts
+    )

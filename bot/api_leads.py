@@ -103,8 +103,14 @@ async def create_lead(request: web.Request) -> web.Response:
         request.app[METRICS].leads_created.labels(source_label(result.lead.source)).inc()
         for listener in request.app[ON_LEAD_CREATED]:
             listener(result.lead.id)
+    # Contact points that stay with another lead (recorded for a human), never dropped.
+    conflict = [
+        {"kind": c.point.kind.value, "value": c.point.value, "lead_id": c.other_lead_id,
+         "reason": c.reason}
+        for c in result.conflicts
+    ]  # fmt: skip
     response = web.json_response(
-        {"lead": lead_json(result.lead), "created": result.created},
+        {"lead": lead_json(result.lead), "created": result.created, "conflict": conflict or None},
         status=201 if result.created else 200,
     )
     response.headers["Location"] = f"/api/leads/{result.lead.id}"

@@ -171,9 +171,16 @@ async def _import(settings: Settings, file: Path) -> ImportReport:
 
 def _print_report(report: ImportReport) -> None:
     console.print(
-        f"rows: {report.rows}  created: {report.created}  "
+        f"rows: {report.rows}  created: {report.created}  updated: {report.updated}  "
         f"duplicates: {report.duplicates}  rejected: {report.rejected}"
     )
+    if report.conflicted:  # imported, but a contact point stays with another lead
+        table = Table("line", "reason", title="contact points kept by another lead")
+        for conflict in report.conflicts:
+            table.add_row(str(conflict.line), conflict.reason)
+        console.print(table)
+        if report.conflicted > len(report.conflicts):
+            console.print(f"… and {report.conflicted - len(report.conflicts)} more")
     if report.ignored_columns:
         console.print(f"ignored columns: {', '.join(report.ignored_columns)}")
     if report.rejected:

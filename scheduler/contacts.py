@@ -2,6 +2,19 @@
 
 Emails are trimmed and lower-cased; phones become E.164 (``+14155550123``) via
 ``phonenumbers``, with a default region for numbers written without a country code.
+
+A few countries write one mobile two ways, and WhatsApp sends the older form as the ``wa_id``;
+:func:`normalize_phone` folds both into one E.164 number so that one person is one lead:
+
+- Mexico: ``+52 1 55 1234 5678`` (the pre-2019 mobile prefix 1, still WhatsApp's ``521…``)
+  is ``+52 55 1234 5678``.
+- Brazil: mobiles gained a leading 9 (``+55 61 9xxxx-xxxx``); old accounts still send
+  ``55 61 xxxx-xxxx`` (eight digits starting 6-9): the 9 is added.
+- Argentina: mobiles are ``+54 9 …`` internationally and ``… 15 …`` nationally;
+  ``phonenumbers`` already folds the national form into the ``9`` form.
+
+:func:`phone_from_wa_id` derives the E.164 phone of a WhatsApp id, or None when it is not a
+number we can read (the WhatsApp id itself stays the address replies go to).
 """
 
 from __future__ import annotations
@@ -45,7 +58,7 @@ def normalize_phone(raw: str, default_region: str = "US") -> str:
     elif not text.startswith("+") and len(digits) >= 11 and text == digits:
         text = "+" + digits
     try:
-        number = phonenumbers.parse(text, default_region.upper())
+        number = _fold_quirks(phonenumbers.parse(text, default_region.upper()))
     except phonenumbers.NumberParseException as exc:
         raise InvalidLeadError(f"invalid phone number {raw.strip()[:40]!r}: {exc}") from None
     # "Possible" (right length for the country) rather than "valid": the bundled range
@@ -53,6 +66,29 @@ def normalize_phone(raw: str, default_region: str = "US") -> str:
     if not phonenumbers.is_possible_number(number):
         raise InvalidLeadError(f"invalid phone number: {raw.strip()[:40]!r}")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _fold_quirks(number: phonenumbers.PhoneNumber) -> phonenumbers.PhoneNumber:
+    """The one form of a mobile that its country writes two ways (see the module docstring)."""
+    national = str(number.national_number)
+    if number.country_code == 52 and len(national) == 11 and national.startswith("1"):
+        number.national_number = int(national[1:])
+    elif number.country_code == 55 and len(national) == 10 and national[2] in "6789":
+        number.national_number = int(f"{national[:2]}9{national[2:]}")
+    return number
+
+
+def phone_from_wa_id(wa_id: str) -> str | None:
+    """The E.164 phone of a WhatsApp id (``5215512345678`` → ``+525512345678``), or None
+    when it does not read as a phone number (the caller keeps the WhatsApp id as the
+    address and flags the lead instead of dropping the message)."""
+    digits = wa_id.strip().lstrip("+")
+    if not digits.isdigit() or not 7 <= len(digits) <= 15:
+        return None
+    try:
+        return normalize_phone("+" + digits)
+    except InvalidLeadError:
+        return None
 
 
 @lru_cache(maxsize=4096)

@@ -39,9 +39,13 @@ from sqlalchemy import ColumnElement, Table, delete, false, insert, or_, select,
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scheduler.errors import NotFoundError
+from scheduler.identity import Kind
 from scheduler.models import (
     Booking,
+    ContactPoint,
     DialogSessionRow,
+    IdentityConflict,
+    IdentityEvent,
     InboxItem,
     Lead,
     Message,
@@ -57,6 +61,8 @@ from scheduler.touches import OPEN, TouchStatus
 ERASED = "[erased]"
 AUDIT_REASON = "erased"
 CANCELLED_NOTE = "cancelled: lead erased"
+# The inbox's sender key of a username-only WhatsApp sender (bot/inbox/sender.py).
+BSUID_SENDER = "bsuid:"
 
 
 @dataclass(slots=True)
@@ -101,6 +107,12 @@ async def erase_lead(
         raise NotFoundError(f"lead {lead_id} does not exist")
     already = lead.erased_at is not None
     addresses = {a for a in (lead.phone, lead.email) if a}
+    for kind, value in await session.execute(
+        select(ContactPoint.kind, ContactPoint.value).where(ContactPoint.lead_id == lead_id)
+    ):
+        addresses.add(value)
+        if kind == Kind.BSUID:
+            addresses.add(BSUID_SENDER + value)  # how the inbox keys a username-only sender
     addresses |= {normalize_address(a) for a in addresses}
     erasing = Erasing(session, lead_id, addresses, lead.opted_out_at is not None, hash_key, now)
     from_stage = lead.stage
@@ -197,7 +209,7 @@ async def _outbox(e: Erasing) -> int:
 
 async def _inbox(e: Erasing) -> int:
     t = _t(InboxItem)
-    senders = {a for a in e.addresses if a.startswith("+")}
+    senders = {a for a in e.addresses if a.startswith(("+", BSUID_SENDER))}
     if not senders:
         return 0
     ids = await _locked_ids(e.session, t, t.c.sender.in_(senders))
@@ -277,6 +289,20 @@ async def _stage_events(e: Erasing) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+async def _identity(e: Erasing) -> int:
+    """The person's contact points, and the identity trail and conflicts that name them."""
+    count = 0
+    for model in (ContactPoint, IdentityEvent):
+        t = _t(model)
+        result = await e.session.execute(delete(t).where(t.c.lead_id == e.lead_id))
+        count += int(getattr(result, "rowcount", 0) or 0)
+    t = _t(IdentityConflict)
+    result = await e.session.execute(
+        delete(t).where(or_(t.c.lead_id == e.lead_id, t.c.other_lead_id == e.lead_id))
+    )
+    return count + int(getattr(result, "rowcount", 0) or 0)
+
+
 STEPS: tuple[tuple[str, Step], ...] = (
     ("touches", _touches),
     ("outbox", _outbox),
@@ -286,5 +312,6 @@ STEPS: tuple[tuple[str, Step], ...] = (
     ("bookings", _bookings),
     ("suppressions", _suppressions),
     ("stage_events", _stage_events),
+    ("identity", _identity),
 )
 """The per-table steps, in lock order (after the lead row). Add new tables here."""

@@ -18,9 +18,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scheduler.errors import TransitionError
+from scheduler.identity import whatsapp_addresses
 from scheduler.models import DialogSessionRow, Lead, Message, Stage, Suppression
 from scheduler.stages import transition
-from scheduler.suppressions import lookup_forms
+from scheduler.suppressions import lookup_forms, normalize_address
 
 
 class BookingLink(Protocol):
@@ -40,6 +41,8 @@ class LeadFacts:
 
     lead: Lead
     suppressed: set[str] = field(default_factory=set)
+    # The lead's WhatsApp address as Meta sends it (a wa_id, or a BSUID), if it wrote there.
+    whatsapp: str | None = None
     answers: dict[str, Any] = field(default_factory=dict)
     history: tuple[tuple[str, str], ...] = ()
 
@@ -57,9 +60,10 @@ class LeadFacts:
                 return None
             return lead.email
         if channel == "whatsapp":
-            if not lead.phone or lead.phone in self.suppressed:
+            target = self.whatsapp or lead.phone
+            if not target or lead.phone in self.suppressed or self.whatsapp in self.suppressed:
                 return None
-            return lead.phone
+            return target
         return None
 
     def channel_for(self, preferred: str) -> str | None:
@@ -147,9 +151,16 @@ async def load_facts(
         return {}
     leads = list(await session.scalars(select(Lead).where(Lead.id.in_(lead_ids))))
     facts = {lead.id: LeadFacts(lead) for lead in leads}
-    addresses = {a for lead in leads for a in (lead.email, lead.phone) if a}
+    for lead_id, address in await whatsapp_addresses(session, set(facts)):
+        facts[lead_id].whatsapp = address
+    addresses = {
+        normalize_address(a): a
+        for f in facts.values()
+        for a in (f.lead.email, f.lead.phone, f.whatsapp)
+        if a
+    }
     if addresses:
-        forms = lookup_forms(session, addresses)  # erased people's keyed hashes too
+        forms = lookup_forms(session, addresses.values())  # erased people's keyed hashes too
         suppressed = {
             forms[a]
             for a in await session.scalars(
@@ -157,7 +168,7 @@ async def load_facts(
             )
         }
         for f in facts.values():
-            f.suppressed = {a for a in (f.lead.email, f.lead.phone) if a in suppressed}
+            f.suppressed = {a for a in (f.lead.email, f.lead.phone, f.whatsapp) if a in suppressed}
     rows = await session.execute(
         select(DialogSessionRow.lead_id, DialogSessionRow.state).where(
             DialogSessionRow.lead_id.in_(lead_ids)

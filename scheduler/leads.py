@@ -1,7 +1,9 @@
 """Lead intake and queries: one person is one lead, whatever the channel they came from.
 
-Intake is idempotent on the normalized email and phone: posting the same lead twice returns
-the existing one (and fills in contact fields it did not have yet, never overwriting).
+Intake is idempotent on every contact point (``scheduler.identity``): posting the same lead
+twice returns the existing one (and fills in fields it did not have yet, never overwriting);
+new contact points are added to it, and points that belong to another lead are recorded as
+conflicts for a human (returned in :class:`IntakeResult`), never dropped.
 """
 
 from __future__ import annotations
@@ -12,13 +14,14 @@ from datetime import datetime
 from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import Table, or_, select
+from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 
 from scheduler.contacts import normalize_email, normalize_phone
 from scheduler.db import insert_or_ignore
 from scheduler.errors import InvalidLeadError, NotFoundError
+from scheduler.identity import Conflict, Point, attach, points_of, resolve
 from scheduler.models import Lead, Stage, StageEvent
 from scheduler.stages import record_event
 
@@ -54,21 +57,29 @@ class Contact:
     phone: str | None
 
     @classmethod
-    def of(cls, data: LeadIn, default_region: str) -> Contact:
-        """Normalize ``data``'s email and phone; raise :class:`InvalidLeadError` if unusable."""
-        if not data.email and not data.phone:
+    def of(cls, data: LeadIn, default_region: str, *, required: bool = True) -> Contact:
+        """Normalize ``data``'s email and phone; raise :class:`InvalidLeadError` if unusable
+        (or, when ``required``, if there is neither)."""
+        if required and not data.email and not data.phone:
             raise InvalidLeadError("a lead needs an email or a phone number")
         email = normalize_email(data.email) if data.email else None
         phone = normalize_phone(data.phone, default_region) if data.phone else None
         return cls(email=email, phone=phone)
 
+    def points(self) -> list[Point]:
+        """The contact points this contact gives."""
+        return points_of(email=self.email, phone=self.phone)
+
 
 @dataclass(frozen=True, slots=True)
 class IntakeResult:
-    """The lead intake returned, and whether it was created by this call."""
+    """The lead intake returned, whether it was created by this call, and the contact
+    points it carried that belong to other leads (recorded for a human)."""
 
     lead: Lead
     created: bool
+    conflicts: tuple[Conflict, ...] = ()
+    added: tuple[Point, ...] = ()  # contact points an existing lead gained
 
 
 def new_token() -> str:
@@ -98,15 +109,8 @@ def build_lead(data: LeadIn, contact: Contact, now: datetime) -> dict[str, Any]:
 
 
 async def find_by_contact(session: AsyncSession, contact: Contact) -> Lead | None:
-    """The lead with this email, else the one with this phone, else None."""
-    clauses = []
-    if contact.email:
-        clauses.append(Lead.email == contact.email)
-    if contact.phone:
-        clauses.append(Lead.phone == contact.phone)
-    rows = (await session.scalars(select(Lead).where(or_(*clauses)))).all()
-    by_email = next((lead for lead in rows if contact.email and lead.email == contact.email), None)
-    return by_email or (rows[0] if rows else None)
+    """The lead this contact identifies (``scheduler.identity`` rules), else None."""
+    return (await resolve(session, contact.points())).lead
 
 
 async def intake(
@@ -116,24 +120,42 @@ async def intake(
     default_region: str,
     now: datetime,
     actor: str = "intake",
+    points: tuple[Point, ...] = (),
+    values: dict[str, Any] | None = None,
 ) -> IntakeResult:
-    """Create the lead, or return the existing one with the same email or phone.
+    """Create the lead, or return the existing one any of its contact points identifies.
 
-    Runs in the caller's transaction; a concurrent intake of the same person that wins the
-    race is detected by the unique constraints and returned instead.
+    ``points`` adds contact points beyond ``data``'s email and phone (a WhatsApp id, a
+    BSUID); with them, ``data`` may have neither. ``values`` overrides columns of a lead
+    created here. Runs in the caller's transaction; a concurrent intake of the same person
+    that wins the race is detected by the unique constraints and returned instead.
     """
-    contact = Contact.of(data, default_region)
-    existing = await find_by_contact(session, contact)
-    if existing is not None:
-        await _fill_missing(session, existing, data, contact)
-        return IntakeResult(existing, created=False)
-    lead = await create_lead(session, build_lead(data, contact, now), actor=actor)
-    if lead is None:  # a concurrent intake of the same person won the race
-        winner = await find_by_contact(session, contact)
-        if winner is None:
-            raise InvalidLeadError("this lead's token collided; try again")
-        return IntakeResult(winner, created=False)
-    return IntakeResult(lead, created=True)
+    contact = Contact.of(data, default_region, required=not points)
+    wanted = [*contact.points(), *(p for p in points if p not in contact.points())]
+    for _attempt in range(2):
+        resolution = await resolve(session, wanted)
+        existing = resolution.lead
+        if existing is not None:
+            _fill_fields(existing, data)
+            attached = await attach(session, existing, resolution, actor=actor,
+                                    reason="contact point added", now=now)  # fmt: skip
+            await session.flush()
+            return IntakeResult(existing, created=False, conflicts=tuple(attached.conflicts),
+                                added=tuple(attached.added))  # fmt: skip
+        row = build_lead(data, contact, now) | (values or {})
+        taken = {c.point for c in resolution.conflicts}
+        # A primary column another lead holds (a shared phone) stays with that lead.
+        if contact.email and any(p.value == contact.email for p in taken):
+            row["email"] = None
+        if contact.phone and any(p.value == contact.phone for p in taken):
+            row["phone"] = None
+        lead = await create_lead(session, row, actor=actor)
+        if lead is None:  # a concurrent intake of the same person won the race: theirs
+            continue
+        attached = await attach(session, lead, resolution, actor=actor, reason="new lead",
+                                now=now, audit=False)  # fmt: skip
+        return IntakeResult(lead, created=True, conflicts=tuple(attached.conflicts))
+    raise InvalidLeadError("this lead's token collided; try again")
 
 
 async def create_lead(session: AsyncSession, values: dict[str, Any], *, actor: str) -> Lead | None:
@@ -156,20 +178,14 @@ async def create_lead(session: AsyncSession, values: dict[str, Any], *, actor: s
     return lead
 
 
-async def _fill_missing(session: AsyncSession, lead: Lead, data: LeadIn, contact: Contact) -> None:
-    """Add details the existing lead lacks; never overwrite what is there."""
+def _fill_fields(lead: Lead, data: LeadIn) -> None:
+    """Add details the existing lead lacks; never overwrite what is there (contact points
+    are added by ``identity.attach``)."""
     for field in ("name", "company", "role", "source", "timezone"):
         if getattr(lead, field) is None and getattr(data, field):
             setattr(lead, field, getattr(data, field))
-    for field in ("email", "phone"):
-        value = getattr(contact, field)
-        if getattr(lead, field) is None and value:
-            taken = await session.scalar(select(Lead.id).where(getattr(Lead, field) == value))
-            if taken is None:
-                setattr(lead, field, value)
     if data.attribution and not lead.attribution:
         lead.attribution = dict(data.attribution)
-    await session.flush()
 
 
 async def get_lead(session: AsyncSession, lead_id: int) -> Lead:

@@ -386,3 +386,62 @@ Index(
     postgresql_where=text("status = 'sent'"),
     sqlite_where=text("status = 'sent'"),
 )
+
+
+# -- identity: one person, one lead (scheduler.identity) --
+class ContactPoint(Base):
+    """One way to reach a person, owned by exactly one lead: ``kind`` is ``email``,
+    ``phone`` (E.164), ``whatsapp`` (the ``+wa_id`` Meta sends) or ``bsuid``; ``value`` is
+    normalized and unique per kind. ``leads.email`` / ``leads.phone`` stay the primary ones."""
+
+    __tablename__ = "contact_points"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    value: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("kind", "value", name="uq_contact_points_kind_value"),)
+
+
+class IdentityEvent(Base):
+    """The identity audit trail: a contact point added to a lead, or a conflict recorded."""
+
+    __tablename__ = "identity_events"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"), index=True)
+    action: Mapped[str] = mapped_column(String(30))  # contact_point_added | conflict
+    kind: Mapped[str] = mapped_column(String(10))
+    value: Mapped[str] = mapped_column(String(320))
+    actor: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class IdentityConflict(Base):
+    """A contact point that two leads claim, left for a human: ``lead_id`` is the lead the
+    intake chose, ``other_lead_id`` the one that owns the point (a shared switchboard phone,
+    or one person who became two leads)."""
+
+    __tablename__ = "identity_conflicts"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"), index=True)
+    other_lead_id: Mapped[int] = mapped_column(
+        ForeignKey("leads.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(10))
+    value: Mapped[str] = mapped_column(String(320))
+    reason: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(20), default="open")  # open | resolved
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    # The same conflict seen again (a re-import, every turn) is recorded once.
+    __table_args__ = (
+        UniqueConstraint(
+            "lead_id", "other_lead_id", "kind", "value", name="uq_identity_conflicts"
+        ),
+    )

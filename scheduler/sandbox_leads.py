@@ -11,12 +11,13 @@ refuses a number a real lead has: ``bot.whatsapp.sandbox``.)
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scheduler.contacts import normalize_phone
 from scheduler.errors import LeadbotError
-from scheduler.models import Lead
+from scheduler.identity import Kind
+from scheduler.models import ContactPoint, Lead
 
 SANDBOX_SOURCE = "sandbox"
 
@@ -42,5 +43,13 @@ async def release_phone(
         return None
     lead.attribution = {**lead.attribution, "sandbox_phone": number}
     lead.phone = None
-    await session.flush()  # before intake looks the number up
+    await session.flush()
+    # Its number as a contact point too (the phone, and the WhatsApp id it wrote from), so
+    # intake matching on any contact point does not find the sandbox lead either.
+    await session.execute(
+        delete(ContactPoint).where(
+            ContactPoint.lead_id == lead.id,
+            ContactPoint.kind.in_([Kind.PHONE, Kind.WHATSAPP]),
+        )
+    )  # before intake looks the number up
     return lead.id

@@ -34,14 +34,14 @@ from pywa_async import utils
 from pywa_async.client import WhatsApp
 from pywa_async.errors import WhatsAppError
 from pywa_async.types.templates import TemplateLanguage
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.graph_http import GraphHttpClient
 from bot.channels.throttle import Pause, RateLimited, TokenBucket
 from bot.channels.whatsapp_limits import Choice, Outgoing, PayloadError, parse_payload
 from bot.whatsapp.payloads import SERVICE_WINDOW, window_open
-from scheduler.models import Lead, utcnow
+from scheduler.models import ContactPoint, Lead, utcnow
 from scheduler.outbox import DeliveryError, MaybeSent, NotSent, Receipt
 
 log = logging.getLogger("leadbot.whatsapp.send")
@@ -83,9 +83,9 @@ class LeadServiceWindow:
         async with self.sessions() as session:
             row = (
                 await session.execute(
-                    select(Lead.last_inbound_at, Lead.whatsapp_window_closed_at).where(
-                        Lead.phone == _e164(recipient)
-                    )
+                    select(Lead.last_inbound_at, Lead.whatsapp_window_closed_at)
+                    .where(_lead_of(recipient))
+                    .limit(1)
                 )
             ).one_or_none()
         if row is None or row.last_inbound_at is None:
@@ -99,14 +99,22 @@ class LeadServiceWindow:
         """See :class:`ServiceWindow`."""
         async with self.sessions.begin() as session:
             await session.execute(
-                update(Lead)
-                .where(Lead.phone == _e164(recipient))
-                .values(whatsapp_window_closed_at=now)
+                update(Lead).where(_lead_of(recipient)).values(whatsapp_window_closed_at=now)
             )
 
 
 def _e164(recipient: str) -> str:
     return "+" + recipient.lstrip("+")
+
+
+def _lead_of(recipient: str) -> ColumnElement[bool]:
+    """The lead a WhatsApp recipient is: by phone, or by the WhatsApp id / BSUID it wrote
+    from (a Mexican ``521…`` wa_id is not the lead's phone)."""
+    channel_ids = select(ContactPoint.lead_id).where(
+        ContactPoint.kind.in_(("whatsapp", "bsuid")),
+        ContactPoint.value.in_((recipient, _e164(recipient))),
+    )
+    return or_(Lead.phone == _e164(recipient), Lead.id.in_(channel_ids))
 
 
 class WhatsAppChannel:

@@ -61,6 +61,8 @@ class TurnContext:
     prompt_version: str | None = None
     outbox_ids: list[int] = field(default_factory=list)
     cancelled: bool = False
+    # The WhatsApp address replies go to (the wa_id Meta sent, or a BSUID); default: phone.
+    address: str | None = None
 
 
 async def apply(db: AsyncSession, ctx: TurnContext, actions: list[Action], hooks: Hooks) -> None:
@@ -77,10 +79,11 @@ async def apply(db: AsyncSession, ctx: TurnContext, actions: list[Action], hooks
                 ctx.lead.bot_paused = True
             case OptOut(evidence):
                 ctx.lead.opted_out_at = ctx.now
-                if ctx.lead.phone:
+                # The phone and the WhatsApp address (a wa_id in an older form, a BSUID).
+                for address in dict.fromkeys(a for a in (ctx.lead.phone, ctx.address) if a):
                     await suppress(
                         db,
-                        ctx.lead.phone,
+                        address,
                         reason=SuppressionReason.REPLY_OPTOUT,
                         detail=evidence,
                         now=ctx.now,
@@ -153,13 +156,14 @@ async def _send(db: AsyncSession, ctx: TurnContext, action: MessageAction, n: in
         # A reply: the window is open until a day after their last message. Carried in the
         # payload so the channel need not look the lead up again for every send.
         payload[WINDOW_KEY] = window_until(ctx.lead.last_inbound_at)
-    if not ctx.lead.phone:
+    recipient = ctx.address or ctx.lead.phone
+    if not recipient:
         return
     item_id = await enqueue(
         db,
         key=f"{ctx.key_base}:{n}",
         channel="whatsapp",
-        recipient=ctx.lead.phone,
+        recipient=recipient,
         payload=payload,
         now=ctx.now,
         lead_id=ctx.lead.id,

@@ -43,6 +43,7 @@ from bot.batching import GroupRunner
 from bot.inbox.bursts import BurstScheduler
 from bot.inbox.effects import TurnContext, apply, cancel_follow_ups
 from bot.inbox.hooks import Hooks
+from bot.inbox.sender import PHONE_FLAG, Sender, pick, sender_of
 from bot.inbox.turns import build_events
 from bot.locks import KeyedLock, Lease, LockUnavailable
 from bot.whatsapp.attribution import attribute
@@ -55,6 +56,7 @@ from dialogs.interpretation import Interpreter
 from dialogs.script import Script
 from dialogs.session import Session
 from scheduler.db import insert_or_ignore
+from scheduler.identity import Point, Resolution, attach, for_lead, owner_ids
 from scheduler.leads import Contact, LeadIn, build_lead, create_lead, intake
 from scheduler.models import DialogSessionRow, InboxItem, Lead, Message, Suppression, utcnow
 from scheduler.suppressions import lookup_forms
@@ -91,7 +93,7 @@ _PENDING = (
 _KNOWN = (
     select(Lead, DialogSessionRow.state)
     .outerjoin(DialogSessionRow, DialogSessionRow.lead_id == Lead.id)
-    .where(Lead.phone.in_(bindparam("phones", expanding=True)))
+    .where(Lead.id.in_(bindparam("ids", expanding=True)))
 )
 _SUPPRESSED = select(Suppression.address).where(
     Suppression.address.in_(bindparam("addresses", expanding=True))
@@ -129,6 +131,8 @@ class _Loaded:
     lead: Lead | None
     stored: dict[str, Any] | None
     suppressed: bool
+    who: Sender
+    owned: dict[Point, int]  # the sender's points that had a lead when loaded
 
 
 @dataclass(slots=True)
@@ -320,17 +324,27 @@ class InboxProcessor:
             for row in found:
                 message = InboundMessage.from_json(row.payload)
                 rows.setdefault(row.sender, []).append((row.id, message))
-            phones = [s for s in rows if s.startswith("+")]
-            known: dict[str, tuple[Lead, dict[str, Any] | None]] = {}
-            suppressed: set[str] = set()
-            if phones:
-                for found_lead in await db.execute(_KNOWN, {"phones": phones}):
+            # Who each sender is: the lead owning the strongest of their contact points.
+            who = {s: sender_of(s, [m for _, m in mine]) for s, mine in rows.items()}
+            owned = await owner_ids(db, {p for w in who.values() for p in w.points})
+            lead_ids = {s: pick(w.points, owned) for s, w in who.items()}
+            by_id: dict[int, tuple[Lead, dict[str, Any] | None]] = {}
+            ids = {i for i in lead_ids.values() if i is not None}
+            if ids:
+                for found_lead in await db.execute(_KNOWN, {"ids": list(ids)}):
                     lead, state = found_lead.Lead, found_lead.state
-                    assert lead.phone is not None
-                    known[lead.phone] = (lead, dict(state) if state is not None else None)
-                addresses = lookup_forms(db, phones)  # erased people's hashes too
-                found_addresses = await db.scalars(_SUPPRESSED, {"addresses": list(addresses)})
-                suppressed = {addresses[a] for a in found_addresses}
+                    by_id[lead.id] = (lead, dict(state) if state is not None else None)
+            known = {s: by_id[i] for s, i in lead_ids.items() if i is not None and i in by_id}
+            # Every form each sender may be suppressed under: erased people's hashes too.
+            addresses = {
+                form: s
+                for s, w in who.items()
+                for a in (w.address, w.phone)
+                if a
+                for form in lookup_forms(db, [a])
+            }
+            found_addresses = await db.scalars(_SUPPRESSED, {"addresses": list(addresses)})
+            suppressed = {addresses[a] for a in found_addresses}
         loaded: list[_Loaded | None] = []
         for sender in senders:
             mine = rows.get(sender)
@@ -346,6 +360,8 @@ class InboxProcessor:
                     lead,
                     stored,
                     sender in suppressed,
+                    who[sender],
+                    {p: owned[p] for p in who[sender].points if p in owned},
                 )
             )
         return loaded
@@ -356,8 +372,6 @@ class InboxProcessor:
             lead is not None and (lead.opted_out_at is not None or lead.bot_paused)
         ):
             return _Plan(None, [])  # opted out or a person is talking: record, never answer
-        if not loaded.sender.startswith("+"):
-            return _Plan(None, [])  # BSUID only: no phone to make a lead of (yet)
         script, session = self._session(loaded, now)
         actions: list[Action] = []
         message: Action | None = None
@@ -421,9 +435,6 @@ class InboxProcessor:
         """What a turn changes, in the caller's transaction (rows every turn writes go to
         ``writes``); its new outbox rows."""
         loaded, plan, now = turn.loaded, turn.plan, turn.now
-        if not loaded.sender.startswith("+"):
-            log.warning("inbox: %s has no phone number: kept, not answered", loaded.sender)
-            return []
         lead, created = await self._lead(db, loaded, now)
         _record_inbound(lead, loaded.messages, now, writes)
         if plan.session is None:
@@ -436,6 +447,7 @@ class InboxProcessor:
             now=now,
             calendly_url=self.calendly_url,
             prompt_version=plan.prompt_version,
+            address=loaded.who.address,  # replies go to exactly what Meta sent
         )
         if created:
             ctx.cancelled = True  # a lead made in this turn has no follow-ups to cancel
@@ -450,28 +462,44 @@ class InboxProcessor:
         return [None] * len(batches)
 
     async def _lead(self, db: AsyncSession, loaded: _Loaded, now: datetime) -> tuple[Lead, bool]:
-        """The sender's lead, loaded in ``db``, and whether this turn created it."""
+        """The sender's lead, loaded in ``db``, and whether this turn created it.
+
+        Found by any of the sender's contact points (``scheduler.identity``): points the lead
+        lacks are added (a BSUID lead who now shows a number), points another lead owns are
+        recorded as conflicts. A WhatsApp id that gives no phone number never stops the turn:
+        the lead is made without a phone and flagged."""
+        who = loaded.who
         if loaded.lead is not None:
             lead = await db.get(Lead, loaded.lead.id)
             if lead is not None:
+                if any(loaded.owned.get(p) != lead.id for p in who.points):
+                    resolution = await for_lead(db, lead, who.points)
+                    await attach(db, lead, resolution, actor=ACTOR,
+                                 reason="seen on WhatsApp", now=now)  # fmt: skip
                 return lead, False
         first = loaded.messages[0]
         origin = attribute(first)
+        attribution = dict(origin.details)
+        if who.phone_underivable:
+            attribution[PHONE_FLAG] = f"no phone number could be derived from {who.address}"
         data = LeadIn(
-            phone=loaded.sender,
+            phone=who.phone,
             name=(first.name or "")[:200] or None,
             source=origin.source[:100],
-            attribution=origin.details,
+            attribution=attribution,
         )
-        if loaded.lead is None:
-            # Nobody had this number when the turn was loaded: insert straight away (a
-            # conflict means someone created the lead since, and intake finds it).
-            values = build_lead(data, Contact.of(data, self.default_region), now)
-            values["last_inbound_at"] = max(m.timestamp for m in loaded.messages)
-            lead = await create_lead(db, values, actor=ACTOR)
+        values = {"last_inbound_at": max(m.timestamp for m in loaded.messages)}
+        if loaded.lead is None and not loaded.owned:
+            # Nobody had any of these points when the turn was loaded: insert straight away
+            # (a conflict means someone created the lead since, and intake finds it).
+            row = build_lead(data, Contact.of(data, self.default_region, required=False), now)
+            lead = await create_lead(db, row | values, actor=ACTOR)
             if lead is not None:
+                await attach(db, lead, Resolution(lead, add=list(who.points)), actor=ACTOR,
+                             reason="new lead", now=now, audit=False)  # fmt: skip
                 return lead, True
-        result = await intake(db, data, default_region=self.default_region, now=now, actor=ACTOR)
+        result = await intake(db, data, default_region=self.default_region, now=now,
+                              actor=ACTOR, points=who.points, values=values)  # fmt: skip
         return result.lead, result.created
 
     async def _failed(self, row_ids: list[int], exc: BaseException) -> None:

@@ -39,8 +39,8 @@ def test_import_reports_created_duplicates_and_rejections(
     result = runner.invoke(app, ["leads", "import", str(path)], env=env)
     assert result.exit_code == 0, result.output
     assert (
-        f"rows: 400  created: {expected.created}  duplicates: {expected.duplicates}  "
-        f"rejected: {expected.rejected}"
+        f"rows: 400  created: {expected.created}  updated: 0  "
+        f"duplicates: {expected.duplicates}  rejected: {expected.rejected}"
     ) in result.output
     assert "invalid email address" in result.output
     listing = runner.invoke(app, ["leads", "list", "--limit", "3", "--stage", "new"], env=env)

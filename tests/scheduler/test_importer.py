@@ -15,7 +15,7 @@ from bench.lead_csv import write_leads_csv
 from scheduler.errors import InvalidLeadError
 from scheduler.importer import import_csv
 from scheduler.leads import LeadIn, intake
-from scheduler.models import Lead, StageEvent
+from scheduler.models import IdentityConflict, Lead, StageEvent
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 Sessions = async_sessionmaker[AsyncSession]
@@ -106,7 +106,8 @@ async def test_leads_created_meanwhile_count_as_duplicates(
     async with sessions.begin() as session:
         await intake(session, LeadIn(email=first_email), default_region="US", now=NOW)
     report = await import_csv(sessions, path, default_region="US", now=NOW)
-    assert (report.created, report.duplicates) == (expected.created - 1, 1)
+    # The existing lead had only the email: the row's phone is added to it.
+    assert (report.created, report.updated, report.duplicates) == (expected.created - 1, 1, 0)
 
 
 async def test_import_racing_intakes_of_the_same_people(
@@ -129,3 +130,32 @@ async def test_import_racing_intakes_of_the_same_people(
     )
     assert report.created + sum(created) == expected.created  # type: ignore[union-attr]
     assert await counts(sessions) == (expected.created, expected.created)
+
+
+async def test_shared_switchboard_phones_lose_no_row(sessions: Sessions, tmp_path: Path) -> None:
+    """A 2,000-row export where a fifth of the people give their company's switchboard:
+    every row ends created, updated, duplicate or rejected, each person with their own email
+    is a lead of their own, and every shared phone is reported with its line."""
+    path = tmp_path / "leads.csv"
+    expected = write_leads_csv(path, 2000, bad_share=0.01, dup_share=0.02,
+                               switchboard_share=0.2)  # fmt: skip
+    assert expected.conflicts > 300
+    report = await import_csv(sessions, path, default_region="US", now=NOW)
+    assert report.rows == 2000
+    assert (report.created, report.updated, report.duplicates, report.rejected) == (
+        expected.created, 0, expected.duplicates, expected.rejected,
+    )  # fmt: skip
+    assert report.conflicted == len(report.conflicts) == expected.conflicts
+    assert all("shared phone" in c.reason for c in report.conflicts)
+    assert await counts(sessions) == (expected.created, expected.created)
+    async with sessions() as session:
+        stored = await session.scalar(select(func.count()).select_from(IdentityConflict))
+    assert stored == expected.conflicts
+    # Importing the same file again adds nothing and reports every row as a duplicate.
+    again = await import_csv(sessions, path, default_region="US", now=NOW)
+    assert (again.created, again.updated, again.duplicates) == (
+        0, 0, expected.created + expected.duplicates,
+    )  # fmt: skip
+    assert again.conflicted == expected.conflicts  # reported again, stored once
+    async with sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(IdentityConflict)) == stored

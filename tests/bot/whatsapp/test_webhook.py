@@ -7,6 +7,7 @@ import logging
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import select
 
 from bot.appkeys import ENGINE, SESSIONS
 from bot.whatsapp.keys import INBOX
@@ -230,13 +231,20 @@ async def test_edits_are_ignored(wa: tuple[Client, Recorder]) -> None:
     assert await count(client, InboxItem) == 0 and await count(client, Lead) == 0
 
 
-async def test_bsuid_only_sender_is_kept_and_nothing_crashes(wa: tuple[Client, Recorder]) -> None:
+async def test_bsuid_only_sender_becomes_a_lead_and_is_answered(
+    wa: tuple[Client, Recorder],
+) -> None:
     client, _ = wa
     assert (await post(client, fixture_bytes("bsuid_only.json"))).status == 200
     await settle(client)
     (row,) = await inbox_rows(client)
     assert row.sender == "bsuid:US.13491208655302741918" and row.processed_at is not None
-    assert await count(client, OutboxItem) == 0
+    async with client.app[SESSIONS]() as db:
+        (lead,) = await db.scalars(select(Lead))
+        (inbound,) = await db.scalars(select(Message).where(Message.direction == "in"))
+    assert inbound.lead_id == lead.id and lead.phone is None
+    (reply,) = await replies(client, "US.13491208655302741918")  # the BSUID is the address
+    assert reply["text"]
 
 
 async def test_click_to_whatsapp_ad_is_the_lead_source(wa: tuple[Client, Recorder]) -> None:
