@@ -26,7 +26,7 @@ from bot.cli_whatsapp import link as whatsapp_link
 from bot.cli_whatsapp import sandbox_app
 from bot.interpreters import build_interpreter
 from bot.secrets_store import secrets_path
-from bot.settings import Settings
+from bot.settings import Settings, SettingsError, check_webhook_secrets
 from scheduler.db import create_engine, session_factory
 from scheduler.errors import InvalidLeadError
 from scheduler.importer import ImportReport, import_csv
@@ -83,6 +83,11 @@ def serve(
     """Run the service. On the embedded SQLite default, migrations run first."""
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     settings = settings_with_secrets_or_exit()
+    try:
+        check_webhook_secrets(settings)
+    except SettingsError as exc:
+        err_console.print(f"[red]{exc}[/red]", soft_wrap=True)  # one line, never wrapped
+        raise typer.Exit(2) from None
     if settings.is_sqlite:
         asyncio.run(_migrate(settings))
     else:
