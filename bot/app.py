@@ -27,6 +27,7 @@ from bot.channels import build_channels, close_channels
 from bot.email_in import webhook as email_webhook
 from bot.http_errors import json_errors
 from bot.metrics import Metrics
+from bot.security_headers import security_headers
 from bot.settings import Settings
 from bot.whatsapp import webhook as whatsapp_inbound
 from scheduler.db import create_engine, session_factory
@@ -83,6 +84,7 @@ def create_app(
             bearer_auth(settings.api_token.get_secret_value()),
         ],
     )
+    app.on_response_prepare.append(security_headers)
     app[SETTINGS] = settings
     app[METRICS] = metrics
     app[JOBS] = []

@@ -176,3 +176,32 @@ def test_loads_keeps_what_it_parses_storable() -> None:
         with pytest.raises(InputError):
             loads(raw)
     assert clean({"k": [1, None, "x\x00"]}) == {"k": [1, None, "x"]}
+
+
+async def test_html_pages_carry_security_headers_and_no_server_version(
+    client: Client,
+) -> None:
+    lead = await _lead(client, email="jane@acme.com")
+    token = sign(UNSUBSCRIBE_PURPOSE, {"lead": lead["id"], "email": "jane@acme.com"},
+                 secret=SECRET)  # fmt: skip
+    pages = [("GET", f"/unsubscribe/{token}", 200), ("GET", "/unsubscribe/bad", 400),
+             ("GET", "/approve/bad", 400), ("POST", "/approve/bad", 400)]  # fmt: skip
+    for method, path, status in pages:
+        response = await client.request(method, path)
+        assert response.status == status and response.content_type == "text/html"
+        csp = response.headers["Content-Security-Policy"]
+        assert "frame-ancestors 'none'" in csp and "default-src 'none'" in csp
+        assert "script-src" not in csp  # no script may run at all
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Referrer-Policy"] == "no-referrer"
+    for method, path in (("GET", "/healthz"), ("GET", "/metrics"), ("GET", "/nope"),
+                         ("GET", "/api/leads"), ("DELETE", "/healthz"),
+                         ("GET", f"/unsubscribe/{token}")):  # fmt: skip
+        response = await client.request(method, path)
+        server = response.headers.get("Server", "")
+        assert (
+            "aiohttp" not in server
+            and "Python" not in server
+            and not any(c.isdigit() for c in server)
+        ), (path, server)
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
