@@ -11,9 +11,12 @@
 
 from __future__ import annotations
 
-from aiohttp import web
+from aiohttp import web, web_response
 
 SERVER = "leadbot"
+# A request the HTTP parser refuses (a malformed request line, a header too long) is answered
+# before any app signal runs, with aiohttp's default Server value: make that ours too.
+setattr(web_response, "SERVER_SOFTWARE", SERVER)  # noqa: B010 (not a public attribute)
 HTML_POLICY = (
     "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'"

@@ -205,3 +205,18 @@ async def test_html_pages_carry_security_headers_and_no_server_version(
             and not any(c.isdigit() for c in server)
         ), (path, server)
         assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+async def test_requests_the_http_parser_refuses_carry_no_server_version(client: Client) -> None:
+    import asyncio
+
+    assert client.server.port is not None
+    for raw in (b"GET /\x00 HTTP/1.1\r\nHost: x\r\n\r\n", b"BLAH\r\n\r\n",
+                b"GET / HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 20_000 + b"\r\n\r\n"):  # fmt: skip
+        reader, writer = await asyncio.open_connection("127.0.0.1", client.server.port)
+        writer.write(raw)
+        await writer.drain()
+        head = (await reader.read(4096)).decode("latin-1")
+        writer.close()
+        assert head.startswith(("HTTP/1.1 4", "HTTP/1.0 4")), head[:200]
+        assert "aiohttp" not in head and "Python/" not in head, head[:500]
