@@ -45,11 +45,11 @@ log = logging.getLogger("leadbot.calendly")
 CREATED = "invitee.created"
 CANCELED = "invitee.canceled"
 HANDLED = frozenset({CREATED, CANCELED})
-# How a booking moves the lead: a booked call confirms intent, so up to qualified.
 # Booking.invitee_uri is 500 characters; the dedupe key is the URI plus the event name.
 MAX_URI = 450
 MAX_NAME = 200  # LeadIn.name
 MAX_TIMEZONE = 64
+# How a booking moves the lead: a booked call confirms intent, so up to qualified.
 _TO_QUALIFIED = {
     Stage.NEW: (Stage.CONTACTED, Stage.QUALIFIED),
     Stage.CONTACTED: (Stage.QUALIFIED,),
@@ -259,14 +259,14 @@ def _details(payload: Mapping[str, Any]) -> dict[str, Any]:
     location = location if isinstance(location, Mapping) else {}
     answers = payload.get("questions_and_answers")
     return {
-        "event": _short(event.get("name"), 500),
+        "event": _clip(event.get("name"), 500),
         "start_time": _short(event.get("start_time"), 100),
         "invitee": payload.get("uri"),
         "invitee_email": _short(payload.get("email"), 320),
         "timezone": _timezone(payload.get("timezone")),
         "join_url": _short(location.get("join_url"), 2000),
         "answers": [
-            f"{_short(qa.get('question'), 500)}: {_short(qa.get('answer'), 2000)}"
+            f"{_clip(qa.get('question'), 500)}: {_clip(qa.get('answer'), 2000)}"
             for qa in (answers if isinstance(answers, list) else [])[:50]
             if isinstance(qa, Mapping)
         ],
@@ -276,6 +276,11 @@ def _details(payload: Mapping[str, Any]) -> dict[str, Any]:
 def _short(value: Any, limit: int) -> str | None:
     """``value`` when it is a string of at most ``limit`` characters, else None."""
     return value if isinstance(value, str) and len(value) <= limit else None
+
+
+def _clip(value: Any, limit: int) -> str | None:
+    """A string cut to ``limit`` characters (what the invitee typed), None if not a string."""
+    return value[:limit] if isinstance(value, str) else None
 
 
 def _timezone(value: Any) -> str | None:
