@@ -51,8 +51,10 @@ def loads(raw: bytes | str) -> Any:
 
 
 def _int(text: str) -> int | float:
-    if len(text.lstrip("-")) <= 19:
-        return int(text)
+    if len(text.lstrip("-")) <= 20:
+        number = int(text)
+        if -(2**63) <= number < 2**64:  # what orjson reads (and writes back) as an integer
+            return number
     value = float(text)
     if not math.isfinite(value):
         raise ValueError("number is out of range")

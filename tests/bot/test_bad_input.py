@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
@@ -176,6 +177,11 @@ def test_loads_keeps_what_it_parses_storable() -> None:
         with pytest.raises(InputError):
             loads(raw)
     assert clean({"k": [1, None, "x\x00"]}) == {"k": [1, None, "x"]}
+    # Whatever either parser returns, a JSON column can store it again.
+    numbers = b"-9999999999999999999, 18446744073709551615, 1844674407370955161600"
+    for raw in (b"[" + numbers + b"]", b'["\\ud800", ' + numbers + b"]"):
+        parsed = loads(raw)
+        assert orjson.loads(orjson.dumps(parsed)) == parsed
 
 
 async def test_html_pages_carry_security_headers_and_no_server_version(
