@@ -42,51 +42,48 @@ async def _count(sessions: Sessions, model: type[Any]) -> int:
         return int(await session.scalar(select(func.count()).select_from(model)) or 0)
 
 
-@pytest.mark.parametrize(
-    "path",
-    [
-        "/api/leads/99999999999999999999",
-        "/api/leads/9223372036854775808",
-        "/api/leads/1_0",  # int() reads 10
-        "/api/leads/+1",
-        "/api/leads/%D9%A1",  # Arabic-Indic one
-        "/api/leads/%201",
-        "/api/leads/-1",
-        "/api/touches/99999999999999999999/approve",
-        "/api/touches/1_0/reject",
-    ],
-)
-async def test_ids_that_are_not_plain_ascii_64_bit_numbers_are_404(
-    client: Client, path: str
-) -> None:
+BAD_ID_PATHS = [
+    "/api/leads/99999999999999999999",
+    "/api/leads/9223372036854775808",
+    "/api/leads/1_0",  # int() reads 10
+    "/api/leads/+1",
+    "/api/leads/%D9%A1",  # Arabic-Indic one
+    "/api/leads/%201",
+    "/api/leads/-1",
+    "/api/touches/99999999999999999999/approve",
+    "/api/touches/1_0/reject",
+]
+
+
+async def test_ids_that_are_not_plain_ascii_64_bit_numbers_are_404(client: Client) -> None:
     # Leads 1 and 10 exist, so a lenient parser would find one.
     for n in range(10):
         await _lead(client, email=f"p{n}@acme.com")
-    method = "POST" if "/touches/" in path else "GET"
-    body = {"reason": "x"} if path.endswith("reject") else None
-    response = await client.request(method, path, headers=AUTH, json=body)
-    assert_json_error(response.status, await response.json(), 404)
+    for path in BAD_ID_PATHS:
+        method = "POST" if "/touches/" in path else "GET"
+        body = {"reason": "x"} if path.endswith("reject") else None
+        response = await client.request(method, path, headers=AUTH, json=body)
+        assert_json_error(response.status, await response.json(), 404)
 
 
-@pytest.mark.parametrize(
-    "query",
-    [
-        "after=1000000000000000000000000000000",
-        "after=9223372036854775808",
-        "limit=1_0",
-        "after=+1",
-        "after=%D9%A1",
-        "limit=99999999999999999999",
-    ],
-)
-async def test_query_numbers_beyond_64_bits_or_not_ascii_are_400(
-    client: Client, query: str
-) -> None:
-    for endpoint in ("/api/leads", "/api/touches"):
-        response = await client.get(f"{endpoint}?{query}", headers=AUTH)
+BAD_QUERIES = [
+    "after=1000000000000000000000000000000",
+    "after=9223372036854775808",
+    "limit=1_0",
+    "after=+1",
+    "after=%D9%A1",
+    "limit=99999999999999999999",
+]
+
+
+async def test_query_numbers_beyond_64_bits_or_not_ascii_are_400(client: Client) -> None:
+    for query in BAD_QUERIES:
+        for endpoint in ("/api/leads", "/api/touches"):
+            response = await client.get(f"{endpoint}?{query}", headers=AUTH)
+            assert_json_error(response.status, await response.json(), 400)
+        value = query.split("=")[1]
+        response = await client.get(f"/api/touches?lead_id={value}", headers=AUTH)
         assert_json_error(response.status, await response.json(), 400)
-    response = await client.get(f"/api/touches?lead_id={query.split('=')[1]}", headers=AUTH)
-    assert_json_error(response.status, await response.json(), 400)
 
 
 BAD_JSON = [
@@ -99,21 +96,20 @@ BAD_JSON = [
 ]
 
 
-@pytest.mark.parametrize("raw", BAD_JSON, ids=["digits", "nested", "nested-top", "1e400",
-                                              "nan", "infinity"])  # fmt: skip
 async def test_json_no_store_can_hold_is_400_on_every_json_endpoint(
-    client: Client, sessions: Sessions, raw: bytes
+    client: Client, sessions: Sessions
 ) -> None:
     lead = await _lead(client, email="keep@acme.com")
     paths = ["/api/leads", f"/api/leads/{lead['id']}/transitions",
              "/api/touches/1/approve", "/api/touches/1/reject",
              "/api/sandbox/whatsapp/messages"]  # fmt: skip
-    for path in paths:
-        response = await client.post(path, data=raw, headers=AUTH)
+    for raw in BAD_JSON:
+        for path in paths:
+            response = await client.post(path, data=raw, headers=AUTH)
+            assert_json_error(response.status, await response.json(), 400)
+        headers = {**AUTH, "Content-Type": "application/json"}
+        response = await client.post("/webhooks/email", data=raw, headers=headers)
         assert_json_error(response.status, await response.json(), 400)
-    response = await client.post("/webhooks/email", data=raw,
-                                 headers={**AUTH, "Content-Type": "application/json"})  # fmt: skip
-    assert_json_error(response.status, await response.json(), 400)
     assert await _count(sessions, Lead) == 1
 
 
