@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot.appkeys import METRICS, ON_LEAD_CREATED, SESSIONS, SETTINGS
 from bot.http_errors import ApiError, read_json_object
+from bot.inputs import InputError, parse_id, parse_int
 from bot.metrics import source_label
 from bot.privacy import hash_key
 from scheduler.erasure import erase_lead
@@ -80,10 +81,11 @@ def _validation_error(exc: ValidationError) -> ApiError:
 
 
 def _lead_id(request: web.Request) -> int:
-    try:
-        return int(request.match_info["lead_id"])
-    except ValueError:
-        raise ApiError(404, "not_found", "no such lead") from None
+    # ASCII digits within 64 bits only: int() would also take "1_0", "+1" and "١".
+    lead_id = parse_id(request.match_info["lead_id"])
+    if lead_id is None:
+        raise ApiError(404, "not_found", "no such lead")
+    return lead_id
 
 
 @routes.post("/api/leads")
@@ -123,9 +125,9 @@ async def list_leads_view(request: web.Request) -> web.Response:
     query = request.query
     try:
         stage = Stage(query["stage"]) if query.get("stage") else None
-        after = int(query.get("after", "0"))
-        limit = int(query.get("limit", "50"))
-    except ValueError:
+        after = parse_int(query.get("after", "0"))
+        limit = parse_int(query.get("limit", "50"))
+    except (ValueError, InputError):
         stages = ", ".join(s.value for s in Stage)
         raise ApiError(
             400, "bad_query", f"stage must be one of {stages}; after and limit integers"

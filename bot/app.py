@@ -27,6 +27,7 @@ from bot.email_in import webhook as email_webhook
 from bot.health import setup as health_setup
 from bot.http_errors import json_errors
 from bot.metrics import Metrics
+from bot.security_headers import security_headers
 from bot.settings import Settings
 from bot.whatsapp import webhook as whatsapp_inbound
 from scheduler.db import create_engine, session_factory
@@ -72,6 +73,7 @@ def create_app(
             bearer_auth(settings.api_token.get_secret_value()),
         ],
     )
+    app.on_response_prepare.append(security_headers)
     app[SETTINGS] = settings
     app[METRICS] = metrics
     app[JOBS] = []

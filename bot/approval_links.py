@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.appkeys import SESSIONS, SETTINGS
 from bot.followups import SWEEPER
+from bot.inputs import valid_id
 from bot.notify import RepOptions, lead_label, notify_reps
 from bot.settings import Settings
 from bot.signing import BadSignature, Signer
@@ -98,7 +99,7 @@ def _touch_id(request: web.Request) -> int | None:
     except (BadSignature, ValueError):
         return None
     touch = data.get("touch")
-    return touch if isinstance(touch, int) and not isinstance(touch, bool) else None
+    return touch if valid_id(touch) else None  # within 64 bits, or the query fails
 
 
 def _bad_link() -> web.Response:

@@ -9,6 +9,9 @@ a crash half-way leaves nothing half-done (Calendly retries, and the record is g
   created from the invitee when neither matches (a booked call is a lead). The lead gets
   ``booked_at``, moves up to ``qualified``, its pending touches are cancelled and its rep
   is told.
+- Fields the invitee types (name, answers, time zone) are taken as far as they fit: a name is
+  cut to what a lead holds, a time zone that is not a known IANA name is dropped. Only an
+  event without a usable invitee URI is an :class:`EventError` (judged unusable).
 - ``invitee.canceled``: the booking is canceled, the rep told and a ``rebook`` nudge
   sequence started. A reschedule arrives as canceled (``rescheduled: true``) + created
   (``old_invitee`` set): the cancel half only closes the old booking; the created half
@@ -22,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -42,6 +46,10 @@ log = logging.getLogger("leadbot.calendly")
 CREATED = "invitee.created"
 CANCELED = "invitee.canceled"
 HANDLED = frozenset({CREATED, CANCELED})
+# Booking.invitee_uri is 500 characters; the dedupe key is the URI plus the event name.
+MAX_URI = 450
+MAX_NAME = 200  # LeadIn.name
+MAX_TIMEZONE = 64
 # How a booking moves the lead: a booked call confirms intent, so up to qualified.
 _TO_QUALIFIED = {
     Stage.NEW: (Stage.CONTACTED, Stage.QUALIFIED),
@@ -85,6 +93,8 @@ async def apply_event(
     uri = payload.get("uri")
     if not isinstance(uri, str) or not uri:
         raise EventError("payload.uri (the invitee) is missing")
+    if len(uri) > MAX_URI:
+        raise EventError(f"payload.uri is longer than {MAX_URI} characters")
     first = await session.scalar(
         insert_or_ignore(session, ProcessedEvent, ["source", "key"])
         .values(source="calendly", key=f"{uri} {event}"[:500], created_at=now)
@@ -114,8 +124,9 @@ async def _created(
         # Canceled before this (late) created arrived: nothing is booked any more.
         return Outcome("processed", lead_id=lead.id if lead else None)
     lead.booked_at = now
-    if not lead.timezone and isinstance(payload.get("timezone"), str):
-        lead.timezone = payload["timezone"]
+    timezone = _timezone(payload.get("timezone"))
+    if not lead.timezone and timezone:
+        lead.timezone = timezone
     await _move_to_qualified(session, lead, now)
     await cancel_pending(session, lead.id, reason="booked a call", now=now)
     rescheduled = bool(payload.get("old_invitee"))
@@ -149,6 +160,7 @@ async def _canceled(
         return Outcome("processed", lead_id=lead.id)  # its created half tells the rep
     cancellation = payload.get("cancellation") or {}
     reason = cancellation.get("reason") if isinstance(cancellation, Mapping) else None
+    reason = reason[:500] if isinstance(reason, str) else None
     summary = f"Call for {_when(booking.start_time)} canceled" + (f": {reason}" if reason else "")
     ids = await notify_reps(session, lead=lead, kind="canceled", summary=summary,
                             details=_details(payload), now=now, options=ctx.reps)  # fmt: skip
@@ -189,7 +201,9 @@ async def _match_lead(
     if lead is not None:
         return lead
     name = payload.get("name")
-    data = LeadIn(name=name if isinstance(name, str) else None, email=clean, source="calendly")
+    # Typed by the invitee: cut to what a lead holds rather than refuse the booking.
+    name = name.strip()[:MAX_NAME] if isinstance(name, str) else None
+    data = LeadIn(name=name or None, email=clean, source="calendly")
     result = await intake(session, data, default_region=ctx.default_region, now=now,
                           actor="calendly")  # fmt: skip
     return result.lead
@@ -212,11 +226,11 @@ async def _booking(
         insert_or_ignore(session, Booking, ["invitee_uri"]).values(
             invitee_uri=uri,
             lead_id=lead.id if lead else None,
-            event_uri=event.get("uri"),
+            event_uri=_short(event.get("uri"), 500),
             status=status,
             start_time=_parse_time(event.get("start_time")),
             end_time=_parse_time(event.get("end_time")),
-            timezone=payload.get("timezone"),
+            timezone=_timezone(payload.get("timezone")),
             payload=dict(payload),
             created_at=now,
             canceled_at=now if status == "canceled" else None,
@@ -245,21 +259,45 @@ async def _move_to_qualified(session: AsyncSession, lead: Lead, now: datetime) -
 
 
 def _details(payload: Mapping[str, Any]) -> dict[str, Any]:
-    event = payload.get("scheduled_event") or {}
-    location = event.get("location") or {} if isinstance(event, Mapping) else {}
+    event = payload.get("scheduled_event")
+    event = event if isinstance(event, Mapping) else {}
+    location = event.get("location")
+    location = location if isinstance(location, Mapping) else {}
+    answers = payload.get("questions_and_answers")
     return {
-        "event": event.get("name") if isinstance(event, Mapping) else None,
-        "start_time": event.get("start_time") if isinstance(event, Mapping) else None,
+        "event": _clip(event.get("name"), 500),
+        "start_time": _short(event.get("start_time"), 100),
         "invitee": payload.get("uri"),
-        "invitee_email": payload.get("email"),
-        "timezone": payload.get("timezone"),
-        "join_url": location.get("join_url") if isinstance(location, Mapping) else None,
+        "invitee_email": _short(payload.get("email"), 320),
+        "timezone": _timezone(payload.get("timezone")),
+        "join_url": _short(location.get("join_url"), 2000),
         "answers": [
-            f"{qa.get('question')}: {qa.get('answer')}"
-            for qa in payload.get("questions_and_answers") or []
+            f"{_clip(qa.get('question'), 500)}: {_clip(qa.get('answer'), 2000)}"
+            for qa in (answers if isinstance(answers, list) else [])[:50]
             if isinstance(qa, Mapping)
         ],
     }
+
+
+def _short(value: Any, limit: int) -> str | None:
+    """``value`` when it is a string of at most ``limit`` characters, else None."""
+    return value if isinstance(value, str) and len(value) <= limit else None
+
+
+def _clip(value: Any, limit: int) -> str | None:
+    """A string cut to ``limit`` characters (what the invitee typed), None if not a string."""
+    return value[:limit] if isinstance(value, str) else None
+
+
+def _timezone(value: Any) -> str | None:
+    """An IANA time zone name the invitee's browser reported, or None if it is not one."""
+    if not isinstance(value, str) or not value or len(value) > MAX_TIMEZONE:
+        return None
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+    return value
 
 
 def _parse_time(value: Any) -> datetime | None:

@@ -2,11 +2,14 @@
 
 Order: the ``Calendly-Webhook-Signature`` (``t=<unix>,v1=<hex>``: HMAC-SHA256 of
 ``f"{t}."`` + the raw body with ``LEADBOT_CALENDLY_SIGNING_KEY``) is checked over the exact
-bytes (401 missing or unreadable, 403 wrong or older than 180 s), then the JSON is parsed
-(400), then the event is applied in one transaction (:mod:`bot.bookings`), then 200. A
-rejected body stores nothing. Rep notifications are delivered after the commit, off the
-request path, so Calendly gets its 2xx at once (it retries anything else for 24 h and then
-disables the subscription).
+bytes (401 missing or unreadable, 403 wrong or older than 180 s), then the JSON is parsed,
+then the event is applied in one transaction (:mod:`bot.bookings`), then 200. An unsigned
+body stores nothing. A signed body is never answered 500 for what it carries (Calendly
+retries for 24 h, then disables the subscription): one that cannot be parsed or applied is
+judged unusable, recorded in ``processed_events`` (source ``calendly:unusable``, key: a
+hash of the body and the reason) and logged, and answered 200 ``{"status": "unusable"}``.
+Rep notifications are delivered after the commit, off the request path, so Calendly gets
+its 2xx at once.
 """
 
 from __future__ import annotations
@@ -20,17 +23,27 @@ from collections.abc import AsyncIterator, Coroutine, Iterable
 from typing import Any
 
 from aiohttp import web
+from pydantic import ValidationError
+from sqlalchemy.exc import DataError
 
 from bot.appkeys import DISPATCHER, SESSIONS, SETTINGS
 from bot.bookings import BookingContext, EventError, apply_event
 from bot.followups import CADENCE
 from bot.http_errors import ApiError, parse_json_object
+from bot.inputs import clean_text
 from bot.notify import RepOptions
-from scheduler.models import utcnow
+from scheduler.db import insert_or_ignore
+from scheduler.errors import LeadbotError
+from scheduler.models import ProcessedEvent, utcnow
 
 log = logging.getLogger("leadbot.calendly")
 
 HEADER = "Calendly-Webhook-Signature"
+UNUSABLE = "calendly:unusable"
+# What a signed body can carry that makes it unusable, rather than the service broken:
+# DataError is the database refusing a value (too long, out of range), never a lost link.
+_UNUSABLE_ERRORS = (EventError, LeadbotError, ValidationError, DataError, TypeError,
+                    ValueError, AttributeError, KeyError)  # fmt: skip
 TOLERANCE_SECONDS = 180
 _TASKS = web.AppKey("calendly_tasks", set[asyncio.Task[None]])
 
@@ -89,7 +102,10 @@ async def receive(request: web.Request) -> web.Response:
         verify(key, raw, request.headers.get(HEADER), now=time.time())
     except SignatureError as exc:
         raise ApiError(exc.status, exc.code, str(exc)) from None
-    body = parse_json_object(raw)
+    try:
+        body = parse_json_object(raw)
+    except ApiError as exc:
+        return await _unusable(app, raw, exc.message)
     ctx = BookingContext(
         reps=RepOptions.from_settings(settings),
         cadence=app.get(CADENCE),
@@ -100,12 +116,29 @@ async def receive(request: web.Request) -> web.Response:
         async with app[SESSIONS].begin() as session:
             outcome = await apply_event(session, body, now=now, ctx=ctx)
     except EventError as exc:
-        raise ApiError(400, "invalid_event", str(exc)) from None
+        return await _unusable(app, raw, str(exc))
+    except _UNUSABLE_ERRORS as exc:
+        log.exception("calendly event could not be applied")
+        return await _unusable(app, raw, f"{type(exc).__name__}: {exc}")
     if outcome.status == "ignored":
         log.info("calendly event %r ignored", body.get("event"))
     if outcome.outbox_ids:
         _spawn(app, _deliver(app, outcome.outbox_ids))
     return web.json_response({"status": outcome.status, "lead_id": outcome.lead_id})
+
+
+async def _unusable(app: web.Application, raw: bytes, reason: str) -> web.Response:
+    """Record a signed body we cannot use (once per body and reason) and answer 200."""
+    digest = hashlib.sha256(raw).hexdigest()[:32]
+    reason = clean_text(reason)[:400]
+    log.warning("calendly event %s judged unusable: %s", digest, reason)
+    async with app[SESSIONS].begin() as session:
+        await session.execute(
+            insert_or_ignore(session, ProcessedEvent, ["source", "key"]).values(
+                source=UNUSABLE, key=f"{digest} {reason}", created_at=utcnow()
+            )
+        )
+    return web.json_response({"status": "unusable", "reason": reason})
 
 
 async def _deliver(app: web.Application, ids: Iterable[int]) -> None:

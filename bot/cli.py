@@ -29,7 +29,7 @@ from bot.interpreters import build_interpreter
 from bot.privacy import hash_key
 from bot.redact import ACCESS_LOG_CLASS
 from bot.secrets_store import secrets_path
-from bot.settings import Settings
+from bot.settings import Settings, SettingsError, check_webhook_secrets
 from scheduler.db import create_engine, session_factory
 from scheduler.erasure import ErasureReport, erase_lead
 from scheduler.errors import InvalidLeadError, NotFoundError
@@ -88,6 +88,11 @@ def serve(
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     redact.install()  # no email address or phone number in the logs
     settings = settings_with_secrets_or_exit()
+    try:
+        check_webhook_secrets(settings)
+    except SettingsError as exc:
+        err_console.print(f"[red]{exc}[/red]", soft_wrap=True)  # one line, never wrapped
+        raise typer.Exit(2) from None
     if settings.is_sqlite:
         asyncio.run(_migrate(settings))
     else:

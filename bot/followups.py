@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from bot.appkeys import DISPATCHER, JOBS, SESSIONS, SETTINGS
 from bot.booking_link import booking_link
 from bot.http_errors import ApiError, read_json_object
+from bot.inputs import InputError, parse_id, parse_int
 from bot.settings import Settings
 from scheduler.cadence import Cadence, load_cadence
 from scheduler.drafting import Drafter, LLMDrafter, TemplateDrafter
@@ -143,10 +144,10 @@ class RejectIn(BaseModel):
 
 
 def _touch_id(request: web.Request) -> int:
-    try:
-        return int(request.match_info["touch_id"])
-    except ValueError:
-        raise ApiError(404, "not_found", "no such touch") from None
+    touch_id = parse_id(request.match_info["touch_id"])  # ASCII digits within 64 bits
+    if touch_id is None:
+        raise ApiError(404, "not_found", "no such touch")
+    return touch_id
 
 
 async def _body(request: web.Request, model: type[BaseModel]) -> Any:
@@ -170,10 +171,10 @@ async def list_touches_view(request: web.Request) -> web.Response:
         known = ", ".join(s.value for s in TouchStatus)
         raise ApiError(400, "bad_query", f"status must be one of {known}")
     try:
-        lead_id = int(query["lead_id"]) if query.get("lead_id") else None
-        after = int(query.get("after", "0"))
-        limit = int(query.get("limit", "50"))
-    except ValueError:
+        lead_id = parse_int(query["lead_id"]) if query.get("lead_id") else None
+        after = parse_int(query.get("after", "0"))
+        limit = parse_int(query.get("limit", "50"))
+    except InputError:
         raise ApiError(400, "bad_query", "lead_id, after and limit must be integers") from None
     if not 1 <= limit <= MAX_PAGE:
         raise ApiError(400, "bad_query", f"limit must be between 1 and {MAX_PAGE}")

@@ -7,13 +7,13 @@ trace never reaches a client.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
+from bot.inputs import InputError, loads
 from scheduler.errors import LeadbotError
 
 log = logging.getLogger("leadbot.http")
@@ -51,11 +51,12 @@ def error_response(status: int, code: str, message: str, **details: Any) -> web.
 
 def parse_json_object(raw: bytes) -> dict[str, Any]:
     """``raw`` as a JSON object, or a 400 :class:`ApiError` saying why not (webhooks call
-    this on bytes they have already read to check a signature)."""
+    this on bytes they have already read to check a signature). Parsed and cleaned by
+    :func:`bot.inputs.loads`: no 500 on deep nesting or huge numbers, no NUL in strings."""
     try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ApiError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
+        body = loads(raw)
+    except InputError as exc:
+        raise ApiError(400, "malformed_json", str(exc)) from None
     if not isinstance(body, dict):
         raise ApiError(400, "malformed_json", "the body must be a JSON object")
     return body

@@ -207,6 +207,18 @@ class Settings(BaseSettings):
         return value
 
 
+def check_webhook_secrets(settings: Settings) -> None:
+    """Raise :class:`SettingsError` (one line) when a real WhatsApp channel is configured
+    without the app secret that proves webhooks come from Meta: unsigned bodies would make
+    the bot message real people. ``leadbot serve`` refuses to start then."""
+    sends = settings.whatsapp_phone_id and settings.whatsapp_token.get_secret_value()
+    if sends and not settings.whatsapp_app_secret.get_secret_value():
+        raise SettingsError(
+            "LEADBOT_WHATSAPP_APP_SECRET is required with LEADBOT_WHATSAPP_TOKEN and "
+            "LEADBOT_WHATSAPP_PHONE_ID set (it proves webhooks come from Meta)"
+        )
+
+
 def load_settings(**overrides: object) -> Settings:
     """Read the environment (and ``.env``) once; raise :class:`SettingsError` naming each bad
     variable, e.g. ``LEADBOT_DATABASE_URL: driver 'mysql' is not supported``."""

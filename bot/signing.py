@@ -23,6 +23,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,6 +33,7 @@ Secret = str | bytes | SecretStr
 
 # Long enough for any id we sign, short enough that a junk URL is rejected before any work.
 MAX_TOKEN_LENGTH = 2048
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 
 class BadSignature(ValueError):
@@ -53,7 +55,17 @@ def _b64encode(raw: bytes) -> str:
 
 
 def _b64decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """Strict base64url: only the alphabet, no padding, and the one canonical spelling.
+
+    ``base64.urlsafe_b64decode`` skips characters outside the alphabet and ignores the
+    unused low bits of the last character, so many strings would decode to one token.
+    """
+    if not _B64URL.fullmatch(text) or len(text) % 4 == 1:
+        raise BadSignature("malformed token")
+    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64encode(raw) != text:
+        raise BadSignature("malformed token")
+    return raw
 
 
 def _mac(key: bytes, purpose: str, payload: str) -> bytes:
@@ -83,7 +95,7 @@ def verify(purpose: str, token: str, *, secret: Secret) -> dict[str, Any]:
     except (binascii.Error, ValueError) as exc:
         raise BadSignature("malformed token") from exc
     # Compare MACs before parsing anything the sender controls.
-    if not payload.isascii() or not hmac.compare_digest(mac, _mac(key, purpose, payload)):
+    if not _B64URL.fullmatch(payload) or not hmac.compare_digest(mac, _mac(key, purpose, payload)):
         raise BadSignature("bad signature")
     try:
         data = json.loads(_b64decode(payload).decode("utf-8"))

@@ -20,6 +20,7 @@ from aiohttp import web
 from bot.appkeys import SESSIONS, SETTINGS
 from bot.channels.email import UNSUBSCRIBE_PURPOSE
 from bot.email_actions import opt_out
+from bot.inputs import valid_id
 from bot.signing import BadSignature, verify
 from scheduler.models import utcnow
 from scheduler.suppressions import SuppressionReason
@@ -58,7 +59,8 @@ def _verified(request: web.Request) -> tuple[int | None, str] | None:
     except (BadSignature, ValueError):
         return None
     lead, address = data.get("lead"), data.get("email")
-    if not isinstance(address, str) or not address or not (lead is None or isinstance(lead, int)):
+    # A signed id is still checked: one beyond 64 bits would fail the query (a 500).
+    if not isinstance(address, str) or not address or not (lead is None or valid_id(lead)):
         return None
     return lead, address
 

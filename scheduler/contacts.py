@@ -1,6 +1,8 @@
 """Normalizing contact details so that one person is one lead.
 
-Emails are trimmed and lower-cased; phones become E.164 (``+14155550123``) via
+Emails are trimmed, lower-cased, cleaned of invisible characters, and their domain is
+written in its ASCII (punycode) form, so ``ana@bücher.de`` and ``ana@xn--bcher-kva.de`` are
+one person; phones become E.164 (``+14155550123``) via
 ``phonenumbers``, with a default region for numbers written without a country code.
 
 A few countries write one mobile two ways, and WhatsApp sends the older form as the ``wa_id``;
@@ -20,8 +22,10 @@ number we can read (the WhatsApp id itself stays the address replies go to).
 from __future__ import annotations
 
 import re
+import unicodedata
 from functools import lru_cache
 
+import idna
 import phonenumbers
 from phonenumbers import timezone as phone_timezone
 
@@ -29,14 +33,25 @@ from scheduler.errors import InvalidLeadError
 
 # Deliberately simple: one @, no spaces, a dot in the domain. Deliverability is checked by
 # sending, not by regex; this only catches typos and junk in forms and CSVs.
-_EMAIL = re.compile(r"^[^@\s<>(),;:\"]+@[^@\s<>(),;:\"]+\.[a-z]{2,}$")
+# The top-level domain is letters, or an internationalized one in punycode (xn--p1ai).
+_EMAIL = re.compile(r"^[^@\s<>(),;:\"]+@[^@\s<>(),;:\"]+\.(?:[a-z]{2,}|xn--[a-z0-9-]+)$")
+# Invisible characters that copy-paste and some form builders leave in addresses: zero-width
+# space / non-joiner / joiner, word joiner, byte-order mark, soft hyphen.
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
 
 
 def normalize_email(raw: str) -> str:
     """Return the canonical form of an email address or raise :class:`InvalidLeadError`."""
-    email = raw.strip().lower()
+    email = unicodedata.normalize("NFC", raw.translate(_INVISIBLE)).strip().lower()
     if email.startswith("mailto:"):
         email = email[len("mailto:") :]
+    local, at, domain = email.rpartition("@")
+    if at and not domain.isascii():
+        try:  # one spelling per domain (IDNA 2008, UTS 46): bücher.de is xn--bcher-kva.de
+            domain = idna.encode(domain, uts46=True).decode("ascii")
+        except UnicodeError:  # idna.IDNAError is one
+            raise InvalidLeadError(f"invalid email address: {raw.strip()[:100]!r}") from None
+        email = f"{local}@{domain}"
     if len(email) > 320 or not _EMAIL.match(email):
         raise InvalidLeadError(f"invalid email address: {raw.strip()[:100]!r}")
     return email

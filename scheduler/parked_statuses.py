@@ -33,12 +33,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from scheduler.models import OutboxItem, ParkedStatus
+from scheduler.models import MAX_EXTERNAL_ID, OutboxItem, ParkedStatus
 
 PARK_FOR = timedelta(hours=1)  # Meta's statuses follow a send within seconds; an hour is ample
 RANK = {"sent": 1, "delivered": 2, "read": 3, "played": 4, "failed": 9}
 _SWEEP_BATCH = 500
-_WAMID_MAX = 255  # the outbox's external_id column: a longer id can never match a row of ours
+_WAMID_MAX = MAX_EXTERNAL_ID  # the outbox's external_id column: a longer id never matches
 
 _OUTBOX = cast(Table, OutboxItem.__table__)
 _PARKED = cast(Table, ParkedStatus.__table__)

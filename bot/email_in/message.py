@@ -8,12 +8,13 @@ with a message saying which field is wrong.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import getaddresses, parseaddr
 from typing import Any
+
+from bot.inputs import InputError, loads
 
 _MSGID = re.compile(r"<[^<>\s]+>")
 MAX_TEXT = 100_000
@@ -86,8 +87,8 @@ def _headers(raw: Any) -> tuple[tuple[str, str], ...]:
         if not raw.strip():
             return ()
         try:
-            raw = json.loads(raw)
-        except json.JSONDecodeError as exc:
+            raw = loads(raw)  # never a RecursionError or a 5,000-digit int: a 422
+        except InputError as exc:
             raise InboundError(f"'message-headers' is not JSON: {exc}") from None
     if raw is None:
         return ()

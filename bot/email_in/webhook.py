@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import math
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -30,10 +30,15 @@ from bot.appkeys import SESSIONS, SETTINGS
 from bot.email_in.handler import first_time, handle_email
 from bot.email_in.message import InboundEmail, InboundError, from_json, from_mailgun
 from bot.http_errors import ApiError, read_json_object
+from bot.inputs import clean_text
 from bot.settings import Settings
 from scheduler.models import utcnow
 
 MAX_AGE_SECONDS = 300
+# Unix seconds in ASCII digits only: float() would also read "1796527551e0", "+1796527551"
+# or " 1796527551", and since the MAC covers timestamp + token concatenated, characters moved
+# from the token into such a timestamp would make a new token with a valid signature.
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 routes = web.RouteTableDef()
 
@@ -52,11 +57,9 @@ def verify_mailgun(form: Mapping[str, Any], key: str, now: datetime) -> str:
     expected = mailgun_signature(key, timestamp, token)
     if not hmac.compare_digest(expected.encode(), signature.strip().lower().encode()):
         raise ApiError(401, "bad_signature", "the Mailgun signature does not match")
-    try:
-        sent_at = float(timestamp)
-    except ValueError:
-        raise ApiError(406, "stale", "the timestamp is not a number") from None
-    if not math.isfinite(sent_at) or abs(now.timestamp() - sent_at) > MAX_AGE_SECONDS:
+    if not _TIMESTAMP.fullmatch(timestamp):
+        raise ApiError(406, "stale", "the timestamp is not unix seconds in digits")
+    if abs(now.timestamp() - int(timestamp)) > MAX_AGE_SECONDS:
         raise ApiError(406, "stale", f"the timestamp is more than {MAX_AGE_SECONDS}s off")
     return token
 
@@ -89,7 +92,8 @@ async def _read(
         # Attachments arrive as file fields; only the text fields matter here.
         form = {k: v for k, v in posted.items() if isinstance(v, str)}
         token = verify_mailgun(form, key, now)
-        return from_mailgun(form), token
+        # NUL is dropped here (PostgreSQL refuses it); the JSON form is cleaned when parsed.
+        return from_mailgun({k: clean_text(v) for k, v in form.items()}), token
     _authorize_json(request, settings)
     return from_json(await read_json_object(request)), None
 

@@ -5,7 +5,10 @@ body, silently dropping the rest of a batch, and raises ``KeyError`` on contacts
 BSUID. So inbound bodies are parsed here: EVERY entry, change, message and status becomes a
 frozen dataclass. Unknown message types never fail the parse (they become ``unsupported``);
 only a body whose *structure* is wrong raises :class:`EnvelopeError` (the webhook answers 400
-and stores nothing).
+and stores nothing). Every string is cleaned on the way in (:func:`bot.inputs.clean_text`:
+no NUL, which PostgreSQL refuses and which failed the turn until it was given up); message
+and status ids longer than :data:`MAX_ID_BYTES` and sender ids longer than
+:data:`MAX_SENDER` are a structure error, so everything parsed fits its column whole.
 
 Shape (see ``tests/data/whatsapp/*.json``)::
 
@@ -22,12 +25,18 @@ from typing import Any, Literal
 
 import orjson
 
+from bot.inputs import InputError, clean_text, loads
+
 Kind = Literal["text", "choice", "media", "unsupported", "welcome", "ignored"]
 
 MEDIA_TYPES = frozenset(
     {"image", "audio", "video", "document", "sticker", "location", "contacts", "reaction", "order"}
 )
 IGNORED_TYPES = frozenset({"edit", "revoke", "system"})
+# Meta documents no maximum for a wamid (seen: 50-100 characters); the columns hold 1024.
+MAX_ID_BYTES = 1024
+MAX_SENDER = 250  # wa_id / BSUID: inbox.sender is 320 with its "+" or "bsuid:" prefix
+MAX_NAME = 200  # a profile name becomes the lead's name (200 characters)
 
 
 class EnvelopeError(ValueError):
@@ -128,7 +137,12 @@ def parse_envelope(raw: bytes | str) -> Envelope:
     try:
         body = orjson.loads(raw)  # several times faster than json's, on every webhook
     except orjson.JSONDecodeError as exc:  # bad UTF-8 included
-        raise EnvelopeError(f"the body is not valid JSON: {exc}") from None
+        if "surrogate" not in str(exc):
+            raise EnvelopeError(f"the body is not valid JSON: {exc}") from None
+        try:  # a lone "\ud83d" (a name cut mid-emoji) is valid JSON: read it, replaced
+            body = loads(raw)
+        except InputError as error:
+            raise EnvelopeError(str(error)) from None
     return parse_object(body)
 
 
@@ -175,7 +189,7 @@ def _message(
 ) -> InboundMessage:
     if not isinstance(raw, dict):
         raise EnvelopeError(f"{where} must be an object")
-    wamid = _required_str(raw, "id", where)
+    wamid = _id(raw, where)
     wa_id = _str(raw.get("from"))
     user_id = _str(raw.get("from_user_id")) or _str(raw.get("user_id"))
     contact = _contact_for(contacts, wa_id, user_id)
@@ -184,8 +198,11 @@ def _message(
         user_id = user_id or _str(contact.get("user_id"))
     if not wa_id and not user_id:
         raise EnvelopeError(f"{where} has no sender (neither 'from' nor a contact user_id)")
+    if len(wa_id or "") > MAX_SENDER or len(user_id or "") > MAX_SENDER:
+        raise EnvelopeError(f"{where} has a sender id longer than {MAX_SENDER} characters")
     profile = contact.get("profile") if contact else None
     name = _str(profile.get("name")) if isinstance(profile, dict) else None
+    name = name[:MAX_NAME] if name else None
     mtype = _str(raw.get("type")) or "unknown"
     context = raw.get("context") if isinstance(raw.get("context"), dict) else None
     referral = raw.get("referral") if isinstance(raw.get("referral"), dict) else None
@@ -243,7 +260,7 @@ def _status(raw: Any, where: str) -> StatusUpdate:
     errors = [e for e in raw.get("errors") or [] if isinstance(e, dict)]
     codes = tuple(int(e["code"]) for e in errors if isinstance(e.get("code"), int))
     return StatusUpdate(
-        id=_required_str(raw, "id", where),
+        id=_id(raw, where),
         status=_required_str(raw, "status", where),
         timestamp=_timestamp(raw.get("timestamp"), where),
         recipient_id=_str(raw.get("recipient_id")),
@@ -288,8 +305,8 @@ def _list(obj: dict[str, Any], key: str, where: str, *, required: bool = True) -
 
 
 def _str(value: Any) -> str | None:
-    if isinstance(value, str) and value:
-        return value
+    if isinstance(value, str):
+        return clean_text(value) or None
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     return None
@@ -299,6 +316,13 @@ def _required_str(obj: dict[str, Any], key: str, where: str) -> str:
     value = _str(obj.get(key))
     if value is None:
         raise EnvelopeError(f"{where}.{key} is missing")
+    return value
+
+
+def _id(obj: dict[str, Any], where: str) -> str:
+    value = _required_str(obj, "id", where)
+    if len(value.encode("utf-8", "replace")) > MAX_ID_BYTES:
+        raise EnvelopeError(f"{where}.id is longer than {MAX_ID_BYTES} bytes")
     return value
 
 

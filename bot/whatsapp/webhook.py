@@ -72,13 +72,14 @@ async def receive(request: web.Request) -> web.Response:
             verify(secret, raw, request.headers.get(HEADER))
         except SignatureError as exc:
             raise ApiError(exc.status, exc.code, str(exc)) from None
-    elif settings.is_sqlite:
+    elif settings.is_sqlite and not settings.whatsapp_token.get_secret_value():
+        # Only embedded mode with the sandbox channel: nothing reaches a real person.
         warned = request.app[_UNSIGNED_WARNED]
         if not warned:
             warned.append(True)
             log.warning(
                 "LEADBOT_WHATSAPP_APP_SECRET is not set: accepting UNSIGNED webhook bodies "
-                "(embedded mode only; set it before exposing this endpoint)"
+                "(embedded sandbox mode only; set it before exposing this endpoint)"
             )
     else:
         raise ApiError(403, "not_configured", "LEADBOT_WHATSAPP_APP_SECRET is not configured")

@@ -60,6 +60,17 @@ def test_bad_configuration_exits_with_the_variable_named(env: dict[str, str]) ->
     assert "LEADBOT_DATABASE_URL" in result.output
 
 
+def test_serve_refuses_a_real_whatsapp_channel_without_the_app_secret(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**env, "LEADBOT_WHATSAPP_TOKEN": "EAAG-real", "LEADBOT_WHATSAPP_PHONE_ID": "1065403"}
+    result = runner.invoke(app, ["serve"], env=env, terminal_width=60)
+    assert result.exit_code == 2
+    [line] = result.output.strip().splitlines()
+    assert line.startswith("LEADBOT_WHATSAPP_APP_SECRET is required")
+    assert not (tmp_path / "cli.db").exists()  # refused before anything started
+
+
 def test_db_upgrade(env: dict[str, str]) -> None:
     result = runner.invoke(app, ["db", "upgrade"], env=env)
     assert result.exit_code == 0

@@ -156,6 +156,53 @@ async def test_signature_checks(client: Client, sessions: Sessions) -> None:
     assert len(await inbound(sessions, lead.id)) == 1
 
 
+async def test_a_signature_cannot_be_reused_by_moving_characters_into_the_timestamp(
+    client: Client, sessions: Sessions
+) -> None:
+    """The MAC covers timestamp + token: a token starting with "e0" (or any split of the
+    same string) must not turn into a second valid post with a "timestamp" like
+    "1796527551e0", which float() reads as the same time."""
+    lead = await make_lead(sessions)
+    good = fixture("gmail_reply.json", LEAD_TOKEN=lead.token, SENT_MESSAGE_ID="<x@y>")
+    stamp = good["timestamp"]
+    token = "e0" + good["token"][2:]
+    good = {**good, "token": token, "signature": mailgun_signature(MAILGUN_KEY, stamp, token)}
+    assert (await client.post("/webhooks/email", data=good)).status == 200
+    # Another body (a different email), the same signature, the characters moved over.
+    other = {**good, "body-plain": "unsubscribe", "stripped-text": "unsubscribe",
+             "Message-Id": "<forged@mail.example>"}  # fmt: skip
+    for timestamp, rest in ((stamp + "e0", token[2:]), (stamp + "e", token[1:])):
+        forged = {**other, "timestamp": timestamp, "token": rest,
+                  "signature": good["signature"]}  # fmt: skip
+        response = await client.post("/webhooks/email", data=forged)
+        assert response.status in (401, 406), await response.text()
+    for timestamp in (f" {stamp}", f"+{stamp}", f"{stamp}.0", f"{stamp}\n"):
+        token = uuid.uuid4().hex
+        signed = {**other, "timestamp": timestamp, "token": token,
+                  "signature": mailgun_signature(MAILGUN_KEY, timestamp, token)}  # fmt: skip
+        response = await client.post("/webhooks/email", data=signed)
+        assert response.status == 406, (timestamp, await response.text())
+    assert len(await inbound(sessions, lead.id)) == 1
+    assert (await get_lead(sessions, lead.id)).opted_out_at is None
+
+
+async def test_nul_and_deep_headers_in_a_mailgun_post_are_not_a_500(
+    client: Client, sessions: Sessions
+) -> None:
+    lead = await make_lead(sessions)
+    form = fixture("gmail_reply.json", LEAD_TOKEN=lead.token, SENT_MESSAGE_ID="<x@y>")
+    nul = sign({**form, "body-plain": "Thurs\x00day works", "stripped-text": "Thurs\x00day",
+                "subject": "Re:\x00 hi"})  # fmt: skip
+    response = await client.post("/webhooks/email", data=nul)
+    assert response.status == 200, await response.text()
+    [message] = await inbound(sessions, lead.id)
+    assert "\x00" not in message.body and message.body.startswith("Thursday")
+    deep = sign({**form, "Message-Id": "<deep@x>", "message-headers": "[" * 20_000})
+    response = await client.post("/webhooks/email", data=deep)
+    assert response.status == 422, await response.text()
+    assert (await response.json())["error"]["code"] == "invalid"
+
+
 async def test_auto_reply_is_ignored(client: Client, sessions: Sessions) -> None:
     lead = await make_lead(sessions)
     await add_touch(sessions, lead.id, "day3")

@@ -55,3 +55,28 @@ def test_empty_secret_is_refused() -> None:
         sign("approve", {}, secret="")
     with pytest.raises(ValueError):
         Signer(SecretStr(""))
+
+
+def _variants(token: str) -> list[str]:
+    """Other spellings of ``token`` that lenient base64 decoding reads as the same bytes."""
+    payload, mac = token.split(".")
+    last = mac[-1]
+    # The last character of a 43-character MAC carries 2 unused low bits.
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    sibling = alphabet[alphabet.index(last) ^ 1]
+    return [
+        f"{payload}.{mac}=",  # padding
+        f"{payload}.{mac[:10]}!{mac[10:]}",  # a character outside the alphabet
+        f"{payload}.{mac[:10]}+{mac[10:]}",  # the standard (not URL-safe) alphabet
+        f"{payload}.{mac[:-1]}{sibling}",  # non-canonical last character
+        f"{payload}=.{mac}",
+        f"{payload[:4]}*{payload[4:]}.{mac}",
+    ]
+
+
+@pytest.mark.parametrize("index", range(6))
+def test_only_the_canonical_spelling_verifies(index: int) -> None:
+    token = sign("approve", {"touch": 42}, secret=KEY)
+    assert len(token.split(".")[1]) == 43
+    with pytest.raises(BadSignature):
+        verify("approve", _variants(token)[index], secret=KEY)

@@ -112,6 +112,20 @@ async def test_unsigned_bodies_are_accepted_in_embedded_mode_without_a_secret(
     assert await count(client, InboxItem) == 2
 
 
+async def test_unsigned_bodies_are_refused_when_a_real_channel_is_configured(
+    make_client: MakeClient,
+) -> None:
+    """Embedded (SQLite) mode with a WhatsApp token: an unsigned body once made a lead and
+    a message to a real number. Only the sandbox channel may take unsigned bodies."""
+    client, _ = await make_client(
+        whatsapp_app_secret="", whatsapp_token="real-token", whatsapp_phone_id="106540352242922"
+    )
+    response = await post(client, text_body("14155550100", "wamid.U1", "hi"), secret=None)
+    assert response.status == 403
+    assert (await response.json())["error"]["code"] == "not_configured"
+    assert await count(client, InboxItem) == 0
+
+
 # -- the inbox: exactly-once handling ---------------------------------------------------------
 
 
