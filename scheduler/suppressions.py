@@ -7,6 +7,7 @@ address that unsubscribed and later bounces stays "unsubscribe").
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
 
@@ -36,6 +37,31 @@ async def find_suppression(session: AsyncSession, address: str) -> Suppression |
     return await session.scalar(
         select(Suppression).where(Suppression.address == normalize_address(address))
     )
+
+
+async def suppressed_among(session: AsyncSession, addresses: Iterable[str]) -> set[str]:
+    """The normalized forms of ``addresses`` that are on the list."""
+    return set(await suppression_reasons(session, addresses))
+
+
+async def suppression_reasons(session: AsyncSession, addresses: Iterable[str]) -> dict[str, str]:
+    """Each of ``addresses`` that is on the list (normalized) with its reason; one query per
+    500 addresses.
+
+    Every send-time check goes through here, so that how an entry matches (today: the
+    normalized address) is decided in this module only."""
+    wanted = sorted({normalize_address(a) for a in addresses if a})
+    found: dict[str, str] = {}
+    for first in range(0, len(wanted), _CHUNK):
+        chunk = wanted[first : first + _CHUNK]
+        rows = await session.execute(
+            select(Suppression.address, Suppression.reason).where(Suppression.address.in_(chunk))
+        )
+        found.update({address: reason for address, reason in rows})
+    return found
+
+
+_CHUNK = 500  # addresses per IN (…) list
 
 
 async def suppress(

@@ -12,8 +12,12 @@ The sweeper (:mod:`scheduler.sweeper`) uses :func:`claim_due` (one ``UPDATE … 
 (SELECT … FOR UPDATE SKIP LOCKED) RETURNING``; on SQLite the same statement runs under
 ``BEGIN IMMEDIATE``) and :func:`reap`. Status flow::
 
-    pending → claimed → sent | awaiting_approval → sent | skipped | failed
+    pending → claimed → queued | awaiting_approval → queued | skipped | failed
+    queued → sent | failed | uncertain     (follows its outbox row: ``scheduler.outbox``)
     pending | claimed | awaiting_approval → cancelled
+
+``queued`` means the message is in the outbox; ``sent`` (and ``sent_at``) only once the
+channel accepted it, so dormancy and the move to contacted count what actually went out.
 """
 
 from __future__ import annotations
@@ -39,10 +43,12 @@ class TouchStatus(StrEnum):
     PENDING = "pending"
     CLAIMED = "claimed"
     AWAITING_APPROVAL = "awaiting_approval"
+    QUEUED = "queued"  # in the outbox, not sent yet
     SENT = "sent"
     SKIPPED = "skipped"
     CANCELLED = "cancelled"
     FAILED = "failed"
+    UNCERTAIN = "uncertain"  # the send may or may not have gone out (shown to a human)
 
 
 OPEN = (TouchStatus.PENDING.value, TouchStatus.CLAIMED.value, TouchStatus.AWAITING_APPROVAL.value)
