@@ -71,6 +71,9 @@ log = logging.getLogger("leadbot.outbox")
 
 DEFAULT_BACKOFF = (timedelta(seconds=5), timedelta(seconds=30), timedelta(minutes=2),
                    timedelta(minutes=10), timedelta(minutes=30))  # fmt: skip
+# Payload flag of the one message that may reach a lead who opted out: the confirmation
+# that the opt-out's own turn sends (every other path checks the opt-out before enqueueing).
+CONFIRMS_OPT_OUT = "confirms_opt_out"
 RECORD_ATTEMPTS = 5  # tries of a recording transaction aborted by a deadlock or a lock
 
 
@@ -591,6 +594,8 @@ async def _refusals(session: AsyncSession, claims: list[_Claim]) -> dict[int, st
             reps.update(normalize_address(a) for row in rows for a in row if a)
     reasons: dict[int, str] = {}
     for claim in claims:
+        if claim.payload.get(CONFIRMS_OPT_OUT) is True:
+            continue
         address = normalize_address(claim.recipient)
         if address in suppressed:
             reasons[claim.item_id] = f"{claim.recipient} is suppressed ({suppressed[address]})"
@@ -675,6 +680,7 @@ async def _send_through(
 
 __all__ = [
     "DEFAULT_BACKOFF",
+    "CONFIRMS_OPT_OUT",
     "BatchChannel",
     "Channel",
     "DeliveryError",

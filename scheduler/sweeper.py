@@ -216,7 +216,9 @@ class Sweeper:
                     terminal=terminal,
                     sends=sends,
                 )
-                updates.append({"id": w.claim.id, "claim_token": None, **update_row})
+                # The same dict _enqueue fills ``outbox_id`` into (a copy would lose it).
+                update_row.update(id=w.claim.id, claim_token=None)
+                updates.append(update_row)
             await self._enqueue(session, sends, now, result)
             if updates:
                 await session.execute(update(Touch), updates)
