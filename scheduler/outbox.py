@@ -17,7 +17,8 @@ recipient is not on the suppression list (:func:`scheduler.suppressions.suppress
 and, for a message to the lead (not to a rep about them), the lead has not opted out (nor,
 for email, been marked unreachable: ``leads.email_status``). Such a row ends ``failed`` with
 the reason and is never handed to a channel: a "stop" wins over a message waiting for a
-retry.
+retry. The one exception is the opt-out's own confirmation (payload flag
+:data:`CONFIRMS_OPT_OUT`, set only by the turn that recorded the opt-out).
 
 Each claimed row is marked just before its own request leaves (``sending_started_at``,
 fenced on the claim's ``claim_token``), and each outcome is recorded as soon as it is known

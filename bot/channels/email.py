@@ -45,9 +45,9 @@ from bot.channels.smtp import (
 from bot.email_actions import hard_bounce
 from bot.settings import Settings
 from bot.signing import Signer
-from scheduler.models import Lead, OutboxItem, OutboxState, Suppression, utcnow
+from scheduler.models import Lead, OutboxItem, OutboxState, utcnow
 from scheduler.outbox import MaybeSent, NotSent, Outcome, Receipt
-from scheduler.suppressions import normalize_address
+from scheduler.suppressions import normalize_address, suppression_reasons
 
 log = logging.getLogger("leadbot.email")
 
@@ -180,13 +180,7 @@ class EmailChannel:
             daily_cap=self.daily_cap, domain_per_minute=self.domain_per_minute, midnight=midnight
         )
         unique = sorted(set(addresses))
-        for chunk in _chunks(unique):
-            suppressions = await session.execute(
-                select(Suppression.address, Suppression.reason).where(
-                    Suppression.address.in_(chunk)
-                )
-            )
-            state.suppressed.update({address: reason for address, reason in suppressions})
+        state.suppressed.update(await suppression_reasons(session, unique))
         tokens = sorted({t for _, p in items if isinstance(t := p.get("lead_token"), str) and t})
         for chunk in _chunks(tokens):
             named = await session.execute(select(Lead.token, Lead.id).where(Lead.token.in_(chunk)))
