@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -42,6 +42,7 @@ class Coalescer(Generic[T, R]):
     async def submit(self, item: T) -> R:
         """Queue ``item`` for the next batch; return its result once that batch is done."""
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(_retrieve)  # a cancelled caller's error is not "unretrieved"
         self._pending.append((item, future))
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._drain(), name=self.name)
@@ -69,3 +70,8 @@ class Coalescer(Generic[T, R]):
         """Wait for the batch being written and those queued behind it."""
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()

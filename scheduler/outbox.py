@@ -145,6 +145,8 @@ _TABLE = cast(Table, OutboxItem.__table__)
 _LEADS = cast(Table, Lead.__table__)
 _TOUCHES = cast(Table, Touch.__table__)
 _Entry = tuple[_Claim, Outcome]
+_ClaimRequest = tuple[list[int], datetime]
+_Claimed = tuple[list[_Claim], list[_Entry]]
 
 
 class Dispatcher:
@@ -162,6 +164,10 @@ class Dispatcher:
         self.channels = dict(channels)
         self.backoff = backoff
         self.record_attempts = record_attempts
+        # Callers that deliver at the same time (one per conversation) share transactions.
+        self._claims: Coalescer[_ClaimRequest, _Claimed] = Coalescer(
+            self._claim_many, name="outbox-claim"
+        )
         self._starts: Coalescer[list[_Claim], list[bool]] = Coalescer(
             self._start_many, name="outbox-start"
         )
@@ -199,12 +205,7 @@ class Dispatcher:
         time per channel, and each outcome is recorded as soon as it is known.
         """
         unique = list(dict.fromkeys(ids))
-        claims: list[_Claim] = []
-        refused: list[_Entry] = []
-        for first in range(0, len(unique), _CHUNK):
-            mine, blocked = await self._claim(unique[first : first + _CHUNK], now)
-            claims += mine
-            refused += blocked
+        claims, refused = await self._claims.submit((unique, now))
         states: dict[int, str] = {}
         claimed = {c.item_id for c in claims} | {c.item_id for c, _ in refused}
         others = [i for i in unique if i not in claimed]
@@ -243,6 +244,31 @@ class Dispatcher:
             )
 
         async def work(session: AsyncSession) -> int:
+            reaped: set[int] = set()
+            if started:
+                # The lock order: the touches of those rows first, then the rows.
+                by_touch = {t: i for i, p in started if (t := _touch_of(p)) is not None}
+                await _lock_touches(session, list(by_touch))
+                reaped = set(
+                    await session.scalars(
+                        update(OutboxItem)
+                        .where(
+                            OutboxItem.id.in_([i for i, _ in started]),
+                            OutboxItem.state == OutboxState.SENDING.value,
+                            OutboxItem.sending_started_at < cutoff,
+                        )
+                        .values(
+                            state=OutboxState.UNCERTAIN.value,
+                            error="interrupted while sending",
+                            updated_at=now,
+                        )
+                        .returning(OutboxItem.id)
+                        .execution_options(synchronize_session=False)
+                    )
+                )
+                touches = [t for t, i in by_touch.items() if i in reaped]
+                await _finish_touches(session, touches, TouchStatus.UNCERTAIN,
+                                      "interrupted while sending", now)  # fmt: skip
             returned = await session.execute(
                 update(OutboxItem)
                 .where(
@@ -260,43 +286,35 @@ class Dispatcher:
                 )
                 .execution_options(synchronize_session=False)
             )
-            count = int(returned.rowcount)  # type: ignore[attr-defined]
-            if not started:
-                return count
-            # The lock order: the touches of those rows first, then the rows.
-            by_touch = {t: i for i, p in started if (t := _touch_of(p)) is not None}
-            await _lock_touches(session, list(by_touch))
-            reaped = set(
-                await session.scalars(
-                    update(OutboxItem)
-                    .where(
-                        OutboxItem.id.in_([i for i, _ in started]),
-                        OutboxItem.state == OutboxState.SENDING.value,
-                        OutboxItem.sending_started_at < cutoff,
-                    )
-                    .values(
-                        state=OutboxState.UNCERTAIN.value,
-                        error="interrupted while sending",
-                        updated_at=now,
-                    )
-                    .returning(OutboxItem.id)
-                    .execution_options(synchronize_session=False)
-                )
-            )
-            touches = [t for t, i in by_touch.items() if i in reaped]
-            await _finish_touches(session, touches, TouchStatus.UNCERTAIN,
-                                  "interrupted while sending", now)  # fmt: skip
-            return count + len(reaped)
+            return len(reaped) + int(returned.rowcount)  # type: ignore[attr-defined]
 
         return await run_retrying(self.sessions, work, attempts=self.record_attempts,
                                   what="reaping the outbox")  # fmt: skip
 
     async def close(self) -> None:
         """Wait until the outcomes handed over are recorded (shutdown)."""
+        await self._claims.close()
         await self._starts.close()
         await self._records.close()
 
     # -- steps ---------------------------------------------------------------------------
+
+    async def _claim_many(self, requests: list[_ClaimRequest]) -> list[_Claimed]:
+        """One claim for the ids of every request (the latest ``now`` of them decides what is
+        due); each request gets the claims of its own ids."""
+        now = max(at for _, at in requests)
+        wanted = list(dict.fromkeys(i for ids, _ in requests for i in ids))
+        claims: dict[int, _Claim] = {}
+        refused: dict[int, _Entry] = {}
+        for first in range(0, len(wanted), _CHUNK):
+            mine, blocked = await self._claim(wanted[first : first + _CHUNK], now)
+            claims.update({c.item_id: c for c in mine})
+            refused.update({c.item_id: (c, outcome) for c, outcome in blocked})
+        results: list[_Claimed] = []
+        for ids, _ in requests:  # a row asked for twice goes to the first asker
+            results.append(([claims.pop(i) for i in ids if i in claims],
+                            [refused.pop(i) for i in ids if i in refused]))  # fmt: skip
+        return results
 
     async def _claim(self, ids: list[int], now: datetime) -> tuple[list[_Claim], list[_Entry]]:
         """Claim the due rows among ``ids``; those that must not go out come back apart,
