@@ -34,8 +34,9 @@ database aborts it: the sends already happened, and recording them again is idem
 
 Channels (WhatsApp, email, sandbox) implement :class:`scheduler.channels.Channel` (re-exported
 here); ``bot`` wires them. A channel may also implement ``BatchChannel`` to check and send a
-whole batch at once (its rows are all marked started before the batch, and recorded when it
-returns).
+whole batch at once; one that reports each item (:class:`scheduler.channels.BatchHooks`,
+the email channel) gets the same per-row start mark and recording, others have their rows
+all marked started before the batch and recorded when it returns.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from scheduler.channels import (
     BatchChannel,
+    BatchHooks,
     Channel,
     DeliveryError,
     MaybeSent,
@@ -395,6 +397,8 @@ class Dispatcher:
     async def _send_batch(
         self, channel: Channel, group: list[_Claim], concurrency: int
     ) -> dict[int, str]:
+        if getattr(channel, "reports_each", False):
+            return await self._send_batch_each(channel, group, concurrency)
         ours = await self._starts.submit(group)
         started = [c for c, mine in zip(group, ours, strict=True) if mine]
         states = {c.item_id: OutboxState.SENDING.value for c in group}
@@ -402,6 +406,40 @@ class Dispatcher:
             items = [(c.recipient, c.payload) for c in started]
             results = await _send_through(channel, items, concurrency)
             states.update(await self._records.submit(list(zip(started, results, strict=True))))
+        return states
+
+    async def _send_batch_each(
+        self, channel: Channel, group: list[_Claim], concurrency: int
+    ) -> dict[int, str]:
+        """A batch through a channel that reports each item: each is marked started just
+        before its request, and recorded as soon as its outcome is known."""
+        states = {c.item_id: OutboxState.SENDING.value for c in group}
+        recorded: set[int] = set()
+        lost: set[int] = set()  # reaped and claimed elsewhere before it started
+
+        async def start(index: int) -> bool:
+            [ours] = await self._starts.submit([group[index]])
+            if not ours:
+                lost.add(index)
+            return ours
+
+        async def done(index: int, outcome: Outcome) -> None:
+            if index in lost or index in recorded:
+                return
+            recorded.add(index)
+            states.update(await self._records.submit([(group[index], outcome)]))
+
+        items = [(c.recipient, c.payload) for c in group]
+        send_batch = cast(BatchChannel, channel).send_batch
+        try:
+            results: list[Outcome] = await send_batch(  # type: ignore[call-arg]
+                items, concurrency=concurrency, hooks=BatchHooks(start, done)
+            )
+        except Exception as exc:  # which of them went out is unknown: none is resent
+            results = [exc] * len(items)
+        rest = [(group[i], r) for i, r in enumerate(results) if i not in recorded | lost]
+        if rest:
+            states.update(await self._records.submit(rest))
         return states
 
     async def _start_many(self, batches: list[list[_Claim]]) -> list[list[bool]]:
@@ -701,6 +739,7 @@ __all__ = [
     "DEFAULT_BACKOFF",
     "CONFIRMS_OPT_OUT",
     "BatchChannel",
+    "BatchHooks",
     "Channel",
     "DeliveryError",
     "Dispatcher",
