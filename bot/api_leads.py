@@ -10,8 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from bot.appkeys import METRICS, ON_LEAD_CREATED, SESSIONS, SETTINGS
 from bot.followups import touch_json
 from bot.http_errors import ApiError, read_json_object
+from bot.metrics import source_label
+from bot.privacy import hash_key
+from scheduler.erasure import erase_lead
 from scheduler.leads import LeadIn, get_lead, intake, list_leads, stage_history
 from scheduler.models import Lead, Stage, StageEvent, utcnow
+from scheduler.sandbox_leads import release_phone
 from scheduler.stages import transition
 from scheduler.touches import deliveries, list_touches
 
@@ -19,6 +23,7 @@ TIMELINE_TOUCHES = 500  # a lead's touches shown with it (a cadence has a few pe
 
 routes = web.RouteTableDef()
 MAX_PAGE = 500
+ERASE_ACTOR = "api"  # the audit row's actor of DELETE /api/leads/{id} unless ?actor= says
 
 
 class TransitionIn(BaseModel):
@@ -52,6 +57,7 @@ def lead_json(lead: Lead) -> dict[str, Any]:
         "email_status": lead.email_status,
         "bot_paused": lead.bot_paused,
         "booked_at": lead.booked_at.isoformat() if lead.booked_at else None,
+        "erased_at": lead.erased_at.isoformat() if lead.erased_at else None,
         "created_at": lead.created_at.isoformat(),
         "updated_at": lead.updated_at.isoformat(),
     }
@@ -94,9 +100,11 @@ async def create_lead(request: web.Request) -> web.Response:
         raise _validation_error(exc) from None
     settings = request.app[SETTINGS]
     async with request.app[SESSIONS].begin() as session:
+        # A real lead never lands on a sandbox prospect that holds its number (item 23).
+        await release_phone(session, data.phone, default_region=settings.default_region)
         result = await intake(session, data, default_region=settings.default_region, now=utcnow())
     if result.created:
-        request.app[METRICS].leads_created.labels(result.lead.source or "unknown").inc()
+        request.app[METRICS].leads_created.labels(source_label(result.lead.source)).inc()
         for listener in request.app[ON_LEAD_CREATED]:
             listener(result.lead.id)
     response = web.json_response(
@@ -169,3 +177,35 @@ async def move_lead(request: web.Request) -> web.Response:
         await session.refresh(lead)
     request.app[METRICS].transitions.labels(event.from_stage or "", event.to_stage).inc()
     return web.json_response({"lead": lead_json(lead), "event": event_json(event)})
+
+
+# -- erasure --
+
+
+@routes.delete("/api/leads/{lead_id}")
+async def erase_lead_view(request: web.Request) -> web.Response:
+    """Forget the person (``scheduler.erasure``): 200 with the anonymous lead and its stage
+    history, again on every repeat; 404 for an unknown id. ``?actor=`` names who asked (the
+    audit row's actor, default ``api``)."""
+    lead_id = _lead_id(request)
+    actor = request.query.get("actor", ERASE_ACTOR).strip()
+    if not 1 <= len(actor) <= 100 or not actor.isprintable():
+        raise ApiError(400, "bad_query", "actor must be 1 to 100 printable characters")
+    async with request.app[SESSIONS].begin() as session:
+        report = await erase_lead(
+            session,
+            lead_id,
+            actor=actor,
+            hash_key=hash_key(request.app[SETTINGS]),
+            now=utcnow(),
+        )
+        lead = await get_lead(session, lead_id)
+        history = await stage_history(session, lead_id)
+    return web.json_response(
+        {
+            "lead": lead_json(lead),
+            "history": [event_json(e) for e in history],
+            "erased": True,
+            "already_erased": report.already_erased,
+        }
+    )

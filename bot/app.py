@@ -11,7 +11,7 @@ from aiohttp import web
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot import api_leads, calendly, first_touch, followups, unsubscribe
+from bot import api_leads, calendly, first_touch, followups, privacy, unsubscribe
 from bot.appkeys import (
     CHANNELS,
     DISPATCHER,
@@ -119,6 +119,7 @@ def create_app(
     # Order matters: each context may use what the ones before it set up, and the scheduler
     # starts last, once every component has registered its jobs.
     app.cleanup_ctx.append(database)
+    privacy.setup(app)  # first after the database: every session matches erased suppressions
     app.cleanup_ctx.append(delivery)
     # -- components register here (routes, contexts, jobs) --
     app.router.add_routes(unsubscribe.routes)

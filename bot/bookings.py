@@ -31,6 +31,7 @@ from scheduler.cadence import Cadence
 from scheduler.contacts import normalize_email
 from scheduler.db import insert_or_ignore
 from scheduler.errors import LeadbotError, TransitionError
+from scheduler.fences import lock_lead
 from scheduler.leads import LeadIn, intake
 from scheduler.models import Booking, Lead, ProcessedEvent, Stage
 from scheduler.stages import transition
@@ -92,6 +93,8 @@ async def apply_event(
     if first is None:
         return Outcome("duplicate")
     lead = await _match_lead(session, payload, now=now, ctx=ctx)
+    if lead is not None:
+        lead = await lock_lead(session, lead.id)
     if event == CREATED:
         return await _created(session, uri, payload, lead, now=now, ctx=ctx)
     return await _canceled(session, uri, payload, lead, now=now, ctx=ctx)
@@ -228,10 +231,13 @@ async def _booking(
 
 async def _move_to_qualified(session: AsyncSession, lead: Lead, now: datetime) -> None:
     await session.flush()  # the refresh below must not drop our unflushed changes
-    for stage in _TO_QUALIFIED.get(Stage(lead.stage), ()):
+    seen = Stage(lead.stage)
+    for stage in _TO_QUALIFIED.get(seen, ()):
         try:
+            # Fenced on the stage read under the lock: never a move decided on another.
             await transition(session, lead.id, stage, reason="booked a call", actor="calendly",
-                             now=now)  # fmt: skip
+                             now=now, expected_from=seen)  # fmt: skip
+            seen = stage
         except TransitionError as exc:  # moved meanwhile: the booking still counts
             log.info("lead %s: not moved to %s after booking (%s)", lead.id, stage, exc)
             return

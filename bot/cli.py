@@ -12,6 +12,7 @@ from aiohttp import web
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
+from bot import redact
 from bot.app import create_app
 from bot.chat import chat_command, dialogs_app
 from bot.cli_reps import app as reps_app
@@ -25,10 +26,13 @@ from bot.cli_support import (
 from bot.cli_whatsapp import link as whatsapp_link
 from bot.cli_whatsapp import sandbox_app
 from bot.interpreters import build_interpreter
+from bot.privacy import hash_key
+from bot.redact import ACCESS_LOG_CLASS
 from bot.secrets_store import secrets_path
 from bot.settings import Settings
 from scheduler.db import create_engine, session_factory
-from scheduler.errors import InvalidLeadError
+from scheduler.erasure import ErasureReport, erase_lead
+from scheduler.errors import InvalidLeadError, NotFoundError
 from scheduler.importer import ImportReport, import_csv
 from scheduler.leads import list_leads
 from scheduler.migrate import current_revision, head_revision, upgrade
@@ -82,6 +86,7 @@ def serve(
 ) -> None:
     """Run the service. On the embedded SQLite default, migrations run first."""
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    redact.install()  # no email address or phone number in the logs
     settings = settings_with_secrets_or_exit()
     if settings.is_sqlite:
         asyncio.run(_migrate(settings))
@@ -95,6 +100,7 @@ def serve(
         host=host or settings.host,
         port=port or settings.port,
         print=lambda text: console.print(text.strip()),
+        access_log_class=ACCESS_LOG_CLASS,  # link tokens, phones, verify tokens: redacted
     )
 
 
@@ -205,6 +211,44 @@ async def _list(settings: Settings, stage: Stage | None, limit: int) -> list[Lea
     try:
         async with session_factory(engine)() as session:
             return await list_leads(session, stage=stage, limit=limit)
+    finally:
+        await engine.dispose()
+
+
+@leads_app.command("erase")
+def leads_erase(
+    lead_id: Annotated[int, typer.Argument(help="Id of the lead to forget.", min=1)],
+    actor: Annotated[str, typer.Option(help="Who asked, for the audit row.")] = "cli",
+) -> None:
+    """Forget a person: remove their data, keep an anonymous stage history (repeatable)."""
+    settings = settings_or_exit()
+    if not settings.secret_key.get_secret_value():
+        # The embedded mode's generated key: the one `serve` matches erased suppressions with.
+        settings = settings_with_secrets_or_exit()
+    report = asyncio.run(_erase(settings, lead_id, actor))
+    if report is None:
+        err_console.print(f"[red]lead {lead_id} does not exist[/red]")
+        raise typer.Exit(1)
+    if report.already_erased:
+        console.print(f"lead {lead_id} was already erased; checked again")
+    else:
+        console.print(f"lead {lead_id} erased")
+    for table, count in report.rows.items():
+        if count:
+            console.print(f"  {table}: {count} row(s)")
+
+
+async def _erase(settings: Settings, lead_id: int, actor: str) -> ErasureReport | None:
+    engine = create_engine(settings.database_url)
+    try:
+        if settings.is_sqlite:
+            await upgrade(engine)
+        async with session_factory(engine).begin() as session:
+            return await erase_lead(
+                session, lead_id, actor=actor, hash_key=hash_key(settings), now=utcnow()
+            )
+    except NotFoundError:
+        return None
     finally:
         await engine.dispose()
 

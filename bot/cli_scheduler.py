@@ -20,8 +20,14 @@ import typer
 from aiohttp import web
 from rich.table import Table
 
+from bot import redact
 from bot.app import create_app
-from bot.cli_support import console, err_console, settings_or_exit
+from bot.cli_support import (
+    console,
+    err_console,
+    settings_or_exit,
+    settings_with_secrets_or_exit,
+)
 from bot.settings import Settings
 from scheduler.cadence import CadenceError, format_offset, load_cadence
 from scheduler.db import create_engine
@@ -66,7 +72,11 @@ def scheduler() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    redact.install()  # no email address or phone number in the logs
     settings = settings_or_exit()
+    if settings.is_sqlite:
+        # The embedded key `serve` uses: erased people's suppressions are matched with it.
+        settings = settings_with_secrets_or_exit()
     try:
         load_cadence(settings.cadence_file)
     except CadenceError as exc:

@@ -1,7 +1,14 @@
-"""Prometheus metrics, in a registry per app so that several apps (tests) never collide."""
+"""Prometheus metrics, in a registry per app so that several apps (tests) never collide.
+
+``/metrics`` needs no token, and every distinct label value is a series kept for the life
+of the process: so labels only ever take values from closed sets. Free text a client
+controls (a lead's ``source``, the HTTP method) is mapped onto one (:func:`source_label`,
+:func:`method_label`); routes are the app's own templates; statuses and stages are closed.
+"""
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -10,6 +17,43 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.exposition import generate_latest
 
 from bot.http_errors import Handler
+
+SOURCE_LABELS = ("whatsapp", "email", "form", "ad", "import", "api", "other")
+"""Every value the ``source`` label of ``leadbot_leads_created`` can take."""
+
+# Words of a free-text source, first match wins (checked in this order).
+_SOURCE_WORDS = (
+    ("whatsapp", frozenset({"whatsapp", "wa", "ctwa", "wame"})),
+    ("ad", frozenset({"ad", "ads", "adwords", "ppc", "cpc", "paid", "facebook", "fb", "meta",
+                      "instagram", "google", "linkedin", "tiktok", "campaign"})),
+    ("email", frozenset({"email", "mail", "newsletter", "mailchimp", "outreach"})),
+    ("form", frozenset({"form", "forms", "web", "website", "landing", "contact", "signup",
+                        "typeform", "webinar"})),
+    ("import", frozenset({"import", "csv", "upload", "crm", "hubspot", "salesforce"})),
+    ("api", frozenset({"api", "calendly", "zapier", "integration"})),
+)  # fmt: skip
+_WORD = re.compile(r"[a-z]+")
+METHOD_LABELS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def source_label(source: str | None) -> str:
+    """The closed label for a lead's free-text ``source`` (one of :data:`SOURCE_LABELS`):
+    no source is ``api`` (it came through the intake API without saying), a source naming
+    none of the known kinds is ``other``. Never the text itself: it may be anything, an
+    email address included."""
+    words = set(_WORD.findall((source or "").lower()))
+    if not words:
+        return "api"
+    for label, known in _SOURCE_WORDS:
+        if words & known:
+            return label
+    return "other"
+
+
+def method_label(method: str) -> str:
+    """The HTTP method, or ``other`` for any method outside the standard set (aiohttp
+    accepts any token as a method)."""
+    return method if method in METHOD_LABELS else "other"
 
 
 class Metrics:
@@ -31,7 +75,7 @@ class Metrics:
         )
         self.leads_created = Counter(
             "leadbot_leads_created",
-            "Leads created, by source.",
+            "Leads created through the API, by kind of source (closed set: SOURCE_LABELS).",
             ["source"],
             registry=self.registry,
         )
@@ -60,11 +104,12 @@ class Metrics:
         finally:
             info = request.match_info.route.resource
             route = info.canonical if info is not None else "unmatched"
-            key = (request.method, route, status)
+            method = method_label(request.method)
+            key = (method, route, status)
             series = self._series.get(key)
             if series is None:
                 series = self._series[key] = (
-                    self.requests.labels(request.method, route, str(status)),
+                    self.requests.labels(method, route, str(status)),
                     self.latency.labels(route),
                 )
             series[0].inc()

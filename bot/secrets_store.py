@@ -1,15 +1,19 @@
 """Secrets for the embedded default: generated once, kept next to the SQLite file.
 
 So that ``leadbot serve`` works on a fresh machine with no configuration, an unset
-``LEADBOT_SECRET_KEY`` or ``LEADBOT_API_TOKEN`` is generated and persisted (mode 0600) in
-``.leadbot-secrets.json`` beside the database. With Postgres, both must be configured.
+``LEADBOT_SECRET_KEY`` or ``LEADBOT_API_TOKEN`` is generated and persisted (mode 0600,
+whatever mode an existing file had) in ``.leadbot-secrets.json`` beside the database. With
+Postgres, both must be configured.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
+import stat
+import tempfile
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -40,11 +44,29 @@ def with_embedded_secrets(settings: Settings) -> Settings:
             stored[name] = secrets.token_urlsafe(32)
             changed = True
     if changed:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        _write_private(path, stored)
+    elif stat.S_IMODE(path.stat().st_mode) & 0o077:
+        os.chmod(path, 0o600)  # a file left readable by others (an older version, a copy)
+    return settings.model_copy(update={name: SecretStr(stored[name]) for name in missing})
+
+
+def _write_private(path: Path, stored: dict[str, str]) -> None:
+    """Replace ``path`` with ``stored``, mode 0600 whatever the old file's mode was: written
+    to a fresh owner-only file beside it, then renamed over it (atomic: a crash leaves the
+    old file or the new one, never half of one)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mode 0600
+    try:
         with os.fdopen(fd, "w", encoding="utf-8") as file:
             json.dump(stored, file, indent=2)
-    return settings.model_copy(update={name: SecretStr(stored[name]) for name in missing})
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(temporary, 0o600)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
 
 
 def secrets_path(settings: Settings) -> Path | None:

@@ -14,6 +14,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from bot.redact import redact_url
+from scheduler.retention import MIN_RETENTION_DAYS
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SUPPORTED_DB_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
 
@@ -81,8 +84,8 @@ class Settings(BaseSettings):
     def _check_database_url(cls, value: str) -> str:
         try:
             url = make_url(value)
-        except ArgumentError as exc:
-            raise ValueError(f"not a database URL: {value!r}") from exc
+        except ArgumentError:
+            raise ValueError(f"not a database URL: {redact_url(value)!r}") from None
         if url.drivername not in SUPPORTED_DB_DRIVERS:
             raise ValueError(
                 f"driver {url.drivername!r} is not supported; use one of "
@@ -94,7 +97,7 @@ class Settings(BaseSettings):
     @classmethod
     def _check_redis_url(cls, value: str) -> str:
         if value and not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError(f"expected redis://host:port/db, got {value!r}")
+            raise ValueError(f"expected redis://host:port/db, got {redact_url(value)!r}")
         return value
 
     @property
@@ -182,6 +185,21 @@ class Settings(BaseSettings):
     smtp_connections: Annotated[int, Field(ge=1, le=50)] = 4
     # Seconds idle SMTP connections stay open for the next emails (0: close after each burst).
     smtp_keepalive: Annotated[float, Field(ge=0, le=600)] = 10.0
+
+    # Retention and erasure
+    # Days processed inbox rows, processed webhook events and sent outbox payloads are kept
+    # for dedupe; at least 8 (Meta re-delivers webhooks for up to 7 days).
+    retention_days: int = 90
+
+    @field_validator("retention_days")
+    @classmethod
+    def _check_retention_days(cls, value: int) -> int:
+        if value < MIN_RETENTION_DAYS:
+            raise ValueError(
+                f"{value} days is too short: dedupe must outlive the vendors' webhook retries "
+                f"(Meta: up to 7 days); use at least {MIN_RETENTION_DAYS}"
+            )
+        return value
 
 
 def load_settings(**overrides: object) -> Settings:

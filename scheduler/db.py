@@ -44,6 +44,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from scheduler.sqlite_files import database_file, restrict
 from scheduler.sqlite_inline import begin_immediate, inline_creator
 
 SQLITE_PRAGMAS = (
@@ -79,13 +80,15 @@ def create_engine(
     Postgres connections are pinged when checked out of the pool (a server restart costs
     no request an error); ``max_overflow`` defaults to ``pool_size``; ``server_settings``
     are sent when connecting (scratch stores set their ``search_path``). SQLite ignores
-    the pool options: it has one connection."""
+    the pool options: it has one connection. Statement parameters are never rendered in
+    errors or the echo log (``hide_parameters``): they carry names, emails, phones."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _create_sqlite_engine(url, echo=echo)
     return create_async_engine(
         url,
         echo=echo,
+        hide_parameters=True,  # errors and logs name no lead's data (names, emails, phones)
         pool_size=pool_size,
         max_overflow=pool_size if max_overflow is None else max_overflow,
         pool_pre_ping=True,
@@ -96,6 +99,9 @@ def create_engine(
 
 
 def _create_sqlite_engine(url: str, *, echo: bool) -> AsyncEngine:
+    path = database_file(url)
+    if path is not None:
+        restrict(path)  # owner-only, before SQLite creates it with the umask's mode
     # One connection: SQLite has one writer at a time anyway, and when several connections
     # contend for the write lock, SQLite's busy handler makes the losers sleep (up to 100 ms
     # a try) even after the lock is free. Queuing for the one connection in asyncio instead
@@ -104,6 +110,7 @@ def _create_sqlite_engine(url: str, *, echo: bool) -> AsyncEngine:
     engine = create_async_engine(
         url,
         echo=echo,
+        hide_parameters=True,  # errors and logs name no lead's data (names, emails, phones)
         async_creator=inline_creator(url),
         pool_size=1,
         max_overflow=0,

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from scheduler.errors import TransitionError
 from scheduler.models import DialogSessionRow, Lead, Message, Stage, Suppression
 from scheduler.stages import transition
+from scheduler.suppressions import lookup_forms
 
 
 class BookingLink(Protocol):
@@ -148,11 +149,13 @@ async def load_facts(
     facts = {lead.id: LeadFacts(lead) for lead in leads}
     addresses = {a for lead in leads for a in (lead.email, lead.phone) if a}
     if addresses:
-        suppressed = set(
-            await session.scalars(
-                select(Suppression.address).where(Suppression.address.in_(addresses))
+        forms = lookup_forms(session, addresses)  # erased people's keyed hashes too
+        suppressed = {
+            forms[a]
+            for a in await session.scalars(
+                select(Suppression.address).where(Suppression.address.in_(list(forms)))
             )
-        )
+        }
         for f in facts.values():
             f.suppressed = {a for a in (f.lead.email, f.lead.phone) if a in suppressed}
     rows = await session.execute(

@@ -135,6 +135,9 @@ class Lead(Base):
     whatsapp_window_closed_at: Mapped[datetime | None]
     # Email: why we no longer email this lead ("unsubscribe", "bounced: 550 5.1.1 …").
     email_status: Mapped[str | None] = mapped_column(String(200))
+    # Erasure: when the person's data was removed (``scheduler.erasure``); the row stays as
+    # the anonymous holder of its stage history.
+    erased_at: Mapped[datetime | None]
 
 
 class StageEvent(Base):
@@ -338,6 +341,25 @@ class ProcessedEvent(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (UniqueConstraint("source", "key", name="uq_processed_events"),)
+
+
+class ParkedStatus(Base):
+    """A delivery status that arrived before the send it is about was recorded (Meta can
+    report ``sent``/``delivered`` before our outbox row has its wamid). Kept for a while
+    and applied when the wamid is written (:mod:`scheduler.parked_statuses`)."""
+
+    __tablename__ = "parked_statuses"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    external_id: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(20))
+    error: Mapped[str | None] = mapped_column(Text)
+    parked_at: Mapped[datetime] = mapped_column(index=True)
+
+    __table_args__ = (
+        UniqueConstraint("channel", "external_id", "status", name="uq_parked_statuses"),
+    )
 
 
 # Email: the daily cap and the per-domain throttle count recently sent email rows.

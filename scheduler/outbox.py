@@ -53,6 +53,7 @@ from sqlalchemy import Table, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
+from scheduler import parked_statuses
 from scheduler.channels import (
     BatchChannel,
     BatchHooks,
@@ -589,6 +590,8 @@ class _Plan:
                 ),
                 self.sent,
             )
+            # Statuses Meta reported before these wamids were recorded (item 8).
+            await parked_statuses.apply_parked(session, [r["b_id"] for r in self.sent])
         if self.final:
             await session.execute(
                 update(_TABLE)

@@ -32,6 +32,7 @@ from bot.email_in.message import InboundEmail
 from bot.email_in.quotes import strip_quotes
 from bot.notify import notify_reps
 from scheduler.db import insert_or_ignore
+from scheduler.fences import lock_lead
 from scheduler.models import Lead, Message, OutboxItem, ProcessedEvent, Stage
 from scheduler.stages import transition
 from scheduler.suppressions import SuppressionReason
@@ -163,6 +164,10 @@ async def handle_email(
     if is_auto_reply(email):
         return Result(Outcome.AUTO_REPLY)
     lead = await match_lead(session, email)
+    if lead is not None:
+        # Decide on the lead as it is now, locked (the first row this transaction locks):
+        # a rep's "lost" committed meanwhile is seen, and no move can slip in after.
+        lead = await lock_lead(session, lead.id)
     if lead is None:
         log.info("email from %s matches no lead; ignored", email.sender)
         return Result(Outcome.UNMATCHED)
@@ -199,9 +204,9 @@ async def handle_email(
         )
         return Result(Outcome.OPT_OUT, lead.id)
     if Stage(lead.stage) in (Stage.NEW, Stage.DORMANT):
-        await transition(
-            session, lead.id, Stage.CONTACTED, reason="replied by email", actor=ACTOR, now=now
-        )
+        # Fenced on the stage read above: a reply never reopens a lead moved since.
+        await transition(session, lead.id, Stage.CONTACTED, reason="replied by email",
+                         actor=ACTOR, now=now, expected_from=lead.stage)  # fmt: skip
     if notify is not None:
         await notify(session, lead, email, text, now)
     return Result(Outcome.REPLY, lead.id)

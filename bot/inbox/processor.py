@@ -57,7 +57,7 @@ from dialogs.session import Session
 from scheduler.db import insert_or_ignore
 from scheduler.leads import Contact, LeadIn, build_lead, create_lead, intake
 from scheduler.models import DialogSessionRow, InboxItem, Lead, Message, Suppression, utcnow
-from scheduler.suppressions import normalize_address
+from scheduler.suppressions import lookup_forms
 
 log = logging.getLogger("leadbot.inbox")
 CHANNEL = "whatsapp"
@@ -295,7 +295,7 @@ class InboxProcessor:
                     lead, state = found_lead.Lead, found_lead.state
                     assert lead.phone is not None
                     known[lead.phone] = (lead, dict(state) if state is not None else None)
-                addresses = {normalize_address(p): p for p in phones}
+                addresses = lookup_forms(db, phones)  # erased people's hashes too
                 found_addresses = await db.scalars(_SUPPRESSED, {"addresses": list(addresses)})
                 suppressed = {addresses[a] for a in found_addresses}
         loaded: list[_Loaded | None] = []

@@ -17,11 +17,13 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from bot.whatsapp.envelope import InboundMessage
+from scheduler.sandbox_leads import SANDBOX_SOURCE  # leads the sandbox made: kept apart
 
 REF_PATTERN = re.compile(r"\[\s*ref\s*:\s*([^\]\s]*)\s*\]", re.IGNORECASE)
 DEFAULT_TEXT = "Hi! I'd like to know more."
 UNKNOWN = "unknown"
 AD_SOURCE = "ctwa_ad"
+SANDBOX_PHONE_ID = "sandbox-phone-id"  # the business number the sandbox's bodies are sent to
 _BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 _SLUG_MAX = 40
 
@@ -78,6 +80,8 @@ def strip_ref(text: str) -> str:
 
 def attribute(first: InboundMessage) -> Attribution:
     """The attribution of a lead whose first message is ``first``."""
+    if first.phone_number_id == SANDBOX_PHONE_ID:
+        return Attribution(SANDBOX_SOURCE, {"channel": "sandbox"})
     details = {"channel": "whatsapp"}
     if first.referral is not None:
         details.update(first.referral.attribution())

@@ -4,8 +4,10 @@ Messages go to the durable inbox (UNIQUE ``(channel, external_id)`` = the wamid,
 with ON CONFLICT DO NOTHING: Meta's retries and duplicates change nothing). Statuses update
 the outbox rows they are about (matched on the wamid Meta gave us when we sent); statuses
 arrive out of order, so a later one never overwrites a further one (``read`` beats
-``delivered``; ``failed`` beats everything). A ``failed`` with 131047 means the 24-hour
-customer-service window is closed: recorded on the lead.
+``delivered``; ``failed`` beats everything). A status about a send whose wamid is not
+recorded yet is parked and applied once it is (:mod:`scheduler.parked_statuses`). A
+``failed`` with 131047 means the 24-hour customer-service window is closed: recorded on
+the lead.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from sqlalchemy.util import greenlet_spawn
 
 from bot.batching import GroupRunner
 from bot.whatsapp.envelope import Envelope, StatusUpdate
+from scheduler import parked_statuses
 from scheduler.inbox_append import InboxAppender, Received, append
 from scheduler.models import Lead, OutboxItem, utcnow
 
@@ -28,11 +31,10 @@ CHANNEL = "whatsapp"
 WINDOW_CLOSED = 131047
 _OUTBOX = cast(Table, OutboxItem.__table__)
 _LEADS = cast(Table, Lead.__table__)
-_OUTBOX_BY_WAMID = select(_OUTBOX.c.id, _OUTBOX.c.lead_id, _OUTBOX.c.delivery_status).where(
-    _OUTBOX.c.external_id == bindparam("wamid"), _OUTBOX.c.channel == bindparam("channel")
+_OUTBOX_BY_WAMIDS = select(_OUTBOX.c.id, _OUTBOX.c.lead_id, _OUTBOX.c.external_id).where(
+    _OUTBOX.c.external_id.in_(bindparam("wamids", expanding=True)),
+    _OUTBOX.c.channel == bindparam("channel"),
 )
-_SET_OUTBOX = update(_OUTBOX).where(_OUTBOX.c.id == bindparam("b_id"))  # SET: the other keys
-_RANK = {"sent": 1, "delivered": 2, "read": 3, "played": 4, "failed": 9}
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +80,7 @@ def _ingest_many(
     applied = [0] * len(envelopes)
     if any(e.statuses for e in envelopes):
         with engine.begin() as connection:
-            applied = [sum(_apply_status(connection, s) for s in e.statuses) for e in envelopes]
+            applied = _apply_statuses(connection, envelopes, now)
     received: dict[str, Received] = {}
     for envelope in envelopes:
         for m in envelope.messages:
@@ -143,33 +145,54 @@ class InboxWriter:
         await greenlet_spawn(self._appender.close)
 
 
-def _apply_status(connection: Connection, status: StatusUpdate) -> int:
-    item = (
-        connection.execute(_OUTBOX_BY_WAMID, {"wamid": status.id, "channel": CHANNEL})
-    ).one_or_none()
-    lead_id = item.lead_id if item is not None else None
-    if item is not None and _RANK.get(status.status, 0) > _RANK.get(item.delivery_status or "", 0):
-        change: dict[str, object] = {"b_id": item.id, "delivery_status": status.status[:20]}
-        if status.status == "failed":
-            codes = ",".join(str(c) for c in status.error_codes) or "?"
-            change["error"] = f"WhatsApp status failed ({codes}): {status.error_title or ''}"[
-                :2000
-            ]
-        connection.execute(_SET_OUTBOX, change)
-    if WINDOW_CLOSED in status.error_codes:
-        _window_closed(connection, lead_id, status.recipient_id, status.timestamp)
-    return 1 if item is not None else 0
+def _apply_statuses(connection: Connection, envelopes: list[Envelope], now: datetime) -> list[int]:
+    """Apply every body's statuses; per body, how many matched a send of ours.
 
-
-def _window_closed(
-    connection: Connection, lead_id: int | None, recipient_id: str | None, at: datetime
-) -> None:
-    if lead_id is None and recipient_id:
-        lead_id = connection.scalar(
-            select(_LEADS.c.id).where(_LEADS.c.phone == f"+{recipient_id}")
+    Lock order (``scheduler.db``): the leads whose window closed (ascending id), then the
+    outbox rows (ascending id, each write fenced on the rank it holds), then the parked
+    statuses of sends not recorded yet (:mod:`scheduler.parked_statuses`)."""
+    statuses = [s for e in envelopes for s in e.statuses]
+    wamids = sorted({s.id for s in statuses})
+    items: dict[str, tuple[int, int | None]] = {}
+    for first in range(0, len(wamids), 500):
+        rows = connection.execute(
+            _OUTBOX_BY_WAMIDS, {"wamids": wamids[first : first + 500], "channel": CHANNEL}
         )
-    if lead_id is None:
-        return
+        items.update({r.external_id: (r.id, r.lead_id) for r in rows})
+    closed: dict[int, datetime] = {}
+    for status in statuses:
+        if WINDOW_CLOSED in status.error_codes:
+            lead_id = items[status.id][1] if status.id in items else None
+            lead_id = lead_id or _lead_by_recipient(connection, status.recipient_id)
+            if lead_id is not None:
+                closed[lead_id] = max(status.timestamp, closed.get(lead_id, status.timestamp))
+    for lead_id in sorted(closed):
+        _window_closed(connection, lead_id, closed[lead_id])
+    changes = [(items[s.id][0], _status(s)) for s in statuses if s.id in items]
+    parked_statuses.set_delivery_status(connection, changes)
+    unmatched = [_status(s) for s in statuses if s.id not in items]
+    parked_statuses.park(connection, CHANNEL, unmatched, now)
+    return [sum(1 for s in e.statuses if s.id in items) for e in envelopes]
+
+
+def _status(status: StatusUpdate) -> parked_statuses.Status:
+    error = None
+    if status.status == "failed":
+        codes = ",".join(str(c) for c in status.error_codes) or "?"
+        error = f"WhatsApp status failed ({codes}): {status.error_title or ''}"[:2000]
+    return parked_statuses.Status(status.id, status.status, error)
+
+
+def _lead_by_recipient(connection: Connection, recipient_id: str | None) -> int | None:
+    if not recipient_id:
+        return None
+    lead_id: int | None = connection.scalar(
+        select(_LEADS.c.id).where(_LEADS.c.phone == f"+{recipient_id}")
+    )
+    return lead_id
+
+
+def _window_closed(connection: Connection, lead_id: int, at: datetime) -> None:
     # Only if they have not written since: their newer message reopened the window.
     connection.execute(
         update(_LEADS)

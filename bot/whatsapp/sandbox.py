@@ -7,6 +7,13 @@ inbox, processor). With ``wait`` (the default) it answers once the turn is handl
 bot's replies. ``GET /api/sandbox/whatsapp/messages?phone=`` lists every reply to that
 phone from the outbox. Both sit under ``/api`` (bearer token) and refuse to run when a real
 WhatsApp channel is configured: sandbox messages must never reach real people.
+
+Sandbox prospects live apart from real ones: the leads the sandbox makes are marked (source
+``sandbox``, from the sandbox's own business number id), and both endpoints refuse (409) a
+number that belongs to a real lead: a sandbox "STOP" must never opt out a lead that came
+through the API, a form or a real chat, nor cancel its follow-ups, nor read its messages.
+A real lead arriving with a sandbox prospect's number takes it over
+(:mod:`scheduler.sandbox_leads`).
 """
 
 from __future__ import annotations
@@ -20,14 +27,15 @@ from sqlalchemy import func, select
 
 from bot.appkeys import SESSIONS, SETTINGS
 from bot.http_errors import ApiError, read_json_object
+from bot.whatsapp.attribution import SANDBOX_PHONE_ID
 from bot.whatsapp.envelope import parse_object
 from bot.whatsapp.keys import INBOX, WRITER
 from scheduler.contacts import normalize_phone
 from scheduler.errors import InvalidLeadError
-from scheduler.models import OutboxItem
+from scheduler.models import Lead, OutboxItem
+from scheduler.sandbox_leads import SANDBOX_SOURCE
 
 PATH = "/api/sandbox/whatsapp/messages"
-SANDBOX_PHONE_ID = "sandbox-phone-id"
 routes = web.RouteTableDef()
 
 
@@ -68,6 +76,21 @@ def _phone(request: web.Request, raw: object) -> str:
         raise ApiError(400, "invalid", str(exc)) from None
 
 
+async def _sandbox_only(request: web.Request, phone: str) -> None:
+    """Refuse a number that belongs to a lead the sandbox did not make."""
+    async with request.app[SESSIONS]() as db:
+        found = (
+            await db.execute(select(Lead.id, Lead.source).where(Lead.phone == phone))
+        ).one_or_none()
+    if found is not None and found.source != SANDBOX_SOURCE:
+        raise ApiError(
+            409,
+            "real_lead",
+            f"lead {found.id} has this number: the sandbox only plays prospects of its own "
+            "(use a number no real lead has)",
+        )
+
+
 def _enabled(request: web.Request) -> None:
     if request.app[SETTINGS].whatsapp_token.get_secret_value():
         raise ApiError(
@@ -81,6 +104,7 @@ async def post_message(request: web.Request) -> web.Response:
     _enabled(request)
     data = await read_json_object(request)
     phone = _phone(request, data.get("from"))
+    await _sandbox_only(request, phone)
     text, choice, name = data.get("text"), data.get("choice"), data.get("name")
     if (text is None) == (choice is None):
         raise ApiError(400, "invalid", "give exactly one of 'text' and 'choice'")
@@ -110,6 +134,7 @@ async def list_messages(request: web.Request) -> web.Response:
     """Every WhatsApp message the bot queued for ``?phone=``, oldest first."""
     _enabled(request)
     phone = _phone(request, request.query.get("phone"))
+    await _sandbox_only(request, phone)
     return web.json_response({"phone": phone, "messages": await _replies(request, phone)})
 
 

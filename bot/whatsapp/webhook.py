@@ -14,6 +14,7 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import AsyncIterator
+from functools import partial
 
 from aiohttp import web
 
@@ -33,10 +34,12 @@ from bot.whatsapp.signature import HEADER, SignatureError, verify
 from dialogs.icp import load_icp
 from dialogs.loader import load_scripts
 from scheduler.loop import PeriodicJob
+from scheduler.parked_statuses import sweep as statuses_sweep
 
 log = logging.getLogger("leadbot.whatsapp")
 _UNSIGNED_WARNED = web.AppKey("whatsapp_unsigned_warned", list[bool])
 SWEEP_SECONDS = 15
+STATUS_SWEEP_SECONDS = 60  # parked delivery statuses: applied late, trimmed when stale
 _OK = b'{"status": "ok"}'
 
 routes = web.RouteTableDef()
@@ -121,6 +124,11 @@ async def _inbox(app: web.Application) -> AsyncIterator[None]:
     app[LOCKS] = locks
     app[WRITER] = writer = InboxWriter(app[ENGINE])
     app[JOBS].append(PeriodicJob("whatsapp-inbox", SWEEP_SECONDS, processor.sweep))
+    app[JOBS].append(
+        PeriodicJob(
+            "whatsapp-statuses", STATUS_SWEEP_SECONDS, partial(statuses_sweep, app[SESSIONS])
+        )
+    )
     await processor.recover()
     yield
     await writer.close()

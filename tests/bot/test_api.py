@@ -183,7 +183,7 @@ async def test_metrics_count_requests_and_intake(client: Client) -> None:
     await client.get("/api/leads", headers={})
     await client.get("/api/leads", headers={})
     text_body = await (await client.get("/metrics")).text()
-    assert 'leadbot_leads_created_total{source="webinar"} 1.0' in text_body
+    assert 'leadbot_leads_created_total{source="form"} 1.0' in text_body
     assert (
         'leadbot_http_requests_total{method="GET",route="/api/leads",status="401"} 2.0'
         in text_body

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -88,6 +89,9 @@ def test_serve_starts_on_the_embedded_defaults(tmp_path: Path) -> None:
         assert body == {"status": "ok", "database": "ok"}
         assert (tmp_path / "leadbot.db").exists()
         assert (tmp_path / ".leadbot-secrets.json").exists()
+        # Personal data and secrets at rest: owner-only (issue 12, item 24).
+        for name in ("leadbot.db", "leadbot.db-wal", ".leadbot-secrets.json"):
+            assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600, name
     finally:
         process.terminate()
         process.wait(timeout=10)

@@ -1,0 +1,46 @@
+"""Sandbox prospects live apart from real leads.
+
+The WhatsApp sandbox (embedded mode: play a prospect without Meta) makes leads of its own,
+marked with the source :data:`SANDBOX_SOURCE`. A real contact point never lands on one:
+when a real lead arrives with a phone number a sandbox lead holds, :func:`release_phone`
+takes the number off the sandbox lead first (kept in its attribution as
+``sandbox_phone``), so intake creates the real lead afresh instead of inheriting a
+sandbox conversation's opt-out, stage or history. (The other way round, the sandbox
+refuses a number a real lead has: ``bot.whatsapp.sandbox``.)
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from scheduler.contacts import normalize_phone
+from scheduler.errors import LeadbotError
+from scheduler.models import Lead
+
+SANDBOX_SOURCE = "sandbox"
+
+
+async def release_phone(
+    session: AsyncSession, phone: str | None, *, default_region: str
+) -> int | None:
+    """In the caller's transaction, before a real intake with ``phone``: if a sandbox lead
+    holds that number, take it off that lead. Returns the sandbox lead's id, or None (no
+    phone, an unusable one — intake reports it — or no sandbox lead holds it)."""
+    if not phone:
+        return None
+    try:
+        number = normalize_phone(phone, default_region)
+    except LeadbotError:
+        return None
+    lead = await session.scalar(
+        select(Lead)
+        .where(Lead.phone == number, Lead.source == SANDBOX_SOURCE)
+        .with_for_update()  # the first row this transaction locks (lead rows first)
+    )
+    if lead is None:
+        return None
+    lead.attribution = {**lead.attribution, "sandbox_phone": number}
+    lead.phone = None
+    await session.flush()  # before intake looks the number up
+    return lead.id
