@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 
 from aiohttp import web
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot import api_leads, calendly, first_touch, followups, privacy, unsubscribe
@@ -25,6 +24,7 @@ from bot.appkeys import (
 from bot.auth import bearer_auth
 from bot.channels import build_channels, close_channels
 from bot.email_in import webhook as email_webhook
+from bot.health import setup as health_setup
 from bot.http_errors import json_errors
 from bot.metrics import Metrics
 from bot.settings import Settings
@@ -34,17 +34,6 @@ from scheduler.loop import PeriodicJob, SchedulerLoop
 from scheduler.outbox import Dispatcher
 
 log = logging.getLogger("leadbot.app")
-
-
-async def healthz(request: web.Request) -> web.Response:
-    """Liveness and readiness: answers 200 when the database answers."""
-    try:
-        async with request.app[ENGINE].connect() as connection:
-            await connection.execute(text("SELECT 1"))
-    except Exception as exc:
-        log.warning("health check: database unreachable: %s", exc)
-        return web.json_response({"status": "unavailable", "database": "down"}, status=503)
-    return web.json_response({"status": "ok", "database": "ok"})
 
 
 async def freeze_heap(_app: web.Application) -> None:
@@ -128,7 +117,7 @@ def create_app(
     first_touch.setup(app)  # after followups: uses its cadence and sweeper
     whatsapp_inbound.setup(app)
     calendly.setup(app)
-    app.router.add_get("/healthz", healthz)
+    health_setup(app)  # /healthz: the database and whatever components registered
     app.router.add_get("/metrics", metrics.handle)
     app.router.add_routes(api_leads.routes)
     app.cleanup_ctx.append(scheduler)

@@ -127,6 +127,11 @@ class Settings(BaseSettings):
     whatsapp_script: str = "b2b_default"
     # How often a failing inbox message is retried before it is given up (error kept on it).
     inbox_max_attempts: Annotated[int, Field(ge=1, le=100)] = 5
+    # Redis per-lead locks: the lease (seconds) a holder renews while its turn runs; a worker
+    # that dies frees its conversations within one lease.
+    lock_lease_seconds: Annotated[float, Field(ge=1, le=300)] = 10.0
+    # At most this many Redis connections per process; past it, commands wait for a free one.
+    redis_max_connections: Annotated[int, Field(ge=1, le=10_000)] = 50
 
     # Email
     # At most this many emails leave the sending mailbox per UTC day (cold outreach: keep low).

@@ -55,13 +55,29 @@ class BurstScheduler:
             state = self._senders.get(sender)
             if state is None:
                 deadline = self._slot(now + window) if wait else now
-                state = _Sender(deadline=deadline, cap=now + 4 * window)
-                self._senders[sender] = state
-                state.task = loop.create_task(self._run(sender, state), name=f"inbox:{sender}")
+                self._start(sender, _Sender(deadline=deadline, cap=now + 4 * window))
             else:
                 deadline = min(max(state.deadline, now + window), max(state.cap, now))
                 state.deadline = self._slot(deadline) if wait else deadline
                 state.dirty = True
+
+    def defer(self, sender: str, delay: float) -> None:
+        """Handle ``sender`` in ``delay`` seconds, not sooner: recovery of rows that another
+        live worker may still be collecting a burst of (taking them now would split that
+        burst into two turns). A turn of theirs already scheduled here covers them."""
+        if self._closed:
+            return
+        state = self._senders.get(sender)
+        if state is not None:
+            state.dirty = state.dirty or state.busy  # a running turn may have loaded too early
+            return
+        at = asyncio.get_running_loop().time() + max(0.0, delay)
+        self._start(sender, _Sender(deadline=at, cap=at))
+
+    def _start(self, sender: str, state: _Sender) -> None:
+        self._senders[sender] = state
+        loop = asyncio.get_running_loop()
+        state.task = loop.create_task(self._run(sender, state), name=f"inbox:{sender}")
 
     def _slot(self, at: float) -> float:
         """The first release time on the grid at or after ``at``."""

@@ -22,8 +22,11 @@ transaction fails is redone turn by turn, so one bad turn fails alone.
 
 A crash anywhere before the commit
 leaves the rows unprocessed; :meth:`recover` (startup) and :meth:`sweep` (periodic) pick them
-up again. A turn that fails records ``attempts`` and ``error`` on its rows and is retried
-until ``max_attempts``, then given up with the error kept.
+up again, but only once the sender has been quiet longer than a burst can last (another live
+worker may be collecting it). A turn that fails records ``attempts`` and ``error`` on its rows
+and is retried until ``max_attempts``, then given up with the error kept. Not failures, and
+never charged to the rows: a lock that could not be taken (Redis down, held too long), a lock
+lease lost mid-turn (nothing is committed), rows another worker handled meanwhile.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ from bot.inbox.bursts import BurstScheduler
 from bot.inbox.effects import TurnContext, apply, cancel_follow_ups
 from bot.inbox.hooks import Hooks
 from bot.inbox.turns import build_events
-from bot.locks import KeyedLock, LockTimeout
+from bot.locks import KeyedLock, Lease, LockUnavailable
 from bot.whatsapp.attribution import attribute
 from bot.whatsapp.envelope import InboundMessage
 from dialogs.actions import MESSAGE_ACTIONS, Action
@@ -101,6 +104,12 @@ _MARK_PROCESSED = (
     .where(_INBOX.c.id.in_(bindparam("ids", expanding=True)), _INBOX.c.processed_at.is_(None))
     .values(processed_at=bindparam("now"), error=None)
 )
+
+
+class RowsTakenElsewhere(RuntimeError):
+    """A turn's rows were marked processed by someone else between its load and its commit
+    (a worker whose lock lease had lapsed): a conflict, not a failure of the rows."""
+
 
 Deliver = Callable[[Sequence[int], datetime], Awaitable[Mapping[int, str]]]
 
@@ -210,36 +219,53 @@ class InboxProcessor:
         return self.bursts.pending()
 
     async def recover(self) -> int:
-        """Schedule every sender with unprocessed rows (startup: a crash after the 200)."""
-        senders = await self._unprocessed_senders(None)
-        self.kick(*senders, wait=False)
-        if senders:
-            log.info("inbox: recovering %d conversation(s) left unprocessed", len(senders))
-        return len(senders)
+        """Schedule every sender with unprocessed rows (startup: a crash after the 200).
+
+        A sender whose newest row is younger than :meth:`_quiet_age` may be in a burst another
+        live worker is still collecting: their turn here waits until that burst is surely
+        over (then the other worker's turn holds their lock, or is done)."""
+        now = self.clock()
+        settled = now - self._quiet_age()
+        newest = await self._unprocessed_senders(None)
+        self.kick(*(s for s, at in newest.items() if at < settled), wait=False)
+        for sender, at in newest.items():
+            if at >= settled:
+                self.bursts.defer(sender, (at - settled).total_seconds())
+        if newest:
+            log.info("inbox: recovering %d conversation(s) left unprocessed", len(newest))
+        return len(newest)
 
     async def sweep(self, now: datetime) -> int:
         """Periodic job: retry rows that are still unprocessed a while after arriving
-        (failed turns, lock timeouts, another worker's crash)."""
-        older_than = now - timedelta(seconds=max(2.0, 4 * self.burst_window))
-        waiting = await self._unprocessed_senders(older_than)
+        (failed turns, lock timeouts, Redis down, another worker's crash); senders who wrote
+        within :meth:`_quiet_age` are left to the worker collecting their burst."""
+        waiting = await self._unprocessed_senders(now - self._quiet_age())
         senders = [s for s in waiting if s not in self.bursts.pending()]
         self.kick(*senders, wait=False)
         return len(senders)
 
-    async def _unprocessed_senders(self, older_than: datetime | None) -> list[str]:
+    def _quiet_age(self) -> timedelta:
+        """How long after a sender's newest message their burst is surely over everywhere:
+        a burst lasts at most ``4 × burst_window`` (plus a release slot); a second of slack."""
+        return timedelta(seconds=max(2.0, 4 * self.burst_window + 1.0))
+
+    async def _unprocessed_senders(self, settled_before: datetime | None) -> dict[str, datetime]:
+        """Senders with unprocessed rows and when their newest one arrived (only those whose
+        newest arrived before ``settled_before``, if given)."""
+        newest = func.max(InboxItem.received_at)
         query = (
-            select(InboxItem.sender)
-            .distinct()
+            select(InboxItem.sender, newest)
             .where(
                 InboxItem.channel == CHANNEL,
                 InboxItem.processed_at.is_(None),
                 InboxItem.attempts < self.max_attempts,
             )
+            .group_by(InboxItem.sender)
         )
-        if older_than is not None:
-            query = query.where(InboxItem.received_at < older_than)
+        if settled_before is not None:
+            query = query.having(newest < settled_before)
         async with self.sessions() as db:
-            return list(await db.scalars(query))
+            return {sender: at for sender, at in await db.execute(query)}
 
     # -- one turn ----------------------------------------------------------------------------
 
@@ -248,10 +274,11 @@ class InboxProcessor:
         deliver the replies, the lock released (they are committed: nothing is lost)."""
         outbox_ids: list[int] = []
         try:
-            async with self.locks.lock(f"wa:{sender}"):
-                while await self._turn(sender, outbox_ids):
+            async with self.locks.lock(f"wa:{sender}") as lease:
+                while await self._turn(sender, lease, outbox_ids):
                     pass
-        except LockTimeout as exc:
+        except LockUnavailable as exc:
+            # Nobody's failure: the rows stay unprocessed and uncharged; the sweep retries.
             log.warning("inbox: %s; the sweep retries", exc)
         if outbox_ids:
             try:
@@ -259,15 +286,26 @@ class InboxProcessor:
             except Exception:  # the rows are stored: the outbox job sends what is pending
                 log.exception("inbox: delivering the replies to %s failed", sender)
 
-    async def _turn(self, sender: str, outbox_ids: list[int]) -> bool:
+    async def _turn(self, sender: str, lease: Lease, outbox_ids: list[int]) -> bool:
         loaded = await self._loads.submit(sender)
         if loaded is None:
             return False
         try:
             now = self.clock()
             plan = await self._plan(loaded, now)
+            if lease.lost:
+                # Another worker may hold the sender now: commit nothing, charge nothing.
+                log.warning("inbox: lost the lock of %s mid-turn; the sweep retries", sender)
+                return False
             new_ids = await self._commits.submit(_Turn(loaded, plan, now))
+        except RowsTakenElsewhere:
+            # Another worker handled some of these rows meanwhile: the rest never failed.
+            log.info("inbox: rows of %s were handled elsewhere; reloading", sender)
+            return not lease.lost
         except Exception as exc:
+            if lease.lost:
+                log.warning("inbox: turn of %s failed after its lock was lost: %s", sender, exc)
+                return False
             log.exception("inbox: turn of %s failed", sender)
             await self._failed(loaded.row_ids, exc)
             return False
@@ -374,7 +412,7 @@ class InboxProcessor:
         async with self.sessions.begin() as db:
             claimed = await db.execute(_MARK_PROCESSED, {"ids": row_ids, "now": turns[0].now})
             if claimed.rowcount != len(row_ids):  # type: ignore[attr-defined]
-                raise RuntimeError("inbox rows were handled elsewhere meanwhile")
+                raise RowsTakenElsewhere("inbox rows were handled elsewhere meanwhile")
             outbox_ids = [await self._write_turn(db, turn, writes) for turn in turns]
             await writes.flush(db)
         self.stats.commits += 1

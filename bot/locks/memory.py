@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from bot.locks.base import LockTimeout
+from bot.locks.base import Lease, LockTimeout
 
 
 class MemoryLock:
@@ -18,7 +18,7 @@ class MemoryLock:
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
 
     @asynccontextmanager
-    async def lock(self, key: str) -> AsyncIterator[None]:
+    async def lock(self, key: str) -> AsyncIterator[Lease]:
         """See :class:`bot.locks.base.KeyedLock`."""
         lock, users = self._locks.get(key, (asyncio.Lock(), 0))
         self._locks[key] = (lock, users + 1)
@@ -29,7 +29,7 @@ class MemoryLock:
             except TimeoutError:
                 raise LockTimeout(key) from None
             try:
-                yield
+                yield Lease()  # in-process: held until released, never lost
             finally:
                 lock.release()
         finally:
@@ -42,6 +42,9 @@ class MemoryLock:
     def __len__(self) -> int:
         """Keys currently held or waited for (for tests of the cleanup)."""
         return len(self._locks)
+
+    async def ping(self) -> None:
+        """Always reachable."""
 
     async def close(self) -> None:
         """Nothing to release."""

@@ -11,6 +11,7 @@ shutdown) and its periodic sweep on the app.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 from collections.abc import AsyncIterator
@@ -20,6 +21,7 @@ from aiohttp import web
 
 from bot.appkeys import DISPATCHER, ENGINE, JOBS, SESSIONS, SETTINGS
 from bot.followups import CADENCE
+from bot.health import CHECK_TIMEOUT, add_check
 from bot.http_errors import ApiError
 from bot.inbox.hooks import default_hooks
 from bot.inbox.processor import Dialogs, InboxProcessor
@@ -118,7 +120,14 @@ def build_processor(app: web.Application, settings: Settings, locks: KeyedLock) 
 
 async def _inbox(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    locks = build_lock(settings.redis_url)
+    locks = build_lock(
+        settings.redis_url,
+        lease=settings.lock_lease_seconds,
+        max_connections=settings.redis_max_connections,
+    )
+    if settings.redis_url:
+        add_check(app, "redis", locks.ping)
+        await _check_redis(locks)
     processor = build_processor(app, settings, locks)
     app[INBOX] = processor
     app[LOCKS] = locks
@@ -134,6 +143,20 @@ async def _inbox(app: web.Application) -> AsyncIterator[None]:
     await writer.close()
     await processor.close()
     await locks.close()
+
+
+async def _check_redis(locks: KeyedLock) -> None:
+    """Say at startup when Redis is down: the service still starts (turns wait in the inbox
+    and the sweep retries them once Redis is back) but /healthz answers 503 meanwhile."""
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT):
+            await locks.ping()
+    except Exception as exc:
+        log.error(
+            "Redis (LEADBOT_REDIS_URL) is unreachable: %s: %s; WhatsApp turns wait in the "
+            "inbox until it is back",
+            type(exc).__name__, exc,
+        )  # fmt: skip
 
 
 def setup(app: web.Application) -> None:

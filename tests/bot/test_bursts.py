@@ -11,24 +11,43 @@ from bot.inbox.bursts import BurstScheduler
 
 async def test_a_burst_is_one_turn_and_late_messages_get_another() -> None:
     calls: list[str] = []
-    running, release = asyncio.Event(), asyncio.Event()
+    # One "turn is running" event per sender: the two turns are released in the same slot
+    # and either may start first; the late kick below must come while +1's own turn runs.
+    running = {"+1": asyncio.Event(), "+2": asyncio.Event()}
+    release = asyncio.Event()
 
     async def handle(sender: str) -> None:
         calls.append(sender)
-        running.set()
+        running[sender].set()
         await release.wait()
 
     bursts = BurstScheduler(handle, window=0.01)
     for _ in range(3):
         bursts.kick("+1")
     bursts.kick("+2")
-    await asyncio.wait_for(running.wait(), timeout=5)
+    await asyncio.wait_for(running["+1"].wait(), timeout=5)
+    assert calls.count("+1") == 1  # the burst of three kicks is one turn
     assert bursts.pending() == {"+1", "+2"}
     bursts.kick("+1")  # arrives while +1's turn runs: a second turn follows
     release.set()
     await bursts.settle(timeout=5)
     assert sorted(calls) == ["+1", "+1", "+2"]
     assert bursts.pending() == set()
+
+
+async def test_a_kick_before_the_turn_starts_joins_that_turn() -> None:
+    # What the old version of the test above tripped on when +2's turn started first: a
+    # message that comes before its sender's turn has started belongs to that burst.
+    calls: list[str] = []
+
+    async def handle(sender: str) -> None:
+        calls.append(sender)
+
+    bursts = BurstScheduler(handle, window=0.05)
+    bursts.kick("+1")
+    bursts.kick("+1")
+    await bursts.settle(timeout=5)
+    assert calls == ["+1"]
 
 
 async def test_close_drops_waiting_turns_and_refuses_new_ones() -> None:
