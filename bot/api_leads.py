@@ -8,6 +8,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot.appkeys import METRICS, ON_LEAD_CREATED, SESSIONS, SETTINGS
+from bot.followups import touch_json
 from bot.http_errors import ApiError, read_json_object
 from bot.inputs import InputError, parse_id, parse_int
 from bot.metrics import source_label
@@ -17,6 +18,9 @@ from scheduler.leads import LeadIn, get_lead, intake, list_leads, stage_history
 from scheduler.models import Lead, Stage, StageEvent, utcnow
 from scheduler.sandbox_leads import release_phone
 from scheduler.stages import transition
+from scheduler.touches import deliveries, list_touches
+
+TIMELINE_TOUCHES = 500  # a lead's touches shown with it (a cadence has a few per cycle)
 
 routes = web.RouteTableDef()
 MAX_PAGE = 500
@@ -142,13 +146,19 @@ async def list_leads_view(request: web.Request) -> web.Response:
 
 @routes.get("/api/leads/{lead_id}")
 async def lead_detail(request: web.Request) -> web.Response:
-    """One lead with its stage history."""
+    """One lead with its stage history and its touches (each with how its message fared)."""
     lead_id = _lead_id(request)
     async with request.app[SESSIONS]() as session:
         lead = await get_lead(session, lead_id)
         history = await stage_history(session, lead_id)
+        touches = await list_touches(session, lead_id=lead_id, limit=TIMELINE_TOUCHES)
+        delivered = await deliveries(session, touches)
     return web.json_response(
-        {"lead": lead_json(lead), "history": [event_json(e) for e in history]}
+        {
+            "lead": lead_json(lead),
+            "history": [event_json(e) for e in history],
+            "touches": [touch_json(t, delivered.get(t.id)) for t in touches],
+        }
     )
 
 

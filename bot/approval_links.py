@@ -150,7 +150,7 @@ async def approve(request: web.Request) -> web.Response:
     except TouchStateError as exc:
         return _page("Already handled", f"<p>{html.escape(str(exc))}. Nothing was sent.</p>",
                      status=409)  # fmt: skip
-    if touch.status != TouchStatus.SENT.value:
+    if touch.status not in (TouchStatus.QUEUED.value, TouchStatus.SENT.value):
         return _page("Not sent", f"<p>The lead can no longer be written to: "
                      f"{html.escape(touch.note or touch.status)}.</p>", status=409)  # fmt: skip
     log.info("touch %s approved by link", touch_id)

@@ -30,7 +30,7 @@ from scheduler.lifecycle import mark_dormant, start_reactivations
 from scheduler.loop import PeriodicJob
 from scheduler.models import Touch, utcnow
 from scheduler.sweeper import SweepConfig, Sweeper
-from scheduler.touches import TouchStatus, list_touches
+from scheduler.touches import TouchStatus, deliveries, list_touches
 
 CADENCE = web.AppKey("cadence", Cadence)
 SWEEPER = web.AppKey("sweeper", Sweeper)
@@ -103,8 +103,9 @@ def setup(app: web.Application) -> None:
     app.router.add_routes(routes)
 
 
-def touch_json(touch: Touch) -> dict[str, Any]:
-    """The public JSON form of a touch."""
+def touch_json(touch: Touch, delivery: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The public JSON form of a touch; ``delivery`` is its outbox row's fate (see
+    :func:`scheduler.touches.deliveries`): ``status`` says queued until the message went out."""
     return {
         "id": touch.id,
         "lead_id": touch.lead_id,
@@ -122,6 +123,7 @@ def touch_json(touch: Touch) -> dict[str, Any]:
         "approved_at": touch.approved_at.isoformat() if touch.approved_at else None,
         "sent_at": touch.sent_at.isoformat() if touch.sent_at else None,
         "outbox_id": touch.outbox_id,
+        "delivery": delivery,
     }
 
 
@@ -182,10 +184,12 @@ async def list_touches_view(request: web.Request) -> web.Response:
         touches = await list_touches(
             session, status=status, lead_id=lead_id, after_id=after, limit=limit
         )
+        delivered = await deliveries(session, touches)
     next_after = touches[-1].id if len(touches) == limit else None
     return web.json_response(
-        {"touches": [touch_json(t) for t in touches], "next_after": next_after}
-    )
+        {"touches": [touch_json(t, delivered.get(t.id)) for t in touches],
+         "next_after": next_after}
+    )  # fmt: skip
 
 
 @routes.post("/api/touches/{touch_id}/approve")

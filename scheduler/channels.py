@@ -6,7 +6,7 @@ Defined here, low, because the scheduler sends through channels that ``bot`` imp
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -65,8 +65,24 @@ class Channel(Protocol):
 Outcome = Receipt | BaseException
 
 
+@dataclass(frozen=True, slots=True)
+class BatchHooks:
+    """What a batch channel reports about each item as it goes, by the item's index.
+
+    ``start(i)`` is awaited just before item ``i``'s own request leaves; when it returns
+    False the item must not be sent (it is no longer ours). ``done(i, outcome)`` is awaited as
+    soon as item ``i``'s outcome is known (also for items refused or held back before any
+    request), so one slow item delays no other's recording."""
+
+    start: Callable[[int], Awaitable[bool]]
+    done: Callable[[int, Outcome], Awaitable[None]]
+
+
 class BatchChannel(Channel, Protocol):
-    """A channel that sends many messages at once (shared checks, pooled connections)."""
+    """A channel that sends many messages at once (shared checks, pooled connections).
+
+    One that sets ``reports_each = True`` accepts ``hooks`` (:class:`BatchHooks`); without,
+    the outbox marks the whole batch started before it and records it after."""
 
     async def send_batch(
         self, items: Sequence[tuple[str, Mapping[str, Any]]], *, concurrency: int

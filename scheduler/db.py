@@ -5,17 +5,38 @@ transaction that reads and then writes fails at once with "database is locked" w
 connection committed in between, so we take the write lock up front instead) and runs its
 calls inline in the event loop (``scheduler.sqlite_inline``), waiting for a lock held by
 another process in asyncio, up to ``SQLITE_BUSY_TIMEOUT``.
+
+THE ONE LOCK ORDER. Every transaction that locks (writes, or ``SELECT … FOR UPDATE``) rows
+of several tables takes them in this order, so that two transactions can never wait for each
+other in a cycle (a deadlock, on Postgres; SQLite locks the whole database and cannot):
+
+1. ``leads`` rows first, in ascending id (``SELECT … FOR UPDATE`` them, or run the UPDATE
+   that changes them, before any dependent row; several leads: sorted by id);
+2. then ``touches`` rows, ascending id;
+3. then ``outbox`` rows, ascending id;
+4. then the rest (inbox, messages, dialog sessions, bookings, suppressions, stage events),
+   each table in ascending id.
+
+Inserting a new row does not count as taking an existing row's lock (a foreign key only
+takes a share lock on its parent, which an update of non-key columns does not block).
+Claim statements that use ``FOR UPDATE SKIP LOCKED`` are exempt: they never wait. A
+transaction that must run where an outside party does not follow the order (or simply
+under contention) can be retried with :func:`run_retrying` when it is idempotent.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
-from typing import Any
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import Insert, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -32,6 +53,11 @@ SQLITE_PRAGMAS = (
     "foreign_keys=ON",
 )
 SQLITE_BUSY_TIMEOUT = 30.0  # seconds to wait for a write lock another process holds
+
+log = logging.getLogger("leadbot.db")
+T = TypeVar("T")
+# SQLSTATEs of a transaction the server aborted only because of others: retrying may succeed.
+_RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock_detected, serialization_failure
 
 
 def _json_dumps(value: Any) -> str:
@@ -150,3 +176,44 @@ def _insert_or_ignore_on(
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = insert(table).on_conflict_do_nothing(index_elements=elements)
     return statement.returning(*returning) if returning else statement
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """True when ``exc`` aborted a transaction only because of concurrent ones (a Postgres
+    deadlock or serialization failure, SQLite's "database is locked"): running the whole
+    transaction again may succeed."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    original = exc.orig
+    state = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
+    if state in _RETRYABLE_SQLSTATES:
+        return True
+    # asyncpg's exceptions arrive wrapped; their class names say what happened.
+    for error in (original, getattr(original, "__cause__", None)):
+        name = type(error).__name__
+        if name in ("DeadlockDetectedError", "SerializationError"):
+            return True
+    return "database is locked" in str(original)
+
+
+async def run_retrying(
+    sessions: async_sessionmaker[AsyncSession],
+    work: Callable[[AsyncSession], Awaitable[T]],
+    *,
+    attempts: int = 5,
+    what: str = "transaction",
+) -> T:
+    """Run ``work`` in a transaction of its own, again (up to ``attempts`` times in all) when
+    the transaction is aborted by a deadlock, a serialization failure or a locked database.
+    ``work`` must be safe to run again from scratch (each try is rolled back in full)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            async with sessions.begin() as session:
+                return await work(session)
+        except DBAPIError as exc:
+            if attempt >= attempts or not is_retryable(exc):
+                raise
+            log.warning("%s aborted by a concurrent one (try %d of %d); running it again",
+                        what, attempt, attempts)  # fmt: skip
+            await asyncio.sleep(0.01 * attempt)  # let the other transaction finish first
+    raise AssertionError("unreachable")

@@ -249,6 +249,12 @@ class OutboxItem(Base):
 
     __table_args__ = (Index("ix_outbox_state_next", "state", "next_attempt_at"),)
 
+    # -- attempt tracking --
+    # The claim that picked the row (fences the attempt-start write) and when the row's own
+    # request was about to leave: after a crash, a ``sending`` row without it never went out.
+    claim_token: Mapped[str | None] = mapped_column(String(36))
+    sending_started_at: Mapped[datetime | None]
+
 
 class Touch(Base):
     """One step of a follow-up sequence for one lead: a row, not a scheduler job.

@@ -71,6 +71,32 @@ def lookup_forms(session: AsyncSession, addresses: Iterable[str]) -> dict[str, s
     return forms
 
 
+async def suppressed_among(session: AsyncSession, addresses: Iterable[str]) -> set[str]:
+    """The normalized forms of ``addresses`` that are on the list (plain or hashed)."""
+    return set(await suppression_reasons(session, addresses))
+
+
+async def suppression_reasons(session: AsyncSession, addresses: Iterable[str]) -> dict[str, str]:
+    """Each of ``addresses`` that is on the list (plain or hashed), normalized, with its
+    reason; one query per 500 addresses. The outbox's send-time check and the email channel
+    look addresses up through here."""
+    wanted = sorted({normalize_address(a) for a in addresses if a})
+    found: dict[str, str] = {}
+    for first in range(0, len(wanted), _CHUNK):
+        forms = lookup_forms(session, wanted[first : first + _CHUNK])
+        rows = await session.execute(
+            select(Suppression.address, Suppression.reason)
+            .where(Suppression.address.in_(list(forms)))
+            .order_by(Suppression.id)
+        )
+        for stored, reason in rows:  # the first entry's reason wins, as when suppressing
+            found.setdefault(forms[stored], reason)
+    return found
+
+
+_CHUNK = 500  # addresses per IN (…) list
+
+
 async def find_suppression(session: AsyncSession, address: str) -> Suppression | None:
     """The suppression entry of ``address`` (plain or hashed), or None when we may write
     to it."""

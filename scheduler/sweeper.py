@@ -216,7 +216,9 @@ class Sweeper:
                     terminal=terminal,
                     sends=sends,
                 )
-                updates.append({"id": w.claim.id, "claim_token": None, **update_row})
+                # The same dict _enqueue fills ``outbox_id`` into (a copy would lose it).
+                update_row.update(id=w.claim.id, claim_token=None)
+                updates.append(update_row)
             await self._enqueue(session, sends, now, result)
             if updates:
                 await session.execute(update(Touch), updates)
@@ -263,12 +265,13 @@ class Sweeper:
             result.awaiting_approval += 1
             return {"status": TouchStatus.AWAITING_APPROVAL.value, "needs_approval": True,
                     "draft": draft.text, "meta": meta}  # fmt: skip
+        # Queued, not sent: the outbox records ``sent`` (``sent_at``, the move to contacted)
+        # when the channel accepts it, or ``failed`` / ``uncertain``.
         row: dict[str, Any] = {
-            "status": TouchStatus.SENT.value,
+            "status": TouchStatus.QUEUED.value,
             "draft": draft.text,
             "meta": meta,
             "outbox_id": None,  # filled in by _enqueue
-            "sent_at": now,
         }
         sends.append(_Send(claim, facts, channel, draft.text, meta, row))
         result.sent += 1
@@ -296,7 +299,6 @@ class Sweeper:
             ids.update({key: item_id for key, item_id in found})
         for send, row in zip(sends, rows, strict=True):
             send.row["outbox_id"] = ids.get(row["key"])
-            await send.facts.mark_contacted(session, now)
         await _supersede(session, [send.claim for send in sends], self.cadence)
 
     async def _deliver(self, outbox_ids: list[int], now: datetime) -> None:
@@ -331,10 +333,12 @@ class Sweeper:
             send = _Send(claim, facts, channel, touch.draft or "", meta, row)
             await self._enqueue(session, [send], now, SweepResult())
             outbox_id = row.get("outbox_id")
-            touch.status, touch.outbox_id, touch.sent_at, touch.meta = (
-                TouchStatus.SENT.value, outbox_id, now, meta)  # fmt: skip
+            touch.status, touch.outbox_id, touch.meta = (
+                TouchStatus.QUEUED.value, outbox_id, meta)  # fmt: skip
         if outbox_id is not None:
             await self._deliver([outbox_id], now)
+            async with self.sessions() as session:  # its status now follows the delivery
+                touch = await session.get(Touch, touch.id) or touch
         return touch
 
     async def reject(self, touch_id: int, *, by: str, reason: str, now: datetime) -> Touch:

@@ -12,8 +12,12 @@ The sweeper (:mod:`scheduler.sweeper`) uses :func:`claim_due` (one ``UPDATE … 
 (SELECT … FOR UPDATE SKIP LOCKED) RETURNING``; on SQLite the same statement runs under
 ``BEGIN IMMEDIATE``) and :func:`reap`. Status flow::
 
-    pending → claimed → sent | awaiting_approval → sent | skipped | failed
+    pending → claimed → queued | awaiting_approval → queued | skipped | failed
+    queued → sent | failed | uncertain     (follows its outbox row: ``scheduler.outbox``)
     pending | claimed | awaiting_approval → cancelled
+
+``queued`` means the message is in the outbox; ``sent`` (and ``sent_at``) only once the
+channel accepted it, so dormancy and the move to contacted count what actually went out.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -29,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from scheduler.cadence import Cadence, Step
 from scheduler.db import insert_or_ignore
 from scheduler.errors import LeadbotError, NotFoundError
-from scheduler.models import Lead, Touch
+from scheduler.models import Lead, OutboxItem, Touch
 from scheduler.timing import next_allowed, zone_for
 
 
@@ -39,10 +44,12 @@ class TouchStatus(StrEnum):
     PENDING = "pending"
     CLAIMED = "claimed"
     AWAITING_APPROVAL = "awaiting_approval"
+    QUEUED = "queued"  # in the outbox, not sent yet
     SENT = "sent"
     SKIPPED = "skipped"
     CANCELLED = "cancelled"
     FAILED = "failed"
+    UNCERTAIN = "uncertain"  # the send may or may not have gone out (shown to a human)
 
 
 OPEN = (TouchStatus.PENDING.value, TouchStatus.CLAIMED.value, TouchStatus.AWAITING_APPROVAL.value)
@@ -253,3 +260,19 @@ async def list_touches(
     if lead_id is not None:
         query = query.where(Touch.lead_id == lead_id)
     return list(await session.scalars(query))
+
+
+async def deliveries(session: AsyncSession, touches: list[Touch]) -> dict[int, dict[str, Any]]:
+    """How each touch's message fared, by touch id: its outbox row's ``state``, the
+    provider's ``delivery_status`` (WhatsApp: delivered, read, failed) and ``error``."""
+    by_row = {t.outbox_id: t.id for t in touches if t.outbox_id is not None}
+    if not by_row:
+        return {}
+    rows = await session.execute(
+        select(OutboxItem.id, OutboxItem.state, OutboxItem.delivery_status, OutboxItem.error)
+        .where(OutboxItem.id.in_(sorted(by_row)))
+    )  # fmt: skip
+    return {
+        by_row[r.id]: {"state": r.state, "delivery_status": r.delivery_status, "error": r.error}
+        for r in rows
+    }

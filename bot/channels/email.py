@@ -45,9 +45,9 @@ from bot.channels.smtp import (
 from bot.email_actions import hard_bounce
 from bot.settings import Settings
 from bot.signing import Signer
-from scheduler.models import Lead, OutboxItem, OutboxState, Suppression, utcnow
-from scheduler.outbox import MaybeSent, NotSent, Outcome, Receipt
-from scheduler.suppressions import lookup_forms, normalize_address
+from scheduler.models import Lead, OutboxItem, OutboxState, utcnow
+from scheduler.outbox import BatchHooks, MaybeSent, NotSent, Outcome, Receipt
+from scheduler.suppressions import normalize_address, suppression_reasons
 
 log = logging.getLogger("leadbot.email")
 
@@ -127,17 +127,26 @@ class EmailChannel:
             raise outcome
         return outcome
 
+    reports_each = True  # send_batch takes BatchHooks: each email is recorded as it goes
+
     async def send_batch(
-        self, items: Sequence[tuple[str, Mapping[str, Any]]], *, concurrency: int
+        self,
+        items: Sequence[tuple[str, Mapping[str, Any]]],
+        *,
+        concurrency: int,
+        hooks: BatchHooks | None = None,
     ) -> list[Outcome]:
         """Check, compose and submit many emails (one outcome each, in order): the checks
-        in one read for the whole batch, the submissions concurrently over the pool."""
+        in one read for the whole batch, the submissions concurrently over the pool. With
+        ``hooks`` each submission is announced just before it starts (and skipped when the
+        outbox says the row is no longer ours) and each outcome reported as it is known."""
         now = self.clock()
         addresses = [normalize_address(recipient) for recipient, _ in items]
         async with self.sessions() as session:
             state = await self._load(session, items, addresses, now)
         outcomes: list[Outcome] = []
         ready: list[tuple[int, str, OutgoingEmail]] = []
+        refused: list[int] = []
         for index, ((_, payload), address) in enumerate(zip(items, addresses, strict=True)):
             try:
                 state.admit(address, now)
@@ -145,17 +154,24 @@ class EmailChannel:
                 outcomes.append(Receipt(external_id=None))  # replaced by the submission's
             except NotSent as exc:
                 outcomes.append(exc)
+                refused.append(index)
         limit = asyncio.Semaphore(max(1, concurrency))
         bounced: list[tuple[str, str]] = []
 
         async def submit(index: int, address: str, outgoing: OutgoingEmail) -> None:
             async with limit:
+                if hooks is not None and not await hooks.start(index):
+                    return  # no longer ours: someone else sends it
                 try:
                     outcomes[index] = await self._submit(address, outgoing, bounced)
                 except Exception as exc:  # unknown whether it went out: this one only
                     outcomes[index] = exc
+            if hooks is not None:
+                await hooks.done(index, outcomes[index])
 
-        await asyncio.gather(*(submit(*entry) for entry in ready))
+        reports = [hooks.done(i, outcomes[i]) for i in refused] if hooks is not None else []
+        async with self.pool.burst():  # one burst: connections are reused across the batch
+            await asyncio.gather(*(submit(*entry) for entry in ready), *reports)
         if bounced:
             try:
                 async with self.sessions.begin() as session:
@@ -180,14 +196,7 @@ class EmailChannel:
             daily_cap=self.daily_cap, domain_per_minute=self.domain_per_minute, midnight=midnight
         )
         unique = sorted(set(addresses))
-        for chunk in _chunks(unique):
-            forms = lookup_forms(session, chunk)  # erased people's keyed hashes too
-            suppressions = await session.execute(
-                select(Suppression.address, Suppression.reason).where(
-                    Suppression.address.in_(list(forms))
-                )
-            )
-            state.suppressed.update({forms[address]: reason for address, reason in suppressions})
+        state.suppressed.update(await suppression_reasons(session, unique))
         tokens = sorted({t for _, p in items if isinstance(t := p.get("lead_token"), str) and t})
         for chunk in _chunks(tokens):
             named = await session.execute(select(Lead.token, Lead.id).where(Lead.token.in_(chunk)))

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import io
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from email.generator import BytesGenerator
 from email.message import EmailMessage, Message
@@ -236,13 +237,19 @@ class SmtpPool:
     async def submit(self, message: Message, *, sender: str, recipient: str) -> None:
         """Hand ``message`` to the server for ``recipient``; raise an :class:`SmtpFailure`."""
         # Sends waiting for a slot count as busy too: the pool is idle only when none is left.
+        async with self.burst(), self._slots:
+            await self._submit(message, sender=sender, recipient=recipient)
+
+    @contextlib.asynccontextmanager
+    async def burst(self) -> AsyncIterator[None]:
+        """Count the block as busy: idle connections stay open between its sends (a batch
+        whose emails start one by one, each after the outbox marked it started)."""
         self._busy += 1
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         try:
-            async with self._slots:
-                await self._submit(message, sender=sender, recipient=recipient)
+            yield
         finally:
             self._busy -= 1
             if self._busy == 0:

@@ -39,7 +39,7 @@ from dialogs.actions import Message as MessageAction
 from dialogs.session import Session
 from scheduler.errors import LeadbotError
 from scheduler.models import Lead, Stage
-from scheduler.outbox import enqueue
+from scheduler.outbox import CONFIRMS_OPT_OUT, enqueue
 from scheduler.stages import transition
 from scheduler.suppressions import SuppressionReason, suppress
 
@@ -152,6 +152,9 @@ async def _send(db: AsyncSession, ctx: TurnContext, action: MessageAction, n: in
     else:
         payload = to_payload(action)
     payload["reply_to"] = ctx.reply_to
+    if ctx.lead.opted_out_at is not None:
+        # Only an opt-out's own turn answers an opted-out lead: the confirmation goes out.
+        payload[CONFIRMS_OPT_OUT] = True
     if ctx.lead.last_inbound_at is not None:
         # A reply: the window is open until a day after their last message. Carried in the
         # payload so the channel need not look the lead up again for every send.

@@ -11,8 +11,11 @@ one turn in three phases:
 3. in ONE transaction: mark the rows processed, record the messages, create or update the
    lead, apply the actions (outbox rows keyed by the wamid), save the session.
 
-After the commit the new outbox rows are delivered. Each of the three database steps (load,
-commit, deliver) is a group commit (:class:`bot.batching.GroupRunner`): the turns of many
+After the commit the sender's lock is released and the new outbox rows are delivered, by
+this conversation's own task: a slow or hanging send delays only this conversation (its next
+turn in this process follows its delivery, so a later reply never overtakes an earlier one),
+and the outbox records each send as it completes. The two database steps of a turn (load,
+commit) are group commits (:class:`bot.batching.GroupRunner`): the turns of many
 conversations that reach a step together share one transaction, so a flood of new
 conversations costs a few round trips per batch instead of twenty per turn. A batch whose
 transaction fails is redone turn by turn, so one bad turn fails alone.
@@ -197,9 +200,6 @@ class InboxProcessor:
         self._commits: GroupRunner[_Turn, list[int]] = GroupRunner(
             self._commit_many, run_one=self._commit_one, name="inbox-commit"
         )
-        self._deliveries: GroupRunner[list[int], None] = GroupRunner(
-            self._deliver_many, name="inbox-deliver"
-        )
 
     # -- scheduling ------------------------------------------------------------------------
 
@@ -215,7 +215,7 @@ class InboxProcessor:
     async def close(self, timeout: float = 10.0) -> None:
         """Stop taking work; turns in progress finish, the rest is recovered on next start."""
         await self.bursts.close(timeout)
-        for runner in (self._loads, self._commits, self._deliveries):
+        for runner in (self._loads, self._commits):
             await runner.close()
 
     def pending_senders(self) -> set[str]:
@@ -274,16 +274,23 @@ class InboxProcessor:
     # -- one turn ----------------------------------------------------------------------------
 
     async def process(self, sender: str) -> None:
-        """Handle every unprocessed row of ``sender`` now, as one turn per batch."""
+        """Handle every unprocessed row of ``sender`` now, as one turn per batch, then
+        deliver the replies, the lock released (they are committed: nothing is lost)."""
+        outbox_ids: list[int] = []
         try:
             async with self.locks.lock(f"wa:{sender}") as lease:
-                while await self._turn(sender, lease):
+                while await self._turn(sender, lease, outbox_ids):
                     pass
         except LockUnavailable as exc:
             # Nobody's failure: the rows stay unprocessed and uncharged; the sweep retries.
             log.warning("inbox: %s; the sweep retries", exc)
+        if outbox_ids:
+            try:
+                await self.deliver(outbox_ids, self.clock())
+            except Exception:  # the rows are stored: the outbox job sends what is pending
+                log.exception("inbox: delivering the replies to %s failed", sender)
 
-    async def _turn(self, sender: str, lease: Lease) -> bool:
+    async def _turn(self, sender: str, lease: Lease, outbox_ids: list[int]) -> bool:
         loaded = await self._loads.submit(sender)
         if loaded is None:
             return False
@@ -294,7 +301,7 @@ class InboxProcessor:
                 # Another worker may hold the sender now: commit nothing, charge nothing.
                 log.warning("inbox: lost the lock of %s mid-turn; the sweep retries", sender)
                 return False
-            outbox_ids = await self._commits.submit(_Turn(loaded, plan, now))
+            new_ids = await self._commits.submit(_Turn(loaded, plan, now))
         except RowsTakenElsewhere:
             # Another worker handled some of these rows meanwhile: the rest never failed.
             log.info("inbox: rows of %s were handled elsewhere; reloading", sender)
@@ -307,10 +314,8 @@ class InboxProcessor:
             await self._failed(loaded.row_ids, exc)
             return False
         self.stats.turns += 1
-        self.stats.replies += len(outbox_ids)
-        if outbox_ids:
-            # Still under the sender's lock: a later turn of theirs never overtakes this reply.
-            await self._deliveries.submit(outbox_ids)
+        self.stats.replies += len(new_ids)
+        outbox_ids += new_ids  # delivered once the lock is released (see process)
         return len(loaded.row_ids) >= BATCH
 
     async def _load_many(self, senders: list[str]) -> list[_Loaded | None]:
@@ -456,10 +461,6 @@ class InboxProcessor:
         await apply(db, ctx, plan.actions, self.hooks)
         writes.sessions.append(_session_row(lead.id, plan.session, now))
         return ctx.outbox_ids
-
-    async def _deliver_many(self, batches: list[list[int]]) -> list[None]:
-        await self.deliver([i for ids in batches for i in ids], self.clock())
-        return [None] * len(batches)
 
     async def _lead(self, db: AsyncSession, loaded: _Loaded, now: datetime) -> tuple[Lead, bool]:
         """The sender's lead, loaded in ``db``, and whether this turn created it.

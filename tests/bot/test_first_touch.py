@@ -89,6 +89,7 @@ async def test_warm_lead_gets_the_drafted_first_reply_within_60_seconds(
     elapsed = time.monotonic() - started
     assert elapsed < 60
     assert got.rcpt_tos == ["dana.whitfield@northwind-logistics.com"]
+    await service.app[RUNNER].drain()  # the outcome is recorded once the send returns
 
     touches = await touches_of(service, lead_id)
     first = touches[0]
@@ -115,6 +116,7 @@ async def test_a_plain_form_lead_still_gets_its_first_reply(
     lead_id = await post_lead(service, LEADS["plain"])
     [got] = await smtp.wait_messages(1, timeout=60)
     assert got.rcpt_tos == ["lee.park@brightwave-studio.com"]
+    await service.app[RUNNER].drain()
     async with sessions_of(service)() as session:
         lead = await session.get_one(Lead, lead_id)
     assert lead.qualification is not None

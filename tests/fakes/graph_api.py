@@ -18,7 +18,9 @@ Tests script what the next calls get, in order (the default is success)::
 Scripted replies: ``ok``, ``graph_error(code, status=400)``, ``server_error(with_body=)``,
 ``rate_limited(status=, code=)``, ``window_closed`` (131047), ``undeliverable`` (131026),
 ``slow(seconds)`` (accepted, but answered only after the client gave up) and ``drop``
-(the connection is closed without an answer). Every request is recorded with what it
+(the connection is closed without an answer). :meth:`FakeGraphAPI.delay_for` makes every
+message to one recipient answer only after a delay (a hanging request for that recipient
+alone), whatever the script says. Every request is recorded with what it
 got; :meth:`FakeGraphAPI.wait_for` waits for a number of requests without sleeping.
 """
 
@@ -133,6 +135,7 @@ class FakeGraphAPI:
     base_url: str = ""
 
     def __post_init__(self) -> None:
+        self._delays: dict[str, float] = {}
         self._ids = itertools.count(1)
         self._changed = asyncio.Condition()
         self._closing = asyncio.Event()
@@ -143,6 +146,11 @@ class FakeGraphAPI:
     def script(self, *replies: Reply) -> None:
         """Queue the answers of the next calls (after those already queued)."""
         self.replies.extend(replies)
+
+    def delay_for(self, recipient: str, seconds: float) -> None:
+        """Answer every later message to ``recipient`` (digits, ``+`` optional) only after
+        ``seconds`` (released early when the fake closes)."""
+        self._delays[recipient.lstrip("+")] = seconds
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -193,9 +201,10 @@ class FakeGraphAPI:
             assert request.transport is not None
             request.transport.close()
             raise asyncio.CancelledError  # aiohttp ends the handler without writing
-        if reply.delay:
+        delay = max(reply.delay, self._delays.get(str(body.get("to", "")).lstrip("+"), 0.0))
+        if delay:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._closing.wait(), reply.delay)
+                await asyncio.wait_for(self._closing.wait(), delay)
         if reply.error is not None:
             return web.json_response({"error": reply.error}, status=reply.status)
         if reply.raw_body is not None:

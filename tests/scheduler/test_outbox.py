@@ -149,7 +149,7 @@ async def test_interrupted_sends_become_uncertain(sessions: Sessions) -> None:
         await session.execute(
             update(OutboxItem)
             .where(OutboxItem.id == item_id)
-            .values(state="sending", updated_at=NOW)
+            .values(state="sending", updated_at=NOW, sending_started_at=NOW)
         )
     dispatcher = Dispatcher(sessions, {"test": ScriptedChannel()})
     assert await dispatcher.reap(NOW + timedelta(minutes=4)) == 0
