@@ -5,7 +5,7 @@ only rows with it set may have gone out); ``claim_token`` fences that write on t
 that picked the row, so a row reaped and claimed again elsewhere is never sent twice.
 
 Revision ID: 0006_outbox
-Revises: 0006_webhooks
+Revises: 0006_inputs
 Create Date: 2026-12-06 05:00:00.000000
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006_outbox"
-down_revision = "0006_webhooks"
+down_revision = "0006_inputs"
 branch_labels = None
 depends_on = None
 
