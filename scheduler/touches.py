@@ -6,11 +6,14 @@ The API other components call:
   cycle)), with ``due_at`` already moved out of quiet hours and onto business days in the
   lead's time zone;
 - :func:`cancel_pending` cancels every open touch of a lead in one statement (call it on
-  any inbound reply, a booking, an opt-out, a move to won/lost).
+  any inbound reply, a booking, an opt-out, a move to won/lost). It locks the lead row
+  before the touches (the one lock order of :mod:`scheduler.db`), in the same statement.
 
 The sweeper (:mod:`scheduler.sweeper`) uses :func:`claim_due` (one ``UPDATE … WHERE id IN
 (SELECT … FOR UPDATE SKIP LOCKED) RETURNING``; on SQLite the same statement runs under
-``BEGIN IMMEDIATE``) and :func:`reap`. Status flow::
+``BEGIN IMMEDIATE``), :func:`renew` (a live sweep keeps its claims fresh while it drafts,
+so the reaper never takes back the work of a sweep that is merely slow) and :func:`reap`.
+Status flow::
 
     pending → claimed → sent | awaiting_approval → sent | skipped | failed
     pending | claimed | awaiting_approval → cancelled
@@ -125,9 +128,15 @@ async def cancel_pending(
     A touch being drafted right now loses its claim: the sweeper's fenced update then finds
     it cancelled and sends nothing.
     """
+    # The lead row is locked first (on Postgres; SQLite has one writer anyway), inside the
+    # statement: a sweep recording this lead's touches locks the lead first too, so the two
+    # wait for each other instead of deadlocking (touches-then-lead vs lead-then-touches).
+    lead = (
+        select(Lead.id).where(Lead.id == lead_id).with_for_update(key_share=True).scalar_subquery()
+    )
     result = await session.execute(
         update(Touch)
-        .where(Touch.lead_id == lead_id, Touch.status.in_(OPEN))
+        .where(Touch.lead_id == lead, Touch.status.in_(OPEN))
         .values(status=TouchStatus.CANCELLED.value, note=reason[:500], claim_token=None)
         .execution_options(synchronize_session=False)
     )
@@ -205,6 +214,19 @@ async def claim_due(
         for r in rows
     ]
     return sorted(claims, key=lambda c: c.id)
+
+
+async def renew(sessions: async_sessionmaker[AsyncSession], token: str, *, now: datetime) -> int:
+    """Stamp the claims of ``token`` (still claimed) with ``now``: the sweep that holds them
+    is alive, so the reaper must not take them back. Returns how many were renewed."""
+    async with sessions.begin() as session:
+        result = await session.execute(
+            update(Touch)
+            .where(Touch.claim_token == token, Touch.status == TouchStatus.CLAIMED.value)
+            .values(claimed_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def reap(
