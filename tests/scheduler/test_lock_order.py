@@ -11,7 +11,7 @@ commit. Row locks only exist on Postgres.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import scheduler.sweeper as sweeper_module
+from scheduler import gates
 from scheduler.db import is_postgres
 from scheduler.models import Lead, Touch
 from scheduler.touches import cancel_pending, start_sequence
@@ -35,7 +36,7 @@ class Pause:
     def __init__(self, monkeypatch: pytest.MonkeyPatch, call: int) -> None:
         self.reached, self.release = asyncio.Event(), asyncio.Event()
         self.calls = 0
-        original = sweeper_module.load_facts
+        original = gates.load_facts
 
         async def paused(*args: Any, **kwargs: Any) -> Any:
             self.calls += 1
@@ -63,11 +64,11 @@ async def waits_for_a_lock(sessions: Sessions, pid: int) -> bool:
         found = await session.scalar(
             text("SELECT wait_event_type FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
         )
-    return found == "Lock"
+    return bool(found == "Lock")
 
 
 async def race(
-    sessions: Sessions, lead_id: int, pause: Pause, sweep: Callable[[], Awaitable[Any]]
+    sessions: Sessions, lead_id: int, pause: Pause, sweep: Callable[[], Coroutine[Any, Any, Any]]
 ) -> None:
     """Run the sweep up to its pause, the reply until it blocks (or ends), then both."""
     sweeping = asyncio.create_task(sweep())
