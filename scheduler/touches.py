@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from scheduler.cadence import Cadence, Step
@@ -65,12 +65,16 @@ def outbox_key(lead_id: int, sequence: str, step: str, cycle: int) -> str:
 
 def due_at(step: Step, start: datetime, cadence: Cadence, zone_name: str | None,
            phone: str | None) -> datetime:  # fmt: skip
-    """When ``step`` of a sequence started at ``start`` is due, after quiet hours."""
+    """When ``step`` of a sequence started at ``start`` is due, after quiet hours (unless
+    they would push it past the step's ``deadline``: then at its plain offset)."""
     due = start + step.offset
     if not step.respect_quiet_hours:
         return due
     zone = zone_for(zone_name, phone, cadence.default_timezone)
-    return next_allowed(due, zone, cadence.quiet_hours, cadence.business_days)
+    allowed = next_allowed(due, zone, cadence.quiet_hours, cadence.business_days)
+    if step.deadline is not None and allowed > start + step.deadline:
+        return due
+    return allowed
 
 
 async def start_sequence(
@@ -80,16 +84,27 @@ async def start_sequence(
     *,
     cadence: Cadence,
     now: datetime,
-    cycle: int = 0,
+    cycle: int | None = None,
 ) -> int:
     """Schedule every step of ``sequence`` for the lead, in the caller's transaction.
 
     Returns how many rows were inserted: 0 when this (sequence, cycle) was already started
-    (calling twice is harmless). Start a sequence again with a new ``cycle``.
+    (calling twice is harmless). Start a sequence again with a new ``cycle``; without one,
+    a ``repeat`` sequence gets the lead's next cycle of it, any other cycle 0.
     Raises :class:`~scheduler.cadence.UnknownSequenceError` and
     :class:`~scheduler.errors.NotFoundError`.
     """
-    steps = cadence.sequence(sequence).steps
+    definition = cadence.sequence(sequence)
+    steps = definition.steps
+    if cycle is None:
+        cycle = 0
+        if definition.repeat:
+            last = await session.scalar(
+                select(func.max(Touch.cycle)).where(
+                    Touch.lead_id == lead_id, Touch.sequence == sequence
+                )
+            )
+            cycle = 0 if last is None else last + 1
     lead = (
         await session.execute(select(Lead.timezone, Lead.phone).where(Lead.id == lead_id))
     ).one_or_none()

@@ -38,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.batching import GroupRunner
 from bot.inbox.bursts import BurstScheduler
-from bot.inbox.effects import TurnContext, apply, cancel_follow_ups
+from bot.inbox.effects import TurnContext, apply, cancel_follow_ups, quiet_follow_ups
 from bot.inbox.hooks import Hooks
 from bot.inbox.turns import build_events
 from bot.locks import KeyedLock, LockTimeout
@@ -345,6 +345,7 @@ class InboxProcessor:
                     message = action
             decided = decided or (session.finished and not was_finished)
         if message is not None:
+            actions += quiet_follow_ups(script, session)  # before the reply: touches first
             actions.append(message)
         return _Plan(session, actions, prompt_version)
 
