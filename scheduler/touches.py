@@ -105,8 +105,13 @@ async def start_sequence(
                 )
             )
             cycle = 0 if last is None else last + 1
+    # Locked (the lead before its touches: the one lock order), at no extra round trip.
     lead = (
-        await session.execute(select(Lead.timezone, Lead.phone).where(Lead.id == lead_id))
+        await session.execute(
+            select(Lead.timezone, Lead.phone)
+            .where(Lead.id == lead_id)
+            .with_for_update(key_share=True)
+        )
     ).one_or_none()
     if lead is None:
         raise NotFoundError(f"lead {lead_id} does not exist")
