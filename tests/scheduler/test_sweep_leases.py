@@ -8,6 +8,7 @@ of a sweep that is alive but slow. The clock is controlled: each draft and each 
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 
 from scheduler.drafting import Draft, DraftContext, Drafter
-from scheduler.models import OutboxItem, Touch
+from scheduler.models import OutboxItem, Touch, utcnow
 from scheduler.sweeper import Sweeper
 from scheduler.touches import start_sequence
 from tests.scheduler.cadence_support import (
@@ -117,3 +118,49 @@ async def test_every_batch_claims_and_sends_at_its_own_time(
     assert {o.state for o in outbox} == {"sent"}
     # The last batch was handed to the outbox at its own time, not at the sweep's start.
     assert max(o.updated_at for o in outbox) - NOW >= timedelta(minutes=14)
+
+
+class WaitingDrafter:
+    """One draft that takes longer than the whole lease, in real time; the reaper runs at
+    its end. Waits for states (the claim renewed, the lease elapsed), not for fixed times."""
+
+    def __init__(self, inner: Drafter, sessions: Sessions) -> None:
+        self.inner, self.sessions = inner, sessions
+        self.needs_history = inner.needs_history
+        self.sweeper: Sweeper | None = None
+        self.reaped = -1
+
+    async def draft(self, context: DraftContext) -> Draft:
+        assert self.sweeper is not None
+        lease = self.sweeper.config.lease
+        async with self.sessions() as session:
+            claimed = await session.scalar(select(Touch.claimed_at))
+        assert claimed is not None
+        async with asyncio.timeout(10):
+            while utcnow() - claimed < lease or await self._claimed_at() == claimed:
+                await asyncio.sleep(lease.total_seconds() / 20)
+        returned, failed = await self.sweeper.reap(utcnow())
+        self.reaped = returned + failed
+        return await self.inner.draft(context)
+
+    async def _claimed_at(self) -> datetime | None:
+        async with self.sessions() as session:
+            return await session.scalar(select(Touch.claimed_at))
+
+
+async def test_a_single_draft_slower_than_the_lease_keeps_its_claim(
+    sessions: Sessions, tmp_path: Path
+) -> None:
+    cadence = compressed(tmp_path)
+    lease = timedelta(seconds=0.4)
+    sweeper, channel = make_sweeper(sessions, cadence, clock=utcnow, lease=lease,
+                                    max_batches=1)  # fmt: skip
+    drafter = WaitingDrafter(sweeper.drafter, sessions)
+    sweeper.drafter = drafter
+    drafter.sweeper = sweeper
+    lead_id = await make_lead(sessions, stage="contacted")
+    async with sessions.begin() as session:
+        await start_sequence(session, lead_id, "approved", cadence=cadence, now=NOW)
+    result = await sweeper.sweep(utcnow())
+    assert drafter.reaped == 0  # the heartbeat renewed the claim while the draft ran
+    assert result.awaiting_approval == 1

@@ -66,3 +66,22 @@ async def test_each_bot_reply_to_an_open_question_schedules_the_quiet_cadence_an
     last = await touches(client, lead.id)
     assert len(last) == 2 * len(steps)
     assert {t.status for t in last} == {"cancelled"}
+
+
+async def test_a_conversation_that_ends_schedules_nothing_more(make_client: MakeClient) -> None:
+    client, _ = await make_client()
+    client.app[INBOX].hooks = default_hooks(client.app[SETTINGS], client.app[CADENCE])
+    phone = "+14155550178"
+    assert (await post(client, text_body(phone.lstrip("+"), "wamid.H1", "hi"))).status == 200
+    await settle(client)
+    lead = await lead_by_phone(client, phone)
+    assert lead is not None
+    assert {t.status for t in await touches(client, lead.id)} == {"pending"}
+    # They ask for a person: the bot hands off, and the quiet cadence stops for good.
+    text = text_body(phone.lstrip("+"), "wamid.H2", "can I talk to a human please", ts=1700000100)
+    assert (await post(client, text)).status == 200
+    await settle(client)
+    lead = await lead_by_phone(client, phone)
+    assert lead is not None and lead.bot_paused
+    found = await touches(client, lead.id)
+    assert {t.status for t in found} == {"cancelled"} and {t.cycle for t in found} == {0}
