@@ -96,25 +96,25 @@ async def start_sequence(
     """
     definition = cadence.sequence(sequence)
     steps = definition.steps
-    if cycle is None:
-        cycle = 0
-        if definition.repeat:
-            last = await session.scalar(
-                select(func.max(Touch.cycle)).where(
-                    Touch.lead_id == lead_id, Touch.sequence == sequence
-                )
-            )
-            cycle = 0 if last is None else last + 1
-    # Locked (the lead before its touches: the one lock order), at no extra round trip.
+    # The lead is locked here (the lead before its touches: the one lock order), and a
+    # ``repeat`` sequence's last cycle read with it: one round trip for both.
+    last_cycle = (
+        select(func.max(Touch.cycle))
+        .where(Touch.lead_id == lead_id, Touch.sequence == sequence)
+        .scalar_subquery()
+    )
     lead = (
         await session.execute(
-            select(Lead.timezone, Lead.phone)
+            select(Lead.timezone, Lead.phone, last_cycle.label("last_cycle"))
             .where(Lead.id == lead_id)
-            .with_for_update(key_share=True)
+            .with_for_update(of=Lead, key_share=True)
         )
     ).one_or_none()
     if lead is None:
         raise NotFoundError(f"lead {lead_id} does not exist")
+    if cycle is None:
+        last = lead.last_cycle if definition.repeat else None
+        cycle = 0 if last is None else last + 1
     rows: list[dict[str, object]] = [
         {
             "lead_id": lead_id,

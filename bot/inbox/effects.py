@@ -115,15 +115,19 @@ async def cancel_follow_ups(db: AsyncSession, ctx: TurnContext, hooks: Hooks, re
 
 
 async def _start_follow_ups(db: AsyncSession, ctx: TurnContext, hooks: Hooks, name: str) -> None:
+    # From their last message if Meta's clock is ahead of ours: a sequence that started
+    # before it would count that very message as a reply and skip itself.
+    start = max(ctx.now, ctx.lead.last_inbound_at or ctx.now)
     try:
         async with db.begin_nested():
-            await hooks.start_sequence(db, ctx.lead.id, name, now=ctx.now)
+            await hooks.start_sequence(db, ctx.lead.id, name, now=start)
     except (KeyError, LeadbotError) as exc:  # an unknown sequence: a config error, not a crash
         log.error("lead %s: follow-up sequence %r not started: %s", ctx.lead.id, name, exc)
 
 
 def quiet_follow_ups(script: Script, session: Session) -> list[Action]:
-    """The quiet cadence to schedule with the bot's reply to an unfinished conversation.
+    """The quiet cadence to schedule with the bot's reply to an unfinished conversation
+    (or with a turn that needed no reply, e.g. a reaction: the clock starts again).
 
     The playbook's cadence applies to WhatsApp too: a prospect who stops answering while a
     question is open gets the script's ``quiet_sequence`` (a nudge inside the 24-hour

@@ -344,8 +344,8 @@ class InboxProcessor:
                     # conversation (its outcome beats a later "thanks, we have all we need").
                     message = action
             decided = decided or (session.finished and not was_finished)
+        actions += quiet_follow_ups(script, session)  # before the reply: touches first
         if message is not None:
-            actions += quiet_follow_ups(script, session)  # before the reply: touches first
             actions.append(message)
         return _Plan(session, actions, prompt_version)
 

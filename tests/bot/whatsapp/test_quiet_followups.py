@@ -8,6 +8,7 @@ not the recording stand-ins the other WhatsApp tests use.
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -85,3 +86,19 @@ async def test_a_conversation_that_ends_schedules_nothing_more(make_client: Make
     assert lead is not None and lead.bot_paused
     found = await touches(client, lead.id)
     assert {t.status for t in found} == {"cancelled"} and {t.cycle for t in found} == {0}
+
+
+async def test_a_sender_clock_ahead_of_ours_does_not_skip_the_cadence(
+    make_client: MakeClient,
+) -> None:
+    client, _ = await make_client()
+    client.app[INBOX].hooks = default_hooks(client.app[SETTINGS], client.app[CADENCE])
+    phone = "+14155550179"
+    ahead = int(time.time()) + 120  # Meta's timestamp two minutes ahead of our clock
+    assert (await post(client, text_body(phone.lstrip("+"), "wamid.C1", "hi", ts=ahead))).status
+    await settle(client)
+    lead = await lead_by_phone(client, phone)
+    assert lead is not None and lead.last_inbound_at is not None
+    first = await touches(client, lead.id)
+    # The sweeper skips a touch whose sequence started before the lead's last message.
+    assert first and all(t.created_at >= lead.last_inbound_at for t in first)
