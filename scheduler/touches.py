@@ -25,8 +25,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from scheduler.cadence import Cadence, Step
@@ -34,6 +35,23 @@ from scheduler.db import insert_or_ignore
 from scheduler.errors import LeadbotError, NotFoundError
 from scheduler.models import Lead, Touch
 from scheduler.timing import next_allowed, zone_for
+
+_TOUCHES = cast(Table, Touch.__table__)
+_LEADS = cast(Table, Lead.__table__)
+_STEP_KEY = ["lead_id", "sequence", "step", "cycle"]
+_LAST_CYCLE = (
+    select(func.max(_TOUCHES.c.cycle))
+    .where(
+        _TOUCHES.c.lead_id == bindparam("b_lead"), _TOUCHES.c.sequence == bindparam("b_sequence")
+    )  # fmt: skip
+    .scalar_subquery()
+)
+# Built once, run with parameters (building statements costs more than running them).
+_LEAD_TO_START = (
+    select(_LEADS.c.timezone, _LEADS.c.phone, _LAST_CYCLE.label("last_cycle"))
+    .where(_LEADS.c.id == bindparam("b_lead"))
+    .with_for_update(of=_LEADS, key_share=True)
+)
 
 
 class TouchStatus(StrEnum):
@@ -98,17 +116,8 @@ async def start_sequence(
     steps = definition.steps
     # The lead is locked here (the lead before its touches: the one lock order), and a
     # ``repeat`` sequence's last cycle read with it: one round trip for both.
-    last_cycle = (
-        select(func.max(Touch.cycle))
-        .where(Touch.lead_id == lead_id, Touch.sequence == sequence)
-        .scalar_subquery()
-    )
     lead = (
-        await session.execute(
-            select(Lead.timezone, Lead.phone, last_cycle.label("last_cycle"))
-            .where(Lead.id == lead_id)
-            .with_for_update(of=Lead, key_share=True)
-        )
+        await session.execute(_LEAD_TO_START, {"b_lead": lead_id, "b_sequence": sequence})
     ).one_or_none()
     if lead is None:
         raise NotFoundError(f"lead {lead_id} does not exist")
@@ -131,12 +140,11 @@ async def start_sequence(
         }
         for step in steps
     ]
-    statement = (
-        insert_or_ignore(session, Touch, ["lead_id", "sequence", "step", "cycle"])
-        .values(rows)
-        .returning(Touch.id)
-    )
-    return len((await session.execute(statement)).all())
+    # A prebuilt statement run with the rows as parameters (one multi-row INSERT all the
+    # same): building a multi-row statement per call cost more than running it, and turns
+    # call this whenever a question is left open.
+    statement = insert_or_ignore(session, _TOUCHES, _STEP_KEY, returning=(_TOUCHES.c.id,))
+    return len((await session.execute(statement, rows)).all())
 
 
 async def cancel_pending(

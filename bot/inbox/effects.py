@@ -119,8 +119,10 @@ async def _start_follow_ups(db: AsyncSession, ctx: TurnContext, hooks: Hooks, na
     # before it would count that very message as a reply and skip itself.
     start = max(ctx.now, ctx.lead.last_inbound_at or ctx.now)
     try:
-        async with db.begin_nested():
-            await hooks.start_sequence(db, ctx.lead.id, name, now=start)
+        # No savepoint (two round trips on every turn that leaves a question open):
+        # start_sequence raises only before it writes (an unknown sequence, a lead gone),
+        # and its insert is one statement.
+        await hooks.start_sequence(db, ctx.lead.id, name, now=start)
     except (KeyError, LeadbotError) as exc:  # an unknown sequence: a config error, not a crash
         log.error("lead %s: follow-up sequence %r not started: %s", ctx.lead.id, name, exc)
 
