@@ -11,8 +11,10 @@ id, so no lead is ever hidden behind others), and for each one that has none of 
 - repairs it when it can: a Contacted lead whose last cadence ran out more than
   ``after_last`` ago moves to Dormant (``mark_dormant`` only sees a final touch that was
   sent; this also covers one that was skipped or failed); a Contacted lead that wrote
-  after its last cadence started, or never had one, gets the quiet sequence (its next
-  cycle); a New lead whose first-touch decision named a sequence it does not have gets it;
+  after its last cadence started and was answered, or never had a cadence, gets the quiet
+  sequence (its next cycle); one whose last message has no answer yet (an email reply
+  waiting for the rep) is counted for a person, not nudged; a New lead whose first-touch
+  decision named a sequence it does not have gets it;
 - counts it, by stage and outcome (``scheduled``, ``dormant``, ``unrepaired``), for the
   service's gauge (the scheduler layer returns counts; ``bot`` owns the metrics).
 
@@ -117,7 +119,9 @@ def _candidates(after: int, now: datetime, config: NextStepConfig) -> Any:
     open_touch = exists().where(Touch.lead_id == Lead.id, Touch.status.in_(OPEN))
     open_inbox = exists().where(InboxItem.sender == Lead.phone, InboxItem.processed_at.is_(None))
     return (
-        select(Lead.id, Lead.stage, Lead.qualification, Lead.last_inbound_at)
+        select(
+            Lead.id, Lead.stage, Lead.qualification, Lead.last_inbound_at, Lead.last_outbound_at
+        )  # fmt: skip
         .where(
             Lead.stage.in_(SCOPE),
             Lead.id > after,
@@ -193,8 +197,15 @@ async def _judge(
                     "(first-touch decision: %s)", lead.id, decision or "none yet")  # fmt: skip
         return "unrepaired"
     if run is None or (lead.last_inbound_at is not None and lead.last_inbound_at > run.started):
-        # Never followed up, or they wrote after the last cadence started and nothing
-        # followed: the quiet cadence takes over (a nudge, the steps, then dormant).
+        inbound, outbound = lead.last_inbound_at, lead.last_outbound_at
+        if inbound is not None and (outbound is None or outbound < inbound):
+            # Their last message has no answer from us (an email reply waits for the rep):
+            # nudging them would be wrong; a person has to answer. Counted, not repaired.
+            log.warning("lead %s is %s and their last message (%s) has no answer yet",
+                        lead.id, lead.stage, inbound.isoformat())  # fmt: skip
+            return "unrepaired"
+        # Never followed up, or they wrote after the last cadence started, we answered,
+        # and nothing followed: the quiet cadence takes over (nudge, steps, dormant).
         if config.quiet_sequence not in cadence.sequences:
             log.error("lead %s needs follow-ups but the cadence has no %r sequence",
                       lead.id, config.quiet_sequence)  # fmt: skip

@@ -47,6 +47,7 @@ from scheduler.suppressions import SuppressionReason, suppress
 log = logging.getLogger("leadbot.inbox")
 ACTOR = "whatsapp-bot"
 NO_BOOKING_LINK = "A colleague will send you a link to book the call shortly."
+_NOT_STARTED: set[str] = set()  # sequences already reported missing from the cadence
 
 
 @dataclass(slots=True)
@@ -124,7 +125,12 @@ async def _start_follow_ups(db: AsyncSession, ctx: TurnContext, hooks: Hooks, na
         # and its insert is one statement.
         await hooks.start_sequence(db, ctx.lead.id, name, now=start)
     except (KeyError, LeadbotError) as exc:  # an unknown sequence: a config error, not a crash
-        log.error("lead %s: follow-up sequence %r not started: %s", ctx.lead.id, name, exc)
+        # Loud once per sequence, then quiet: a cadence file without the scripts'
+        # quiet_sequence would otherwise log on every turn (the next-step check still
+        # counts and logs each lead left without follow-ups).
+        level = logging.DEBUG if name in _NOT_STARTED else logging.ERROR
+        _NOT_STARTED.add(name)
+        log.log(level, "lead %s: follow-up sequence %r not started: %s", ctx.lead.id, name, exc)
 
 
 def quiet_follow_ups(script: Script, session: Session) -> list[Action]:

@@ -33,6 +33,7 @@ async def test_the_check_repairs_a_stalled_lead_and_the_gauge_shows_it(
         stalled = await session.get(Lead, lead.id)
         assert stalled is not None
         stalled.stage, stalled.last_inbound_at = "contacted", now - timedelta(hours=2)
+        stalled.last_outbound_at = now - timedelta(hours=2)  # the bot answered
 
     await job.func(now)
 

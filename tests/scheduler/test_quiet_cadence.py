@@ -60,7 +60,7 @@ def quiet(tmp_path: Path) -> Any:
 async def chat_lead(sessions: Sessions, n: int = 1, **fields: Any) -> int:
     """A WhatsApp prospect (no email) who wrote at NOW and was answered: contacted."""
     values: dict[str, Any] = {"email": None, "phone": f"+1415555{n:04d}", "stage": "contacted",
-                              "last_inbound_at": NOW}  # fmt: skip
+                              "last_inbound_at": NOW, "last_outbound_at": NOW}  # fmt: skip
     values.update(fields)
     return await make_lead(sessions, n, **values)
 
@@ -223,12 +223,20 @@ async def test_a_reply_after_the_cadence_started_gets_a_new_cycle(
     cadence = quiet(tmp_path)
     lead_id = await chat_lead(sessions)
     await start(sessions, cadence, lead_id)
-    async with sessions.begin() as session:  # they wrote; the turn cancelled, then failed
+    async with sessions.begin() as session:  # they wrote; the cadence was cancelled
         await session.execute(update(Touch).values(status="cancelled", note="prospect replied"))
         await session.execute(
             update(Lead).where(Lead.id == lead_id).values(last_inbound_at=NOW + 3 * S)
         )
+    # Not answered yet (an email reply waits for the rep): counted for a person, not nudged.
     report = await check_next_steps(sessions, cadence, now=NOW + 9 * S, config=CHECK)
+    assert dict(report.counts) == {("contacted", "unrepaired"): 1}
+    assert {s for _, _, s in await rows(sessions, lead_id)} == {"cancelled"}
+    async with sessions.begin() as session:  # answered; then nothing was scheduled
+        await session.execute(
+            update(Lead).where(Lead.id == lead_id).values(last_outbound_at=NOW + 4 * S)
+        )
+    report = await check_next_steps(sessions, cadence, now=NOW + 10 * S, config=CHECK)
     assert dict(report.counts) == {("contacted", "scheduled"): 1}
     assert {c for _, c, s in await rows(sessions, lead_id) if s == "pending"} == {1}
 
