@@ -33,7 +33,7 @@ from dialogs.loader import load_scripts
 from scheduler.email_qualify import EmailQualifier, FactExtractor
 from scheduler.enrichment import EnrichmentProvider
 from scheduler.enrichment.http import HttpEnrichmentProvider
-from scheduler.first_touch import FirstTouch, FirstTouchConfig, Outcome, unprocessed_leads
+from scheduler.first_touch import FirstTouch, FirstTouchConfig, Outcome, UnprocessedScan
 from scheduler.loop import PeriodicJob
 from scheduler.models import utcnow
 from scheduler.outbox import Dispatcher
@@ -53,6 +53,7 @@ class FirstTouchRunner:
         self.settings = settings
         first = flow.cadence.sequence(flow.config.sequence).steps[0]
         self._first_step = first.id
+        self._scan = UnprocessedScan(flow.config)
         self._tasks: set[asyncio.Task[Outcome | None]] = set()
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -109,7 +110,7 @@ class FirstTouchRunner:
     async def safety(self, now: datetime) -> int:
         """The periodic job: process leads the tasks missed, send missing approval links."""
         async with self.flow.sessions() as session:
-            lead_ids = await unprocessed_leads(session, self.flow.config, now=now)
+            lead_ids = await self._scan.next(session, now)
         for lead_id in lead_ids:
             await self._process(lead_id)
         await self.deliver()

@@ -3,7 +3,9 @@
 ``setup(app)`` registers a cleanup context that loads ``LEADBOT_CADENCE_FILE`` (a bad file
 fails start-up with file:line reasons), builds the drafter (LLM when configured, else
 templates) and the :class:`~scheduler.sweeper.Sweeper`, and appends its jobs to
-``app[JOBS]``: sweep, reaper, dormant, reactivation. Routes:
+``app[JOBS]``: sweep, reaper, dormant, reactivation, and the next-step check (every live
+lead has a next step; :mod:`scheduler.next_steps`), whose findings the gauge
+``leadbot_leads_without_next_step{stage,outcome}`` exports. Routes:
 
 - ``GET /api/touches?status=awaiting_approval&lead_id=&after=&limit=``
 - ``POST /api/touches/{id}/approve`` (body optional: ``{"text": "edited", "by": "dana"}``)
@@ -17,9 +19,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry, Gauge
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bot.appkeys import DISPATCHER, JOBS, SESSIONS, SETTINGS
+from bot.appkeys import DISPATCHER, JOBS, METRICS, SESSIONS, SETTINGS
 from bot.booking_link import booking_link
 from bot.http_errors import ApiError, read_json_object
 from bot.inputs import InputError, parse_id, parse_int
@@ -29,6 +32,7 @@ from scheduler.drafting import Drafter, LLMDrafter, TemplateDrafter
 from scheduler.lifecycle import mark_dormant, start_reactivations
 from scheduler.loop import PeriodicJob
 from scheduler.models import Touch, utcnow
+from scheduler.next_steps import OUTCOMES, SCOPE, check_next_steps
 from scheduler.sweeper import SweepConfig, Sweeper
 from scheduler.touches import TouchStatus, deliveries, list_touches
 
@@ -69,7 +73,18 @@ def build_sweeper(settings: Settings, app: web.Application, cadence: Cadence) ->
     )
 
 
-def jobs(settings: Settings, sweeper: Sweeper) -> list[PeriodicJob]:
+def next_step_gauge(registry: CollectorRegistry) -> Gauge:
+    """``leadbot_leads_without_next_step{stage,outcome}``: what the last check found."""
+    return Gauge(
+        "leadbot_leads_without_next_step",
+        "Live leads (new, contacted) the last check found without a next step, by stage "
+        "and what was done (scheduled, dormant, unrepaired).",
+        ["stage", "outcome"],
+        registry=registry,
+    )
+
+
+def jobs(settings: Settings, sweeper: Sweeper, gauge: Gauge | None = None) -> list[PeriodicJob]:
     """The periodic jobs of follow-up timing."""
     sessions, cadence = sweeper.sessions, sweeper.cadence
 
@@ -79,11 +94,19 @@ def jobs(settings: Settings, sweeper: Sweeper) -> list[PeriodicJob]:
     async def reactivate(now: datetime) -> None:
         await start_reactivations(sessions, cadence, now=now)
 
+    async def next_steps(now: datetime) -> None:
+        report = await check_next_steps(sessions, cadence, now=now)
+        if gauge is not None:
+            for stage in SCOPE:  # closed label sets; zero what was not found this time
+                for outcome in OUTCOMES:
+                    gauge.labels(stage, outcome).set(report.counts[(stage, outcome)])
+
     return [
         PeriodicJob("touches.sweep", settings.sweep_seconds, sweeper.sweep),
         PeriodicJob("touches.reap", max(settings.touch_lease_seconds / 5, 5), sweeper.reap),
         PeriodicJob("touches.dormant", settings.dormant_check_seconds, dormant),
         PeriodicJob("touches.reactivation", settings.reactivation_check_seconds, reactivate),
+        PeriodicJob("leads.next_steps", settings.next_step_check_seconds, next_steps),
     ]
 
 
@@ -96,7 +119,7 @@ def setup(app: web.Application) -> None:
         sweeper = build_sweeper(settings, app, cadence)
         app[CADENCE] = cadence
         app[SWEEPER] = sweeper
-        app[JOBS].extend(jobs(settings, sweeper))
+        app[JOBS].extend(jobs(settings, sweeper, next_step_gauge(app[METRICS].registry)))
         yield
 
     app.cleanup_ctx.append(followups)

@@ -170,6 +170,9 @@ class Settings(BaseSettings):
     # How often leads are moved to dormant / dormant leads get their reactivation (seconds).
     dormant_check_seconds: Annotated[float, Field(gt=0)] = 3600.0
     reactivation_check_seconds: Annotated[float, Field(gt=0)] = 21600.0
+    # How often every live lead is checked for a next step (a touch, a conversation, or
+    # dormancy counting down); leads without one are logged, counted and repaired (seconds).
+    next_step_check_seconds: Annotated[float, Field(gt=0)] = 900.0
 
     # Email fast first touch
     # New email leads from POST /api/leads get the T+0 first reply (off: intake only).

@@ -30,6 +30,7 @@ Purpose = Literal[
     "final_touch",
     "reactivation",
     "rebook",
+    "conversation_nudge",
 ]
 ChannelName = Literal["email", "whatsapp"]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -95,6 +96,9 @@ class Step(_Model):
     subject: str | None = None  # email subject (Jinja2), the sender's default when absent
     # A first reply to someone who just wrote goes out at once, even at night.
     respect_quiet_hours: bool = True
+    # The latest offset quiet hours may push the step to (a WhatsApp nudge must stay inside
+    # the 24-hour window): past it, the step goes at its plain offset. None: no limit.
+    deadline: Offset | None = None
 
 
 class Sequence(_Model):
@@ -105,6 +109,9 @@ class Sequence(_Model):
     after_last: Offset | None = timedelta(days=14)
     # Started by the reactivation job for leads dormant at least this long.
     start_when_dormant_for: Offset | None = None
+    # Started anew (the next cycle) each time it is started, e.g. after every bot reply to
+    # a conversation that is not finished; otherwise starting it twice is a no-op.
+    repeat: bool = False
 
 
 class QuietHours(_Model):
@@ -240,6 +247,8 @@ def _semantic_issues(cadence: Cadence) -> list[tuple[tuple[str | int, ...], str]
             if previous is not None and step.offset <= previous:
                 out.append(((*loc, "offset"), "offsets must increase from step to step"))
             previous = step.offset
+            if step.deadline is not None and step.deadline < step.offset:
+                out.append(((*loc, "deadline"), "the deadline cannot come before the offset"))
             problem = template_problem(cadence, step.template)
             if problem:
                 out.append(((*loc, "template"), problem))

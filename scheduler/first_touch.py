@@ -143,10 +143,17 @@ class FirstTouch:
 
 
 async def unprocessed_leads(
-    session: AsyncSession, config: FirstTouchConfig, *, now: datetime, limit: int = 100
+    session: AsyncSession,
+    config: FirstTouchConfig,
+    *,
+    now: datetime,
+    limit: int = 100,
+    after_id: int = 0,
 ) -> list[int]:
     """New email leads created by one of ``config.actors`` within ``max_age`` that were not
-    qualified yet: the ones a crashed or lost background task left behind."""
+    qualified yet: the ones a crashed or lost background task left behind. In id order from
+    ``after_id``: page with :class:`UnprocessedScan`, so leads that keep failing never hide
+    the ones after them."""
     created = (
         select(StageEvent.lead_id)
         .where(StageEvent.from_stage.is_(None), StageEvent.actor.in_(config.actors))
@@ -160,6 +167,7 @@ async def unprocessed_leads(
             Lead.qualification.is_(None),
             Lead.created_at >= now - config.max_age,
             Lead.id.in_(created),
+            Lead.id > after_id,
         )
         .order_by(Lead.id)
         .limit(limit)
@@ -167,20 +175,46 @@ async def unprocessed_leads(
     return list(await session.scalars(query))
 
 
+class UnprocessedScan:
+    """The safety job's walk over :func:`unprocessed_leads`, one page a run, round robin.
+
+    Always reading the first page would starve every lead behind ``limit`` leads that keep
+    failing (an enrichment provider that rejects them, a qualifier bug): each run goes on
+    after the last lead of the previous one and starts over once it reaches the end."""
+
+    def __init__(self, config: FirstTouchConfig, *, limit: int = 100) -> None:
+        self.config = config
+        self.limit = limit
+        self._after = 0
+
+    async def next(self, session: AsyncSession, now: datetime) -> list[int]:
+        """The next page of leads to process (after the end, the first page again)."""
+        ids = await unprocessed_leads(session, self.config, now=now, limit=self.limit,
+                                      after_id=self._after)  # fmt: skip
+        if not ids and self._after:  # past the end: start over
+            self._after = 0
+            ids = await unprocessed_leads(session, self.config, now=now, limit=self.limit)
+        self._after = ids[-1] if len(ids) == self.limit else 0
+        return ids
+
+
 async def awaiting_first_reply(
     session: AsyncSession, sequence: str, step: str, *, limit: int = 200
 ) -> list[Touch]:
     """First replies held for a rep's approval whose rep was not sent the link yet (the
-    link sender marks ``meta["approval_link_sent_at"]``)."""
+    link sender marks ``meta["approval_link_sent_at"]``), oldest first.
+
+    The filter is in the query, before the ``LIMIT``: filtered afterwards, ``limit`` drafts
+    that already had their link would hide every newer one for good."""
     query = (
         select(Touch)
         .where(
             Touch.status == TouchStatus.AWAITING_APPROVAL.value,
             Touch.sequence == sequence,
             Touch.step == step,
+            Touch.meta["approval_link_sent_at"].as_string().is_(None),
         )
         .order_by(Touch.id)
         .limit(limit)
     )
-    touches = list(await session.scalars(query))
-    return [t for t in touches if not (t.meta or {}).get("approval_link_sent_at")]
+    return list(await session.scalars(query))

@@ -8,12 +8,25 @@ after that commit does delivery start, a batch at a time (``Dispatcher.deliver_m
 the next batch is being drafted), through the outbox, whose key
 (``lead:<id>:touch:<sequence>:<step>:<cycle>``) keeps a send at most once even if two
 processes somehow got here with the same touch.
+
+Time: ``sweep(now)`` is told when it starts; every batch reads the clock again (``clock``,
+injected so tests control it) and claims, records and delivers at the time it really runs,
+so a long sweep never stamps its tenth batch with the first one's time (the reapers would
+take back claims seconds old, and mark sends still in flight ``uncertain``). While a batch
+is being drafted its claims are renewed (:func:`scheduler.touches.renew`) at least every
+quarter of the lease, so a slow drafter never loses its own work to the reaper.
+
+Locks (the one order of :mod:`scheduler.db`): the transaction that records a batch locks the
+batch's lead rows first (ascending id), then its touches, then writes the outbox rows; a
+reply that updates the lead and then cancels its touches therefore waits for the sweep, or
+the sweep for it, and neither deadlocks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,9 +40,17 @@ from scheduler.draft_filter import DraftPolicy
 from scheduler.drafting import Draft, DraftContext, Drafter
 from scheduler.errors import NotFoundError
 from scheduler.gates import BookingLink, LeadFacts, load_facts, skip_reason
-from scheduler.models import OutboxItem, Touch
+from scheduler.models import Lead, OutboxItem, Touch, utcnow
 from scheduler.outbox import Dispatcher
-from scheduler.touches import Claimed, TouchStateError, TouchStatus, claim_due, outbox_key, reap
+from scheduler.touches import (
+    Claimed,
+    TouchStateError,
+    TouchStatus,
+    claim_due,
+    outbox_key,
+    reap,
+    renew,
+)
 
 log = logging.getLogger("leadbot.sweeper")
 
@@ -58,6 +79,42 @@ class SweepResult:
     outbox_ids: list[int] = field(default_factory=list)
 
 
+Clock = Callable[[], datetime]
+
+
+class _Lease:
+    """Keeps one batch's claims fresh while it is drafted: renewed when a quarter of the
+    lease has passed since the last renewal (checked around every draft, and by a heartbeat
+    for a single draft slower than that)."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], token: str,
+                 lease: timedelta, at: Clock, claimed_at: datetime) -> None:  # fmt: skip
+        self.sessions, self.token, self.at = sessions, token, at
+        self.every = lease / 4
+        self.last = claimed_at
+        self._lock = asyncio.Lock()
+
+    async def keep(self) -> None:
+        """Renew the claims if they are getting old; never fails the batch."""
+        if self.at() - self.last < self.every:
+            return
+        async with self._lock:
+            now = self.at()
+            if now - self.last < self.every:
+                return  # renewed by another draft meanwhile
+            try:
+                await renew(self.sessions, self.token, now=now)
+                self.last = now
+            except Exception:  # the database is down: the reaper cannot run either
+                log.warning("renewing the claims of batch %s failed", self.token, exc_info=True)
+
+    async def heartbeat(self) -> None:
+        """Run until cancelled, renewing on time even while no draft completes."""
+        while True:
+            await asyncio.sleep(max(self.every.total_seconds(), 0.05))
+            await self.keep()
+
+
 @dataclass(slots=True)
 class _Work:
     claim: Claimed
@@ -78,6 +135,7 @@ class Sweeper:
         links: dict[str, str],
         booking_link: BookingLink | None = None,
         config: SweepConfig = SweepConfig(),
+        clock: Clock = utcnow,
     ) -> None:
         self.sessions = sessions
         self.cadence = cadence
@@ -86,7 +144,14 @@ class Sweeper:
         self.links = links
         self.booking_link = booking_link
         self.config = config
+        self.clock = clock
         self._limit = asyncio.Semaphore(config.concurrency)
+
+    def _timer(self, now: datetime) -> Clock:
+        """The current time for a sweep that started at ``now``: ``now`` plus what the clock
+        says has passed since (``now`` itself in tests that pass a fixed time)."""
+        started = self.clock()
+        return lambda: now + (self.clock() - started)
 
     # -- periodic jobs -------------------------------------------------------------------
 
@@ -96,10 +161,11 @@ class Sweeper:
         A batch's delivery runs while the next batch is claimed and drafted (at most one
         delivery in flight), so SMTP round trips overlap the sweeping work."""
         total = SweepResult()
+        at = self._timer(now)
         delivering: asyncio.Task[None] | None = None
         try:
             for _ in range(self.config.max_batches):
-                result = await self._process(now)
+                result = await self._process(at)
                 if delivering is not None:
                     await delivering
                     delivering = None
@@ -107,7 +173,7 @@ class Sweeper:
                     setattr(total, name, getattr(total, name) + getattr(result, name))
                 total.outbox_ids += result.outbox_ids
                 if result.outbox_ids:
-                    delivering = asyncio.create_task(self._deliver(result.outbox_ids, now))
+                    delivering = asyncio.create_task(self._deliver(result.outbox_ids, at()))
                 if result.claimed < self.config.batch:
                     break
             if delivering is not None:
@@ -128,13 +194,16 @@ class Sweeper:
 
     async def sweep_once(self, now: datetime) -> SweepResult:
         """Claim one batch, process it, deliver its messages."""
-        result = await self._process(now)
-        await self._deliver(result.outbox_ids, now)
+        at = self._timer(now)
+        result = await self._process(at)
+        await self._deliver(result.outbox_ids, at())
         return result
 
-    async def _process(self, now: datetime) -> SweepResult:
-        """Claim one batch and turn it into outbox rows (not delivered yet)."""
-        claims = await claim_due(self.sessions, now=now, limit=self.config.batch)
+    async def _process(self, at: Clock) -> SweepResult:
+        """Claim one batch at the current time and turn it into outbox rows (not delivered
+        yet), keeping the claims fresh while drafting."""
+        claimed_at = at()
+        claims = await claim_due(self.sessions, now=claimed_at, limit=self.config.batch)
         result = SweepResult(claimed=len(claims))
         if not claims:
             return result
@@ -142,13 +211,23 @@ class Sweeper:
             facts = await load_facts(session, {c.lead_id for c in claims}, self.config.history
                                      if self.drafter.needs_history else 0)  # fmt: skip
         work = [_Work(c) for c in claims]
-        await asyncio.gather(*(self._draft(w, facts.get(w.claim.lead_id), now) for w in work))
-        await self._record(work, now, result)
+        lease = _Lease(self.sessions, claims[0].token, self.config.lease, at, claimed_at)
+        heartbeat = asyncio.create_task(lease.heartbeat())
+        try:
+            await asyncio.gather(
+                *(self._draft(w, facts.get(w.claim.lead_id), claimed_at, lease) for w in work)
+            )
+        finally:
+            heartbeat.cancel()
+            await asyncio.gather(heartbeat, return_exceptions=True)
+        await self._record(work, at(), result)
         return result
 
     # -- steps ---------------------------------------------------------------------------
 
-    async def _draft(self, work: _Work, facts: LeadFacts | None, now: datetime) -> None:
+    async def _draft(
+        self, work: _Work, facts: LeadFacts | None, now: datetime, lease: _Lease
+    ) -> None:
         claim = work.claim
         if facts is None or skip_reason(facts, claim.sequence, claim.created_at) is not None:
             return  # decided (and recorded) in _record, against fresh data
@@ -170,11 +249,13 @@ class Sweeper:
             history=facts.history,
         )
         async with self._limit:
+            await lease.keep()
             try:
                 work.draft = await self.drafter.draft(context)
             except Exception as exc:  # a template bug: keep the touch visible, do not retry
                 log.exception("drafting touch %s failed", claim.id)
                 work.error = f"drafting failed: {exc.__class__.__name__}: {exc}"[:500]
+            await lease.keep()
 
     def _policy(self, channel: str) -> DraftPolicy:
         allowed = tuple(u for u in (*self.links.values(), *self.cadence.resources.values()) if u)
@@ -189,7 +270,10 @@ class Sweeper:
         token = work[0].claim.token
         terminal: dict[int, str] = {}
         async with self.sessions.begin() as session:
-            # Lock our rows (Postgres) so a concurrent cancel waits for us or wins outright.
+            # The one lock order: the leads first (a reply locks its lead before cancelling
+            # the lead's touches), then our touch rows, so a concurrent cancel waits for us
+            # or wins outright, and never deadlocks with us.
+            await _lock_leads(session, {w.claim.lead_id for w in work})
             still_ours = set(
                 await session.scalars(
                     select(Touch.id)
@@ -198,6 +282,7 @@ class Sweeper:
                         Touch.claim_token == token,
                         Touch.status == TouchStatus.CLAIMED.value,
                     )  # fmt: skip
+                    .order_by(Touch.id)
                     .with_for_update()
                 )
             )
@@ -314,6 +399,7 @@ class Sweeper:
     ) -> Touch:
         """A rep approves (and may edit) a draft: re-check the lead, enqueue, deliver."""
         async with self.sessions.begin() as session:
+            await _lock_leads(session, {await _lead_of(session, touch_id)})
             touch = await _awaiting_approval(session, touch_id)
             facts = (await load_facts(session, {touch.lead_id}, 0)).get(touch.lead_id)
             reason = "lead deleted" if facts is None else skip_reason(
@@ -348,6 +434,27 @@ class Sweeper:
             touch.status, touch.note = TouchStatus.SKIPPED.value, f"rejected by {by}: {reason}"
             touch.approved_by, touch.approved_at = by, now
         return touch
+
+
+async def _lock_leads(session: AsyncSession, lead_ids: set[int]) -> None:
+    """Lock the leads (Postgres; ascending id) before any of their touches or outbox rows:
+    the one lock order. ``FOR NO KEY UPDATE`` is what an UPDATE of the row takes, so rows
+    that merely reference the lead (inserts with a foreign key) are not held up."""
+    if lead_ids:
+        await session.execute(
+            select(Lead.id)
+            .where(Lead.id.in_(sorted(lead_ids)))
+            .order_by(Lead.id)
+            .with_for_update(key_share=True)
+        )
+
+
+async def _lead_of(session: AsyncSession, touch_id: int) -> int:
+    """The lead of a touch (a touch never changes lead), so its lead can be locked first."""
+    lead_id = await session.scalar(select(Touch.lead_id).where(Touch.id == touch_id))
+    if lead_id is None:
+        raise NotFoundError(f"touch {touch_id} does not exist")
+    return lead_id
 
 
 async def _cancel_rest(session: AsyncSession, lead_id: int, reason: str) -> None:

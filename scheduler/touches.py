@@ -6,11 +6,14 @@ The API other components call:
   cycle)), with ``due_at`` already moved out of quiet hours and onto business days in the
   lead's time zone;
 - :func:`cancel_pending` cancels every open touch of a lead in one statement (call it on
-  any inbound reply, a booking, an opt-out, a move to won/lost).
+  any inbound reply, a booking, an opt-out, a move to won/lost). It locks the lead row
+  before the touches (the one lock order of :mod:`scheduler.db`), in the same statement.
 
 The sweeper (:mod:`scheduler.sweeper`) uses :func:`claim_due` (one ``UPDATE … WHERE id IN
 (SELECT … FOR UPDATE SKIP LOCKED) RETURNING``; on SQLite the same statement runs under
-``BEGIN IMMEDIATE``) and :func:`reap`. Status flow::
+``BEGIN IMMEDIATE``), :func:`renew` (a live sweep keeps its claims fresh while it drafts,
+so the reaper never takes back the work of a sweep that is merely slow) and :func:`reap`.
+Status flow::
 
     pending → claimed → queued | awaiting_approval → queued | skipped | failed
     queued → sent | failed | uncertain     (follows its outbox row: ``scheduler.outbox``)
@@ -26,9 +29,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from scheduler.cadence import Cadence, Step
@@ -36,6 +39,23 @@ from scheduler.db import insert_or_ignore
 from scheduler.errors import LeadbotError, NotFoundError
 from scheduler.models import Lead, OutboxItem, Touch
 from scheduler.timing import next_allowed, zone_for
+
+_TOUCHES = cast(Table, Touch.__table__)
+_LEADS = cast(Table, Lead.__table__)
+_STEP_KEY = ["lead_id", "sequence", "step", "cycle"]
+_LAST_CYCLE = (
+    select(func.max(_TOUCHES.c.cycle))
+    .where(
+        _TOUCHES.c.lead_id == bindparam("b_lead"), _TOUCHES.c.sequence == bindparam("b_sequence")
+    )  # fmt: skip
+    .scalar_subquery()
+)
+# Built once, run with parameters (building statements costs more than running them).
+_LEAD_TO_START = (
+    select(_LEADS.c.timezone, _LEADS.c.phone, _LAST_CYCLE.label("last_cycle"))
+    .where(_LEADS.c.id == bindparam("b_lead"))
+    .with_for_update(of=_LEADS, key_share=True)
+)
 
 
 class TouchStatus(StrEnum):
@@ -69,12 +89,16 @@ def outbox_key(lead_id: int, sequence: str, step: str, cycle: int) -> str:
 
 def due_at(step: Step, start: datetime, cadence: Cadence, zone_name: str | None,
            phone: str | None) -> datetime:  # fmt: skip
-    """When ``step`` of a sequence started at ``start`` is due, after quiet hours."""
+    """When ``step`` of a sequence started at ``start`` is due, after quiet hours (unless
+    they would push it past the step's ``deadline``: then at its plain offset)."""
     due = start + step.offset
     if not step.respect_quiet_hours:
         return due
     zone = zone_for(zone_name, phone, cadence.default_timezone)
-    return next_allowed(due, zone, cadence.quiet_hours, cadence.business_days)
+    allowed = next_allowed(due, zone, cadence.quiet_hours, cadence.business_days)
+    if step.deadline is not None and allowed > start + step.deadline:
+        return due
+    return allowed
 
 
 async def start_sequence(
@@ -84,21 +108,28 @@ async def start_sequence(
     *,
     cadence: Cadence,
     now: datetime,
-    cycle: int = 0,
+    cycle: int | None = None,
 ) -> int:
     """Schedule every step of ``sequence`` for the lead, in the caller's transaction.
 
     Returns how many rows were inserted: 0 when this (sequence, cycle) was already started
-    (calling twice is harmless). Start a sequence again with a new ``cycle``.
+    (calling twice is harmless). Start a sequence again with a new ``cycle``; without one,
+    a ``repeat`` sequence gets the lead's next cycle of it, any other cycle 0.
     Raises :class:`~scheduler.cadence.UnknownSequenceError` and
     :class:`~scheduler.errors.NotFoundError`.
     """
-    steps = cadence.sequence(sequence).steps
+    definition = cadence.sequence(sequence)
+    steps = definition.steps
+    # The lead is locked here (the lead before its touches: the one lock order), and a
+    # ``repeat`` sequence's last cycle read with it: one round trip for both.
     lead = (
-        await session.execute(select(Lead.timezone, Lead.phone).where(Lead.id == lead_id))
+        await session.execute(_LEAD_TO_START, {"b_lead": lead_id, "b_sequence": sequence})
     ).one_or_none()
     if lead is None:
         raise NotFoundError(f"lead {lead_id} does not exist")
+    if cycle is None:
+        last = lead.last_cycle if definition.repeat else None
+        cycle = 0 if last is None else last + 1
     rows: list[dict[str, object]] = [
         {
             "lead_id": lead_id,
@@ -115,12 +146,11 @@ async def start_sequence(
         }
         for step in steps
     ]
-    statement = (
-        insert_or_ignore(session, Touch, ["lead_id", "sequence", "step", "cycle"])
-        .values(rows)
-        .returning(Touch.id)
-    )
-    return len((await session.execute(statement)).all())
+    # A prebuilt statement run with the rows as parameters (one multi-row INSERT all the
+    # same): building a multi-row statement per call cost more than running it, and turns
+    # call this whenever a question is left open.
+    statement = insert_or_ignore(session, _TOUCHES, _STEP_KEY, returning=(_TOUCHES.c.id,))
+    return len((await session.execute(statement, rows)).all())
 
 
 async def cancel_pending(
@@ -132,9 +162,15 @@ async def cancel_pending(
     A touch being drafted right now loses its claim: the sweeper's fenced update then finds
     it cancelled and sends nothing.
     """
+    # The lead row is locked first (on Postgres; SQLite has one writer anyway), inside the
+    # statement: a sweep recording this lead's touches locks the lead first too, so the two
+    # wait for each other instead of deadlocking (touches-then-lead vs lead-then-touches).
+    lead = (
+        select(Lead.id).where(Lead.id == lead_id).with_for_update(key_share=True).scalar_subquery()
+    )
     result = await session.execute(
         update(Touch)
-        .where(Touch.lead_id == lead_id, Touch.status.in_(OPEN))
+        .where(Touch.lead_id == lead, Touch.status.in_(OPEN))
         .values(status=TouchStatus.CANCELLED.value, note=reason[:500], claim_token=None)
         .execution_options(synchronize_session=False)
     )
@@ -212,6 +248,19 @@ async def claim_due(
         for r in rows
     ]
     return sorted(claims, key=lambda c: c.id)
+
+
+async def renew(sessions: async_sessionmaker[AsyncSession], token: str, *, now: datetime) -> int:
+    """Stamp the claims of ``token`` (still claimed) with ``now``: the sweep that holds them
+    is alive, so the reaper must not take them back. Returns how many were renewed."""
+    async with sessions.begin() as session:
+        result = await session.execute(
+            update(Touch)
+            .where(Touch.claim_token == token, Touch.status == TouchStatus.CLAIMED.value)
+            .values(claimed_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def reap(

@@ -36,6 +36,7 @@ from dialogs.actions import (
     SetStage,
 )
 from dialogs.actions import Message as MessageAction
+from dialogs.script import Script
 from dialogs.session import Session
 from scheduler.errors import LeadbotError
 from scheduler.models import Lead, Stage
@@ -46,6 +47,7 @@ from scheduler.suppressions import SuppressionReason, suppress
 log = logging.getLogger("leadbot.inbox")
 ACTOR = "whatsapp-bot"
 NO_BOOKING_LINK = "A colleague will send you a link to book the call shortly."
+_NOT_STARTED: set[str] = set()  # sequences already reported missing from the cadence
 
 
 @dataclass(slots=True)
@@ -117,11 +119,35 @@ async def cancel_follow_ups(db: AsyncSession, ctx: TurnContext, hooks: Hooks, re
 
 
 async def _start_follow_ups(db: AsyncSession, ctx: TurnContext, hooks: Hooks, name: str) -> None:
+    # From their last message if Meta's clock is ahead of ours: a sequence that started
+    # before it would count that very message as a reply and skip itself.
+    start = max(ctx.now, ctx.lead.last_inbound_at or ctx.now)
     try:
-        async with db.begin_nested():
-            await hooks.start_sequence(db, ctx.lead.id, name, now=ctx.now)
+        # No savepoint (two round trips on every turn that leaves a question open):
+        # start_sequence raises only before it writes (an unknown sequence, a lead gone),
+        # and its insert is one statement.
+        await hooks.start_sequence(db, ctx.lead.id, name, now=start)
     except (KeyError, LeadbotError) as exc:  # an unknown sequence: a config error, not a crash
-        log.error("lead %s: follow-up sequence %r not started: %s", ctx.lead.id, name, exc)
+        # Loud once per sequence, then quiet: a cadence file without the scripts'
+        # quiet_sequence would otherwise log on every turn (the next-step check still
+        # counts and logs each lead left without follow-ups).
+        level = logging.DEBUG if name in _NOT_STARTED else logging.ERROR
+        _NOT_STARTED.add(name)
+        log.log(level, "lead %s: follow-up sequence %r not started: %s", ctx.lead.id, name, exc)
+
+
+def quiet_follow_ups(script: Script, session: Session) -> list[Action]:
+    """The quiet cadence to schedule with the bot's reply to an unfinished conversation
+    (or with a turn that needed no reply, e.g. a reaction: the clock starts again).
+
+    The playbook's cadence applies to WhatsApp too: a prospect who stops answering while a
+    question is open gets the script's ``quiet_sequence`` (a nudge inside the 24-hour
+    window, then the follow-up steps, then dormant). It restarts with every reply of ours
+    (a ``repeat`` sequence: a new cycle each time) and the next turn cancels it, as does a
+    booking, an opt-out or the end of the conversation (no new one is scheduled then)."""
+    if script.quiet_sequence and session.status == "active" and session.open_slot is not None:
+        return [ScheduleFollowUps(script.quiet_sequence)]
+    return []
 
 
 def qualification_record(session: Session, prompt_version: str | None) -> dict[str, Any]:

@@ -44,7 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.batching import GroupRunner
 from bot.inbox.bursts import BurstScheduler
-from bot.inbox.effects import TurnContext, apply, cancel_follow_ups
+from bot.inbox.effects import TurnContext, apply, cancel_follow_ups, quiet_follow_ups
 from bot.inbox.hooks import Hooks
 from bot.inbox.sender import PHONE_FLAG, Sender, pick, sender_of
 from bot.inbox.turns import build_events
@@ -401,6 +401,7 @@ class InboxProcessor:
                     # conversation (its outcome beats a later "thanks, we have all we need").
                     message = action
             decided = decided or (session.finished and not was_finished)
+        actions += quiet_follow_ups(script, session)  # before the reply: touches first
         if message is not None:
             actions.append(message)
         return _Plan(session, actions, prompt_version)

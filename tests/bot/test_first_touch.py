@@ -224,3 +224,32 @@ async def test_imported_leads_are_left_alone_by_default(service: Client, smtp: F
                      actor="import")  # fmt: skip
     assert await service.app[RUNNER].safety(utcnow()) == 0
     assert smtp.received == []
+
+
+async def test_safety_job_reaches_leads_behind_a_page_that_keeps_failing(
+    service: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 12, item 9: a full page of leads that fail every time must not hide the rest.
+    async with sessions_of(service).begin() as session:
+        ids = [
+            (
+                await intake(
+                    session,
+                    LeadIn(name=f"Lead {n}", email=f"lead{n}@example.org"),
+                    default_region="US",
+                    now=utcnow(),
+                )
+            ).lead.id  # fmt: skip
+            for n in range(101)
+        ]
+    runner = service.app[RUNNER]
+    visited: list[int] = []
+
+    async def failing(lead_id: int, now: object) -> None:
+        visited.append(lead_id)
+        raise RuntimeError("the enrichment provider rejects this lead")
+
+    monkeypatch.setattr(runner.flow, "process", failing)
+    await runner.safety(utcnow())
+    await runner.safety(utcnow())
+    assert sorted(set(visited)) == ids

@@ -370,8 +370,9 @@ def test_timeout_nudges_once_then_schedules_follow_ups_and_a_reply_cancels_them(
 
 
 def test_timeout_without_a_quiet_sequence_only_nudges() -> None:
-    nudge = run(started(), TimedOut())
-    assert run(nudge.session, TimedOut()).actions == ()
+    script = SCRIPT.model_copy(update={"quiet_sequence": None})
+    nudge = run(started(script), TimedOut(), script=script)
+    assert run(nudge.session, TimedOut(), script=script).actions == ()
 
 
 # ---- the decision --------------------------------------------------------------------------

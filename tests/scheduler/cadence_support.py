@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -93,15 +93,26 @@ class RecordingChannel:
         return Receipt(external_id=f"rec-{len(self.sent)}")
 
 
+def frozen() -> datetime:
+    """A clock that never moves: a sweep then runs entirely at the ``now`` it is given."""
+    return NOW
+
+
 def make_sweeper(
-    sessions: Sessions, cadence: Cadence, channel: RecordingChannel | None = None, **config: Any
+    sessions: Sessions,
+    cadence: Cadence,
+    channel: RecordingChannel | None = None,
+    *,
+    clock: Callable[[], datetime] = frozen,
+    **config: Any,
 ) -> tuple[Sweeper, RecordingChannel]:
-    """A sweeper with the template drafter, delivering through a recording channel."""
+    """A sweeper with the template drafter, delivering through a recording channel; its
+    clock stands still unless the test passes one (so ``sweep(now)`` runs at ``now``)."""
     channel = channel or RecordingChannel()
     dispatcher = Dispatcher(sessions, {"email": channel, "whatsapp": channel})
     sweeper = Sweeper(
         sessions, cadence, TemplateDrafter(cadence), dispatcher,
         links={"calendly": "https://calendly.com/acme/intro", "public": ""},
-        config=SweepConfig(**config),
+        config=SweepConfig(**config), clock=clock,
     )  # fmt: skip
     return sweeper, channel
