@@ -550,16 +550,20 @@ class _Plan:
         """Every write, in the store's lock order: leads, touches, outbox rows, messages."""
         if self.leads:
             ids = sorted(self.leads)
-            stages = dict(
-                (
-                    await session.execute(
-                        select(Lead.id, Lead.stage)
-                        .where(Lead.id.in_(ids))
-                        .order_by(Lead.id)
-                        .with_for_update()
-                    )
-                ).all()
-            )
+            locked = (
+                await session.execute(
+                    select(Lead.id, Lead.stage, Lead.erased_at)
+                    .where(Lead.id.in_(ids))
+                    .order_by(Lead.id)
+                    .with_for_update()
+                )
+            ).all()
+            stages = {row.id: row.stage for row in locked}
+            # A send in flight while its lead was erased: it went out, but its text is not
+            # written back into the forgotten person's conversation.
+            erased = {row.id for row in locked if row.erased_at is not None}
+            if erased:
+                self.messages = [m for m in self.messages if m["lead_id"] not in erased]
             await session.execute(
                 update(_LEADS)
                 .where(_LEADS.c.id == bindparam("b_id"))

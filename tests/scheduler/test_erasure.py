@@ -14,8 +14,8 @@ from scheduler.erasure import CANCELLED_NOTE, ERASED, erase_lead
 from scheduler.errors import NotFoundError
 from scheduler.gates import load_facts
 from scheduler.leads import LeadIn, intake
-from scheduler.models import Lead, OutboxItem, StageEvent, Suppression, Touch
-from scheduler.outbox import enqueue
+from scheduler.models import Lead, Message, OutboxItem, StageEvent, Suppression, Touch
+from scheduler.outbox import Dispatcher, enqueue
 from scheduler.suppressions import (
     SuppressionReason,
     address_hash,
@@ -256,3 +256,34 @@ async def _until_blocked_by(sessions: Sessions, pid: int) -> None:
             await session.rollback()
             await asyncio.sleep(0.01)  # polling an observable condition, not a guess
     raise AssertionError("the erasure never waited for the lead's lock")
+
+
+async def test_a_send_in_flight_during_erasure_writes_no_message_back(
+    sessions: Sessions,
+) -> None:
+    """The message was already on its way when the person was erased: it is recorded as
+    sent (never resent), but its text is not put back into the forgotten conversation."""
+    from tests.scheduler.test_outbox_delivery import Gate
+
+    lead_id = await _lead(sessions)
+    async with sessions.begin() as session:
+        item_id = await enqueue(
+            session, key=f"lead:{lead_id}:reply", channel="test", recipient=PHONE,
+            payload={"text": "Hi Ada, about your engines"}, now=NOW, lead_id=lead_id,
+        )  # fmt: skip
+    assert item_id is not None
+    channel = Gate(hang={PHONE})
+    task = asyncio.create_task(
+        Dispatcher(sessions, {"test": channel}).deliver_many([item_id], NOW)
+    )
+    try:
+        await asyncio.wait_for(channel.hanging.wait(), 5)
+        await _erase(sessions, lead_id)
+        channel.release.set()
+        assert await task == {item_id: "sent"}
+    finally:
+        channel.release.set()
+        await asyncio.gather(task, return_exceptions=True)
+    async with sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Message)) == 0
+        assert (await session.get(OutboxItem, item_id)).state == "sent"  # type: ignore[union-attr]
