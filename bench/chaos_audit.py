@@ -122,7 +122,7 @@ async def audit(
     _leads(result, leads, prospects)
     _moves(result, events)
     _touches(result, touches, tolerance, end)
-    _opt_outs(result, graph_requests, prospects)
+    _opt_outs(result, graph_requests, prospects, leads)
     _waits(result, graph_requests, prospects, hang_window)
     result.figures["leads by stage"] = dict(Counter(lead.stage for lead in leads))
     result.figures["outbox by state"] = dict(Counter(f"{r.channel}:{r.state}" for r in outbox))
@@ -152,25 +152,29 @@ def _deliveries(result: Audit, requests: list[GraphRequest], outbox: list[Any]) 
             orphans.append(request)
     # An orphan is an accepted send whose answer the sender never read (a hang): it belongs
     # to an uncertain (or still sending) row with the same recipient and text.
-    candidates: dict[tuple[str, str], list[Any]] = defaultdict(list)
+    by_recipient: dict[str, list[Any]] = defaultdict(list)
     for row in outbox:
         if row.channel == "whatsapp":
-            key = (row.recipient.lstrip("+"), str((row.payload or {}).get("text", "")))
-            candidates[key].append(row)
+            by_recipient[row.recipient.lstrip("+")].append(row)
     uncertain_delivered = 0
     for request in orphans:
         to = str(request.body.get("to") or "").lstrip("+")
-        rows = candidates.get((to, graph_text(request.body)), [])
+        shown = graph_text(request.body)
+        rows = by_recipient.get(to, [])
+        same = [r for r in rows if _row_text(r.payload) == shown]
         open_rows = [
-            r for r in rows if r.state in ("uncertain", "sending") and delivered[r.id] == 0
+            r for r in rows if r.state in ("uncertain", "sending") and not delivered[r.id]
         ]
-        if open_rows:
-            delivered[open_rows[0].id] += 1
+        # The same text first; else any open row of theirs (a template fallback shows
+        # other words than the row's text).
+        match = [r for r in open_rows if r in same] or open_rows
+        if match:
+            delivered[match[0].id] += 1
             uncertain_delivered += 1
-        elif rows:
-            delivered[rows[0].id] += 1  # a second copy of a row that went out already
+        elif same:
+            delivered[same[0].id] += 1  # a second copy of a row that went out already
         else:
-            result.fail("sends no row explains", f"{request.wamid} to {to}")
+            result.fail("sends no row explains", f"{request.wamid} to {to}: {shown[:40]!r}")
     for row_id, times in delivered.items():
         if times > 1:
             result.fail("sent twice", f"outbox {row_id} accepted by Graph {times} times")
@@ -193,6 +197,14 @@ def _deliveries(result: Audit, requests: list[GraphRequest], outbox: list[Any]) 
     result.figures["uncertain, never reached Graph"] = sum(
         1 for r in uncertain if not delivered[r.id]
     )
+
+
+def _row_text(payload: Any) -> str:
+    """What Graph shows for an outbox payload (a template shows its parameters)."""
+    payload = payload or {}
+    if payload.get("kind") == "template" and payload.get("params"):
+        return " ".join(str(p) for p in payload["params"])
+    return str(payload.get("text", ""))
 
 
 def _turns(inbox: list[Any]) -> dict[str, list[list[Any]]]:
@@ -322,21 +334,31 @@ def _touches(result: Audit, touches: list[Any], tolerance: timedelta, end: datet
         )
 
 
-def _opt_outs(result: Audit, requests: list[GraphRequest], prospects: list[Prospect]) -> None:
-    stops = {p.wa_id: t.sent_at for p in prospects for t in p.turns if t.stop}
-    result.figures["prospects who said STOP"] = len(stops)
+def _opt_outs(
+    result: Audit, requests: list[GraphRequest], prospects: list[Prospect], leads: list[Any]
+) -> None:
+    """Messages Graph accepted for a prospect after their opt-out was recorded (the lead's
+    ``opted_out_at``), other than the confirmation. A reply already on its way when the
+    STOP arrived is not one, a follow-up or a retry sent after it is."""
+    said_stop = {p.phone for p in prospects for t in p.turns if t.stop}
+    opted_out = {
+        lead.phone: lead.opted_out_at.timestamp()
+        for lead in leads
+        if lead.phone and lead.opted_out_at is not None
+    }
+    result.figures["prospects who said STOP / opted out"] = (
+        f"{len(said_stop)} / {len(said_stop & set(opted_out))}"
+    )
     for request in requests:
-        to = str(request.body.get("to") or "").lstrip("+")
-        if (
-            to in stops
-            and request.accepted
-            and "type" in request.body
-            and (request.at > stops[to] and OPT_OUT_WORDS not in graph_text(request.body))
-        ):
+        to = "+" + str(request.body.get("to") or "").lstrip("+")
+        since = opted_out.get(to)
+        if since is None or not request.accepted or "type" not in request.body:
+            continue
+        if request.wall > since + 0.05 and OPT_OUT_WORDS not in graph_text(request.body):
             result.fail(
                 "after opt-out",
-                f"+{to}: {graph_text(request.body)[:60]!r} "
-                f"{request.at - stops[to]:.1f}s after STOP",
+                f"{to}: {graph_text(request.body)[:60]!r} "
+                f"{request.wall - since:.1f}s after the opt-out",
             )
 
 

@@ -124,6 +124,7 @@ class GraphRequest:
     reply: Reply
     wamid: str | None = None
     at: float = field(default_factory=time.perf_counter)  # arrival, for latency figures
+    wall: float = field(default_factory=time.time)  # arrival, to compare with stored times
 
     @property
     def accepted(self) -> bool:
