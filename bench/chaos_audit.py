@@ -12,7 +12,7 @@ The assertions (all must be 0):
 - ``sends no row explains``: Graph accepted a message whose wamid no outbox row recorded and
   that matches no uncertain row (a lost wamid: the row may be sent again);
 - ``unanswered``: an inbound message handled without a reply and without a recorded reason
-  (opted out, handed to a person, given up with its error);
+  (opted out, handed to a person, given up with its error), or answered 200 and not stored;
 - ``stuck``: inbox rows never processed, outbox rows still ``pending``/``sending``, touches
   still ``claimed``, per-lead locks still held in Redis, after the drain;
 - ``duplicate leads``: two leads for one phone; ``missing leads``: a prospect with none;
@@ -249,6 +249,15 @@ def _answers(
                 reasons["handed to a person"] += 1
             else:
                 result.fail("unanswered", f"{sender}: {[m.external_id for m in turn]}")
+    stored = {row.external_id for row in inbox}
+    for prospect in prospects:
+        for turn in prospect.turns:
+            for wamid in turn.delivered:
+                if wamid not in stored:
+                    result.fail(
+                        "unanswered",
+                        f"{prospect.phone}: {wamid} got its 200 but is not in the inbox",
+                    )
     result.figures["turns handled"] = handled
     result.figures["turn outcomes"] = dict(reasons)
 

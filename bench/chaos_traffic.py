@@ -140,6 +140,7 @@ class Turn:
     expects_reply: bool = True
     stop: bool = False
     got_reply_in_run: bool = False
+    delivered: list[str] = field(default_factory=list)  # wamids a worker answered 200 for
 
 
 @dataclass
@@ -262,7 +263,8 @@ class Prospect:
             turn.wamids.append(message["id"])
             turn.texts.append(f"[tap {tap[1]}]" if tap is not None else str(text))
             deliveries.append(asyncio.create_task(mailman.post(message, self)))
-        await asyncio.gather(*deliveries, return_exceptions=True)
+        outcomes = await asyncio.gather(*deliveries, return_exceptions=True)
+        turn.delivered = [w for w, o in zip(turn.wamids, outcomes, strict=True) if o is None]
 
     async def _wait(self, timeout: float) -> GraphRequest | None:
         try:

@@ -106,7 +106,8 @@ async def test_chaos_run(tmp_path: Path) -> None:
     unexpected = [a for a in result.failed if a not in KNOWN_FAILING]
     assert not unexpected, chaos.report(result)
     if result.failed:
-        pytest.xfail(f"known holes (issue 12 items 26-29): {', '.join(result.failed)}")
+        counts = ", ".join(f"{a}={result.audit.count(a)}" for a in result.failed)
+        pytest.xfail(f"known holes (issue 12 items 26-29): {counts}; logs {options.workdir}")
 
 
 # -- the harness's own parts ---------------------------------------------------------------
