@@ -7,8 +7,9 @@ What runs (everything on 127.0.0.1):
 
 - a Postgres role and schema of its own (``LEADBOT_CHAOS_POSTGRES_URL``, else
   ``LEADBOT_TEST_POSTGRES_URL``, else the local test database), migrated, with one rep;
-- Redis (``--redis-url``, default database 14; every run uses its own phone numbers, so
-  runs never share a lock key);
+- Redis (``--redis-url``: ``LEADBOT_CHAOS_REDIS_URL``, else ``LEADBOT_TEST_REDIS_URL``, else
+  database 14 on 127.0.0.1); every run uses phone numbers of its own, so runs (and tests
+  sharing the database) never share a lock key;
 - two ``leadbot serve --no-scheduler`` and one ``leadbot scheduler``, configured through
   ``LEADBOT_*`` variables only, with a real WhatsApp channel (phone id, token, app secret)
   pointed at the fake Graph API of ``tests/fakes/graph_api.py``, a send timeout of
@@ -65,7 +66,10 @@ POSTGRES_URL = os.environ.get(
     "LEADBOT_CHAOS_POSTGRES_URL",
     os.environ.get("LEADBOT_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1/test"),
 )
-REDIS_URL = os.environ.get("LEADBOT_CHAOS_REDIS_URL", "redis://127.0.0.1:6379/14")
+REDIS_URL = os.environ.get(
+    "LEADBOT_CHAOS_REDIS_URL",
+    os.environ.get("LEADBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/14"),
+)
 APP_SECRET = "chaos-app-secret"
 API_TOKEN = "chaos-api-token"
 REP_WHATSAPP = "+14155550100"
@@ -140,7 +144,9 @@ async def run(options: Options) -> Run:
 
 async def _run(options: Options, workdir: Path) -> Run:
     run_id = uuid.uuid4().hex[:6]
-    exchange = 200 + random.Random().randrange(800)  # per run (not per seed): lock keys
+    # Per run (not per seed), so runs sharing a Redis never share a lock key; never 555,
+    # the exchange of the numbers other tests use.
+    exchange = random.Random().choice([x for x in range(200, 1000) if x != 555])
     faults = FaultPlan(
         seed=options.seed,
         server_error=options.server_error,

@@ -251,8 +251,8 @@ def _answers(
                 result.fail("unanswered", f"{sender}: {[m.external_id for m in turn]}")
     stored = {row.external_id for row in inbox}
     for prospect in prospects:
-        for turn in prospect.turns:
-            for wamid in turn.delivered:
+        for said in prospect.turns:
+            for wamid in said.delivered:
                 if wamid not in stored:
                     result.fail(
                         "unanswered",

@@ -136,9 +136,15 @@ def free_port() -> int:
         return port
 
 
+try:  # loaded here, not in the child: dlopen between fork and exec could deadlock
+    _LIBC: Any = ctypes.CDLL(None)
+except OSError:  # pragma: no cover - not Linux
+    _LIBC = None
+
+
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if _LIBC is not None:
+        _LIBC.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: killed when the harness dies
 
 
 @dataclass

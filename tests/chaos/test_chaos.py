@@ -24,7 +24,16 @@ import pytest
 from sqlalchemy import text
 
 from bench import chaos
-from bench.chaos_audit import Audit, _deliveries, _moves, _opt_outs, _touches, _waits
+from bench.chaos_audit import (
+    Audit,
+    _answers,
+    _deliveries,
+    _moves,
+    _opt_outs,
+    _stuck,
+    _touches,
+    _waits,
+)
 from bench.chaos_cluster import compress_cadence
 from bench.chaos_traffic import Prospect, Turn
 from scheduler.cadence import load_cadence
@@ -320,3 +329,35 @@ def test_run_kills_its_children_when_interrupted(tmp_path: Path) -> None:
     with pytest.raises((RuntimeError, TimeoutError)):
         asyncio.run(start())
     assert all(p.popen is not None and p.popen.poll() is not None for p in cluster.procs)
+
+
+def test_audit_finds_unanswered_and_stuck_messages() -> None:
+    """A turn handled without a reply or a reason, and a message that got its 200 but was
+    never stored, are unanswered; a turn of an opted-out lead is not; an unprocessed row, a
+    row still sending, a claimed touch and a held lock are stuck."""
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    prospect = _prospect([Turn(0.0, ["w1"], ["hi"], delivered=["w1"]),
+                          Turn(1.0, ["w2"], ["20k"], delivered=["w2"]),
+                          Turn(2.0, ["w3"], ["asap"], delivered=["w3"])])  # fmt: skip
+    inbox = [
+        SimpleNamespace(id=1, external_id="w1", sender=prospect.phone, processed_at=t0,
+                        attempts=0, error=None),  # fmt: skip
+        SimpleNamespace(id=2, external_id="w2", sender=prospect.phone,
+                        processed_at=t0 + timedelta(seconds=1), attempts=0, error=None),
+    ]  # fmt: skip
+    outbox = [_row(id=1, key="wa:w1:0", recipient=prospect.phone, payload={"text": "Q"})]
+    lead = SimpleNamespace(phone=prospect.phone, opted_out_at=None, bot_paused=False)
+    result = Audit()
+    _answers(result, inbox, outbox, [lead], [prospect])
+    assert result.count("unanswered") == 2  # w2 handled silently, w3 never stored
+    opted_out = Audit()
+    lead.opted_out_at = t0
+    _answers(opted_out, inbox, outbox, [lead], [prospect])
+    assert opted_out.count("unanswered") == 1  # w3 only
+
+    stuck = Audit()
+    _stuck(stuck, [SimpleNamespace(id=3, sender="+1", processed_at=None, attempts=0,
+                                   error=None)],  # fmt: skip
+           [_row(id=2, key="wa:w9:0", state="sending")],
+           [SimpleNamespace(id=1, status="claimed")], ["leadbot:lock:wa:+1"])  # fmt: skip
+    assert stuck.count("stuck") == 4
