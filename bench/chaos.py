@@ -318,13 +318,22 @@ async def _drive(
         ),
         "fault plan drawn": faults.counts,
         "email leads created / approvals": (f"{rep.stats.leads_created} / {rep.stats.approved}"),
-        "log lines (error/traceback)": {
-            name: f"{c['error']}/{c['traceback']}" for name, c in cluster.log_counts().items()
-        },
+        **_log_figures(cluster),
     }
     figures.update(result.figures)
     _say(options, "audit done")
     return Run(result, figures, cluster.workdir)
+
+
+def _log_figures(cluster: Cluster) -> dict[str, str]:
+    """One line per log symptom, with its count in each process (omitted when none)."""
+    counts = cluster.log_counts()
+    figures = {}
+    for symptom in next(iter(counts.values()), {}):
+        per_process = {name: c[symptom] for name, c in counts.items() if c[symptom]}
+        if per_process:
+            figures[f"log: {symptom}"] = ", ".join(f"{n} {c}" for n, c in per_process.items())
+    return figures
 
 
 async def _killer(

@@ -191,12 +191,13 @@ def _deliveries(result: Audit, requests: list[GraphRequest], outbox: list[Any]) 
     for (recipient, reply_to), ids in answers.items():
         if len(ids) > 1:
             result.fail("sent twice", f"{recipient}: rows {ids} all answer {reply_to}")
-    uncertain = [r for r in outbox if r.state == "uncertain"]
-    result.figures["uncertain rows"] = len(uncertain)
-    result.figures["uncertain, yet accepted by Graph"] = uncertain_delivered
-    result.figures["uncertain, never reached Graph"] = sum(
-        1 for r in uncertain if not delivered[r.id]
-    )
+    for state in ("uncertain", "sending"):
+        rows = [r for r in outbox if r.state == state]
+        reached = sum(1 for r in rows if delivered[r.id])
+        result.figures[f"{state} rows (Graph accepted / never reached)"] = (
+            f"{len(rows)} ({reached} / {len(rows) - reached})"
+        )
+    result.figures["accepted sends matched to rows without a wamid"] = uncertain_delivered
 
 
 def _row_text(payload: Any) -> str:

@@ -69,6 +69,16 @@ async def scratch_role(url: str, *, prefix: str = "chaos") -> AsyncIterator[str]
         await admin.dispose()
 
 
+LOG_PATTERNS = {
+    "errors": " ERROR ",
+    "tracebacks": "Traceback (most recent call last)",
+    "deadlocks": "deadlock detected",
+    "lock timeouts": "could not acquire the lock",
+    "redis pool exhausted": "MaxConnectionsError",
+    "gave up": "gave up on",
+}
+
+
 def compress_cadence(
     source: Path, target_dir: Path, *, day_seconds: float, min_seconds: int
 ) -> Path:
@@ -255,15 +265,12 @@ class Cluster:
         }
 
     def log_counts(self) -> dict[str, dict[str, int]]:
-        """ERROR / Traceback / WARNING line counts per process log."""
+        """Per process log: ERROR lines, tracebacks, and the symptoms issue 12 names."""
         counts: dict[str, dict[str, int]] = {}
         for proc in self.procs:
             content = proc.log.read_text(errors="replace") if proc.log.exists() else ""
-            counts[proc.name] = {
-                "error": content.count(" ERROR "),
-                "traceback": content.count("Traceback"),
-                "warning": content.count(" WARNING "),
-            }
+            counts[proc.name] = {name: content.count(pattern)
+                                 for name, pattern in LOG_PATTERNS.items()}  # fmt: skip
         return counts
 
 
