@@ -13,8 +13,9 @@ The assertions (all must be 0):
   that matches no uncertain row (a lost wamid: the row may be sent again);
 - ``unanswered``: an inbound message handled without a reply and without a recorded reason
   (opted out, handed to a person, given up with its error), or answered 200 and not stored;
-- ``stuck``: inbox rows never processed, outbox rows still ``pending``/``sending``, touches
-  still ``claimed``, per-lead locks still held in Redis, after the drain;
+- ``stuck``: inbox rows never processed, outbox rows still ``pending`` or ``sending``
+  without their request having reached Graph, touches still ``claimed``, per-lead locks
+  still held in Redis, after the drain;
 - ``duplicate leads``: two leads for one phone; ``missing leads``: a prospect with none;
 - ``illegal moves``: a stage event not in ``scheduler.stages.ALLOWED_MOVES``, not starting
   where the previous one ended, or a move to/from lost without a reason;
@@ -52,6 +53,7 @@ class Audit:
     figures: dict[str, Any] = field(default_factory=dict)
     failures: dict[str, list[str]] = field(default_factory=dict)  # assertion -> examples
     waits: list[float] = field(default_factory=list)
+    reached: set[int] = field(default_factory=set)  # outbox ids whose message Graph accepted
 
     def fail(self, assertion: str, example: str) -> None:
         """Record one violation of ``assertion``."""
@@ -175,6 +177,7 @@ def _deliveries(result: Audit, requests: list[GraphRequest], outbox: list[Any]) 
             delivered[same[0].id] += 1  # a second copy of a row that went out already
         else:
             result.fail("sends no row explains", f"{request.wamid} to {to}: {shown[:40]!r}")
+    result.reached = {row_id for row_id, times in delivered.items() if times}
     for row_id, times in delivered.items():
         if times > 1:
             result.fail("sent twice", f"outbox {row_id} accepted by Graph {times} times")
@@ -274,7 +277,10 @@ def _stuck(
                 f"{row.attempts} attempts, error {row.error!r}",
             )
     for row in outbox:
-        if row.state in ("pending", "sending"):
+        # A row left ``sending`` whose request reached Graph is an unknown outcome not yet
+        # marked uncertain (bookkeeping, not a stuck conversation); one that never reached
+        # Graph was never sent and nothing will send it.
+        if row.state == "pending" or (row.state == "sending" and row.id not in result.reached):
             result.fail("stuck", f"outbox {row.id} {row.key} still {row.state}")
     for touch in touches:
         if touch.status == "claimed":

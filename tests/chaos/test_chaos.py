@@ -361,3 +361,6 @@ def test_audit_finds_unanswered_and_stuck_messages() -> None:
            [_row(id=2, key="wa:w9:0", state="sending")],
            [SimpleNamespace(id=1, status="claimed")], ["leadbot:lock:wa:+1"])  # fmt: skip
     assert stuck.count("stuck") == 4
+    reached = Audit(reached={2})  # its request left: unknown outcome, not a stuck row
+    _stuck(reached, [], [_row(id=2, key="wa:w9:0", state="sending")], [], [])
+    assert not reached.failures
