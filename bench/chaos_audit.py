@@ -114,7 +114,7 @@ async def audit(
     outbox = await _rows(
         engine,
         "SELECT id, key, lead_id, channel, recipient, payload, state, "
-        "attempts, external_id, error FROM outbox ORDER BY id",
+        "attempts, external_id, error, next_attempt_at, updated_at FROM outbox ORDER BY id",
     )
     touches = await _rows(engine, "SELECT * FROM touches ORDER BY id")
 
@@ -203,6 +203,10 @@ def _deliveries(result: Audit, requests: list[GraphRequest], outbox: list[Any]) 
     result.figures["accepted sends matched to rows without a wamid"] = uncertain_delivered
 
 
+def _hms(moment: datetime | None) -> str:
+    return "-" if moment is None else f"{moment:%H:%M:%S}"
+
+
 def _row_text(payload: Any) -> str:
     """What Graph shows for an outbox payload (a template shows its parameters)."""
     payload = payload or {}
@@ -281,7 +285,12 @@ def _stuck(
         # marked uncertain (bookkeeping, not a stuck conversation); one that never reached
         # Graph was never sent and nothing will send it.
         if row.state == "pending" or (row.state == "sending" and row.id not in result.reached):
-            result.fail("stuck", f"outbox {row.id} {row.key} still {row.state}")
+            result.fail(
+                "stuck",
+                f"outbox {row.id} {row.key} still {row.state} (attempts {row.attempts}, "
+                f"next {_hms(getattr(row, 'next_attempt_at', None))}, "
+                f"since {_hms(getattr(row, 'updated_at', None))}, error {row.error!r:.80})",
+            )
     for touch in touches:
         if touch.status == "claimed":
             result.fail("stuck", f"touch {touch.id} still claimed")

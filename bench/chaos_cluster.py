@@ -41,6 +41,8 @@ from scheduler.db import create_engine
 
 ROOT = Path(__file__).resolve().parent.parent
 LEADBOT = Path(sys.executable).with_name("leadbot")
+# The venv's console script; without one (a bare interpreter), the CLI module from the tree.
+COMMAND = [str(LEADBOT)] if LEADBOT.exists() else [sys.executable, "-m", "bot.cli"]
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
 _UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 # Keys of the cadence file whose values are durations (whatever item 6 adds, by its name).
@@ -209,7 +211,7 @@ class Cluster:
             log.write(f"\n===== start #{proc.starts} at {time.time():.3f} =====\n".encode())
             log.flush()
             proc.popen = subprocess.Popen(  # noqa: S603 - our own venv's entry point
-                [str(LEADBOT), *proc.args],
+                [*COMMAND, *proc.args],
                 env=self.env,
                 cwd=self.workdir,
                 stdin=subprocess.DEVNULL,
@@ -279,6 +281,7 @@ def child_env(values: dict[str, str]) -> dict[str, str]:
     inherited ``LEADBOT_*`` nor proxies: every connection stays on 127.0.0.1)."""
     keep = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "PYTHONHASHSEED", "TMPDIR")
     env = {k: v for k, v in os.environ.items() if k in keep}
-    env.update({"NO_PROXY": "*", "no_proxy": "*", "PYTHONUNBUFFERED": "1"})
+    env.update({"NO_PROXY": "*", "no_proxy": "*", "PYTHONUNBUFFERED": "1",
+                "PYTHONPATH": str(ROOT)})  # fmt: skip
     env.update(values)
     return env
