@@ -46,11 +46,12 @@ POSTGRES_URL = os.environ.get(
     "LEADBOT_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
 
-# Assertions today's code (commit 2750bc9) is known to fail under chaos: issue 12 items
-# 26-29 (a hanging send holds a worker's queue, a killed worker strands its batch and keeps
-# its conversations locked for 60 s). They are reported, and the test is marked xfail
-# when only these fail; every other assertion must hold. Empty this set once those items
-# are fixed: then the run must pass outright.
+# Assertions today's code (commit 2750bc9) is known to fail under chaos, issue 12 items 26-29
+# (and 3): a hanging send holds up a worker's replies (slow replies), a killed worker strands
+# its batch in ``sending`` and keeps its conversations locked for 60 s (stuck, slow replies),
+# outcome recording deadlocks with turns (rows left ``sending``). The test reports them and
+# is marked xfail when only these fail; every other assertion must hold. Empty this set once
+# those items are merged: then the run must pass outright.
 KNOWN_FAILING: frozenset[str] = frozenset({"stuck", "slow replies"})
 
 
