@@ -195,9 +195,9 @@ def _deliveries(result: Audit, requests: list[GraphRequest], outbox: list[Any]) 
         if len(ids) > 1:
             result.fail("sent twice", f"{recipient}: rows {ids} all answer {reply_to}")
     for state in ("uncertain", "sending"):
-        rows = [r for r in outbox if r.state == state]
+        rows = [r for r in outbox if r.state == state and r.channel == "whatsapp"]
         reached = sum(1 for r in rows if delivered[r.id])
-        result.figures[f"{state} rows (Graph accepted / never reached)"] = (
+        result.figures[f"whatsapp {state} rows (Graph accepted / never reached)"] = (
             f"{len(rows)} ({reached} / {len(rows) - reached})"
         )
     result.figures["accepted sends matched to rows without a wamid"] = uncertain_delivered

@@ -218,7 +218,9 @@ def test_audit_finds_a_message_sent_twice() -> None:
     _deliveries(result, requests, outbox)
     assert result.count("sent twice") == 2
     assert result.count("sends no row explains") == 1
-    assert result.figures["uncertain rows (Graph accepted / never reached)"] == "1 (1 / 0)"
+    assert (
+        result.figures["whatsapp uncertain rows (Graph accepted / never reached)"] == "1 (1 / 0)"
+    )
     clean = Audit()
     _deliveries(clean, [requests[0], requests[2]], outbox[:2])
     assert not clean.failures
