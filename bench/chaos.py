@@ -293,7 +293,7 @@ async def _drive(
             await mailman.close()
     elapsed = time.perf_counter() - started
     exits = {name: code for name, code in cluster.exits().items() if code is not None}
-    lock_keys = await _lock_keys(options.redis_url, exchange)
+    lock_keys = await _lock_keys(options.redis_url, exchange) + await _held_rows(engine)
     end = await _db_now(engine)
     tolerance = timedelta(seconds=options.sweep_seconds + options.lease_seconds)
     result = await audit(
@@ -387,6 +387,23 @@ async def _quiesce(options: Options, engine: Any, until: float) -> None:
             break
         await asyncio.sleep(1.0)
     await asyncio.sleep(min(3.0, max(0.0, until - time.monotonic())))
+
+
+async def _held_rows(engine: Any) -> list[str]:
+    """The run's Postgres sessions that keep one transaction open, or keep waiting for a
+    lock, over two looks 2 s apart (a lead row held by a process that will not let go)."""
+    query = text(
+        "SELECT pid, state, wait_event_type, xact_start, left(query, 60) AS query "
+        "FROM pg_stat_activity WHERE usename = current_user AND pid <> pg_backend_pid() "
+        "AND (state LIKE 'idle in transaction%' OR wait_event_type = 'Lock')"
+    )
+    async with engine.connect() as connection:
+        first = {(r.pid, r.xact_start) for r in await connection.execute(query)}
+        await asyncio.sleep(2.0)
+        second = list(await connection.execute(query))
+    return [f"Postgres session {r.pid} {r.state} ({r.wait_event_type}) since "
+            f"{r.xact_start:%H:%M:%S}: {r.query}"
+            for r in second if (r.pid, r.xact_start) in first]  # fmt: skip
 
 
 async def _lock_keys(url: str, exchange: int) -> list[str]:

@@ -96,7 +96,8 @@ async def audit(
     """Check a finished run (see the module docstring). ``tolerance`` is a sweep period plus
     the lease; ``end`` when the audit started (DB clock); ``hang_window`` how long before a
     reply a hanging send to the same prospect excuses a slow one; ``lock_keys`` the Redis
-    lock keys of the run's prospects still present."""
+    lock keys of the run's prospects still present (and Postgres sessions still holding a
+    transaction open or waiting for a lock)."""
     result = Audit()
     leads = await _rows(
         engine, "SELECT id, phone, email, stage, opted_out_at, bot_paused FROM leads"
@@ -294,8 +295,8 @@ def _stuck(
     for touch in touches:
         if touch.status == "claimed":
             result.fail("stuck", f"touch {touch.id} still claimed")
-    for key in lock_keys:
-        result.fail("stuck", f"Redis lock {key} still held")
+    for key in lock_keys:  # Redis lock keys, or Postgres sessions holding rows
+        result.fail("stuck", key if key.startswith("Postgres") else f"Redis lock {key} still held")
     result.figures["inbox rows"] = len(inbox)
     result.figures["inbox given up"] = sum(1 for r in inbox if r.error and r.processed_at)
 
