@@ -40,6 +40,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -287,9 +288,9 @@ async def _drive(
                 await asyncio.wait(pending, timeout=max(1.0, drain_until - time.monotonic()))
             await _quiesce(options, engine, drain_until)
         finally:
-            for task in [*talks, router]:
+            for task in [*talks, *background, router]:
                 task.cancel()
-            await asyncio.gather(*talks, router, return_exceptions=True)
+            await asyncio.gather(*talks, *background, router, return_exceptions=True)
             await mailman.close()
     elapsed = time.perf_counter() - started
     exits = {name: code for name, code in cluster.exits().items() if code is not None}
@@ -490,6 +491,11 @@ def _parse(argv: list[str] | None = None) -> Options:
 def main(argv: list[str] | None = None) -> int:
     """Run, print, and return the exit code (0 pass, 1 an assertion failed, 2 no run)."""
     options = _parse(argv)
+    # Ctrl-C, and SIGTERM too, end the run through its clean-up (children killed, the
+    # scratch role and schema dropped), even when started in the background (where SIGINT
+    # comes in ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         result = asyncio.run(run(options))
     except KeyboardInterrupt:
