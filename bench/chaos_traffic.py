@@ -126,7 +126,8 @@ def is_outcome(body: dict[str, Any]) -> bool:
         or "guide" in text
         or "great fit" in text
         or "everything we need" in text
-        or "colleague" in text
+        or "colleague will continue" in text
+        or "getting a colleague" in text
     )
 
 
