@@ -22,14 +22,23 @@ Scripted replies: ``ok``, ``graph_error(code, status=400)``, ``server_error(with
 message to one recipient answer only after a delay (a hanging request for that recipient
 alone), whatever the script says. Every request is recorded with what it
 got; :meth:`FakeGraphAPI.wait_for` waits for a number of requests without sleeping.
+
+Chaos runs (``bench/chaos.py``) pass a :class:`FaultPlan` instead of a script: message
+sends nobody scripted then fail at random (500 with a Graph error body, 429 with 130429,
+a hang past the client's timeout), decided by a hash of the seed, the recipient, the text
+and how often that text was sent to them before, so one seed faults the same messages::
+
+    FakeGraphAPI(faults=FaultPlan(seed=7, server_error=0.05, rate_limited=0.03, hang=0.02))
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import itertools
 import json
+import random
 import time
 from collections import deque
 from collections.abc import AsyncIterator
@@ -117,6 +126,7 @@ class GraphRequest:
     reply: Reply
     wamid: str | None = None
     at: float = field(default_factory=time.perf_counter)  # arrival, for latency figures
+    wall: float = field(default_factory=time.time)  # arrival, to compare with stored times
 
     @property
     def accepted(self) -> bool:
@@ -125,14 +135,67 @@ class GraphRequest:
 
 
 @dataclass
+class FaultPlan:
+    """Random faults for message sends nobody scripted (read receipts are never faulted).
+
+    ``server_error``, ``rate_limited`` and ``hang`` are the shares of sends answered 500
+    (Graph error body: surely not sent), 429 with code 130429 (throttled) and accepted but
+    answered only after ``hang_seconds`` (set it past the client's timeout: the outcome is
+    unknown to the client, yet the message reached the recipient). The choice is a hash of
+    ``seed``, the recipient, the text and how often that text went to them before, so a run
+    with the same seed faults the same messages whatever the timing. ``enabled = False``
+    stops all faults (a drain period).
+    """
+
+    seed: int = 0
+    server_error: float = 0.0
+    rate_limited: float = 0.0
+    hang: float = 0.0
+    hang_seconds: float = 3.0
+    enabled: bool = True
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._seen: dict[tuple[str, str], int] = {}
+
+    def draw(self, body: dict[str, Any]) -> Reply:
+        """The answer to the message ``body`` (``Reply.ok()`` when no fault is drawn)."""
+        to = str(body.get("to") or body.get("recipient") or "")
+        text = json.dumps({k: v for k, v in body.items() if k not in ("to", "recipient")},
+                          sort_keys=True)  # fmt: skip
+        nth = self._seen.get((to, text), 0)
+        self._seen[(to, text)] = nth + 1
+        if not self.enabled:
+            return Reply.ok()
+        digest = hashlib.sha256(f"{self.seed}|{to}|{text}|{nth}".encode()).digest()
+        roll = random.Random(digest).random()
+        kinds = (("server_error", self.server_error), ("rate_limited", self.rate_limited),
+                 ("hang", self.hang))  # fmt: skip
+        for kind, share in kinds:
+            if roll < share:
+                self.counts[kind] = self.counts.get(kind, 0) + 1
+                if kind == "server_error":
+                    return Reply.server_error()
+                if kind == "rate_limited":
+                    return Reply.rate_limited(status=429)
+                return Reply.slow(self.hang_seconds)
+            roll -= share
+        return Reply.ok()
+
+
+@dataclass
 class FakeGraphAPI:
-    """Scriptable fake of the Cloud API messages endpoint (see the module docstring)."""
+    """Scriptable fake of the Cloud API messages endpoint (see the module docstring).
+
+    ``faults`` (optional): a :class:`FaultPlan` answering the sends nobody scripted.
+    """
 
     phone_id: str = "106540352242922"
     token: str = "test-graph-token"
     requests: list[GraphRequest] = field(default_factory=list)
     replies: deque[Reply] = field(default_factory=deque)
     base_url: str = ""
+    faults: FaultPlan | None = None
 
     def __post_init__(self) -> None:
         self._delays: dict[str, float] = {}
@@ -186,7 +249,12 @@ class FakeGraphAPI:
             body = json.loads(await request.read())
         except ValueError:
             return _error(400, 100, "Invalid JSON")
-        reply = self.replies.popleft() if self.replies else Reply.ok()
+        if self.replies:
+            reply = self.replies.popleft()
+        elif self.faults is not None and "type" in body:
+            reply = self.faults.draw(body)
+        else:
+            reply = Reply.ok()
         problem = _invalid(body)
         if problem:
             reply = Reply.graph_error(131009, message="Parameter value is not valid",
