@@ -504,7 +504,9 @@ class _Send:
 
 def _outbox_row(send: _Send, now: datetime) -> dict[str, Any]:
     claim = send.claim
-    payload: dict[str, Any] = {"text": send.text, "kind": "follow_up", "touch_id": claim.id}
+    # Plain text on every channel: WhatsApp sends it as is inside the 24-hour window and the
+    # configured template outside it; email reads the text (and the subject).
+    payload: dict[str, Any] = {"text": send.text, "kind": "text", "touch_id": claim.id}
     if send.meta.get("subject"):
         payload["subject"] = send.meta["subject"]
     return {

@@ -46,14 +46,6 @@ POSTGRES_URL = os.environ.get(
     "LEADBOT_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
 
-# Assertions today's code (commit 2750bc9) is known to fail under chaos, issue 12 items 26-29
-# (and 3): a hanging send holds up a worker's replies (slow replies), a killed worker strands
-# its batch in ``sending`` and keeps its conversations locked for 60 s (stuck, slow replies),
-# outcome recording deadlocks with turns (rows left ``sending``); and item 4: a reply waiting
-# for a retry goes out after the prospect's STOP (after opt-out; seen in a 300-prospect run).
-# The test reports them and is marked xfail when only these fail; every other assertion
-# must hold. Empty this set once those items are merged: then the run must pass outright.
-KNOWN_FAILING: frozenset[str] = frozenset({"stuck", "slow replies", "after opt-out"})
 
 
 async def _services() -> str | None:
@@ -114,11 +106,7 @@ async def test_chaos_run(tmp_path: Path) -> None:
     assert figures["fault plan drawn"], "no send was faulted"
     assert figures["turns handled"] >= options.prospects
     assert figures["touches sent"] > 0
-    unexpected = [a for a in result.failed if a not in KNOWN_FAILING]
-    assert not unexpected, chaos.report(result)
-    if result.failed:
-        counts = ", ".join(f"{a}={result.audit.count(a)}" for a in result.failed)
-        pytest.xfail(f"known holes (issue 12 items 3, 4, 26-29): {counts}; logs {options.workdir}")
+    assert not result.failed, chaos.report(result)
 
 
 # -- the harness's own parts ---------------------------------------------------------------

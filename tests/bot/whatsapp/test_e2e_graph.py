@@ -16,7 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.app import create_app
 from bot.appkeys import DISPATCHER, SESSIONS
-from scheduler.models import OutboxItem, utcnow
+from bot.followups import SWEEPER
+from scheduler.models import OutboxItem, Touch, utcnow
 from scheduler.reps import add_rep
 from tests.bot.support import make_settings
 from tests.bot.whatsapp.conftest import (
@@ -186,3 +187,32 @@ async def test_a_timeout_during_the_reply_is_uncertain_and_never_resent(
 
     assert row.state == "uncertain"
     assert len(graph_api.requests) == 1
+
+
+async def test_a_prospect_who_goes_quiet_gets_the_nudge_on_whatsapp(
+    start: Callable[..., Awaitable[Client]], graph_api: FakeGraphAPI
+) -> None:
+    """The quiet cadence's nudge reaches Graph as a message WhatsApp accepts (a follow-up's
+    payload is plain text: the channel swaps in the template outside the 24-hour window)."""
+    client = await start()
+    await Prospect(client, graph_api).says("hi")
+    lead = await lead_by_phone(client, PHONE)
+    assert lead is not None
+    async with client.app[SESSIONS]() as db:
+        nudge = await db.scalar(
+            select(Touch)
+            .where(Touch.lead_id == lead.id, Touch.sequence == "whatsapp_quiet")
+            .order_by(Touch.due_at)
+            .limit(1)
+        )
+    assert nudge is not None
+    before = len(graph_api.sent_to(WA_ID))
+
+    await client.app[SWEEPER].sweep(nudge.due_at + timedelta(seconds=1))
+
+    sent = graph_api.sent_to(WA_ID)
+    assert len(sent) == before + 1
+    assert sent[-1]["type"] == "text" and sent[-1]["text"]["body"]
+    async with client.app[SESSIONS]() as db:
+        touch = await db.get(Touch, nudge.id)
+        assert touch is not None and touch.status == "sent"
