@@ -73,8 +73,10 @@ from scheduler.touches import TouchStatus
 
 log = logging.getLogger("leadbot.outbox")
 
-DEFAULT_BACKOFF = (timedelta(seconds=5), timedelta(seconds=30), timedelta(minutes=2),
-                   timedelta(minutes=10), timedelta(minutes=30))  # fmt: skip
+# A prospect is waiting for a conversational reply: the first retries come within seconds (a
+# vendor's 5xx blip twice in a row still answers well inside 30 s), later ones space out.
+DEFAULT_BACKOFF = (timedelta(seconds=2), timedelta(seconds=5), timedelta(seconds=15),
+                   timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=30))  # fmt: skip
 # Payload flag of the one message that may reach a lead who opted out: the confirmation
 # that the opt-out's own turn sends (every other path checks the opt-out before enqueueing).
 CONFIRMS_OPT_OUT = "confirms_opt_out"
