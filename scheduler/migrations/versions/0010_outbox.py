@@ -4,8 +4,8 @@
 only rows with it set may have gone out); ``claim_token`` fences that write on the claim
 that picked the row, so a row reaped and claimed again elsewhere is never sent twice.
 
-Revision ID: 0006_outbox
-Revises: 0006_inputs
+Revision ID: 0010_outbox
+Revises: 0009_inputs
 Create Date: 2026-12-06 05:00:00.000000
 """
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006_outbox"
-down_revision = "0006_inputs"
+revision = "0010_outbox"
+down_revision = "0009_inputs"
 branch_labels = None
 depends_on = None
 

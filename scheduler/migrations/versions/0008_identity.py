@@ -1,7 +1,7 @@
 """identity: contact points, identity audit events and conflicts (one person, one lead)
 
-Revision ID: 0006_identity
-Revises: 0006_webhooks
+Revision ID: 0008_identity
+Revises: 0007_webhooks
 Create Date: 2026-12-06 05:00:00.000000
 
 Backfills a contact point for every existing lead's email and phone.
@@ -12,8 +12,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006_identity"
-down_revision = "0006_webhooks"
+revision = "0008_identity"
+down_revision = "0007_webhooks"
 branch_labels = None
 depends_on = None
 

@@ -7,8 +7,8 @@ no headroom: a longer id failed the insert (a 500, and Meta retrying for days). 
 refuses ids over 1024 bytes with a 400 (bot/whatsapp/envelope.py), so every stored id fits
 these columns and the unique indexes on them (PostgreSQL's B-tree entries stop near 2.7 kB).
 
-Revision ID: 0006_inputs
-Revises: 0006_identity
+Revision ID: 0009_inputs
+Revises: 0008_identity
 Create Date: 2026-12-06 05:05:00
 """
 
@@ -17,8 +17,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006_inputs"
-down_revision = "0006_identity"
+revision = "0009_inputs"
+down_revision = "0008_identity"
 branch_labels = None
 depends_on = None
 

@@ -1,6 +1,6 @@
 """webhooks: delivery statuses parked until their send is recorded
 
-Revision ID: 0006_webhooks
+Revision ID: 0007_webhooks
 Revises: 0006_privacy
 Create Date: 2026-12-06 05:00:00
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006_webhooks"
+revision = "0007_webhooks"
 down_revision = "0006_privacy"
 branch_labels = None
 depends_on = None
