@@ -98,6 +98,12 @@ _KNOWN = (
     .outerjoin(DialogSessionRow, DialogSessionRow.lead_id == Lead.id)
     .where(Lead.id.in_(bindparam("ids", expanding=True)))
 )
+_LOCK_LEADS = (
+    select(Lead.id)
+    .where(Lead.id.in_(bindparam("ids", expanding=True)))
+    .order_by(Lead.id)
+    .with_for_update()
+)
 _SUPPRESSED = select(Suppression.address).where(
     Suppression.address.in_(bindparam("addresses", expanding=True))
 )
@@ -424,7 +430,12 @@ class InboxProcessor:
         dialog sessions) are written once for the batch, as one statement each."""
         row_ids = [i for turn in turns for i in turn.loaded.row_ids]
         writes = _Writes()
+        lead_ids = sorted({t.loaded.lead.id for t in turns if t.loaded.lead is not None})
         async with self.sessions.begin() as db:
+            if lead_ids and db.get_bind().dialect.name == "postgresql":
+                # The store's one lock order: the leads first, in id order, then the rest.
+                # (SQLite's BEGIN IMMEDIATE already makes this the only writer.)
+                await db.execute(_LOCK_LEADS, {"ids": lead_ids})
             claimed = await db.execute(_MARK_PROCESSED, {"ids": row_ids, "now": turns[0].now})
             if claimed.rowcount != len(row_ids):  # type: ignore[attr-defined]
                 raise RowsTakenElsewhere("inbox rows were handled elsewhere meanwhile")
