@@ -18,7 +18,7 @@ from bot.channels.whatsapp import LeadServiceWindow, WhatsAppChannel
 from bot.whatsapp.payloads import window_until
 from scheduler.leads import LeadIn, intake
 from scheduler.models import Lead, OutboxItem
-from scheduler.outbox import Dispatcher, enqueue
+from scheduler.outbox import DEFAULT_BACKOFF, Dispatcher, enqueue
 from tests.fakes.graph_api import FakeGraphAPI, Reply
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
@@ -115,7 +115,7 @@ async def test_failures_that_surely_did_not_send_are_retried_and_sent_once(
 
     assert await dispatcher.deliver(item_id, NOW) == "pending"
     item = await row(sessions, item_id)
-    assert item.next_attempt_at is not None and item.next_attempt_at >= NOW + timedelta(seconds=5)
+    assert item.next_attempt_at is not None and item.next_attempt_at >= NOW + DEFAULT_BACKOFF[0]
     assert await deliver_until_done(dispatcher, item_id, sessions) == "sent"
 
     await channel.aclose()
