@@ -47,7 +47,6 @@ POSTGRES_URL = os.environ.get(
 )
 
 
-
 async def _services() -> str | None:
     """Why the chaos run cannot run here (None: Postgres and Redis answer)."""
     import redis.asyncio as aioredis
