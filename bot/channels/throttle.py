@@ -81,16 +81,31 @@ class Pause:
         self._clock = clock
         self._next = initial
         self._until = 0.0
+        self._episodes = 0
 
     def remaining(self) -> float:
         """Seconds until sending may resume (0 when not paused)."""
         return max(0.0, self._until - self._clock())
 
-    def trip(self, at_least: float = 0.0) -> float:
-        """Pause sending; return for how long."""
+    @property
+    def episode(self) -> int:
+        """How many pauses have started: a request notes it when it leaves."""
+        return self._episodes
+
+    def trip(self, at_least: float = 0.0, *, sent_in: int | None = None) -> float:
+        """Pause sending; return for how long.
+
+        ``sent_in`` is the :attr:`episode` when the throttled request left. Requests already in
+        flight when a pause began come back throttled too, all at once: they belong to that
+        pause and do not double it again (only a throttled request sent after it does).
+        """
+        if sent_in is not None and sent_in != self._episodes:
+            self._until = max(self._until, self._clock() + at_least)
+            return max(self.remaining(), at_least)
         length = min(self.maximum, max(self._next, at_least))
         self._until = max(self._until, self._clock() + length)
         self._next = min(self.maximum, length * 2)
+        self._episodes += 1
         return length
 
     def reset(self) -> None:

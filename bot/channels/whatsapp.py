@@ -212,10 +212,11 @@ class WhatsAppChannel:
             raise NotSent(
                 str(exc), code="rate_limited", retry_after=exc.wait, attempted=False
             ) from None
+        episode = self.pause.episode
         try:
             sent = await self._call(recipient, outgoing)
         except WhatsAppError as exc:
-            raise self._graph_failure(exc) from None
+            raise self._graph_failure(exc, episode) from None
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             # The request never left this machine.
             self.counts["not_connected"] += 1
@@ -257,8 +258,9 @@ class WhatsAppChannel:
         message = await client.send_message(to.lstrip("+"), outgoing.text, buttons=buttons)
         return message.id
 
-    def _graph_failure(self, exc: WhatsAppError) -> DeliveryError:
-        """Map a Graph API error answer to the outbox's outcome."""
+    def _graph_failure(self, exc: WhatsAppError, episode: int) -> DeliveryError:
+        """Map a Graph API error answer to the outbox's outcome (``episode``: the throttling
+        pause the request left in, see :meth:`Pause.trip`)."""
         status = exc.status_code or 0
         code = exc.code
         described = f"Graph API error {code} (HTTP {status}): {exc.message}"
@@ -269,7 +271,7 @@ class WhatsAppChannel:
         if code == WINDOW_CLOSED_CODE:
             return _WindowClosed(described)
         if code in NUMBER_THROTTLE_CODES or status == 429:
-            pause = self.pause.trip(_retry_after(exc.raw_response))
+            pause = self.pause.trip(_retry_after(exc.raw_response), sent_in=episode)
             self.counts["throttled"] += 1
             log.warning("whatsapp throttled (%s): pausing sends for %.1fs", code, pause)
             return NotSent(described, code=str(code), retry_after=pause)

@@ -66,3 +66,19 @@ def test_the_pause_doubles_while_throttling_lasts_and_resets_after() -> None:
     assert pause.remaining() == 0
     pause.reset()
     assert pause.trip(at_least=3) == 3
+
+
+def test_requests_in_flight_when_a_pause_began_do_not_double_it() -> None:
+    """Several sends were on their way when the first 429 came back: their 429s belong to the
+    same throttling and do not escalate the pause (1, 2, 4, 8 … for one burst); a 429 for a
+    request sent after that pause does."""
+    time = FakeTime()
+    pause = Pause(initial=1, maximum=60, clock=time.clock)
+    in_flight = pause.episode  # eight requests leave together
+
+    lengths = [pause.trip(sent_in=in_flight) for _ in range(8)]
+
+    assert lengths[0] == 1 and max(lengths) == 1
+    assert pause.remaining() == 1
+    time.now += 1
+    assert pause.trip(sent_in=pause.episode) == 2  # sent after the pause: throttling goes on
