@@ -39,7 +39,7 @@ from sqlalchemy import ColumnElement, Table, delete, false, insert, or_, select,
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scheduler.errors import NotFoundError
-from scheduler.identity import Kind
+from scheduler.identity import BSUID_SENDER, Kind
 from scheduler.models import (
     Booking,
     ContactPoint,
@@ -61,8 +61,6 @@ from scheduler.touches import OPEN, TouchStatus
 ERASED = "[erased]"
 AUDIT_REASON = "erased"
 CANCELLED_NOTE = "cancelled: lead erased"
-# The inbox's sender key of a username-only WhatsApp sender (bot/inbox/sender.py).
-BSUID_SENDER = "bsuid:"
 
 
 @dataclass(slots=True)

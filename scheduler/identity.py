@@ -42,6 +42,8 @@ _POINTS = cast(Table, ContactPoint.__table__)
 _EVENTS = cast(Table, IdentityEvent.__table__)
 ADDED = "contact_point_added"
 CONFLICT = "conflict"
+# How the inbox keys a username-only WhatsApp sender: "bsuid:<id>" (a phone sender is "+<wa_id>").
+BSUID_SENDER = "bsuid:"
 
 
 class Kind(StrEnum):

@@ -15,9 +15,8 @@ from dataclasses import dataclass
 
 from bot.whatsapp.envelope import InboundMessage
 from scheduler.contacts import phone_from_wa_id
-from scheduler.identity import Kind, Point
+from scheduler.identity import BSUID_SENDER, Kind, Point
 
-BSUID_PREFIX = "bsuid:"
 # Attribution key set on a lead whose WhatsApp id gives no phone number we can read.
 PHONE_FLAG = "whatsapp_phone"
 
@@ -40,8 +39,8 @@ def sender_of(sender: str, messages: Sequence[InboundMessage]) -> Sender:
     """The :class:`Sender` of an inbox ``sender`` key and its messages."""
     points: list[Point] = []
     phone: str | None = None
-    if sender.startswith(BSUID_PREFIX):
-        address = sender[len(BSUID_PREFIX) :]
+    if sender.startswith(BSUID_SENDER):
+        address = sender[len(BSUID_SENDER) :]
     else:
         address = sender
         points.append(Point(Kind.WHATSAPP, sender))
@@ -50,7 +49,7 @@ def sender_of(sender: str, messages: Sequence[InboundMessage]) -> Sender:
             points.append(Point(Kind.PHONE, phone))
     for bsuid in dict.fromkeys(m.user_id for m in messages if m.user_id):
         points.append(Point(Kind.BSUID, bsuid))
-    if sender.startswith(BSUID_PREFIX) and not any(p.kind is Kind.BSUID for p in points):
+    if sender.startswith(BSUID_SENDER) and not any(p.kind is Kind.BSUID for p in points):
         points.append(Point(Kind.BSUID, address))
     return Sender(address, phone, tuple(points))
 

@@ -26,6 +26,7 @@ from typing import Any, Literal
 import orjson
 
 from bot.inputs import InputError, clean_text, loads
+from scheduler.identity import BSUID_SENDER
 
 Kind = Literal["text", "choice", "media", "unsupported", "welcome", "ignored"]
 
@@ -91,7 +92,7 @@ class InboundMessage:
         """Who sent it, as the inbox stores it: ``+<wa_id>`` (E.164), else ``bsuid:<id>``."""
         if self.wa_id:
             return f"+{self.wa_id.lstrip('+')}"
-        return f"bsuid:{self.user_id}"
+        return f"{BSUID_SENDER}{self.user_id}"
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-safe dict (the inbox row's payload); :meth:`from_json` reverses it."""
