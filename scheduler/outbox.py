@@ -81,6 +81,14 @@ DEFAULT_BACKOFF = (timedelta(seconds=2), timedelta(seconds=5), timedelta(seconds
 # that the opt-out's own turn sends (every other path checks the opt-out before enqueueing).
 CONFIRMS_OPT_OUT = "confirms_opt_out"
 RECORD_ATTEMPTS = 5  # tries of a recording transaction aborted by a deadlock or a lock
+# How long a claim may wait for its request to start before the reaper takes it back. A live
+# worker starts a claimed row within milliseconds (a few seconds behind a full concurrency
+# slot); past this its worker is dead or stalled, and a prospect is waiting for the reply. A
+# stalled worker that wakes up later finds its claim gone (the start is fenced on the token).
+CLAIM_LEASE = timedelta(seconds=10)
+# How long a started request may run before its row is deemed interrupted (far beyond any
+# channel's own timeout: the worker that sent it is gone).
+SEND_LEASE = timedelta(minutes=5)
 
 
 async def enqueue(
@@ -230,11 +238,14 @@ class Dispatcher:
             states.update(await self._send(claims, concurrency))
         return states
 
-    async def reap(self, now: datetime, lease: timedelta = timedelta(minutes=5)) -> int:
-        """Rows stuck in ``sending`` past ``lease`` (the sender crashed or hung): those whose
-        own request never started go back to ``pending`` (the try is free) and are sent
-        again; those whose request may have left become ``uncertain`` (a human decides).
-        Returns how many rows were reaped."""
+    async def reap(
+        self, now: datetime, lease: timedelta = SEND_LEASE, claim_lease: timedelta = CLAIM_LEASE
+    ) -> int:
+        """Rows stuck in ``sending`` (the sender crashed or hung): those claimed longer than
+        ``claim_lease`` ago whose own request never started go back to ``pending`` (the try
+        is free) and are sent again; those whose request started longer than ``lease`` ago
+        may have left and become ``uncertain`` (a human decides). Returns how many rows
+        were reaped."""
         cutoff = now - lease
         async with self.sessions() as session:
             started = list(
@@ -279,7 +290,7 @@ class Dispatcher:
                 .where(
                     OutboxItem.state == OutboxState.SENDING.value,
                     OutboxItem.sending_started_at.is_(None),
-                    OutboxItem.updated_at < cutoff,
+                    OutboxItem.updated_at < now - claim_lease,
                 )
                 .values(
                     state=OutboxState.PENDING.value,
