@@ -94,10 +94,11 @@ def create_app(
 
         async def deliver_due(now: datetime) -> None:
             await dispatcher.reap(now)
-            await dispatcher.deliver_due(now)
+            await dispatcher.deliver_due(now, follow=True)
 
         app[JOBS].append(PeriodicJob("outbox", 5, deliver_due))
         yield
+        await dispatcher.close()
         await close_channels(app[CHANNELS])
 
     async def scheduler(app: web.Application) -> AsyncIterator[None]:

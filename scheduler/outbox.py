@@ -42,9 +42,10 @@ all marked started before the batch and recorded when it returns.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -66,7 +67,7 @@ from scheduler.channels import (
 )
 from scheduler.db import insert_or_ignore, run_retrying
 from scheduler.group_commit import Coalescer
-from scheduler.models import Lead, Message, OutboxItem, OutboxState, Rep, Stage, Touch
+from scheduler.models import Lead, Message, OutboxItem, OutboxState, Rep, Stage, Touch, utcnow
 from scheduler.stages import transition
 from scheduler.suppressions import normalize_address, suppression_reasons
 from scheduler.touches import TouchStatus
@@ -89,6 +90,10 @@ CLAIM_LEASE = timedelta(seconds=10)
 # How long a started request may run before its row is deemed interrupted (far beyond any
 # channel's own timeout: the worker that sent it is gone).
 SEND_LEASE = timedelta(minutes=5)
+# A row that comes back ``pending`` with its retry due this soon is tried again by the process
+# that tried it (see :meth:`Dispatcher.deliver_and_follow`); later retries are the outbox job's.
+FOLLOW_WITHIN = timedelta(seconds=30)
+FOLLOW_ROUNDS = 3  # local retries of one row at most; the outbox job is the backstop
 
 
 async def enqueue(
@@ -172,11 +177,15 @@ class Dispatcher:
         *,
         backoff: tuple[timedelta, ...] = DEFAULT_BACKOFF,
         record_attempts: int = RECORD_ATTEMPTS,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.sessions = sessions
         self.channels = dict(channels)
         self.backoff = backoff
         self.record_attempts = record_attempts
+        self.clock = clock
+        self._following: set[asyncio.Task[None]] = set()
+        self._closed = asyncio.Event()
         # Callers that deliver at the same time (one per conversation) share transactions.
         self._claims: Coalescer[_ClaimRequest, _Claimed] = Coalescer(
             self._claim_many, name="outbox-claim"
@@ -193,10 +202,13 @@ class Dispatcher:
         not pending (already sent, being sent elsewhere, uncertain) is left alone."""
         return (await self.deliver_many([item_id], now))[item_id]
 
-    async def deliver_due(self, now: datetime, limit: int = 100, *, concurrency: int = 8) -> int:
+    async def deliver_due(
+        self, now: datetime, limit: int = 100, *, concurrency: int = 8, follow: bool = False
+    ) -> int:
         """Deliver pending rows that are due (retries, deferred sends); return how many
         were tried. The claim is one conditional UPDATE, so concurrent callers never share
-        a row."""
+        a row. ``follow``: rows that come back due again soon are retried then, as by
+        :meth:`deliver_and_follow` (the periodic job: not a whole period later)."""
         async with self.sessions() as session:
             ids = list(
                 await session.scalars(
@@ -204,8 +216,68 @@ class Dispatcher:
                 )
             )
         if ids:
-            await self.deliver_many(ids, now, concurrency=concurrency)
+            await self.deliver_and_follow(ids, now, concurrency=concurrency, follow=follow)
         return len(ids)
+
+    async def deliver_and_follow(
+        self, ids: Sequence[int], now: datetime, *, concurrency: int = 8, follow: bool = True
+    ) -> dict[int, str]:
+        """:meth:`deliver_many`, then try again, in this process, each row that came back
+        ``pending`` with its retry due within :data:`FOLLOW_WITHIN` (a 5xx blip, a pause
+        after throttling), when it falls due, at most :data:`FOLLOW_ROUNDS` times.
+
+        For messages somebody is waiting for (a conversation's reply): the retry does not
+        wait for the outbox job's next run, nor for the scheduler process to be alive. Two
+        processes trying the same row are safe (the claim is one conditional UPDATE).
+        """
+        states = await self.deliver_many(ids, now, concurrency=concurrency)
+        if follow:
+            self._follow([i for i, state in states.items() if state == OutboxState.PENDING.value])
+        return states
+
+    def _follow(self, ids: list[int], rounds: int = FOLLOW_ROUNDS) -> None:
+        if ids and rounds > 0 and not self._closed.is_set():
+            self._spawn(self._retry_when_due(ids, rounds))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._following.add(task)  # a reference, or the loop may drop the task
+        task.add_done_callback(self._following.discard)
+
+    async def _retry_when_due(self, ids: list[int], rounds: int) -> None:
+        """Wait for each row's retry time (grouped by it), then deliver it again."""
+        try:
+            async with self.sessions() as session:
+                due = (
+                    await session.execute(
+                        select(OutboxItem.id, OutboxItem.next_attempt_at).where(
+                            OutboxItem.id.in_(ids), OutboxItem.state == OutboxState.PENDING.value
+                        )
+                    )
+                ).all()
+        except Exception:  # the rows are stored: the outbox job sends what is pending
+            log.exception("outbox: reading the retry times of %s failed", ids)
+            return
+        now = self.clock()
+        groups: dict[float, list[int]] = {}
+        for item_id, at in due:
+            wait = max(0.0, ((at or now) - now).total_seconds())
+            if wait <= FOLLOW_WITHIN.total_seconds():
+                groups.setdefault(wait, []).append(item_id)
+        for wait, group in groups.items():
+            self._spawn(self._retry_after(wait, group, rounds))
+
+    async def _retry_after(self, wait: float, ids: list[int], rounds: int) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._closed.wait(), wait)
+        if self._closed.is_set():  # shutting down: the outbox job sends these rows
+            return
+        try:
+            states = await self.deliver_many(ids, self.clock())
+        except Exception:
+            log.exception("outbox: retrying %s in this process failed", ids)
+            return
+        self._follow([i for i, s in states.items() if s == OutboxState.PENDING.value], rounds - 1)
 
     async def deliver_many(
         self, ids: Sequence[int], now: datetime, *, concurrency: int = 8
@@ -308,7 +380,10 @@ class Dispatcher:
                                   what="reaping the outbox")  # fmt: skip
 
     async def close(self) -> None:
-        """Wait until the outcomes handed over are recorded (shutdown)."""
+        """Drop the local retries not yet due (the outbox job sends those rows) and wait
+        until the sends under way and the outcomes handed over are recorded (shutdown)."""
+        self._closed.set()
+        await asyncio.gather(*self._following, return_exceptions=True)
         await self._claims.close()
         await self._starts.close()
         await self._records.close()

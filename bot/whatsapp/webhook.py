@@ -110,7 +110,7 @@ def build_processor(app: web.Application, settings: Settings, locks: KeyedLock) 
         app[SESSIONS],
         locks=locks,
         dialogs=dialogs,
-        deliver=app[DISPATCHER].deliver_many,
+        deliver=app[DISPATCHER].deliver_and_follow,
         hooks=default_hooks(settings, app[CADENCE]),
         default_region=settings.default_region,
         calendly_url=settings.calendly_url,
