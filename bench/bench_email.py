@@ -29,11 +29,11 @@ from bot.channels.email_message import Sender
 from bot.channels.smtp import SmtpConfig
 from bot.email_in.quotes import strip_quotes
 from bot.signing import Signer
-from scheduler.db import create_engine, session_factory
 from scheduler.leads import LeadIn, intake
-from scheduler.migrate import upgrade
-from scheduler.models import utcnow
 from scheduler.outbox import Dispatcher, enqueue
+from scheduler.store.engine import create_engine, session_factory
+from scheduler.store.migrate import upgrade
+from scheduler.store.models import utcnow
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "data" / "email"
 

@@ -28,9 +28,9 @@ from bench.lead_csv import write_leads_csv
 from bench.stores import POSTGRES_URL, postgres_reachable, scratch_store
 from bot.app import create_app
 from bot.settings import Settings
-from scheduler.db import session_factory
 from scheduler.importer import import_csv
-from scheduler.models import utcnow
+from scheduler.store.engine import session_factory
+from scheduler.store.models import utcnow
 
 
 def _peak_rss_mb() -> float:

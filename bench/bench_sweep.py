@@ -39,11 +39,11 @@ from bot.channels.email_message import Sender, compose
 from bot.channels.smtp import SmtpConfig, SmtpPool
 from bot.signing import Signer
 from scheduler.cadence import load_cadence
-from scheduler.db import create_engine, session_factory
 from scheduler.drafting import TemplateDrafter
-from scheduler.migrate import upgrade
-from scheduler.models import Lead, OutboxItem, Touch
 from scheduler.outbox import Dispatcher
+from scheduler.store.engine import create_engine, session_factory
+from scheduler.store.migrate import upgrade
+from scheduler.store.models import Lead, OutboxItem, Touch
 from scheduler.sweeper import SweepConfig, Sweeper
 from scheduler.touches import claim_due
 

@@ -75,7 +75,7 @@ async def _serve_leadbot(engine: Any, workdir: Path) -> None:
     from bot.app import create_app
     from bot.settings import Settings
     from bot.whatsapp.keys import INBOX
-    from scheduler.models import InboxItem
+    from scheduler.store.models import InboxItem
 
     settings = Settings(
         _env_file=None,

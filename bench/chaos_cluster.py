@@ -37,7 +37,7 @@ import yaml
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from scheduler.db import create_engine
+from scheduler.store.engine import create_engine
 
 ROOT = Path(__file__).resolve().parent.parent
 LEADBOT = Path(sys.executable).with_name("leadbot")

@@ -14,8 +14,8 @@ from contextlib import asynccontextmanager
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from scheduler.db import create_engine
-from scheduler.migrate import upgrade
+from scheduler.store.engine import create_engine
+from scheduler.store.migrate import upgrade
 
 POSTGRES_URL = os.environ.get(
     "LEADBOT_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"

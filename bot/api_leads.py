@@ -15,9 +15,9 @@ from bot.metrics import source_label
 from bot.privacy import hash_key
 from scheduler.erasure import erase_lead
 from scheduler.leads import LeadIn, get_lead, intake, list_leads, stage_history
-from scheduler.models import Lead, Stage, StageEvent, utcnow
 from scheduler.sandbox_leads import release_phone
 from scheduler.stages import transition
+from scheduler.store.models import Lead, Stage, StageEvent, utcnow
 from scheduler.touches import deliveries, list_touches
 
 TIMELINE_TOUCHES = 500  # a lead's touches shown with it (a cadence has a few per cycle)

@@ -30,9 +30,9 @@ from bot.metrics import Metrics
 from bot.security_headers import security_headers
 from bot.settings import Settings
 from bot.whatsapp import webhook as whatsapp_inbound
-from scheduler.db import create_engine, session_factory
 from scheduler.loop import PeriodicJob, SchedulerLoop
 from scheduler.outbox import Dispatcher
+from scheduler.store.engine import create_engine, session_factory
 
 log = logging.getLogger("leadbot.app")
 

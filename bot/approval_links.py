@@ -25,7 +25,7 @@ from bot.settings import Settings
 from bot.signing import BadSignature, Signer
 from scheduler.errors import NotFoundError
 from scheduler.first_touch import awaiting_first_reply
-from scheduler.models import Lead, Touch, utcnow
+from scheduler.store.models import Lead, Touch, utcnow
 from scheduler.touches import TouchStateError, TouchStatus
 
 log = logging.getLogger("leadbot.approval_links")

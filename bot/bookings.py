@@ -33,12 +33,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.notify import RepOptions, notify_reps
 from scheduler.cadence import Cadence
 from scheduler.contacts import normalize_email
-from scheduler.db import insert_or_ignore
 from scheduler.errors import LeadbotError, TransitionError
 from scheduler.fences import lock_lead
 from scheduler.leads import LeadIn, intake
-from scheduler.models import Booking, Lead, ProcessedEvent, Stage
 from scheduler.stages import transition
+from scheduler.store.engine import insert_or_ignore
+from scheduler.store.models import Booking, Lead, ProcessedEvent, Stage
 from scheduler.touches import cancel_pending, start_sequence
 
 log = logging.getLogger("leadbot.calendly")

@@ -32,9 +32,9 @@ from bot.followups import CADENCE
 from bot.http_errors import ApiError, parse_json_object
 from bot.inputs import clean_text
 from bot.notify import RepOptions
-from scheduler.db import insert_or_ignore
 from scheduler.errors import LeadbotError
-from scheduler.models import ProcessedEvent, utcnow
+from scheduler.store.engine import insert_or_ignore
+from scheduler.store.models import ProcessedEvent, utcnow
 
 log = logging.getLogger("leadbot.calendly")
 

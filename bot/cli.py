@@ -30,13 +30,13 @@ from bot.privacy import hash_key
 from bot.redact import ACCESS_LOG_CLASS
 from bot.secrets_store import secrets_path
 from bot.settings import Settings, SettingsError, check_webhook_secrets
-from scheduler.db import create_engine, session_factory
 from scheduler.erasure import ErasureReport, erase_lead
 from scheduler.errors import InvalidLeadError, NotFoundError
 from scheduler.importer import ImportReport, import_csv
 from scheduler.leads import list_leads
-from scheduler.migrate import current_revision, head_revision, upgrade
-from scheduler.models import Lead, Stage, utcnow
+from scheduler.store.engine import create_engine, session_factory
+from scheduler.store.migrate import current_revision, head_revision, upgrade
+from scheduler.store.models import Lead, Stage, utcnow
 
 app = typer.Typer(help="leadbot: qualify leads on WhatsApp and keep one shared pipeline.")
 db_app = typer.Typer(help="Database schema.")

@@ -12,11 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.cli_support import console, err_console, settings_or_exit
 from scheduler.contacts import normalize_email, normalize_phone
-from scheduler.db import create_engine, session_factory
 from scheduler.errors import LeadbotError
-from scheduler.migrate import upgrade
-from scheduler.models import Rep, utcnow
 from scheduler.reps import add_rep, deactivate_rep, list_reps
+from scheduler.store.engine import create_engine, session_factory
+from scheduler.store.migrate import upgrade
+from scheduler.store.models import Rep, utcnow
 
 app = typer.Typer(help="Sales reps: who owns leads and gets notified.")
 T = TypeVar("T")

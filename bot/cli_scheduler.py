@@ -30,8 +30,8 @@ from bot.cli_support import (
 )
 from bot.settings import Settings
 from scheduler.cadence import CadenceError, format_offset, load_cadence
-from scheduler.db import create_engine
-from scheduler.migrate import upgrade
+from scheduler.store.engine import create_engine
+from scheduler.store.migrate import upgrade
 
 cadence_app = typer.Typer(help="Follow-up cadences (LEADBOT_CADENCE_FILE).")
 

@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from scheduler.models import Lead
+from scheduler.store.models import Lead
 from scheduler.suppressions import SuppressionReason, normalize_address, suppress
 from scheduler.touches import cancel_pending
 

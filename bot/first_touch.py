@@ -35,8 +35,8 @@ from scheduler.enrichment import EnrichmentProvider
 from scheduler.enrichment.http import HttpEnrichmentProvider
 from scheduler.first_touch import FirstTouch, FirstTouchConfig, Outcome, UnprocessedScan
 from scheduler.loop import PeriodicJob
-from scheduler.models import utcnow
 from scheduler.outbox import Dispatcher
+from scheduler.store.models import utcnow
 from scheduler.sweeper import Sweeper
 
 log = logging.getLogger("leadbot.first_touch")

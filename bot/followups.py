@@ -31,8 +31,8 @@ from scheduler.cadence import Cadence, load_cadence
 from scheduler.drafting import Drafter, LLMDrafter, TemplateDrafter
 from scheduler.lifecycle import mark_dormant, start_reactivations
 from scheduler.loop import PeriodicJob
-from scheduler.models import Touch, utcnow
 from scheduler.next_steps import OUTCOMES, SCOPE, check_next_steps
+from scheduler.store.models import Touch, utcnow
 from scheduler.sweeper import SweepConfig, Sweeper
 from scheduler.touches import TouchStatus, deliveries, list_touches
 

@@ -22,9 +22,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.settings import Settings
-from scheduler.models import Lead, Rep
 from scheduler.outbox import enqueue
 from scheduler.reps import assign_owner
+from scheduler.store.models import Lead, Rep
 
 log = logging.getLogger("leadbot.notify")
 

@@ -13,7 +13,7 @@
   ``+14155550123`` → ``+***23``): enough to tell cases apart, not to reach anybody.
 
 SQL statements' parameters (names, emails) stay out of error messages through the engine's
-``hide_parameters`` (``scheduler.db``).
+``hide_parameters`` (``scheduler.store.engine``).
 """
 
 from __future__ import annotations

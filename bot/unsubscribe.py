@@ -22,7 +22,7 @@ from bot.channels.email import UNSUBSCRIBE_PURPOSE
 from bot.email_actions import opt_out
 from bot.inputs import valid_id
 from bot.signing import BadSignature, verify
-from scheduler.models import utcnow
+from scheduler.store.models import utcnow
 from scheduler.suppressions import SuppressionReason
 
 log = logging.getLogger("leadbot.unsubscribe")

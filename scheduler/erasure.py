@@ -40,7 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from scheduler.errors import NotFoundError
 from scheduler.identity import BSUID_SENDER, Kind
-from scheduler.models import (
+from scheduler.store.models import (
     Booking,
     ContactPoint,
     DialogSessionRow,

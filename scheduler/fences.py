@@ -16,7 +16,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from scheduler.models import Lead
+from scheduler.store.models import Lead
 
 
 async def lock_lead(session: AsyncSession, lead_id: int) -> Lead | None:

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from scheduler.cadence import Cadence
 from scheduler.email_qualify import EmailQualifier
 from scheduler.enrichment import EnrichmentProvider, enrich
-from scheduler.models import Lead, Stage, StageEvent, Touch
+from scheduler.store.models import Lead, Stage, StageEvent, Touch
 from scheduler.touches import TouchStatus, start_sequence
 
 log = logging.getLogger("leadbot.first_touch")

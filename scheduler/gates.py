@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from scheduler.errors import TransitionError
 from scheduler.identity import whatsapp_addresses
-from scheduler.models import DialogSessionRow, Lead, Message, Stage, Suppression
 from scheduler.stages import transition
+from scheduler.store.models import DialogSessionRow, Lead, Message, Stage, Suppression
 from scheduler.suppressions import lookup_forms, normalize_address
 
 

@@ -35,8 +35,8 @@ from typing import cast
 from sqlalchemy import Table, and_, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from scheduler.db import insert_or_ignore
-from scheduler.models import ContactPoint, IdentityConflict, IdentityEvent, Lead
+from scheduler.store.engine import insert_or_ignore
+from scheduler.store.models import ContactPoint, IdentityConflict, IdentityEvent, Lead
 
 _POINTS = cast(Table, ContactPoint.__table__)
 _EVENTS = cast(Table, IdentityEvent.__table__)

@@ -29,7 +29,6 @@ from pydantic import ValidationError
 from sqlalchemy import Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from scheduler.db import insert_or_ignore
 from scheduler.errors import InvalidLeadError
 from scheduler.identity import (
     ADDED,
@@ -44,7 +43,8 @@ from scheduler.identity import (
     shared_reason,
 )
 from scheduler.leads import Contact, LeadIn, build_lead, intake
-from scheduler.models import ContactPoint, IdentityEvent, Lead, Stage, StageEvent
+from scheduler.store.engine import insert_or_ignore
+from scheduler.store.models import ContactPoint, IdentityEvent, Lead, Stage, StageEvent
 
 CHUNK_ROWS = 1000
 _LEADS = cast(Table, Lead.__table__)

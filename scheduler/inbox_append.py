@@ -8,9 +8,9 @@ same statements on the sqlite3 connection; on Postgres ~470 against ~280 µs (on
 a batch, measured in isolation).
 
 So :func:`append` borrows the driver connection underneath SQLAlchemy's pool (on SQLite the
-pool's one connection: see ``scheduler.db``) and sends statements that SQLAlchemy compiled
-once from the table, with values converted by the columns' own types, so rows are stored
-exactly as the ORM reads them:
+pool's one connection: see ``scheduler.store.engine``) and sends statements that SQLAlchemy
+compiled once from the table, with values converted by the columns' own types, so rows are
+stored exactly as the ORM reads them:
 
 - SQLite: ``BEGIN IMMEDIATE`` (waiting in asyncio while another process holds the write
   lock, as every transaction of ours does), one ``INSERT … ON CONFLICT DO NOTHING`` a row
@@ -38,9 +38,9 @@ from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import await_only
 
-from scheduler.db import SQLITE_BUSY_TIMEOUT
-from scheduler.models import InboxItem
-from scheduler.sqlite_inline import begin_immediate
+from scheduler.store.engine import SQLITE_BUSY_TIMEOUT
+from scheduler.store.models import InboxItem
+from scheduler.store.sqlite_inline import begin_immediate
 
 _INBOX = cast(Table, InboxItem.__table__)
 _COLUMNS = ("channel", "external_id", "sender", "payload", "received_at", "attempts")
@@ -190,7 +190,7 @@ def _append_sqlite(
     messages: Sequence[Received],
     now: datetime,
 ) -> set[str]:
-    connection = raw.driver_connection.raw  # the sqlite3 connection (scheduler.sqlite_inline)
+    connection = raw.driver_connection.raw  # the sqlite3 connection (store.sqlite_inline)
     rows = [
         (
             m.external_id,

@@ -19,11 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 
 from scheduler.contacts import normalize_email, normalize_phone
-from scheduler.db import insert_or_ignore
 from scheduler.errors import InvalidLeadError, NotFoundError
 from scheduler.identity import Conflict, Point, attach, points_of, resolve
-from scheduler.models import Lead, Stage, StageEvent
 from scheduler.stages import record_event
+from scheduler.store.engine import insert_or_ignore
+from scheduler.store.models import Lead, Stage, StageEvent
 
 _Short = Field(default=None, max_length=200)
 _LEADS = cast(Table, Lead.__table__)

@@ -19,8 +19,8 @@ from sqlalchemy.orm import aliased
 
 from scheduler.cadence import Cadence
 from scheduler.errors import TransitionError
-from scheduler.models import Lead, Stage, StageEvent, Touch
 from scheduler.stages import transition
+from scheduler.store.models import Lead, Stage, StageEvent, Touch
 from scheduler.touches import TouchStatus, start_sequence
 
 log = logging.getLogger("leadbot.lifecycle")

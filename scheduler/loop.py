@@ -16,7 +16,7 @@ from datetime import datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from scheduler.models import utcnow
+from scheduler.store.models import utcnow
 
 log = logging.getLogger("leadbot.scheduler")
 

@@ -20,7 +20,7 @@ id, so no lead is ever hidden behind others), and for each one that has none of 
 
 A New lead the first-touch flow decided not to contact (``action: none``, a cold lead)
 has its next step by decision and is not counted. Repairs run one lead per transaction,
-the lead row locked first (the one lock order of :mod:`scheduler.db`), and re-check the
+the lead row locked first (the one lock order of :mod:`scheduler.store`), and re-check the
 invariant under that lock, so a turn that scheduled touches meanwhile wins.
 """
 
@@ -37,8 +37,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from scheduler.cadence import Cadence
 from scheduler.errors import LeadbotError
-from scheduler.models import InboxItem, Lead, Stage, Touch
 from scheduler.stages import transition
+from scheduler.store.models import InboxItem, Lead, Stage, Touch
 from scheduler.touches import OPEN, TouchStatus, start_sequence
 
 log = logging.getLogger("leadbot.next_steps")

@@ -28,7 +28,7 @@ rows never left (back to ``pending``, the try is free) and which may have (``unc
 
 A follow-up's touch (``payload["touch_id"]``) follows its row: ``queued`` → ``sent`` (with
 ``sent_at``, and the lead's move from new to contacted) | ``failed`` | ``uncertain``.
-Recording takes its locks in the store's one lock order (:mod:`scheduler.db`: leads by id,
+Recording takes its locks in the store's one lock order (:mod:`scheduler.store`: leads by id,
 then touches, then outbox rows, then messages) and is retried when a deadlock or a locked
 database aborts it: the sends already happened, and recording them again is idempotent.
 
@@ -65,10 +65,19 @@ from scheduler.channels import (
     Outcome,
     Receipt,
 )
-from scheduler.db import insert_or_ignore, run_retrying
 from scheduler.group_commit import Coalescer
-from scheduler.models import Lead, Message, OutboxItem, OutboxState, Rep, Stage, Touch, utcnow
 from scheduler.stages import transition
+from scheduler.store.engine import insert_or_ignore, run_retrying
+from scheduler.store.models import (
+    Lead,
+    Message,
+    OutboxItem,
+    OutboxState,
+    Rep,
+    Stage,
+    Touch,
+    utcnow,
+)
 from scheduler.suppressions import normalize_address, suppression_reasons
 from scheduler.touches import TouchStatus
 

@@ -14,7 +14,7 @@ Statuses arrive out of order, so every write is fenced on the rank already store
 (:func:`set_delivery_status`: ``read`` beats ``delivered`` beats ``sent``; ``failed`` beats
 everything): a stale ``sent`` never overwrites ``read``, whichever path applies it.
 
-Lock order (``scheduler.db``): the outbox rows first, in ascending id, then the parked rows.
+Lock order (``scheduler.store``): the outbox rows first, in ascending id, then the parked rows.
 Effects on the lead (the closed 24-hour window) are applied when the status arrives, by
 the webhook (it finds the lead by the recipient's number), never from here.
 """
@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from scheduler.models import MAX_EXTERNAL_ID, OutboxItem, ParkedStatus
+from scheduler.store.models import MAX_EXTERNAL_ID, OutboxItem, ParkedStatus
 
 PARK_FOR = timedelta(hours=1)  # Meta's statuses follow a send within seconds; an hour is ample
 RANK = {"sent": 1, "delivered": 2, "read": 3, "played": 4, "failed": 9}

@@ -17,7 +17,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scheduler.errors import InvalidLeadError, NotFoundError
-from scheduler.models import Lead, Rep
+from scheduler.store.models import Lead, Rep
 
 _TICK = timedelta(microseconds=1)
 # Advisory lock id of rep assignment (any constant unique within the database).

@@ -33,7 +33,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, Table, Text, cast, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from scheduler.models import InboxItem, OutboxItem, OutboxState, ProcessedEvent
+from scheduler.store.models import InboxItem, OutboxItem, OutboxState, ProcessedEvent
 
 log = logging.getLogger("leadbot.retention")
 

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from scheduler.contacts import normalize_phone
 from scheduler.errors import LeadbotError
 from scheduler.identity import Kind
-from scheduler.models import ContactPoint, Lead
+from scheduler.store.models import ContactPoint, Lead
 
 SANDBOX_SOURCE = "sandbox"
 

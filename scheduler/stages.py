@@ -21,7 +21,7 @@ from scheduler.errors import (
     ReasonRequiredError,
     StaleStageError,
 )
-from scheduler.models import Lead, Stage, StageEvent
+from scheduler.store.models import Lead, Stage, StageEvent
 
 # Built once, executed with parameters: constructing statements costs more than running them.
 _LEADS = cast(Table, Lead.__table__)

@@ -23,8 +23,8 @@ from enum import StrEnum
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from scheduler.db import insert_or_ignore
-from scheduler.models import Suppression
+from scheduler.store.engine import insert_or_ignore
+from scheduler.store.models import Suppression
 
 
 class SuppressionReason(StrEnum):

@@ -16,7 +16,7 @@ take back claims seconds old, and mark sends still in flight ``uncertain``). Whi
 is being drafted its claims are renewed (:func:`scheduler.touches.renew`) at least every
 quarter of the lease, so a slow drafter never loses its own work to the reaper.
 
-Locks (the one order of :mod:`scheduler.db`): the transaction that records a batch locks the
+Locks (the one order of :mod:`scheduler.store`): the transaction that records a batch locks the
 batch's lead rows first (ascending id), then its touches, then writes the outbox rows; a
 reply that updates the lead and then cancels its touches therefore waits for the sweep, or
 the sweep for it, and neither deadlocks.
@@ -35,13 +35,13 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from scheduler.cadence import Cadence
-from scheduler.db import insert_or_ignore
 from scheduler.draft_filter import DraftPolicy
 from scheduler.drafting import Draft, DraftContext, Drafter
 from scheduler.errors import NotFoundError
 from scheduler.gates import BookingLink, LeadFacts, load_facts, skip_reason
-from scheduler.models import Lead, OutboxItem, Touch, utcnow
 from scheduler.outbox import Dispatcher
+from scheduler.store.engine import insert_or_ignore
+from scheduler.store.models import Lead, OutboxItem, Touch, utcnow
 from scheduler.touches import (
     Claimed,
     TouchStateError,

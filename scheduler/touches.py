@@ -7,7 +7,7 @@ The API other components call:
   lead's time zone;
 - :func:`cancel_pending` cancels every open touch of a lead in one statement (call it on
   any inbound reply, a booking, an opt-out, a move to won/lost). It locks the lead row
-  before the touches (the one lock order of :mod:`scheduler.db`), in the same statement.
+  before the touches (the one lock order of :mod:`scheduler.store`), in the same statement.
 
 The sweeper (:mod:`scheduler.sweeper`) uses :func:`claim_due` (one ``UPDATE … WHERE id IN
 (SELECT … FOR UPDATE SKIP LOCKED) RETURNING``; on SQLite the same statement runs under
@@ -35,9 +35,9 @@ from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from scheduler.cadence import Cadence, Step
-from scheduler.db import insert_or_ignore
 from scheduler.errors import LeadbotError, NotFoundError
-from scheduler.models import Lead, OutboxItem, Touch
+from scheduler.store.engine import insert_or_ignore
+from scheduler.store.models import Lead, OutboxItem, Touch
 from scheduler.timing import next_allowed, zone_for
 
 _TOUCHES = cast(Table, Touch.__table__)

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from bench.stores import scratch_store
-from scheduler.db import create_engine, session_factory
+from scheduler.store.engine import create_engine, session_factory
 
 POSTGRES_URL = os.environ.get(
     "LEADBOT_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"

@@ -45,8 +45,8 @@ from bot.channels.smtp import (
 from bot.email_actions import hard_bounce
 from bot.settings import Settings
 from bot.signing import Signer
-from scheduler.models import Lead, OutboxItem, OutboxState, utcnow
 from scheduler.outbox import BatchHooks, MaybeSent, NotSent, Outcome, Receipt
+from scheduler.store.models import Lead, OutboxItem, OutboxState, utcnow
 from scheduler.suppressions import normalize_address, suppression_reasons
 
 log = logging.getLogger("leadbot.email")

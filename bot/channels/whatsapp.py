@@ -41,8 +41,8 @@ from bot.channels.graph_http import GraphHttpClient
 from bot.channels.throttle import Pause, RateLimited, TokenBucket
 from bot.channels.whatsapp_limits import Choice, Outgoing, PayloadError, parse_payload
 from bot.whatsapp.payloads import SERVICE_WINDOW, window_open
-from scheduler.models import ContactPoint, Lead, utcnow
 from scheduler.outbox import DeliveryError, MaybeSent, NotSent, Receipt
+from scheduler.store.models import ContactPoint, Lead, utcnow
 
 log = logging.getLogger("leadbot.whatsapp.send")
 

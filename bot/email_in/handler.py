@@ -31,10 +31,10 @@ from bot.email_in.classify import bounce_of, is_auto_reply
 from bot.email_in.message import InboundEmail
 from bot.email_in.quotes import strip_quotes
 from bot.notify import notify_reps
-from scheduler.db import insert_or_ignore
 from scheduler.fences import lock_lead
-from scheduler.models import Lead, Message, OutboxItem, ProcessedEvent, Stage
 from scheduler.stages import transition
+from scheduler.store.engine import insert_or_ignore
+from scheduler.store.models import Lead, Message, OutboxItem, ProcessedEvent, Stage
 from scheduler.suppressions import SuppressionReason
 
 log = logging.getLogger("leadbot.email_in")

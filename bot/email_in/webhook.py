@@ -32,7 +32,7 @@ from bot.email_in.message import InboundEmail, InboundError, from_json, from_mai
 from bot.http_errors import ApiError, read_json_object
 from bot.inputs import clean_text
 from bot.settings import Settings
-from scheduler.models import utcnow
+from scheduler.store.models import utcnow
 
 MAX_AGE_SECONDS = 300
 # Unix seconds in ASCII digits only: float() would also read "1796527551e0", "+1796527551"

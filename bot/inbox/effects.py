@@ -39,9 +39,9 @@ from dialogs.actions import Message as MessageAction
 from dialogs.script import Script
 from dialogs.session import Session
 from scheduler.errors import LeadbotError
-from scheduler.models import Lead, Stage
 from scheduler.outbox import CONFIRMS_OPT_OUT, enqueue
 from scheduler.stages import transition
+from scheduler.store.models import Lead, Stage
 from scheduler.suppressions import SuppressionReason, suppress
 
 log = logging.getLogger("leadbot.inbox")

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.notify import RepOptions, notify_reps
 from bot.settings import Settings
 from scheduler.cadence import Cadence
-from scheduler.models import Lead
+from scheduler.store.models import Lead
 from scheduler.touches import cancel_pending, start_sequence
 
 

@@ -58,10 +58,10 @@ from dialogs.icp import Icp
 from dialogs.interpretation import Interpreter
 from dialogs.script import Script
 from dialogs.session import Session
-from scheduler.db import insert_or_ignore
 from scheduler.identity import Point, Resolution, attach, for_lead, owner_ids
 from scheduler.leads import Contact, LeadIn, build_lead, create_lead, intake
-from scheduler.models import DialogSessionRow, InboxItem, Lead, Message, Suppression, utcnow
+from scheduler.store.engine import insert_or_ignore
+from scheduler.store.models import DialogSessionRow, InboxItem, Lead, Message, Suppression, utcnow
 from scheduler.suppressions import lookup_forms
 
 log = logging.getLogger("leadbot.inbox")

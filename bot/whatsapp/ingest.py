@@ -25,7 +25,7 @@ from bot.batching import GroupRunner
 from bot.whatsapp.envelope import Envelope, StatusUpdate
 from scheduler import parked_statuses
 from scheduler.inbox_append import InboxAppender, Received, append
-from scheduler.models import Lead, OutboxItem, utcnow
+from scheduler.store.models import Lead, OutboxItem, utcnow
 
 CHANNEL = "whatsapp"
 WINDOW_CLOSED = 131047
@@ -148,7 +148,7 @@ class InboxWriter:
 def _apply_statuses(connection: Connection, envelopes: list[Envelope], now: datetime) -> list[int]:
     """Apply every body's statuses; per body, how many matched a send of ours.
 
-    Lock order (``scheduler.db``): the leads whose window closed (ascending id), then the
+    Lock order (``scheduler.store``): the leads whose window closed (ascending id), then the
     outbox rows (ascending id, each write fenced on the rank it holds), then the parked
     statuses of sends not recorded yet (:mod:`scheduler.parked_statuses`)."""
     statuses = [s for e in envelopes for s in e.statuses]

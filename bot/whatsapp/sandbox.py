@@ -32,8 +32,8 @@ from bot.whatsapp.envelope import parse_object
 from bot.whatsapp.keys import INBOX, WRITER
 from scheduler.contacts import normalize_phone
 from scheduler.errors import InvalidLeadError
-from scheduler.models import Lead, OutboxItem
 from scheduler.sandbox_leads import SANDBOX_SOURCE
+from scheduler.store.models import Lead, OutboxItem
 
 PATH = "/api/sandbox/whatsapp/messages"
 routes = web.RouteTableDef()

@@ -13,8 +13,8 @@ from bot.channels.email_message import Sender
 from bot.channels.smtp import SmtpConfig
 from bot.signing import Signer
 from scheduler.leads import LeadIn, intake
-from scheduler.models import Lead, Message, OutboxItem, Touch
 from scheduler.outbox import Dispatcher, enqueue
+from scheduler.store.models import Lead, Message, OutboxItem, Touch
 
 SECRET = "s" * 32
 NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)

@@ -9,7 +9,7 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
 from bot.appkeys import SESSIONS
-from scheduler.models import IdentityConflict
+from scheduler.store.models import IdentityConflict
 from tests.bot.support import AUTH
 
 Client = TestClient[Any, Any]

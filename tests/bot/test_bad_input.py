@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.channels.email import UNSUBSCRIBE_PURPOSE
 from bot.inputs import InputError, clean, loads, parse_id
 from bot.signing import sign
-from scheduler.models import Lead, Suppression
+from scheduler.store.models import Lead, Suppression
 from tests.bot.support import AUTH
 
 Client = TestClient[Any, Any]

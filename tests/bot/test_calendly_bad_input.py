@@ -19,8 +19,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.app import create_app
-from scheduler.db import session_factory
-from scheduler.models import Booking, Lead, ProcessedEvent
+from scheduler.store.engine import session_factory
+from scheduler.store.models import Booking, Lead, ProcessedEvent
 from tests.bot.support import make_settings
 from tests.fakes.calendly import SIGNING_KEY, load_event, signature, signed
 

@@ -11,9 +11,9 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from bot.cli import app
-from scheduler.db import create_engine, session_factory
 from scheduler.leads import LeadIn, intake
-from scheduler.models import Lead, StageEvent, utcnow
+from scheduler.store.engine import create_engine, session_factory
+from scheduler.store.models import Lead, StageEvent, utcnow
 
 runner = CliRunner()
 

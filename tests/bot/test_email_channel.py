@@ -15,8 +15,8 @@ from bot.channels.email import EmailChannel
 from bot.channels.smtp import SmtpConfig, is_hard_bounce
 from bot.channels.stored import StoredChannel
 from bot.signing import verify
-from scheduler.models import Lead, OutboxItem, Suppression
 from scheduler.outbox import Dispatcher, Receipt, enqueue
+from scheduler.store.models import Lead, OutboxItem, Suppression
 from scheduler.suppressions import SuppressionReason, suppress
 from tests.bot.email_support import (
     NOW,

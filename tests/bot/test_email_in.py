@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.app import create_app
 from bot.email_in.webhook import mailgun_signature
-from scheduler.models import Lead, Message, OutboxItem, Rep, Stage, StageEvent, Suppression
 from scheduler.stages import transition
+from scheduler.store.models import Lead, Message, OutboxItem, Rep, Stage, StageEvent, Suppression
 from tests.bot.email_support import (
     NOW,
     PAYLOAD_TEXT,

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 
 from bot.secrets_store import SECRETS_FILE, with_embedded_secrets
-from scheduler.db import create_engine
+from scheduler.store.engine import create_engine
 from tests.bot.support import make_settings
 
 

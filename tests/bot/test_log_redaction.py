@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.redact import install
 from bot.settings import SettingsError, load_settings
-from scheduler.models import Suppression, utcnow
+from scheduler.store.models import Suppression, utcnow
 
 SECRETS = ("TOKENaaaa1111", "TOKENbbbb2222", "TOKENcccc3333", "VERIFYdddd4444", "15557654321")
 

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.app import create_app
 from bot.appkeys import JOBS, SESSIONS
 from scheduler.leads import LeadIn, intake
-from scheduler.models import Lead, Touch, utcnow
+from scheduler.store.models import Lead, Touch, utcnow
 from tests.bot.support import make_settings
 
 Client = TestClient[Any, Any]

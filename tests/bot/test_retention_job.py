@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.app import create_app
 from bot.appkeys import JOBS, SESSIONS
 from bot.settings import SettingsError, load_settings
-from scheduler.models import InboxItem
+from scheduler.store.models import InboxItem
 from tests.bot.support import make_settings
 
 NOW = datetime(2026, 12, 6, 4, 0, tzinfo=UTC)

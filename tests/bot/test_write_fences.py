@@ -21,11 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.bookings import BookingContext, apply_event
 from bot.email_in.handler import Outcome, handle_email
 from bot.email_in.message import InboundEmail
-from scheduler.db import is_postgres
 from scheduler.leads import LeadIn, intake
-from scheduler.models import Booking, Lead, Stage, StageEvent
 from scheduler.reps import add_rep
 from scheduler.stages import transition
+from scheduler.store.engine import is_postgres
+from scheduler.store.models import Booking, Lead, Stage, StageEvent
 from tests.fakes.calendly import load_event
 
 NOW = datetime(2026, 5, 4, 11, 0, tzinfo=UTC)

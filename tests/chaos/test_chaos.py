@@ -37,7 +37,7 @@ from bench.chaos_audit import (
 from bench.chaos_cluster import compress_cadence
 from bench.chaos_traffic import Prospect, Turn
 from scheduler.cadence import load_cadence
-from scheduler.db import create_engine
+from scheduler.store.engine import create_engine
 from tests.fakes.graph_api import FakeGraphAPI, FaultPlan, GraphRequest, Reply
 
 ROOT = Path(__file__).resolve().parents[2]

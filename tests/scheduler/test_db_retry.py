@@ -1,5 +1,5 @@
-"""``scheduler.db.run_retrying``: a transaction aborted only by others is run again, a bug is
-not, and the tries are bounded."""
+"""``scheduler.store.engine.run_retrying``: a transaction aborted only by others is run again,
+a bug is not, and the tries are bounded."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from scheduler.db import is_retryable, run_retrying
-from scheduler.models import Suppression, utcnow
+from scheduler.store.engine import is_retryable, run_retrying
+from scheduler.store.models import Suppression, utcnow
 
 Sessions = async_sessionmaker[AsyncSession]
 

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from scheduler.contacts import normalize_email
 from scheduler.errors import InvalidLeadError
 from scheduler.leads import LeadIn, intake
-from scheduler.models import utcnow
+from scheduler.store.models import utcnow
 
 Sessions = async_sessionmaker[AsyncSession]
 

@@ -20,7 +20,7 @@ from scheduler.enrichment.http import HttpEnrichmentProvider
 from scheduler.enrichment.offline import company_from_domain, enrich_offline, seniority
 from scheduler.first_touch import FirstTouch, FirstTouchConfig, unprocessed_leads
 from scheduler.leads import LeadIn, intake
-from scheduler.models import Lead, Touch
+from scheduler.store.models import Lead, Touch
 from tests.fakes.enrichment import FakeEnrichment
 
 ROOT = Path(__file__).parents[2]

@@ -14,8 +14,8 @@ from scheduler.erasure import CANCELLED_NOTE, ERASED, erase_lead
 from scheduler.errors import NotFoundError
 from scheduler.gates import load_facts
 from scheduler.leads import LeadIn, intake
-from scheduler.models import Lead, Message, OutboxItem, StageEvent, Suppression, Touch
 from scheduler.outbox import Dispatcher, enqueue
+from scheduler.store.models import Lead, Message, OutboxItem, StageEvent, Suppression, Touch
 from scheduler.suppressions import (
     SuppressionReason,
     address_hash,

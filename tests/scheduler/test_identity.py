@@ -12,12 +12,12 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from scheduler.db import session_factory
 from scheduler.gates import load_facts
 from scheduler.identity import Kind, Point, points_for_lead
 from scheduler.leads import IntakeResult, LeadIn, intake
-from scheduler.migrate import alembic_config, upgrade
-from scheduler.models import ContactPoint, IdentityConflict, IdentityEvent, Lead
+from scheduler.store.engine import session_factory
+from scheduler.store.migrate import alembic_config, upgrade
+from scheduler.store.models import ContactPoint, IdentityConflict, IdentityEvent, Lead
 from scheduler.suppressions import suppress
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)

@@ -15,7 +15,7 @@ from bench.lead_csv import write_leads_csv
 from scheduler.errors import InvalidLeadError
 from scheduler.importer import import_csv
 from scheduler.leads import LeadIn, intake
-from scheduler.models import IdentityConflict, Lead, StageEvent
+from scheduler.store.models import IdentityConflict, Lead, StageEvent
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 Sessions = async_sessionmaker[AsyncSession]

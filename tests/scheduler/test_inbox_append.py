@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
 from scheduler.inbox_append import InboxAppender, Received, append
-from scheduler.models import InboxItem
+from scheduler.store.models import InboxItem
 
 NOW = datetime(2026, 3, 2, 9, 30, 15, 123456, tzinfo=UTC)
 

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from scheduler.contacts import normalize_email, normalize_phone
 from scheduler.errors import InvalidLeadError
 from scheduler.leads import LeadIn, intake, list_leads, stage_history
-from scheduler.models import Lead, Stage
+from scheduler.store.models import Lead, Stage
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 Sessions = async_sessionmaker[AsyncSession]

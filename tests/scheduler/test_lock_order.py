@@ -22,8 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 import scheduler.sweeper as sweeper_module
 from scheduler import gates
-from scheduler.db import is_postgres
-from scheduler.models import Lead, Touch
+from scheduler.store.engine import is_postgres
+from scheduler.store.models import Lead, Touch
 from scheduler.touches import cancel_pending, start_sequence
 from tests.scheduler.cadence_support import NOW, Sessions, compressed, make_lead, make_sweeper
 

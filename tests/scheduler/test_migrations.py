@@ -7,8 +7,8 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from scheduler.migrate import current_revision, head_revision, upgrade
-from scheduler.models import Base
+from scheduler.store.migrate import current_revision, head_revision, upgrade
+from scheduler.store.models import Base
 
 
 async def test_migrated_schema_matches_the_models(engine: AsyncEngine) -> None:

@@ -12,8 +12,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from scheduler.leads import LeadIn, intake
-from scheduler.models import Lead, Message, OutboxItem
 from scheduler.outbox import Dispatcher, MaybeSent, NotSent, Receipt, enqueue
+from scheduler.store.models import Lead, Message, OutboxItem
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 Sessions = async_sessionmaker[AsyncSession]

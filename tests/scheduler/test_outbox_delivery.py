@@ -14,11 +14,11 @@ import pytest
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from scheduler.db import is_postgres
 from scheduler.leads import LeadIn, intake
 from scheduler.lifecycle import mark_dormant
-from scheduler.models import Lead, Message, OutboxItem, Rep, Touch
 from scheduler.outbox import Dispatcher, NotSent, Receipt, enqueue
+from scheduler.store.engine import is_postgres
+from scheduler.store.models import Lead, Message, OutboxItem, Rep, Touch
 from scheduler.suppressions import SuppressionReason, suppress
 from scheduler.touches import start_sequence
 from tests.scheduler.cadence_support import RecordingChannel, compressed, make_lead, make_sweeper

@@ -16,8 +16,8 @@ from sqlalchemy import insert, select, update
 
 from scheduler.cadence import CadenceError, load_cadence
 from scheduler.lifecycle import mark_dormant, start_reactivations
-from scheduler.models import InboxItem, Lead, OutboxItem, Touch
 from scheduler.next_steps import NextStepConfig, check_next_steps
+from scheduler.store.models import InboxItem, Lead, OutboxItem, Touch
 from scheduler.touches import due_at, start_sequence
 from tests.scheduler.cadence_support import NOW, Sessions, make_lead, make_sweeper, write_cadence
 

@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.util import greenlet_spawn
 
 from scheduler.inbox_append import Received, append
-from scheduler.models import InboxItem, OutboxItem, ProcessedEvent
 from scheduler.retention import MIN_RETENTION_DAYS, RetentionPolicy, trim
+from scheduler.store.models import InboxItem, OutboxItem, ProcessedEvent
 
 NOW = datetime(2026, 12, 6, 4, 0, tzinfo=UTC)
 DAY = timedelta(days=1)

@@ -13,8 +13,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-import scheduler.db
-from scheduler.db import create_engine
+import scheduler.store.engine
+from scheduler.store.engine import create_engine
 
 
 @pytest.fixture
@@ -75,7 +75,7 @@ async def test_a_lock_never_released_fails_after_the_busy_timeout(
     store: tuple[AsyncEngine, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     engine, path = store
-    monkeypatch.setattr(scheduler.db, "SQLITE_BUSY_TIMEOUT", 0.05)
+    monkeypatch.setattr(scheduler.store.engine, "SQLITE_BUSY_TIMEOUT", 0.05)
     other = _other_process_holding_the_write_lock(path)
     try:
         with pytest.raises(OperationalError, match="locked"):

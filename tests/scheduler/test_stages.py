@@ -18,8 +18,8 @@ from scheduler.errors import (
     TransitionError,
 )
 from scheduler.leads import LeadIn, intake
-from scheduler.models import Lead, Stage, StageEvent
 from scheduler.stages import ALLOWED_MOVES, transition
+from scheduler.store.models import Lead, Stage, StageEvent
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 Sessions = async_sessionmaker[AsyncSession]

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 
 from scheduler.drafting import Draft, DraftContext, Drafter
-from scheduler.models import OutboxItem, Touch, utcnow
+from scheduler.store.models import OutboxItem, Touch, utcnow
 from scheduler.sweeper import Sweeper
 from scheduler.touches import start_sequence
 from tests.scheduler.cadence_support import (

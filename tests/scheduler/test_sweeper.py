@@ -12,9 +12,9 @@ from sqlalchemy import func, select, update
 
 from scheduler.errors import NotFoundError
 from scheduler.lifecycle import mark_dormant, start_reactivations
-from scheduler.models import Lead, OutboxItem, StageEvent, Suppression, Touch
 from scheduler.outbox import Dispatcher
 from scheduler.stages import transition
+from scheduler.store.models import Lead, OutboxItem, StageEvent, Suppression, Touch
 from scheduler.touches import TouchStateError, cancel_pending, claim_due, start_sequence
 from tests.scheduler.cadence_support import (
     NOW,

@@ -11,7 +11,7 @@ from sqlalchemy import event, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from scheduler.cadence import load_cadence
-from scheduler.models import Touch
+from scheduler.store.models import Touch
 from scheduler.touches import cancel_pending, claim_due, reap, start_sequence
 from tests.scheduler.cadence_support import NOW, Sessions, compressed, make_lead
 

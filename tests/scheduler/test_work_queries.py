@@ -11,7 +11,7 @@ from datetime import timedelta
 from sqlalchemy import insert
 
 from scheduler.first_touch import FirstTouchConfig, UnprocessedScan, awaiting_first_reply
-from scheduler.models import Lead, StageEvent, Touch
+from scheduler.store.models import Lead, StageEvent, Touch
 from tests.scheduler.cadence_support import NOW, Sessions
 
 LIMIT = 200

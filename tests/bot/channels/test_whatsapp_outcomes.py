@@ -17,8 +17,8 @@ from bot.channels.throttle import Pause
 from bot.channels.whatsapp import LeadServiceWindow, WhatsAppChannel
 from bot.whatsapp.payloads import window_until
 from scheduler.leads import LeadIn, intake
-from scheduler.models import Lead, OutboxItem
 from scheduler.outbox import DEFAULT_BACKOFF, Dispatcher, enqueue
+from scheduler.store.models import Lead, OutboxItem
 from tests.fakes.graph_api import FakeGraphAPI, Reply
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)

@@ -19,7 +19,7 @@ from bot.app import create_app
 from bot.inbox.hooks import Hooks
 from bot.whatsapp.keys import INBOX
 from bot.whatsapp.signature import HEADER, sign
-from scheduler.models import InboxItem, Lead, OutboxItem
+from scheduler.store.models import InboxItem, Lead, OutboxItem
 from tests.bot.support import make_settings
 
 APP_SECRET = "test-app-secret"

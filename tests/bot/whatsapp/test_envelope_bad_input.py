@@ -11,7 +11,7 @@ import json
 from sqlalchemy import select
 
 from bot.appkeys import SESSIONS
-from scheduler.models import InboxItem, Message
+from scheduler.store.models import InboxItem, Message
 from tests.bot.whatsapp.conftest import (
     Client,
     Recorder,

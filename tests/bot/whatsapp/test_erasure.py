@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import insert, select, text, update
 
 from bot.appkeys import ENGINE, SESSIONS
-from scheduler.models import (
+from scheduler.store.models import (
     Base,
     Booking,
     Lead,

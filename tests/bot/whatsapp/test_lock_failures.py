@@ -22,7 +22,7 @@ from bot.locks.redis import RedisLock
 from bot.whatsapp.envelope import parse_envelope
 from bot.whatsapp.ingest import ingest
 from bot.whatsapp.keys import INBOX, LOCKS
-from scheduler.models import InboxItem, utcnow
+from scheduler.store.models import InboxItem, utcnow
 from tests.bot.whatsapp.conftest import (
     MakeClient,
     inbox_rows,

@@ -17,7 +17,7 @@ from bot.appkeys import SESSIONS, SETTINGS
 from bot.followups import CADENCE
 from bot.inbox.hooks import default_hooks
 from bot.whatsapp.keys import INBOX
-from scheduler.models import Touch
+from scheduler.store.models import Touch
 from tests.bot.whatsapp.conftest import MakeClient, lead_by_phone, post, settle, text_body
 
 PHONE = "+14155550177"

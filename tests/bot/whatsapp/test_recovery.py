@@ -25,8 +25,8 @@ from bot.whatsapp.envelope import parse_envelope
 from bot.whatsapp.ingest import ingest
 from bot.whatsapp.keys import INBOX
 from bot.whatsapp.signature import HEADER, sign
-from scheduler.db import create_engine, session_factory
-from scheduler.models import InboxItem, OutboxItem, utcnow
+from scheduler.store.engine import create_engine, session_factory
+from scheduler.store.models import InboxItem, OutboxItem, utcnow
 from tests.bot.support import make_settings
 from tests.bot.whatsapp.conftest import (
     APP_SECRET,

@@ -6,7 +6,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from bot.appkeys import SESSIONS
-from scheduler.models import StageEvent
+from scheduler.store.models import StageEvent
 from tests.bot.support import AUTH
 from tests.bot.whatsapp.conftest import Client, MakeClient, Recorder, lead_by_phone
 

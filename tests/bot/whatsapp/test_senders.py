@@ -24,7 +24,15 @@ from bot.inbox.sender import PHONE_FLAG
 from bot.whatsapp.keys import INBOX
 from scheduler.identity import Kind, Point, points_for_lead
 from scheduler.leads import LeadIn, intake
-from scheduler.models import IdentityEvent, InboxItem, Lead, Message, OutboxItem, Touch, utcnow
+from scheduler.store.models import (
+    IdentityEvent,
+    InboxItem,
+    Lead,
+    Message,
+    OutboxItem,
+    Touch,
+    utcnow,
+)
 from scheduler.touches import cancel_pending
 from tests.bot.support import make_settings
 from tests.bot.whatsapp.conftest import APP_SECRET, DATA, MakeClient, post, replies, settle

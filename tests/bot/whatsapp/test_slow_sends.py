@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.app import create_app
 from bot.appkeys import DISPATCHER, SESSIONS
 from bot.whatsapp.keys import LOCKS
-from scheduler.models import OutboxItem, utcnow
+from scheduler.store.models import OutboxItem, utcnow
 from tests.bot.support import make_settings
 from tests.bot.whatsapp.conftest import APP_SECRET, post, settle, text_body
 from tests.fakes.graph_api import FakeGraphAPI, Reply, graph_api

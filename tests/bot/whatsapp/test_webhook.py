@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from bot.appkeys import ENGINE, SESSIONS
 from bot.whatsapp.keys import INBOX
-from scheduler.models import InboxItem, Lead, Message, OutboxItem
+from scheduler.store.models import InboxItem, Lead, Message, OutboxItem
 from tests.bot.whatsapp.conftest import (
     VERIFY_TOKEN,
     Client,

@@ -3,25 +3,10 @@
 SQLite gets WAL, ``BEGIN IMMEDIATE`` for every transaction (in WAL mode a deferred
 transaction that reads and then writes fails at once with "database is locked" when another
 connection committed in between, so we take the write lock up front instead) and runs its
-calls inline in the event loop (``scheduler.sqlite_inline``), waiting for a lock held by
+calls inline in the event loop (:mod:`scheduler.store.sqlite_inline`), waiting for a lock held by
 another process in asyncio, up to ``SQLITE_BUSY_TIMEOUT``.
 
-THE ONE LOCK ORDER. Every transaction that locks (writes, or ``SELECT … FOR UPDATE``) rows
-of several tables takes them in this order, so that two transactions can never wait for each
-other in a cycle (a deadlock, on Postgres; SQLite locks the whole database and cannot):
-
-1. ``leads`` rows first, in ascending id (``SELECT … FOR UPDATE`` them, or run the UPDATE
-   that changes them, before any dependent row; several leads: sorted by id);
-2. then ``touches`` rows, ascending id;
-3. then ``outbox`` rows, ascending id;
-4. then the rest (inbox, messages, dialog sessions, bookings, suppressions, stage events),
-   each table in ascending id.
-
-Inserting a new row does not count as taking an existing row's lock (a foreign key only
-takes a share lock on its parent, which an update of non-key columns does not block).
-Claim statements that use ``FOR UPDATE SKIP LOCKED`` are exempt: they never wait. A
-transaction that must run where an outside party does not follow the order (or simply
-under contention) can be retried with :func:`run_retrying` when it is idempotent.
+The lock order and the fencing rules every transaction follows: :mod:`scheduler.store`.
 """
 
 from __future__ import annotations
@@ -44,8 +29,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from scheduler.sqlite_files import database_file, restrict
-from scheduler.sqlite_inline import begin_immediate, inline_creator
+from scheduler.store.sqlite_files import database_file, restrict
+from scheduler.store.sqlite_inline import begin_immediate, inline_creator
 
 SQLITE_PRAGMAS = (
     "journal_mode=WAL",

@@ -1,4 +1,4 @@
-"""Alembic environment: runs on a connection handed in by ``scheduler.migrate``, or, when
+"""Alembic environment: runs on a connection handed in by ``scheduler.store.migrate``, or, when
 called from the ``alembic`` command line, on an async engine built from ``sqlalchemy.url``."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from scheduler.db import create_engine
-from scheduler.models import Base
+from scheduler.store.engine import create_engine
+from scheduler.store.models import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -13,7 +13,7 @@ The one place SQLite could make the loop wait is the write lock, when another *p
 holds it (a CLI import next to the service). The connection's own busy handler is off;
 :func:`begin_immediate` takes the lock with ``BEGIN IMMEDIATE`` and, while it is taken
 elsewhere, sleeps in asyncio (not in SQLite) between tries, up to ``busy_timeout``. Our own
-transactions never contend: the engine has one connection (see ``scheduler.db``).
+transactions never contend: the engine has one connection (see ``scheduler.store.engine``).
 
 This relies on aiosqlite 0.22's internals (``_tx``, ``_execute``, ``_connect``), which is
 why ``pyproject.toml`` pins it to that minor version.
