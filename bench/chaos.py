@@ -57,10 +57,10 @@ from sqlalchemy import func, select, text
 from bench.chaos_audit import ASSERTIONS, Audit, audit
 from bench.chaos_cluster import ROOT, Cluster, child_env, compress_cadence, scratch_role
 from bench.chaos_traffic import Mailman, Rep, Router, make_prospects
-from scheduler.reps import add_rep
 from scheduler.store.engine import create_engine, session_factory
 from scheduler.store.migrate import upgrade
 from scheduler.store.models import InboxItem, OutboxItem, Touch, utcnow
+from scheduler.store.reps import add_rep
 from tests.fakes.graph_api import FakeGraphAPI, FaultPlan
 
 POSTGRES_URL = os.environ.get(

@@ -17,6 +17,7 @@ from scheduler.erasure import erase_lead
 from scheduler.leads import LeadIn, get_lead, intake, list_leads, stage_history
 from scheduler.sandbox_leads import release_phone
 from scheduler.stages import transition
+from scheduler.store.leads import reload_lead
 from scheduler.store.models import Lead, Stage, StageEvent, utcnow
 from scheduler.touches import deliveries, list_touches
 
@@ -182,7 +183,7 @@ async def move_lead(request: web.Request) -> web.Response:
             expected_from=move.expected_from,
         )
         lead = await get_lead(session, lead_id)
-        await session.refresh(lead)
+        await reload_lead(session, lead)
     request.app[METRICS].transitions.labels(event.from_stage or "", event.to_stage).inc()
     return web.json_response({"lead": lead_json(lead), "event": event_json(event)})
 

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 
 from aiohttp import web
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot import api_leads, calendly, first_touch, followups, privacy, unsubscribe
 from bot.appkeys import (
@@ -32,6 +31,7 @@ from bot.settings import Settings
 from bot.whatsapp import webhook as whatsapp_inbound
 from scheduler.loop import PeriodicJob, SchedulerLoop
 from scheduler.outbox import Dispatcher
+from scheduler.store import Engine
 from scheduler.store.engine import create_engine, session_factory
 
 log = logging.getLogger("leadbot.app")
@@ -52,7 +52,7 @@ async def freeze_heap(_app: web.Application) -> None:
 def create_app(
     settings: Settings,
     *,
-    engine: AsyncEngine | None = None,
+    engine: Engine | None = None,
     run_scheduler: bool = True,
     freeze: bool = False,
 ) -> web.Application:

@@ -5,16 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from aiohttp import web
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.metrics import Metrics
 from bot.settings import Settings
 from scheduler.loop import PeriodicJob
 from scheduler.outbox import Channel, Dispatcher
+from scheduler.store import Engine, Sessions
 
 SETTINGS = web.AppKey("settings", Settings)
-ENGINE = web.AppKey("engine", AsyncEngine)
-SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
+ENGINE = web.AppKey("engine", Engine)
+SESSIONS = web.AppKey("sessions", Sessions)
 METRICS = web.AppKey("metrics", Metrics)
 CHANNELS = web.AppKey("channels", Mapping[str, Channel])
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)

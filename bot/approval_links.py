@@ -15,7 +15,6 @@ import logging
 from datetime import datetime
 
 from aiohttp import web
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.appkeys import SESSIONS, SETTINGS
 from bot.followups import SWEEPER
@@ -25,7 +24,10 @@ from bot.settings import Settings
 from bot.signing import BadSignature, Signer
 from scheduler.errors import NotFoundError
 from scheduler.first_touch import awaiting_first_reply
+from scheduler.store import Sessions
+from scheduler.store.leads import find_lead
 from scheduler.store.models import Lead, Touch, utcnow
+from scheduler.store.touches import find_touch
 from scheduler.touches import TouchStateError, TouchStatus
 
 log = logging.getLogger("leadbot.approval_links")
@@ -60,7 +62,7 @@ def approval_url(settings: Settings, touch_id: int) -> str:
 
 
 async def send_approval_links(
-    sessions: async_sessionmaker[AsyncSession],
+    sessions: Sessions,
     settings: Settings,
     *,
     sequence: str,
@@ -73,7 +75,7 @@ async def send_approval_links(
     ids: list[int] = []
     async with sessions.begin() as session:
         for touch in await awaiting_first_reply(session, sequence, step):
-            lead = await session.get(Lead, touch.lead_id)
+            lead = await find_lead(session, touch.lead_id)
             if lead is None:
                 continue
             url = approval_url(settings, touch.id)
@@ -124,8 +126,8 @@ async def show_draft(request: web.Request) -> web.Response:
     if touch_id is None:
         return _bad_link()
     async with request.app[SESSIONS]() as session:
-        touch = await session.get(Touch, touch_id)
-        lead = await session.get(Lead, touch.lead_id) if touch else None
+        touch = await find_touch(session, touch_id)
+        lead = await find_lead(session, touch.lead_id) if touch else None
     if touch is None:
         return _page("Draft not found", "<p>This draft no longer exists.</p>", status=404)
     if touch.status != TouchStatus.AWAITING_APPROVAL.value:

@@ -27,18 +27,15 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from bot.notify import RepOptions, notify_reps
 from scheduler.cadence import Cadence
 from scheduler.contacts import normalize_email
 from scheduler.errors import LeadbotError, TransitionError
-from scheduler.fences import lock_lead
 from scheduler.leads import LeadIn, intake
 from scheduler.stages import transition
-from scheduler.store.engine import insert_or_ignore
-from scheduler.store.models import Booking, Lead, ProcessedEvent, Stage
+from scheduler.store import Session, events
+from scheduler.store import leads as lead_store
+from scheduler.store.models import Booking, Lead, Stage
 from scheduler.touches import cancel_pending, start_sequence
 
 log = logging.getLogger("leadbot.calendly")
@@ -81,7 +78,7 @@ class Outcome:
 
 
 async def apply_event(
-    session: AsyncSession, body: Mapping[str, Any], *, now: datetime, ctx: BookingContext
+    session: Session, body: Mapping[str, Any], *, now: datetime, ctx: BookingContext
 ) -> Outcome:
     """Apply one verified Calendly webhook body, in the caller's transaction."""
     event = body.get("event")
@@ -95,23 +92,18 @@ async def apply_event(
         raise EventError("payload.uri (the invitee) is missing")
     if len(uri) > MAX_URI:
         raise EventError(f"payload.uri is longer than {MAX_URI} characters")
-    first = await session.scalar(
-        insert_or_ignore(session, ProcessedEvent, ["source", "key"])
-        .values(source="calendly", key=f"{uri} {event}"[:500], created_at=now)
-        .returning(ProcessedEvent.id)
-    )
-    if first is None:
+    if not await events.first_time(session, "calendly", f"{uri} {event}", now):
         return Outcome("duplicate")
     lead = await _match_lead(session, payload, now=now, ctx=ctx)
     if lead is not None:
-        lead = await lock_lead(session, lead.id)
+        lead = await lead_store.lock_lead(session, lead.id)
     if event == CREATED:
         return await _created(session, uri, payload, lead, now=now, ctx=ctx)
     return await _canceled(session, uri, payload, lead, now=now, ctx=ctx)
 
 
 async def _created(
-    session: AsyncSession,
+    session: Session,
     uri: str,
     payload: Mapping[str, Any],
     lead: Lead | None,
@@ -138,7 +130,7 @@ async def _created(
 
 
 async def _canceled(
-    session: AsyncSession,
+    session: Session,
     uri: str,
     payload: Mapping[str, Any],
     lead: Lead | None,
@@ -151,9 +143,7 @@ async def _canceled(
     booking.canceled_at = booking.canceled_at or now
     if lead is None:
         return Outcome("processed")
-    still_booked = await session.scalar(
-        select(Booking.id).where(Booking.lead_id == lead.id, Booking.status == "active").limit(1)
-    )
+    still_booked = await events.active_booking_of(session, lead.id)
     if still_booked is None:
         lead.booked_at = None
     if payload.get("rescheduled"):
@@ -177,14 +167,14 @@ async def _canceled(
 
 
 async def _match_lead(
-    session: AsyncSession, payload: Mapping[str, Any], *, now: datetime, ctx: BookingContext
+    session: Session, payload: Mapping[str, Any], *, now: datetime, ctx: BookingContext
 ) -> Lead | None:
     tracking = payload.get("tracking") or {}
     token = tracking.get("utm_content") if isinstance(tracking, Mapping) else None
     email = payload.get("email")
     lead = None
     if isinstance(token, str) and token:
-        lead = await session.scalar(select(Lead).where(Lead.token == token))
+        lead = await lead_store.lead_by_token(session, token)
     if lead is not None:
         if isinstance(email, str) and lead.email and lead.email != email.strip().lower():
             # A forwarded link keeps our utm_content: the token wins, but say so.
@@ -197,7 +187,7 @@ async def _match_lead(
     except LeadbotError:
         log.warning("Calendly invitee has an unusable email; booking kept without a lead")
         return None
-    lead = await session.scalar(select(Lead).where(Lead.email == clean))
+    lead = await lead_store.lead_by_email(session, clean)
     if lead is not None:
         return lead
     name = payload.get("name")
@@ -210,7 +200,7 @@ async def _match_lead(
 
 
 async def _booking(
-    session: AsyncSession,
+    session: Session,
     uri: str,
     payload: Mapping[str, Any],
     lead: Lead | None,
@@ -222,28 +212,24 @@ async def _booking(
     event = payload.get("scheduled_event") or {}
     if not isinstance(event, Mapping):
         event = {}
-    await session.execute(
-        insert_or_ignore(session, Booking, ["invitee_uri"]).values(
-            invitee_uri=uri,
-            lead_id=lead.id if lead else None,
-            event_uri=_short(event.get("uri"), 500),
-            status=status,
-            start_time=_parse_time(event.get("start_time")),
-            end_time=_parse_time(event.get("end_time")),
-            timezone=_timezone(payload.get("timezone")),
-            payload=dict(payload),
-            created_at=now,
-            canceled_at=now if status == "canceled" else None,
-        )
+    return await events.booking(
+        session,
+        {
+            "invitee_uri": uri,
+            "lead_id": lead.id if lead else None,
+            "event_uri": _short(event.get("uri"), 500),
+            "status": status,
+            "start_time": _parse_time(event.get("start_time")),
+            "end_time": _parse_time(event.get("end_time")),
+            "timezone": _timezone(payload.get("timezone")),
+            "payload": dict(payload),
+            "created_at": now,
+            "canceled_at": now if status == "canceled" else None,
+        },
     )
-    booking = await session.scalar(
-        select(Booking).where(Booking.invitee_uri == uri).execution_options(populate_existing=True)
-    )
-    assert booking is not None  # inserted or already there, in this transaction
-    return booking
 
 
-async def _move_to_qualified(session: AsyncSession, lead: Lead, now: datetime) -> None:
+async def _move_to_qualified(session: Session, lead: Lead, now: datetime) -> None:
     await session.flush()  # the refresh below must not drop our unflushed changes
     seen = Stage(lead.stage)
     for stage in _TO_QUALIFIED.get(seen, ()):
@@ -255,7 +241,7 @@ async def _move_to_qualified(session: AsyncSession, lead: Lead, now: datetime) -
         except TransitionError as exc:  # moved meanwhile: the booking still counts
             log.info("lead %s: not moved to %s after booking (%s)", lead.id, stage, exc)
             return
-    await session.refresh(lead)
+    await lead_store.reload_lead(session, lead)
 
 
 def _details(payload: Mapping[str, Any]) -> dict[str, Any]:

@@ -24,7 +24,6 @@ from typing import Any
 
 from aiohttp import web
 from pydantic import ValidationError
-from sqlalchemy.exc import DataError
 
 from bot.appkeys import DISPATCHER, SESSIONS, SETTINGS
 from bot.bookings import BookingContext, EventError, apply_event
@@ -33,8 +32,8 @@ from bot.http_errors import ApiError, parse_json_object
 from bot.inputs import clean_text
 from bot.notify import RepOptions
 from scheduler.errors import LeadbotError
-from scheduler.store.engine import insert_or_ignore
-from scheduler.store.models import ProcessedEvent, utcnow
+from scheduler.store import DataError, events
+from scheduler.store.models import utcnow
 
 log = logging.getLogger("leadbot.calendly")
 
@@ -133,11 +132,7 @@ async def _unusable(app: web.Application, raw: bytes, reason: str) -> web.Respon
     reason = clean_text(reason)[:400]
     log.warning("calendly event %s judged unusable: %s", digest, reason)
     async with app[SESSIONS].begin() as session:
-        await session.execute(
-            insert_or_ignore(session, ProcessedEvent, ["source", "key"]).values(
-                source=UNUSABLE, key=f"{digest} {reason}", created_at=utcnow()
-            )
-        )
+        await events.record_processed(session, UNUSABLE, f"{digest} {reason}", utcnow())
     return web.json_response({"status": "unusable", "reason": reason})
 
 

@@ -8,21 +8,21 @@ from typing import Annotated, TypeVar
 
 import typer
 from rich.table import Table
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.cli_support import console, err_console, settings_or_exit
 from scheduler.contacts import normalize_email, normalize_phone
 from scheduler.errors import LeadbotError
-from scheduler.reps import add_rep, deactivate_rep, list_reps
+from scheduler.store import Session
 from scheduler.store.engine import create_engine, session_factory
 from scheduler.store.migrate import upgrade
 from scheduler.store.models import Rep, utcnow
+from scheduler.store.reps import add_rep, deactivate_rep, list_reps
 
 app = typer.Typer(help="Sales reps: who owns leads and gets notified.")
 T = TypeVar("T")
 
 
-def _run(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+def _run(work: Callable[[Session], Awaitable[T]]) -> T:
     """Run ``work`` in one transaction on the configured database; errors exit with 1."""
     settings = settings_or_exit()
 
@@ -63,7 +63,7 @@ def reps_add(
         err_console.print(f"[red]{exc.message}[/red]")
         raise typer.Exit(2) from None
 
-    async def work(session: AsyncSession) -> Rep:
+    async def work(session: Session) -> Rep:
         return await add_rep(session, name=name, email=clean_email, whatsapp=phone, now=utcnow())
 
     rep = _run(work)
@@ -74,7 +74,7 @@ def reps_add(
 def reps_list() -> None:
     """Show every rep, active or not."""
 
-    async def work(session: AsyncSession) -> list[Rep]:
+    async def work(session: Session) -> list[Rep]:
         return await list_reps(session)
 
     table = Table("id", "name", "email", "whatsapp", "active", "last assigned")
@@ -89,7 +89,7 @@ def reps_list() -> None:
 def reps_deactivate(rep_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
     """Stop assigning leads to a rep (their leads move to active reps when next notified)."""
 
-    async def work(session: AsyncSession) -> Rep:
+    async def work(session: Session) -> Rep:
         return await deactivate_rep(session, rep_id)
 
     rep = _run(work)

@@ -10,31 +10,28 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
-
+from scheduler.store import Session
+from scheduler.store import leads as lead_store
 from scheduler.store.models import Lead
-from scheduler.suppressions import SuppressionReason, normalize_address, suppress
+from scheduler.store.suppressions import SuppressionReason, normalize_address, suppress
 from scheduler.touches import cancel_pending
 
 log = logging.getLogger("leadbot.email")
 
 
-async def cancel_touches(
-    session: AsyncSession, lead_id: int, *, reason: str, now: datetime
-) -> None:
+async def cancel_touches(session: Session, lead_id: int, *, reason: str, now: datetime) -> None:
     """Cancel the lead's pending follow-ups (replied, opted out, …)."""
     await cancel_pending(session, lead_id, reason=reason, now=now)
 
 
-async def leads_with_address(session: AsyncSession, address: str) -> list[Lead]:
+async def leads_with_address(session: Session, address: str) -> list[Lead]:
     """Leads whose email is ``address`` (0 or 1: emails are unique, compared lower-cased)."""
     key = normalize_address(address)
-    return list(await session.scalars(select(Lead).where(func.lower(Lead.email) == key)))
+    return await lead_store.leads_by_email_ignoring_case(session, key)
 
 
 async def opt_out(
-    session: AsyncSession,
+    session: Session,
     address: str,
     *,
     lead_id: int | None,
@@ -51,24 +48,16 @@ async def opt_out(
     if lead_id is not None:
         lead_ids.add(lead_id)
     for one in sorted(lead_ids):
-        await session.execute(
-            update(Lead)
-            .where(Lead.id == one, Lead.opted_out_at.is_(None))
-            .values(opted_out_at=now, email_status=reason.value, updated_at=now)
-        )
+        await lead_store.set_opted_out(session, one, reason.value, now)
         await cancel_touches(session, one, reason=f"opted out ({reason.value})", now=now)
     log.info("opted out %s (%s)", address, reason.value)
 
 
-async def hard_bounce(session: AsyncSession, address: str, *, detail: str, now: datetime) -> None:
+async def hard_bounce(session: Session, address: str, *, detail: str, now: datetime) -> None:
     """The address does not exist (or refuses us for good): suppress it and say so on the
     lead (``email_status``). Touches are left alone: they may go out on WhatsApp, and the
     email channel refuses every send to a suppressed address."""
     await suppress(session, address, reason=SuppressionReason.HARD_BOUNCE, detail=detail, now=now)
     for lead in await leads_with_address(session, address):
-        await session.execute(
-            update(Lead)
-            .where(Lead.id == lead.id)
-            .values(email_status=f"bounced: {detail}"[:200], updated_at=now)
-        )
+        await lead_store.set_email_status(session, lead.id, f"bounced: {detail}"[:200], now)
     log.warning("hard bounce %s: %s", address, detail)

@@ -14,9 +14,9 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from sqlalchemy import text
 
 from bot.appkeys import ENGINE
+from scheduler.store.engine import ping
 
 log = logging.getLogger("leadbot.app")
 
@@ -41,8 +41,7 @@ async def healthz(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
 
     async def database() -> None:
-        async with engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
+        await ping(engine)
 
     registered: dict[str, HealthCheck] = request.app[HEALTH_CHECKS]
     checks: dict[str, HealthCheck] = {"database": database, **registered}

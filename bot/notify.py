@@ -1,7 +1,7 @@
 """Telling reps about their leads: qualified, booked, canceled, handed off, a question.
 
 :func:`notify_reps` runs in the caller's transaction: it makes sure the lead has an owner
-(round robin, :mod:`scheduler.reps`) and enqueues one outbox row per way of reaching the
+(round robin, :mod:`scheduler.store.reps`) and enqueues one outbox row per way of reaching the
 owner: WhatsApp as an approved template (reps are outside the 24-hour window: they never
 write to the bot) and email. Keys are deterministic, so notifying twice about the same
 thing stores nothing new; the caller delivers the returned ids after its commit.
@@ -19,12 +19,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from bot.settings import Settings
 from scheduler.outbox import enqueue
-from scheduler.reps import assign_owner
+from scheduler.store import Session
 from scheduler.store.models import Lead, Rep
+from scheduler.store.reps import assign_owner
 
 log = logging.getLogger("leadbot.notify")
 
@@ -57,7 +56,7 @@ class RepOptions:
 
 
 async def notify_reps(
-    session: AsyncSession,
+    session: Session,
     *,
     lead: Lead,
     kind: str,

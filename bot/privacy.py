@@ -3,7 +3,7 @@
 - The retention job (``scheduler.retention``): trims dedupe records older than
   ``LEADBOT_RETENTION_DAYS``, once an hour in the process that runs the periodic jobs.
 - Erased people's suppressions: every session of the app matches hashed entries made with
-  ``LEADBOT_SECRET_KEY`` (``scheduler.suppressions.use_hash_key``).
+  ``LEADBOT_SECRET_KEY`` (``scheduler.store.suppressions.use_hash_key``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from bot.appkeys import JOBS, SESSIONS, SETTINGS
 from bot.settings import Settings
 from scheduler.loop import PeriodicJob
 from scheduler.retention import RetentionPolicy, trim
-from scheduler.suppressions import use_hash_key
+from scheduler.store.suppressions import use_hash_key
 
 RETENTION_CHECK_SECONDS = 3600.0
 

@@ -11,11 +11,11 @@ from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from bot.redact import redact_url
 from scheduler.retention import MIN_RETENTION_DAYS
+from scheduler.store.sqlite_files import database_file
+from scheduler.store.urls import NotAUrl, driver_name
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SUPPORTED_DB_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
@@ -83,12 +83,12 @@ class Settings(BaseSettings):
     @classmethod
     def _check_database_url(cls, value: str) -> str:
         try:
-            url = make_url(value)
-        except ArgumentError:
+            driver = driver_name(value)
+        except NotAUrl:
             raise ValueError(f"not a database URL: {redact_url(value)!r}") from None
-        if url.drivername not in SUPPORTED_DB_DRIVERS:
+        if driver not in SUPPORTED_DB_DRIVERS:
             raise ValueError(
-                f"driver {url.drivername!r} is not supported; use one of "
+                f"driver {driver!r} is not supported; use one of "
                 + ", ".join(f"{d}://…" for d in SUPPORTED_DB_DRIVERS)
             )
         return value
@@ -110,10 +110,7 @@ class Settings(BaseSettings):
         """The SQLite database file, or None for Postgres or an in-memory database."""
         if not self.is_sqlite:
             return None
-        database = make_url(self.database_url).database
-        if not database or database == ":memory:" or database.startswith("file:"):
-            return None
-        return Path(database)
+        return database_file(self.database_url)
 
     @property
     def llm_enabled(self) -> bool:

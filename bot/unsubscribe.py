@@ -23,7 +23,7 @@ from bot.email_actions import opt_out
 from bot.inputs import valid_id
 from bot.signing import BadSignature, verify
 from scheduler.store.models import utcnow
-from scheduler.suppressions import SuppressionReason
+from scheduler.store.suppressions import SuppressionReason
 
 log = logging.getLogger("leadbot.unsubscribe")
 routes = web.RouteTableDef()

@@ -14,7 +14,7 @@ ascending id. What each step does:
 - ``inbox``: every row the person sent (by sender), processed or not, deleted.
 - ``messages``, ``dialog_sessions``: deleted.
 - ``bookings``: the Calendly payload and the invitee's time zone cleared (times stay).
-- ``suppressions``: the person's entries re-keyed to :func:`~scheduler.suppressions.
+- ``suppressions``: the person's entries re-keyed to :func:`~scheduler.store.suppressions.
   address_hash` of the address (the address itself is dropped, the suppression stays); a
   lead that had opted out gets hashed entries even if none existed.
 - ``stage_events``: kept, with every reason replaced by ``[erased]`` (reasons may be free
@@ -55,7 +55,7 @@ from scheduler.store.models import (
     Suppression,
     Touch,
 )
-from scheduler.suppressions import address_hash, normalize_address
+from scheduler.store.suppressions import address_hash, normalize_address
 from scheduler.touches import OPEN, TouchStatus
 
 ERASED = "[erased]"

@@ -21,7 +21,7 @@ from scheduler.errors import TransitionError
 from scheduler.identity import whatsapp_addresses
 from scheduler.stages import transition
 from scheduler.store.models import DialogSessionRow, Lead, Message, Stage, Suppression
-from scheduler.suppressions import lookup_forms, normalize_address
+from scheduler.store.suppressions import lookup_forms, normalize_address
 
 
 class BookingLink(Protocol):

@@ -13,7 +13,7 @@ asking twice to send the same thing stores one row. Delivery claims the row
   never resent by code.
 
 The claim also checks, in its own transaction, that the message may still go out at all: the
-recipient is not on the suppression list (:func:`scheduler.suppressions.suppressed_among`)
+recipient is not on the suppression list (:func:`scheduler.store.suppressions.suppressed_among`)
 and, for a message to the lead (not to a rep about them), the lead has not opted out (nor,
 for email, been marked unreachable: ``leads.email_status``). Such a row ends ``failed`` with
 the reason and is never handed to a channel: a "stop" wins over a message waiting for a
@@ -54,7 +54,6 @@ from sqlalchemy import Table, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
-from scheduler import parked_statuses
 from scheduler.channels import (
     BatchChannel,
     BatchHooks,
@@ -67,7 +66,8 @@ from scheduler.channels import (
 )
 from scheduler.group_commit import Coalescer
 from scheduler.stages import transition
-from scheduler.store.engine import insert_or_ignore, run_retrying
+from scheduler.store import parked_statuses
+from scheduler.store.engine import run_retrying
 from scheduler.store.models import (
     Lead,
     Message,
@@ -78,7 +78,8 @@ from scheduler.store.models import (
     Touch,
     utcnow,
 )
-from scheduler.suppressions import normalize_address, suppression_reasons
+from scheduler.store.outbox import enqueue
+from scheduler.store.suppressions import normalize_address, suppression_reasons
 from scheduler.touches import TouchStatus
 
 log = logging.getLogger("leadbot.outbox")
@@ -103,36 +104,6 @@ SEND_LEASE = timedelta(minutes=5)
 # that tried it (see :meth:`Dispatcher.deliver_and_follow`); later retries are the outbox job's.
 FOLLOW_WITHIN = timedelta(seconds=30)
 FOLLOW_ROUNDS = 3  # local retries of one row at most; the outbox job is the backstop
-
-
-async def enqueue(
-    session: AsyncSession,
-    *,
-    key: str,
-    channel: str,
-    recipient: str,
-    payload: Mapping[str, Any],
-    now: datetime,
-    lead_id: int | None = None,
-    not_before: datetime | None = None,
-) -> int | None:
-    """Store an intent to send, in the caller's transaction. Returns the new row's id, or
-    None when an intent with this key already exists (it is never stored twice)."""
-    row = {
-        "key": key,
-        "channel": channel,
-        "recipient": recipient,
-        "payload": dict(payload),
-        "lead_id": lead_id,
-        "state": OutboxState.PENDING.value,
-        "attempts": 0,
-        "next_attempt_at": not_before,
-        "created_at": now,
-        "updated_at": now,
-    }
-    statement = insert_or_ignore(session, _TABLE, ["key"], returning=(_TABLE.c.id,))
-    item_id: int | None = await session.scalar(statement, row)
-    return item_id
 
 
 def _due(now: datetime) -> tuple[ColumnElement[bool], ...]:

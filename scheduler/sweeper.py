@@ -40,8 +40,8 @@ from scheduler.drafting import Draft, DraftContext, Drafter
 from scheduler.errors import NotFoundError
 from scheduler.gates import BookingLink, LeadFacts, load_facts, skip_reason
 from scheduler.outbox import Dispatcher
-from scheduler.store.engine import insert_or_ignore
-from scheduler.store.models import Lead, OutboxItem, Touch, utcnow
+from scheduler.store.models import Lead, Touch, utcnow
+from scheduler.store.outbox import enqueue_many, outbox_row
 from scheduler.touches import (
     Claimed,
     TouchStateError,
@@ -369,19 +369,8 @@ class Sweeper:
         if not sends:
             return
         rows = [_outbox_row(send, now) for send in sends]
-        statement = (
-            insert_or_ignore(session, OutboxItem, ["key"])
-            .values(rows)
-            .returning(OutboxItem.id, OutboxItem.key)
-        )
-        ids = {key: item_id for item_id, key in await session.execute(statement)}
-        result.outbox_ids += list(ids.values())
-        missing = [r["key"] for r in rows if r["key"] not in ids]
-        if missing:  # enqueued before (never twice): link the existing row
-            found = await session.execute(
-                select(OutboxItem.key, OutboxItem.id).where(OutboxItem.key.in_(missing))
-            )
-            ids.update({key: item_id for key, item_id in found})
+        ids, new = await enqueue_many(session, rows)
+        result.outbox_ids += new
         for send, row in zip(sends, rows, strict=True):
             send.row["outbox_id"] = ids.get(row["key"])
         await _supersede(session, [send.claim for send in sends], self.cadence)
@@ -509,18 +498,14 @@ def _outbox_row(send: _Send, now: datetime) -> dict[str, Any]:
     payload: dict[str, Any] = {"text": send.text, "kind": "text", "touch_id": claim.id}
     if send.meta.get("subject"):
         payload["subject"] = send.meta["subject"]
-    return {
-        "key": outbox_key(claim.lead_id, claim.sequence, claim.step, claim.cycle),
-        "channel": send.channel,
-        "recipient": send.facts.address(send.channel) or "",
-        "payload": payload,
-        "lead_id": claim.lead_id,
-        "state": "pending",
-        "attempts": 0,
-        "next_attempt_at": None,
-        "created_at": now,
-        "updated_at": now,
-    }
+    return outbox_row(
+        key=outbox_key(claim.lead_id, claim.sequence, claim.step, claim.cycle),
+        channel=send.channel,
+        recipient=send.facts.address(send.channel) or "",
+        payload=payload,
+        now=now,
+        lead_id=claim.lead_id,
+    )
 
 
 async def _awaiting_approval(session: AsyncSession, touch_id: int) -> Touch:

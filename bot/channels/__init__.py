@@ -9,18 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from bot.channels.email import EmailChannel
 from bot.channels.stored import StoredChannel
 from bot.channels.whatsapp import LeadServiceWindow, WhatsAppChannel
 from bot.settings import Settings
 from scheduler.outbox import Channel
+from scheduler.store import Sessions
 
 
-def build_channels(
-    settings: Settings, sessions: async_sessionmaker[AsyncSession] | None = None
-) -> dict[str, Channel]:
+def build_channels(settings: Settings, sessions: Sessions | None = None) -> dict[str, Channel]:
     """The channels this service sends through, keyed by the outbox's channel names.
     ``sessions`` is the stage store, for channels that check it (email: suppressions, caps)."""
     channels: dict[str, Channel] = {

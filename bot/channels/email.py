@@ -25,13 +25,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.email_message import OutgoingEmail, PayloadError, Sender, compose
 from bot.channels.smtp import (
@@ -46,14 +43,16 @@ from bot.email_actions import hard_bounce
 from bot.settings import Settings
 from bot.signing import Signer
 from scheduler.outbox import BatchHooks, MaybeSent, NotSent, Outcome, Receipt
-from scheduler.store.models import Lead, OutboxItem, OutboxState, utcnow
-from scheduler.suppressions import normalize_address, suppression_reasons
+from scheduler.store import Session, Sessions
+from scheduler.store import leads as lead_store
+from scheduler.store import outbox as outbox_store
+from scheduler.store.models import utcnow
+from scheduler.store.suppressions import normalize_address, suppression_reasons
 
 log = logging.getLogger("leadbot.email")
 
 UNSUBSCRIBE_PURPOSE = "unsubscribe"
 THROTTLE_WINDOW = timedelta(minutes=1)
-_CHUNK = 500  # values per IN (…) list
 
 
 def unsubscribe_url(public_url: str, signer: Signer, lead_id: int | None, address: str) -> str:
@@ -72,7 +71,7 @@ class EmailChannel:
     def __init__(
         self,
         smtp: SmtpConfig,
-        sessions: async_sessionmaker[AsyncSession],
+        sessions: Sessions,
         *,
         sender: Sender,
         signer: Signer,
@@ -98,9 +97,7 @@ class EmailChannel:
         )
 
     @classmethod
-    def from_settings(
-        cls, settings: Settings, sessions: async_sessionmaker[AsyncSession]
-    ) -> EmailChannel:
+    def from_settings(cls, settings: Settings, sessions: Sessions) -> EmailChannel:
         """The channel ``settings`` describe (``LEADBOT_SMTP_URL`` must be set)."""
         return cls(
             SmtpConfig.from_url(
@@ -185,7 +182,7 @@ class EmailChannel:
 
     async def _load(
         self,
-        session: AsyncSession,
+        session: Session,
         items: Sequence[tuple[str, Mapping[str, Any]]],
         addresses: list[str],
         now: datetime,
@@ -198,37 +195,19 @@ class EmailChannel:
         unique = sorted(set(addresses))
         state.suppressed.update(await suppression_reasons(session, unique))
         tokens = sorted({t for _, p in items if isinstance(t := p.get("lead_token"), str) and t})
-        for chunk in _chunks(tokens):
-            named = await session.execute(select(Lead.token, Lead.id).where(Lead.token.in_(chunk)))
-            state.by_token.update({token: (lead_id, token) for token, lead_id in named})
+        named = await lead_store.ids_by_tokens(session, tokens)
+        state.by_token.update({token: (lead_id, token) for token, lead_id in named.items()})
         for token in tokens:
             if token not in state.by_token:
                 log.warning("email payload names unknown lead token %r", token)
-        for chunk in _chunks(unique):
-            # Lead emails are stored normalized (lower-case): the unique index answers this.
-            found = await session.execute(
-                select(Lead.email, Lead.id, Lead.token).where(Lead.email.in_(chunk))
-            )
-            for row in found:
-                state.by_address.setdefault(str(row[0]), (int(row[1]), str(row[2])))
-        state.sent_today = (
-            await session.scalar(
-                select(func.count()).where(*_sent_email(), OutboxItem.updated_at >= midnight)
-            )
-            or 0
+        # Lead emails are stored normalized (lower-case): the unique index answers this.
+        for address, lead_id, token in await lead_store.by_emails(session, unique):
+            state.by_address.setdefault(address, (lead_id, token))
+        state.sent_today = await outbox_store.sent_count_since(session, "email", midnight)
+        domains = {_domain(a) for a in unique}
+        state.recent.update(
+            await outbox_store.recent_by_domain(session, "email", domains, now - THROTTLE_WINDOW)
         )
-        domain = _domain_of(session)
-        for chunk in _chunks(sorted({_domain(a) for a in unique})):
-            recent = await session.execute(
-                select(domain, func.count(), func.min(OutboxItem.updated_at))
-                .where(
-                    *_sent_email(),
-                    OutboxItem.updated_at > now - THROTTLE_WINDOW,
-                    domain.in_(chunk),
-                )
-                .group_by(domain)
-            )
-            state.recent.update({str(r[0]): (int(r[1]), r[2]) for r in recent})
         return state
 
     def _compose(
@@ -329,18 +308,3 @@ class _BatchState:
 
 def _domain(address: str) -> str:
     return address.rsplit("@", 1)[-1]
-
-
-def _domain_of(session: AsyncSession) -> Any:
-    """SQL for the lower-cased domain of ``OutboxItem.recipient`` on the session's backend."""
-    position = func.strpos if session.get_bind().dialect.name == "postgresql" else func.instr
-    return func.lower(func.substr(OutboxItem.recipient, position(OutboxItem.recipient, "@") + 1))
-
-
-def _chunks(values: list[str]) -> Iterable[list[str]]:
-    for first in range(0, len(values), _CHUNK):
-        yield values[first : first + _CHUNK]
-
-
-def _sent_email() -> tuple[Any, ...]:
-    return (OutboxItem.channel == "email", OutboxItem.state == OutboxState.SENT.value)

@@ -34,15 +34,15 @@ from pywa_async import utils
 from pywa_async.client import WhatsApp
 from pywa_async.errors import WhatsAppError
 from pywa_async.types.templates import TemplateLanguage
-from sqlalchemy import ColumnElement, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.graph_http import GraphHttpClient
 from bot.channels.throttle import Pause, RateLimited, TokenBucket
 from bot.channels.whatsapp_limits import Choice, Outgoing, PayloadError, parse_payload
 from bot.whatsapp.payloads import SERVICE_WINDOW, window_open
 from scheduler.outbox import DeliveryError, MaybeSent, NotSent, Receipt
-from scheduler.store.models import ContactPoint, Lead, utcnow
+from scheduler.store import Sessions
+from scheduler.store.leads import close_service_window, service_window
+from scheduler.store.models import utcnow
 
 log = logging.getLogger("leadbot.whatsapp.send")
 
@@ -75,46 +75,26 @@ class LeadServiceWindow:
     """The window from the lead's row: open when their last inbound message is less than
     24 h old and Meta has not reported 131047 since (``whatsapp_window_closed_at``)."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: Sessions) -> None:
         self.sessions = sessions
 
     async def is_open(self, recipient: str, now: datetime) -> bool:
         """See :class:`ServiceWindow`; a number that is no lead's has no window."""
         async with self.sessions() as session:
-            row = (
-                await session.execute(
-                    select(Lead.last_inbound_at, Lead.whatsapp_window_closed_at)
-                    .where(_lead_of(recipient))
-                    .limit(1)
-                )
-            ).one_or_none()
-        if row is None or row.last_inbound_at is None:
+            row = await service_window(session, recipient)
+        if row is None:
             return False
-        closed = row.whatsapp_window_closed_at
-        if closed is not None and closed >= row.last_inbound_at:
+        last_inbound_at, closed = row
+        if last_inbound_at is None:
             return False
-        return bool(now - row.last_inbound_at < SERVICE_WINDOW)
+        if closed is not None and closed >= last_inbound_at:
+            return False
+        return bool(now - last_inbound_at < SERVICE_WINDOW)
 
     async def closed(self, recipient: str, now: datetime) -> None:
         """See :class:`ServiceWindow`."""
         async with self.sessions.begin() as session:
-            await session.execute(
-                update(Lead).where(_lead_of(recipient)).values(whatsapp_window_closed_at=now)
-            )
-
-
-def _e164(recipient: str) -> str:
-    return "+" + recipient.lstrip("+")
-
-
-def _lead_of(recipient: str) -> ColumnElement[bool]:
-    """The lead a WhatsApp recipient is: by phone, or by the WhatsApp id / BSUID it wrote
-    from (a Mexican ``521…`` wa_id is not the lead's phone)."""
-    channel_ids = select(ContactPoint.lead_id).where(
-        ContactPoint.kind.in_(("whatsapp", "bsuid")),
-        ContactPoint.value.in_((recipient, _e164(recipient))),
-    )
-    return or_(Lead.phone == _e164(recipient), Lead.id.in_(channel_ids))
+            await close_service_window(session, recipient, now)
 
 
 class WhatsAppChannel:

@@ -21,21 +21,18 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
-
-from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.email_actions import cancel_touches, hard_bounce, opt_out
 from bot.email_in.classify import bounce_of, is_auto_reply
 from bot.email_in.message import InboundEmail
 from bot.email_in.quotes import strip_quotes
 from bot.notify import notify_reps
-from scheduler.fences import lock_lead
 from scheduler.stages import transition
-from scheduler.store.engine import insert_or_ignore
-from scheduler.store.models import Lead, Message, OutboxItem, ProcessedEvent, Stage
-from scheduler.suppressions import SuppressionReason
+from scheduler.store import Session, conversations, events
+from scheduler.store import leads as lead_store
+from scheduler.store import outbox as outbox_store
+from scheduler.store.models import Lead, Stage
+from scheduler.store.suppressions import SuppressionReason
 
 log = logging.getLogger("leadbot.email_in")
 
@@ -47,7 +44,7 @@ _OPT_OUT = re.compile(
     re.IGNORECASE,
 )
 
-Notify = Callable[[AsyncSession, Lead, InboundEmail, str, datetime], Awaitable[None]]
+Notify = Callable[[Session, Lead, InboundEmail, str, datetime], Awaitable[None]]
 """``notify(session, lead, email, reply_text, now)``: tell the lead's rep about a reply."""
 
 
@@ -70,48 +67,36 @@ class Result:
     lead_id: int | None = None
 
 
-async def first_time(session: AsyncSession, source: str, key: str, now: datetime) -> bool:
+async def first_time(session: Session, source: str, key: str, now: datetime) -> bool:
     """Record ``(source, key)`` as processed; False when it already was."""
-    statement = (
-        insert_or_ignore(session, ProcessedEvent, ["source", "key"])
-        .values(source=source, key=key[:500], created_at=now)
-        .returning(ProcessedEvent.id)
-    )
-    return await session.scalar(statement) is not None
+    return await events.first_time(session, source, key, now)
 
 
-async def match_lead(session: AsyncSession, email: InboundEmail) -> Lead | None:
+async def match_lead(session: Session, email: InboundEmail) -> Lead | None:
     """The lead an email answers: plus token, then our Message-IDs, then the sender."""
     for recipient in email.recipients:
         found = _PLUS.match(recipient)
         if found:
             token = found.group(1)
-            lead = await session.scalar(select(Lead).where(Lead.token == token))
+            lead = await lead_store.lead_by_token(session, token)
             if lead is None:  # some relays lower-case the local part
-                leads = list(
-                    await session.scalars(
-                        select(Lead).where(func.lower(Lead.token) == token.lower()).limit(2)
-                    )
-                )
+                leads = await lead_store.leads_by_token_ignoring_case(session, token, limit=2)
                 lead = leads[0] if len(leads) == 1 else None
             if lead is not None:
                 return lead
     ids = list(dict.fromkeys([*email.in_reply_to, *reversed(email.references)]))
     if ids:
-        lead_id = await session.scalar(
-            select(Message.lead_id).where(Message.external_id.in_(ids)).limit(1)
-        ) or await session.scalar(
-            select(OutboxItem.lead_id)
-            .where(OutboxItem.external_id.in_(ids), OutboxItem.lead_id.is_not(None))
-            .limit(1)
-        )
+        lead_id = await conversations.lead_of_messages(
+            session, ids
+        ) or await outbox_store.lead_of_sent(session, ids)
         if lead_id is not None:
-            return await session.get(Lead, lead_id)
-    return await session.scalar(select(Lead).where(func.lower(Lead.email) == email.sender))
+            return await lead_store.find_lead(session, lead_id)
+    by_sender = await lead_store.leads_by_email_ignoring_case(session, email.sender)
+    return by_sender[0] if by_sender else None
 
 
 async def notify_owner(
-    session: AsyncSession, lead: Lead, email: InboundEmail, text: str, now: datetime
+    session: Session, lead: Lead, email: InboundEmail, text: str, now: datetime
 ) -> None:
     """Default notifier: the lead's owner rep (assigned now if none) hears of the reply."""
     await notify_reps(
@@ -129,21 +114,16 @@ def is_opt_out(text: str, subject: str) -> bool:
     return bool(_OPT_OUT.match(text)) if text.strip() else bool(_OPT_OUT.match(subject))
 
 
-async def _bounce_candidates(session: AsyncSession, email: InboundEmail) -> frozenset[str]:
+async def _bounce_candidates(session: Session, email: InboundEmail) -> frozenset[str]:
     """Addresses in the text that we have emailed (for reports without DSN fields)."""
     mentioned = {m.lower() for m in re.findall(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+", email.text)}
     if not mentioned:
         return frozenset()
-    rows: Any = await session.scalars(
-        select(func.lower(OutboxItem.recipient)).where(
-            OutboxItem.channel == "email", func.lower(OutboxItem.recipient).in_(mentioned)
-        )
-    )
-    return frozenset(rows)
+    return await outbox_store.recipients_among(session, "email", mentioned)
 
 
 async def handle_email(
-    session: AsyncSession,
+    session: Session,
     email: InboundEmail,
     *,
     now: datetime,
@@ -167,31 +147,28 @@ async def handle_email(
     if lead is not None:
         # Decide on the lead as it is now, locked (the first row this transaction locks):
         # a rep's "lost" committed meanwhile is seen, and no move can slip in after.
-        lead = await lock_lead(session, lead.id)
+        lead = await lead_store.lock_lead(session, lead.id)
     if lead is None:
         log.info("email from %s matches no lead; ignored", email.sender)
         return Result(Outcome.UNMATCHED)
 
     text = email.stripped_text.strip() if email.stripped_text else strip_quotes(email.text)
-    session.add(
-        Message(
-            lead_id=lead.id,
-            channel="email",
-            direction="in",
-            external_id=email.message_id,
-            body=text,
-            payload={
-                "from": email.sender,
-                "subject": email.subject,
-                "in_reply_to": list(email.in_reply_to),
-                "references": list(email.references),
-            },
-            created_at=now,
-        )
+    conversations.add_message(
+        session,
+        lead_id=lead.id,
+        channel="email",
+        direction="in",
+        external_id=email.message_id,
+        body=text,
+        payload={
+            "from": email.sender,
+            "subject": email.subject,
+            "in_reply_to": list(email.in_reply_to),
+            "references": list(email.references),
+        },
+        created_at=now,
     )
-    await session.execute(
-        update(Lead).where(Lead.id == lead.id).values(last_inbound_at=now, updated_at=now)
-    )
+    await lead_store.note_inbound(session, lead.id, now)
     await cancel_touches(session, lead.id, reason="replied by email", now=now)
     if is_opt_out(text, email.subject):
         await opt_out(

@@ -13,9 +13,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.attributes import set_committed_value
-
 from bot.booking_link import booking_link
 from bot.inbox.hooks import Hooks
 from bot.whatsapp.payloads import WINDOW_KEY, to_payload, window_until
@@ -41,8 +38,10 @@ from dialogs.session import Session
 from scheduler.errors import LeadbotError
 from scheduler.outbox import CONFIRMS_OPT_OUT, enqueue
 from scheduler.stages import transition
-from scheduler.store.models import Lead, Stage
-from scheduler.suppressions import SuppressionReason, suppress
+from scheduler.store import Session as DbSession
+from scheduler.store.leads import note_stage_move
+from scheduler.store.models import Lead
+from scheduler.store.suppressions import SuppressionReason, suppress
 
 log = logging.getLogger("leadbot.inbox")
 ACTOR = "whatsapp-bot"
@@ -67,7 +66,7 @@ class TurnContext:
     address: str | None = None
 
 
-async def apply(db: AsyncSession, ctx: TurnContext, actions: list[Action], hooks: Hooks) -> None:
+async def apply(db: DbSession, ctx: TurnContext, actions: list[Action], hooks: Hooks) -> None:
     """Execute ``actions`` (in order) for ``ctx.lead`` inside the caller's transaction."""
     messages = 0
     slots_changed = False
@@ -111,14 +110,14 @@ async def apply(db: AsyncSession, ctx: TurnContext, actions: list[Action], hooks
         ctx.lead.qualification = qualification_record(ctx.session, ctx.prompt_version)
 
 
-async def cancel_follow_ups(db: AsyncSession, ctx: TurnContext, hooks: Hooks, reason: str) -> None:
+async def cancel_follow_ups(db: DbSession, ctx: TurnContext, hooks: Hooks, reason: str) -> None:
     """Cancel the lead's pending touches once per turn (a reply stops the cadence)."""
     if not ctx.cancelled:
         ctx.cancelled = True
         await hooks.cancel_pending(db, ctx.lead.id, reason=reason, now=ctx.now)
 
 
-async def _start_follow_ups(db: AsyncSession, ctx: TurnContext, hooks: Hooks, name: str) -> None:
+async def _start_follow_ups(db: DbSession, ctx: TurnContext, hooks: Hooks, name: str) -> None:
     # From their last message if Meta's clock is ahead of ours: a sequence that started
     # before it would count that very message as a reply and skip itself.
     start = max(ctx.now, ctx.lead.last_inbound_at or ctx.now)
@@ -164,7 +163,7 @@ def qualification_record(session: Session, prompt_version: str | None) -> dict[s
     return record
 
 
-async def _send(db: AsyncSession, ctx: TurnContext, action: MessageAction, n: int) -> None:
+async def _send(db: DbSession, ctx: TurnContext, action: MessageAction, n: int) -> None:
     payload: dict[str, Any]
     if isinstance(action, SendCtaUrl) and action.url == CALENDLY_PLACEHOLDER:
         if ctx.calendly_url:
@@ -201,7 +200,7 @@ async def _send(db: AsyncSession, ctx: TurnContext, action: MessageAction, n: in
         ctx.outbox_ids.append(item_id)
 
 
-async def _move(db: AsyncSession, ctx: TurnContext, to: str, reason: str) -> None:
+async def _move(db: DbSession, ctx: TurnContext, to: str, reason: str) -> None:
     if ctx.lead.stage == to:
         return
     try:  # (transition flushes pending changes first: set_committed_value would hide them)
@@ -211,16 +210,8 @@ async def _move(db: AsyncSession, ctx: TurnContext, to: str, reason: str) -> Non
         log.info("lead %s: stage move to %s skipped: %s", ctx.lead.id, to, exc)
         return
     # The move was written by a Core UPDATE; tell the loaded lead what it wrote instead of
-    # reading the row back (a round trip per move). ``version`` is informative only: the
-    # ORM never writes it back, and ``transition`` fences its own update on the real one.
-    lead = ctx.lead
-    set_committed_value(lead, "stage", event.to_stage)
-    set_committed_value(lead, "version", lead.version + 1)
-    set_committed_value(lead, "updated_at", ctx.now)
-    if event.to_stage == Stage.LOST.value:
-        set_committed_value(lead, "lost_reason", event.reason)
-    elif event.from_stage == Stage.LOST.value:
-        set_committed_value(lead, "lost_reason", None)
+    # reading the row back (a round trip per move).
+    note_stage_move(ctx.lead, event, ctx.now)
 
 
 def _details(ctx: TurnContext) -> dict[str, Any]:

@@ -11,11 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from bot.notify import RepOptions, notify_reps
 from bot.settings import Settings
 from scheduler.cadence import Cadence
+from scheduler.store import Session
 from scheduler.store.models import Lead
 from scheduler.touches import cancel_pending, start_sequence
 
@@ -25,7 +24,7 @@ class NotifyReps(Protocol):
 
     def __call__(
         self,
-        session: AsyncSession,
+        session: Session,
         *,
         lead: Lead,
         kind: str,
@@ -53,10 +52,10 @@ def default_hooks(settings: Settings, cadence: Cadence) -> Hooks:
     template) and follow-ups on the service's loaded ``cadence``."""
     options = RepOptions.from_settings(settings)
 
-    async def notify(session: AsyncSession, **kwargs: Any) -> Sequence[int]:
+    async def notify(session: Session, **kwargs: Any) -> Sequence[int]:
         return await notify_reps(session, options=options, **kwargs)
 
-    async def start(session: AsyncSession, lead_id: int, sequence: str, *, now: datetime) -> int:
+    async def start(session: Session, lead_id: int, sequence: str, *, now: datetime) -> int:
         return await start_sequence(session, lead_id, sequence, cadence=cadence, now=now)
 
     return Hooks(notify_reps=notify, start_sequence=start, cancel_pending=cancel_pending)

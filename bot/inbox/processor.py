@@ -31,16 +31,11 @@ lease lost mid-turn (nothing is committed), rows another worker handled meanwhil
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, cast
-
-from sqlalchemy import Table, bindparam, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from typing import Any
 
 from bot.batching import GroupRunner
 from bot.inbox.bursts import BurstScheduler
@@ -60,58 +55,16 @@ from dialogs.script import Script
 from dialogs.session import Session
 from scheduler.identity import Point, Resolution, attach, for_lead, owner_ids
 from scheduler.leads import Contact, LeadIn, build_lead, create_lead, intake
-from scheduler.store.engine import insert_or_ignore
-from scheduler.store.models import DialogSessionRow, InboxItem, Lead, Message, Suppression, utcnow
-from scheduler.suppressions import lookup_forms
+from scheduler.store import Session as DbSession
+from scheduler.store import Sessions, conversations, inbox
+from scheduler.store.leads import find_lead, lock_leads
+from scheduler.store.models import Lead, utcnow
+from scheduler.store.suppressions import lookup_forms, stored_among
 
 log = logging.getLogger("leadbot.inbox")
 CHANNEL = "whatsapp"
 ACTOR = "whatsapp"  # who created the lead, in its audit row
 BATCH = 50  # rows per turn; a longer backlog of one sender is handled over several turns
-_MESSAGES = cast(Table, Message.__table__)
-
-# The statements every batch runs, built once (building them costs more than running them).
-_INBOX = cast(Table, InboxItem.__table__)
-_RANKED = (
-    select(
-        _INBOX.c.id,
-        _INBOX.c.sender,
-        _INBOX.c.payload,
-        func.row_number().over(partition_by=_INBOX.c.sender, order_by=_INBOX.c.id).label("n"),
-    )
-    .where(
-        _INBOX.c.channel == CHANNEL,
-        _INBOX.c.sender.in_(bindparam("senders", expanding=True)),
-        _INBOX.c.processed_at.is_(None),
-        _INBOX.c.attempts < bindparam("max_attempts"),
-    )
-    .subquery()
-)
-# Each sender's oldest unprocessed rows, at most BATCH of them.
-_PENDING = (
-    select(_RANKED.c.id, _RANKED.c.sender, _RANKED.c.payload)
-    .where(_RANKED.c.n <= BATCH)
-    .order_by(_RANKED.c.id)
-)
-_KNOWN = (
-    select(Lead, DialogSessionRow.state)
-    .outerjoin(DialogSessionRow, DialogSessionRow.lead_id == Lead.id)
-    .where(Lead.id.in_(bindparam("ids", expanding=True)))
-)
-_LOCK_LEADS = (
-    select(Lead.id)
-    .where(Lead.id.in_(bindparam("ids", expanding=True)))
-    .order_by(Lead.id)
-    .with_for_update()
-)
-_SUPPRESSED = select(Suppression.address).where(
-    Suppression.address.in_(bindparam("addresses", expanding=True))
-)
-_MARK_PROCESSED = (
-    update(_INBOX)
-    .where(_INBOX.c.id.in_(bindparam("ids", expanding=True)), _INBOX.c.processed_at.is_(None))
-    .values(processed_at=bindparam("now"), error=None)
-)
 
 
 class RowsTakenElsewhere(RuntimeError):
@@ -174,7 +127,7 @@ class InboxProcessor:
 
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        sessions: Sessions,
         *,
         locks: KeyedLock,
         dialogs: Dialogs,
@@ -262,20 +215,10 @@ class InboxProcessor:
     async def _unprocessed_senders(self, settled_before: datetime | None) -> dict[str, datetime]:
         """Senders with unprocessed rows and when their newest one arrived (only those whose
         newest arrived before ``settled_before``, if given)."""
-        newest = func.max(InboxItem.received_at)
-        query = (
-            select(InboxItem.sender, newest)
-            .where(
-                InboxItem.channel == CHANNEL,
-                InboxItem.processed_at.is_(None),
-                InboxItem.attempts < self.max_attempts,
-            )
-            .group_by(InboxItem.sender)
-        )
-        if settled_before is not None:
-            query = query.having(newest < settled_before)
         async with self.sessions() as db:
-            return {sender: at for sender, at in await db.execute(query)}
+            return await inbox.unprocessed_senders(
+                db, CHANNEL, max_attempts=self.max_attempts, settled_before=settled_before
+            )
 
     # -- one turn ----------------------------------------------------------------------------
 
@@ -329,12 +272,12 @@ class InboxProcessor:
         suppression, for a batch of senders in three queries."""
         rows: dict[str, list[tuple[int, InboundMessage]]] = {}
         async with self.sessions() as db:
-            found = await db.execute(
-                _PENDING, {"senders": senders, "max_attempts": self.max_attempts}
+            found = await inbox.pending(
+                db, CHANNEL, senders, batch=BATCH, max_attempts=self.max_attempts
             )
-            for row in found:
-                message = InboundMessage.from_json(row.payload)
-                rows.setdefault(row.sender, []).append((row.id, message))
+            for row_id, row_sender, payload in found:
+                message = InboundMessage.from_json(payload)
+                rows.setdefault(row_sender, []).append((row_id, message))
             # Who each sender is: the lead owning the strongest of their contact points.
             who = {s: sender_of(s, [m for _, m in mine]) for s, mine in rows.items()}
             owned = await owner_ids(db, {p for w in who.values() for p in w.points})
@@ -342,9 +285,9 @@ class InboxProcessor:
             by_id: dict[int, tuple[Lead, dict[str, Any] | None]] = {}
             ids = {i for i in lead_ids.values() if i is not None}
             if ids:
-                for found_lead in await db.execute(_KNOWN, {"ids": list(ids)}):
-                    lead, state = found_lead.Lead, found_lead.state
-                    by_id[lead.id] = (lead, dict(state) if state is not None else None)
+                for found_lead, state in await conversations.leads_with_state(db, ids):
+                    saved = dict(state) if state is not None else None
+                    by_id[found_lead.id] = (found_lead, saved)
             known = {s: by_id[i] for s, i in lead_ids.items() if i is not None and i in by_id}
             # Every form each sender may be suppressed under: erased people's hashes too.
             addresses = {
@@ -354,7 +297,7 @@ class InboxProcessor:
                 if a
                 for form in lookup_forms(db, [a])
             }
-            found_addresses = await db.scalars(_SUPPRESSED, {"addresses": list(addresses)})
+            found_addresses = await stored_among(db, addresses)
             suppressed = {addresses[a] for a in found_addresses}
         loaded: list[_Loaded | None] = []
         for sender in senders:
@@ -432,12 +375,9 @@ class InboxProcessor:
         writes = _Writes()
         lead_ids = sorted({t.loaded.lead.id for t in turns if t.loaded.lead is not None})
         async with self.sessions.begin() as db:
-            if lead_ids and db.get_bind().dialect.name == "postgresql":
-                # The store's one lock order: the leads first, in id order, then the rest.
-                # (SQLite's BEGIN IMMEDIATE already makes this the only writer.)
-                await db.execute(_LOCK_LEADS, {"ids": lead_ids})
-            claimed = await db.execute(_MARK_PROCESSED, {"ids": row_ids, "now": turns[0].now})
-            if claimed.rowcount != len(row_ids):  # type: ignore[attr-defined]
+            # The store's one lock order: the leads first, in id order, then the rest.
+            await lock_leads(db, lead_ids)
+            if await inbox.mark_processed(db, row_ids, turns[0].now) != len(row_ids):
                 raise RowsTakenElsewhere("inbox rows were handled elsewhere meanwhile")
             outbox_ids = [await self._write_turn(db, turn, writes) for turn in turns]
             await writes.flush(db)
@@ -448,7 +388,7 @@ class InboxProcessor:
         (outbox_ids,) = await self._commit_many([turn])
         return outbox_ids
 
-    async def _write_turn(self, db: AsyncSession, turn: _Turn, writes: _Writes) -> list[int]:
+    async def _write_turn(self, db: DbSession, turn: _Turn, writes: _Writes) -> list[int]:
         """What a turn changes, in the caller's transaction (rows every turn writes go to
         ``writes``); its new outbox rows."""
         loaded, plan, now = turn.loaded, turn.plan, turn.now
@@ -474,7 +414,7 @@ class InboxProcessor:
         writes.sessions.append(_session_row(lead.id, plan.session, now))
         return ctx.outbox_ids
 
-    async def _lead(self, db: AsyncSession, loaded: _Loaded, now: datetime) -> tuple[Lead, bool]:
+    async def _lead(self, db: DbSession, loaded: _Loaded, now: datetime) -> tuple[Lead, bool]:
         """The sender's lead, loaded in ``db``, and whether this turn created it.
 
         Found by any of the sender's contact points (``scheduler.identity``): points the lead
@@ -483,7 +423,7 @@ class InboxProcessor:
         the lead is made without a phone and flagged."""
         who = loaded.who
         if loaded.lead is not None:
-            lead = await db.get(Lead, loaded.lead.id)
+            lead = await find_lead(db, loaded.lead.id)
             if lead is not None:
                 if any(loaded.owned.get(p) != lead.id for p in who.points):
                     resolution = await for_lead(db, lead, who.points)
@@ -520,22 +460,10 @@ class InboxProcessor:
         now = self.clock()
         error = f"{type(exc).__name__}: {exc}"[:2000]
         async with self.sessions.begin() as db:
-            await db.execute(
-                update(InboxItem)
-                .where(InboxItem.id.in_(row_ids), InboxItem.processed_at.is_(None))
-                .values(attempts=InboxItem.attempts + 1, error=error)
-            )
             # Rows out of attempts are given up: marked processed, the error kept for a human.
-            given_up = await db.execute(
-                update(InboxItem)
-                .where(
-                    InboxItem.id.in_(row_ids),
-                    InboxItem.processed_at.is_(None),
-                    InboxItem.attempts >= self.max_attempts,
-                )
-                .values(processed_at=now, error=func.coalesce(InboxItem.error, "") + " (gave up)")
+            count = await inbox.record_failure(
+                db, row_ids, error, max_attempts=self.max_attempts, now=now
             )
-        count = int(given_up.rowcount)  # type: ignore[attr-defined]
         if count:
             self.stats.given_up += count
             log.error("inbox: gave up on %d message(s) after %d attempts: %s", count,
@@ -549,12 +477,10 @@ class _Writes:
     messages: list[dict[str, Any]] = field(default_factory=list)
     sessions: list[dict[str, Any]] = field(default_factory=list)
 
-    async def flush(self, db: AsyncSession) -> None:
-        if self.messages:
-            await db.execute(insert_or_ignore(db, _MESSAGES, ["external_id"]), self.messages)
-        if self.sessions:
-            # An upsert: no read of the rows we are about to overwrite.
-            await db.execute(_session_upsert(db.get_bind().dialect.name), self.sessions)
+    async def flush(self, db: DbSession) -> None:
+        await conversations.record_messages(db, self.messages)
+        # An upsert: no read of the rows we are about to overwrite.
+        await conversations.save_sessions(db, self.sessions)
 
 
 def _record_inbound(
@@ -593,13 +519,3 @@ def _session_row(lead_id: int, session: Session, now: datetime) -> dict[str, Any
         "state": session.model_dump(mode="json"),
         "updated_at": now,
     }
-
-
-@functools.cache
-def _session_upsert(dialect: str) -> postgresql.Insert | sqlite.Insert:
-    """The dialog-session upsert, built once per backend and run with parameters."""
-    table = cast(Table, DialogSessionRow.__table__)
-    statement = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
-    changed = {c: statement.excluded[c] for c in ("script_id", "script_version", "state",
-                                                  "updated_at")}  # fmt: skip
-    return statement.on_conflict_do_update(index_elements=["lead_id"], set_=changed)

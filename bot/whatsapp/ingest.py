@@ -5,7 +5,7 @@ with ON CONFLICT DO NOTHING: Meta's retries and duplicates change nothing). Stat
 the outbox rows they are about (matched on the wamid Meta gave us when we sent); statuses
 arrive out of order, so a later one never overwrites a further one (``read`` beats
 ``delivered``; ``failed`` beats everything). A status about a send whose wamid is not
-recorded yet is parked and applied once it is (:mod:`scheduler.parked_statuses`). A
+recorded yet is parked and applied once it is (:mod:`scheduler.store.parked_statuses`). A
 ``failed`` with 131047 means the 24-hour customer-service window is closed: recorded on
 the lead.
 """
@@ -14,27 +14,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
-
-from sqlalchemy import Table, bindparam, select, update
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.util import greenlet_spawn
 
 from bot.batching import GroupRunner
 from bot.whatsapp.envelope import Envelope, StatusUpdate
-from scheduler import parked_statuses
-from scheduler.inbox_append import InboxAppender, Received, append
-from scheduler.store.models import Lead, OutboxItem, utcnow
+from scheduler.store import Engine, SyncConnection, SyncEngine, parked_statuses
+from scheduler.store import outbox as outbox_store
+from scheduler.store.engine import run_in_greenlet
+from scheduler.store.inbox import InboxAppender, Received, append
+from scheduler.store.leads import close_window_unless_newer, lead_id_by_phone
+from scheduler.store.models import utcnow
 
 CHANNEL = "whatsapp"
 WINDOW_CLOSED = 131047
-_OUTBOX = cast(Table, OutboxItem.__table__)
-_LEADS = cast(Table, Lead.__table__)
-_OUTBOX_BY_WAMIDS = select(_OUTBOX.c.id, _OUTBOX.c.lead_id, _OUTBOX.c.external_id).where(
-    _OUTBOX.c.external_id.in_(bindparam("wamids", expanding=True)),
-    _OUTBOX.c.channel == bindparam("channel"),
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,14 +38,14 @@ class Ingested:
     statuses: int
 
 
-async def ingest(engine: AsyncEngine, envelope: Envelope, now: datetime) -> Ingested:
+async def ingest(engine: Engine, envelope: Envelope, now: datetime) -> Ingested:
     """Store ``envelope``'s messages and apply its statuses (see :func:`ingest_many`)."""
     (result,) = await ingest_many(engine, [envelope], now)
     return result
 
 
 async def ingest_many(
-    engine: AsyncEngine,
+    engine: Engine,
     envelopes: list[Envelope],
     now: datetime,
     *,
@@ -63,7 +54,7 @@ async def ingest_many(
     """Store several bodies at once (group commit); one result per body.
 
     Statuses first, in one transaction (Core statements on a connection), then the messages,
-    appended on the driver connection (:mod:`scheduler.inbox_append`: this runs for every
+    appended on the driver connection (:mod:`scheduler.store.inbox`: this runs for every
     webhook, and SQLAlchemy's per-transaction machinery cost several times the statements).
     Both are committed before any body gets its 200. If the messages fail after the statuses
     were applied, applying those statuses again (the retry) changes nothing; the other way
@@ -71,11 +62,14 @@ async def ingest_many(
     The whole thing runs in ONE greenlet: each awaited call of SQLAlchemy's asyncio API is a
     greenlet switch of its own. ``appender`` appends the messages (the writer's keeps its
     connection between batches); without one, they go on a connection borrowed for them."""
-    return await greenlet_spawn(_ingest_many, engine.sync_engine, envelopes, now, appender)
+    return await run_in_greenlet(_ingest_many, engine.sync_engine, envelopes, now, appender)
 
 
 def _ingest_many(
-    engine: Engine, envelopes: list[Envelope], now: datetime, appender: InboxAppender | None
+    engine: SyncEngine,
+    envelopes: list[Envelope],
+    now: datetime,
+    appender: InboxAppender | None,
 ) -> list[Ingested]:
     applied = [0] * len(envelopes)
     if any(e.statuses for e in envelopes):
@@ -117,11 +111,11 @@ class InboxWriter:
     while a transaction is being written share the next one. Each caller still gets its
     answer only after its rows are committed (stored before the 200), but a burst of
     webhooks costs a few transactions instead of one each. Messages are appended by an
-    :class:`~scheduler.inbox_append.InboxAppender`, which keeps its connection while the
+    :class:`~scheduler.store.inbox.InboxAppender`, which keeps its connection while the
     batches keep coming.
     """
 
-    def __init__(self, engine: AsyncEngine, *, max_batch: int = 256) -> None:
+    def __init__(self, engine: Engine, *, max_batch: int = 256) -> None:
         self.engine = engine
         self._appender = InboxAppender(engine.sync_engine)
         self._group: GroupRunner[Envelope, Ingested] = GroupRunner(
@@ -142,23 +136,19 @@ class InboxWriter:
     async def close(self) -> None:
         """Wait for the bodies being written; give the appender's connection back."""
         await self._group.close()
-        await greenlet_spawn(self._appender.close)
+        await run_in_greenlet(self._appender.close)
 
 
-def _apply_statuses(connection: Connection, envelopes: list[Envelope], now: datetime) -> list[int]:
+def _apply_statuses(
+    connection: SyncConnection, envelopes: list[Envelope], now: datetime
+) -> list[int]:
     """Apply every body's statuses; per body, how many matched a send of ours.
 
     Lock order (``scheduler.store``): the leads whose window closed (ascending id), then the
     outbox rows (ascending id, each write fenced on the rank it holds), then the parked
-    statuses of sends not recorded yet (:mod:`scheduler.parked_statuses`)."""
+    statuses of sends not recorded yet (:mod:`scheduler.store.parked_statuses`)."""
     statuses = [s for e in envelopes for s in e.statuses]
-    wamids = sorted({s.id for s in statuses})
-    items: dict[str, tuple[int, int | None]] = {}
-    for first in range(0, len(wamids), 500):
-        rows = connection.execute(
-            _OUTBOX_BY_WAMIDS, {"wamids": wamids[first : first + 500], "channel": CHANNEL}
-        )
-        items.update({r.external_id: (r.id, r.lead_id) for r in rows})
+    items = outbox_store.by_external_ids(connection, CHANNEL, [s.id for s in statuses])
     closed: dict[int, datetime] = {}
     for status in statuses:
         if WINDOW_CLOSED in status.error_codes:
@@ -167,7 +157,7 @@ def _apply_statuses(connection: Connection, envelopes: list[Envelope], now: date
             if lead_id is not None:
                 closed[lead_id] = max(status.timestamp, closed.get(lead_id, status.timestamp))
     for lead_id in sorted(closed):
-        _window_closed(connection, lead_id, closed[lead_id])
+        close_window_unless_newer(connection, lead_id, closed[lead_id])
     changes = [(items[s.id][0], _status(s)) for s in statuses if s.id in items]
     parked_statuses.set_delivery_status(connection, changes)
     unmatched = [_status(s) for s in statuses if s.id not in items]
@@ -183,20 +173,7 @@ def _status(status: StatusUpdate) -> parked_statuses.Status:
     return parked_statuses.Status(status.id, status.status, error)
 
 
-def _lead_by_recipient(connection: Connection, recipient_id: str | None) -> int | None:
+def _lead_by_recipient(connection: SyncConnection, recipient_id: str | None) -> int | None:
     if not recipient_id:
         return None
-    lead_id: int | None = connection.scalar(
-        select(_LEADS.c.id).where(_LEADS.c.phone == f"+{recipient_id}")
-    )
-    return lead_id
-
-
-def _window_closed(connection: Connection, lead_id: int, at: datetime) -> None:
-    # Only if they have not written since: their newer message reopened the window.
-    connection.execute(
-        update(_LEADS)
-        .where(_LEADS.c.id == lead_id)
-        .where((_LEADS.c.last_inbound_at.is_(None)) | (_LEADS.c.last_inbound_at < at))
-        .values(whatsapp_window_closed_at=at)
-    )
+    return lead_id_by_phone(connection, f"+{recipient_id}")

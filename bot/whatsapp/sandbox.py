@@ -23,7 +23,6 @@ import uuid
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import func, select
 
 from bot.appkeys import SESSIONS, SETTINGS
 from bot.http_errors import ApiError, read_json_object
@@ -33,7 +32,8 @@ from bot.whatsapp.keys import INBOX, WRITER
 from scheduler.contacts import normalize_phone
 from scheduler.errors import InvalidLeadError
 from scheduler.sandbox_leads import SANDBOX_SOURCE
-from scheduler.store.models import Lead, OutboxItem
+from scheduler.store import outbox as outbox_store
+from scheduler.store.leads import by_phone
 
 PATH = "/api/sandbox/whatsapp/messages"
 routes = web.RouteTableDef()
@@ -79,14 +79,12 @@ def _phone(request: web.Request, raw: object) -> str:
 async def _sandbox_only(request: web.Request, phone: str) -> None:
     """Refuse a number that belongs to a lead the sandbox did not make."""
     async with request.app[SESSIONS]() as db:
-        found = (
-            await db.execute(select(Lead.id, Lead.source).where(Lead.phone == phone))
-        ).one_or_none()
-    if found is not None and found.source != SANDBOX_SOURCE:
+        found = await by_phone(db, phone)
+    if found is not None and found[1] != SANDBOX_SOURCE:
         raise ApiError(
             409,
             "real_lead",
-            f"lead {found.id} has this number: the sandbox only plays prospects of its own "
+            f"lead {found[0]} has this number: the sandbox only plays prospects of its own "
             "(use a number no real lead has)",
         )
 
@@ -114,7 +112,7 @@ async def post_message(request: web.Request) -> web.Response:
     wait = data.get("wait", True)
     sessions = request.app[SESSIONS]
     async with sessions() as db:
-        before = await db.scalar(select(func.coalesce(func.max(OutboxItem.id), 0)))
+        before = await outbox_store.last_id(db)
     wamid, body = cloud_api_body(phone.lstrip("+"), text=text, choice=choice, name=name)
     result = await request.app[WRITER].write(parse_object(body))
     processor = request.app[INBOX]
@@ -140,15 +138,7 @@ async def list_messages(request: web.Request) -> web.Response:
 
 async def _replies(request: web.Request, phone: str, after_id: int = 0) -> list[dict[str, Any]]:
     async with request.app[SESSIONS]() as db:
-        rows = await db.scalars(
-            select(OutboxItem)
-            .where(
-                OutboxItem.channel == "whatsapp",
-                OutboxItem.recipient == phone,
-                OutboxItem.id > after_id,
-            )
-            .order_by(OutboxItem.id)
-        )
+        rows = await outbox_store.to_recipient(db, "whatsapp", phone, after_id=after_id)
         return [
             {
                 "id": row.id,

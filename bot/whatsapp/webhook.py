@@ -36,7 +36,7 @@ from bot.whatsapp.signature import HEADER, SignatureError, verify
 from dialogs.icp import load_icp
 from dialogs.loader import load_scripts
 from scheduler.loop import PeriodicJob
-from scheduler.parked_statuses import sweep as statuses_sweep
+from scheduler.store.parked_statuses import sweep as statuses_sweep
 
 log = logging.getLogger("leadbot.whatsapp")
 _UNSIGNED_WARNED = web.AppKey("whatsapp_unsigned_warned", list[bool])

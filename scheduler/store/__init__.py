@@ -10,13 +10,20 @@ commit), but statements (select, insert, update, delete, locks) are written here
 
 - :mod:`~scheduler.store.engine`: engines (SQLite inline and WAL, PostgreSQL) and sessions,
   ``insert_or_ignore``, ``run_retrying``; :mod:`~scheduler.store.sqlite_inline` and
-  :mod:`~scheduler.store.sqlite_files` are SQLite's details.
+  :mod:`~scheduler.store.sqlite_files` are SQLite's details, :mod:`~scheduler.store.urls`
+  reads database URLs without connecting.
 - :mod:`~scheduler.store.models`: the tables; :mod:`~scheduler.store.migrate` and
   ``migrations/``: their Alembic history (``leadbot db upgrade``).
-- One module of functions per table group: ``leads`` (leads, contact points and the identity
-  audit), ``inbox``, ``outbox`` (and the delivery statuses parked for it), ``touches``,
-  ``dialog_sessions`` (and the conversation's messages), ``reps``, ``suppressions``,
-  ``events`` (stage events, processed webhook events, bookings).
+- One module of functions per table group: ``leads`` and ``contact_points`` (with the
+  identity audit and conflicts), ``inbox``, ``outbox`` (and ``parked_statuses``, the
+  delivery statuses waiting for their send), ``touches``, ``conversations`` (dialog
+  sessions and messages), ``reps``, ``suppressions``, ``events`` (stage events, processed
+  webhook events, bookings).
+- Work across every table: ``erasure`` (forget a person, in lock order) and ``retention``
+  (trim dedupe records no vendor can re-deliver any more).
+
+The outbox's delivery statements (claim, start, record, reap) are still written in
+:mod:`scheduler.outbox` (``tests/test_layering.py`` lists it as not yet moved).
 
 THE ONE LOCK ORDER. Every transaction that locks (writes, or ``SELECT … FOR UPDATE``) rows
 of several tables takes them in this order, so that two transactions can never wait for each
@@ -61,6 +68,7 @@ from __future__ import annotations
 
 from sqlalchemy.engine import Connection as _Connection
 from sqlalchemy.engine import Engine as _SyncEngine
+from sqlalchemy.exc import DataError as _DataError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 Engine = AsyncEngine
@@ -74,4 +82,7 @@ SyncEngine = _SyncEngine
 SyncConnection = _Connection
 """A synchronous connection (inside :func:`~scheduler.store.engine.run_sync`)."""
 
-__all__ = ["Engine", "Session", "Sessions", "SyncConnection", "SyncEngine"]
+DataError = _DataError
+"""The database refused a value (too long for its column, out of range): bad input."""
+
+__all__ = ["DataError", "Engine", "Session", "Sessions", "SyncConnection", "SyncEngine"]

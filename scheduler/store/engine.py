@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import Insert, event
+from sqlalchemy import Insert, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.util import greenlet_spawn
 
 from scheduler.store.sqlite_files import database_file, restrict
 from scheduler.store.sqlite_inline import begin_immediate, inline_creator
@@ -202,3 +203,17 @@ async def run_retrying(
                         what, attempt, attempts)  # fmt: skip
             await asyncio.sleep(0.01 * attempt)  # let the other transaction finish first
     raise AssertionError("unreachable")
+
+
+async def run_in_greenlet(work: Callable[..., T], *args: Any) -> T:
+    """Run the synchronous ``work(*args)`` in ONE of SQLAlchemy's greenlets, where it may
+    use an async engine's ``sync_engine`` and the store's synchronous functions: each
+    awaited call of SQLAlchemy's asyncio API would be a greenlet switch of its own (the
+    webhook's writes run this way)."""
+    return await greenlet_spawn(work, *args)
+
+
+async def ping(engine: AsyncEngine) -> None:
+    """Run ``SELECT 1`` on a connection of ``engine``: raises when the database is down."""
+    async with engine.connect() as connection:
+        await connection.execute(text("SELECT 1"))

@@ -350,7 +350,7 @@ class ProcessedEvent(Base):
 class ParkedStatus(Base):
     """A delivery status that arrived before the send it is about was recorded (Meta can
     report ``sent``/``delivered`` before our outbox row has its wamid). Kept for a while
-    and applied when the wamid is written (:mod:`scheduler.parked_statuses`)."""
+    and applied when the wamid is written (:mod:`scheduler.store.parked_statuses`)."""
 
     __tablename__ = "parked_statuses"
 

@@ -16,10 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.app import create_app
 from bot.calendly import SignatureError, sign, verify
 from scheduler.leads import LeadIn, intake
-from scheduler.reps import add_rep
 from scheduler.stages import transition
 from scheduler.store.engine import session_factory
 from scheduler.store.models import Booking, Lead, OutboxItem, ProcessedEvent, StageEvent, Touch
+from scheduler.store.reps import add_rep
 from tests.bot.support import make_settings
 from tests.fakes.calendly import SIGNING_KEY, load_event, signature, signed
 

@@ -17,7 +17,7 @@ from bot.channels.stored import StoredChannel
 from bot.signing import verify
 from scheduler.outbox import Dispatcher, Receipt, enqueue
 from scheduler.store.models import Lead, OutboxItem, Suppression
-from scheduler.suppressions import SuppressionReason, suppress
+from scheduler.store.suppressions import SuppressionReason, suppress
 from tests.bot.email_support import (
     NOW,
     SECRET,

@@ -22,8 +22,8 @@ from bot.app import create_app
 from bot.appkeys import SESSIONS
 from bot.first_touch import RUNNER
 from scheduler.leads import LeadIn, intake
-from scheduler.reps import add_rep
 from scheduler.store.models import Lead, OutboxItem, Touch, utcnow
+from scheduler.store.reps import add_rep
 from tests.bot.support import AUTH, make_settings
 from tests.fakes.smtp import FakeSmtp
 

@@ -17,8 +17,8 @@ from bot.channels.whatsapp_limits import parse_payload
 from bot.cli import app
 from bot.notify import RepOptions, notify_reps
 from scheduler.leads import LeadIn, intake
-from scheduler.reps import add_rep
 from scheduler.store.models import Lead, OutboxItem
+from scheduler.store.reps import add_rep
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 Sessions = async_sessionmaker[AsyncSession]

@@ -22,10 +22,10 @@ from bot.bookings import BookingContext, apply_event
 from bot.email_in.handler import Outcome, handle_email
 from bot.email_in.message import InboundEmail
 from scheduler.leads import LeadIn, intake
-from scheduler.reps import add_rep
 from scheduler.stages import transition
 from scheduler.store.engine import is_postgres
 from scheduler.store.models import Booking, Lead, Stage, StageEvent
+from scheduler.store.reps import add_rep
 from tests.fakes.calendly import load_event
 
 NOW = datetime(2026, 5, 4, 11, 0, tzinfo=UTC)

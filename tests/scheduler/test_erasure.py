@@ -16,7 +16,7 @@ from scheduler.gates import load_facts
 from scheduler.leads import LeadIn, intake
 from scheduler.outbox import Dispatcher, enqueue
 from scheduler.store.models import Lead, Message, OutboxItem, StageEvent, Suppression, Touch
-from scheduler.suppressions import (
+from scheduler.store.suppressions import (
     SuppressionReason,
     address_hash,
     find_suppression,

@@ -18,7 +18,7 @@ from scheduler.leads import IntakeResult, LeadIn, intake
 from scheduler.store.engine import session_factory
 from scheduler.store.migrate import alembic_config, upgrade
 from scheduler.store.models import ContactPoint, IdentityConflict, IdentityEvent, Lead
-from scheduler.suppressions import suppress
+from scheduler.store.suppressions import suppress
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 Sessions = async_sessionmaker[AsyncSession]

@@ -12,7 +12,7 @@ from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
-from scheduler.inbox_append import InboxAppender, Received, append
+from scheduler.store.inbox import InboxAppender, Received, append
 from scheduler.store.models import InboxItem
 
 NOW = datetime(2026, 3, 2, 9, 30, 15, 123456, tzinfo=UTC)

@@ -19,7 +19,7 @@ from scheduler.lifecycle import mark_dormant
 from scheduler.outbox import Dispatcher, NotSent, Receipt, enqueue
 from scheduler.store.engine import is_postgres
 from scheduler.store.models import Lead, Message, OutboxItem, Rep, Touch
-from scheduler.suppressions import SuppressionReason, suppress
+from scheduler.store.suppressions import SuppressionReason, suppress
 from scheduler.touches import start_sequence
 from tests.scheduler.cadence_support import RecordingChannel, compressed, make_lead, make_sweeper
 

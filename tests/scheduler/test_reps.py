@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from scheduler.errors import InvalidLeadError, NotFoundError
 from scheduler.leads import LeadIn, intake
-from scheduler.reps import add_rep, assign_owner, deactivate_rep, list_reps
 from scheduler.store.models import Lead
+from scheduler.store.reps import add_rep, assign_owner, deactivate_rep, list_reps
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 Sessions = async_sessionmaker[AsyncSession]

@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.app import create_app
 from bot.appkeys import DISPATCHER, SESSIONS
 from bot.followups import SWEEPER
-from scheduler.reps import add_rep
 from scheduler.store.models import OutboxItem, Touch, utcnow
+from scheduler.store.reps import add_rep
 from tests.bot.support import make_settings
 from tests.bot.whatsapp.conftest import (
     APP_SECRET,

@@ -19,7 +19,7 @@ from scheduler.store.models import (
     StageEvent,
     Touch,
 )
-from scheduler.suppressions import SuppressionReason, suppress
+from scheduler.store.suppressions import SuppressionReason, suppress
 from tests.bot.support import AUTH
 from tests.bot.whatsapp.conftest import (
     Client,

@@ -281,7 +281,7 @@ async def test_stop_opts_out_and_nothing_is_ever_sent_again(wa: tuple[Client, Re
     assert len(sent) == 2 and "won't hear from us" in sent[1]["text"]
     lead = await lead_by_phone(client, f"+{phone}")
     assert lead is not None and lead.opted_out_at is not None
-    from scheduler.suppressions import find_suppression
+    from scheduler.store.suppressions import find_suppression
 
     async with client.app[SESSIONS]() as db:
         assert await find_suppression(db, f"+{phone}") is not None

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from scheduler.store.engine import insert_or_ignore
@@ -95,6 +95,14 @@ async def suppression_reasons(session: AsyncSession, addresses: Iterable[str]) -
 
 
 _CHUNK = 500  # addresses per IN (…) list
+_STORED = select(Suppression.address).where(
+    Suppression.address.in_(bindparam("addresses", expanding=True))
+)
+
+
+async def stored_among(session: AsyncSession, forms: Iterable[str]) -> list[str]:
+    """Those of ``forms`` (as :func:`lookup_forms` gives them) that are on the list."""
+    return list(await session.scalars(_STORED, {"addresses": list(forms)}))
 
 
 async def find_suppression(session: AsyncSession, address: str) -> Suppression | None:

@@ -1,11 +1,12 @@
-"""Append received messages to the durable inbox on the driver connection: the hot write.
+"""The durable inbox: received messages, stored before the webhook answers 200, and the
+statements of the processor that handles them (one turn per sender's burst).
 
-Every webhook body is stored before its 200, so this runs for each one, and what it costs
-caps the webhook's throughput. Through SQLAlchemy's ``Connection`` a transaction costs a
-fixed ~400 µs of CPU on SQLite whatever it holds (checkout, begin, an execution context,
-events, commit: each a greenlet switch through the async adapter), against ~70 µs for the
-same statements on the sqlite3 connection; on Postgres ~470 against ~280 µs (one message
-a batch, measured in isolation).
+Appending is the hot write. Every webhook body is stored before its 200, so this runs for
+each one, and what it costs caps the webhook's throughput. Through SQLAlchemy's
+``Connection`` a transaction costs a fixed ~400 µs of CPU on SQLite whatever it holds
+(checkout, begin, an execution context, events, commit: each a greenlet switch through the
+async adapter), against ~70 µs for the same statements on the sqlite3 connection; on
+Postgres ~470 against ~280 µs (one message a batch, measured in isolation).
 
 So :func:`append` borrows the driver connection underneath SQLAlchemy's pool (on SQLite the
 pool's one connection: see ``scheduler.store.engine``) and sends statements that SQLAlchemy
@@ -20,6 +21,11 @@ stored exactly as the ORM reads them:
 
 A failure of any kind invalidates the connection (it is closed, which rolls back, and the
 pool opens a fresh one) rather than returning it in an unknown state.
+
+The processor (``bot.inbox.processor``) reads each sender's oldest unprocessed rows
+(:func:`pending`), claims them by marking them processed in its turn's transaction
+(:func:`mark_processed`, fenced on ``processed_at`` still empty), and charges failed turns
+(:func:`record_failure`); the sweep finds senders left waiting (:func:`unprocessed_senders`).
 """
 
 from __future__ import annotations
@@ -31,10 +37,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import JSON, Table, Text, bindparam, func, select
+from sqlalchemy import JSON, Table, Text, bindparam, func, select, update
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import await_only
 
@@ -236,3 +243,101 @@ def _append_postgres(
     )
     rows = await_only(connection.fetch(statement.sql, *parameters))
     return {row[0] for row in rows}
+
+
+# -- the processor's statements ---------------------------------------------------------------
+# Built once, run with parameters (building them costs more than running them).
+_RANKED = (
+    select(
+        _INBOX.c.id,
+        _INBOX.c.sender,
+        _INBOX.c.payload,
+        func.row_number().over(partition_by=_INBOX.c.sender, order_by=_INBOX.c.id).label("n"),
+    )
+    .where(
+        _INBOX.c.channel == bindparam("channel"),
+        _INBOX.c.sender.in_(bindparam("senders", expanding=True)),
+        _INBOX.c.processed_at.is_(None),
+        _INBOX.c.attempts < bindparam("max_attempts"),
+    )
+    .subquery()
+)
+# Each sender's oldest unprocessed rows, at most ``batch`` of them.
+_PENDING = (
+    select(_RANKED.c.id, _RANKED.c.sender, _RANKED.c.payload)
+    .where(_RANKED.c.n <= bindparam("batch"))
+    .order_by(_RANKED.c.id)
+)
+_MARK_PROCESSED = (
+    update(_INBOX)
+    .where(_INBOX.c.id.in_(bindparam("ids", expanding=True)), _INBOX.c.processed_at.is_(None))
+    .values(processed_at=bindparam("now"), error=None)
+)
+
+
+async def pending(
+    session: AsyncSession, channel: str, senders: Sequence[str], *, batch: int, max_attempts: int
+) -> list[tuple[int, str, dict[str, Any]]]:
+    """``(row id, sender, payload)`` of each sender's oldest unprocessed rows on ``channel``
+    (at most ``batch`` a sender, fewer than ``max_attempts`` tries), in id order."""
+    found = await session.execute(
+        _PENDING,
+        {"channel": channel, "senders": list(senders), "batch": batch,
+         "max_attempts": max_attempts},
+    )  # fmt: skip
+    return [(row.id, row.sender, row.payload) for row in found]
+
+
+async def unprocessed_senders(
+    session: AsyncSession,
+    channel: str,
+    *,
+    max_attempts: int,
+    settled_before: datetime | None = None,
+) -> dict[str, datetime]:
+    """Senders with unprocessed rows on ``channel`` (fewer than ``max_attempts`` tries) and
+    when their newest one arrived (only those whose newest arrived before
+    ``settled_before``, if given)."""
+    newest = func.max(InboxItem.received_at)
+    query = (
+        select(InboxItem.sender, newest)
+        .where(
+            InboxItem.channel == channel,
+            InboxItem.processed_at.is_(None),
+            InboxItem.attempts < max_attempts,
+        )
+        .group_by(InboxItem.sender)
+    )
+    if settled_before is not None:
+        query = query.having(newest < settled_before)
+    return {sender: at for sender, at in await session.execute(query)}
+
+
+async def mark_processed(session: AsyncSession, row_ids: Sequence[int], now: datetime) -> int:
+    """Mark the rows processed at ``now``, those not processed yet (fenced on it); how many
+    were (fewer than asked: someone else handled the rest meanwhile)."""
+    claimed = await session.execute(_MARK_PROCESSED, {"ids": list(row_ids), "now": now})
+    return int(claimed.rowcount)  # type: ignore[attr-defined]
+
+
+async def record_failure(
+    session: AsyncSession, row_ids: Sequence[int], error: str, *, max_attempts: int, now: datetime
+) -> int:
+    """Charge the unprocessed rows among ``row_ids`` one attempt that failed with ``error``;
+    rows out of attempts are given up (marked processed, the error kept for a human).
+    Returns how many were given up."""
+    await session.execute(
+        update(InboxItem)
+        .where(InboxItem.id.in_(row_ids), InboxItem.processed_at.is_(None))
+        .values(attempts=InboxItem.attempts + 1, error=error)
+    )
+    given_up = await session.execute(
+        update(InboxItem)
+        .where(
+            InboxItem.id.in_(row_ids),
+            InboxItem.processed_at.is_(None),
+            InboxItem.attempts >= max_attempts,
+        )
+        .values(processed_at=now, error=func.coalesce(InboxItem.error, "") + " (gave up)")
+    )
+    return int(given_up.rowcount)  # type: ignore[attr-defined]

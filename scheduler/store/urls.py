@@ -1,0 +1,20 @@
+"""Database URLs, read without connecting (settings validation): light to import."""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+
+class NotAUrl(ValueError):
+    """The string cannot be parsed as a database URL at all."""
+
+
+def driver_name(url: str) -> str:
+    """The URL's ``backend+driver`` (``sqlite+aiosqlite``). Raises :class:`NotAUrl` when
+    ``url`` is not a database URL at all, :class:`ValueError` for a bad part (a port that
+    is not a number)."""
+    try:
+        return make_url(url).drivername
+    except ArgumentError:
+        raise NotAUrl("not a database URL") from None
