@@ -44,8 +44,8 @@ from scheduler.outbox import Dispatcher
 from scheduler.store.engine import create_engine, session_factory
 from scheduler.store.migrate import upgrade
 from scheduler.store.models import Lead, OutboxItem, Touch
+from scheduler.store.touches import claim_due
 from scheduler.sweeper import SweepConfig, Sweeper
-from scheduler.touches import claim_due
 
 CADENCE = Path(__file__).resolve().parent.parent / "scheduler" / "cadences" / "default.yaml"
 NOW = datetime(2026, 3, 3, 15, 0, tzinfo=UTC)

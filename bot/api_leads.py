@@ -13,13 +13,13 @@ from bot.http_errors import ApiError, read_json_object
 from bot.inputs import InputError, parse_id, parse_int
 from bot.metrics import source_label
 from bot.privacy import hash_key
-from scheduler.erasure import erase_lead
 from scheduler.leads import LeadIn, get_lead, intake, list_leads, stage_history
 from scheduler.sandbox_leads import release_phone
 from scheduler.stages import transition
+from scheduler.store.erasure import erase_lead
 from scheduler.store.leads import reload_lead
 from scheduler.store.models import Lead, Stage, StageEvent, utcnow
-from scheduler.touches import deliveries, list_touches
+from scheduler.store.touches import deliveries, list_touches
 
 TIMELINE_TOUCHES = 500  # a lead's touches shown with it (a cadence has a few per cycle)
 
@@ -193,7 +193,7 @@ async def move_lead(request: web.Request) -> web.Response:
 
 @routes.delete("/api/leads/{lead_id}")
 async def erase_lead_view(request: web.Request) -> web.Response:
-    """Forget the person (``scheduler.erasure``): 200 with the anonymous lead and its stage
+    """Forget the person (``scheduler.store.erasure``): 200 with the anonymous lead and its stage
     history, again on every repeat; 404 for an unknown id. ``?actor=`` names who asked (the
     audit row's actor, default ``api``)."""
     lead_id = _lead_id(request)

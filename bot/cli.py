@@ -30,11 +30,11 @@ from bot.privacy import hash_key
 from bot.redact import ACCESS_LOG_CLASS
 from bot.secrets_store import secrets_path
 from bot.settings import Settings, SettingsError, check_webhook_secrets
-from scheduler.erasure import ErasureReport, erase_lead
 from scheduler.errors import InvalidLeadError, NotFoundError
 from scheduler.importer import ImportReport, import_csv
 from scheduler.leads import list_leads
 from scheduler.store.engine import create_engine, session_factory
+from scheduler.store.erasure import ErasureReport, erase_lead
 from scheduler.store.migrate import current_revision, head_revision, upgrade
 from scheduler.store.models import Lead, Stage, utcnow
 

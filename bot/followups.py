@@ -33,8 +33,9 @@ from scheduler.lifecycle import mark_dormant, start_reactivations
 from scheduler.loop import PeriodicJob
 from scheduler.next_steps import OUTCOMES, SCOPE, check_next_steps
 from scheduler.store.models import Touch, utcnow
+from scheduler.store.touches import deliveries, list_touches
 from scheduler.sweeper import SweepConfig, Sweeper
-from scheduler.touches import TouchStatus, deliveries, list_touches
+from scheduler.touches import TouchStatus
 
 CADENCE = web.AppKey("cadence", Cadence)
 SWEEPER = web.AppKey("sweeper", Sweeper)

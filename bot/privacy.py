@@ -1,6 +1,6 @@
 """Wiring of retention and erasure into the service.
 
-- The retention job (``scheduler.retention``): trims dedupe records older than
+- The retention job (``scheduler.store.retention``): trims dedupe records older than
   ``LEADBOT_RETENTION_DAYS``, once an hour in the process that runs the periodic jobs.
 - Erased people's suppressions: every session of the app matches hashed entries made with
   ``LEADBOT_SECRET_KEY`` (``scheduler.store.suppressions.use_hash_key``).
@@ -16,7 +16,7 @@ from aiohttp import web
 from bot.appkeys import JOBS, SESSIONS, SETTINGS
 from bot.settings import Settings
 from scheduler.loop import PeriodicJob
-from scheduler.retention import RetentionPolicy, trim
+from scheduler.store.retention import RetentionPolicy, trim
 from scheduler.store.suppressions import use_hash_key
 
 RETENTION_CHECK_SECONDS = 3600.0

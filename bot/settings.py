@@ -13,7 +13,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.redact import redact_url
-from scheduler.retention import MIN_RETENTION_DAYS
+from scheduler.store.retention import MIN_RETENTION_DAYS
 from scheduler.store.sqlite_files import database_file
 from scheduler.store.urls import NotAUrl, driver_name
 

@@ -22,14 +22,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from scheduler.cadence import Cadence
 from scheduler.email_qualify import EmailQualifier
 from scheduler.enrichment import EnrichmentProvider, enrich
-from scheduler.store.models import Lead, Stage, StageEvent, Touch
-from scheduler.touches import TouchStatus, start_sequence
+from scheduler.store import Session, Sessions
+from scheduler.store import leads as lead_store
+from scheduler.store.models import Stage, Touch
+from scheduler.store.touches import awaiting_approval_unlinked
+from scheduler.touches import start_sequence
 
 log = logging.getLogger("leadbot.first_touch")
 
@@ -90,7 +90,7 @@ class FirstTouch:
 
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        sessions: Sessions,
         cadence: Cadence,
         qualifier: EmailQualifier,
         *,
@@ -107,7 +107,7 @@ class FirstTouch:
         """Enrich, qualify and start the first touch; None when the lead is not for this
         flow (no email, gone) or was already processed (by another run, too)."""
         async with self.sessions() as session:
-            lead = await session.get(Lead, lead_id)
+            lead = await lead_store.find_lead(session, lead_id)
             if lead is None or not lead.email or lead.qualification is not None:
                 return None
             fields = {"name": lead.name, "company": lead.company, "role": lead.role,
@@ -122,13 +122,9 @@ class FirstTouch:
         qualification["first_touch"] = {"action": action, "sequence": sequence,
                                         "cadence_version": self.cadence.version}  # fmt: skip
         async with self.sessions.begin() as session:
-            stored = await session.execute(
-                update(Lead)
-                .where(Lead.id == lead_id, Lead.qualification.is_(None))
-                .values(qualification=qualification, enrichment=enrichment, updated_at=now)
-                .returning(Lead.stage, Lead.opted_out_at, Lead.bot_paused)
+            row = await lead_store.store_qualification(
+                session, lead_id, qualification=qualification, enrichment=enrichment, now=now
             )
-            row = stored.one_or_none()
             if row is None:
                 return None  # another run stored its result first; it started the touches
             started = 0
@@ -143,7 +139,7 @@ class FirstTouch:
 
 
 async def unprocessed_leads(
-    session: AsyncSession,
+    session: Session,
     config: FirstTouchConfig,
     *,
     now: datetime,
@@ -154,25 +150,10 @@ async def unprocessed_leads(
     qualified yet: the ones a crashed or lost background task left behind. In id order from
     ``after_id``: page with :class:`UnprocessedScan`, so leads that keep failing never hide
     the ones after them."""
-    created = (
-        select(StageEvent.lead_id)
-        .where(StageEvent.from_stage.is_(None), StageEvent.actor.in_(config.actors))
-        .scalar_subquery()
-    )
-    query = (
-        select(Lead.id)
-        .where(
-            Lead.stage == Stage.NEW.value,
-            Lead.email.is_not(None),
-            Lead.qualification.is_(None),
-            Lead.created_at >= now - config.max_age,
-            Lead.id.in_(created),
-            Lead.id > after_id,
-        )
-        .order_by(Lead.id)
-        .limit(limit)
-    )
-    return list(await session.scalars(query))
+    return await lead_store.unqualified_new_leads(
+        session, created_by=config.actors, since=now - config.max_age, after_id=after_id,
+        limit=limit,
+    )  # fmt: skip
 
 
 class UnprocessedScan:
@@ -187,7 +168,7 @@ class UnprocessedScan:
         self.limit = limit
         self._after = 0
 
-    async def next(self, session: AsyncSession, now: datetime) -> list[int]:
+    async def next(self, session: Session, now: datetime) -> list[int]:
         """The next page of leads to process (after the end, the first page again)."""
         ids = await unprocessed_leads(session, self.config, now=now, limit=self.limit,
                                       after_id=self._after)  # fmt: skip
@@ -199,22 +180,11 @@ class UnprocessedScan:
 
 
 async def awaiting_first_reply(
-    session: AsyncSession, sequence: str, step: str, *, limit: int = 200
+    session: Session, sequence: str, step: str, *, limit: int = 200
 ) -> list[Touch]:
     """First replies held for a rep's approval whose rep was not sent the link yet (the
     link sender marks ``meta["approval_link_sent_at"]``), oldest first.
 
     The filter is in the query, before the ``LIMIT``: filtered afterwards, ``limit`` drafts
     that already had their link would hide every newer one for good."""
-    query = (
-        select(Touch)
-        .where(
-            Touch.status == TouchStatus.AWAITING_APPROVAL.value,
-            Touch.sequence == sequence,
-            Touch.step == step,
-            Touch.meta["approval_link_sent_at"].as_string().is_(None),
-        )
-        .order_by(Touch.id)
-        .limit(limit)
-    )
-    return list(await session.scalars(query))
+    return await awaiting_approval_unlinked(session, sequence, step, limit=limit)

@@ -14,14 +14,13 @@ from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from scheduler.errors import TransitionError
 from scheduler.identity import whatsapp_addresses
 from scheduler.stages import transition
-from scheduler.store.models import DialogSessionRow, Lead, Message, Stage, Suppression
-from scheduler.store.suppressions import lookup_forms, normalize_address
+from scheduler.store import Session, conversations
+from scheduler.store.leads import leads_by_ids
+from scheduler.store.models import Lead, Stage
+from scheduler.store.suppressions import lookup_forms, normalize_address, stored_among
 
 
 class BookingLink(Protocol):
@@ -113,7 +112,7 @@ class LeadFacts:
                                                   "utm_content": self.lead.token})  # fmt: skip
         return links
 
-    async def mark_contacted(self, session: AsyncSession, now: datetime) -> None:
+    async def mark_contacted(self, session: Session, now: datetime) -> None:
         """The first touch sent moves a new lead to contacted (no-op in any other stage)."""
         if self.lead.stage != Stage.NEW.value:
             return
@@ -142,14 +141,12 @@ def skip_reason(facts: LeadFacts, sequence: str, started_at: datetime) -> str | 
     return None
 
 
-async def load_facts(
-    session: AsyncSession, lead_ids: set[int], history: int
-) -> dict[int, LeadFacts]:
+async def load_facts(session: Session, lead_ids: set[int], history: int) -> dict[int, LeadFacts]:
     """Facts for every lead in ``lead_ids`` (missing leads are absent), in a few queries;
     with ``history`` > 0 also each lead's last messages (for the LLM drafter)."""
     if not lead_ids:
         return {}
-    leads = list(await session.scalars(select(Lead).where(Lead.id.in_(lead_ids))))
+    leads = await leads_by_ids(session, lead_ids)
     facts = {lead.id: LeadFacts(lead) for lead in leads}
     for lead_id, address in await whatsapp_addresses(session, set(facts)):
         facts[lead_id].whatsapp = address
@@ -161,31 +158,16 @@ async def load_facts(
     }
     if addresses:
         forms = lookup_forms(session, addresses.values())  # erased people's keyed hashes too
-        suppressed = {
-            forms[a]
-            for a in await session.scalars(
-                select(Suppression.address).where(Suppression.address.in_(list(forms)))
-            )
-        }
+        suppressed = {forms[a] for a in await stored_among(session, forms)}
         for f in facts.values():
             f.suppressed = {a for a in (f.lead.email, f.lead.phone, f.whatsapp) if a in suppressed}
-    rows = await session.execute(
-        select(DialogSessionRow.lead_id, DialogSessionRow.state).where(
-            DialogSessionRow.lead_id.in_(lead_ids)
-        )
-    )
-    for row in rows:
-        slots: dict[str, Any] = (row.state or {}).get("slots") or {}
-        facts[row.lead_id].answers = {
+    for lead_id, state in await conversations.dialog_states(session, lead_ids):
+        slots: dict[str, Any] = (state or {}).get("slots") or {}
+        facts[lead_id].answers = {
             k: v.get("value") if isinstance(v, dict) else v for k, v in slots.items()
         }
     if history > 0:
         for lead_id, f in facts.items():
-            messages = await session.execute(
-                select(Message.direction, Message.body)
-                .where(Message.lead_id == lead_id)
-                .order_by(Message.created_at.desc(), Message.id.desc())
-                .limit(history)
-            )
-            f.history = tuple(reversed([(d, b) for d, b in messages]))
+            messages = await conversations.recent_messages(session, lead_id, history)
+            f.history = tuple(reversed(messages))
     return facts

@@ -29,30 +29,39 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
-from typing import cast
 
-from sqlalchemy import Table, and_, insert, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from scheduler.store import Session
+from scheduler.store import contact_points as point_store
+from scheduler.store import leads as lead_store
+from scheduler.store.contact_points import BSUID_SENDER, Kind
+from scheduler.store.models import Lead
 
-from scheduler.store.engine import insert_or_ignore
-from scheduler.store.models import ContactPoint, IdentityConflict, IdentityEvent, Lead
-
-_POINTS = cast(Table, ContactPoint.__table__)
-_EVENTS = cast(Table, IdentityEvent.__table__)
 ADDED = "contact_point_added"
 CONFLICT = "conflict"
-# How the inbox keys a username-only WhatsApp sender: "bsuid:<id>" (a phone sender is "+<wa_id>").
-BSUID_SENDER = "bsuid:"
-
-
-class Kind(StrEnum):
-    """The kinds of contact point, strongest first for choosing a lead."""
-
-    EMAIL = "email"
-    BSUID = "bsuid"
-    WHATSAPP = "whatsapp"
-    PHONE = "phone"
+__all__ = [  # Kind and BSUID_SENDER live with the contact points' table, in the store
+    "ADDED",
+    "BSUID_SENDER",
+    "CONFLICT",
+    "Attached",
+    "Conflict",
+    "Kind",
+    "Point",
+    "Resolution",
+    "attach",
+    "belongs_reason",
+    "by_strength",
+    "decide",
+    "for_lead",
+    "owner_ids",
+    "owners",
+    "points_for_lead",
+    "points_of",
+    "record_conflicts",
+    "resolve",
+    "shared_phone",
+    "shared_reason",
+    "whatsapp_addresses",
+]
 
 
 _PRIORITY = {kind: rank for rank, kind in enumerate(Kind)}
@@ -103,7 +112,7 @@ def points_of(
     return [Point(kind, value) for kind, value in found if value]
 
 
-async def owner_ids(session: AsyncSession, points: Iterable[Point]) -> dict[Point, int]:
+async def owner_ids(session: Session, points: Iterable[Point]) -> dict[Point, int]:
     """The id of the lead owning each point that has one: by ``contact_points``, and by the
     leads' primary ``email`` / ``phone`` columns (which are points of their lead too)."""
     wanted = set(points)
@@ -112,13 +121,7 @@ async def owner_ids(session: AsyncSession, points: Iterable[Point]) -> dict[Poin
     by_kind: dict[Kind, set[str]] = {}
     for point in wanted:
         by_kind.setdefault(point.kind, set()).add(point.value)
-    # Kind first: the (kind, value) unique index serves each branch.
-    rows = await session.execute(
-        select(ContactPoint.kind, ContactPoint.value, ContactPoint.lead_id).where(
-            or_(*(and_(ContactPoint.kind == kind.value, ContactPoint.value.in_(values))
-                  for kind, values in by_kind.items()))
-        )
-    )  # fmt: skip
+    rows = await point_store.owners(session, {k.value: v for k, v in by_kind.items()})
     found: dict[Point, int] = {}
     for kind, value, lead_id in rows:
         point = Point(Kind(kind), value)
@@ -127,22 +130,19 @@ async def owner_ids(session: AsyncSession, points: Iterable[Point]) -> dict[Poin
     emails = [p.value for p in wanted if p.kind is Kind.EMAIL and p not in found]
     phones = [p.value for p in wanted if p.kind is Kind.PHONE and p not in found]
     if emails or phones:
-        query = select(Lead.id, Lead.email, Lead.phone).where(
-            or_(Lead.email.in_(emails), Lead.phone.in_(phones))
-        )
-        for lead_id, email, phone in await session.execute(query):
+        for lead_id, email, phone in await lead_store.by_primary_contacts(session, emails, phones):
             for point in points_of(email=email, phone=phone):
                 if point in wanted:
                     found.setdefault(point, lead_id)
     return found
 
 
-async def owners(session: AsyncSession, points: Iterable[Point]) -> dict[Point, Lead]:
+async def owners(session: Session, points: Iterable[Point]) -> dict[Point, Lead]:
     """Like :func:`owner_ids`, with the leads loaded in ``session``."""
     ids = await owner_ids(session, points)
     if not ids:
         return {}
-    found = await session.scalars(select(Lead).where(Lead.id.in_(set(ids.values()))))
+    found = await lead_store.leads_by_ids(session, ids.values())
     leads = {lead.id: lead for lead in found}
     return {point: leads[lead_id] for point, lead_id in ids.items() if lead_id in leads}
 
@@ -209,12 +209,12 @@ def by_strength(points: Iterable[Point]) -> list[Point]:
     return sorted(points, key=lambda p: _PRIORITY[p.kind])
 
 
-async def resolve(session: AsyncSession, points: Sequence[Point]) -> Resolution:
+async def resolve(session: Session, points: Sequence[Point]) -> Resolution:
     """Find the lead these points identify (see the module docstring)."""
     return decide(points, await owners(session, points))
 
 
-async def for_lead(session: AsyncSession, lead: Lead, points: Sequence[Point]) -> Resolution:
+async def for_lead(session: Session, lead: Lead, points: Sequence[Point]) -> Resolution:
     """``points`` seen for a lead already known: the ones nobody owns are to be added, the
     ones another lead owns are conflicts."""
     owned = await owner_ids(session, points)
@@ -229,7 +229,7 @@ async def for_lead(session: AsyncSession, lead: Lead, points: Sequence[Point]) -
 
 
 async def attach(
-    session: AsyncSession,
+    session: Session,
     lead: Lead,
     resolution: Resolution,
     *,
@@ -247,10 +247,8 @@ async def attach(
     if resolution.add:
         rows = [{"lead_id": lead.id, "kind": p.kind.value, "value": p.value, "created_at": now}
                 for p in sorted(resolution.add, key=_order)]  # fmt: skip
-        statement = insert_or_ignore(session, _POINTS, ["kind", "value"],
-                                     returning=(_POINTS.c.kind, _POINTS.c.value))  # fmt: skip
-        inserted = await session.execute(statement, rows)  # RETURNING: the rows inserted
-        added = {Point(Kind(str(k)), str(v)) for k, v in inserted.all()}
+        inserted = await point_store.add_points(session, rows)
+        added = {Point(Kind(k), v) for k, v in inserted}
         lost = [p for p in resolution.add if p not in added]
         if lost:
             for point, other in (await owners(session, lost)).items():
@@ -262,7 +260,7 @@ async def attach(
         events = [_event(lead.id, ADDED, p, actor=actor, reason=reason, now=now)
                   for p in resolution.add if p in added]  # fmt: skip
         if events and audit:
-            await session.execute(insert(_EVENTS), events)
+            await point_store.record_events(session, events)
     await record_conflicts(session, lead.id, conflicts, actor=actor, now=now)
     return Attached([p for p in resolution.add if p in added], conflicts)
 
@@ -276,7 +274,7 @@ def _fill_primary(lead: Lead, point: Point) -> None:
 
 
 async def record_conflicts(
-    session: AsyncSession, lead_id: int, conflicts: Iterable[Conflict], *, actor: str,
+    session: Session, lead_id: int, conflicts: Iterable[Conflict], *, actor: str,
     now: datetime,
 ) -> None:  # fmt: skip
     """Store each conflict for a human, with an audit event on ``lead_id``."""
@@ -288,17 +286,12 @@ async def record_conflicts(
     ]  # fmt: skip
     if not rows:
         return
-    table = cast(Table, IdentityConflict.__table__)
-    statement = insert_or_ignore(
-        session, table, ["lead_id", "other_lead_id", "kind", "value"],
-        returning=(table.c.other_lead_id, table.c.kind, table.c.value),
-    )  # fmt: skip
-    new = {(o, k, v) for o, k, v in (await session.execute(statement, rows)).all()}
+    new = await point_store.add_conflicts(session, rows)
     events = [_event(lead_id, CONFLICT, c.point, actor=actor, reason=c.reason, now=now)
               for c in conflicts
               if (c.other_lead_id, c.point.kind.value, c.point.value) in new]  # fmt: skip
     if events:  # only conflicts not recorded before
-        await session.execute(insert(_EVENTS), events)
+        await point_store.record_events(session, events)
 
 
 def _event(
@@ -315,29 +308,19 @@ def _event(
     }
 
 
-async def points_for_lead(session: AsyncSession, lead_id: int) -> list[Point]:
+async def points_for_lead(session: Session, lead_id: int) -> list[Point]:
     """The lead's contact points, oldest first."""
-    rows = await session.execute(
-        select(ContactPoint.kind, ContactPoint.value)
-        .where(ContactPoint.lead_id == lead_id)
-        .order_by(ContactPoint.id)
-    )
-    return [Point(Kind(k), v) for k, v in rows]
+    return [Point(Kind(k), v) for k, v in await point_store.points_of_lead(session, lead_id)]
 
 
-async def whatsapp_addresses(session: AsyncSession, lead_ids: set[int]) -> list[tuple[int, str]]:
+async def whatsapp_addresses(session: Session, lead_ids: set[int]) -> list[tuple[int, str]]:
     """``(lead id, address)`` of the leads that wrote on WhatsApp: their latest WhatsApp id
     (``+<wa_id>`` as Meta sent it), else their BSUID. Messages to them go there, so a
     Mexican ``521…`` or a username-only user is reached like a reply would be."""
     if not lead_ids:
         return []
-    rows = await session.execute(
-        select(ContactPoint.lead_id, ContactPoint.kind, ContactPoint.value)
-        .where(
-            ContactPoint.lead_id.in_(lead_ids),
-            ContactPoint.kind.in_((Kind.WHATSAPP.value, Kind.BSUID.value)),
-        )
-        .order_by(ContactPoint.id)
+    rows = await point_store.points_of_leads(
+        session, lead_ids, (Kind.WHATSAPP.value, Kind.BSUID.value)
     )
     best: dict[int, tuple[bool, str]] = {}
     for lead_id, kind, value in rows:

@@ -23,11 +23,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO
 
 from pydantic import ValidationError
-from sqlalchemy import Table, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from scheduler.errors import InvalidLeadError
 from scheduler.identity import (
@@ -43,14 +41,13 @@ from scheduler.identity import (
     shared_reason,
 )
 from scheduler.leads import Contact, LeadIn, build_lead, intake
-from scheduler.store.engine import insert_or_ignore
-from scheduler.store.models import ContactPoint, IdentityEvent, Lead, Stage, StageEvent
+from scheduler.store import Session, Sessions
+from scheduler.store import contact_points as point_store
+from scheduler.store import leads as lead_store
+from scheduler.store.events import record_stage_events
+from scheduler.store.models import Stage
 
 CHUNK_ROWS = 1000
-_LEADS = cast(Table, Lead.__table__)
-_POINTS = cast(Table, ContactPoint.__table__)
-_EVENTS = cast(Table, IdentityEvent.__table__)
-_STAGE_EVENTS = cast(Table, StageEvent.__table__)
 
 MAX_LISTED_REJECTIONS = 1000
 
@@ -199,7 +196,7 @@ def _reason(point: Point, owner: Ref, shared: bool) -> str:
 class _Writer:
     """Writes parsed rows to the database a chunk at a time, counting into ``report``."""
 
-    sessions: async_sessionmaker[AsyncSession]
+    sessions: Sessions
     report: ImportReport
     now: datetime
     actor: str
@@ -223,17 +220,14 @@ class _Writer:
         for line, outcome, reasons in outcomes:
             self._count_one(line, outcome, reasons)
 
-    async def _plan(self, session: AsyncSession, chunk: list[_Row]) -> _Plan:
+    async def _plan(self, session: Session, chunk: list[_Row]) -> _Plan:
         wanted = {p for row in chunk for p in row.contact.points()}
         owner: dict[Point, Ref] = dict(await owner_ids(session, wanted))
         email_of: dict[Ref, str | None] = {}
         phone_of: dict[Ref, str | None] = {}
         known = {ref for ref in owner.values() if isinstance(ref, int)}
         if known:
-            rows = await session.execute(
-                select(Lead.id, Lead.email, Lead.phone).where(Lead.id.in_(known))
-            )
-            for lead_id, email, phone in rows:
+            for lead_id, email, phone in await lead_store.contacts_of(session, known):
                 email_of[lead_id], phone_of[lead_id] = email, phone
         plan = _Plan()
         for row in chunk:
@@ -287,28 +281,20 @@ class _Writer:
         else:
             plan.new[ref[1]][column] = point.value
 
-    async def _apply(self, session: AsyncSession, plan: _Plan) -> bool:
+    async def _apply(self, session: Session, plan: _Plan) -> bool:
         """Write ``plan``; False (the caller rolls back) when a new lead lost a race."""
         for target in sorted(plan.primary):  # lead rows first, in ascending id
-            columns = plan.primary[target]
-            fill = update(Lead).where(Lead.id == target)
-            for column in columns:
-                fill = fill.where(getattr(Lead, column).is_(None))
-            await session.execute(fill.values(**columns, updated_at=self.now))
+            await lead_store.fill_empty(session, target, plan.primary[target], self.now)
         ids: dict[str, int] = {}
         if plan.new:
             # executemany of one cached statement (a 1,000-row VALUES list would be compiled
             # anew for every chunk, which costs more than running it).
-            insert_lead = insert_or_ignore(
-                session, _LEADS, returning=(_LEADS.c.id, _LEADS.c.token)
-            )
-            inserted = await session.execute(insert_lead, plan.new)
-            ids = {row.token: row.id for row in inserted}
+            ids = await lead_store.insert_leads(session, plan.new)
             if len(ids) != len(plan.new):
                 return False
             event = {"to_stage": Stage.NEW.value, "actor": self.actor, "at": self.now}
-            await session.execute(
-                insert(_STAGE_EVENTS), [{"lead_id": lead_id, **event} for lead_id in ids.values()]
+            await record_stage_events(
+                session, [{"lead_id": lead_id, **event} for lead_id in ids.values()]
             )
 
         def lead_id(ref: Ref) -> int:
@@ -318,15 +304,12 @@ class _Writer:
             ordered = sorted(plan.points, key=lambda r: (r[1].kind.value, r[1].value))
             rows = [{"lead_id": lead_id(ref), "kind": p.kind.value, "value": p.value,
                      "created_at": self.now} for ref, p in ordered]  # fmt: skip
-            add = insert_or_ignore(session, _POINTS, ["kind", "value"], returning=(_POINTS.c.id,))
-            result = await session.execute(add, rows)
-            if len(result.all()) != len(rows):
+            if await point_store.add_new_points(session, rows) != len(rows):
                 return False  # a concurrent intake took one of these points
             # Audited when an existing lead gains a point (a new lead's are its creation's).
             events = [self._event(ref, ADDED, p, "contact point added")
                       for ref, p in plan.points if isinstance(ref, int)]  # fmt: skip
-            if events:
-                await session.execute(insert(_EVENTS), events)
+            await point_store.record_events(session, events)
         by_lead: dict[int, list[Conflict]] = {}
         for ref, other, point, reason in plan.conflicts:
             by_lead.setdefault(lead_id(ref), []).append(Conflict(point, lead_id(other), reason))
@@ -345,7 +328,7 @@ class _Writer:
             "at": self.now,
         }
 
-    async def _one(self, session: AsyncSession, row: _Row) -> tuple[int, str, list[str]]:
+    async def _one(self, session: Session, row: _Row) -> tuple[int, str, list[str]]:
         result = await intake(session, row.data, default_region=self.default_region,
                               now=self.now, actor=self.actor)  # fmt: skip
         outcome = "created" if result.created else ("updated" if result.added else "duplicates")
@@ -362,7 +345,7 @@ class _Writer:
 
 
 async def import_csv(
-    sessions: async_sessionmaker[AsyncSession],
+    sessions: Sessions,
     path: Path,
     *,
     default_region: str,

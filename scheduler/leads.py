@@ -11,22 +11,19 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import Table, select
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import make_transient_to_detached
 
 from scheduler.contacts import normalize_email, normalize_phone
 from scheduler.errors import InvalidLeadError, NotFoundError
 from scheduler.identity import Conflict, Point, attach, points_of, resolve
 from scheduler.stages import record_event
-from scheduler.store.engine import insert_or_ignore
+from scheduler.store import Session, events
+from scheduler.store import leads as lead_store
 from scheduler.store.models import Lead, Stage, StageEvent
 
 _Short = Field(default=None, max_length=200)
-_LEADS = cast(Table, Lead.__table__)
 
 
 class LeadIn(BaseModel):
@@ -108,13 +105,13 @@ def build_lead(data: LeadIn, contact: Contact, now: datetime) -> dict[str, Any]:
     }
 
 
-async def find_by_contact(session: AsyncSession, contact: Contact) -> Lead | None:
+async def find_by_contact(session: Session, contact: Contact) -> Lead | None:
     """The lead this contact identifies (``scheduler.identity`` rules), else None."""
     return (await resolve(session, contact.points())).lead
 
 
 async def intake(
-    session: AsyncSession,
+    session: Session,
     data: LeadIn,
     *,
     default_region: str,
@@ -158,21 +155,16 @@ async def intake(
     raise InvalidLeadError("this lead's token collided; try again")
 
 
-async def create_lead(session: AsyncSession, values: dict[str, Any], *, actor: str) -> Lead | None:
+async def create_lead(session: Session, values: dict[str, Any], *, actor: str) -> Lead | None:
     """Insert a new lead (``build_lead`` values) and its creation audit row, in the caller's
     transaction; the lead, attached to ``session``. None, with nothing written, when a lead
     with the same email, phone (or token) exists.
 
-    Two statements and no savepoint: ``INSERT … ON CONFLICT DO NOTHING RETURNING`` every
-    column, from which the ORM object is built without reading the row again.
+    Two statements and no savepoint (:func:`scheduler.store.leads.insert_lead`).
     """
-    statement = insert_or_ignore(session, _LEADS, returning=tuple(_LEADS.c))
-    row = (await session.execute(statement, values)).one_or_none()
-    if row is None:
+    lead = await lead_store.insert_lead(session, values)
+    if lead is None:
         return None
-    lead = Lead(**row._asdict())
-    make_transient_to_detached(lead)  # it is a stored row now: attach it as one, unchanged
-    session.add(lead)
     await record_event(session, lead_id=lead.id, from_stage=None, to_stage=lead.stage,
                        reason=None, actor=actor, at=lead.created_at)  # fmt: skip
     return lead
@@ -188,25 +180,22 @@ def _fill_fields(lead: Lead, data: LeadIn) -> None:
         lead.attribution = dict(data.attribution)
 
 
-async def get_lead(session: AsyncSession, lead_id: int) -> Lead:
+async def get_lead(session: Session, lead_id: int) -> Lead:
     """The lead with ``lead_id`` or :class:`NotFoundError`."""
-    lead = await session.get(Lead, lead_id)
+    lead = await lead_store.find_lead(session, lead_id)
     if lead is None:
         raise NotFoundError(f"lead {lead_id} does not exist")
     return lead
 
 
 async def list_leads(
-    session: AsyncSession, *, stage: Stage | None = None, after_id: int = 0, limit: int = 50
+    session: Session, *, stage: Stage | None = None, after_id: int = 0, limit: int = 50
 ) -> list[Lead]:
     """Leads in id order after ``after_id`` (keyset paging: stable under concurrent inserts)."""
-    query = select(Lead).where(Lead.id > after_id).order_by(Lead.id).limit(limit)
-    if stage is not None:
-        query = query.where(Lead.stage == stage.value)
-    return list((await session.scalars(query)).all())
+    value = stage.value if stage is not None else None
+    return await lead_store.list_leads(session, stage=value, after_id=after_id, limit=limit)
 
 
-async def stage_history(session: AsyncSession, lead_id: int) -> list[StageEvent]:
+async def stage_history(session: Session, lead_id: int) -> list[StageEvent]:
     """Every audited move of a lead, oldest first."""
-    query = select(StageEvent).where(StageEvent.lead_id == lead_id).order_by(StageEvent.id)
-    return list((await session.scalars(query)).all())
+    return await events.stage_history(session, lead_id)

@@ -13,15 +13,14 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, exists, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import aliased
-
 from scheduler.cadence import Cadence
 from scheduler.errors import TransitionError
 from scheduler.stages import transition
-from scheduler.store.models import Lead, Stage, StageEvent, Touch
-from scheduler.touches import TouchStatus, start_sequence
+from scheduler.store import Sessions
+from scheduler.store.events import dormant_without
+from scheduler.store.models import Stage
+from scheduler.store.touches import silent_after_last
+from scheduler.touches import start_sequence
 
 log = logging.getLogger("leadbot.lifecycle")
 
@@ -32,7 +31,7 @@ LOOKBACK = timedelta(days=30)
 
 
 async def mark_dormant(
-    sessions: async_sessionmaker[AsyncSession], cadence: Cadence, *, now: datetime,
+    sessions: Sessions, cadence: Cadence, *, now: datetime,
     limit: int = 500,
 ) -> int:  # fmt: skip
     """Move silent leads to dormant; returns how many moved."""
@@ -42,24 +41,10 @@ async def mark_dormant(
             continue
         deadline = now - sequence.after_last
         async with sessions() as session:
-            rows = (
-                await session.execute(
-                    select(Touch.lead_id, Lead.stage)
-                    .join(Lead, Lead.id == Touch.lead_id)
-                    .where(
-                        Touch.status == TouchStatus.SENT.value,
-                        Touch.sequence == name,
-                        Touch.step == sequence.steps[-1].id,
-                        Touch.sent_at <= deadline,
-                        Touch.sent_at > deadline - LOOKBACK,
-                        Lead.stage.in_(ACTIVE),
-                        or_(Lead.last_inbound_at.is_(None),
-                            Lead.last_inbound_at <= Touch.created_at),
-                        or_(Lead.booked_at.is_(None), Lead.booked_at <= Touch.created_at),
-                    )
-                    .limit(limit)
-                )
-            ).all()  # fmt: skip
+            rows = await silent_after_last(
+                session, sequence=name, last_step=sequence.steps[-1].id, sent_before=deadline,
+                sent_after=deadline - LOOKBACK, stages=ACTIVE, limit=limit,
+            )  # fmt: skip
         for lead_id, stage in rows:
             try:
                 async with sessions.begin() as session:
@@ -76,34 +61,18 @@ async def mark_dormant(
 
 
 async def start_reactivations(
-    sessions: async_sessionmaker[AsyncSession], cadence: Cadence, *, now: datetime,
+    sessions: Sessions, cadence: Cadence, *, now: datetime,
     limit: int = 500,
 ) -> int:  # fmt: skip
     """Start each reactivation sequence for leads dormant long enough; returns how many."""
     started = 0
-    later = aliased(StageEvent)
     for name, sequence in cadence.sequences.items():
         if sequence.start_when_dormant_for is None:
             continue
         async with sessions() as session:
-            rows = (
-                await session.execute(
-                    select(StageEvent.lead_id, StageEvent.id)
-                    .join(Lead, Lead.id == StageEvent.lead_id)
-                    .where(
-                        Lead.stage == Stage.DORMANT.value,
-                        Lead.opted_out_at.is_(None),
-                        StageEvent.to_stage == Stage.DORMANT.value,
-                        StageEvent.at <= now - sequence.start_when_dormant_for,
-                        ~exists().where(and_(later.lead_id == StageEvent.lead_id,
-                                             later.id > StageEvent.id)),
-                        ~exists().where(and_(Touch.lead_id == StageEvent.lead_id,
-                                             Touch.sequence == name,
-                                             Touch.cycle == StageEvent.id)),
-                    )
-                    .limit(limit)
-                )
-            ).all()  # fmt: skip
+            rows = await dormant_without(
+                session, name, dormant_since=now - sequence.start_when_dormant_for, limit=limit
+            )
         for lead_id, event_id in rows:
             async with sessions.begin() as session:
                 inserted = await start_sequence(

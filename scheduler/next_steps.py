@@ -32,13 +32,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import exists, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from scheduler.cadence import Cadence
 from scheduler.errors import LeadbotError
 from scheduler.stages import transition
-from scheduler.store.models import InboxItem, Lead, Stage, Touch
+from scheduler.store import Session, Sessions
+from scheduler.store.leads import lock_stage, without_next_step
+from scheduler.store.models import Stage
+from scheduler.store.touches import has_touch_in, touches_of_leads
 from scheduler.touches import OPEN, TouchStatus, start_sequence
 
 log = logging.getLogger("leadbot.next_steps")
@@ -84,7 +84,7 @@ class _Run:
 
 
 async def check_next_steps(
-    sessions: async_sessionmaker[AsyncSession],
+    sessions: Sessions,
     cadence: Cadence,
     *,
     now: datetime,
@@ -95,7 +95,7 @@ async def check_next_steps(
     after = 0
     while True:
         async with sessions() as session:
-            leads = (await session.execute(_candidates(after, now, config))).all()
+            leads = await _candidates(session, after, now, config)
             runs = await _latest_runs(session, [lead.id for lead in leads])
         for lead in leads:
             outcome = await _judge(
@@ -118,48 +118,20 @@ async def check_next_steps(
 _UNDER_WAY = (*OPEN, TouchStatus.QUEUED.value)
 
 
-def _candidates(after: int, now: datetime, config: NextStepConfig) -> Any:
-    cutoff = now - config.grace
-    open_touch = exists().where(Touch.lead_id == Lead.id, Touch.status.in_(_UNDER_WAY))
-    open_inbox = exists().where(InboxItem.sender == Lead.phone, InboxItem.processed_at.is_(None))
-    return (
-        select(
-            Lead.id, Lead.stage, Lead.qualification, Lead.last_inbound_at, Lead.last_outbound_at
-        )  # fmt: skip
-        .where(
-            Lead.stage.in_(SCOPE),
-            Lead.id > after,
-            Lead.opted_out_at.is_(None),
-            Lead.bot_paused.is_(False),
-            Lead.booked_at.is_(None),
-            Lead.created_at < cutoff,
-            or_(Lead.last_inbound_at.is_(None), Lead.last_inbound_at < cutoff),
-            ~open_touch,
-            ~open_inbox,
-        )
-        .order_by(Lead.id)
-        .limit(config.page)
-    )
+async def _candidates(
+    session: Session, after: int, now: datetime, config: NextStepConfig
+) -> list[Any]:
+    return await without_next_step(
+        session, stages=SCOPE, under_way=_UNDER_WAY, quiet_since=now - config.grace,
+        after_id=after, limit=config.page,
+    )  # fmt: skip
 
 
-async def _latest_runs(session: AsyncSession, lead_ids: list[int]) -> dict[int, _Run]:
+async def _latest_runs(session: Session, lead_ids: list[int]) -> dict[int, _Run]:
     """Each lead's latest run (the sequence and cycle of its newest touch)."""
     if not lead_ids:
         return {}
-    rows = (
-        await session.execute(
-            select(
-                Touch.lead_id,
-                Touch.sequence,
-                Touch.cycle,
-                Touch.created_at,
-                Touch.due_at,
-                Touch.sent_at,
-            )  # fmt: skip
-            .where(Touch.lead_id.in_(lead_ids))
-            .order_by(Touch.lead_id, Touch.id)
-        )
-    ).all()
+    rows = await touches_of_leads(session, lead_ids)
     latest: dict[int, tuple[str, int]] = {}
     for row in rows:  # ordered by id: the last one seen is the newest
         latest[row.lead_id] = (row.sequence, row.cycle)
@@ -179,7 +151,7 @@ async def _latest_runs(session: AsyncSession, lead_ids: list[int]) -> dict[int, 
 
 
 async def _judge(
-    sessions: async_sessionmaker[AsyncSession],
+    sessions: Sessions,
     cadence: Cadence,
     lead: Any,
     run: _Run | None,
@@ -223,21 +195,15 @@ async def _judge(
     return await _dormant(sessions, lead.id, run, after_last, now)
 
 
-async def _locked_without_open_touch(session: AsyncSession, lead_id: int, stage: str) -> bool:
+async def _locked_without_open_touch(session: Session, lead_id: int, stage: str) -> bool:
     """Lock the lead (first), then re-check under the lock that it still needs a repair."""
-    current = await session.scalar(
-        select(Lead.stage).where(Lead.id == lead_id).with_for_update(key_share=True)
-    )
-    if current != stage:
+    if await lock_stage(session, lead_id) != stage:
         return False
-    found = await session.scalar(
-        select(Touch.id).where(Touch.lead_id == lead_id, Touch.status.in_(_UNDER_WAY)).limit(1)
-    )
-    return found is None
+    return not await has_touch_in(session, lead_id, _UNDER_WAY)
 
 
 async def _schedule(
-    sessions: async_sessionmaker[AsyncSession],
+    sessions: Sessions,
     cadence: Cadence,
     lead_id: int,
     sequence: str,
@@ -257,7 +223,7 @@ async def _schedule(
 
 
 async def _dormant(
-    sessions: async_sessionmaker[AsyncSession],
+    sessions: Sessions,
     lead_id: int,
     run: _Run,
     after_last: timedelta,

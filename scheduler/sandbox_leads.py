@@ -11,20 +11,17 @@ refuses a number a real lead has: ``bot.whatsapp.sandbox``.)
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from scheduler.contacts import normalize_phone
 from scheduler.errors import LeadbotError
 from scheduler.identity import Kind
-from scheduler.store.models import ContactPoint, Lead
+from scheduler.store import Session
+from scheduler.store.contact_points import remove_points
+from scheduler.store.leads import lock_sandbox_lead
 
 SANDBOX_SOURCE = "sandbox"
 
 
-async def release_phone(
-    session: AsyncSession, phone: str | None, *, default_region: str
-) -> int | None:
+async def release_phone(session: Session, phone: str | None, *, default_region: str) -> int | None:
     """In the caller's transaction, before a real intake with ``phone``: if a sandbox lead
     holds that number, take it off that lead. Returns the sandbox lead's id, or None (no
     phone, an unusable one — intake reports it — or no sandbox lead holds it)."""
@@ -34,11 +31,8 @@ async def release_phone(
         number = normalize_phone(phone, default_region)
     except LeadbotError:
         return None
-    lead = await session.scalar(
-        select(Lead)
-        .where(Lead.phone == number, Lead.source == SANDBOX_SOURCE)
-        .with_for_update()  # the first row this transaction locks (lead rows first)
-    )
+    # The first row this transaction locks (lead rows first).
+    lead = await lock_sandbox_lead(session, number, SANDBOX_SOURCE)
     if lead is None:
         return None
     lead.attribution = {**lead.attribution, "sandbox_phone": number}
@@ -46,10 +40,5 @@ async def release_phone(
     await session.flush()
     # Its number as a contact point too (the phone, and the WhatsApp id it wrote from), so
     # intake matching on any contact point does not find the sandbox lead either.
-    await session.execute(
-        delete(ContactPoint).where(
-            ContactPoint.lead_id == lead.id,
-            ContactPoint.kind.in_([Kind.PHONE, Kind.WHATSAPP]),
-        )
-    )  # before intake looks the number up
+    await remove_points(session, lead.id, [Kind.PHONE, Kind.WHATSAPP])  # before intake looks
     return lead.id

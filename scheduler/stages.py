@@ -10,10 +10,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from types import MappingProxyType
-from typing import cast
-
-from sqlalchemy import Table, bindparam, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from scheduler.errors import (
     IllegalTransitionError,
@@ -21,19 +17,10 @@ from scheduler.errors import (
     ReasonRequiredError,
     StaleStageError,
 )
-from scheduler.store.models import Lead, Stage, StageEvent
-
-# Built once, executed with parameters: constructing statements costs more than running them.
-_LEADS = cast(Table, Lead.__table__)
-_EVENTS = cast(Table, StageEvent.__table__)
-_CURRENT = select(_LEADS.c.stage, _LEADS.c.version).where(_LEADS.c.id == bindparam("b_id"))
-# The SET clause is whatever else the parameters name (stage, version, updated_at, …).
-_MOVE = update(_LEADS).where(
-    _LEADS.c.id == bindparam("b_id"),
-    _LEADS.c.stage == bindparam("b_stage"),
-    _LEADS.c.version == bindparam("b_version"),
-)
-_AUDIT = insert(_EVENTS).returning(_EVENTS.c.id)
+from scheduler.store import Session
+from scheduler.store.events import record_stage_event
+from scheduler.store.leads import move_stage, stage_and_version
+from scheduler.store.models import Stage, StageEvent
 
 S = Stage
 ALLOWED_MOVES: MappingProxyType[Stage, frozenset[Stage]] = MappingProxyType(
@@ -72,7 +59,7 @@ def validate_move(lead_id: int, current: Stage, to: Stage, reason: str | None) -
 
 
 async def transition(
-    session: AsyncSession,
+    session: Session,
     lead_id: int,
     to: Stage | str,
     *,
@@ -93,10 +80,9 @@ async def transition(
     target = Stage(to)
     await session.flush()  # the Core statements below do not autoflush the caller's changes
     if current is None:
-        row = (await session.execute(_CURRENT, {"b_id": lead_id})).one_or_none()
-        if row is None:
+        current = await stage_and_version(session, lead_id)
+        if current is None:
             raise NotFoundError(f"lead {lead_id} does not exist")
-        current = (row.stage, row.version)
     stage, version = Stage(current[0]), current[1]
     if expected_from is not None and Stage(expected_from) is not stage:
         raise StaleStageError(
@@ -112,10 +98,7 @@ async def transition(
         values["lost_reason"] = clean_reason
     elif stage is Stage.LOST:
         values["lost_reason"] = None
-    result = await session.execute(
-        _MOVE, {**values, "b_id": lead_id, "b_stage": stage.value, "b_version": version}
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if not await move_stage(session, lead_id, stage=stage.value, version=version, values=values):
         raise StaleStageError(
             f"lead {lead_id} moved while {target} was being applied; reload and retry",
             lead_id=lead_id,
@@ -134,7 +117,7 @@ async def transition(
 
 
 async def record_event(
-    session: AsyncSession,
+    session: Session,
     *,
     lead_id: int,
     from_stage: str | None,
@@ -147,5 +130,5 @@ async def record_event(
     flush); the event, with its id. ``from_stage`` None is the lead's creation."""
     audit = {"lead_id": lead_id, "from_stage": from_stage, "to_stage": to_stage,
              "reason": reason, "actor": actor, "at": at}  # fmt: skip
-    event_id = await session.scalar(_AUDIT, audit)
+    event_id = await record_stage_event(session, audit)
     return StageEvent(id=event_id, **audit)

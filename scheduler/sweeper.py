@@ -31,26 +31,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from scheduler.cadence import Cadence
 from scheduler.draft_filter import DraftPolicy
 from scheduler.drafting import Draft, DraftContext, Drafter
 from scheduler.errors import NotFoundError
 from scheduler.gates import BookingLink, LeadFacts, load_facts, skip_reason
 from scheduler.outbox import Dispatcher
-from scheduler.store.models import Lead, Touch, utcnow
+from scheduler.store import Session, Sessions
+from scheduler.store import touches as touch_store
+from scheduler.store.leads import lock_leads
+from scheduler.store.models import Touch, utcnow
 from scheduler.store.outbox import enqueue_many, outbox_row
-from scheduler.touches import (
-    Claimed,
-    TouchStateError,
-    TouchStatus,
-    claim_due,
-    outbox_key,
-    reap,
-    renew,
-)
+from scheduler.store.touches import Claimed, claim_due, find_touch, reap, renew
+from scheduler.touches import TouchStateError, TouchStatus, outbox_key
 
 log = logging.getLogger("leadbot.sweeper")
 
@@ -87,7 +80,7 @@ class _Lease:
     lease has passed since the last renewal (checked around every draft, and by a heartbeat
     for a single draft slower than that)."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], token: str,
+    def __init__(self, sessions: Sessions, token: str,
                  lease: timedelta, at: Clock, claimed_at: datetime) -> None:  # fmt: skip
         self.sessions, self.token, self.at = sessions, token, at
         self.every = lease / 4
@@ -127,7 +120,7 @@ class Sweeper:
 
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        sessions: Sessions,
         cadence: Cadence,
         drafter: Drafter,
         dispatcher: Dispatcher | None,
@@ -273,19 +266,8 @@ class Sweeper:
             # The one lock order: the leads first (a reply locks its lead before cancelling
             # the lead's touches), then our touch rows, so a concurrent cancel waits for us
             # or wins outright, and never deadlocks with us.
-            await _lock_leads(session, {w.claim.lead_id for w in work})
-            still_ours = set(
-                await session.scalars(
-                    select(Touch.id)
-                    .where(
-                        Touch.id.in_(ids),
-                        Touch.claim_token == token,
-                        Touch.status == TouchStatus.CLAIMED.value,
-                    )  # fmt: skip
-                    .order_by(Touch.id)
-                    .with_for_update()
-                )
-            )
+            await lock_leads(session, {w.claim.lead_id for w in work}, key_share=True)
+            still_ours = await touch_store.still_claimed(session, ids, token)
             facts = await load_facts(session, {w.claim.lead_id for w in work}, 0)
             updates: list[dict[str, Any]] = []
             sends: list[_Send] = []
@@ -305,14 +287,13 @@ class Sweeper:
                 update_row.update(id=w.claim.id, claim_token=None)
                 updates.append(update_row)
             await self._enqueue(session, sends, now, result)
-            if updates:
-                await session.execute(update(Touch), updates)
+            await touch_store.update_touches(session, updates)
             for lead_id, reason in terminal.items():
-                await _cancel_rest(session, lead_id, reason)
+                await touch_store.cancel_waiting(session, lead_id, reason=reason)
 
     async def _outcome(
         self,
-        session: AsyncSession,
+        session: Session,
         work: _Work,
         *,
         facts: LeadFacts | None,
@@ -363,7 +344,7 @@ class Sweeper:
         return row
 
     async def _enqueue(
-        self, session: AsyncSession, sends: list[_Send], now: datetime, result: SweepResult
+        self, session: Session, sends: list[_Send], now: datetime, result: SweepResult
     ) -> None:
         """One multi-row outbox insert for the batch (ON CONFLICT DO NOTHING on the key)."""
         if not sends:
@@ -388,7 +369,7 @@ class Sweeper:
     ) -> Touch:
         """A rep approves (and may edit) a draft: re-check the lead, enqueue, deliver."""
         async with self.sessions.begin() as session:
-            await _lock_leads(session, {await _lead_of(session, touch_id)})
+            await lock_leads(session, {await _lead_of(session, touch_id)}, key_share=True)
             touch = await _awaiting_approval(session, touch_id)
             facts = (await load_facts(session, {touch.lead_id}, 0)).get(touch.lead_id)
             reason = "lead deleted" if facts is None else skip_reason(
@@ -413,7 +394,7 @@ class Sweeper:
         if outbox_id is not None:
             await self._deliver([outbox_id], now)
             async with self.sessions() as session:  # its status now follows the delivery
-                touch = await session.get(Touch, touch.id) or touch
+                touch = await find_touch(session, touch.id) or touch
         return touch
 
     async def reject(self, touch_id: int, *, by: str, reason: str, now: datetime) -> Touch:
@@ -425,38 +406,15 @@ class Sweeper:
         return touch
 
 
-async def _lock_leads(session: AsyncSession, lead_ids: set[int]) -> None:
-    """Lock the leads (Postgres; ascending id) before any of their touches or outbox rows:
-    the one lock order. ``FOR NO KEY UPDATE`` is what an UPDATE of the row takes, so rows
-    that merely reference the lead (inserts with a foreign key) are not held up."""
-    if lead_ids:
-        await session.execute(
-            select(Lead.id)
-            .where(Lead.id.in_(sorted(lead_ids)))
-            .order_by(Lead.id)
-            .with_for_update(key_share=True)
-        )
-
-
-async def _lead_of(session: AsyncSession, touch_id: int) -> int:
+async def _lead_of(session: Session, touch_id: int) -> int:
     """The lead of a touch (a touch never changes lead), so its lead can be locked first."""
-    lead_id = await session.scalar(select(Touch.lead_id).where(Touch.id == touch_id))
+    lead_id = await touch_store.lead_of_touch(session, touch_id)
     if lead_id is None:
         raise NotFoundError(f"touch {touch_id} does not exist")
     return lead_id
 
 
-async def _cancel_rest(session: AsyncSession, lead_id: int, reason: str) -> None:
-    await session.execute(
-        update(Touch)
-        .where(Touch.lead_id == lead_id,
-               Touch.status.in_((TouchStatus.PENDING.value, TouchStatus.AWAITING_APPROVAL.value)))
-        .values(status=TouchStatus.CANCELLED.value, note=reason)
-        .execution_options(synchronize_session=False)
-    )  # fmt: skip
-
-
-async def _supersede(session: AsyncSession, claims: list[Claimed], cadence: Cadence) -> None:
+async def _supersede(session: Session, claims: list[Claimed], cadence: Cadence) -> None:
     # A Day 1 draft still waiting for a rep when Day 3 goes out would arrive out of order.
     groups: dict[tuple[str, str, int], list[int]] = {}
     for claim in claims:
@@ -467,18 +425,9 @@ async def _supersede(session: AsyncSession, claims: list[Claimed], cadence: Cade
         earlier = [s.id for s in steps[: ids.index(step)] if s.approval] if step in ids else []
         if not earlier:
             continue
-        await session.execute(
-            update(Touch)
-            .where(
-                Touch.lead_id.in_(lead_ids),
-                Touch.sequence == sequence,
-                Touch.cycle == cycle,
-                Touch.step.in_(earlier),
-                Touch.status == TouchStatus.AWAITING_APPROVAL.value,
-            )
-            .values(status=TouchStatus.SKIPPED.value, note=f"superseded by {step}")
-            .execution_options(synchronize_session=False)
-        )
+        note = f"superseded by {step}"
+        await touch_store.supersede(session, lead_ids, sequence=sequence, cycle=cycle,
+                                    earlier_steps=earlier, note=note)  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -508,9 +457,9 @@ def _outbox_row(send: _Send, now: datetime) -> dict[str, Any]:
     )
 
 
-async def _awaiting_approval(session: AsyncSession, touch_id: int) -> Touch:
+async def _awaiting_approval(session: Session, touch_id: int) -> Touch:
     """The touch, locked, if it is a draft waiting for a rep; else a typed error."""
-    touch = await session.scalar(select(Touch).where(Touch.id == touch_id).with_for_update())
+    touch = await touch_store.lock_touch(session, touch_id)
     if touch is None:
         raise NotFoundError(f"touch {touch_id} does not exist")
     if touch.status != TouchStatus.AWAITING_APPROVAL.value:

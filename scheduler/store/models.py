@@ -139,7 +139,7 @@ class Lead(Base):
     whatsapp_window_closed_at: Mapped[datetime | None]
     # Email: why we no longer email this lead ("unsubscribe", "bounced: 550 5.1.1 …").
     email_status: Mapped[str | None] = mapped_column(String(200))
-    # Erasure: when the person's data was removed (``scheduler.erasure``); the row stays as
+    # Erasure: when the person's data was removed (``scheduler.store.erasure``); the row stays as
     # the anonymous holder of its stage history.
     erased_at: Mapped[datetime | None]
 

@@ -4,7 +4,7 @@ Keyed on the normalized address (trimmed, lower-cased), so ``Jane@Acme.com`` and
 ``jane@acme.com`` are one entry. Adding is idempotent: the first reason recorded wins (an
 address that unsubscribed and later bounces stays "unsubscribe").
 
-An erased person (``scheduler.erasure``) stays suppressed without their address being kept:
+An erased person (``scheduler.store.erasure``) stays suppressed without their address being kept:
 their entry holds a keyed hash of it (:func:`address_hash`, HMAC-SHA256 with the service's
 secret key) instead. Every lookup matches both forms: :func:`lookup_forms` gives what an
 address may be stored as, and the key comes with the session (:func:`use_hash_key` on the

@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from scheduler.erasure import erase_lead
+from scheduler.store.erasure import erase_lead
 from scheduler.store.models import Suppression
 from scheduler.store.suppressions import SuppressionReason, suppress, use_hash_key
 from tests.bot.email_support import NOW, make_channel, make_lead, send_via_outbox

@@ -14,9 +14,9 @@ from sqlalchemy import event, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.util import greenlet_spawn
 
-from scheduler.retention import MIN_RETENTION_DAYS, RetentionPolicy, trim
 from scheduler.store.inbox import Received, append
 from scheduler.store.models import InboxItem, OutboxItem, ProcessedEvent
+from scheduler.store.retention import MIN_RETENTION_DAYS, RetentionPolicy, trim
 
 NOW = datetime(2026, 12, 6, 4, 0, tzinfo=UTC)
 DAY = timedelta(days=1)

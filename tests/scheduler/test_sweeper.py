@@ -15,7 +15,8 @@ from scheduler.lifecycle import mark_dormant, start_reactivations
 from scheduler.outbox import Dispatcher
 from scheduler.stages import transition
 from scheduler.store.models import Lead, OutboxItem, StageEvent, Suppression, Touch
-from scheduler.touches import TouchStateError, cancel_pending, claim_due, start_sequence
+from scheduler.store.touches import claim_due
+from scheduler.touches import TouchStateError, cancel_pending, start_sequence
 from tests.scheduler.cadence_support import (
     NOW,
     RecordingChannel,

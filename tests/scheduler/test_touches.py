@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from scheduler.cadence import load_cadence
 from scheduler.store.models import Touch
-from scheduler.touches import cancel_pending, claim_due, reap, start_sequence
+from scheduler.store.touches import claim_due, reap
+from scheduler.touches import cancel_pending, start_sequence
 from tests.scheduler.cadence_support import NOW, Sessions, compressed, make_lead
 
 DEFAULT = Path(__file__).resolve().parents[2] / "scheduler" / "cadences" / "default.yaml"

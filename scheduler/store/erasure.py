@@ -39,7 +39,7 @@ from sqlalchemy import ColumnElement, Table, delete, false, insert, or_, select,
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scheduler.errors import NotFoundError
-from scheduler.identity import BSUID_SENDER, Kind
+from scheduler.store.contact_points import BSUID_SENDER, Kind
 from scheduler.store.models import (
     Booking,
     ContactPoint,
@@ -56,7 +56,7 @@ from scheduler.store.models import (
     Touch,
 )
 from scheduler.store.suppressions import address_hash, normalize_address
-from scheduler.touches import OPEN, TouchStatus
+from scheduler.store.touches import OPEN, TouchStatus
 
 ERASED = "[erased]"
 AUDIT_REASON = "erased"
