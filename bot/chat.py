@@ -14,7 +14,8 @@ Mounting (in ``bot/cli.py``, which reads the settings)::
     def chat(script: str = "b2b_default") -> None:
         settings = _settings()
         chat_command(script, settings.dialogs_dir, settings.icp_file,
-                     calendly_url=settings.calendly_url or None)
+                     calendly_url=settings.calendly_url or None,
+                     resource_url=settings.resource_url)
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ from dialogs.session import Session
 DEFAULT_DIALOGS_DIR = Path(dialogs.__file__).resolve().parent / "scripts"
 DEFAULT_ICP_FILE = Path(dialogs.__file__).resolve().parent / "icp" / "default.yaml"
 DEFAULT_PROMPTS_DIR = Path(dialogs.__file__).resolve().parent.parent / "prompts"
+# Shown for the booking link when LEADBOT_CALENDLY_URL is unset (never the raw placeholder).
+NO_CALENDLY_URL = "(no booking link: set LEADBOT_CALENDLY_URL)"
 
 dialogs_app = typer.Typer(help="Dialog scripts: validate them, talk to them.")
 
@@ -115,6 +118,7 @@ def chat_command(
     read: Callable[[str], str] | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     calendly_url: str | None = None,
+    resource_url: str = "",
     name: str | None = None,
 ) -> Session:
     """Play the prospect against ``script`` in the terminal; return the final session.
@@ -123,12 +127,15 @@ def chat_command(
         (the caller passes the LLM interpreter when one is configured).
     :param console: where the conversation is drawn (injectable for tests).
     :param read: reads one line of input, given a prompt (``input`` by default).
-    :param calendly_url: shown in place of the ``{calendly_url}`` the engine leaves.
+    :param calendly_url: shown in place of the ``{calendly_url}`` the engine leaves
+        (:data:`NO_CALENDLY_URL` when None).
+    :param resource_url: the deflection link of scripts that name none
+        (``LEADBOT_RESOURCE_URL``).
     :raises typer.Exit: the scripts, the ICP or the script id are unusable.
     """
     out = console or Console()
     try:
-        scripts = load_scripts(dialogs_dir)
+        scripts = load_scripts(dialogs_dir, resource_url=resource_url)
         profile = load_icp(icp_file)
     except (ScriptError, IcpError) as exc:
         out.print(Text(str(exc), style="red"))
@@ -212,18 +219,20 @@ class _Simulator:
     def _show(self, action: Action) -> None:
         match action:
             case SendText(text):
-                self._panel(Text(text))
+                self._panel(Text(self._filled(text)))
             case SendButtons(body, buttons):
-                self._panel(Text(body), buttons)
+                self._panel(Text(self._filled(body)), buttons)
             case SendList(body, button_title, rows):
-                self._panel(Text(body), rows, f"[{button_title}]")
+                self._panel(Text(self._filled(body)), rows, f"[{button_title}]")
             case SendCtaUrl(body, title, url):
-                if url == CALENDLY_PLACEHOLDER and self.calendly_url:
-                    url = self.calendly_url
-                link = Text(f"[{title}] → {url}", style="bold underline")
-                self._panel(Group(Text(body), Text(""), link))
+                link = Text(f"[{title}] → {self._filled(url)}", style="bold underline")
+                self._panel(Group(Text(self._filled(body)), Text(""), link))
             case _:
                 self.out.print(Text(f"  · {_note(action)}", style="dim"))
+
+    def _filled(self, text: str) -> str:
+        """``text`` with the engine's ``{calendly_url}`` replaced by the configured link."""
+        return text.replace(CALENDLY_PLACEHOLDER, self.calendly_url or NO_CALENDLY_URL)
 
     def _panel(
         self, body: Text | Group, choices: tuple[Button | Row, ...] = (), label: str = ""

@@ -123,6 +123,7 @@ def chat(
         settings.icp_file,
         interpreter=build_interpreter(settings),
         calendly_url=settings.calendly_url or None,
+        resource_url=settings.resource_url,
     )
 
 

@@ -69,10 +69,16 @@ class Settings(BaseSettings):
 
     calendly_url: str = ""
     calendly_signing_key: SecretStr = SecretStr("")
-    hubspot_token: SecretStr = SecretStr("")
-    hubspot_api_url: str = "https://api.hubapi.com"
-    events_webhook_url: str = ""
-    events_webhook_secret: SecretStr = SecretStr("")
+
+    # Who the prospect hears from. Empty: neutral wording ("our team", no personal name).
+    # A cadence file's own `sender` block and a dialog script's own `resource_url` win.
+    company_name: str = ""
+    sender_name: str = ""
+    # The lines that close every follow-up email; empty: "<sender>, <company>" from the two
+    # above (or "The team"). In .env, write line breaks as \n inside double quotes.
+    email_signature: str = ""
+    # The guide a prospect who is not a fit is pointed to; empty: the deflection has no link.
+    resource_url: str = ""
 
     dialogs_dir: Path = PROJECT_ROOT / "dialogs" / "scripts"
     prompts_dir: Path = PROJECT_ROOT / "prompts"
@@ -92,6 +98,12 @@ class Settings(BaseSettings):
                 + ", ".join(f"{d}://…" for d in SUPPORTED_DB_DRIVERS)
             )
         return value
+
+    @field_validator("email_signature")
+    @classmethod
+    def _signature_lines(cls, value: str) -> str:
+        # One-line environments (a shell export, a compose file) spell line breaks as \n.
+        return value.replace("\\n", "\n")
 
     @field_validator("redis_url")
     @classmethod
