@@ -13,13 +13,19 @@ from bot.cli_support import console, err_console, open_store, settings_or_exit
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
+    from bot.settings import Settings
     from scheduler.models import Rep
 
 app = typer.Typer(help="Sales reps: who owns leads and gets notified.")
 T = TypeVar("T")
 
 
-def _run(work: Callable[[AsyncSession], Awaitable[T]], *, writes: bool = True) -> T:
+def _run(
+    work: Callable[[AsyncSession], Awaitable[T]],
+    *,
+    writes: bool = True,
+    settings: Settings | None = None,
+) -> T:
     """Run ``work`` in one transaction on the configured database; its errors exit with 1.
 
     A command that ``writes`` migrates the embedded SQLite file first (as ``serve`` does);
@@ -28,7 +34,7 @@ def _run(work: Callable[[AsyncSession], Awaitable[T]], *, writes: bool = True) -
     from scheduler.db import session_factory
     from scheduler.errors import LeadbotError
 
-    settings = settings_or_exit()
+    settings = settings or settings_or_exit()
 
     async def main() -> T:
         async with (
@@ -72,7 +78,7 @@ def reps_add(
     async def work(session: AsyncSession) -> Rep:
         return await add_rep(session, name=name, email=clean_email, whatsapp=phone, now=utcnow())
 
-    rep = _run(work)
+    rep = _run(work, settings=settings)  # read once: its warnings are printed once
     console.print(f"rep {rep.id} added: {rep.name}")
 
 

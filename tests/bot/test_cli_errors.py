@@ -58,9 +58,14 @@ def files_in(path: Path) -> set[str]:
 
 
 @pytest.mark.parametrize(
-    "command", [["leads", "list"], ["reps", "list"], ["db", "upgrade"], ["leads", "erase", "1"]]
-)
-def test_a_wrong_postgres_port_is_one_line(env: dict[str, str], command: list[str]) -> None:
+    "command",
+    [["leads", "list"], ["reps", "list"], ["db", "upgrade"], ["leads", "erase", "1"],
+     ["leads", "import", "leads.csv"], ["reps", "add", "Ana", "--email", "ana@acme.com"]],
+)  # fmt: skip
+def test_a_wrong_postgres_port_is_one_line(
+    env: dict[str, str], command: list[str], tmp_path: Path
+) -> None:
+    (tmp_path / "leads.csv").write_text("name,email\nDana,dana@example.com\n", encoding="utf-8")
     port = free_port()
     env = {
         "LEADBOT_DATABASE_URL": f"postgresql+asyncpg://leadbot:s3cret@127.0.0.1:{port}/leadbot",
@@ -198,6 +203,13 @@ def test_smtp_without_a_sender_is_refused_before_anything_starts(
     line = one_error_line(result)
     assert line.startswith("LEADBOT_SMTP_URL is set but LEADBOT_EMAIL_FROM is empty")
     assert files_in(tmp_path) == set()  # no database, no secrets file
+
+
+def test_the_warning_is_printed_once_per_command(env: dict[str, str]) -> None:
+    command = ["reps", "add", "Ana", "--email", "ana@acme.com"]
+    result = runner.invoke(app, command, env={**env, "LEADBOT_SMTP_ULR": "smtp://h"})
+    assert result.exit_code == 0, result.output
+    assert result.stderr.count("LEADBOT_SMTP_ULR") == 1
 
 
 def test_a_misspelt_variable_gets_a_did_you_mean(env: dict[str, str], tmp_path: Path) -> None:
