@@ -38,6 +38,20 @@ def test_importing_the_cli_imports_no_heavy_library() -> None:
     assert loaded.isdisjoint(HEAVY), sorted(loaded & set(HEAVY))
 
 
+def test_chat_on_the_rules_imports_no_llm_library() -> None:
+    code = (
+        "import sys, bot.chat\n"
+        "from bot.interpreters import build_interpreter\n"
+        "from tests.bot.support import make_settings\n"
+        "build_interpreter(make_settings())\n"
+        "print(' '.join(sorted(sys.modules)))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)  # fmt: skip
+    loaded = {name.split(".")[0] for name in done.stdout.split()}
+    assert loaded.isdisjoint({"langchain", "langchain_core", "langchain_openai", "openai"})
+
+
 def test_help_lists_every_command() -> None:
     result = CliRunner().invoke(app, ["--help"])
     assert result.exit_code == 0
