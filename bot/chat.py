@@ -1,21 +1,12 @@
-"""``leadbot dialogs check`` and ``leadbot chat``: tune dialog scripts from the terminal.
+"""``leadbot chat``: tune a dialog script from the terminal.
 
-``check`` validates every script file and prints each problem as ``file:line: reason``.
 ``chat`` lets you play the prospect against a script: the bot's replies appear in a panel,
 buttons and lists as numbered choices (type the number to tap one), ``/media`` sends an
 image the bot cannot read, ``/timeout`` simulates going quiet, ``/quit`` leaves. At the end
 it shows the slots and the qualification.
 
-Mounting (in ``bot/cli.py``, which reads the settings)::
-
-    app.add_typer(dialogs_app, name="dialogs")
-
-    @app.command()
-    def chat(script: str = "b2b_default") -> None:
-        settings = _settings()
-        chat_command(script, settings.dialogs_dir, settings.icp_file,
-                     calendly_url=settings.calendly_url or None,
-                     resource_url=settings.resource_url)
+The commands themselves are in :mod:`bot.cli_dialogs`, which imports this module only when
+``leadbot chat`` runs.
 """
 
 from __future__ import annotations
@@ -24,7 +15,6 @@ import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
 
 import typer
 from rich.console import Console, Group
@@ -62,50 +52,15 @@ from dialogs.events import (
 )
 from dialogs.icp import Icp, IcpError, load_icp
 from dialogs.interpretation import Interpreter
-from dialogs.loader import ScriptError, check_dir, load_scripts
+from dialogs.loader import ScriptError, load_scripts
 from dialogs.render import describe
 from dialogs.script import Script
 from dialogs.session import Session
 
 DEFAULT_DIALOGS_DIR = Path(dialogs.__file__).resolve().parent / "scripts"
 DEFAULT_ICP_FILE = Path(dialogs.__file__).resolve().parent / "icp" / "default.yaml"
-DEFAULT_PROMPTS_DIR = Path(dialogs.__file__).resolve().parent.parent / "prompts"
 # Shown for the booking link when LEADBOT_CALENDLY_URL is unset (never the raw placeholder).
 NO_CALENDLY_URL = "(no booking link: set LEADBOT_CALENDLY_URL)"
-
-dialogs_app = typer.Typer(help="Dialog scripts: validate them, talk to them.")
-
-
-@dialogs_app.callback()
-def _group() -> None:
-    """Dialog scripts (a callback keeps `check` a subcommand even while it is the only one)."""
-
-
-@dialogs_app.command("check")
-def check(
-    dir: Annotated[Path, typer.Argument(help="Folder of *.yaml scripts.")] = DEFAULT_DIALOGS_DIR,
-    prompts: Annotated[
-        Path, typer.Option(help="Prompt folder each script's `prompt` must name a file in.")
-    ] = DEFAULT_PROMPTS_DIR,
-    icp: Annotated[
-        Path, typer.Option(help="ICP file whose slots and options must exist.")
-    ] = DEFAULT_ICP_FILE,
-) -> None:
-    """Validate every script in DIR; print each problem as file:line: reason."""
-    # Plain echo, not Rich: a wrapped "file:line:" is no longer clickable or greppable.
-    try:
-        profile = load_icp(icp)
-    except IcpError as exc:
-        typer.echo(str(exc))
-        raise typer.Exit(1) from None
-    problems = check_dir(dir, prompts, icp=profile)
-    for problem in problems:
-        typer.echo(str(problem))
-    if problems:
-        typer.secho(f"{len(problems)} problem(s)", fg="red")
-        raise typer.Exit(1)
-    count = sum(1 for p in dir.iterdir() if p.suffix in (".yaml", ".yml"))
-    typer.secho(f"{count} scripts OK", fg="green")
 
 
 def chat_command(

@@ -105,6 +105,33 @@ class Settings(BaseSettings):
         # One-line environments (a shell export, a compose file) spell line breaks as \n.
         return value.replace("\\n", "\n")
 
+    @field_validator("default_region")
+    @classmethod
+    def _check_default_region(cls, value: str) -> str:
+        import phonenumbers  # only when settings are read: not on `leadbot --help`
+
+        region = value.strip().upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(
+                f"{value!r} is not a region phone numbers are known for; use an ISO 3166 "
+                "two-letter code such as US, GB, DE, MX"
+            )
+        return region
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _check_default_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"{value!r} is not a time zone; use an IANA name such as UTC, "
+                "America/New_York, Europe/Berlin"
+            ) from None
+        return value
+
     @field_validator("redis_url")
     @classmethod
     def _check_redis_url(cls, value: str) -> str:
@@ -246,4 +273,5 @@ def load_settings(**overrides: object) -> Settings:
             name = field.upper() if field.startswith("OPENAI") else f"LEADBOT_{field.upper()}"
             message = str(error["msg"]).removeprefix("Value error, ")
             lines.append(f"{name}: {message}")
-        raise SettingsError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+        # One line, whatever the number of bad variables: the CLI prints errors as one line.
+        raise SettingsError("invalid configuration: " + "; ".join(lines)) from None

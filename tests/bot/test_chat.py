@@ -15,7 +15,8 @@ import typer
 from rich.console import Console
 from typer.testing import CliRunner
 
-from bot.chat import DEFAULT_DIALOGS_DIR, chat_command, dialogs_app
+from bot.chat import DEFAULT_DIALOGS_DIR, chat_command
+from bot.cli_dialogs import dialogs_app
 from dialogs.interpretation import Intent, Interpretation
 from dialogs.script import Script
 from dialogs.session import Session
