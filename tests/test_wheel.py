@@ -29,7 +29,7 @@ import asyncio, inspect, json, sys
 from pathlib import Path
 
 import bot, dialogs, scheduler
-from bot.chat import DEFAULT_DIALOGS_DIR, DEFAULT_ICP_FILE, DEFAULT_PROMPTS_DIR
+from bot.cli_dialogs import DEFAULT_DIALOGS_DIR, DEFAULT_ICP_FILE, DEFAULT_PROMPTS_DIR
 from bot.settings import Settings
 from dialogs.icp import load_icp
 from dialogs.loader import check_dir, load_scripts
