@@ -22,8 +22,8 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
 )
 
-from bench.stores import scratch_store
 from scheduler.db import create_engine, session_factory
+from tests.support.stores import scratch_store
 
 POSTGRES_URL = os.environ.get(
     "LEADBOT_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
