@@ -145,33 +145,26 @@ class SharedSchema:
         try:
             await upgrade(engine)
             async with engine.connect() as connection:
-                tables = set(
-                    (
-                        await connection.execute(
-                            text("SELECT tablename FROM pg_tables WHERE schemaname = :s"),
-                            {"s": schema},
-                        )
-                    ).scalars()
-                )
-                sequences = sorted(
-                    (
-                        await connection.execute(
-                            text("SELECT sequencename FROM pg_sequences WHERE schemaname = :s"),
-                            {"s": schema},
-                        )
-                    ).scalars()
-                )
+                listed = "SELECT {0}name FROM pg_{0}s WHERE schemaname = :schema"
+                found: dict[str, list[str]] = {
+                    kind: list(
+                        (await connection.execute(text(listed.format(kind)), {"schema": schema}))
+                        .scalars()
+                        .all()
+                    )
+                    for kind in ("table", "sequence")
+                }
         finally:
             await engine.dispose()
         # Children before parents, so that no foreign key refuses a delete.
         ordered = [table.name for table in reversed(Base.metadata.sorted_tables)]
-        unknown = tables - set(ordered) - {"alembic_version"}
+        unknown = set(found["table"]) - set(ordered) - {"alembic_version"}
         assert not unknown, f"tables the models do not know would keep their rows: {unknown}"
         statements = [
             "BEGIN",
             "SET LOCAL lock_timeout = '10s'",  # a leaked transaction fails the test, not hangs
             *(f'DELETE FROM "{schema}"."{name}"' for name in ordered),
-            *(f'ALTER SEQUENCE "{schema}"."{name}" RESTART' for name in sequences),
+            *(f'ALTER SEQUENCE "{schema}"."{name}" RESTART' for name in sorted(found["sequence"])),
             "COMMIT",
         ]
         self._empty_sql = ";\n".join(statements) + ";"
