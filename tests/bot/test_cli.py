@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from bench.lead_csv import write_leads_csv
 from bot.cli import app
+from tests.support.lead_csv import write_leads_csv
 
 runner = CliRunner()
 

@@ -25,7 +25,7 @@ from scheduler.leads import LeadIn, intake
 from scheduler.models import Lead, OutboxItem, Touch, utcnow
 from scheduler.reps import add_rep
 from tests.bot.support import AUTH, make_settings
-from tests.fakes.smtp import FakeSmtp
+from tests.support.fakes.smtp import FakeSmtp
 
 LEADS = json.loads((Path(__file__).parents[1] / "data" / "first_touch" / "leads.json").read_text())
 REP = "rep.anna@acme-analytics.example"

@@ -26,7 +26,7 @@ from scheduler.leads import LeadIn, intake
 from scheduler.models import Booking, Lead, Stage, StageEvent
 from scheduler.reps import add_rep
 from scheduler.stages import transition
-from tests.fakes.calendly import load_event
+from tests.support.fakes.calendly import load_event
 
 NOW = datetime(2026, 5, 4, 11, 0, tzinfo=UTC)
 Sessions = async_sessionmaker[AsyncSession]

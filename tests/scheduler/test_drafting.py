@@ -9,8 +9,8 @@ import pytest
 from scheduler.cadence import Cadence
 from scheduler.draft_filter import DraftPolicy, clean, problems
 from scheduler.drafting import DraftContext, LLMDrafter, TemplateDrafter
-from tests.fakes.openai_server import FakeOpenAI
 from tests.scheduler.cadence_support import compressed
+from tests.support.fakes.openai_server import FakeOpenAI
 
 PROMPTS = Path(__file__).resolve().parents[2] / "prompts"
 POLICY = DraftPolicy(
