@@ -24,13 +24,13 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bench.lead_csv import write_leads_csv
-from bench.stores import POSTGRES_URL, postgres_reachable, scratch_store
 from bot.app import create_app
 from bot.settings import Settings
 from scheduler.importer import import_csv
 from scheduler.store.engine import session_factory
 from scheduler.store.models import utcnow
+from tests.support.lead_csv import write_leads_csv
+from tests.support.stores import POSTGRES_URL, postgres_reachable, scratch_store
 
 
 def _peak_rss_mb() -> float:

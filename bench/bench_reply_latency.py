@@ -5,7 +5,7 @@
 
 The service runs in its own process (as ``leadbot serve`` would) on 127.0.0.1 with the
 rules interpreter, a scratch store (an SQLite file, or Postgres in a schema of its own) and
-the WhatsApp channel pointed at the fake Graph API of ``tests/fakes/graph_api.py``, which
+the WhatsApp channel pointed at the fake Graph API of ``tests/support/fakes/graph_api.py``, which
 runs here with the load generator, so the two do not compete with the service for a CPU.
 New conversations start at ``--rate`` per second (each a signed "Hi" from a new number); a
 conversation's latency is the time from starting its POST to its reply reaching the fake,
@@ -36,9 +36,9 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bench.stores import POSTGRES_URL, postgres_reachable, scratch_store
 from bot.whatsapp.signature import HEADER, sign
-from tests.fakes.graph_api import FakeGraphAPI
+from tests.support.fakes.graph_api import FakeGraphAPI
+from tests.support.stores import POSTGRES_URL, postgres_reachable, scratch_store
 
 SECRET = "bench-app-secret"
 

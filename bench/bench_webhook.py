@@ -47,7 +47,7 @@ import aiohttp
 from aiohttp import web
 from sqlalchemy import func, select
 
-from bench.stores import POSTGRES_URL, postgres_reachable, scratch_store
+from tests.support.stores import POSTGRES_URL, postgres_reachable, scratch_store
 
 APP_SECRET = "bench-secret"
 

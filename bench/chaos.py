@@ -12,7 +12,7 @@ What runs (everything on 127.0.0.1):
   sharing the database) never share a lock key;
 - two ``leadbot serve --no-scheduler`` and one ``leadbot scheduler``, configured through
   ``LEADBOT_*`` variables only, with a real WhatsApp channel (phone id, token, app secret)
-  pointed at the fake Graph API of ``tests/fakes/graph_api.py``, a send timeout of
+  pointed at the fake Graph API of ``tests/support/fakes/graph_api.py``, a send timeout of
   ``--send-timeout`` seconds, and a compressed copy of the cadence (one day =
   ``--day-seconds`` seconds) so follow-up steps fall due during the run;
 - the fake Graph API with a fault plan: some sends answered 500 (Graph error body), some
@@ -61,7 +61,7 @@ from scheduler.store.engine import create_engine, session_factory
 from scheduler.store.migrate import upgrade
 from scheduler.store.models import InboxItem, OutboxItem, Touch, utcnow
 from scheduler.store.reps import add_rep
-from tests.fakes.graph_api import FakeGraphAPI, FaultPlan
+from tests.support.fakes.graph_api import FakeGraphAPI, FaultPlan
 
 POSTGRES_URL = os.environ.get(
     "LEADBOT_CHAOS_POSTGRES_URL",

@@ -41,7 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.chaos_traffic import Prospect, graph_text
 from scheduler.stages import ALLOWED_MOVES
-from tests.fakes.graph_api import GraphRequest
+from tests.support.fakes.graph_api import GraphRequest
 
 SLOW_REPLY_SECONDS = 30.0
 OPT_OUT_WORDS = "won't hear from us"

@@ -29,7 +29,7 @@ from typing import Any
 import aiohttp
 
 from bot.whatsapp.signature import HEADER, sign
-from tests.fakes.graph_api import FakeGraphAPI, GraphRequest
+from tests.support.fakes.graph_api import FakeGraphAPI, GraphRequest
 
 BUSINESS_NUMBER = "15550001111"
 ACCOUNT_ID = "102290129340398"

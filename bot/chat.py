@@ -1,20 +1,12 @@
-"""``leadbot dialogs check`` and ``leadbot chat``: tune dialog scripts from the terminal.
+"""``leadbot chat``: tune a dialog script from the terminal.
 
-``check`` validates every script file and prints each problem as ``file:line: reason``.
 ``chat`` lets you play the prospect against a script: the bot's replies appear in a panel,
 buttons and lists as numbered choices (type the number to tap one), ``/media`` sends an
 image the bot cannot read, ``/timeout`` simulates going quiet, ``/quit`` leaves. At the end
 it shows the slots and the qualification.
 
-Mounting (in ``bot/cli.py``, which reads the settings)::
-
-    app.add_typer(dialogs_app, name="dialogs")
-
-    @app.command()
-    def chat(script: str = "b2b_default") -> None:
-        settings = _settings()
-        chat_command(script, settings.dialogs_dir, settings.icp_file,
-                     calendly_url=settings.calendly_url or None)
+The commands themselves are in :mod:`bot.cli_dialogs`, which imports this module only when
+``leadbot chat`` runs.
 """
 
 from __future__ import annotations
@@ -23,7 +15,6 @@ import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
 
 import typer
 from rich.console import Console, Group
@@ -61,48 +52,15 @@ from dialogs.events import (
 )
 from dialogs.icp import Icp, IcpError, load_icp
 from dialogs.interpretation import Interpreter
-from dialogs.loader import ScriptError, check_dir, load_scripts
+from dialogs.loader import ScriptError, load_scripts
 from dialogs.render import describe
 from dialogs.script import Script
 from dialogs.session import Session
 
 DEFAULT_DIALOGS_DIR = Path(dialogs.__file__).resolve().parent / "scripts"
 DEFAULT_ICP_FILE = Path(dialogs.__file__).resolve().parent / "icp" / "default.yaml"
-DEFAULT_PROMPTS_DIR = Path(dialogs.__file__).resolve().parent.parent / "prompts"
-
-dialogs_app = typer.Typer(help="Dialog scripts: validate them, talk to them.")
-
-
-@dialogs_app.callback()
-def _group() -> None:
-    """Dialog scripts (a callback keeps `check` a subcommand even while it is the only one)."""
-
-
-@dialogs_app.command("check")
-def check(
-    dir: Annotated[Path, typer.Argument(help="Folder of *.yaml scripts.")] = DEFAULT_DIALOGS_DIR,
-    prompts: Annotated[
-        Path, typer.Option(help="Prompt folder each script's `prompt` must name a file in.")
-    ] = DEFAULT_PROMPTS_DIR,
-    icp: Annotated[
-        Path, typer.Option(help="ICP file whose slots and options must exist.")
-    ] = DEFAULT_ICP_FILE,
-) -> None:
-    """Validate every script in DIR; print each problem as file:line: reason."""
-    # Plain echo, not Rich: a wrapped "file:line:" is no longer clickable or greppable.
-    try:
-        profile = load_icp(icp)
-    except IcpError as exc:
-        typer.echo(str(exc))
-        raise typer.Exit(1) from None
-    problems = check_dir(dir, prompts, icp=profile)
-    for problem in problems:
-        typer.echo(str(problem))
-    if problems:
-        typer.secho(f"{len(problems)} problem(s)", fg="red")
-        raise typer.Exit(1)
-    count = sum(1 for p in dir.iterdir() if p.suffix in (".yaml", ".yml"))
-    typer.secho(f"{count} scripts OK", fg="green")
+# Shown for the booking link when LEADBOT_CALENDLY_URL is unset (never the raw placeholder).
+NO_CALENDLY_URL = "(no booking link: set LEADBOT_CALENDLY_URL)"
 
 
 def chat_command(
@@ -115,6 +73,7 @@ def chat_command(
     read: Callable[[str], str] | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     calendly_url: str | None = None,
+    resource_url: str = "",
     name: str | None = None,
 ) -> Session:
     """Play the prospect against ``script`` in the terminal; return the final session.
@@ -123,12 +82,15 @@ def chat_command(
         (the caller passes the LLM interpreter when one is configured).
     :param console: where the conversation is drawn (injectable for tests).
     :param read: reads one line of input, given a prompt (``input`` by default).
-    :param calendly_url: shown in place of the ``{calendly_url}`` the engine leaves.
+    :param calendly_url: shown in place of the ``{calendly_url}`` the engine leaves
+        (:data:`NO_CALENDLY_URL` when None).
+    :param resource_url: the deflection link of scripts that name none
+        (``LEADBOT_RESOURCE_URL``).
     :raises typer.Exit: the scripts, the ICP or the script id are unusable.
     """
     out = console or Console()
     try:
-        scripts = load_scripts(dialogs_dir)
+        scripts = load_scripts(dialogs_dir, resource_url=resource_url)
         profile = load_icp(icp_file)
     except (ScriptError, IcpError) as exc:
         out.print(Text(str(exc), style="red"))
@@ -212,18 +174,20 @@ class _Simulator:
     def _show(self, action: Action) -> None:
         match action:
             case SendText(text):
-                self._panel(Text(text))
+                self._panel(Text(self._filled(text)))
             case SendButtons(body, buttons):
-                self._panel(Text(body), buttons)
+                self._panel(Text(self._filled(body)), buttons)
             case SendList(body, button_title, rows):
-                self._panel(Text(body), rows, f"[{button_title}]")
+                self._panel(Text(self._filled(body)), rows, f"[{button_title}]")
             case SendCtaUrl(body, title, url):
-                if url == CALENDLY_PLACEHOLDER and self.calendly_url:
-                    url = self.calendly_url
-                link = Text(f"[{title}] → {url}", style="bold underline")
-                self._panel(Group(Text(body), Text(""), link))
+                link = Text(f"[{title}] → {self._filled(url)}", style="bold underline")
+                self._panel(Group(Text(self._filled(body)), Text(""), link))
             case _:
                 self.out.print(Text(f"  · {_note(action)}", style="dim"))
+
+    def _filled(self, text: str) -> str:
+        """``text`` with the engine's ``{calendly_url}`` replaced by the configured link."""
+        return text.replace(CALENDLY_PLACEHOLDER, self.calendly_url or NO_CALENDLY_URL)
 
     def _panel(
         self, body: Text | Group, choices: tuple[Button | Row, ...] = (), label: str = ""

@@ -1,46 +1,50 @@
-"""The ``leadbot`` command line: the entry point that reads settings once and wires things."""
+"""The ``leadbot`` command line: the entry point that reads settings once and wires things.
+
+Every command runs in :class:`~bot.cli_errors.OneLineErrors`: known failures (settings,
+database, port, script/cadence/ICP files, a server that is not running) are one line on
+stderr and exit code 2. ``leadbot --help`` imports only Typer and these small modules; each
+command imports the libraries it uses when it runs.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from aiohttp import web
-from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
-from rich.table import Table
 
-from bot import redact
-from bot.app import create_app
-from bot.chat import chat_command, dialogs_app
+from bot.cli_dialogs import chat, dialogs_app
 from bot.cli_reps import app as reps_app
 from bot.cli_scheduler import cadence_app, scheduler
+from bot.cli_serve import serve
 from bot.cli_support import (
+    OneLineErrors,
     console,
     err_console,
+    fail,
+    open_store,
     settings_or_exit,
     settings_with_secrets_or_exit,
+    version,
 )
 from bot.cli_whatsapp import link as whatsapp_link
 from bot.cli_whatsapp import sandbox_app
-from bot.interpreters import build_interpreter
-from bot.privacy import hash_key
-from bot.redact import ACCESS_LOG_CLASS
-from bot.secrets_store import secrets_path
-from bot.settings import Settings, SettingsError, check_webhook_secrets
-from scheduler.errors import InvalidLeadError, NotFoundError
-from scheduler.importer import ImportReport, import_csv
-from scheduler.leads import list_leads
-from scheduler.store.engine import create_engine, session_factory
-from scheduler.store.erasure import ErasureReport, erase_lead
-from scheduler.store.migrate import current_revision, head_revision, upgrade
-from scheduler.store.models import Lead, Stage, utcnow
+from scheduler.stage_names import Stage
 
-app = typer.Typer(help="leadbot: qualify leads on WhatsApp and keep one shared pipeline.")
+if TYPE_CHECKING:
+    from bot.settings import Settings
+    from scheduler.importer import ImportReport
+    from scheduler.store.erasure import ErasureReport
+    from scheduler.store.models import Lead
+
+app = typer.Typer(
+    cls=OneLineErrors, help="leadbot: qualify leads on WhatsApp and keep one shared pipeline."
+)
 db_app = typer.Typer(help="Database schema.")
 leads_app = typer.Typer(help="Leads in the pipeline.")
+app.command()(serve)
+app.command()(chat)
 app.add_typer(db_app, name="db")
 app.add_typer(leads_app, name="leads")
 app.add_typer(dialogs_app, name="dialogs")
@@ -49,88 +53,39 @@ app.add_typer(cadence_app, name="cadence")
 app.command("scheduler")(scheduler)
 app.command("link")(whatsapp_link)
 app.add_typer(sandbox_app, name="sandbox")
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 
-async def _migrate(settings: Settings) -> None:
-    engine = create_engine(settings.database_url)
-    try:
-        await upgrade(engine)
-    finally:
-        await engine.dispose()
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"leadbot {version()}")  # plain stdout: scripts read it
+        raise typer.Exit()
 
 
-async def _require_schema(settings: Settings) -> None:
-    head = head_revision()
-    engine = create_engine(settings.database_url)
-    try:
-        current = await current_revision(engine)
-    finally:
-        await engine.dispose()
-    if current != head:
-        err_console.print(
-            f"[red]the database is at revision {', '.join(current) or 'none'}, "
-            f"not {', '.join(head)}: "
-            "run `leadbot db upgrade` first[/red]"
-        )
-        raise typer.Exit(2)
-
-
-@app.command()
-def serve(
-    host: Annotated[str | None, typer.Option(help="Overrides LEADBOT_HOST.")] = None,
-    port: Annotated[int | None, typer.Option(help="Overrides LEADBOT_PORT.")] = None,
-    no_scheduler: Annotated[
-        bool, typer.Option("--no-scheduler", help="Web only; run `leadbot scheduler` apart.")
+@app.callback()
+def _root(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print leadbot's version and exit.",
+            is_eager=True,
+            callback=_print_version,
+        ),
     ] = False,
 ) -> None:
-    """Run the service. On the embedded SQLite default, migrations run first."""
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-    redact.install()  # no email address or phone number in the logs
-    settings = settings_with_secrets_or_exit()
-    try:
-        check_webhook_secrets(settings)
-    except SettingsError as exc:
-        err_console.print(f"[red]{exc}[/red]", soft_wrap=True)  # one line, never wrapped
-        raise typer.Exit(2) from None
-    if settings.is_sqlite:
-        asyncio.run(_migrate(settings))
-    else:
-        asyncio.run(_require_schema(settings))
-    where = secrets_path(settings)
-    if where is not None:
-        console.print(f"API token and secret key: {where}")
-    web.run_app(
-        create_app(settings, run_scheduler=not no_scheduler, freeze=True),
-        host=host or settings.host,
-        port=port or settings.port,
-        print=lambda text: console.print(text.strip()),
-        access_log_class=ACCESS_LOG_CLASS,  # link tokens, phones, verify tokens: redacted
-    )
-
-
-@app.command()
-def chat(
-    script: Annotated[str, typer.Option(help="Id of the dialog script to talk to.")] = (
-        "b2b_default"
-    ),
-) -> None:
-    """Play a prospect against a dialog script in the terminal (no server needed)."""
-    settings = settings_or_exit()
-    chat_command(
-        script,
-        settings.dialogs_dir,
-        settings.icp_file,
-        interpreter=build_interpreter(settings),
-        calendly_url=settings.calendly_url or None,
-    )
+    """leadbot: qualify leads on WhatsApp and keep one shared pipeline."""
 
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Bring the database at LEADBOT_DATABASE_URL to the newest schema."""
     settings = settings_or_exit()
-    asyncio.run(_migrate(settings))
+
+    async def migrate() -> None:
+        async with open_store(settings, upgrade=True):
+            pass
+
+    asyncio.run(migrate())
     console.print("database is up to date")
 
 
@@ -147,10 +102,14 @@ def leads_import(
 
 
 async def _import(settings: Settings, file: Path) -> ImportReport:
-    engine = create_engine(settings.database_url)
-    try:
-        if settings.is_sqlite:
-            await upgrade(engine)
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    from scheduler.errors import InvalidLeadError
+    from scheduler.importer import import_csv
+    from scheduler.store.engine import session_factory
+    from scheduler.store.models import utcnow
+
+    async with open_store(settings, upgrade=settings.is_sqlite) as engine:
         with Progress(
             "[progress.description]{task.description}",
             BarColumn(),
@@ -168,13 +127,12 @@ async def _import(settings: Settings, file: Path) -> ImportReport:
                     on_progress=lambda n: progress.advance(task, n),
                 )
             except InvalidLeadError as exc:
-                err_console.print(f"[red]{exc.message}[/red]")
-                raise typer.Exit(2) from None
-    finally:
-        await engine.dispose()
+                raise fail(f"{file}: {exc.message}") from None
 
 
 def _print_report(report: ImportReport) -> None:
+    from rich.table import Table
+
     console.print(
         f"rows: {report.rows}  created: {report.created}  updated: {report.updated}  "
         f"duplicates: {report.duplicates}  rejected: {report.rejected}"
@@ -205,6 +163,8 @@ def leads_list(
     limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
 ) -> None:
     """Show leads, oldest first."""
+    from rich.table import Table
+
     settings = settings_or_exit()
     leads = asyncio.run(_list(settings, stage, limit))
     table = Table("id", "stage", "name", "email", "phone", "company", "source")
@@ -219,12 +179,14 @@ def leads_list(
 
 
 async def _list(settings: Settings, stage: Stage | None, limit: int) -> list[Lead]:
-    engine = create_engine(settings.database_url)
-    try:
-        async with session_factory(engine)() as session:
-            return await list_leads(session, stage=stage, limit=limit)
-    finally:
-        await engine.dispose()
+    from scheduler.leads import list_leads
+    from scheduler.store.engine import session_factory
+
+    async with (
+        open_store(settings, upgrade=False) as engine,
+        session_factory(engine)() as session,
+    ):
+        return await list_leads(session, stage=stage, limit=limit)
 
 
 @leads_app.command("erase")
@@ -236,7 +198,7 @@ def leads_erase(
     settings = settings_or_exit()
     if not settings.secret_key.get_secret_value():
         # The embedded mode's generated key: the one `serve` matches erased suppressions with.
-        settings = settings_with_secrets_or_exit()
+        settings = settings_with_secrets_or_exit(settings)
     report = asyncio.run(_erase(settings, lead_id, actor))
     if report is None:
         err_console.print(f"[red]lead {lead_id} does not exist[/red]")
@@ -251,18 +213,20 @@ def leads_erase(
 
 
 async def _erase(settings: Settings, lead_id: int, actor: str) -> ErasureReport | None:
-    engine = create_engine(settings.database_url)
-    try:
-        if settings.is_sqlite:
-            await upgrade(engine)
-        async with session_factory(engine).begin() as session:
-            return await erase_lead(
-                session, lead_id, actor=actor, hash_key=hash_key(settings), now=utcnow()
-            )
-    except NotFoundError:
-        return None
-    finally:
-        await engine.dispose()
+    from bot.privacy import hash_key
+    from scheduler.errors import NotFoundError
+    from scheduler.store.engine import session_factory
+    from scheduler.store.erasure import erase_lead
+    from scheduler.store.models import utcnow
+
+    async with open_store(settings, upgrade=settings.is_sqlite) as engine:
+        try:
+            async with session_factory(engine).begin() as session:
+                return await erase_lead(
+                    session, lead_id, actor=actor, hash_key=hash_key(settings), now=utcnow()
+                )
+        except NotFoundError:
+            return None
 
 
 def main() -> None:

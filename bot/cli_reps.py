@@ -4,37 +4,43 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
-from rich.table import Table
 
-from bot.cli_support import console, err_console, settings_or_exit
-from scheduler.contacts import normalize_email, normalize_phone
-from scheduler.errors import LeadbotError
-from scheduler.store import Session
-from scheduler.store.engine import create_engine, session_factory
-from scheduler.store.migrate import upgrade
-from scheduler.store.models import Rep, utcnow
-from scheduler.store.reps import add_rep, deactivate_rep, list_reps
+from bot.cli_support import console, err_console, open_store, settings_or_exit
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
+    from scheduler.store import Session
+    from scheduler.store.models import Rep
 
 app = typer.Typer(help="Sales reps: who owns leads and gets notified.")
 T = TypeVar("T")
 
 
-def _run(work: Callable[[Session], Awaitable[T]]) -> T:
-    """Run ``work`` in one transaction on the configured database; errors exit with 1."""
-    settings = settings_or_exit()
+def _run(
+    work: Callable[[Session], Awaitable[T]],
+    *,
+    writes: bool = True,
+    settings: Settings | None = None,
+) -> T:
+    """Run ``work`` in one transaction on the configured database; its errors exit with 1.
+
+    A command that ``writes`` migrates the embedded SQLite file first (as ``serve`` does);
+    otherwise, and on Postgres, the schema must be there already (one line, exit 2).
+    """
+    from scheduler.errors import LeadbotError
+    from scheduler.store.engine import session_factory
+
+    settings = settings or settings_or_exit()
 
     async def main() -> T:
-        engine = create_engine(settings.database_url)
-        try:
-            if settings.is_sqlite:
-                await upgrade(engine)
-            async with session_factory(engine).begin() as session:
-                return await work(session)
-        finally:
-            await engine.dispose()
+        async with (
+            open_store(settings, upgrade=writes and settings.is_sqlite) as engine,
+            session_factory(engine).begin() as session,
+        ):
+            return await work(session)
 
     try:
         return asyncio.run(main())
@@ -52,6 +58,11 @@ def reps_add(
     ] = None,
 ) -> None:
     """Add an active rep; new leads are assigned to active reps in turn."""
+    from scheduler.contacts import normalize_email, normalize_phone
+    from scheduler.errors import LeadbotError
+    from scheduler.store.models import utcnow
+    from scheduler.store.reps import add_rep
+
     settings = settings_or_exit()
     if not email and not whatsapp:
         err_console.print("[red]give --email and/or --whatsapp: a rep must be reachable[/red]")
@@ -66,19 +77,22 @@ def reps_add(
     async def work(session: Session) -> Rep:
         return await add_rep(session, name=name, email=clean_email, whatsapp=phone, now=utcnow())
 
-    rep = _run(work)
+    rep = _run(work, settings=settings)  # read once: its warnings are printed once
     console.print(f"rep {rep.id} added: {rep.name}")
 
 
 @app.command("list")
 def reps_list() -> None:
     """Show every rep, active or not."""
+    from rich.table import Table
+
+    from scheduler.store.reps import list_reps
 
     async def work(session: Session) -> list[Rep]:
         return await list_reps(session)
 
     table = Table("id", "name", "email", "whatsapp", "active", "last assigned")
-    for rep in _run(work):
+    for rep in _run(work, writes=False):
         last = rep.last_assigned_at.isoformat(timespec="seconds") if rep.last_assigned_at else ""
         table.add_row(str(rep.id), rep.name, rep.email or "", rep.whatsapp or "",
                       "yes" if rep.active else "no", last)  # fmt: skip
@@ -88,6 +102,7 @@ def reps_list() -> None:
 @app.command("deactivate")
 def reps_deactivate(rep_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
     """Stop assigning leads to a rep (their leads move to active reps when next notified)."""
+    from scheduler.store.reps import deactivate_rep
 
     async def work(session: Session) -> Rep:
         return await deactivate_rep(session, rep_id)

@@ -11,27 +11,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import signal
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from aiohttp import web
-from rich.table import Table
 
-from bot import redact
-from bot.app import create_app
 from bot.cli_support import (
+    check_files,
+    configure_logging,
     console,
     err_console,
+    prepare_store,
+    print_setup,
     settings_or_exit,
     settings_with_secrets_or_exit,
 )
-from bot.settings import Settings
-from scheduler.cadence import CadenceError, format_offset, load_cadence
-from scheduler.store.engine import create_engine
-from scheduler.store.migrate import upgrade
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
 
 cadence_app = typer.Typer(help="Follow-up cadences (LEADBOT_CADENCE_FILE).")
 
@@ -43,6 +41,10 @@ def cadence_check(
     ] = None,
 ) -> None:
     """Validate a cadence file and its templates; print its sequences or every problem."""
+    from rich.table import Table
+
+    from scheduler.cadence import CadenceError, format_offset, load_cadence
+
     path = file if file is not None else settings_or_exit().cadence_file
     try:
         cadence = load_cadence(path)
@@ -69,34 +71,26 @@ def cadence_check(
 
 def scheduler() -> None:
     """Run only the scheduler: periodic jobs and outbox delivery, no HTTP server."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
-    redact.install()  # no email address or phone number in the logs
+    from bot.setup_report import check_setup
+
+    configure_logging()
     settings = settings_or_exit()
+    check_setup(settings)
+    check_files(settings)
     if settings.is_sqlite:
         # The embedded key `serve` uses: erased people's suppressions are matched with it.
-        settings = settings_with_secrets_or_exit()
-    try:
-        load_cadence(settings.cadence_file)
-    except CadenceError as exc:
-        err_console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
-    if settings.is_sqlite:
-        asyncio.run(_migrate(settings.database_url))
+        settings = settings_with_secrets_or_exit(settings)
+    prepare_store(settings, upgrade=settings.is_sqlite)  # Postgres: `leadbot db upgrade`
+    print_setup(settings, scheduler=True)
     asyncio.run(run_scheduler(settings))
-
-
-async def _migrate(url: str) -> None:
-    engine = create_engine(url)
-    try:
-        await upgrade(engine)
-    finally:
-        await engine.dispose()
 
 
 async def run_scheduler(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """Start the app's contexts (no listening socket) until SIGINT/SIGTERM or ``stop``."""
+    from aiohttp import web
+
+    from bot.app import create_app
+
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

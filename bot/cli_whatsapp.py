@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import aiohttp
 import typer
-from rich.console import Console, Group
-from rich.panel import Panel
-from rich.text import Text
 
+from bot.cli_errors import CliError
 from bot.cli_support import settings_or_exit, settings_with_secrets_or_exit
-from bot.whatsapp.attribution import DEFAULT_TEXT, click_to_chat_link, ref_code
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 sandbox_app = typer.Typer(help="The WhatsApp sandbox of a running server.")
 SANDBOX_PATH = "/api/sandbox/whatsapp/messages"
@@ -28,20 +27,23 @@ SANDBOX_PATH = "/api/sandbox/whatsapp/messages"
 
 def link(
     campaign: Annotated[str, typer.Option(help="Campaign name, e.g. 'fb-spring'.")],
-    text: Annotated[str, typer.Option(help="The message prefilled for the prospect.")] = (
-        DEFAULT_TEXT
-    ),
+    text: Annotated[
+        str | None,
+        typer.Option(help="The message prefilled for the prospect; a short greeting if unset."),
+    ] = None,
     number: Annotated[
         str | None, typer.Option(help="WhatsApp number; LEADBOT_WHATSAPP_NUMBER by default.")
     ] = None,
 ) -> None:
     """Print a wa.me click-to-chat link whose first message carries the campaign's ref code."""
+    from bot.whatsapp.attribution import DEFAULT_TEXT, click_to_chat_link, ref_code
+
     number = number or settings_or_exit().whatsapp_number
     if not number:
         typer.secho("set LEADBOT_WHATSAPP_NUMBER or pass --number", fg="red", err=True)
         raise typer.Exit(2)
     try:
-        url = click_to_chat_link(number, campaign, text)
+        url = click_to_chat_link(number, campaign, DEFAULT_TEXT if text is None else text)
     except ValueError as exc:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(2) from None
@@ -62,6 +64,7 @@ def chat(
     token: Annotated[str | None, typer.Option(help="API token; from the settings.")] = None,
 ) -> None:
     """Play a prospect against a running server over its sandbox (type /quit to leave)."""
+    asyncio.run(check_server(url))  # no server: say so before "you>" (and before any token)
     if token is None:
         token = settings_with_secrets_or_exit().api_token.get_secret_value()
     asyncio.run(sandbox_chat(url, phone, token, name=name))
@@ -76,7 +79,14 @@ async def sandbox_chat(
     read: Callable[[str], str] = input,
     console: Console | None = None,
 ) -> int:
-    """The chat loop; returns how many replies were shown. Numbers tap the last choices."""
+    """The chat loop; returns how many replies were shown. Numbers tap the last choices.
+
+    :raises CliError: no server answers at ``url``, or it refuses ``token``.
+    """
+    import aiohttp
+    from rich.console import Console
+    from rich.text import Text
+
     out = console or Console()
     choices: list[str] = []
     shown = 0
@@ -96,18 +106,57 @@ async def sandbox_chat(
                 message["choice"] = choices[int(line) - 1]
             else:
                 message["text"] = line
-            async with http.post(SANDBOX_PATH, json=message) as response:
-                body = await response.json()
-                if response.status != 200:
-                    out.print(Text(f"error {response.status}: {body}", style="red"))
-                    continue
+            status, body = await _request(http, url, "POST", SANDBOX_PATH, json=message)
+            if status != 200:
+                out.print(Text(f"error {status}: {body}", style="red"))
+                continue
             for reply in body["replies"]:
                 choices = _show(out, reply["payload"]) or choices
                 shown += 1
     return shown
 
 
+async def check_server(url: str) -> None:
+    """Raise :class:`CliError` unless a leadbot server answers at ``url``."""
+    import aiohttp
+
+    async with aiohttp.ClientSession(base_url=url.rstrip("/")) as http:
+        await _request(http, url, "GET", "/healthz")
+
+
+async def _request(http: Any, url: str, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+    """(status, JSON body) of one request to the server, or :class:`CliError` when no
+    leadbot server answers there or it refuses the token."""
+    import aiohttp
+
+    try:
+        async with http.request(method, path, **kwargs) as response:
+            status = response.status
+            body = await response.json(content_type=None)
+    except aiohttp.ClientConnectorError as exc:
+        refused = isinstance(exc.os_error, ConnectionRefusedError)
+        reason = "connection refused" if refused else exc.os_error.strerror or str(exc)
+        raise CliError(
+            f"no leadbot server answers at {url} ({reason}): start one with `leadbot serve`, "
+            "or pass its address with --url"
+        ) from None
+    except (aiohttp.ClientError, ValueError) as exc:  # not JSON: another kind of server
+        raise CliError(
+            f"{url} does not answer like a leadbot server ({exc}): check --url"
+        ) from None
+    if status == 401:
+        raise CliError(
+            f"the server at {url} refused the API token: pass --token, or run this where its "
+            "LEADBOT_API_TOKEN (or .leadbot-secrets.json) is"
+        )
+    return status, body
+
+
 def _show(out: Console, payload: dict[str, Any]) -> list[str]:
+    from rich.console import Group
+    from rich.panel import Panel
+    from rich.text import Text
+
     parts: list[Text] = [Text(str(payload.get("text", "")))]
     ids: list[str] = []
     options = payload.get("buttons") or payload.get("rows") or []

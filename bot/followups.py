@@ -27,7 +27,7 @@ from bot.booking_link import booking_link
 from bot.http_errors import ApiError, read_json_object
 from bot.inputs import InputError, parse_id, parse_int
 from bot.settings import Settings
-from scheduler.cadence import Cadence, load_cadence
+from scheduler.cadence import Cadence, load_cadence, with_sender
 from scheduler.drafting import Drafter, LLMDrafter, TemplateDrafter
 from scheduler.lifecycle import mark_dormant, start_reactivations
 from scheduler.loop import PeriodicJob
@@ -41,6 +41,19 @@ CADENCE = web.AppKey("cadence", Cadence)
 SWEEPER = web.AppKey("sweeper", Sweeper)
 routes = web.RouteTableDef()
 MAX_PAGE = 500
+
+
+def load_cadence_for(settings: Settings) -> Cadence:
+    """``LEADBOT_CADENCE_FILE``, its sender filled from the company, sender name and email
+    signature settings where the file names none (:class:`~scheduler.cadence.CadenceError`
+    for a bad file)."""
+    cadence = load_cadence(settings.cadence_file, default_timezone=settings.default_timezone)
+    return with_sender(
+        cadence,
+        company=settings.company_name,
+        name=settings.sender_name,
+        signature=settings.email_signature,
+    )
 
 
 def build_drafter(settings: Settings, cadence: Cadence) -> Drafter:
@@ -63,7 +76,11 @@ def build_sweeper(settings: Settings, app: web.Application, cadence: Cadence) ->
         cadence,
         build_drafter(settings, cadence),
         app[DISPATCHER],
-        links={"calendly": settings.calendly_url, "public": settings.public_url},
+        links={
+            "calendly": settings.calendly_url,
+            "public": settings.public_url,
+            "resource": cadence.resources.get("resource") or settings.resource_url,
+        },
         booking_link=booking_link,
         config=SweepConfig(
             batch=settings.sweep_batch,
@@ -116,7 +133,7 @@ def setup(app: web.Application) -> None:
 
     async def followups(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
-        cadence = load_cadence(settings.cadence_file, default_timezone=settings.default_timezone)
+        cadence = load_cadence_for(settings)
         sweeper = build_sweeper(settings, app, cadence)
         app[CADENCE] = cadence
         app[SWEEPER] = sweeper

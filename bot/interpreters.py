@@ -6,10 +6,13 @@ falls back to the rules on any model failure); otherwise the deterministic rules
 
 from __future__ import annotations
 
-from bot.settings import Settings
+from typing import TYPE_CHECKING
+
 from dialogs.interpretation import Interpreter
-from dialogs.interpreters.llm import LLMInterpreter
 from dialogs.interpreters.rules import RulesInterpreter
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
 
 
 def build_interpreter(settings: Settings) -> Interpreter:
@@ -17,6 +20,10 @@ def build_interpreter(settings: Settings) -> Interpreter:
     rules = RulesInterpreter()
     if not settings.llm_enabled:
         return rules
+    # Imported here: LangChain and the OpenAI SDK take ~0.3 s to import, for nothing without
+    # a model (`leadbot chat` on the rules interpreter).
+    from dialogs.interpreters.llm import LLMInterpreter
+
     return LLMInterpreter(
         settings.llm_model,
         settings.openai_base_url or None,

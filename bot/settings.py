@@ -69,10 +69,16 @@ class Settings(BaseSettings):
 
     calendly_url: str = ""
     calendly_signing_key: SecretStr = SecretStr("")
-    hubspot_token: SecretStr = SecretStr("")
-    hubspot_api_url: str = "https://api.hubapi.com"
-    events_webhook_url: str = ""
-    events_webhook_secret: SecretStr = SecretStr("")
+
+    # Who the prospect hears from. Empty: neutral wording ("our team", no personal name).
+    # A cadence file's own `sender` block and a dialog script's own `resource_url` win.
+    company_name: str = ""
+    sender_name: str = ""
+    # The lines that close every follow-up email; empty: "<sender>, <company>" from the two
+    # above (or "The team"). In .env, write line breaks as \n inside double quotes.
+    email_signature: str = ""
+    # The guide a prospect who is not a fit is pointed to; empty: the deflection has no link.
+    resource_url: str = ""
 
     dialogs_dir: Path = PROJECT_ROOT / "dialogs" / "scripts"
     prompts_dir: Path = PROJECT_ROOT / "prompts"
@@ -91,6 +97,39 @@ class Settings(BaseSettings):
                 f"driver {driver!r} is not supported; use one of "
                 + ", ".join(f"{d}://…" for d in SUPPORTED_DB_DRIVERS)
             )
+        return value
+
+    @field_validator("email_signature")
+    @classmethod
+    def _signature_lines(cls, value: str) -> str:
+        # One-line environments (a shell export, a compose file) spell line breaks as \n.
+        return value.replace("\\n", "\n")
+
+    @field_validator("default_region")
+    @classmethod
+    def _check_default_region(cls, value: str) -> str:
+        import phonenumbers  # only when settings are read: not on `leadbot --help`
+
+        region = value.strip().upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(
+                f"{value!r} is not a region phone numbers are known for; use an ISO 3166 "
+                "two-letter code such as US, GB, DE, MX"
+            )
+        return region
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _check_default_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"{value!r} is not a time zone; use an IANA name such as UTC, "
+                "America/New_York, Europe/Berlin"
+            ) from None
         return value
 
     @field_validator("redis_url")
@@ -231,4 +270,5 @@ def load_settings(**overrides: object) -> Settings:
             name = field.upper() if field.startswith("OPENAI") else f"LEADBOT_{field.upper()}"
             message = str(error["msg"]).removeprefix("Value error, ")
             lines.append(f"{name}: {message}")
-        raise SettingsError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+        # One line, whatever the number of bad variables: the CLI prints errors as one line.
+        raise SettingsError("invalid configuration: " + "; ".join(lines)) from None

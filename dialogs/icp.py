@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from dialogs.interpretation import SlotScalar, SlotValue
+from dialogs.yaml_source import line_of
 
 Dimension = Literal["fit", "intent"]
 Tier = Literal["hot", "warm", "cold"]
@@ -34,10 +35,11 @@ UNKNOWN_SHARE = 0.25
 class IcpError(ValueError):
     """An ICP file cannot be used; the message names the file and the reason."""
 
-    def __init__(self, path: Path | str, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
+    def __init__(self, path: Path | str, reason: str, line: int | None = None) -> None:
+        super().__init__(f"{path}: {reason}" if line is None else f"{path}:{line}: {reason}")
         self.path = str(path)
         self.reason = reason
+        self.line = line
 
 
 class _Model(BaseModel):
@@ -187,22 +189,34 @@ def load_icp(path: Path | str = DEFAULT_ICP_PATH) -> Icp:
     """Read and validate an ICP file; :class:`IcpError` names the file and what is wrong."""
     p = Path(path)
     try:
-        data = yaml.safe_load(p.read_text("utf-8"))
+        text = p.read_text("utf-8")
     except FileNotFoundError:
         raise IcpError(p, "file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise IcpError(p, f"cannot read: {exc}") from exc
+    # Composed into nodes first: their marks give the line of what is wrong, as for scripts.
+    loader = yaml.SafeLoader(text)
+    try:
+        root = loader.get_single_node()
+        data = None if root is None else loader.construct_document(root)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = None if mark is None else mark.line + 1
+        raise IcpError(p, f"invalid YAML: {exc.problem}", line) from None
     except yaml.YAMLError as exc:
         raise IcpError(p, f"invalid YAML: {exc}") from exc
+    finally:
+        loader.dispose()
     if not isinstance(data, dict):
-        raise IcpError(p, "expected a mapping at the top level")
+        raise IcpError(p, "expected a mapping at the top level", 1)
     try:
         return Icp.model_validate(data)
     except ValidationError as exc:
+        errors = exc.errors()
         problems = "; ".join(
-            f"{'.'.join(str(x) for x in e['loc']) or '<icp>'}: {e['msg']}" for e in exc.errors()
+            f"{'.'.join(str(x) for x in e['loc']) or '<icp>'}: {e['msg']}" for e in errors
         )
-        raise IcpError(p, problems) from None
+        raise IcpError(p, problems, line_of(root, tuple(errors[0]["loc"]))) from None
 
 
 def score(

@@ -38,13 +38,26 @@ def load_script(path: Path | str, *, prompts_dir: Path | str | None = None) -> S
     return script
 
 
-def load_scripts(dir: Path | str, *, prompts_dir: Path | str | None = None) -> dict[str, Script]:
+def load_scripts(
+    dir: Path | str, *, prompts_dir: Path | str | None = None, resource_url: str = ""
+) -> dict[str, Script]:
     """Every script in ``dir`` (``*.yaml``/``*.yml``) by id; :class:`ScriptError` if any is
-    invalid or two files share an id, so a bad edit fails startup instead of a conversation."""
+    invalid or two files share an id, so a bad edit fails startup instead of a conversation.
+
+    ``resource_url`` (``LEADBOT_RESOURCE_URL``) is the deflection link of scripts that name
+    none of their own.
+    """
     scripts, problems = _load_dir(Path(dir), None if prompts_dir is None else Path(prompts_dir))
     if problems:
         raise ScriptError(problems)
-    return {script_id: script for script_id, (_, script, _) in scripts.items()}
+    return {
+        script_id: (
+            script.model_copy(update={"resource_url": resource_url})
+            if resource_url and not script.resource_url
+            else script
+        )
+        for script_id, (_, script, _) in scripts.items()
+    }
 
 
 def check_dir(

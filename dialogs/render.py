@@ -110,13 +110,17 @@ def outcome_message(script: Script, session: Session, outcome: Outcome) -> Messa
 
     Placeholders are filled from a fixed dict (the loader refuses any others). The Calendly
     link stays the literal ``{calendly_url}``: only the bot knows the lead to tag it with.
+    Without a resource URL, ``message_without_url`` (when the script has one) is said.
     """
     values = {
         "calendly_url": CALENDLY_PLACEHOLDER,
         "resource_url": script.resource_url or outcome.url or "",
         "name": session.name or "",
     }
-    text = outcome.message.format_map(values)
+    template = outcome.message
+    if not values["resource_url"] and outcome.message_without_url:
+        template = outcome.message_without_url  # no dangling "this guide: " without a link
+    text = template.format_map(values)
     if outcome.kind == "qualified":
         return SendCtaUrl(
             body=text[:INTERACTIVE_BODY_MAX],

@@ -116,10 +116,13 @@ class FaqEntry(_Model):
 
 class Outcome(_Model):
     """How a conversation ends. ``message`` may use ``{calendly_url}``, ``{resource_url}``
-    and ``{name}``; they are filled from a fixed safe dict, never from prospect text."""
+    and ``{name}``; they are filled from a fixed safe dict, never from prospect text.
+    ``message_without_url`` is said instead when ``message`` uses ``{resource_url}`` and no
+    resource URL is configured (neither the script's nor ``LEADBOT_RESOURCE_URL``)."""
 
     kind: Literal["qualified", "disqualified", "handoff"]
     message: str = Field(min_length=1)
+    message_without_url: str | None = Field(default=None, min_length=1)
     url: str | None = None
 
 
@@ -221,15 +224,27 @@ class Script(_Model):
                 out.append(
                     ScriptIssue(("outcomes", key, "kind"), f"kind {outcome.kind!r} under {key!r}")
                 )
-            for name in _placeholders(outcome.message):
-                if name not in OUTCOME_PLACEHOLDERS:
-                    out.append(
-                        ScriptIssue(
-                            ("outcomes", key, "message"),
-                            f"unknown placeholder {{{name}}} (allowed: "
-                            f"{', '.join(sorted(OUTCOME_PLACEHOLDERS))})",
+            texts = {
+                "message": outcome.message,
+                "message_without_url": outcome.message_without_url,
+            }
+            for field, text in texts.items():
+                for name in _placeholders(text or ""):
+                    if name not in OUTCOME_PLACEHOLDERS:
+                        out.append(
+                            ScriptIssue(
+                                ("outcomes", key, field),
+                                f"unknown placeholder {{{name}}} (allowed: "
+                                f"{', '.join(sorted(OUTCOME_PLACEHOLDERS))})",
+                            )
                         )
-                    )
+                    elif name == "resource_url" and field == "message_without_url":
+                        out.append(
+                            ScriptIssue(
+                                ("outcomes", key, field),
+                                "cannot use {resource_url}: it is said when there is none",
+                            )
+                        )
         seen_faq: set[str] = set()
         for i, f in enumerate(self.faq):
             if f.id in seen_faq:

@@ -130,11 +130,39 @@ class BusinessDays(_Model):
 
 
 class Sender(_Model):
-    """Who the follow-ups are from, as templates and prompts name them."""
+    """Who the follow-ups are from, as templates and prompts name them.
 
-    company: str = "our team"
-    name: str = "the team"
+    Empty fields mean "not said": the operator's settings (``LEADBOT_COMPANY_NAME``,
+    ``LEADBOT_SENDER_NAME``, ``LEADBOT_EMAIL_SIGNATURE``) fill them (:func:`with_sender`), and
+    what is still empty reads neutrally (:meth:`template_values`).
+    """
+
+    company: str = ""
+    name: str = ""
+    signature: str = ""  # the closing lines of an email; empty: built from name and company
     default_subject: str = "Following up"
+
+    def template_values(self, channel: ChannelName = "email") -> dict[str, str]:
+        """``sender.*`` as a template for ``channel`` sees it: never empty where prose needs
+        a word. ``signature`` is the configured one in emails; on WhatsApp (and when none is
+        configured) the short "<name>, <company>"."""
+        company, name = self.company.strip(), self.name.strip()
+        if channel == "email" and self.signature.strip():
+            signature = self.signature.strip()
+        elif name:
+            signature = f"{name}, {company}" if company else name
+        else:
+            signature = f"The {company} team" if company else "The team"
+        return {
+            "company": company or NEUTRAL_COMPANY,
+            "name": name,
+            "signature": signature,
+            "default_subject": self.default_subject,
+        }
+
+
+# What an unnamed company is called in prose ("Thanks for reaching out to our team").
+NEUTRAL_COMPANY = "our team"
 
 
 class Cadence(_Model):
@@ -229,6 +257,22 @@ def load_cadence(path: Path | str, *, default_timezone: str = "UTC") -> Cadence:
     return cadence
 
 
+def with_sender(
+    cadence: Cadence, *, company: str = "", name: str = "", signature: str = ""
+) -> Cadence:
+    """``cadence`` with the operator's sender settings filling what its own ``sender`` block
+    leaves unsaid (a cadence file that names its sender keeps it)."""
+    given = {key for key, value in cadence.sender.model_dump().items() if value}
+    update = {
+        key: value.strip()
+        for key, value in (("company", company), ("name", name), ("signature", signature))
+        if value.strip() and key not in given
+    }
+    if not update:
+        return cadence
+    return cadence.model_copy(update={"sender": cadence.sender.model_copy(update=update)})
+
+
 def _semantic_issues(cadence: Cadence) -> list[tuple[tuple[str | int, ...], str]]:
     # Imported here: drafting imports this module for the Cadence type.
     from scheduler.drafting import template_problem
@@ -269,4 +313,5 @@ __all__ = [
     "format_offset",
     "load_cadence",
     "parse_offset",
+    "with_sender",
 ]

@@ -102,7 +102,7 @@ def template_problem(cadence: Cadence, name: str) -> str | None:
 
 def _sample_links(cadence: Cadence) -> dict[str, str]:
     return {"calendly": "https://calendly.example/x", "public": "https://example.com",
-            **cadence.resources}  # fmt: skip
+            "resource": "https://example.com/guide", **cadence.resources}  # fmt: skip
 
 
 def _variables(
@@ -116,7 +116,7 @@ def _variables(
         "lead": lead,
         "answers": answers,
         "links": links,
-        "sender": cadence.sender.model_dump(),
+        "sender": cadence.sender.template_values(step.channel if step else "email"),
         "step": None if step is None else {"id": step.id, "purpose": step.purpose},
     }
 
@@ -238,8 +238,8 @@ class LLMDrafter:
             for d, t in context.history
         ]
         return {
-            "company": self.cadence.sender.company,
-            "rep_name": self.cadence.sender.name,
+            "company": self.cadence.sender.company or "our company",
+            "rep_name": self.cadence.sender.name or "the sales team",
             "step": f"{context.step.id} ({context.step.purpose.replace('_', ' ')})",
             "stage": str(lead.get("stage", "")),
             "facts": "\n".join(facts) or "(nothing yet)",

@@ -58,6 +58,8 @@ class SchedulerLoop:
             )
         scheduler.start()
         self._scheduler = scheduler
+        # One line for the start; APScheduler's own per-job and per-run lines are DEBUG.
+        log.info("scheduler started: %s", ", ".join(job.name for job in self.jobs) or "no jobs")
 
     async def _run(self, job: PeriodicJob) -> None:
         # Shield the job so APScheduler's shutdown (which cancels coroutine jobs) cannot

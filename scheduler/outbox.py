@@ -7,7 +7,9 @@ asking twice to send the same thing stores one row. Delivery claims the row
 - ``sent`` with the provider's id;
 - back to ``pending`` with a backoff when the channel says the message surely did not go out
   and retrying may help (connection refused, 429, 5xx with an error body), ``failed`` once
-  attempts run out or when the failure is permanent;
+  attempts run out or when the failure is permanent (a retry due within seconds is made by
+  the process that tried, :meth:`Dispatcher.deliver_and_follow`; the others by the outbox
+  job);
 - ``uncertain`` when nobody knows (a timeout after the request left, an unexpected error, a
   crash after the row's own request may have left). Uncertain rows are shown to a human and
   never resent by code.

@@ -8,10 +8,11 @@ failures, so CI cannot go green without them.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import os
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -22,8 +23,8 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
 )
 
-from bench.stores import scratch_store
 from scheduler.store.engine import create_engine, session_factory
+from tests.support.stores import SharedSchema, SQLiteTemplate, scratch_store
 
 POSTGRES_URL = os.environ.get(
     "LEADBOT_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -79,6 +80,12 @@ def pytest_configure(config: pytest.Config) -> None:
     socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
     socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
     socket.getaddrinfo = _guarded_getaddrinfo
+    config.addinivalue_line(
+        "markers",
+        "fresh_store: the test runs migrations or changes the schema, so its `engine` is "
+        "migrated for it alone instead of being a copy of (SQLite) or sharing (Postgres) the "
+        "session's migrated store",
+    )
 
 
 # --- service availability ------------------------------------------------------------------
@@ -125,18 +132,57 @@ async def _redis_problem() -> str | None:
 # --- stage-store backends ------------------------------------------------------------------
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> SQLiteTemplate:
+    """The session's migrated SQLite file, which each test's store is a copy of."""
+    return SQLiteTemplate(tmp_path_factory.mktemp("store"))
+
+
+@pytest.fixture(scope="session")
+def postgres_schema() -> Iterator[SharedSchema]:
+    """The session's migrated Postgres schema, emptied after each test that used it."""
+    shared = SharedSchema(POSTGRES_URL, prefix="lb")
+    yield shared
+    # Every test's event loop is closed by now: the drop gets one of its own.
+    asyncio.run(shared.drop())
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 async def engine(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[AsyncEngine]:
-    """A migrated, empty stage store on each backend (Postgres: a schema of its own)."""
+    """A migrated, empty stage store on each backend.
+
+    Alembic runs once per session and backend, not per test: an SQLite test gets its own copy
+    of a migrated file; Postgres tests take turns on one migrated schema, which is emptied
+    (rows deleted, id sequences restarted) after each test. Rolling back a transaction
+    around the test cannot replace that: the code under test opens and commits its own.
+    Tests marked ``fresh_store`` get a store migrated for them alone."""
     if request.param == "postgres":
         problem = await _postgres_problem()
         if problem:
             _unavailable("PostgreSQL", problem)
-        url = POSTGRES_URL
+    if request.node.get_closest_marker("fresh_store") is not None:
+        url = (
+            POSTGRES_URL
+            if request.param == "postgres"
+            else f"sqlite+aiosqlite:///{tmp_path / 'leadbot.db'}"
+        )
+        async with scratch_store(url, pool_size=25, max_overflow=5, prefix="lb") as db:
+            yield db
+    elif request.param == "sqlite":
+        template: SQLiteTemplate = request.getfixturevalue("sqlite_template")
+        db = create_engine(await template.copy(tmp_path / "leadbot.db"))
+        try:
+            yield db
+        finally:
+            await db.dispose()
     else:
-        url = f"sqlite+aiosqlite:///{tmp_path / 'leadbot.db'}"
-    async with scratch_store(url, pool_size=25, max_overflow=5, prefix="lb") as db:
-        yield db
+        shared: SharedSchema = request.getfixturevalue("postgres_schema")
+        db = await shared.engine(pool_size=25, max_overflow=5)
+        try:
+            yield db
+        finally:
+            await db.dispose()
+            await shared.empty()
 
 
 @pytest.fixture

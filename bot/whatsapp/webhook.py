@@ -94,7 +94,9 @@ async def receive(request: web.Request) -> web.Response:
 
 def build_processor(app: web.Application, settings: Settings, locks: KeyedLock) -> InboxProcessor:
     """The inbox processor, wired from the settings (scripts and ICP load fail fast)."""
-    scripts = load_scripts(settings.dialogs_dir, prompts_dir=settings.prompts_dir)
+    scripts = load_scripts(
+        settings.dialogs_dir, prompts_dir=settings.prompts_dir, resource_url=settings.resource_url
+    )
     if settings.whatsapp_script not in scripts:
         raise RuntimeError(
             f"LEADBOT_WHATSAPP_SCRIPT={settings.whatsapp_script!r} is not a script in "

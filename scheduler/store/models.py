@@ -28,6 +28,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from scheduler.stage_names import Stage as Stage  # noqa: PLC0414 (re-exported: most code imports it here)
+
 # SQLite only auto-increments INTEGER PRIMARY KEY; Postgres gets 64-bit ids.
 Id = BigInteger().with_variant(Integer(), "sqlite")
 # Vendors' ids of messages (WhatsApp wamids, email Message-IDs): stored whole up to this.
@@ -63,18 +65,6 @@ class UTCDateTime(TypeDecorator[datetime]):
 def utcnow() -> datetime:
     """The current time, UTC-aware. Only edges call it; logic takes ``now`` as an argument."""
     return datetime.now(UTC)
-
-
-class Stage(StrEnum):
-    """Where a lead is in the pipeline. Exactly one per lead."""
-
-    NEW = "new"
-    CONTACTED = "contacted"
-    QUALIFIED = "qualified"
-    PROPOSAL_SENT = "proposal_sent"
-    WON = "won"
-    LOST = "lost"
-    DORMANT = "dormant"
 
 
 class Base(DeclarativeBase):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -18,3 +20,22 @@ def driver_name(url: str) -> str:
         return make_url(url).drivername
     except ArgumentError:
         raise NotAUrl("not a database URL") from None
+
+
+@dataclass(frozen=True, slots=True)
+class UrlParts:
+    """Where a database URL points (never its user or password)."""
+
+    backend: str  # "sqlite", "postgresql"
+    host: str | None
+    port: int | None
+    database: str | None
+
+
+def url_parts(url: str) -> UrlParts:
+    """The parts of ``url``; raises as :func:`driver_name` does."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise NotAUrl("not a database URL") from None
+    return UrlParts(parsed.get_backend_name(), parsed.host, parsed.port, parsed.database)

@@ -167,6 +167,7 @@ async def test_errors_are_json(
     assert_error(await response.json(), code)
 
 
+@pytest.mark.fresh_store  # drops a table
 async def test_unexpected_failure_is_a_bare_500(client: Client, engine: AsyncEngine) -> None:
     async with engine.begin() as connection:
         await connection.execute(text("DROP TABLE stage_events"))

@@ -21,7 +21,7 @@ from scheduler.store.engine import session_factory
 from scheduler.store.models import Booking, Lead, OutboxItem, ProcessedEvent, StageEvent, Touch
 from scheduler.store.reps import add_rep
 from tests.bot.support import make_settings
-from tests.fakes.calendly import SIGNING_KEY, load_event, signature, signed
+from tests.support.fakes.calendly import SIGNING_KEY, load_event, signature, signed
 
 Client = TestClient[Any, Any]
 NOW = datetime(2026, 5, 4, 11, 0, tzinfo=UTC)

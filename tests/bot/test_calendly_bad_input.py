@@ -22,7 +22,7 @@ from bot.app import create_app
 from scheduler.store.engine import session_factory
 from scheduler.store.models import Booking, Lead, ProcessedEvent
 from tests.bot.support import make_settings
-from tests.fakes.calendly import SIGNING_KEY, load_event, signature, signed
+from tests.support.fakes.calendly import SIGNING_KEY, load_event, signature, signed
 
 Client = TestClient[Any, Any]
 UNUSABLE = "calendly:unusable"  # bot.calendly.UNUSABLE, the source of unusable events

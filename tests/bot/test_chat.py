@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -14,7 +15,8 @@ import typer
 from rich.console import Console
 from typer.testing import CliRunner
 
-from bot.chat import DEFAULT_DIALOGS_DIR, chat_command, dialogs_app
+from bot.chat import DEFAULT_DIALOGS_DIR, chat_command
+from bot.cli_dialogs import dialogs_app
 from dialogs.interpretation import Intent, Interpretation
 from dialogs.script import Script
 from dialogs.session import Session
@@ -181,3 +183,51 @@ def test_unknown_script_or_broken_dir_exits_1(tmp_path: Path) -> None:
     shutil.copy(BROKEN / "bad_yaml.yaml", tmp_path / "bad_yaml.yaml")
     with pytest.raises(typer.Exit):
         chat(dialogs_dir=tmp_path)
+
+
+# ---- `leadbot chat`: links from the settings -------------------------------------------------
+
+QUALIFIES = "2\nabout 200 people\n50k\nnext week\n"
+DEFLECTED = "marketing\njust me\n500 dollars\nno rush\n"
+
+
+def leadbot_chat(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, typed: str, **env: str) -> str:
+    """``leadbot chat`` as an operator runs it, with only ``env`` configured."""
+    from bot.cli import app
+
+    monkeypatch.chdir(tmp_path)  # no developer .env
+    for name in list(os.environ):
+        if name.startswith(("LEADBOT_", "OPENAI_")):
+            monkeypatch.delenv(name)
+    # A wide terminal: Rich wraps the panels at 80 columns otherwise.
+    result = runner.invoke(app, ["chat"], input=typed, env={"COLUMNS": "300", **env})
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_chat_shows_the_configured_calendly_link(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    out = leadbot_chat(
+        monkeypatch, tmp_path, QUALIFIES, LEADBOT_CALENDLY_URL="https://calendly.com/nw/intro"
+    )
+    assert "[Book a call] → https://calendly.com/nw/intro" in out
+    assert "{calendly_url}" not in out
+
+
+def test_chat_without_a_calendly_link_says_which_setting_is_missing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    out = leadbot_chat(monkeypatch, tmp_path, QUALIFIES)
+    assert "[Book a call] → (no booking link: set LEADBOT_CALENDLY_URL)" in out
+    assert "{calendly_url}" not in out
+
+
+def test_chat_deflects_to_the_configured_resource(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    guide = "https://www.northwind.example/guides/start"
+    out = leadbot_chat(monkeypatch, tmp_path, DEFLECTED, LEADBOT_RESOURCE_URL=guide)
+    assert f"this guide should help: {guide}" in out
+    unset = leadbot_chat(monkeypatch, tmp_path, DEFLECTED)
+    assert "we'll keep you in mind" in unset and "guide" not in unset

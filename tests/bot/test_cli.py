@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from bench.lead_csv import write_leads_csv
 from bot.cli import app
+from tests.support.lead_csv import write_leads_csv
 
 runner = CliRunner()
 
@@ -106,6 +106,12 @@ def test_serve_starts_on_the_embedded_defaults(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+    # What runs, and what is only half there, is said before it starts (issue 13, item 3).
+    output = process.stdout.read().decode() if process.stdout else ""
+    assert "  whatsapp    sandbox (`leadbot sandbox chat`;" in output
+    assert "  replies     rules interpreter (no LLM)" in output
+    assert "warning: LEADBOT_PUBLIC_URL is not set" in output
+    assert output.index("  database    SQLite ./leadbot.db") < output.index("Running on http")
 
 
 def _wait_for_health(port: int, process: subprocess.Popen[bytes]) -> object:

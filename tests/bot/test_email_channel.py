@@ -28,7 +28,7 @@ from tests.bot.email_support import (
     send_via_outbox,
 )
 from tests.bot.support import make_settings
-from tests.fakes.smtp import FakeSmtp
+from tests.support.fakes.smtp import FakeSmtp
 
 Sessions = async_sessionmaker[AsyncSession]
 PAYLOAD = {"subject": "Quick question", "text": "Hi Jane,\nshall we talk?", "unsubscribe": True}

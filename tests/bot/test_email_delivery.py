@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from scheduler.outbox import Dispatcher, enqueue
 from scheduler.store.models import OutboxItem
 from tests.bot.email_support import NOW, Clock, make_channel, make_lead
-from tests.fakes.smtp import FakeSmtp
+from tests.support.fakes.smtp import FakeSmtp
 
 Sessions = async_sessionmaker[AsyncSession]
 PAYLOAD = {"subject": "Quick question", "text": "Hi,\nshall we talk?"}

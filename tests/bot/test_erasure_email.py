@@ -10,7 +10,7 @@ from scheduler.store.erasure import erase_lead
 from scheduler.store.models import Suppression
 from scheduler.store.suppressions import SuppressionReason, suppress, use_hash_key
 from tests.bot.email_support import NOW, make_channel, make_lead, send_via_outbox
-from tests.fakes.smtp import FakeSmtp
+from tests.support.fakes.smtp import FakeSmtp
 
 Sessions = async_sessionmaker[AsyncSession]
 KEY = b"k" * 32

@@ -25,7 +25,7 @@ from scheduler.leads import LeadIn, intake
 from scheduler.store.models import Lead, OutboxItem, Touch, utcnow
 from scheduler.store.reps import add_rep
 from tests.bot.support import AUTH, make_settings
-from tests.fakes.smtp import FakeSmtp
+from tests.support.fakes.smtp import FakeSmtp
 
 LEADS = json.loads((Path(__file__).parents[1] / "data" / "first_touch" / "leads.json").read_text())
 REP = "rep.anna@acme-analytics.example"
@@ -123,6 +123,41 @@ async def test_a_plain_form_lead_still_gets_its_first_reply(
     assert lead.qualification["tier"] == "cold"
     assert lead.qualification["first_touch"]["action"] == "auto_reply"
     assert lead.stage == "contacted"
+
+
+async def test_the_default_first_reply_names_no_made_up_company_or_person(
+    service: Client, smtp: FakeSmtp
+) -> None:
+    """A fresh install (no company, sender or signature configured) reads neutrally."""
+    await post_lead(service, LEADS["plain"])
+    [got] = await smtp.wait_messages(1, timeout=60)
+    text = plain(got)
+    assert got.message["Subject"] == "Re: your enquiry to our team"
+    assert "Thanks for reaching out to our team." in text
+    letter = text[: text.index("Best,\nThe team\n")]  # then the unsubscribe footer
+    assert "Acme" not in letter and "Sam" not in letter and "I'm" not in letter
+
+
+async def test_the_configured_company_sender_and_signature_are_in_the_email(
+    engine: AsyncEngine, smtp: FakeSmtp, aiohttp_client: Callable[..., Awaitable[Client]]
+) -> None:
+    settings = make_settings(
+        smtp_url=smtp.url,
+        email_from="Priya <priya@bot.example.com>",
+        public_url="https://bot.example.com",
+        company_name="Northwind Analytics",
+        sender_name="Priya",
+        # as a one-line environment spells it: \n is a line break
+        email_signature="Priya Shah\\nHead of Sales, Northwind Analytics",
+    )
+    client = await aiohttp_client(create_app(settings, engine=engine, run_scheduler=False))
+    await post_lead(client, LEADS["plain"])
+    [got] = await smtp.wait_messages(1, timeout=60)
+    text = plain(got)
+    assert got.message["Subject"] == "Re: your enquiry to Northwind Analytics"
+    assert "Thanks for reaching out to Northwind Analytics." in text
+    assert "I'm Priya and I'll be your point of contact." in text
+    assert "Best,\nPriya Shah\nHead of Sales, Northwind Analytics" in text
 
 
 async def test_duplicate_intake_starts_nothing_new(service: Client, smtp: FakeSmtp) -> None:

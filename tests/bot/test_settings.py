@@ -48,6 +48,10 @@ def test_environment_and_dotenv_are_read(monkeypatch: pytest.MonkeyPatch, tmp_pa
         ("LEADBOT_PORT", "eighty", "LEADBOT_PORT:"),
         ("LEADBOT_PORT", "70000", "LEADBOT_PORT:"),
         ("LEADBOT_REDIS_URL", "localhost:6379", "LEADBOT_REDIS_URL: expected redis://"),
+        ("LEADBOT_DEFAULT_TIMEZONE", "Europe/Atlantis", "LEADBOT_DEFAULT_TIMEZONE: 'Europe/At"),
+        ("LEADBOT_DEFAULT_TIMEZONE", "../etc/passwd", "LEADBOT_DEFAULT_TIMEZONE: '../etc/pa"),
+        ("LEADBOT_DEFAULT_REGION", "XX", "LEADBOT_DEFAULT_REGION: 'XX' is not a region"),
+        ("LEADBOT_DEFAULT_REGION", "USA", "LEADBOT_DEFAULT_REGION: 'USA' is not a region"),
     ],
 )
 def test_bad_values_name_the_variable(
@@ -83,3 +87,20 @@ def test_postgres_needs_configured_secrets() -> None:
     settings = load_settings(database_url="postgresql+asyncpg://u@h/db")
     with pytest.raises(SettingsError, match="LEADBOT_SECRET_KEY, LEADBOT_API_TOKEN must be set"):
         with_embedded_secrets(settings)
+
+
+def test_a_region_in_lower_case_is_the_region(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEADBOT_DEFAULT_REGION", "gb")
+    monkeypatch.setenv("LEADBOT_DEFAULT_TIMEZONE", "Europe/London")
+    settings = load_settings()
+    assert (settings.default_region, settings.default_timezone) == ("GB", "Europe/London")
+
+
+def test_every_bad_variable_is_named_on_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEADBOT_PORT", "eighty")
+    monkeypatch.setenv("LEADBOT_DEFAULT_REGION", "XX")
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+    [line] = str(raised.value).splitlines()
+    assert line.startswith("invalid configuration: LEADBOT_PORT: ")
+    assert "; LEADBOT_DEFAULT_REGION: 'XX' is not a region" in line

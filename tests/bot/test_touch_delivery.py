@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.app import create_app
 from bot.first_touch import RUNNER
 from tests.bot.support import AUTH, make_settings
-from tests.fakes.smtp import FakeSmtp
+from tests.support.fakes.smtp import FakeSmtp
 
 LEADS = json.loads((Path(__file__).parents[1] / "data" / "first_touch" / "leads.json").read_text())
 Client = TestClient[Any, Any]

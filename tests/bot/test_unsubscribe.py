@@ -25,7 +25,7 @@ from tests.bot.email_support import (
     touch_statuses,
 )
 from tests.bot.support import make_settings
-from tests.fakes.smtp import FakeSmtp
+from tests.support.fakes.smtp import FakeSmtp
 
 Sessions = async_sessionmaker[AsyncSession]
 Client = TestClient[Any, Any]

@@ -26,7 +26,7 @@ from scheduler.stages import transition
 from scheduler.store.engine import is_postgres
 from scheduler.store.models import Booking, Lead, Stage, StageEvent
 from scheduler.store.reps import add_rep
-from tests.fakes.calendly import load_event
+from tests.support.fakes.calendly import load_event
 
 NOW = datetime(2026, 5, 4, 11, 0, tzinfo=UTC)
 Sessions = async_sessionmaker[AsyncSession]

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+# The one place tests import bench/: the subject of these tests is bench.chaos itself.
 from bench import chaos
 from bench.chaos_audit import (
     Audit,
@@ -38,7 +39,7 @@ from bench.chaos_cluster import compress_cadence
 from bench.chaos_traffic import Prospect, Turn
 from scheduler.cadence import load_cadence
 from scheduler.store.engine import create_engine
-from tests.fakes.graph_api import FakeGraphAPI, FaultPlan, GraphRequest, Reply
+from tests.support.fakes.graph_api import FakeGraphAPI, FaultPlan, GraphRequest, Reply
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUIRE_SERVICES = os.environ.get("LEADBOT_TEST_REQUIRE_SERVICES") == "1"

@@ -35,11 +35,12 @@ from dialogs.events import (
 )
 from dialogs.icp import Icp, load_icp
 from dialogs.interpretation import Intent, Interpretation, SlotScalar, SlotValue
-from dialogs.loader import load_script
+from dialogs.loader import load_script, load_scripts
 from dialogs.script import INTERACTIVE_BODY_MAX, Script
 from dialogs.session import Session
 
-SCRIPT = load_script(Path(__file__).resolve().parents[2] / "dialogs/scripts/b2b_default.yaml")
+SCRIPT_DIR = Path(__file__).resolve().parents[2] / "dialogs/scripts"
+SCRIPT = load_script(SCRIPT_DIR / "b2b_default.yaml")
 ICP = load_icp()
 T0 = datetime(2025, 3, 3, 9, 30, tzinfo=UTC)
 
@@ -405,8 +406,33 @@ def test_disqualified_gets_a_polite_deflection_with_the_resource() -> None:
     assert not any(isinstance(a, NotifyRep) for a in result.actions)
     message = the_message(result)
     assert isinstance(message, SendText)
-    assert SCRIPT.resource_url and SCRIPT.resource_url in message.text
+    # The shipped script names no guide of its own: without one, nothing dangles.
+    assert SCRIPT.resource_url is None
+    assert message.text.startswith("Thanks for the details!")
+    assert "guide" not in message.text and "{" not in message.text
     assert result.session.status == "disqualified"
+
+
+def test_deflection_links_the_configured_resource(tmp_path: Path) -> None:
+    guide = "https://www.northwind.example/guides/start"
+    script = load_scripts(SCRIPT_DIR, resource_url=guide)["b2b_default"]
+    session = run(Session.new(script, T0), Started(), script=script).session
+    session = run(
+        session, said("...", ans(need="build", company_size="51-200")), script=script
+    ).session
+    result = run(session, said("1k, next year", ans(budget=1000, timeline="later")), script=script)
+    message = the_message(result)
+    assert isinstance(message, SendText)
+    assert message.text.endswith(f"this guide should help: {guide}")
+
+
+def test_a_scripts_own_resource_url_wins_over_the_setting(tmp_path: Path) -> None:
+    text = (SCRIPT_DIR / "b2b_default.yaml").read_text("utf-8")
+    (tmp_path / "b2b_default.yaml").write_text(
+        text + "resource_url: https://own.example/guide\n", "utf-8"
+    )
+    loaded = load_scripts(tmp_path, resource_url="https://setting.example/guide")
+    assert loaded["b2b_default"].resource_url == "https://own.example/guide"
 
 
 def test_faq_answer_before_the_outcome_shares_its_message() -> None:

@@ -20,7 +20,10 @@ from dialogs.icp import load_icp
 from dialogs.loader import load_scripts
 from dialogs.session import Session
 
-SCRIPTS = load_scripts(Path(__file__).resolve().parents[2] / "dialogs" / "scripts")
+GUIDE = "https://www.example.com/es/guia"
+SCRIPTS = load_scripts(
+    Path(__file__).resolve().parents[2] / "dialogs" / "scripts", resource_url=GUIDE
+)
 ICP = load_icp()
 T0 = datetime(2025, 3, 3, 9, 30, tzinfo=UTC)  # a Monday
 
@@ -105,4 +108,4 @@ def test_a_spanish_small_budget_is_deflected_in_spanish() -> None:
     session, turns = talk("b2b_es", "marketing", "solo yo", "500 euros", "el año que viene")
     assert session.status == "disqualified"
     (message,) = [a for a in turns[-1] if isinstance(a, SendText)]
-    assert "guía" in message.text
+    assert "guía" in message.text and message.text.endswith(GUIDE)

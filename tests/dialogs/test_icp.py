@@ -144,6 +144,21 @@ def test_bad_files_name_the_file_and_reason(name: str, tmp_path: Path) -> None:
     assert err.value.reason
 
 
+@pytest.mark.parametrize(
+    ("name", "line"),
+    [("syntax.yaml", 2), ("list.yaml", 1), ("bad_rule.yaml", 1), ("both_tables.yaml", 3)],
+)
+def test_bad_files_point_at_the_line(name: str, line: int, tmp_path: Path) -> None:
+    """``file:line: reason`` on one line, as the script and cadence loaders report."""
+    path = tmp_path / name
+    path.write_text(BAD[name] or "", "utf-8")
+    with pytest.raises(IcpError) as err:
+        load_icp(path)
+    assert err.value.line == line
+    assert str(err.value).startswith(f"{path}:{line}: ")
+    assert "\n" not in str(err.value)
+
+
 def test_disqualifier_rule_syntax(tmp_path: Path) -> None:
     data = yaml.safe_load(DEFAULT_ICP_PATH.read_text("utf-8"))
     data["disqualifiers"] = ["company_size in [1-10]", "timeline == later", "budget <= 100"]

@@ -24,8 +24,8 @@ from dialogs.interpreters.llm import LLMInterpreter
 from dialogs.interpreters.rules import RulesInterpreter
 from dialogs.script import Script
 from dialogs.session import Session
-from tests.fakes.extractions import extraction, fact
-from tests.fakes.openai_server import FakeOpenAI
+from tests.support.fakes.extractions import extraction, fact
+from tests.support.fakes.openai_server import FakeOpenAI
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2025, 1, 15, 10, 0, tzinfo=UTC)

@@ -27,7 +27,7 @@ version: test-compressed-1
 sender: {company: Acme, name: Sam}
 quiet_hours: {enabled: false}
 business_days: {enabled: false}
-resources: {case_study: "https://acme.example/case"}
+resources: {resource: "https://acme.example/case"}
 sequences:
   new_lead:
     after_last: 30s

@@ -13,8 +13,8 @@ import pytest
 from dialogs.icp import load_icp
 from dialogs.loader import load_scripts
 from scheduler.email_qualify import EmailQualifier, FactExtractor
-from tests.fakes.extractions import extraction, fact
-from tests.fakes.openai_server import FakeOpenAI
+from tests.support.fakes.extractions import extraction, fact
+from tests.support.fakes.openai_server import FakeOpenAI
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2025, 1, 15, 10, 0, tzinfo=UTC)

@@ -21,7 +21,7 @@ from scheduler.enrichment.offline import company_from_domain, enrich_offline, se
 from scheduler.first_touch import FirstTouch, FirstTouchConfig, unprocessed_leads
 from scheduler.leads import LeadIn, intake
 from scheduler.store.models import Lead, Touch
-from tests.fakes.enrichment import FakeEnrichment
+from tests.support.fakes.enrichment import FakeEnrichment
 
 ROOT = Path(__file__).parents[2]
 LEADS = json.loads((ROOT / "tests" / "data" / "first_touch" / "leads.json").read_text())

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
+import pytest
 from alembic import command
 from sqlalchemy import select, text
 from sqlalchemy.engine import Connection
@@ -115,6 +116,7 @@ async def test_whatsapp_follow_ups_go_to_the_address_the_lead_wrote_from(
     assert facts[quiet.lead.id].address("whatsapp") is None
 
 
+@pytest.mark.fresh_store  # downgrades and upgrades the schema
 async def test_the_migration_backfills_contact_points_of_existing_leads(
     engine: AsyncEngine,
 ) -> None:

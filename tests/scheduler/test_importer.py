@@ -11,11 +11,11 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bench.lead_csv import write_leads_csv
 from scheduler.errors import InvalidLeadError
 from scheduler.importer import import_csv
 from scheduler.leads import LeadIn, intake
 from scheduler.store.models import IdentityConflict, Lead, StageEvent
+from tests.support.lead_csv import write_leads_csv
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 Sessions = async_sessionmaker[AsyncSession]

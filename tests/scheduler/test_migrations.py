@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
@@ -9,6 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from scheduler.store.migrate import current_revision, head_revision, upgrade
 from scheduler.store.models import Base
+
+# Alembic from an empty database in each test, not the session's already migrated store.
+pytestmark = pytest.mark.fresh_store
 
 
 async def test_migrated_schema_matches_the_models(engine: AsyncEngine) -> None:

@@ -1,5 +1,5 @@
 """Fixtures for channel tests: the fake Cloud API."""
 
-from tests.fakes.graph_api import graph_api
+from tests.support.fakes.graph_api import graph_api
 
 __all__ = ["graph_api"]

@@ -19,7 +19,7 @@ from bot.whatsapp.payloads import window_until
 from scheduler.leads import LeadIn, intake
 from scheduler.outbox import DEFAULT_BACKOFF, Dispatcher, enqueue
 from scheduler.store.models import Lead, OutboxItem
-from tests.fakes.graph_api import FakeGraphAPI, Reply
+from tests.support.fakes.graph_api import FakeGraphAPI, Reply
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 PHONE = "+14155550123"

@@ -10,7 +10,7 @@ import pytest
 
 from bot.channels.whatsapp import WhatsAppChannel
 from scheduler.outbox import NotSent
-from tests.fakes.graph_api import FakeGraphAPI
+from tests.support.fakes.graph_api import FakeGraphAPI
 
 TO = "+14155550123"
 COMMON = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": "14155550123"}

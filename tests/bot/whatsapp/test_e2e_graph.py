@@ -28,7 +28,7 @@ from tests.bot.whatsapp.conftest import (
     settle,
     text_body,
 )
-from tests.fakes.graph_api import FakeGraphAPI, Reply, graph_api
+from tests.support.fakes.graph_api import FakeGraphAPI, Reply, graph_api
 
 __all__ = ["graph_api"]
 Client = TestClient[Any, Any]

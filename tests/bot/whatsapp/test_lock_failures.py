@@ -31,7 +31,7 @@ from tests.bot.whatsapp.conftest import (
     settle,
     text_body,
 )
-from tests.fakes.tcp import TcpForwarder
+from tests.support.fakes.tcp import TcpForwarder
 
 
 def _phone() -> str:

@@ -15,7 +15,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from bot.locks import KeyedLock, Lease, LockBackendDown, LockTimeout, MemoryLock, build_lock
 from bot.locks.redis import RedisLock
 from tests.conftest import REDIS_URL, _redis_problem, _unavailable
-from tests.fakes.tcp import closed_port
+from tests.support.fakes.tcp import closed_port
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -59,7 +59,7 @@ async def test_full_qualification_by_buttons(wa: tuple[Client, Recorder]) -> Non
     assert lead.qualification is not None
     assert lead.qualification["decision"] == "qualified"
     assert lead.qualification["script_id"] == "b2b_default"
-    assert lead.qualification["script_version"] == "2025-01"
+    assert lead.qualification["script_version"] == "2026-12"
     assert lead.qualification["slots"]["budget"]["value"] == 60000
     assert [kind for _, kind, _ in recorder.notified] == ["qualified"]
     listed = await client.get(PATH, params={"phone": phone}, headers=AUTH)
@@ -83,14 +83,15 @@ async def test_full_qualification_by_free_text(wa: tuple[Client, Recorder]) -> N
     assert [kind for _, kind, _ in recorder.notified] == ["qualified"]
 
 
-async def test_disqualification_deflects_politely(wa: tuple[Client, Recorder]) -> None:
-    client, recorder = wa
+async def test_disqualification_deflects_politely(make_client: MakeClient) -> None:
+    guide = "https://www.northwind.example/guides/start"
+    client, recorder = await make_client(resource_url=guide)  # LEADBOT_RESOURCE_URL
     phone = "+14155550172"
     await say(client, phone, text="hi, need some marketing help")
     await say(client, phone, text="just me")
     await say(client, phone, text="maybe 500 dollars")
     last = await say(client, phone, text="no rush")
-    assert last["kind"] == "text" and "https://example.com/guides/getting-started" in last["text"]
+    assert last["kind"] == "text" and last["text"].endswith(f"this guide should help: {guide}")
     lead = await lead_by_phone(client, phone)
     assert lead is not None and lead.stage == "lost"
     assert lead.lost_reason is not None and lead.lost_reason.startswith("disqualified:")

@@ -36,7 +36,7 @@ from scheduler.store.models import (
 from scheduler.touches import cancel_pending
 from tests.bot.support import make_settings
 from tests.bot.whatsapp.conftest import APP_SECRET, DATA, MakeClient, post, replies, settle
-from tests.fakes.graph_api import FakeGraphAPI, graph_api
+from tests.support.fakes.graph_api import FakeGraphAPI, graph_api
 
 __all__ = ["graph_api"]
 Client = TestClient[Any, Any]

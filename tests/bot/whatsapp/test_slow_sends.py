@@ -20,7 +20,7 @@ from bot.whatsapp.keys import LOCKS
 from scheduler.store.models import OutboxItem, utcnow
 from tests.bot.support import make_settings
 from tests.bot.whatsapp.conftest import APP_SECRET, post, settle, text_body
-from tests.fakes.graph_api import FakeGraphAPI, Reply, graph_api
+from tests.support.fakes.graph_api import FakeGraphAPI, Reply, graph_api
 
 __all__ = ["graph_api"]
 Client = TestClient[Any, Any]

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-DATA = Path(__file__).resolve().parent.parent / "data" / "calendly"
+DATA = Path(__file__).resolve().parents[2] / "data" / "calendly"
 SIGNING_KEY = "5mEzn9C-I28UtwOjZJtFoob0sAAFZ95GbZkqj4y3i0I"
 
 
