@@ -3,8 +3,9 @@
 SQLite gets WAL, ``BEGIN IMMEDIATE`` for every transaction (in WAL mode a deferred
 transaction that reads and then writes fails at once with "database is locked" when another
 connection committed in between, so we take the write lock up front instead) and runs its
-calls inline in the event loop (:mod:`scheduler.store.sqlite_inline`), waiting for a lock held by
-another process in asyncio, up to ``SQLITE_BUSY_TIMEOUT``.
+calls inline in the event loop where the installed aiosqlite allows it
+(:mod:`scheduler.store.sqlite_inline`), waiting for a lock held by another process up to
+``SQLITE_BUSY_TIMEOUT``.
 
 The lock order and the fencing rules every transaction follows: :mod:`scheduler.store`.
 """
@@ -30,8 +31,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.util import greenlet_spawn
 
+from scheduler.store import sqlite_inline
 from scheduler.store.sqlite_files import database_file, restrict
-from scheduler.store.sqlite_inline import begin_immediate, inline_creator
 
 SQLITE_PRAGMAS = (
     "journal_mode=WAL",
@@ -93,11 +94,14 @@ def _create_sqlite_engine(url: str, *, echo: bool) -> AsyncEngine:
     # a try) even after the lock is free. Queuing for the one connection in asyncio instead
     # keeps writes back to back. The rule this implies: never hold a session while waiting
     # for another one (or for the network) — claim, commit, then work.
+    inline = (
+        {"async_creator": sqlite_inline.inline_creator(url)} if sqlite_inline.available() else {}
+    )
     engine = create_async_engine(
         url,
         echo=echo,
         hide_parameters=True,  # errors and logs name no lead's data (names, emails, phones)
-        async_creator=inline_creator(url),
+        **inline,
         pool_size=1,
         max_overflow=0,
         pool_timeout=60,
@@ -111,14 +115,15 @@ def _create_sqlite_engine(url: str, *, echo: bool) -> AsyncEngine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         # Switching to WAL may wait for another process once, at connect; after that the
-        # busy handler is off (it would stall the event loop) and ``begin_immediate`` waits.
-        for pragma in ("busy_timeout=5000", *SQLITE_PRAGMAS, "busy_timeout=0"):
+        # busy timeout is the one the connection keeps (sqlite_inline.busy_timeout_ms).
+        busy = sqlite_inline.busy_timeout_ms(dbapi_connection, SQLITE_BUSY_TIMEOUT)
+        for pragma in ("busy_timeout=5000", *SQLITE_PRAGMAS, f"busy_timeout={busy}"):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        begin_immediate(connection.connection, SQLITE_BUSY_TIMEOUT)
+        sqlite_inline.begin_immediate(connection.connection, SQLITE_BUSY_TIMEOUT)
 
     return engine
 

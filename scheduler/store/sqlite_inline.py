@@ -1,27 +1,33 @@
 """SQLite for asyncio without a thread hop: aiosqlite's interface, run in the event loop.
 
+The one module that touches aiosqlite's internals (the seam of this fast path).
+
 aiosqlite sends every call to a worker thread and wakes the loop when it is done. On a local
-WAL database a statement takes microseconds, the round trip through the thread (a queue put,
-a GIL hand-over, ``call_soon_threadsafe``, a loop iteration) costs far more: measured here,
-a one-statement transaction through SQLAlchemy took 2.6 ms of CPU with the thread and
-0.8 ms inline, and every turn of a conversation runs about twenty statements.
+WAL database a statement takes far less than that round trip through the thread (a queue
+put, a GIL hand-over, ``call_soon_threadsafe``, a loop iteration), and every turn of a
+conversation runs about twenty statements: the CPU a transaction costs either way is in
+``bench/README.md`` (``python -m bench.bench_fast_paths sqlite``).
 
 :class:`InlineConnection` is an :class:`aiosqlite.Connection` whose calls run at once, in the
-caller's thread, so SQLAlchemy's aiosqlite dialect uses it unchanged (``async_creator``).
+caller's thread, so SQLAlchemy's aiosqlite dialect uses it unchanged (``async_creator``). It
+overrides aiosqlite's private ``_execute`` and ``_connect`` and replaces the queue ``_tx``,
+so it is used only where :func:`available` finds the aiosqlite it was checked against;
+anywhere else the engine runs on aiosqlite's own thread, as the library intends, and a
+warning says so once.
 
 The one place SQLite could make the loop wait is the write lock, when another *process*
-holds it (a CLI import next to the service). The connection's own busy handler is off;
-:func:`begin_immediate` takes the lock with ``BEGIN IMMEDIATE`` and, while it is taken
-elsewhere, sleeps in asyncio (not in SQLite) between tries, up to ``busy_timeout``. Our own
+holds it (a CLI import next to the service). Inline, the connection's own busy handler is
+off; :func:`begin_immediate` takes the lock with ``BEGIN IMMEDIATE`` and, while it is taken
+elsewhere, sleeps in asyncio (not in SQLite) between tries, up to ``busy_timeout``. On
+aiosqlite's thread the busy handler waits in that thread (:func:`busy_timeout_ms`). Our own
 transactions never contend: the engine has one connection (see ``scheduler.store.engine``).
-
-This relies on aiosqlite 0.22's internals (``_tx``, ``_execute``, ``_connect``), which is
-why ``pyproject.toml`` pins it to that minor version.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
 import sqlite3
 import time
 from collections.abc import Callable
@@ -33,8 +39,46 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.util import await_only
 
+# The aiosqlite versions whose internals this module was read against (``pyproject.toml``
+# pins the same range). Raise both together, after reading ``aiosqlite/core.py`` again.
+CHECKED_VERSIONS = ("0.22.",)
+# What of aiosqlite.Connection this module overrides or uses.
+_CLASS_INTERNALS = ("_execute", "_connect", "_conn")
+_INSTANCE_INTERNALS = ("_tx", "_running", "_connection")
+
 _FIRST_WAIT = 0.002
 _MAX_WAIT = 0.1
+
+log = logging.getLogger("leadbot.db")
+
+
+def mismatch() -> str | None:
+    """Why the installed aiosqlite cannot be run inline, or None when it can."""
+    version = str(getattr(aiosqlite, "__version__", "unknown"))
+    if not version.startswith(CHECKED_VERSIONS):
+        checked = ", ".join(f"{prefix}x" for prefix in CHECKED_VERSIONS)
+        return f"aiosqlite {version}: its internals were checked on {checked} only"
+    missing = [name for name in _CLASS_INTERNALS if not hasattr(aiosqlite.Connection, name)]
+    try:
+        probe = aiosqlite.Connection(lambda: sqlite3.connect(":memory:"), 64)  # never started
+    except Exception as exc:
+        return f"aiosqlite {version}: Connection(connector, iter_chunk_size) failed: {exc!r}"
+    missing += [name for name in _INSTANCE_INTERNALS if not hasattr(probe, name)]
+    if not callable(getattr(getattr(probe, "_tx", None), "put_nowait", None)):
+        missing.append("_tx.put_nowait")
+    if missing:
+        return f"aiosqlite {version} has no {', '.join(missing)}"
+    return None
+
+
+@functools.cache
+def available() -> bool:
+    """True when SQLite can run inline (checked once; a warning when it cannot)."""
+    reason = mismatch()
+    if reason is not None:
+        log.warning("SQLite runs on aiosqlite's worker thread (more CPU a statement): %s", reason)
+        return False
+    return True
 
 
 class _InlineQueue:
@@ -76,7 +120,8 @@ class InlineConnection(aiosqlite.Connection):
 
 def inline_creator(url: str) -> Callable[[], InlineConnection]:
     """``async_creator`` for ``create_async_engine``: inline connections to ``url``'s
-    database, opened as SQLAlchemy's aiosqlite dialect would open them, busy handler off."""
+    database, opened as SQLAlchemy's aiosqlite dialect would open them, busy handler off.
+    Only where :func:`available` says so."""
     args, options = SQLiteDialect_aiosqlite().create_connect_args(make_url(url))
     kwargs: dict[str, Any] = {**options, "timeout": 0, "check_same_thread": False}
     (database,) = args
@@ -87,11 +132,35 @@ def inline_creator(url: str) -> Callable[[], InlineConnection]:
     return create
 
 
+def sqlite3_connection(dbapi_connection: Any) -> sqlite3.Connection | None:
+    """The sqlite3 connection under SQLAlchemy's adapted connection when it runs inline
+    (safe to use from the event loop's thread), else None."""
+    driver = getattr(dbapi_connection, "driver_connection", None)
+    return driver.raw if isinstance(driver, InlineConnection) else None
+
+
+def busy_timeout_ms(dbapi_connection: Any, busy_timeout: float) -> int:
+    """The ``PRAGMA busy_timeout`` a new connection keeps: 0 inline (SQLite's busy handler
+    would stall the event loop; :func:`begin_immediate` waits in asyncio instead), else
+    ``busy_timeout`` (the handler sleeps in aiosqlite's thread, the loop goes on)."""
+    return 0 if sqlite3_connection(dbapi_connection) is not None else int(busy_timeout * 1000)
+
+
 def begin_immediate(dbapi_connection: Any, busy_timeout: float) -> None:
     """``BEGIN IMMEDIATE`` on SQLAlchemy's adapted connection; while another process holds
-    the write lock, wait in asyncio and retry, raising "database is locked" after
-    ``busy_timeout`` seconds. Call from SQLAlchemy's ``begin`` event (inside its greenlet)."""
-    raw: sqlite3.Connection = dbapi_connection.driver_connection.raw
+    the write lock, wait and retry, raising "database is locked" after ``busy_timeout``
+    seconds. Call from SQLAlchemy's ``begin`` event (inside its greenlet)."""
+    raw = sqlite3_connection(dbapi_connection)
+    if raw is None:  # on aiosqlite's thread: SQLite's busy handler waits there
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("BEGIN IMMEDIATE")
+        except Exception as exc:
+            # As SQLAlchemy would have raised it from a statement of its own.
+            raise OperationalError("BEGIN IMMEDIATE", None, exc) from exc
+        finally:
+            cursor.close()
+        return
     deadline = time.monotonic() + busy_timeout
     wait = _FIRST_WAIT
     while True:
@@ -102,7 +171,6 @@ def begin_immediate(dbapi_connection: Any, busy_timeout: float) -> None:
             if "locked" not in str(exc) and "busy" not in str(exc):
                 raise
             if time.monotonic() + wait > deadline:
-                # As SQLAlchemy would have raised it from a statement of its own.
                 raise OperationalError("BEGIN IMMEDIATE", None, exc) from exc
         await_only(asyncio.sleep(wait))  # waiting for another process: not a race fix
         wait = min(wait * 2, _MAX_WAIT)
