@@ -1,11 +1,17 @@
 """The HTTP client we hand pywa: an ``httpx.AsyncClient`` whose requests travel on aiohttp.
 
+The one module that bends httpx for speed (the seam of this fast path): :func:`graph_client`
+is what the WhatsApp channel asks for a client.
+
 pywa needs an httpx client, and builds every Graph API call with ``client.request(method,
-url, json=…)``. Through httpx and httpcore one such call cost about 5 ms of CPU here, more
-than the whole database work of a conversation turn; the same POST through aiohttp (which
-the service already runs on) costs a fraction of that. So :meth:`GraphHttpClient.request`
-sends plain JSON calls with aiohttp and answers with an ``httpx.Response``; anything else
-pywa might do (file uploads, streamed downloads) keeps httpx's own path.
+url, json=…)``. Through httpx and httpcore such a call costs several times the CPU of the
+same POST through aiohttp, which the service already runs on (figures in
+``bench/README.md``: ``python -m bench.bench_fast_paths graph``). So
+:meth:`GraphHttpClient.request` sends plain JSON calls with aiohttp and answers with an
+``httpx.Response``; anything else pywa might do (file uploads, streamed downloads) keeps
+httpx's own path. Where httpx's or aiohttp's interface is not the one this was written
+against (:func:`mismatch`), :func:`graph_client` hands pywa a plain ``httpx.AsyncClient``
+instead, with a warning.
 
 Failures are mapped to httpx's exceptions by what they tell about the request, which is
 what the channel decides on: a connection that could not be made is ``ConnectError`` /
@@ -15,7 +21,10 @@ what the channel decides on: a connection that could not be made is ``ConnectErr
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,6 +34,53 @@ import httpx
 _PLAIN = frozenset({"json", "params", "headers"})
 # Left to aiohttp: it sets its own (and decodes only the encodings it announces).
 _TRANSPORT_HEADERS = frozenset({"accept-encoding", "connection", "host", "content-length"})
+# What of aiohttp the error mapping names.
+_AIOHTTP_ERRORS = ("ClientConnectorError", "ConnectionTimeoutError", "ClientError")
+
+log = logging.getLogger("leadbot.whatsapp.send")
+
+
+def mismatch() -> str | None:
+    """Why :class:`GraphHttpClient` cannot stand in for httpx here, or None when it can."""
+    try:
+        accepted = inspect.signature(httpx.AsyncClient.request).parameters
+        response = inspect.signature(httpx.Response).parameters
+    except (TypeError, ValueError) as exc:
+        return f"httpx's AsyncClient.request or Response cannot be inspected: {exc}"
+    missing = [
+        f"AsyncClient.request({name}=)"
+        for name in ("method", "url", *sorted(_PLAIN))
+        if name not in accepted
+    ]
+    missing += [
+        f"Response({name}=)" for name in ("headers", "content", "request") if name not in response
+    ]
+    missing += [f"aiohttp.{name}" for name in _AIOHTTP_ERRORS if not hasattr(aiohttp, name)]
+    if missing:
+        return (
+            f"httpx {httpx.__version__} / aiohttp {aiohttp.__version__}: no {', '.join(missing)}"
+        )
+    return None
+
+
+@functools.cache
+def available() -> bool:
+    """True when pywa's calls can travel on aiohttp (checked once; a warning when not)."""
+    reason = mismatch()
+    if reason is not None:
+        log.warning(
+            "WhatsApp sends go through httpx's own transport (more CPU a send): %s", reason
+        )
+        return False
+    return True
+
+
+def graph_client(*, timeout: float, connect_timeout: float) -> httpx.AsyncClient:
+    """The client for pywa: a :class:`GraphHttpClient` where :func:`available`, else httpx's
+    own, both with ``timeout`` for an answer and ``connect_timeout`` to connect."""
+    if available():
+        return GraphHttpClient(timeout=timeout, connect_timeout=connect_timeout)
+    return httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=connect_timeout))
 
 
 class GraphHttpClient(httpx.AsyncClient):
@@ -51,9 +107,13 @@ class GraphHttpClient(httpx.AsyncClient):
         session = self._session()
         try:
             async with session.request(
-                method, target, params=_params(kwargs.get("params")), data=data,
-                headers=headers, allow_redirects=False,
-            ) as answer:  # fmt: skip
+                method,
+                target,
+                params=_params(kwargs.get("params")),
+                data=data,
+                headers=headers,
+                allow_redirects=False,
+            ) as answer:
                 content = await answer.read()
                 status, answer_headers = answer.status, list(answer.headers.items())
         except aiohttp.ClientConnectorError as exc:  # refused, unreachable, DNS: never sent

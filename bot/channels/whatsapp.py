@@ -35,7 +35,7 @@ from pywa_async.client import WhatsApp
 from pywa_async.errors import WhatsAppError
 from pywa_async.types.templates import TemplateLanguage
 
-from bot.channels.graph_http import GraphHttpClient
+from bot.channels.graph_http import graph_client
 from bot.channels.throttle import Pause, RateLimited, TokenBucket
 from bot.channels.whatsapp_limits import Choice, Outgoing, PayloadError, parse_payload
 from bot.whatsapp.payloads import SERVICE_WINDOW, window_open
@@ -125,7 +125,7 @@ class WhatsAppChannel:
         self.bucket = bucket or TokenBucket(rate)
         self.pause = pause or Pause()
         # Connecting is bounded separately: a connect timeout surely sent nothing.
-        self._http = GraphHttpClient(timeout=timeout, connect_timeout=min(timeout, 5.0))
+        self._http = graph_client(timeout=timeout, connect_timeout=min(timeout, 5.0))
         self._client = WhatsApp(phone_id=phone_id, token=token, session=self._http)
         # pywa hardcodes graph.facebook.com as the session's base URL; the session is ours,
         # so point it at the configured server (a fake one in tests) after pywa set it.
