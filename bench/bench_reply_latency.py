@@ -17,6 +17,11 @@ and its group commits grow to keep up); the target is p99 <= 1 s at 100/s.
 The channel's send rate is ``--wa-rate`` (1000/s: the Cloud API's upgraded tier). At the
 default tier of 80 messages/s a number cannot answer 100 new conversations a second at all;
 the service queues the excess, as it must.
+
+``--compare-plain graph,sqlite`` runs the service ``--rounds`` times with those fast paths
+switched off (:func:`bench.bench_fast_paths.force_plain`) and as many times with them on,
+alternating, and prints the medians of both (``bench/README.md``); ``--plain`` switches fast
+paths off in both.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bench.bench_fast_paths import loadavg
 from bot.whatsapp.signature import HEADER, sign
 from tests.support.fakes.graph_api import FakeGraphAPI
 from tests.support.stores import POSTGRES_URL, postgres_reachable, scratch_store
@@ -62,9 +68,11 @@ def body(wa_id: str, n: int) -> bytes:
 
 async def serve(config: dict[str, Any]) -> None:
     """Run the service on a scratch store until a line arrives on stdin."""
+    from bench.bench_fast_paths import force_plain
     from bot.app import create_app
     from bot.settings import Settings
 
+    force_plain(config["plain"].split(","))
     async with scratch_store(config["database"]) as engine:
         settings = Settings(_env_file=None, database_url=config["database"], api_token="t",
                             secret_key="s" * 32, whatsapp_app_secret=SECRET,
@@ -90,12 +98,13 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def measure(database: str, args: argparse.Namespace) -> str:
-    """One run against a service on ``database``; the printed line."""
+async def measure(database: str, args: argparse.Namespace, plain: str = "") -> dict[str, float]:
+    """One run against a service on ``database`` (without the fast paths ``plain``): the
+    latency quantiles (ms) and how busy the service was (share of a core)."""
     async with FakeGraphAPI() as graph:
         config = {"database": database, "graph_url": graph.base_url,
                   "phone_id": graph.phone_id, "token": graph.token, "wa_rate": args.wa_rate,
-                  "burst_ms": args.burst_ms}  # fmt: skip
+                  "burst_ms": args.burst_ms, "plain": plain}  # fmt: skip
         child = subprocess.Popen(
             [sys.executable, "-m", "bench.bench_reply_latency", "--serve", json.dumps(config)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
@@ -117,9 +126,16 @@ async def measure(database: str, args: argparse.Namespace) -> str:
         (r.at - started[r.body["to"]]) * 1000 for r in graph.requests if r.body.get("to")
     )
     q = statistics.quantiles(latencies, n=100)
-    return (f"{database.split(':', maxsplit=1)[0]:20} p50 {q[49]:5.0f} ms  p90 {q[89]:5.0f} ms  "
-            f"p99 {q[98]:5.0f} ms  max {latencies[-1]:5.0f} ms  service busy {busy:.0%} "
-            f"of a core")  # fmt: skip
+    return {"p50": q[49], "p90": q[89], "p99": q[98], "max": latencies[-1], "busy": busy}
+
+
+def line(name: str, figures: dict[str, float]) -> str:
+    """One printed line of :func:`measure`'s figures."""
+    return (
+        f"{name:20} p50 {figures['p50']:5.0f} ms  p90 {figures['p90']:5.0f} ms  "
+        f"p99 {figures['p99']:5.0f} ms  max {figures['max']:5.0f} ms  "
+        f"service busy {figures['busy']:.0%} of a core"
+    )
 
 
 async def _converse(port: int, total: int, rate: float) -> dict[str, float]:
@@ -152,14 +168,31 @@ async def main(args: argparse.Namespace) -> None:
     total = int(args.rate * args.seconds)
     print(f"{total} new conversations at {args.rate:g}/s, burst window {args.burst_ms} ms, "
           f"WhatsApp rate {args.wa_rate:g}/s; target p99 <= 1000 ms")  # fmt: skip
+    print(f"load {loadavg()}")
     for backend in args.backends:
-        if backend == "sqlite":
-            with tempfile.TemporaryDirectory() as workdir:
-                print(await measure(f"sqlite+aiosqlite:///{workdir}/bench.db", args))
-        elif await postgres_reachable():
-            print(await measure(POSTGRES_URL, args))
-        else:
+        if backend == "postgres" and not await postgres_reachable():
             print(f"postgres skipped: {POSTGRES_URL} not reachable")
+            continue
+        if not args.compare_plain:
+            print(line(backend, await _measure_on(backend, args, "")))
+            continue
+        runs: dict[str, list[dict[str, float]]] = {"plain": [], "fast": []}
+        for r in range(args.rounds):
+            for name in ("plain", "fast") if r % 2 == 0 else ("fast", "plain"):
+                plain = f"{args.compare_plain},{args.plain}" if name == "plain" else args.plain
+                runs[name].append(await _measure_on(backend, args, plain))
+        for name, figures in runs.items():
+            medians = {k: statistics.median(f[k] for f in figures) for k in figures[0]}
+            busy = ", ".join(f"{f['busy']:.0%}" for f in figures)
+            print(f"{line(f'{backend} {name}', medians)} (rounds {busy})")
+    print(f"load {loadavg()}")
+
+
+async def _measure_on(backend: str, args: argparse.Namespace, plain: str) -> dict[str, float]:
+    if backend == "sqlite":
+        with tempfile.TemporaryDirectory() as workdir:
+            return await measure(f"sqlite+aiosqlite:///{workdir}/bench.db", args, plain)
+    return await measure(POSTGRES_URL, args, plain)
 
 
 def _parse() -> argparse.Namespace:
@@ -169,6 +202,14 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--backends", nargs="+", default=["sqlite", "postgres"])
     parser.add_argument("--burst-ms", type=int, default=400, help="LEADBOT_BURST_WINDOW_MS")
     parser.add_argument("--wa-rate", type=float, default=1000.0, help="LEADBOT_WHATSAPP_RATE")
+    parser.add_argument(
+        "--compare-plain",
+        default="",
+        metavar="PATHS",
+        help="fast paths to switch off in the runs compared (graph,sqlite)",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="with --compare-plain")
+    parser.add_argument("--plain", default="", metavar="PATHS", help="... in both (compared) runs")
     parser.add_argument("--serve", default="", help=argparse.SUPPRESS)
     return parser.parse_args()
 

@@ -25,6 +25,11 @@ throughput is.
 ``--burst-ms`` is the service's burst window. By default (10000 ms) every turn is held until
 after the load: the ingest path alone, as the bare handler does no dialog work either.
 ``--burst-ms 400`` (production's window) runs the turns during the load on the same core.
+
+``--compare-plain inbox,sqlite`` runs leadbot with those fast paths switched off
+(:func:`bench.bench_fast_paths.force_plain`) in place of the bare handler: the ratio is
+then the fast service's throughput over the plain one's (``bench/README.md``). ``--plain``
+switches fast paths off in both (to compare one fast path with another already off).
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ import aiohttp
 from aiohttp import web
 from sqlalchemy import func, select
 
+from bench.bench_fast_paths import loadavg
 from tests.support.stores import POSTGRES_URL, postgres_reachable, scratch_store
 
 APP_SECRET = "bench-secret"
@@ -56,6 +62,9 @@ APP_SECRET = "bench-secret"
 
 
 async def _serve(kind: str, backend: str, workdir: Path) -> None:
+    from bench.bench_fast_paths import force_plain
+
+    force_plain(os.environ.get("BENCH_PLAIN", "").split(","))
     if kind == "bare":
 
         async def ok(request: web.Request) -> web.Response:
@@ -172,14 +181,16 @@ async def _load(
 class _Server:
     """One server subprocess (``bare`` or ``leadbot``) on a free port, and what it used."""
 
-    def __init__(self, kind: str, backend: str, args: argparse.Namespace) -> None:
+    def __init__(
+        self, kind: str, backend: str, args: argparse.Namespace, *, plain: str = ""
+    ) -> None:
         self.kind = kind
         self._workdir = tempfile.TemporaryDirectory()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bench.bench_webhook", "--serve", kind, "--backend", backend,
              "--workdir", self._workdir.name],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-            env={**os.environ, "BENCH_BURST_MS": str(args.burst_ms)},
+            env={**os.environ, "BENCH_BURST_MS": str(args.burst_ms), "BENCH_PLAIN": plain},
         )  # fmt: skip
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
@@ -238,7 +249,11 @@ async def _round(
 ) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """Both servers side by side, taking turns chunk by chunk (so that a slower spell of
     the machine falls on both); their results, or None if one did not start."""
-    servers = [_Server("bare", backend, args), _Server("leadbot", backend, args)]
+    if args.compare_plain:
+        first = _Server("leadbot", backend, args, plain=f"{args.compare_plain},{args.plain}")
+    else:
+        first = _Server("bare", backend, args)
+    servers = [first, _Server("leadbot", backend, args, plain=args.plain)]
     try:
         if any(server.port is None for server in servers):
             return None
@@ -252,7 +267,7 @@ async def _round(
                 await server.load(bodies[start : start + size], concurrency)
         bare, ours = (server.result() for server in servers)
     finally:
-        drained = [server.stop() for server in servers][1]
+        drained = [server.stop() for server in reversed(servers)][0]  # leadbot's first
     return bare, {**ours, **drained}
 
 
@@ -261,7 +276,12 @@ async def main(args: argparse.Namespace) -> None:
     print(f"{args.messages} signed webhook bodies (1 message each) from {args.senders} senders, "
           f"after {args.warmup} warm-up requests; burst window {args.burst_ms} ms"
           f"{' (turns held: ingest alone)' if args.burst_ms >= 10000 else ''}; "
-          f"median of {args.rounds} rounds")  # fmt: skip
+          f"median of {args.rounds} rounds; load {loadavg()}")  # fmt: skip
+    if args.compare_plain:
+        print(
+            f"plain: leadbot without the fast paths {args.compare_plain}; fast: leadbot"
+            f"{f' (both without {args.plain})' if args.plain else ''}"
+        )
     header = (
         f"{'backend':9} {'conc':>4} {'server':8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
         f"{'µs CPU':>8}  notes"
@@ -276,6 +296,7 @@ async def main(args: argparse.Namespace) -> None:
             if not await _compare(backend, concurrency, args):
                 print(f"{backend:9} failed to start a server")
                 return
+    print(f"load {loadavg()}")
 
 
 async def _compare(backend: str, concurrency: int, args: argparse.Namespace) -> bool:
@@ -290,9 +311,10 @@ async def _compare(backend: str, concurrency: int, args: argparse.Namespace) -> 
     ratio = statistics.median(ratios)
     drained = statistics.median(o["drain_s"] for _, o in rounds)
     left = max(o["unprocessed"] for _, o in rounds)
-    summary = (f"{ratio:.2f} of bare (rounds {', '.join(f'{r:.2f}' for r in ratios)}); "
+    names = ("plain", "fast") if args.compare_plain else ("bare", "leadbot")
+    summary = (f"{ratio:.2f} of {names[0]} (rounds {', '.join(f'{r:.2f}' for r in ratios)}); "
                f"inbox drained {drained:.1f}s after the last 200, {left} left")  # fmt: skip
-    for name, index in (("bare", 0), ("leadbot", 1)):
+    for index, name in enumerate(names):
         runs = [r[index] for r in rounds]
         row = " ".join(
             f"{statistics.median(r[k] for r in runs):8.{p}f}"
@@ -312,6 +334,13 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--chunks", type=int, default=8, help="turns each server takes a round")
     parser.add_argument("--burst-ms", type=int, default=10000, help="LEADBOT_BURST_WINDOW_MS")
+    parser.add_argument(
+        "--compare-plain",
+        default="",
+        metavar="PATHS",
+        help="fast paths to switch off in the server compared (inbox,sqlite)",
+    )
+    parser.add_argument("--plain", default="", metavar="PATHS", help="... in both servers")
     parser.add_argument("--serve", choices=["bare", "leadbot"], help=argparse.SUPPRESS)
     parser.add_argument("--backend", default="sqlite", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", default="", help=argparse.SUPPRESS)
