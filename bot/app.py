@@ -40,10 +40,11 @@ log = logging.getLogger("leadbot.app")
 async def freeze_heap(_app: web.Application) -> None:
     """Take what exists once the service has started out of the cyclic GC's sight.
 
-    Modules, scripts, settings, the engine: a quarter of a million objects that live as
-    long as the process. A full collection walks all of them (measured: ~110 ms of CPU,
-    during which no webhook is answered, every few thousand requests); frozen, it walks
-    only what was made since. Garbage is collected first, so none of it is kept forever.
+    Modules, scripts, settings, the engine: hundreds of thousands of objects that live as
+    long as the process. A full collection walks all of them (tens of milliseconds of CPU,
+    during which no webhook is answered, every few thousand requests: ``bench/README.md``);
+    frozen, it walks only what was made since. Garbage is collected first, so none of it is
+    kept forever.
     """
     gc.collect()
     gc.freeze()

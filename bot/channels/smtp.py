@@ -110,8 +110,9 @@ def _refusal(exc: aiosmtplib.SMTPResponseException, step: str) -> SmtpFailure:
 
 class _Wire(Compat32):
     """compat32 output with CRLF and 7-bit bodies, and a fast path for ASCII headers: the
-    stock fold runs every header through ``email.header.Header`` (~40 µs each, more when
-    long). ASCII values are folded here at spaces (RFC 5322 folding whitespace)."""
+    stock fold runs every header through ``email.header.Header`` (several times the cost:
+    ``bench/README.md``). ASCII values are folded here at spaces (RFC 5322 folding
+    whitespace)."""
 
     def fold_binary(self, name: str, value: Any) -> bytes:
         if not isinstance(value, str) or not value.isascii() or "\r" in value or "\n" in value:
