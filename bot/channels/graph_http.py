@@ -1,7 +1,7 @@
 """The HTTP client we hand pywa: an ``httpx.AsyncClient`` whose requests travel on aiohttp.
 
-The one module that bends httpx for speed (the seam of this fast path): :func:`graph_client`
-is what the WhatsApp channel asks for a client.
+The seam of this fast path: the only code that stands in for httpx under pywa, and
+:func:`graph_client` is what the WhatsApp channel asks for a client.
 
 pywa needs an httpx client, and builds every Graph API call with ``client.request(method,
 url, json=…)``. Through httpx and httpcore such a call costs several times the CPU of the
@@ -11,7 +11,9 @@ same POST through aiohttp, which the service already runs on (figures in
 ``httpx.Response``; anything else pywa might do (file uploads, streamed downloads) keeps
 httpx's own path. Where httpx's or aiohttp's interface is not the one this was written
 against (:func:`mismatch`), :func:`graph_client` hands pywa a plain ``httpx.AsyncClient``
-instead, with a warning.
+instead, with a warning. That pywa sends every Graph call through ``request`` is pywa's
+internal affair: ``tests/bot/channels/test_graph_http.py`` fails if its calls stop taking
+this path.
 
 Failures are mapped to httpx's exceptions by what they tell about the request, which is
 what the channel decides on: a connection that could not be made is ``ConnectError`` /

@@ -156,6 +156,8 @@ def begin_immediate(dbapi_connection: Any, busy_timeout: float) -> None:
         try:
             cursor.execute("BEGIN IMMEDIATE")
         except Exception as exc:
+            if not _is_lock_error(exc):
+                raise
             # As SQLAlchemy would have raised it from a statement of its own.
             raise OperationalError("BEGIN IMMEDIATE", None, exc) from exc
         finally:
@@ -168,9 +170,13 @@ def begin_immediate(dbapi_connection: Any, busy_timeout: float) -> None:
             raw.execute("BEGIN IMMEDIATE")
             return
         except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) and "busy" not in str(exc):
+            if not _is_lock_error(exc):
                 raise
             if time.monotonic() + wait > deadline:
                 raise OperationalError("BEGIN IMMEDIATE", None, exc) from exc
         await_only(asyncio.sleep(wait))  # waiting for another process: not a race fix
         wait = min(wait * 2, _MAX_WAIT)
+
+
+def _is_lock_error(exc: BaseException) -> bool:
+    return "locked" in str(exc) or "busy" in str(exc)
