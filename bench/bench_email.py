@@ -27,10 +27,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.channels.email import EmailChannel
 from bot.channels.email_message import Sender
 from bot.channels.smtp import SmtpConfig
-from bot.email_in.quotes import strip_quotes
-from bot.signing import Signer
-from scheduler.leads import LeadIn, intake
-from scheduler.outbox import Dispatcher, enqueue
+from bot.email.quotes import strip_quotes
+from bot.http.signing import Signer
+from scheduler.delivery.outbox import Dispatcher, enqueue
+from scheduler.pipeline.leads import LeadIn, intake
 from scheduler.store.engine import create_engine, session_factory
 from scheduler.store.migrate import upgrade
 from scheduler.store.models import utcnow

@@ -37,17 +37,23 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.channels.email import EmailChannel
 from bot.channels.email_message import Sender, compose
 from bot.channels.smtp import SmtpConfig, SmtpPool
-from bot.signing import Signer
-from scheduler.cadence import load_cadence
-from scheduler.drafting import TemplateDrafter
-from scheduler.outbox import Dispatcher
+from bot.http.signing import Signer
+from scheduler.delivery.outbox import Dispatcher
+from scheduler.followups.cadence import load_cadence
+from scheduler.followups.drafting import TemplateDrafter
+from scheduler.followups.sweeper import SweepConfig, Sweeper
 from scheduler.store.engine import create_engine, session_factory
 from scheduler.store.migrate import upgrade
 from scheduler.store.models import Lead, OutboxItem, Touch
 from scheduler.store.touches import claim_due
-from scheduler.sweeper import SweepConfig, Sweeper
 
-CADENCE = Path(__file__).resolve().parent.parent / "scheduler" / "cadences" / "default.yaml"
+CADENCE = (
+    Path(__file__).resolve().parent.parent
+    / "scheduler"
+    / "followups"
+    / "cadences"
+    / "default.yaml"
+)
 NOW = datetime(2026, 3, 3, 15, 0, tzinfo=UTC)
 # Emails in flight per delivered batch (and drafts at a time).
 CONCURRENCY = 8

@@ -168,7 +168,7 @@ async def _run(options: Options, workdir: Path) -> Run:
                     now=utcnow(),
                 )
             cadence = compress_cadence(
-                ROOT / "scheduler" / "cadences" / "default.yaml",
+                ROOT / "scheduler" / "followups" / "cadences" / "default.yaml",
                 workdir / "cadence",
                 day_seconds=options.day_seconds,
                 min_seconds=options.min_offset,

@@ -42,7 +42,7 @@ from scheduler.store.engine import create_engine
 ROOT = Path(__file__).resolve().parent.parent
 LEADBOT = Path(sys.executable).with_name("leadbot")
 # The venv's console script; without one (a bare interpreter), the CLI module from the tree.
-COMMAND = [str(LEADBOT)] if LEADBOT.exists() else [sys.executable, "-m", "bot.cli"]
+COMMAND = [str(LEADBOT)] if LEADBOT.exists() else [sys.executable, "-m", "bot.cli.main"]
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
 _UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 # Keys of the cadence file whose values are durations (whatever item 6 adds, by its name).

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.settings import Settings
-from scheduler.outbox import enqueue
+from scheduler.delivery.outbox import enqueue
 from scheduler.store import Session
 from scheduler.store.models import Lead, Rep
 from scheduler.store.reps import assign_owner

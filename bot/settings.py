@@ -82,7 +82,7 @@ class Settings(BaseSettings):
 
     dialogs_dir: Path = PROJECT_ROOT / "dialogs" / "scripts"
     prompts_dir: Path = PROJECT_ROOT / "prompts"
-    cadence_file: Path = PROJECT_ROOT / "scheduler" / "cadences" / "default.yaml"
+    cadence_file: Path = PROJECT_ROOT / "scheduler" / "followups" / "cadences" / "default.yaml"
     icp_file: Path = PROJECT_ROOT / "dialogs" / "icp" / "default.yaml"
 
     @field_validator("database_url")

@@ -39,10 +39,11 @@ from bot.channels.smtp import (
     SmtpTransient,
     SmtpUnknown,
 )
-from bot.email_actions import hard_bounce
+from bot.email.actions import hard_bounce
+from bot.email.unsubscribe import UNSUBSCRIBE_PURPOSE
+from bot.http.signing import Signer
 from bot.settings import Settings
-from bot.signing import Signer
-from scheduler.outbox import BatchHooks, MaybeSent, NotSent, Outcome, Receipt
+from scheduler.delivery.outbox import BatchHooks, MaybeSent, NotSent, Outcome, Receipt
 from scheduler.store import Session, Sessions
 from scheduler.store import leads as lead_store
 from scheduler.store import outbox as outbox_store
@@ -51,7 +52,6 @@ from scheduler.store.suppressions import normalize_address, suppression_reasons
 
 log = logging.getLogger("leadbot.email")
 
-UNSUBSCRIBE_PURPOSE = "unsubscribe"
 THROTTLE_WINDOW = timedelta(minutes=1)
 
 
@@ -64,7 +64,7 @@ def unsubscribe_url(public_url: str, signer: Signer, lead_id: int | None, addres
 
 
 class EmailChannel:
-    """A :class:`scheduler.outbox.Channel` sending through one SMTP mailbox."""
+    """A :class:`scheduler.delivery.outbox.Channel` sending through one SMTP mailbox."""
 
     name = "email"
 

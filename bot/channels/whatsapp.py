@@ -39,7 +39,7 @@ from bot.channels.graph_http import GraphHttpClient
 from bot.channels.throttle import Pause, RateLimited, TokenBucket
 from bot.channels.whatsapp_limits import Choice, Outgoing, PayloadError, parse_payload
 from bot.whatsapp.payloads import SERVICE_WINDOW, window_open
-from scheduler.outbox import DeliveryError, MaybeSent, NotSent, Receipt
+from scheduler.delivery.outbox import DeliveryError, MaybeSent, NotSent, Receipt
 from scheduler.store import Sessions
 from scheduler.store.leads import close_service_window, service_window
 from scheduler.store.models import utcnow
@@ -98,7 +98,7 @@ class LeadServiceWindow:
 
 
 class WhatsAppChannel:
-    """A :class:`scheduler.outbox.Channel` named ``whatsapp`` on one business number."""
+    """A :class:`scheduler.delivery.outbox.Channel` named ``whatsapp`` on one business number."""
 
     name = "whatsapp"
 

@@ -19,19 +19,19 @@ from functools import partial
 
 from aiohttp import web
 
-from bot.appkeys import DISPATCHER, ENGINE, JOBS, SESSIONS, SETTINGS
-from bot.followups import CADENCE
-from bot.health import CHECK_TIMEOUT, add_check
-from bot.http_errors import ApiError
-from bot.inbox.hooks import default_hooks
-from bot.inbox.processor import Dialogs, InboxProcessor
+from bot.http.appkeys import DISPATCHER, ENGINE, JOBS, SESSIONS, SETTINGS
+from bot.http.errors import ApiError
+from bot.http.followups import CADENCE
+from bot.http.health import CHECK_TIMEOUT, add_check
 from bot.interpreters import build_interpreter
 from bot.locks import KeyedLock, build_lock
 from bot.settings import Settings
 from bot.whatsapp import sandbox
 from bot.whatsapp.envelope import EnvelopeError, parse_envelope
+from bot.whatsapp.hooks import default_hooks
 from bot.whatsapp.ingest import InboxWriter
 from bot.whatsapp.keys import INBOX, LOCKS, WRITER
+from bot.whatsapp.processor import Dialogs, InboxProcessor
 from bot.whatsapp.signature import HEADER, SignatureError, verify
 from dialogs.icp import load_icp
 from dialogs.loader import load_scripts

@@ -1,6 +1,6 @@
 """Contact points (every way to reach a person, each owned by one lead), the identity audit
 trail and the conflicts left for a human. The rules that choose a lead are
-:mod:`scheduler.identity`'s; these are its statements, on ``(kind, value)`` pairs.
+:mod:`scheduler.pipeline.identity`'s; these are its statements, on ``(kind, value)`` pairs.
 
 Points are inserted in one order, ``(kind, value)``, by every writer: unique-index waits
 between two transactions inserting the same points then cannot deadlock.

@@ -22,7 +22,7 @@ stored exactly as the ORM reads them:
 A failure of any kind invalidates the connection (it is closed, which rolls back, and the
 pool opens a fresh one) rather than returning it in an unknown state.
 
-The processor (``bot.inbox.processor``) reads each sender's oldest unprocessed rows
+The processor (``bot.whatsapp.processor``) reads each sender's oldest unprocessed rows
 (:func:`pending`), claims them by marking them processed in its turn's transaction
 (:func:`mark_processed`, fenced on ``processed_at`` still empty), and charges failed turns
 (:func:`record_failure`); the sweep finds senders left waiting (:func:`unprocessed_senders`).

@@ -2,7 +2,7 @@
 lookups other components make (what was sent, to whom, which lead a sent message was for).
 
 Delivery itself (claiming rows, sending, recording outcomes) is
-:class:`scheduler.outbox.Dispatcher`'s.
+:class:`scheduler.delivery.outbox.Dispatcher`'s.
 """
 
 from __future__ import annotations

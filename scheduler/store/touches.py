@@ -3,7 +3,7 @@
 Status flow::
 
     pending → claimed → queued | awaiting_approval → queued | skipped | failed
-    queued → sent | failed | uncertain     (follows its outbox row: ``scheduler.outbox``)
+    queued → sent | failed | uncertain     (follows its outbox row: ``scheduler.delivery.outbox``)
     pending | claimed | awaiting_approval → cancelled
 
 ``queued`` means the message is in the outbox; ``sent`` (and ``sent_at``) only once the

@@ -14,9 +14,9 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.channels.email import UNSUBSCRIBE_PURPOSE
-from bot.inputs import InputError, clean, loads, parse_id
-from bot.signing import sign
+from bot.email.unsubscribe import UNSUBSCRIBE_PURPOSE
+from bot.http.inputs import InputError, clean, loads, parse_id
+from bot.http.signing import sign
 from scheduler.store.models import Lead, Suppression
 from tests.bot.support import AUTH
 

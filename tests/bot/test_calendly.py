@@ -14,9 +14,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.app import create_app
-from bot.calendly import SignatureError, sign, verify
-from scheduler.leads import LeadIn, intake
-from scheduler.stages import transition
+from bot.calendly.webhook import SignatureError, sign, verify
+from scheduler.pipeline.leads import LeadIn, intake
+from scheduler.pipeline.stages import transition
 from scheduler.store.engine import session_factory
 from scheduler.store.models import Booking, Lead, OutboxItem, ProcessedEvent, StageEvent, Touch
 from scheduler.store.reps import add_rep

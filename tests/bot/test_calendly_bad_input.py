@@ -25,7 +25,7 @@ from tests.bot.support import make_settings
 from tests.support.fakes.calendly import SIGNING_KEY, load_event, signature, signed
 
 Client = TestClient[Any, Any]
-UNUSABLE = "calendly:unusable"  # bot.calendly.UNUSABLE, the source of unusable events
+UNUSABLE = "calendly:unusable"  # bot.calendly.webhook.UNUSABLE, the source of unusable events
 Sessions = async_sessionmaker[AsyncSession]
 
 

@@ -15,8 +15,8 @@ import typer
 from rich.console import Console
 from typer.testing import CliRunner
 
-from bot.chat import DEFAULT_DIALOGS_DIR, chat_command
-from bot.cli_dialogs import dialogs_app
+from bot.cli.chat import DEFAULT_DIALOGS_DIR, chat_command
+from bot.cli.dialogs import dialogs_app
 from dialogs.interpretation import Intent, Interpretation
 from dialogs.script import Script
 from dialogs.session import Session
@@ -193,7 +193,7 @@ DEFLECTED = "marketing\njust me\n500 dollars\nno rush\n"
 
 def leadbot_chat(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, typed: str, **env: str) -> str:
     """``leadbot chat`` as an operator runs it, with only ``env`` configured."""
-    from bot.cli import app
+    from bot.cli.main import app
 
     monkeypatch.chdir(tmp_path)  # no developer .env
     for name in list(os.environ):

@@ -11,15 +11,15 @@ from importlib.metadata import version
 import pytest
 from typer.testing import CliRunner
 
-from bot.cli import app
-from bot.settings import SettingsError
-from bot.setup_report import (
+from bot.cli.main import app
+from bot.cli.setup_report import (
     check_setup,
     known_variables,
     setup_summary,
     setup_warnings,
     unknown_variables,
 )
+from bot.settings import SettingsError
 from tests.bot.support import make_settings
 
 # Libraries `leadbot --help` has no use for; each costs tens to hundreds of milliseconds.
@@ -31,7 +31,7 @@ HEAVY = ("langchain", "langchain_core", "langchain_openai", "openai", "sqlalchem
 def test_importing_the_cli_imports_no_heavy_library() -> None:
     """`leadbot --help` stays fast because the commands import what they use when they run
     (measured: 1.9 s before, 0.13 s after). A module count, not a timing: it cannot flake."""
-    code = "import sys, bot.cli; print(' '.join(sorted(sys.modules)))"
+    code = "import sys, bot.cli.main; print(' '.join(sorted(sys.modules)))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)  # fmt: skip
     loaded = {name.split(".")[0] for name in done.stdout.split()}
@@ -40,7 +40,7 @@ def test_importing_the_cli_imports_no_heavy_library() -> None:
 
 def test_chat_on_the_rules_imports_no_llm_library() -> None:
     code = (
-        "import sys, bot.chat\n"
+        "import sys, bot.cli.chat\n"
         "from bot.interpreters import build_interpreter\n"
         "from tests.bot.support import make_settings\n"
         "build_interpreter(make_settings())\n"
@@ -197,7 +197,7 @@ def test_every_setting_is_a_known_variable() -> None:
 _SCHEDULER_RUN = textwrap.dedent(
     """
     import asyncio, logging, sys
-    from bot.cli_support import configure_logging
+    from bot.cli.support import configure_logging
     from scheduler.loop import PeriodicJob, SchedulerLoop
 
     configure_logging(getattr(logging, sys.argv[1]))

@@ -14,8 +14,8 @@ from bot.channels import build_channels
 from bot.channels.email import EmailChannel
 from bot.channels.smtp import SmtpConfig, is_hard_bounce
 from bot.channels.stored import StoredChannel
-from bot.signing import verify
-from scheduler.outbox import Dispatcher, Receipt, enqueue
+from bot.http.signing import verify
+from scheduler.delivery.outbox import Dispatcher, Receipt, enqueue
 from scheduler.store.models import Lead, OutboxItem, Suppression
 from scheduler.store.suppressions import SuppressionReason, suppress
 from tests.bot.email_support import (

@@ -10,7 +10,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from scheduler.outbox import Dispatcher, enqueue
+from scheduler.delivery.outbox import Dispatcher, enqueue
 from scheduler.store.models import OutboxItem
 from tests.bot.email_support import NOW, Clock, make_channel, make_lead
 from tests.support.fakes.smtp import FakeSmtp

@@ -16,8 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.app import create_app
-from bot.email_in.webhook import mailgun_signature
-from scheduler.stages import transition
+from bot.email.webhook import mailgun_signature
+from scheduler.pipeline.stages import transition
 from scheduler.store.models import Lead, Message, OutboxItem, Rep, Stage, StageEvent, Suppression
 from tests.bot.email_support import (
     NOW,

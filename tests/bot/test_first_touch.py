@@ -19,9 +19,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.app import create_app
-from bot.appkeys import SESSIONS
-from bot.first_touch import RUNNER
-from scheduler.leads import LeadIn, intake
+from bot.email.first_touch_service import RUNNER
+from bot.http.appkeys import SESSIONS
+from scheduler.pipeline.leads import LeadIn, intake
 from scheduler.store.models import Lead, OutboxItem, Touch, utcnow
 from scheduler.store.reps import add_rep
 from tests.bot.support import AUTH, make_settings

@@ -8,9 +8,9 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.appkeys import SESSIONS
-from bot.followups import CADENCE, SWEEPER
-from scheduler.touches import start_sequence
+from bot.http.appkeys import SESSIONS
+from bot.http.followups import CADENCE, SWEEPER
+from scheduler.followups.touches import start_sequence
 from tests.bot.support import AUTH
 
 

@@ -50,7 +50,7 @@ def test_the_access_log_of_serve_redacts_link_tokens_and_sensitive_query_values(
     environment |= {"LEADBOT_PORT": str(port), "LEADBOT_WHATSAPP_VERIFY_TOKEN": "VERIFYdddd4444",
                     "LEADBOT_EMAIL_WEBHOOK_TOKEN": "hook-token"}  # fmt: skip
     process = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "serve"],
+        [sys.executable, "-m", "bot.cli.main", "serve"],
         cwd=tmp_path,
         env=environment,
         stdout=subprocess.PIPE,

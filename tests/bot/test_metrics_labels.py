@@ -31,7 +31,7 @@ SOURCES = {"whatsapp", "email", "form", "ad", "import", "api", "other"}
     ],
 )
 def test_sources_map_onto_the_closed_set(source: str | None, label: str) -> None:
-    from bot.metrics import SOURCE_LABELS, source_label
+    from bot.http.metrics import SOURCE_LABELS, source_label
 
     assert source_label(source) == label
     assert label in SOURCE_LABELS

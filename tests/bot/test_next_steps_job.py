@@ -11,8 +11,8 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.app import create_app
-from bot.appkeys import JOBS, SESSIONS
-from scheduler.leads import LeadIn, intake
+from bot.http.appkeys import JOBS, SESSIONS
+from scheduler.pipeline.leads import LeadIn, intake
 from scheduler.store.models import Lead, Touch, utcnow
 from tests.bot.support import make_settings
 

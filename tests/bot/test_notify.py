@@ -14,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from typer.testing import CliRunner
 
 from bot.channels.whatsapp_limits import parse_payload
-from bot.cli import app
+from bot.cli.main import app
 from bot.notify import RepOptions, notify_reps
-from scheduler.leads import LeadIn, intake
+from scheduler.pipeline.leads import LeadIn, intake
 from scheduler.store.models import Lead, OutboxItem
 from scheduler.store.reps import add_rep
 

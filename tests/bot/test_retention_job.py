@@ -13,7 +13,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.app import create_app
-from bot.appkeys import JOBS, SESSIONS
+from bot.http.appkeys import JOBS, SESSIONS
 from bot.settings import SettingsError, load_settings
 from scheduler.store.models import InboxItem
 from tests.bot.support import make_settings

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.app import create_app
-from bot.first_touch import RUNNER
+from bot.email.first_touch_service import RUNNER
 from tests.bot.support import AUTH, make_settings
 from tests.support.fakes.smtp import FakeSmtp
 

@@ -18,11 +18,11 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.bookings import BookingContext, apply_event
-from bot.email_in.handler import Outcome, handle_email
-from bot.email_in.message import InboundEmail
-from scheduler.leads import LeadIn, intake
-from scheduler.stages import transition
+from bot.calendly.bookings import BookingContext, apply_event
+from bot.email.inbound import Outcome, handle_email
+from bot.email.inbound_message import InboundEmail
+from scheduler.pipeline.leads import LeadIn, intake
+from scheduler.pipeline.stages import transition
 from scheduler.store.engine import is_postgres
 from scheduler.store.models import Booking, Lead, Stage, StageEvent
 from scheduler.store.reps import add_rep

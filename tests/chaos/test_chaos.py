@@ -37,7 +37,7 @@ from bench.chaos_audit import (
 )
 from bench.chaos_cluster import compress_cadence
 from bench.chaos_traffic import Prospect, Turn
-from scheduler.cadence import load_cadence
+from scheduler.followups.cadence import load_cadence
 from scheduler.store.engine import create_engine
 from tests.support.fakes.graph_api import FakeGraphAPI, FaultPlan, GraphRequest, Reply
 
@@ -115,8 +115,8 @@ async def test_chaos_run(tmp_path: Path) -> None:
 def test_compressed_cadence_loads_with_seconds(tmp_path: Path) -> None:
     """The compressed copy is a valid cadence: days became seconds, offsets still increase,
     quiet hours and business days are off."""
-    path = compress_cadence(ROOT / "scheduler" / "cadences" / "default.yaml", tmp_path,
-                            day_seconds=2, min_seconds=5)  # fmt: skip
+    default = ROOT / "scheduler" / "followups" / "cadences" / "default.yaml"
+    path = compress_cadence(default, tmp_path, day_seconds=2, min_seconds=5)
     cadence = load_cadence(path)
     steps = cadence.sequence("new_lead").steps
     assert [s.offset for s in steps] == [timedelta(0), *(timedelta(seconds=x)

@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from typer.testing import CliRunner
 
-from bot.cli import app as cli_app
-from scheduler.cadence import (
+from bot.cli.main import app as cli_app
+from scheduler.followups.cadence import (
     BusinessDays,
     CadenceError,
     QuietHours,
@@ -18,10 +18,12 @@ from scheduler.cadence import (
     load_cadence,
     parse_offset,
 )
-from scheduler.timing import next_allowed, zone_for
+from scheduler.followups.timing import next_allowed, zone_for
 from tests.scheduler.cadence_support import COMPRESSED, write_cadence
 
-DEFAULT = Path(__file__).resolve().parents[2] / "scheduler" / "cadences" / "default.yaml"
+DEFAULT = (
+    Path(__file__).resolve().parents[2] / "scheduler" / "followups" / "cadences" / "default.yaml"
+)
 NY = ZoneInfo("America/New_York")
 QUIET = QuietHours()
 WEEKDAYS = BusinessDays()

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.cadence import Cadence
-from scheduler.draft_filter import DraftPolicy, clean, problems
-from scheduler.drafting import DraftContext, LLMDrafter, TemplateDrafter
+from scheduler.followups.cadence import Cadence
+from scheduler.followups.draft_filter import DraftPolicy, clean, problems
+from scheduler.followups.drafting import DraftContext, LLMDrafter, TemplateDrafter
 from tests.scheduler.cadence_support import compressed
 from tests.support.fakes.openai_server import FakeOpenAI
 

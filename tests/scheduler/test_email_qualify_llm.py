@@ -12,7 +12,7 @@ import pytest
 
 from dialogs.icp import load_icp
 from dialogs.loader import load_scripts
-from scheduler.email_qualify import EmailQualifier, FactExtractor
+from scheduler.intake.email_qualify import EmailQualifier, FactExtractor
 from tests.support.fakes.extractions import extraction, fact
 from tests.support.fakes.openai_server import FakeOpenAI
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from scheduler.contacts import normalize_email
 from scheduler.errors import InvalidLeadError
-from scheduler.leads import LeadIn, intake
+from scheduler.pipeline.contacts import normalize_email
+from scheduler.pipeline.leads import LeadIn, intake
 from scheduler.store.models import utcnow
 
 Sessions = async_sessionmaker[AsyncSession]

@@ -13,13 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from dialogs.icp import load_icp
 from dialogs.loader import load_scripts
-from scheduler.cadence import load_cadence
-from scheduler.email_qualify import EmailQualifier
-from scheduler.enrichment import enrich
-from scheduler.enrichment.http import HttpEnrichmentProvider
-from scheduler.enrichment.offline import company_from_domain, enrich_offline, seniority
-from scheduler.first_touch import FirstTouch, FirstTouchConfig, unprocessed_leads
-from scheduler.leads import LeadIn, intake
+from scheduler.followups.cadence import load_cadence
+from scheduler.intake.email_qualify import EmailQualifier
+from scheduler.intake.enrichment import enrich
+from scheduler.intake.enrichment.http import HttpEnrichmentProvider
+from scheduler.intake.enrichment.offline import company_from_domain, enrich_offline, seniority
+from scheduler.intake.first_touch import FirstTouch, FirstTouchConfig, unprocessed_leads
+from scheduler.pipeline.leads import LeadIn, intake
 from scheduler.store.models import Lead, Touch
 from tests.support.fakes.enrichment import FakeEnrichment
 
@@ -157,7 +157,7 @@ async def test_unreachable_provider_is_an_error_not_a_crash() -> None:
 
 
 def _flow(sessions: async_sessionmaker[AsyncSession], cold: str = "ignore") -> FirstTouch:
-    cadence = load_cadence(ROOT / "scheduler" / "cadences" / "default.yaml")
+    cadence = load_cadence(ROOT / "scheduler" / "followups" / "cadences" / "default.yaml")
     script = load_scripts(ROOT / "dialogs" / "scripts")["b2b_default"]
     qualifier = EmailQualifier(load_icp(), script)
     return FirstTouch(sessions, cadence, qualifier,

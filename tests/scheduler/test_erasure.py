@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from scheduler.delivery.outbox import Dispatcher, enqueue
 from scheduler.errors import NotFoundError
-from scheduler.gates import load_facts
-from scheduler.leads import LeadIn, intake
-from scheduler.outbox import Dispatcher, enqueue
+from scheduler.followups.gates import load_facts
+from scheduler.pipeline.leads import LeadIn, intake
 from scheduler.store.erasure import CANCELLED_NOTE, ERASED, erase_lead
 from scheduler.store.models import Lead, Message, OutboxItem, StageEvent, Suppression, Touch
 from scheduler.store.suppressions import (

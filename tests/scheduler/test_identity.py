@@ -13,9 +13,9 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from scheduler.gates import load_facts
-from scheduler.identity import Kind, Point, points_for_lead
-from scheduler.leads import IntakeResult, LeadIn, intake
+from scheduler.followups.gates import load_facts
+from scheduler.pipeline.identity import Kind, Point, points_for_lead
+from scheduler.pipeline.leads import IntakeResult, LeadIn, intake
 from scheduler.store.engine import session_factory
 from scheduler.store.migrate import alembic_config, upgrade
 from scheduler.store.models import ContactPoint, IdentityConflict, IdentityEvent, Lead

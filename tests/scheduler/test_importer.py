@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from scheduler.errors import InvalidLeadError
-from scheduler.importer import import_csv
-from scheduler.leads import LeadIn, intake
+from scheduler.intake.importer import import_csv
+from scheduler.pipeline.leads import LeadIn, intake
 from scheduler.store.models import IdentityConflict, Lead, StageEvent
 from tests.support.lead_csv import write_leads_csv
 

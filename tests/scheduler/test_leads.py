@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from scheduler.contacts import normalize_email, normalize_phone
 from scheduler.errors import InvalidLeadError
-from scheduler.leads import LeadIn, intake, list_leads, stage_history
+from scheduler.pipeline.contacts import normalize_email, normalize_phone
+from scheduler.pipeline.leads import LeadIn, intake, list_leads, stage_history
 from scheduler.store.models import Lead, Stage
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)

@@ -20,11 +20,11 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-import scheduler.sweeper as sweeper_module
-from scheduler import gates
+import scheduler.followups.sweeper as sweeper_module
+from scheduler.followups import gates
+from scheduler.followups.touches import cancel_pending, start_sequence
 from scheduler.store.engine import is_postgres
 from scheduler.store.models import Lead, Touch
-from scheduler.touches import cancel_pending, start_sequence
 from tests.scheduler.cadence_support import NOW, Sessions, compressed, make_lead, make_sweeper
 
 S = timedelta(seconds=1)

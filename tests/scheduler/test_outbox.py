@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from scheduler.leads import LeadIn, intake
-from scheduler.outbox import Dispatcher, MaybeSent, NotSent, Receipt, enqueue
+from scheduler.delivery.outbox import Dispatcher, MaybeSent, NotSent, Receipt, enqueue
+from scheduler.pipeline.leads import LeadIn, intake
 from scheduler.store.models import Lead, Message, OutboxItem
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)

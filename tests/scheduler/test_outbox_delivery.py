@@ -14,13 +14,13 @@ import pytest
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from scheduler.leads import LeadIn, intake
-from scheduler.lifecycle import mark_dormant
-from scheduler.outbox import Dispatcher, NotSent, Receipt, enqueue
+from scheduler.delivery.outbox import Dispatcher, NotSent, Receipt, enqueue
+from scheduler.followups.lifecycle import mark_dormant
+from scheduler.followups.touches import start_sequence
+from scheduler.pipeline.leads import LeadIn, intake
 from scheduler.store.engine import is_postgres
 from scheduler.store.models import Lead, Message, OutboxItem, Rep, Touch
 from scheduler.store.suppressions import SuppressionReason, suppress
-from scheduler.touches import start_sequence
 from tests.scheduler.cadence_support import RecordingChannel, compressed, make_lead, make_sweeper
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)

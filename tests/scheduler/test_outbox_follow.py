@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from scheduler.outbox import FOLLOW_WITHIN, Dispatcher, NotSent
+from scheduler.delivery.outbox import FOLLOW_WITHIN, Dispatcher, NotSent
 from tests.scheduler.test_outbox import NOW, ScriptedChannel, Sessions, make_item, state_of
 
 

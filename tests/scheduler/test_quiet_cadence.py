@@ -14,15 +14,17 @@ from typing import Any
 import pytest
 from sqlalchemy import insert, select, update
 
-from scheduler.cadence import CadenceError, load_cadence
-from scheduler.lifecycle import mark_dormant, start_reactivations
-from scheduler.next_steps import NextStepConfig, check_next_steps
+from scheduler.followups.cadence import CadenceError, load_cadence
+from scheduler.followups.lifecycle import mark_dormant, start_reactivations
+from scheduler.followups.next_steps import NextStepConfig, check_next_steps
+from scheduler.followups.touches import due_at, start_sequence
 from scheduler.store.models import InboxItem, Lead, OutboxItem, Touch
-from scheduler.touches import due_at, start_sequence
 from tests.scheduler.cadence_support import NOW, Sessions, make_lead, make_sweeper, write_cadence
 
 S = timedelta(seconds=1)
-DEFAULT = Path(__file__).resolve().parents[2] / "scheduler" / "cadences" / "default.yaml"
+DEFAULT = (
+    Path(__file__).resolve().parents[2] / "scheduler" / "followups" / "cadences" / "default.yaml"
+)
 QUIET = """\
 version: test-quiet-1
 sender: {company: Acme, name: Sam}

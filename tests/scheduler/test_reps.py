@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from scheduler.errors import InvalidLeadError, NotFoundError
-from scheduler.leads import LeadIn, intake
+from scheduler.pipeline.leads import LeadIn, intake
 from scheduler.store.models import Lead
 from scheduler.store.reps import add_rep, assign_owner, deactivate_rep, list_reps
 

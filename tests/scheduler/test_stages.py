@@ -17,8 +17,8 @@ from scheduler.errors import (
     StaleStageError,
     TransitionError,
 )
-from scheduler.leads import LeadIn, intake
-from scheduler.stages import ALLOWED_MOVES, transition
+from scheduler.pipeline.leads import LeadIn, intake
+from scheduler.pipeline.stages import ALLOWED_MOVES, transition
 from scheduler.store.models import Lead, Stage, StageEvent
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)

@@ -15,10 +15,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from scheduler.drafting import Draft, DraftContext, Drafter
+from scheduler.followups.drafting import Draft, DraftContext, Drafter
+from scheduler.followups.sweeper import Sweeper
+from scheduler.followups.touches import start_sequence
 from scheduler.store.models import OutboxItem, Touch, utcnow
-from scheduler.sweeper import Sweeper
-from scheduler.touches import start_sequence
 from tests.scheduler.cadence_support import (
     NOW,
     RecordingChannel,

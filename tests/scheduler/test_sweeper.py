@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, update
 
+from scheduler.delivery.outbox import Dispatcher
 from scheduler.errors import NotFoundError
-from scheduler.lifecycle import mark_dormant, start_reactivations
-from scheduler.outbox import Dispatcher
-from scheduler.stages import transition
+from scheduler.followups.lifecycle import mark_dormant, start_reactivations
+from scheduler.followups.touches import TouchStateError, cancel_pending, start_sequence
+from scheduler.pipeline.stages import transition
 from scheduler.store.models import Lead, OutboxItem, StageEvent, Suppression, Touch
 from scheduler.store.touches import claim_due
-from scheduler.touches import TouchStateError, cancel_pending, start_sequence
 from tests.scheduler.cadence_support import (
     NOW,
     RecordingChannel,

@@ -10,13 +10,15 @@ from typing import Any
 from sqlalchemy import event, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from scheduler.cadence import load_cadence
+from scheduler.followups.cadence import load_cadence
+from scheduler.followups.touches import cancel_pending, start_sequence
 from scheduler.store.models import Touch
 from scheduler.store.touches import claim_due, reap
-from scheduler.touches import cancel_pending, start_sequence
 from tests.scheduler.cadence_support import NOW, Sessions, compressed, make_lead
 
-DEFAULT = Path(__file__).resolve().parents[2] / "scheduler" / "cadences" / "default.yaml"
+DEFAULT = (
+    Path(__file__).resolve().parents[2] / "scheduler" / "followups" / "cadences" / "default.yaml"
+)
 
 
 async def touches(sessions: Sessions, lead_id: int) -> list[Touch]:

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from sqlalchemy import insert
 
-from scheduler.first_touch import FirstTouchConfig, UnprocessedScan, awaiting_first_reply
+from scheduler.intake.first_touch import FirstTouchConfig, UnprocessedScan, awaiting_first_reply
 from scheduler.store.models import Lead, StageEvent, Touch
 from tests.scheduler.cadence_support import NOW, Sessions
 

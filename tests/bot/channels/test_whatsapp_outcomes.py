@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.channels.throttle import Pause
 from bot.channels.whatsapp import LeadServiceWindow, WhatsAppChannel
 from bot.whatsapp.payloads import window_until
-from scheduler.leads import LeadIn, intake
-from scheduler.outbox import DEFAULT_BACKOFF, Dispatcher, enqueue
+from scheduler.delivery.outbox import DEFAULT_BACKOFF, Dispatcher, enqueue
+from scheduler.pipeline.leads import LeadIn, intake
 from scheduler.store.models import Lead, OutboxItem
 from tests.support.fakes.graph_api import FakeGraphAPI, Reply
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from bot.channels.whatsapp import WhatsAppChannel
-from scheduler.outbox import NotSent
+from scheduler.delivery.outbox import NotSent
 from tests.support.fakes.graph_api import FakeGraphAPI
 
 TO = "+14155550123"

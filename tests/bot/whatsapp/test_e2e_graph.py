@@ -15,8 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.app import create_app
-from bot.appkeys import DISPATCHER, SESSIONS
-from bot.followups import SWEEPER
+from bot.http.appkeys import DISPATCHER, SESSIONS
+from bot.http.followups import SWEEPER
 from scheduler.store.models import OutboxItem, Touch, utcnow
 from scheduler.store.reps import add_rep
 from tests.bot.support import make_settings

@@ -14,8 +14,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from bot.appkeys import SESSIONS
-from scheduler.outbox import Dispatcher, Receipt, enqueue
+from bot.http.appkeys import SESSIONS
+from scheduler.delivery.outbox import Dispatcher, Receipt, enqueue
 from scheduler.store import parked_statuses
 from scheduler.store.models import Lead, OutboxItem, ParkedStatus
 from tests.bot.whatsapp.conftest import Client, Recorder, fixture_bytes, lead_by_phone, post

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import insert, select, text, update
 
-from bot.appkeys import ENGINE, SESSIONS
+from bot.http.appkeys import ENGINE, SESSIONS
 from scheduler.store.models import (
     Base,
     Booking,

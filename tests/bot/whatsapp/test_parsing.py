@@ -10,7 +10,6 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pytest
 
 from bot.booking_link import booking_link
-from bot.inbox.turns import build_events
 from bot.whatsapp.attribution import (
     AD_SOURCE,
     UNKNOWN,
@@ -22,6 +21,7 @@ from bot.whatsapp.attribution import (
 from bot.whatsapp.envelope import EnvelopeError, InboundMessage, parse_envelope
 from bot.whatsapp.payloads import to_payload
 from bot.whatsapp.signature import SignatureError, sign, verify
+from bot.whatsapp.turns import build_events
 from dialogs.actions import Button, Row, SendButtons, SendCtaUrl, SendList, SendText
 from dialogs.events import ChoiceSelected, Started, TextReceived, UnsupportedMedia
 

@@ -13,9 +13,9 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from bot.appkeys import SESSIONS, SETTINGS
-from bot.followups import CADENCE
-from bot.inbox.hooks import default_hooks
+from bot.http.appkeys import SESSIONS, SETTINGS
+from bot.http.followups import CADENCE
+from bot.whatsapp.hooks import default_hooks
 from bot.whatsapp.keys import INBOX
 from scheduler.store.models import Touch
 from tests.bot.whatsapp.conftest import MakeClient, lead_by_phone, post, settle, text_body

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from bot.appkeys import SESSIONS
+from bot.http.appkeys import SESSIONS
 from scheduler.store.models import StageEvent
 from tests.bot.support import AUTH
 from tests.bot.whatsapp.conftest import Client, MakeClient, Recorder, lead_by_phone

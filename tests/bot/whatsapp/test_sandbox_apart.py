@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from bot.appkeys import SESSIONS
+from bot.http.appkeys import SESSIONS
 from scheduler.store.models import Lead, Suppression, Touch, utcnow
 from tests.bot.support import AUTH
 from tests.bot.whatsapp.conftest import Client, Recorder, lead_by_phone

@@ -17,13 +17,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.app import create_app
-from bot.appkeys import SESSIONS
 from bot.channels.whatsapp import LeadServiceWindow
-from bot.inbox.hooks import Hooks
-from bot.inbox.sender import PHONE_FLAG
+from bot.http.appkeys import SESSIONS
+from bot.whatsapp.hooks import Hooks
 from bot.whatsapp.keys import INBOX
-from scheduler.identity import Kind, Point, points_for_lead
-from scheduler.leads import LeadIn, intake
+from bot.whatsapp.sender import PHONE_FLAG
+from scheduler.followups.touches import cancel_pending
+from scheduler.pipeline.identity import Kind, Point, points_for_lead
+from scheduler.pipeline.leads import LeadIn, intake
 from scheduler.store.models import (
     IdentityEvent,
     InboxItem,
@@ -33,7 +34,6 @@ from scheduler.store.models import (
     Touch,
     utcnow,
 )
-from scheduler.touches import cancel_pending
 from tests.bot.support import make_settings
 from tests.bot.whatsapp.conftest import APP_SECRET, DATA, MakeClient, post, replies, settle
 from tests.support.fakes.graph_api import FakeGraphAPI, graph_api

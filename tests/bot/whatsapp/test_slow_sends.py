@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.app import create_app
-from bot.appkeys import DISPATCHER, SESSIONS
+from bot.http.appkeys import DISPATCHER, SESSIONS
 from bot.whatsapp.keys import LOCKS
 from scheduler.store.models import OutboxItem, utcnow
 from tests.bot.support import make_settings

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
-from bot.appkeys import ENGINE, SESSIONS
+from bot.http.appkeys import ENGINE, SESSIONS
 from bot.whatsapp.keys import INBOX
 from scheduler.store.models import InboxItem, Lead, Message, OutboxItem
 from tests.bot.whatsapp.conftest import (
