@@ -28,13 +28,7 @@ SPLIT = frozenset({"bot", "scheduler"})
 STORE = Path("scheduler", "store")
 DATABASE_LIBRARIES = frozenset({"sqlalchemy", "asyncpg", "aiosqlite", "alembic"})
 
-NOT_YET_IN_THE_STORE: frozenset[str] = frozenset(
-    {
-        # The dispatcher's claim/start/record/reap statements: left in place while the
-        # outbox is being fixed elsewhere; they move with the delivery package (item 2).
-        "scheduler/delivery/outbox.py",
-    }
-)
+NOT_YET_IN_THE_STORE: frozenset[str] = frozenset()
 """Scheduler modules (paths from the repository root) still allowed to import the database
 libraries until their statements move into ``scheduler/store/``. Only ever remove entries."""
 

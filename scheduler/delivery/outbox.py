@@ -53,10 +53,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.sql.elements import ColumnElement
-
 from scheduler.delivery.channels import (
     BatchChannel,
     BatchHooks,
@@ -69,18 +65,9 @@ from scheduler.delivery.channels import (
 )
 from scheduler.delivery.group_commit import Coalescer
 from scheduler.pipeline.stages import transition
-from scheduler.store import parked_statuses
+from scheduler.store import Session, Sessions, parked_statuses, sending
 from scheduler.store.engine import run_retrying
-from scheduler.store.models import (
-    Lead,
-    Message,
-    OutboxItem,
-    OutboxState,
-    Rep,
-    Stage,
-    Touch,
-    utcnow,
-)
+from scheduler.store.models import OutboxState, Stage, utcnow
 from scheduler.store.outbox import enqueue
 from scheduler.store.suppressions import normalize_address, suppression_reasons
 from scheduler.store.touches import TouchStatus
@@ -109,14 +96,6 @@ FOLLOW_WITHIN = timedelta(seconds=30)
 FOLLOW_ROUNDS = 3  # local retries of one row at most; the outbox job is the backstop
 
 
-def _due(now: datetime) -> tuple[ColumnElement[bool], ...]:
-    """Conditions of a row that may be sent now."""
-    return (
-        OutboxItem.state == OutboxState.PENDING.value,
-        or_(OutboxItem.next_attempt_at.is_(None), OutboxItem.next_attempt_at <= now),
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class _Claim:
     item_id: int
@@ -141,10 +120,7 @@ class Refused(NotSent):
         super().__init__(reason, code="suppressed", is_transient=False)
 
 
-_CHUNK = 500  # ids per IN (…) list: well under every backend's bound-parameter limit
-_TABLE = cast(Table, OutboxItem.__table__)
-_LEADS = cast(Table, Lead.__table__)
-_TOUCHES = cast(Table, Touch.__table__)
+_CHUNK = sending.CHUNK
 _Entry = tuple[_Claim, Outcome]
 _ClaimRequest = tuple[list[int], datetime]
 _Claimed = tuple[list[_Claim], list[_Entry]]
@@ -155,7 +131,7 @@ class Dispatcher:
 
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        sessions: Sessions,
         channels: Mapping[str, Channel],
         *,
         backoff: tuple[timedelta, ...] = DEFAULT_BACKOFF,
@@ -193,11 +169,7 @@ class Dispatcher:
         a row. ``follow``: rows that come back due again soon are retried then, as by
         :meth:`deliver_and_follow` (the periodic job: not a whole period later)."""
         async with self.sessions() as session:
-            ids = list(
-                await session.scalars(
-                    select(OutboxItem.id).where(*_due(now)).order_by(OutboxItem.id).limit(limit)
-                )
-            )
+            ids = await sending.due_ids(session, now, limit)
         if ids:
             await self.deliver_and_follow(ids, now, concurrency=concurrency, follow=follow)
         return len(ids)
@@ -231,13 +203,7 @@ class Dispatcher:
         """Wait for each row's retry time (grouped by it), then deliver it again."""
         try:
             async with self.sessions() as session:
-                due = (
-                    await session.execute(
-                        select(OutboxItem.id, OutboxItem.next_attempt_at).where(
-                            OutboxItem.id.in_(ids), OutboxItem.state == OutboxState.PENDING.value
-                        )
-                    )
-                ).all()
+                due = await sending.retry_times(session, ids)
         except Exception:  # the rows are stored: the outbox job sends what is pending
             log.exception("outbox: reading the retry times of %s failed", ids)
             return
@@ -279,13 +245,7 @@ class Dispatcher:
         others = [i for i in unique if i not in claimed]
         if others:
             async with self.sessions() as session:
-                for first in range(0, len(others), _CHUNK):
-                    rows = await session.execute(
-                        select(OutboxItem.id, OutboxItem.state).where(
-                            OutboxItem.id.in_(others[first : first + _CHUNK])
-                        )
-                    )
-                    states.update({item_id: state for item_id, state in rows})
+                states.update(await sending.states_of(session, others))
             states.update({i: "missing" for i in others if i not in states})
         if refused:
             states.update(await self._records.submit(refused))
@@ -303,61 +263,23 @@ class Dispatcher:
         were reaped."""
         cutoff = now - lease
         async with self.sessions() as session:
-            started = list(
-                (
-                    await session.execute(
-                        select(OutboxItem.id, OutboxItem.payload).where(
-                            OutboxItem.state == OutboxState.SENDING.value,
-                            OutboxItem.sending_started_at < cutoff,
-                        )
-                    )
-                ).all()
-            )
+            started = await sending.started_before(session, cutoff)
 
-        async def work(session: AsyncSession) -> int:
+        async def work(session: Session) -> int:
             reaped: set[int] = set()
             if started:
                 # The lock order: the touches of those rows first, then the rows.
                 by_touch = {t: i for i, p in started if (t := _touch_of(p)) is not None}
-                await _lock_touches(session, list(by_touch))
-                reaped = set(
-                    await session.scalars(
-                        update(OutboxItem)
-                        .where(
-                            OutboxItem.id.in_([i for i, _ in started]),
-                            OutboxItem.state == OutboxState.SENDING.value,
-                            OutboxItem.sending_started_at < cutoff,
-                        )
-                        .values(
-                            state=OutboxState.UNCERTAIN.value,
-                            error="interrupted while sending",
-                            updated_at=now,
-                        )
-                        .returning(OutboxItem.id)
-                        .execution_options(synchronize_session=False)
-                    )
+                await sending.lock_queued_touches(session, list(by_touch))
+                reaped = await sending.mark_interrupted(
+                    session, [i for i, _ in started], cutoff, now
                 )
                 touches = [t for t, i in by_touch.items() if i in reaped]
-                await _finish_touches(session, touches, TouchStatus.UNCERTAIN,
-                                      "interrupted while sending", now)  # fmt: skip
-            returned = await session.execute(
-                update(OutboxItem)
-                .where(
-                    OutboxItem.state == OutboxState.SENDING.value,
-                    OutboxItem.sending_started_at.is_(None),
-                    OutboxItem.updated_at < now - claim_lease,
+                await sending.finish_queued_touches(
+                    session, touches, TouchStatus.UNCERTAIN, "interrupted while sending", now
                 )
-                .values(
-                    state=OutboxState.PENDING.value,
-                    attempts=OutboxItem.attempts - 1,
-                    claim_token=None,
-                    next_attempt_at=None,
-                    error="claim expired before its send started",
-                    updated_at=now,
-                )
-                .execution_options(synchronize_session=False)
-            )
-            return len(reaped) + int(returned.rowcount)  # type: ignore[attr-defined]
+            released = await sending.release_unstarted(session, now - claim_lease, now)
+            return len(reaped) + released
 
         return await run_retrying(self.sessions, work, attempts=self.record_attempts,
                                   what="reaping the outbox")  # fmt: skip
@@ -395,30 +317,7 @@ class Dispatcher:
         with the outcome that records why (checked in the claim's transaction)."""
         token = uuid.uuid4().hex
         async with self.sessions.begin() as session:
-            picked = select(OutboxItem.id).where(OutboxItem.id.in_(ids), *_due(now))
-            if session.get_bind().dialect.name == "postgresql":
-                # Never waits (the lock order's exemption): a locked row is someone else's.
-                picked = picked.with_for_update(skip_locked=True)
-            rows = await session.execute(
-                update(OutboxItem)
-                .where(OutboxItem.id.in_(picked.scalar_subquery()))
-                .values(
-                    state=OutboxState.SENDING.value,
-                    attempts=OutboxItem.attempts + 1,
-                    claim_token=token,
-                    sending_started_at=None,
-                    updated_at=now,
-                )
-                .returning(
-                    OutboxItem.id,
-                    OutboxItem.channel,
-                    OutboxItem.recipient,
-                    OutboxItem.payload,
-                    OutboxItem.attempts,
-                    OutboxItem.lead_id,
-                )
-                .execution_options(synchronize_session=False)
-            )
+            rows = await sending.claim(session, ids, now, token)
             claims = [_Claim(r.id, r.channel, r.recipient, r.payload, r.attempts, r.lead_id,
                              token, now) for r in rows]  # fmt: skip
             reasons = await _refusals(session, claims) if claims else {}
@@ -524,20 +423,7 @@ class Dispatcher:
         async with self.sessions.begin() as session:
             for token, ids in by_token.items():
                 now = max(c.now for c in claims if c.token == token)
-                ours.update(
-                    await session.scalars(
-                        update(OutboxItem)
-                        .where(
-                            OutboxItem.id.in_(sorted(ids)),
-                            OutboxItem.claim_token == token,
-                            OutboxItem.state == OutboxState.SENDING.value,
-                            OutboxItem.sending_started_at.is_(None),
-                        )
-                        .values(sending_started_at=now, updated_at=now)
-                        .returning(OutboxItem.id)
-                        .execution_options(synchronize_session=False)
-                    )
-                )
+                ours.update(await sending.mark_started(session, token, ids, now))
         return [[c.item_id in ours for c in batch] for batch in batches]
 
     async def _record_many(self, batches: list[list[_Entry]]) -> list[dict[int, str]]:
@@ -617,116 +503,58 @@ class _Plan:
                 TouchStatus.UNCERTAIN)  # fmt: skip
             self.touches[touch_id] = (status, change["b_error"], now)
 
-    async def write(self, session: AsyncSession) -> None:
+    async def write(self, session: Session) -> None:
         """Every write, in the store's lock order: leads, touches, outbox rows, messages."""
         if self.leads:
-            ids = sorted(self.leads)
-            locked = (
-                await session.execute(
-                    select(Lead.id, Lead.stage, Lead.erased_at)
-                    .where(Lead.id.in_(ids))
-                    .order_by(Lead.id)
-                    .with_for_update()
-                )
-            ).all()
+            locked = await sending.lock_leads_for_outcomes(session, list(self.leads))
             stages = {row.id: row.stage for row in locked}
             # A send in flight while its lead was erased: it went out, but its text is not
             # written back into the forgotten person's conversation.
             erased = {row.id for row in locked if row.erased_at is not None}
             if erased:
                 self.messages = [m for m in self.messages if m["lead_id"] not in erased]
-            await session.execute(
-                update(_LEADS)
-                .where(_LEADS.c.id == bindparam("b_id"))
-                .values(last_outbound_at=bindparam("b_at")),
-                [{"b_id": i, "b_at": self.leads[i]} for i in ids if i in stages],
+            await sending.set_last_outbound(
+                session, {i: at for i, at in self.leads.items() if i in stages}
             )
             for lead_id in sorted(self.contacted):
                 if stages.get(lead_id) == Stage.NEW.value:
-                    await transition(session, lead_id, Stage.CONTACTED, reason="first touch sent",
-                                     actor="scheduler", now=self.leads[lead_id],
-                                     expected_from=Stage.NEW)  # fmt: skip
+                    await transition(
+                        session,
+                        lead_id,
+                        Stage.CONTACTED,
+                        reason="first touch sent",
+                        actor="scheduler",
+                        now=self.leads[lead_id],
+                        expected_from=Stage.NEW,
+                    )
         if self.touches:
-            await _lock_touches(session, list(self.touches))
+            await sending.lock_queued_touches(session, list(self.touches))
             for touch_id in sorted(self.touches):
                 status, note, now = self.touches[touch_id]
-                await _finish_touches(session, [touch_id], status, note, now)
+                await sending.finish_queued_touches(session, [touch_id], status, note, now)
         if self.sent:
-            await session.execute(
-                update(_TABLE)
-                .where(
-                    _TABLE.c.id == bindparam("b_id"), _TABLE.c.claim_token == bindparam("b_token")
-                )
-                .values(
-                    state=OutboxState.SENT.value,
-                    external_id=bindparam("b_external_id"),
-                    error=None,
-                    updated_at=bindparam("b_now"),
-                ),
-                self.sent,
-            )
+            await sending.record_sent(session, self.sent)
             # Statuses Meta reported before these wamids were recorded (item 8).
             await parked_statuses.apply_parked(session, [r["b_id"] for r in self.sent])
         if self.final:
-            await session.execute(
-                update(_TABLE)
-                .where(
-                    _TABLE.c.id == bindparam("b_id"), _TABLE.c.claim_token == bindparam("b_token")
-                )
-                .values(
-                    state=bindparam("b_state"),
-                    error=bindparam("b_error"),
-                    updated_at=bindparam("b_now"),
-                ),
-                self.final,
-            )
+            await sending.record_final(session, self.final)
         if self.retry:
-            await session.execute(
-                update(_TABLE)
-                .where(
-                    _TABLE.c.id == bindparam("b_id"),
-                    _TABLE.c.claim_token == bindparam("b_token"),
-                    _TABLE.c.state == OutboxState.SENDING.value,
-                )
-                .values(
-                    state=OutboxState.PENDING.value,
-                    attempts=bindparam("b_attempts"),
-                    next_attempt_at=bindparam("b_next"),
-                    error=bindparam("b_error"),
-                    claim_token=None,
-                    sending_started_at=None,
-                    updated_at=bindparam("b_now"),
-                ),
-                self.retry,
-            )
-        if self.messages:
-            await session.execute(insert(Message), self.messages)
+            await sending.record_retry(session, self.retry)
+        await sending.insert_messages(session, self.messages)
 
 
-async def _refusals(session: AsyncSession, claims: list[_Claim]) -> dict[int, str]:
+async def _refusals(session: Session, claims: list[_Claim]) -> dict[int, str]:
     """Why each claimed row must not go out (absent: it may): in the claim's transaction."""
-    lead_ids = sorted({c.lead_id for c in claims if c.lead_id is not None})
-    leads: dict[int, tuple[datetime | None, str | None]] = {}
-    for first in range(0, len(lead_ids), _CHUNK):
-        rows = await session.execute(
-            select(Lead.id, Lead.opted_out_at, Lead.email_status).where(
-                Lead.id.in_(lead_ids[first : first + _CHUNK])
-            )
-        )
-        leads.update({r.id: (r.opted_out_at, r.email_status) for r in rows})
+    leads = await sending.opt_out_facts(
+        session, sorted({c.lead_id for c in claims if c.lead_id is not None})
+    )
     addresses = {normalize_address(c.recipient) for c in claims}
     suppressed = await suppression_reasons(session, addresses)
     reps: set[str] = set()
     if leads:
         # A rep's own address: a message about a lead that goes to its rep is not the lead's.
-        for first in range(0, len(wanted := sorted(addresses)), _CHUNK):
-            chunk = wanted[first : first + _CHUNK]
-            rows = await session.execute(
-                select(Rep.email, Rep.whatsapp).where(
-                    or_(Rep.email.in_(chunk), Rep.whatsapp.in_(chunk))
-                )
-            )
-            reps.update(normalize_address(a) for row in rows for a in row if a)
+        found = await sending.rep_addresses_among(session, sorted(addresses))
+        reps.update(normalize_address(a) for a in found)
     reasons: dict[int, str] = {}
     for claim in claims:
         if claim.payload.get(CONFIRMS_OPT_OUT) is True:
@@ -748,40 +576,6 @@ async def _refusals(session: AsyncSession, claims: list[_Claim]) -> dict[int, st
 def _touch_of(payload: object) -> int | None:
     touch_id = payload.get("touch_id") if isinstance(payload, Mapping) else None
     return touch_id if isinstance(touch_id, int) and not isinstance(touch_id, bool) else None
-
-
-async def _lock_touches(session: AsyncSession, touch_ids: list[int]) -> None:
-    """Lock the queued touches among ``touch_ids`` in id order (Postgres; the lock order)."""
-    if touch_ids and session.get_bind().dialect.name == "postgresql":
-        await session.execute(
-            select(Touch.id)
-            .where(Touch.id.in_(sorted(touch_ids)), Touch.status == TouchStatus.QUEUED.value)
-            .order_by(Touch.id)
-            .with_for_update()
-        )
-
-
-async def _finish_touches(
-    session: AsyncSession,
-    touch_ids: list[int],
-    status: TouchStatus,
-    note: str | None,
-    now: datetime,
-) -> None:
-    """Queued touches take their outbox row's final state (``sent_at`` only when sent)."""
-    if not touch_ids:
-        return
-    values: dict[str, Any] = {"status": status.value}
-    if status is TouchStatus.SENT:
-        values["sent_at"] = now
-    elif note is not None:
-        values["note"] = note[:2000]
-    await session.execute(
-        update(_TOUCHES)
-        .where(_TOUCHES.c.id.in_(sorted(touch_ids)),
-               _TOUCHES.c.status == TouchStatus.QUEUED.value)
-        .values(**values)
-    )  # fmt: skip
 
 
 def _final(item_id: int, state: OutboxState, error: str) -> dict[str, Any]:
