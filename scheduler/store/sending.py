@@ -153,7 +153,7 @@ async def started_before(session: AsyncSession, cutoff: datetime) -> list[tuple[
             OutboxItem.state == _SENDING, OutboxItem.sending_started_at < cutoff
         )
     )
-    return [(item_id, payload) for item_id, payload in rows]
+    return [(int(row.id), row.payload) for row in rows]
 
 
 async def mark_interrupted(
