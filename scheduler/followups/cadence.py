@@ -20,6 +20,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from dialogs.yaml_source import Problem, YamlError, load_yaml
+from scheduler.followups.templates import template_problem
 
 Purpose = Literal[
     "first_reply",
@@ -260,9 +261,7 @@ def with_sender(
 
 
 def _semantic_issues(cadence: Cadence) -> list[tuple[tuple[str | int, ...], str]]:
-    # Imported here: drafting imports this module for the Cadence type.
-    from scheduler.followups.drafting import template_problem
-
+    sender = cadence.sender.template_values()
     out: list[tuple[tuple[str | int, ...], str]] = []
     for name, seq in cadence.sequences.items():
         if not re.match(_ID, name):
@@ -279,7 +278,9 @@ def _semantic_issues(cadence: Cadence) -> list[tuple[tuple[str | int, ...], str]
             previous = step.offset
             if step.deadline is not None and step.deadline < step.offset:
                 out.append(((*loc, "deadline"), "the deadline cannot come before the offset"))
-            problem = template_problem(cadence, step.template)
+            problem = template_problem(
+                cadence.templates_dir, step.template, sender=sender, resources=cadence.resources
+            )
             if problem:
                 out.append(((*loc, "template"), problem))
     for key, url in cadence.resources.items():
