@@ -37,6 +37,7 @@ import yaml
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from dialogs.yaml_source import load_yaml
 from scheduler.store.engine import create_engine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,7 +91,7 @@ def compress_cadence(
     (``0`` stays ``0``), offsets still increasing step to step; quiet hours and business
     days are switched off, so steps fall due during the run whatever the day.
     """
-    data = yaml.safe_load(source.read_text())
+    data = load_yaml(source).data
 
     def scale(value: Any) -> Any:
         match = _DURATION.match(str(value))

@@ -17,10 +17,10 @@ from datetime import time, timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from dialogs.yaml_source import Problem, duplicate_keys, line_of
+from dialogs.yaml_source import Problem, YamlError, load_yaml
+from scheduler.followups.templates import template_problem
 
 Purpose = Literal[
     "first_reply",
@@ -220,38 +220,25 @@ class CadenceError(Exception):
 def load_cadence(path: Path | str, *, default_timezone: str = "UTC") -> Cadence:
     """Read and validate a cadence file and its templates; :class:`CadenceError` otherwise."""
     path = Path(path)
-    file = str(path)
     try:
-        text = path.read_text("utf-8")
-        loader = yaml.SafeLoader(text)
-        try:
-            root = loader.get_single_node()
-            data = None if root is None else loader.construct_document(root)
-        finally:
-            loader.dispose()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CadenceError([Problem(file, None, f"cannot read: {exc}")]) from None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = None if mark is None else mark.line + 1
-        raise CadenceError([Problem(file, line, f"invalid YAML: {exc.problem}")]) from None
-    if root is None or not isinstance(data, dict):
-        raise CadenceError([Problem(file, 1, "expected a mapping with version and sequences")])
-    problems = [Problem(file, line, msg) for line, msg in duplicate_keys(root)]
+        doc = load_yaml(path, expected="a mapping with version and sequences")
+    except YamlError as exc:
+        raise CadenceError(exc.problems) from None
+    problems = list(doc.duplicates)
     try:
         cadence = Cadence.model_validate(
-            {**data, "path": path, "default_timezone": default_timezone}
+            {**doc.data, "path": path, "default_timezone": default_timezone}
         )
     except ValidationError as exc:
         for err in exc.errors():
             loc = tuple(err["loc"])
             where = ".".join(str(p) for p in loc) or "<cadence>"
             message = str(err["msg"]).removeprefix("Value error, ")
-            problems.append(Problem(file, line_of(root, loc), f"{where}: {message}"))
+            problems.append(doc.problem(loc, f"{where}: {message}"))
         raise CadenceError(problems) from None
     for loc, message in _semantic_issues(cadence):
         where = ".".join(str(p) for p in loc)
-        problems.append(Problem(file, line_of(root, loc), f"{where}: {message}"))
+        problems.append(doc.problem(loc, f"{where}: {message}"))
     if problems:
         raise CadenceError(problems)
     return cadence
@@ -274,9 +261,7 @@ def with_sender(
 
 
 def _semantic_issues(cadence: Cadence) -> list[tuple[tuple[str | int, ...], str]]:
-    # Imported here: drafting imports this module for the Cadence type.
-    from scheduler.followups.drafting import template_problem
-
+    sender = cadence.sender.template_values()
     out: list[tuple[tuple[str | int, ...], str]] = []
     for name, seq in cadence.sequences.items():
         if not re.match(_ID, name):
@@ -293,7 +278,9 @@ def _semantic_issues(cadence: Cadence) -> list[tuple[tuple[str | int, ...], str]
             previous = step.offset
             if step.deadline is not None and step.deadline < step.offset:
                 out.append(((*loc, "deadline"), "the deadline cannot come before the offset"))
-            problem = template_problem(cadence, step.template)
+            problem = template_problem(
+                cadence.templates_dir, step.template, sender=sender, resources=cadence.resources
+            )
             if problem:
                 out.append(((*loc, "template"), problem))
     for key, url in cadence.resources.items():

@@ -4,7 +4,8 @@ Both return a :class:`Draft` whose ``meta`` (template or prompt id and version, 
 stored on the touch beside the text. Every draft passes :mod:`scheduler.followups.draft_filter`: an
 LLM draft that breaks a rule (a link we did not give it, a price, too long) is replaced by
 the template's; a template's is repaired. Templates run in Jinja2's sandbox with
-``StrictUndefined`` (a typo fails at load time, see :func:`template_problem`).
+``StrictUndefined`` (a typo fails at load time, see
+:func:`scheduler.followups.templates.template_problem`).
 """
 
 from __future__ import annotations
@@ -12,23 +13,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
-from jinja2 import (
-    FileSystemLoader,
-    StrictUndefined,
-    Template,
-    TemplateError,
-    select_autoescape,
-)
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import Template
 from pydantic import SecretStr
 
 from scheduler.followups import draft_filter
 from scheduler.followups.cadence import Cadence, Step
 from scheduler.followups.draft_filter import DraftPolicy
+from scheduler.followups.templates import environment, template_variables
 
 log = logging.getLogger("leadbot.drafting")
 
@@ -67,60 +61,6 @@ class Drafter(Protocol):
         ...
 
 
-@lru_cache(maxsize=16)
-def _environment(templates_dir: Path) -> SandboxedEnvironment:
-    return SandboxedEnvironment(
-        loader=FileSystemLoader(str(templates_dir)),
-        autoescape=select_autoescape(["html", "htm", "xml"], default=False),
-        undefined=StrictUndefined,
-        keep_trailing_newline=False,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-
-
-SAMPLE_LEAD = {"id": 1, "name": "Dana Smith", "first_name": "Dana", "company": "Acme",
-               "role": "COO", "stage": "contacted", "token": "t0k3n"}  # fmt: skip
-
-
-def template_problem(cadence: Cadence, name: str) -> str | None:
-    """Why template ``name`` cannot be used (missing, bad syntax, unknown variable), or None.
-
-    The template is rendered once with a sample lead so that a misspelt variable fails when
-    the cadence loads rather than on a lead's Day 3.
-    """
-    env = _environment(cadence.templates_dir)
-    try:
-        template = env.get_template(name)
-        template.render(_variables(cadence, SAMPLE_LEAD, {}, _sample_links(cadence), None))
-    except TemplateError as exc:
-        line = getattr(exc, "lineno", None)
-        where = f" (line {line})" if line else ""
-        return f"template {name!r}: {exc.__class__.__name__}: {exc.message}{where}"
-    return None
-
-
-def _sample_links(cadence: Cadence) -> dict[str, str]:
-    return {"calendly": "https://calendly.example/x", "public": "https://example.com",
-            "resource": "https://example.com/guide", **cadence.resources}  # fmt: skip
-
-
-def _variables(
-    cadence: Cadence,
-    lead: dict[str, Any],
-    answers: dict[str, Any],
-    links: dict[str, str],
-    step: Step | None,
-) -> dict[str, Any]:
-    return {
-        "lead": lead,
-        "answers": answers,
-        "links": links,
-        "sender": cadence.sender.template_values(step.channel if step else "email"),
-        "step": None if step is None else {"id": step.id, "purpose": step.purpose},
-    }
-
-
 class TemplateDrafter:
     """Renders the step's Jinja2 template (no LLM). Deterministic and fast."""
 
@@ -128,7 +68,7 @@ class TemplateDrafter:
 
     def __init__(self, cadence: Cadence) -> None:
         self.cadence = cadence
-        self.env = _environment(cadence.templates_dir)
+        self.env = environment(cadence.templates_dir)
         self._subjects: dict[str, Template] = {}
 
     def _subject(self, source: str) -> Template:
@@ -143,8 +83,13 @@ class TemplateDrafter:
 
     def render(self, context: DraftContext) -> Draft:
         """Synchronous rendering (no I/O besides the cached template)."""
-        variables = _variables(
-            self.cadence, context.lead, context.answers, context.links, context.step
+        step = context.step
+        variables = template_variables(
+            self.cadence.sender.template_values(step.channel),
+            context.lead,
+            context.answers,
+            context.links,
+            {"id": step.id, "purpose": step.purpose},
         )
         text = self.env.get_template(context.step.template).render(variables).strip()
         text, notes = draft_filter.clean(text, context.policy)
