@@ -19,6 +19,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from dialogs.errors import FileFormatError
 from dialogs.interpretation import SlotScalar, SlotValue
 from dialogs.yaml_source import line_of
 
@@ -32,7 +33,7 @@ DEFAULT_ICP_PATH = Path(__file__).parent / "icp" / "default.yaml"
 UNKNOWN_SHARE = 0.25
 
 
-class IcpError(ValueError):
+class IcpError(FileFormatError, ValueError):
     """An ICP file cannot be used; the message names the file and the reason."""
 
     def __init__(self, path: Path | str, reason: str, line: int | None = None) -> None:

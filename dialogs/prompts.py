@@ -16,11 +16,13 @@ from pathlib import Path
 import yaml
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 
+from dialogs.errors import FileFormatError
+
 REQUIRED_KEYS = ("version", "system", "human")
 _KNOWN_KEYS = frozenset({*REQUIRED_KEYS, "variables", "history", "description"})
 
 
-class PromptError(ValueError):
+class PromptError(FileFormatError, ValueError):
     """A prompt file cannot be used; the message names the file and the reason."""
 
     def __init__(self, path: Path | str, reason: str) -> None:

@@ -44,10 +44,11 @@ from bot.whatsapp.bursts import BurstScheduler
 from bot.whatsapp.effects import TurnContext, apply, cancel_follow_ups, quiet_follow_ups
 from bot.whatsapp.envelope import InboundMessage
 from bot.whatsapp.hooks import Hooks
-from bot.whatsapp.sender import PHONE_FLAG, Sender, pick, sender_of
+from bot.whatsapp.sender import PHONE_FLAG, WhatsAppSender, pick, sender_of
 from bot.whatsapp.turns import build_events
 from dialogs.actions import MESSAGE_ACTIONS, Action
 from dialogs.engine import step
+from dialogs.errors import LeadbotError
 from dialogs.events import TextReceived
 from dialogs.icp import Icp
 from dialogs.interpretation import Interpreter
@@ -67,7 +68,7 @@ ACTOR = "whatsapp"  # who created the lead, in its audit row
 BATCH = 50  # rows per turn; a longer backlog of one sender is handled over several turns
 
 
-class RowsTakenElsewhere(RuntimeError):
+class RowsTakenElsewhere(LeadbotError, RuntimeError):
     """A turn's rows were marked processed by someone else between its load and its commit
     (a worker whose lock lease had lapsed): a conflict, not a failure of the rows."""
 
@@ -93,7 +94,7 @@ class _Loaded:
     lead: Lead | None
     stored: dict[str, Any] | None
     suppressed: bool
-    who: Sender
+    who: WhatsAppSender
     owned: dict[Point, int]  # the sender's points that had a lead when loaded
 
 

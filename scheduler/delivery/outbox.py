@@ -64,8 +64,8 @@ from scheduler.delivery.channels import (
     DeliveryError,
     MaybeSent,
     NotSent,
-    Outcome,
     Receipt,
+    SendOutcome,
 )
 from scheduler.delivery.group_commit import Coalescer
 from scheduler.pipeline.stages import transition
@@ -145,7 +145,7 @@ _CHUNK = 500  # ids per IN (…) list: well under every backend's bound-paramete
 _TABLE = cast(Table, OutboxItem.__table__)
 _LEADS = cast(Table, Lead.__table__)
 _TOUCHES = cast(Table, Touch.__table__)
-_Entry = tuple[_Claim, Outcome]
+_Entry = tuple[_Claim, SendOutcome]
 _ClaimRequest = tuple[list[int], datetime]
 _Claimed = tuple[list[_Claim], list[_Entry]]
 
@@ -454,7 +454,7 @@ class Dispatcher:
                     if not ours:  # reaped and claimed elsewhere meanwhile: theirs now
                         states[claim.item_id] = OutboxState.SENDING.value
                         return
-                    outcome: Outcome
+                    outcome: SendOutcome
                     try:
                         outcome = await channel.send(claim.recipient, claim.payload)
                     except Exception as exc:
@@ -495,7 +495,7 @@ class Dispatcher:
                 lost.add(index)
             return ours
 
-        async def done(index: int, outcome: Outcome) -> None:
+        async def done(index: int, outcome: SendOutcome) -> None:
             if index in lost or index in recorded:
                 return
             recorded.add(index)
@@ -504,7 +504,7 @@ class Dispatcher:
         items = [(c.recipient, c.payload) for c in group]
         send_batch = cast(BatchChannel, channel).send_batch
         try:
-            results: list[Outcome] = await send_batch(  # type: ignore[call-arg]
+            results: list[SendOutcome] = await send_batch(  # type: ignore[call-arg]
                 items, concurrency=concurrency, hooks=BatchHooks(start, done)
             )
         except Exception as exc:  # which of them went out is unknown: none is resent
@@ -590,7 +590,7 @@ class _Plan:
     contacted: set[int] = field(default_factory=set)  # leads a follow-up reached
     touches: dict[int, tuple[TouchStatus, str | None, datetime]] = field(default_factory=dict)
 
-    def add(self, claim: _Claim, outcome: Outcome, change: dict[str, Any] | None) -> None:
+    def add(self, claim: _Claim, outcome: SendOutcome, change: dict[str, Any] | None) -> None:
         now, touch_id = claim.now, claim.touch_id
         if change is None:
             assert isinstance(outcome, Receipt)
@@ -803,11 +803,11 @@ def _message_row(claim: _Claim, receipt: Receipt, now: datetime) -> dict[str, An
 
 async def _send_through(
     channel: Channel, items: list[tuple[str, dict[str, Any]]], concurrency: int
-) -> list[Outcome]:
+) -> list[SendOutcome]:
     """Each item's outcome through ``channel``'s batch method."""
     send_batch = cast(BatchChannel, channel).send_batch
     try:
-        results: list[Outcome] = await send_batch(items, concurrency=concurrency)
+        results: list[SendOutcome] = await send_batch(items, concurrency=concurrency)
     except Exception as exc:  # which of them went out is unknown: none is resent
         return [exc] * len(items)
     return results
@@ -823,7 +823,7 @@ __all__ = [
     "Dispatcher",
     "MaybeSent",
     "NotSent",
-    "Outcome",
+    "SendOutcome",
     "Receipt",
     "Refused",
     "enqueue",
