@@ -24,7 +24,7 @@ retry. The one exception is the opt-out's own confirmation (payload flag
 
 Each claimed row is marked just before its own request leaves (``sending_started_at``,
 fenced on the claim's ``claim_token``), and each outcome is recorded as soon as it is known
-(group-committed with the outcomes that arrive meanwhile, :mod:`scheduler.delivery.group_commit`):
+(group-committed with the outcomes that arrive meanwhile, :mod:`scheduler.group_commit`):
 a slow send delays only its own row, and after a crash the reaper knows which ``sending``
 rows never left (back to ``pending``, the try is free) and which may have (``uncertain``).
 
@@ -67,7 +67,7 @@ from scheduler.delivery.channels import (
     Receipt,
     SendOutcome,
 )
-from scheduler.delivery.group_commit import Coalescer
+from scheduler.group_commit import GroupCommit
 from scheduler.pipeline.stages import transition
 from scheduler.store import parked_statuses
 from scheduler.store.engine import run_retrying
@@ -170,14 +170,14 @@ class Dispatcher:
         self._following: set[asyncio.Task[None]] = set()
         self._closed = asyncio.Event()
         # Callers that deliver at the same time (one per conversation) share transactions.
-        self._claims: Coalescer[_ClaimRequest, _Claimed] = Coalescer(
-            self._claim_many, name="outbox-claim"
+        self._claims: GroupCommit[_ClaimRequest, _Claimed] = GroupCommit(
+            self._claim_many, name="outbox-claim", max_batch=500
         )
-        self._starts: Coalescer[list[_Claim], list[bool]] = Coalescer(
-            self._start_many, name="outbox-start"
+        self._starts: GroupCommit[list[_Claim], list[bool]] = GroupCommit(
+            self._start_many, name="outbox-start", max_batch=500
         )
-        self._records: Coalescer[list[_Entry], dict[int, str]] = Coalescer(
-            self._record_many, name="outbox-record"
+        self._records: GroupCommit[list[_Entry], dict[int, str]] = GroupCommit(
+            self._record_many, name="outbox-record", max_batch=500
         )
 
     async def deliver(self, item_id: int, now: datetime) -> str:
