@@ -25,7 +25,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.email import EmailChannel
-from bot.channels.email_message import Sender
+from bot.channels.email_message import EmailSender
 from bot.channels.smtp import SmtpConfig
 from bot.email.quotes import strip_quotes
 from bot.http.signing import Signer
@@ -85,7 +85,7 @@ async def bench_send(count: int) -> None:
         channel = EmailChannel(
             SmtpConfig.from_url(f"smtp://127.0.0.1:{port}"),
             sessions,
-            sender=Sender.parse("Sales <sales@bench.example.com>"),
+            sender=EmailSender.parse("Sales <sales@bench.example.com>"),
             signer=Signer("k" * 32),
             public_url="https://bench.example.com",
             daily_cap=10**9,

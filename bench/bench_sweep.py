@@ -35,7 +35,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.email import EmailChannel
-from bot.channels.email_message import Sender, compose
+from bot.channels.email_message import EmailSender, compose
 from bot.channels.smtp import SmtpConfig, SmtpPool
 from bot.http.signing import Signer
 from scheduler.delivery.outbox import Dispatcher
@@ -106,7 +106,7 @@ def email_channel(port: int, sessions: async_sessionmaker[AsyncSession]) -> Emai
     return EmailChannel(
         SmtpConfig.from_url(f"smtp://127.0.0.1:{port}"),
         sessions,
-        sender=Sender.parse("Sam <sam@acme.example>"),
+        sender=EmailSender.parse("Sam <sam@acme.example>"),
         signer=Signer("k" * 32),
         public_url="https://bot.acme.example",
         daily_cap=10**9,
@@ -199,7 +199,7 @@ async def apscheduler(due: int) -> dict[str, float]:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
     sink = SinkProcess()
-    sender = Sender.parse("Sam <sam@acme.example>")
+    sender = EmailSender.parse("Sam <sam@acme.example>")
     pool = SmtpPool(SmtpConfig.from_url(f"smtp://127.0.0.1:{sink.port}"),
                     local_hostname=sender.domain, size=CONNECTIONS, keepalive=10.0)  # fmt: skip
     rss_before = peak_rss_mb()

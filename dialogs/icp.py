@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from dialogs.errors import FileFormatError
 from dialogs.interpretation import SlotScalar, SlotValue
 from dialogs.yaml_source import YamlError, load_yaml, parse_value
 
@@ -31,7 +32,7 @@ DEFAULT_ICP_PATH = Path(__file__).parent / "icp" / "default.yaml"
 UNKNOWN_SHARE = 0.25
 
 
-class IcpError(ValueError):
+class IcpError(FileFormatError, ValueError):
     """An ICP file cannot be used; the message names the file and the reason."""
 
     def __init__(self, path: Path | str, reason: str, line: int | None = None) -> None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from dialogs.errors import FileFormatError
 from dialogs.script import DEFER_CHECKS, Script
 from dialogs.yaml_source import Loc, Problem, YamlError, YamlFile, load_yaml
 
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from dialogs.icp import Icp
 
 
-class ScriptError(Exception):
+class ScriptError(FileFormatError):
     """One or more script files are invalid; ``problems`` lists every reason found."""
 
     def __init__(self, problems: Iterable[Problem]) -> None:

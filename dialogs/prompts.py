@@ -15,13 +15,14 @@ from pathlib import Path
 
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 
+from dialogs.errors import FileFormatError
 from dialogs.yaml_source import YamlError, load_yaml
 
 REQUIRED_KEYS = ("version", "system", "human")
 _KNOWN_KEYS = frozenset({*REQUIRED_KEYS, "variables", "history", "description"})
 
 
-class PromptError(ValueError):
+class PromptError(FileFormatError, ValueError):
     """A prompt file cannot be used; the message names the file and the reason."""
 
     def __init__(self, path: Path | str, reason: str, line: int | None = None) -> None:

@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from dialogs.errors import FileFormatError
+
 Loc = tuple[str | int, ...]
 
 
@@ -36,7 +38,7 @@ class Problem:
         return f"{where}: {self.message}"
 
 
-class YamlError(ValueError):
+class YamlError(FileFormatError, ValueError):
     """A YAML file cannot be used. ``file``, ``line`` and ``reason`` are those of the first
     of ``problems`` (every reason found, usually one); the message is ``file:line: reason``,
     one line per problem."""

@@ -28,7 +28,8 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.notify import RepOptions, notify_reps
-from scheduler.errors import LeadbotError, TransitionError
+from dialogs.errors import InputError
+from scheduler.errors import StoreError, TransitionError
 from scheduler.followups.cadence import Cadence
 from scheduler.followups.touches import cancel_pending, start_sequence
 from scheduler.pipeline.contacts import normalize_email
@@ -55,7 +56,7 @@ _TO_QUALIFIED = {
 }
 
 
-class EventError(ValueError):
+class EventError(InputError, ValueError):
     """The body is not a Calendly event we can read; the message says what is missing."""
 
 
@@ -69,7 +70,7 @@ class BookingContext:
 
 
 @dataclass(slots=True)
-class Outcome:
+class BookingOutcome:
     """What happened: ``processed``, ``duplicate`` or ``ignored``, and outbox rows to send."""
 
     status: str
@@ -79,21 +80,21 @@ class Outcome:
 
 async def apply_event(
     session: Session, body: Mapping[str, Any], *, now: datetime, ctx: BookingContext
-) -> Outcome:
+) -> BookingOutcome:
     """Apply one verified Calendly webhook body, in the caller's transaction."""
     event = body.get("event")
     payload = body.get("payload")
     if not isinstance(event, str) or not isinstance(payload, Mapping):
         raise EventError("a Calendly event needs 'event' and a 'payload' object")
     if event not in HANDLED:
-        return Outcome("ignored")
+        return BookingOutcome("ignored")
     uri = payload.get("uri")
     if not isinstance(uri, str) or not uri:
         raise EventError("payload.uri (the invitee) is missing")
     if len(uri) > MAX_URI:
         raise EventError(f"payload.uri is longer than {MAX_URI} characters")
     if not await events.first_time(session, "calendly", f"{uri} {event}", now):
-        return Outcome("duplicate")
+        return BookingOutcome("duplicate")
     lead = await _match_lead(session, payload, now=now, ctx=ctx)
     if lead is not None:
         lead = await lead_store.lock_lead(session, lead.id)
@@ -110,11 +111,11 @@ async def _created(
     *,
     now: datetime,
     ctx: BookingContext,
-) -> Outcome:
+) -> BookingOutcome:
     booking = await _booking(session, uri, payload, lead, status="active", now=now)
     if booking.status != "active" or lead is None:
         # Canceled before this (late) created arrived: nothing is booked any more.
-        return Outcome("processed", lead_id=lead.id if lead else None)
+        return BookingOutcome("processed", lead_id=lead.id if lead else None)
     lead.booked_at = now
     timezone = _timezone(payload.get("timezone"))
     if not lead.timezone and timezone:
@@ -126,7 +127,7 @@ async def _created(
     summary = f"{'Call rescheduled to' if rescheduled else 'Call booked for'} {start}"
     ids = await notify_reps(session, lead=lead, kind="booked", summary=summary,
                             details=_details(payload), now=now, options=ctx.reps)  # fmt: skip
-    return Outcome("processed", ids, lead.id)
+    return BookingOutcome("processed", ids, lead.id)
 
 
 async def _canceled(
@@ -137,17 +138,17 @@ async def _canceled(
     *,
     now: datetime,
     ctx: BookingContext,
-) -> Outcome:
+) -> BookingOutcome:
     booking = await _booking(session, uri, payload, lead, status="canceled", now=now)
     booking.status = "canceled"
     booking.canceled_at = booking.canceled_at or now
     if lead is None:
-        return Outcome("processed")
+        return BookingOutcome("processed")
     still_booked = await events.active_booking_of(session, lead.id)
     if still_booked is None:
         lead.booked_at = None
     if payload.get("rescheduled"):
-        return Outcome("processed", lead_id=lead.id)  # its created half tells the rep
+        return BookingOutcome("processed", lead_id=lead.id)  # its created half tells the rep
     cancellation = payload.get("cancellation") or {}
     reason = cancellation.get("reason") if isinstance(cancellation, Mapping) else None
     reason = reason[:500] if isinstance(reason, str) else None
@@ -163,7 +164,7 @@ async def _canceled(
             await start_sequence(
                 session, lead.id, "rebook", cadence=ctx.cadence, now=now, cycle=booking.id
             )
-    return Outcome("processed", ids, lead.id)
+    return BookingOutcome("processed", ids, lead.id)
 
 
 async def _match_lead(
@@ -184,7 +185,7 @@ async def _match_lead(
         return None
     try:
         clean = normalize_email(email)
-    except LeadbotError:
+    except StoreError:
         log.warning("Calendly invitee has an unusable email; booking kept without a lead")
         return None
     lead = await lead_store.lead_by_email(session, clean)

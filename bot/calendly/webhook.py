@@ -27,11 +27,11 @@ from pydantic import ValidationError
 
 from bot.calendly.bookings import BookingContext, EventError, apply_event
 from bot.http.appkeys import DISPATCHER, SESSIONS, SETTINGS
-from bot.http.errors import ApiError, parse_json_object
+from bot.http.errors import ApiError, WebhookSignatureError, parse_json_object
 from bot.http.followups import CADENCE
 from bot.http.inputs import clean_text
 from bot.notify import RepOptions
-from scheduler.errors import LeadbotError
+from scheduler.errors import StoreError
 from scheduler.store import DataError, events
 from scheduler.store.models import utcnow
 
@@ -41,21 +41,12 @@ HEADER = "Calendly-Webhook-Signature"
 UNUSABLE = "calendly:unusable"
 # What a signed body can carry that makes it unusable, rather than the service broken:
 # DataError is the database refusing a value (too long, out of range), never a lost link.
-_UNUSABLE_ERRORS = (EventError, LeadbotError, ValidationError, DataError, TypeError,
+_UNUSABLE_ERRORS = (EventError, StoreError, ValidationError, DataError, TypeError,
                     ValueError, AttributeError, KeyError)  # fmt: skip
 TOLERANCE_SECONDS = 180
 _TASKS = web.AppKey("calendly_tasks", set[asyncio.Task[None]])
 
 routes = web.RouteTableDef()
-
-
-class SignatureError(Exception):
-    """The signature is missing or unreadable (``status`` 401), or wrong or stale (403)."""
-
-    def __init__(self, message: str, *, status: int, code: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
 
 
 def sign(key: str, body: bytes, timestamp: int) -> str:
@@ -68,24 +59,31 @@ def verify(
     key: str, body: bytes, header: str | None, *, now: float, tolerance: int = TOLERANCE_SECONDS
 ) -> None:
     """Return when ``header`` signs ``body`` with ``key`` within ``tolerance`` seconds of
-    ``now`` (unix time); raise :class:`SignatureError`. Constant-time comparison."""
+    ``now`` (unix time); raise :class:`WebhookSignatureError`. Constant-time comparison."""
     if not header:
-        raise SignatureError(f"missing {HEADER} header", status=401, code="signature_missing")
+        raise WebhookSignatureError(
+            f"missing {HEADER} header", status=401, code="signature_missing"
+        )
     # Parsed as a list of k=v pairs: only v1 is defined today, others may come.
     pairs = dict(part.strip().split("=", 1) for part in header.split(",") if "=" in part)
     try:
         timestamp = int(pairs["t"])
         given = pairs["v1"].strip().lower()
     except (KeyError, ValueError):
-        raise SignatureError(f"{HEADER} must look like t=<unix>,v1=<hex>", status=401,
-                             code="signature_malformed") from None  # fmt: skip
+        raise WebhookSignatureError(
+            f"{HEADER} must look like t=<unix>,v1=<hex>", status=401, code="signature_malformed"
+        ) from None
     if abs(now - timestamp) > tolerance:
-        raise SignatureError(f"{HEADER} timestamp is more than {tolerance}s away", status=403,
-                             code="signature_expired")  # fmt: skip
+        raise WebhookSignatureError(
+            f"{HEADER} timestamp is more than {tolerance}s away",
+            status=403,
+            code="signature_expired",
+        )
     expected = sign(key, body, timestamp).rsplit("v1=", 1)[1]
     if not hmac.compare_digest(given.encode(), expected.encode()):
-        raise SignatureError(f"{HEADER} does not match the body", status=403,
-                             code="bad_signature")  # fmt: skip
+        raise WebhookSignatureError(
+            f"{HEADER} does not match the body", status=403, code="bad_signature"
+        )
 
 
 @routes.post("/webhooks/calendly")
@@ -99,7 +97,7 @@ async def receive(request: web.Request) -> web.Response:
     raw = await request.read()
     try:
         verify(key, raw, request.headers.get(HEADER), now=time.time())
-    except SignatureError as exc:
+    except WebhookSignatureError as exc:
         raise ApiError(exc.status, exc.code, str(exc)) from None
     try:
         body = parse_json_object(raw)

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.channels.email_message import OutgoingEmail, PayloadError, Sender, compose
+from bot.channels.email_message import EmailPayloadError, EmailSender, OutgoingEmail, compose
 from bot.channels.smtp import (
     SmtpConfig,
     SmtpPermanent,
@@ -43,7 +43,7 @@ from bot.email.actions import hard_bounce
 from bot.email.unsubscribe import UNSUBSCRIBE_PURPOSE
 from bot.http.signing import Signer
 from bot.settings import Settings
-from scheduler.delivery.outbox import BatchHooks, MaybeSent, NotSent, Outcome, Receipt
+from scheduler.delivery.outbox import BatchHooks, MaybeSent, NotSent, Receipt, SendOutcome
 from scheduler.store import Session, Sessions
 from scheduler.store import leads as lead_store
 from scheduler.store import outbox as outbox_store
@@ -73,7 +73,7 @@ class EmailChannel:
         smtp: SmtpConfig,
         sessions: Sessions,
         *,
-        sender: Sender,
+        sender: EmailSender,
         signer: Signer,
         public_url: str,
         daily_cap: int,
@@ -104,7 +104,7 @@ class EmailChannel:
                 settings.smtp_url.get_secret_value(), timeout=settings.smtp_timeout
             ),
             sessions,
-            sender=Sender.parse(settings.email_from),
+            sender=EmailSender.parse(settings.email_from),
             signer=Signer(settings.secret_key),
             public_url=settings.public_url,
             daily_cap=settings.email_daily_cap,
@@ -132,7 +132,7 @@ class EmailChannel:
         *,
         concurrency: int,
         hooks: BatchHooks | None = None,
-    ) -> list[Outcome]:
+    ) -> list[SendOutcome]:
         """Check, compose and submit many emails (one outcome each, in order): the checks
         in one read for the whole batch, the submissions concurrently over the pool. With
         ``hooks`` each submission is announced just before it starts (and skipped when the
@@ -141,7 +141,7 @@ class EmailChannel:
         addresses = [normalize_address(recipient) for recipient, _ in items]
         async with self.sessions() as session:
             state = await self._load(session, items, addresses, now)
-        outcomes: list[Outcome] = []
+        outcomes: list[SendOutcome] = []
         ready: list[tuple[int, str, OutgoingEmail]] = []
         refused: list[int] = []
         for index, ((_, payload), address) in enumerate(zip(items, addresses, strict=True)):
@@ -229,12 +229,12 @@ class EmailChannel:
                 unsubscribe=wants_unsubscribe,
                 unsubscribe_url=link,
             )
-        except PayloadError as exc:
+        except EmailPayloadError as exc:
             raise NotSent(str(exc), code="bad_payload", is_transient=False) from exc
 
     async def _submit(
         self, address: str, outgoing: OutgoingEmail, bounced: list[tuple[str, str]]
-    ) -> Outcome:
+    ) -> SendOutcome:
         try:
             await self.pool.submit(outgoing.message, sender=self.sender.address,
                                    recipient=address)  # fmt: skip

@@ -37,7 +37,7 @@ from pywa_async.types.templates import TemplateLanguage
 
 from bot.channels.graph_http import GraphHttpClient
 from bot.channels.throttle import Pause, RateLimited, TokenBucket
-from bot.channels.whatsapp_limits import Choice, Outgoing, PayloadError, parse_payload
+from bot.channels.whatsapp_limits import Choice, Outgoing, WhatsAppPayloadError, parse_payload
 from bot.whatsapp.payloads import SERVICE_WINDOW, window_open
 from scheduler.delivery.outbox import DeliveryError, MaybeSent, NotSent, Receipt
 from scheduler.store import Sessions
@@ -141,7 +141,7 @@ class WhatsAppChannel:
         """Send one outbox payload; raise :class:`NotSent` or :class:`MaybeSent`."""
         try:
             outgoing = parse_payload(payload)
-        except PayloadError as exc:
+        except WhatsAppPayloadError as exc:
             self.counts["invalid"] += 1
             raise NotSent(f"not sendable on WhatsApp: {exc}", code="invalid_payload",
                           is_transient=False) from None  # fmt: skip

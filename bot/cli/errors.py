@@ -17,8 +17,10 @@ import errno
 import socket
 import sys
 
+from dialogs.errors import LeadbotError
 
-class CliError(Exception):
+
+class CliError(LeadbotError):
     """A known failure: ``str(error)`` is the one line to print (what is wrong, what to do)."""
 
 

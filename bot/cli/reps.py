@@ -30,7 +30,7 @@ def _run(
     A command that ``writes`` migrates the embedded SQLite file first (as ``serve`` does);
     otherwise, and on Postgres, the schema must be there already (one line, exit 2).
     """
-    from scheduler.errors import LeadbotError
+    from scheduler.errors import StoreError
     from scheduler.store.engine import session_factory
 
     settings = settings or settings_or_exit()
@@ -44,7 +44,7 @@ def _run(
 
     try:
         return asyncio.run(main())
-    except LeadbotError as exc:
+    except StoreError as exc:
         err_console.print(f"[red]{exc.message}[/red]")
         raise typer.Exit(1) from None
 
@@ -58,7 +58,7 @@ def reps_add(
     ] = None,
 ) -> None:
     """Add an active rep; new leads are assigned to active reps in turn."""
-    from scheduler.errors import LeadbotError
+    from scheduler.errors import StoreError
     from scheduler.pipeline.contacts import normalize_email, normalize_phone
     from scheduler.store.models import utcnow
     from scheduler.store.reps import add_rep
@@ -70,7 +70,7 @@ def reps_add(
     try:
         clean_email = normalize_email(email) if email else None
         phone = normalize_phone(whatsapp, settings.default_region) if whatsapp else None
-    except LeadbotError as exc:
+    except StoreError as exc:
         err_console.print(f"[red]{exc.message}[/red]")
         raise typer.Exit(2) from None
 

@@ -73,12 +73,12 @@ def check_setup(settings: Settings) -> None:
             "LEADBOT_SMTP_URL is set but LEADBOT_EMAIL_FROM is empty: set the sender, "
             "e.g. LEADBOT_EMAIL_FROM='Sales <sales@yourdomain.com>'"
         )
-    from bot.channels.email_message import Sender
+    from bot.channels.email_message import EmailSender
     from bot.channels.smtp import SmtpConfig
 
     try:
         SmtpConfig.from_url(smtp)
-        Sender.parse(settings.email_from)
+        EmailSender.parse(settings.email_from)
     except ValueError as exc:
         raise SettingsError(str(exc)) from None
 

@@ -35,7 +35,12 @@ from scheduler.followups.sweeper import Sweeper
 from scheduler.intake.email_qualify import EmailQualifier, FactExtractor
 from scheduler.intake.enrichment import EnrichmentProvider
 from scheduler.intake.enrichment.http import HttpEnrichmentProvider
-from scheduler.intake.first_touch import FirstTouch, FirstTouchConfig, Outcome, UnprocessedScan
+from scheduler.intake.first_touch import (
+    FirstTouch,
+    FirstTouchConfig,
+    FirstTouchOutcome,
+    UnprocessedScan,
+)
 from scheduler.loop import PeriodicJob
 from scheduler.store.models import utcnow
 
@@ -54,7 +59,7 @@ class FirstTouchRunner:
         first = flow.cadence.sequence(flow.config.sequence).steps[0]
         self._first_step = first.id
         self._scan = UnprocessedScan(flow.config)
-        self._tasks: set[asyncio.Task[Outcome | None]] = set()
+        self._tasks: set[asyncio.Task[FirstTouchOutcome | None]] = set()
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -71,7 +76,7 @@ class FirstTouchRunner:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _process(self, lead_id: int) -> Outcome | None:
+    async def _process(self, lead_id: int) -> FirstTouchOutcome | None:
         try:
             outcome = await self.flow.process(lead_id, utcnow())
         except Exception:  # the safety job retries the lead; never crash the loop

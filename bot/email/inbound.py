@@ -48,7 +48,7 @@ Notify = Callable[[Session, Lead, InboundEmail, str, datetime], Awaitable[None]]
 """``notify(session, lead, email, reply_text, now)``: tell the lead's rep about a reply."""
 
 
-class Outcome(StrEnum):
+class InboundEmailOutcome(StrEnum):
     """What the email turned out to be."""
 
     REPLY = "reply"
@@ -63,7 +63,7 @@ class Outcome(StrEnum):
 class Result:
     """The outcome, and the lead it concerned when there was one."""
 
-    outcome: Outcome
+    outcome: InboundEmailOutcome
     lead_id: int | None = None
 
 
@@ -131,7 +131,7 @@ async def handle_email(
 ) -> Result:
     """Apply ``email`` (see the module docstring) in the caller's transaction."""
     if not await first_time(session, "email", email.dedup_key, now):
-        return Result(Outcome.DUPLICATE)
+        return Result(InboundEmailOutcome.DUPLICATE)
     bounce = bounce_of(email)
     if bounce is not None and bounce.permanent and not bounce.addresses:
         bounce = bounce_of(email, await _bounce_candidates(session, email))
@@ -140,9 +140,9 @@ async def handle_email(
             for address in bounce.addresses:
                 await hard_bounce(session, address, detail=f"bounce {bounce.status}", now=now)
         log.info("bounce %s for %s", bounce.status, ", ".join(bounce.addresses) or "?")
-        return Result(Outcome.BOUNCE)
+        return Result(InboundEmailOutcome.BOUNCE)
     if is_auto_reply(email):
-        return Result(Outcome.AUTO_REPLY)
+        return Result(InboundEmailOutcome.AUTO_REPLY)
     lead = await match_lead(session, email)
     if lead is not None:
         # Decide on the lead as it is now, locked (the first row this transaction locks):
@@ -150,7 +150,7 @@ async def handle_email(
         lead = await lead_store.lock_lead(session, lead.id)
     if lead is None:
         log.info("email from %s matches no lead; ignored", email.sender)
-        return Result(Outcome.UNMATCHED)
+        return Result(InboundEmailOutcome.UNMATCHED)
 
     text = email.stripped_text.strip() if email.stripped_text else strip_quotes(email.text)
     conversations.add_message(
@@ -179,11 +179,11 @@ async def handle_email(
             detail=f"replied: {text or email.subject}"[:200],
             now=now,
         )
-        return Result(Outcome.OPT_OUT, lead.id)
+        return Result(InboundEmailOutcome.OPT_OUT, lead.id)
     if Stage(lead.stage) in (Stage.NEW, Stage.DORMANT):
         # Fenced on the stage read above: a reply never reopens a lead moved since.
         await transition(session, lead.id, Stage.CONTACTED, reason="replied by email",
                          actor=ACTOR, now=now, expected_from=lead.stage)  # fmt: skip
     if notify is not None:
         await notify(session, lead, email, text, now)
-    return Result(Outcome.REPLY, lead.id)
+    return Result(InboundEmailOutcome.REPLY, lead.id)

@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from email.utils import getaddresses, parseaddr
 from typing import Any
 
-from bot.http.inputs import InputError, loads
+from bot.http.inputs import RequestInputError, loads
+from dialogs.errors import InputError
 
 _MSGID = re.compile(r"<[^<>\s]+>")
 MAX_TEXT = 100_000
 
 
-class InboundError(ValueError):
+class InboundError(InputError, ValueError):
     """The posted email is unusable (a required field missing or of the wrong type)."""
 
 
@@ -88,7 +89,7 @@ def _headers(raw: Any) -> tuple[tuple[str, str], ...]:
             return ()
         try:
             raw = loads(raw)  # never a RecursionError or a 5,000-digit int: a 422
-        except InputError as exc:
+        except RequestInputError as exc:
             raise InboundError(f"'message-headers' is not JSON: {exc}") from None
     if raw is None:
         return ()

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from bot.http.appkeys import METRICS, ON_LEAD_CREATED, SESSIONS, SETTINGS
 from bot.http.errors import ApiError, read_json_object
 from bot.http.followups import touch_json
-from bot.http.inputs import InputError, parse_id, parse_int
+from bot.http.inputs import RequestInputError, parse_id, parse_int
 from bot.http.metrics import source_label
 from bot.http.privacy import hash_key
 from scheduler.pipeline.leads import LeadIn, get_lead, intake, list_leads, stage_history
@@ -132,7 +132,7 @@ async def list_leads_view(request: web.Request) -> web.Response:
         stage = Stage(query["stage"]) if query.get("stage") else None
         after = parse_int(query.get("after", "0"))
         limit = parse_int(query.get("limit", "50"))
-    except (ValueError, InputError):
+    except (ValueError, RequestInputError):
         stages = ", ".join(s.value for s in Stage)
         raise ApiError(
             400, "bad_query", f"stage must be one of {stages}; after and limit integers"

@@ -13,8 +13,9 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.http.inputs import InputError, loads
-from scheduler.errors import LeadbotError
+from bot.http.inputs import RequestInputError, loads
+from dialogs.errors import InputError, LeadbotError
+from scheduler.errors import StoreError
 
 log = logging.getLogger("leadbot.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -33,12 +34,23 @@ _STATUS_CODES = {
 }
 
 
-class ApiError(Exception):
+class ApiError(LeadbotError):
     """An error the API reports to the client as is."""
 
     def __init__(self, status: int, code: str, message: str, **details: Any) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.details = status, code, message, details
+
+
+class WebhookSignatureError(InputError):
+    """A webhook body's signature (WhatsApp's ``X-Hub-Signature-256``, Calendly's
+    ``Calendly-Webhook-Signature``) is missing or unreadable (``status`` 401), or wrong or
+    stale (403); ``code`` names which, for the JSON error body."""
+
+    def __init__(self, message: str, *, status: int, code: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
 
 
 def error_response(status: int, code: str, message: str, **details: Any) -> web.Response:
@@ -55,7 +67,7 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
     :func:`bot.http.inputs.loads`: no 500 on deep nesting or huge numbers, no NUL in strings."""
     try:
         body = loads(raw)
-    except InputError as exc:
+    except RequestInputError as exc:
         raise ApiError(400, "malformed_json", str(exc)) from None
     if not isinstance(body, dict):
         raise ApiError(400, "malformed_json", "the body must be a JSON object")
@@ -78,7 +90,7 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return await handler(request)
     except ApiError as exc:
         return error_response(exc.status, exc.code, exc.message, **exc.details)
-    except LeadbotError as exc:
+    except StoreError as exc:
         return error_response(exc.status, exc.code, exc.message)
     except web.HTTPException as exc:
         if exc.status < 400:

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from bot.booking_link import booking_link
 from bot.http.appkeys import DISPATCHER, JOBS, METRICS, SESSIONS, SETTINGS
 from bot.http.errors import ApiError, read_json_object
-from bot.http.inputs import InputError, parse_id, parse_int
+from bot.http.inputs import RequestInputError, parse_id, parse_int
 from bot.settings import Settings
 from scheduler.followups.cadence import Cadence, load_cadence, with_sender
 from scheduler.followups.drafting import Drafter, LLMDrafter, TemplateDrafter
@@ -218,7 +218,7 @@ async def list_touches_view(request: web.Request) -> web.Response:
         lead_id = parse_int(query["lead_id"]) if query.get("lead_id") else None
         after = parse_int(query.get("after", "0"))
         limit = parse_int(query.get("limit", "50"))
-    except InputError:
+    except RequestInputError:
         raise ApiError(400, "bad_query", "lead_id, after and limit must be integers") from None
     if not 1 <= limit <= MAX_PAGE:
         raise ApiError(400, "bad_query", f"limit must be between 1 and {MAX_PAGE}")

@@ -1,7 +1,7 @@
 """What every HTTP edge does to input before anything else sees it.
 
 - :func:`loads`: JSON from a request body, never a 500. Deep nesting, numbers no store can
-  hold (a 5,000-digit integer, ``1e400``), ``NaN`` and bad UTF-8 are :class:`InputError`
+  hold (a 5,000-digit integer, ``1e400``), ``NaN`` and bad UTF-8 are :class:`RequestInputError`
   (the caller answers 400). Integers beyond 64 bits become floats, as orjson reads them, so
   that whatever is parsed can be written back into a JSON column.
 - :func:`clean` / :func:`clean_text`: text as the database can store it. NUL characters are
@@ -21,13 +21,15 @@ from typing import Any
 
 import orjson
 
+from dialogs.errors import InputError
+
 # Every id column is a signed 64-bit integer (BIGINT on PostgreSQL, INTEGER on SQLite).
 MAX_ID = 2**63 - 1
 _DIGITS = re.compile(r"[0-9]{1,19}")
 _SURROGATES = re.compile("[\ud800-\udfff]")
 
 
-class InputError(ValueError):
+class RequestInputError(InputError, ValueError):
     """The input is unusable; the message says why (safe to show the client)."""
 
 
@@ -37,7 +39,7 @@ def loads(raw: bytes | str) -> Any:
         return clean(orjson.loads(raw))
     except orjson.JSONDecodeError as exc:
         if "surrogate" not in str(exc):
-            raise InputError(f"the body is not valid JSON: {exc}") from None
+            raise RequestInputError(f"the body is not valid JSON: {exc}") from None
     # orjson refuses escaped lone surrogates ("\ud800"); they are valid JSON that people's
     # devices do produce (a name cut mid-emoji), so read them with the standard library,
     # keep its numbers to what orjson would give, and replace the surrogates.
@@ -45,9 +47,9 @@ def loads(raw: bytes | str) -> Any:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
         return clean(json.loads(text, parse_int=_int, parse_constant=_no_constant))
     except RecursionError:
-        raise InputError("the body is not valid JSON: nested too deeply") from None
+        raise RequestInputError("the body is not valid JSON: nested too deeply") from None
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, ours
-        raise InputError(f"the body is not valid JSON: {exc}") from None
+        raise RequestInputError(f"the body is not valid JSON: {exc}") from None
 
 
 def _int(text: str) -> int | float:
@@ -94,12 +96,12 @@ def parse_id(text: str | None) -> int | None:
 
 
 def parse_int(text: str, *, low: int = 0, high: int = MAX_ID) -> int:
-    """A query-string integer in ``[low, high]``; raise :class:`InputError` otherwise."""
+    """A query-string integer in ``[low, high]``; raise :class:`RequestInputError` otherwise."""
     if not _DIGITS.fullmatch(text):
-        raise InputError(f"{text[:30]!r} is not a number of ASCII digits")
+        raise RequestInputError(f"{text[:30]!r} is not a number of ASCII digits")
     value = int(text)
     if not low <= value <= high:
-        raise InputError(f"{value} is not between {low} and {high}")
+        raise RequestInputError(f"{value} is not between {low} and {high}")
     return value
 
 

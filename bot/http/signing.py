@@ -29,6 +29,8 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from dialogs.errors import InputError
+
 Secret = str | bytes | SecretStr
 
 # Long enough for any id we sign, short enough that a junk URL is rejected before any work.
@@ -36,7 +38,7 @@ MAX_TOKEN_LENGTH = 2048
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 
-class BadSignature(ValueError):
+class BadSignature(InputError, ValueError):
     """The token is malformed, was signed with another key or purpose, or was altered."""
 
 

@@ -36,7 +36,7 @@ from dialogs.actions import Message as MessageAction
 from dialogs.script import Script
 from dialogs.session import Session
 from scheduler.delivery.outbox import CONFIRMS_OPT_OUT, enqueue
-from scheduler.errors import LeadbotError
+from scheduler.errors import StoreError
 from scheduler.pipeline.stages import transition
 from scheduler.store import Session as DbSession
 from scheduler.store.leads import note_stage_move
@@ -126,7 +126,7 @@ async def _start_follow_ups(db: DbSession, ctx: TurnContext, hooks: Hooks, name:
         # start_sequence raises only before it writes (an unknown sequence, a lead gone),
         # and its insert is one statement.
         await hooks.start_sequence(db, ctx.lead.id, name, now=start)
-    except (KeyError, LeadbotError) as exc:  # an unknown sequence: a config error, not a crash
+    except (KeyError, StoreError) as exc:  # an unknown sequence: a config error, not a crash
         # Loud once per sequence, then quiet: a cadence file without the scripts'
         # quiet_sequence would otherwise log on every turn (the next-step check still
         # counts and logs each lead left without follow-ups).
@@ -206,7 +206,7 @@ async def _move(db: DbSession, ctx: TurnContext, to: str, reason: str) -> None:
     try:  # (transition flushes pending changes first: set_committed_value would hide them)
         event = await transition(db, ctx.lead.id, to, reason=reason, actor=ACTOR, now=ctx.now,
                                  current=(ctx.lead.stage, ctx.lead.version))  # fmt: skip
-    except LeadbotError as exc:  # refused before writing anything: the turn goes on
+    except StoreError as exc:  # refused before writing anything: the turn goes on
         log.info("lead %s: stage move to %s skipped: %s", ctx.lead.id, to, exc)
         return
     # The move was written by a Core UPDATE; tell the loaded lead what it wrote instead of

@@ -25,7 +25,8 @@ from typing import Any, Literal
 
 import orjson
 
-from bot.http.inputs import InputError, clean_text, loads
+from bot.http.inputs import RequestInputError, clean_text, loads
+from dialogs.errors import InputError
 from scheduler.pipeline.identity import BSUID_SENDER
 
 Kind = Literal["text", "choice", "media", "unsupported", "welcome", "ignored"]
@@ -40,7 +41,7 @@ MAX_SENDER = 250  # wa_id / BSUID: inbox.sender is 320 with its "+" or "bsuid:" 
 MAX_NAME = 200  # a profile name becomes the lead's name (200 characters)
 
 
-class EnvelopeError(ValueError):
+class EnvelopeError(InputError, ValueError):
     """The body is not a webhook envelope we can read (not JSON, or the wrong shape)."""
 
 
@@ -142,7 +143,7 @@ def parse_envelope(raw: bytes | str) -> Envelope:
             raise EnvelopeError(f"the body is not valid JSON: {exc}") from None
         try:  # a lone "\ud83d" (a name cut mid-emoji) is valid JSON: read it, replaced
             body = loads(raw)
-        except InputError as error:
+        except RequestInputError as error:
             raise EnvelopeError(str(error)) from None
     return parse_object(body)
 

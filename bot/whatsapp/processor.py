@@ -15,7 +15,7 @@ After the commit the sender's lock is released and the new outbox rows are deliv
 this conversation's own task: a slow or hanging send delays only this conversation (its next
 turn in this process follows its delivery, so a later reply never overtakes an earlier one),
 and the outbox records each send as it completes. The two database steps of a turn (load,
-commit) are group commits (:class:`bot.batching.GroupRunner`): the turns of many
+commit) are group commits (:class:`scheduler.group_commit.GroupCommit`): the turns of many
 conversations that reach a step together share one transaction, so a flood of new
 conversations costs a few round trips per batch instead of twenty per turn. A batch whose
 transaction fails is redone turn by turn, so one bad turn fails alone.
@@ -37,22 +37,23 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.batching import GroupRunner
 from bot.locks import KeyedLock, Lease, LockUnavailable
 from bot.whatsapp.attribution import attribute
 from bot.whatsapp.bursts import BurstScheduler
 from bot.whatsapp.effects import TurnContext, apply, cancel_follow_ups, quiet_follow_ups
 from bot.whatsapp.envelope import InboundMessage
 from bot.whatsapp.hooks import Hooks
-from bot.whatsapp.sender import PHONE_FLAG, Sender, pick, sender_of
+from bot.whatsapp.sender import PHONE_FLAG, WhatsAppSender, pick, sender_of
 from bot.whatsapp.turns import build_events
 from dialogs.actions import MESSAGE_ACTIONS, Action
 from dialogs.engine import step
+from dialogs.errors import LeadbotError
 from dialogs.events import TextReceived
 from dialogs.icp import Icp
 from dialogs.interpretation import Interpreter
 from dialogs.script import Script
 from dialogs.session import Session
+from scheduler.group_commit import GroupCommit
 from scheduler.pipeline.identity import Point, Resolution, attach, for_lead, owner_ids
 from scheduler.pipeline.leads import Contact, LeadIn, build_lead, create_lead, intake
 from scheduler.store import Session as DbSession
@@ -67,7 +68,7 @@ ACTOR = "whatsapp"  # who created the lead, in its audit row
 BATCH = 50  # rows per turn; a longer backlog of one sender is handled over several turns
 
 
-class RowsTakenElsewhere(RuntimeError):
+class RowsTakenElsewhere(LeadbotError, RuntimeError):
     """A turn's rows were marked processed by someone else between its load and its commit
     (a worker whose lock lease had lapsed): a conflict, not a failure of the rows."""
 
@@ -93,7 +94,7 @@ class _Loaded:
     lead: Lead | None
     stored: dict[str, Any] | None
     suppressed: bool
-    who: Sender
+    who: WhatsAppSender
     owned: dict[Point, int]  # the sender's points that had a lead when loaded
 
 
@@ -153,10 +154,10 @@ class InboxProcessor:
         self.bursts = BurstScheduler(self.process, burst_window)
         # One batch per step at a time: this also bounds the connections turns hold, so a
         # flood of conversations cannot exhaust the pool or starve the webhook.
-        self._loads: GroupRunner[str, _Loaded | None] = GroupRunner(
+        self._loads: GroupCommit[str, _Loaded | None] = GroupCommit(
             self._load_many, name="inbox-load"
         )
-        self._commits: GroupRunner[_Turn, list[int]] = GroupRunner(
+        self._commits: GroupCommit[_Turn, list[int]] = GroupCommit(
             self._commit_many, run_one=self._commit_one, name="inbox-commit"
         )
 

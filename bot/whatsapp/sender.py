@@ -22,7 +22,7 @@ PHONE_FLAG = "whatsapp_phone"
 
 
 @dataclass(frozen=True, slots=True)
-class Sender:
+class WhatsAppSender:
     """The identity of one inbox sender (``+<wa_id>`` or ``bsuid:<id>``)."""
 
     address: str  # what replies are sent to: "+<wa_id>" as Meta sent it, or the BSUID
@@ -35,8 +35,8 @@ class Sender:
         return self.phone is None and any(p.kind is Kind.WHATSAPP for p in self.points)
 
 
-def sender_of(sender: str, messages: Sequence[InboundMessage]) -> Sender:
-    """The :class:`Sender` of an inbox ``sender`` key and its messages."""
+def sender_of(sender: str, messages: Sequence[InboundMessage]) -> WhatsAppSender:
+    """The :class:`WhatsAppSender` of an inbox ``sender`` key and its messages."""
     points: list[Point] = []
     phone: str | None = None
     if sender.startswith(BSUID_SENDER):
@@ -51,7 +51,7 @@ def sender_of(sender: str, messages: Sequence[InboundMessage]) -> Sender:
         points.append(Point(Kind.BSUID, bsuid))
     if sender.startswith(BSUID_SENDER) and not any(p.kind is Kind.BSUID for p in points):
         points.append(Point(Kind.BSUID, address))
-    return Sender(address, phone, tuple(points))
+    return WhatsAppSender(address, phone, tuple(points))
 
 
 def pick(points: Sequence[Point], owned: dict[Point, int]) -> int | None:

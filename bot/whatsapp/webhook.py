@@ -20,7 +20,7 @@ from functools import partial
 from aiohttp import web
 
 from bot.http.appkeys import DISPATCHER, ENGINE, JOBS, SESSIONS, SETTINGS
-from bot.http.errors import ApiError
+from bot.http.errors import ApiError, WebhookSignatureError
 from bot.http.followups import CADENCE
 from bot.http.health import CHECK_TIMEOUT, add_check
 from bot.interpreters import build_interpreter
@@ -32,7 +32,7 @@ from bot.whatsapp.hooks import default_hooks
 from bot.whatsapp.ingest import InboxWriter
 from bot.whatsapp.keys import INBOX, LOCKS, WRITER
 from bot.whatsapp.processor import Dialogs, InboxProcessor
-from bot.whatsapp.signature import HEADER, SignatureError, verify
+from bot.whatsapp.signature import HEADER, verify
 from dialogs.icp import load_icp
 from dialogs.loader import load_scripts
 from scheduler.loop import PeriodicJob
@@ -70,7 +70,7 @@ async def receive(request: web.Request) -> web.Response:
     if secret:
         try:
             verify(secret, raw, request.headers.get(HEADER))
-        except SignatureError as exc:
+        except WebhookSignatureError as exc:
             raise ApiError(exc.status, exc.code, str(exc)) from None
     elif settings.is_sqlite and not settings.whatsapp_token.get_secret_value():
         # Only embedded mode with the sandbox channel: nothing reaches a real person.

@@ -10,8 +10,10 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from dialogs.errors import LeadbotError
 
-class DeliveryError(Exception):
+
+class DeliveryError(LeadbotError):
     """A channel could not deliver. ``code`` is the provider's error code when it gave one."""
 
     def __init__(self, message: str, *, code: str = "", retry_after: float | None = None) -> None:
@@ -44,6 +46,12 @@ class MaybeSent(DeliveryError):
     """The outcome is unknown (e.g. a timeout after the request was written)."""
 
 
+class PayloadError(DeliveryError, ValueError):
+    """An outbox payload the channel cannot turn into a message (a missing text, a field of
+    the wrong type, a WhatsApp limit exceeded): sending it again fails the same way. Each
+    channel raises its own subclass; the channel reports it as a permanent :class:`NotSent`."""
+
+
 @dataclass(frozen=True, slots=True)
 class Receipt:
     """What a channel returns for an accepted message."""
@@ -62,7 +70,7 @@ class Channel(Protocol):
         ...
 
 
-Outcome = Receipt | BaseException
+SendOutcome = Receipt | BaseException
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +83,7 @@ class BatchHooks:
     request), so one slow item delays no other's recording."""
 
     start: Callable[[int], Awaitable[bool]]
-    done: Callable[[int, Outcome], Awaitable[None]]
+    done: Callable[[int, SendOutcome], Awaitable[None]]
 
 
 class BatchChannel(Channel, Protocol):
@@ -86,7 +94,7 @@ class BatchChannel(Channel, Protocol):
 
     async def send_batch(
         self, items: Sequence[tuple[str, Mapping[str, Any]]], *, concurrency: int
-    ) -> list[Outcome]:
+    ) -> list[SendOutcome]:
         """Send each ``(recipient, payload)``, at most ``concurrency`` at a time; return one
         outcome per item, in order: a :class:`Receipt` or the exception ``send`` would raise."""
         ...

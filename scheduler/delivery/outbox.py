@@ -24,7 +24,7 @@ retry. The one exception is the opt-out's own confirmation (payload flag
 
 Each claimed row is marked just before its own request leaves (``sending_started_at``,
 fenced on the claim's ``claim_token``), and each outcome is recorded as soon as it is known
-(group-committed with the outcomes that arrive meanwhile, :mod:`scheduler.delivery.group_commit`):
+(group-committed with the outcomes that arrive meanwhile, :mod:`scheduler.group_commit`):
 a slow send delays only its own row, and after a crash the reaper knows which ``sending``
 rows never left (back to ``pending``, the try is free) and which may have (``uncertain``).
 
@@ -60,10 +60,10 @@ from scheduler.delivery.channels import (
     DeliveryError,
     MaybeSent,
     NotSent,
-    Outcome,
     Receipt,
+    SendOutcome,
 )
-from scheduler.delivery.group_commit import Coalescer
+from scheduler.group_commit import GroupCommit
 from scheduler.pipeline.stages import transition
 from scheduler.store import Session, Sessions, parked_statuses, sending
 from scheduler.store.engine import run_retrying
@@ -121,7 +121,7 @@ class Refused(NotSent):
 
 
 _CHUNK = sending.CHUNK
-_Entry = tuple[_Claim, Outcome]
+_Entry = tuple[_Claim, SendOutcome]
 _ClaimRequest = tuple[list[int], datetime]
 _Claimed = tuple[list[_Claim], list[_Entry]]
 
@@ -146,14 +146,14 @@ class Dispatcher:
         self._following: set[asyncio.Task[None]] = set()
         self._closed = asyncio.Event()
         # Callers that deliver at the same time (one per conversation) share transactions.
-        self._claims: Coalescer[_ClaimRequest, _Claimed] = Coalescer(
-            self._claim_many, name="outbox-claim"
+        self._claims: GroupCommit[_ClaimRequest, _Claimed] = GroupCommit(
+            self._claim_many, name="outbox-claim", max_batch=500
         )
-        self._starts: Coalescer[list[_Claim], list[bool]] = Coalescer(
-            self._start_many, name="outbox-start"
+        self._starts: GroupCommit[list[_Claim], list[bool]] = GroupCommit(
+            self._start_many, name="outbox-start", max_batch=500
         )
-        self._records: Coalescer[list[_Entry], dict[int, str]] = Coalescer(
-            self._record_many, name="outbox-record"
+        self._records: GroupCommit[list[_Entry], dict[int, str]] = GroupCommit(
+            self._record_many, name="outbox-record", max_batch=500
         )
 
     async def deliver(self, item_id: int, now: datetime) -> str:
@@ -353,7 +353,7 @@ class Dispatcher:
                     if not ours:  # reaped and claimed elsewhere meanwhile: theirs now
                         states[claim.item_id] = OutboxState.SENDING.value
                         return
-                    outcome: Outcome
+                    outcome: SendOutcome
                     try:
                         outcome = await channel.send(claim.recipient, claim.payload)
                     except Exception as exc:
@@ -394,7 +394,7 @@ class Dispatcher:
                 lost.add(index)
             return ours
 
-        async def done(index: int, outcome: Outcome) -> None:
+        async def done(index: int, outcome: SendOutcome) -> None:
             if index in lost or index in recorded:
                 return
             recorded.add(index)
@@ -403,7 +403,7 @@ class Dispatcher:
         items = [(c.recipient, c.payload) for c in group]
         send_batch = cast(BatchChannel, channel).send_batch
         try:
-            results: list[Outcome] = await send_batch(  # type: ignore[call-arg]
+            results: list[SendOutcome] = await send_batch(  # type: ignore[call-arg]
                 items, concurrency=concurrency, hooks=BatchHooks(start, done)
             )
         except Exception as exc:  # which of them went out is unknown: none is resent
@@ -476,7 +476,7 @@ class _Plan:
     contacted: set[int] = field(default_factory=set)  # leads a follow-up reached
     touches: dict[int, tuple[TouchStatus, str | None, datetime]] = field(default_factory=dict)
 
-    def add(self, claim: _Claim, outcome: Outcome, change: dict[str, Any] | None) -> None:
+    def add(self, claim: _Claim, outcome: SendOutcome, change: dict[str, Any] | None) -> None:
         now, touch_id = claim.now, claim.touch_id
         if change is None:
             assert isinstance(outcome, Receipt)
@@ -597,11 +597,11 @@ def _message_row(claim: _Claim, receipt: Receipt, now: datetime) -> dict[str, An
 
 async def _send_through(
     channel: Channel, items: list[tuple[str, dict[str, Any]]], concurrency: int
-) -> list[Outcome]:
+) -> list[SendOutcome]:
     """Each item's outcome through ``channel``'s batch method."""
     send_batch = cast(BatchChannel, channel).send_batch
     try:
-        results: list[Outcome] = await send_batch(items, concurrency=concurrency)
+        results: list[SendOutcome] = await send_batch(items, concurrency=concurrency)
     except Exception as exc:  # which of them went out is unknown: none is resent
         return [exc] * len(items)
     return results
@@ -617,7 +617,7 @@ __all__ = [
     "Dispatcher",
     "MaybeSent",
     "NotSent",
-    "Outcome",
+    "SendOutcome",
     "Receipt",
     "Refused",
     "enqueue",

@@ -19,6 +19,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from dialogs.errors import ConfigError, FileFormatError
 from dialogs.yaml_source import Problem, YamlError, load_yaml
 from scheduler.followups.templates import template_problem
 
@@ -202,14 +203,14 @@ class Cadence(_Model):
         return None if seq is None else next((s for s in seq.steps if s.id == step_id), None)
 
 
-class UnknownSequenceError(KeyError):
+class UnknownSequenceError(ConfigError, KeyError):
     """``start_sequence`` was asked for a sequence the cadence file does not define."""
 
     def __str__(self) -> str:
         return str(self.args[0])
 
 
-class CadenceError(Exception):
+class CadenceError(FileFormatError):
     """The cadence file is invalid; ``problems`` lists every reason found."""
 
     def __init__(self, problems: list[Problem]) -> None:

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from scheduler.errors import LeadbotError
+from scheduler.errors import StoreError
 from scheduler.followups.cadence import Cadence
 from scheduler.followups.touches import OPEN, TouchStatus, start_sequence
 from scheduler.pipeline.stages import transition
@@ -239,7 +239,7 @@ async def _dormant(
                 reason=f"no reply after the {run.sequence} cadence ran out "
                        f"({after_last} ago or more)",
             )  # fmt: skip
-    except LeadbotError as exc:  # moved meanwhile: theirs stands
+    except StoreError as exc:  # moved meanwhile: theirs stands
         log.info("lead %s not moved to dormant: %s", lead_id, exc)
         return None
     log.warning("lead %s had no next step: its %s cadence ran out; moved to dormant", lead_id,

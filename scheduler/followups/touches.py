@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from scheduler.errors import LeadbotError, NotFoundError
+from scheduler.errors import NotFoundError, StoreError
 from scheduler.followups.cadence import Cadence, Step
 from scheduler.followups.timing import next_allowed, zone_for
 from scheduler.store import Session
@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 
-class TouchStateError(LeadbotError):
+class TouchStateError(StoreError):
     """The touch is not in a state that allows the operation (e.g. approving a sent one)."""
 
     code = "touch_state"

@@ -52,7 +52,7 @@ class FirstTouchConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class FirstTouchOutcome:
     """What processing one lead decided; ``started`` counts the touches inserted."""
 
     lead_id: int
@@ -103,7 +103,7 @@ class FirstTouch:
         self.provider = provider
         self.config = config
 
-    async def process(self, lead_id: int, now: datetime) -> Outcome | None:
+    async def process(self, lead_id: int, now: datetime) -> FirstTouchOutcome | None:
         """Enrich, qualify and start the first touch; None when the lead is not for this
         flow (no email, gone) or was already processed (by another run, too)."""
         async with self.sessions() as session:
@@ -135,7 +135,7 @@ class FirstTouch:
                                                cadence=self.cadence, now=now)  # fmt: skip
         log.info("lead %s: tier %s, %s (%d touches)", lead_id, qualification["tier"], action,
                  started)  # fmt: skip
-        return Outcome(lead_id, str(qualification["tier"]), action, sequence, started)
+        return FirstTouchOutcome(lead_id, str(qualification["tier"]), action, sequence, started)
 
 
 async def unprocessed_leads(

@@ -27,6 +27,7 @@ from typing import Any, BinaryIO
 
 from pydantic import ValidationError
 
+from dialogs.errors import LeadbotError
 from scheduler.errors import InvalidLeadError
 from scheduler.pipeline.identity import (
     ADDED,
@@ -180,7 +181,7 @@ class _Plan:
     outcomes: list[tuple[int, str, list[str]]] = field(default_factory=list)
 
 
-class _Raced(Exception):
+class _Raced(LeadbotError):
     """A concurrent intake took one of the chunk's people: the chunk is redone row by row."""
 
 

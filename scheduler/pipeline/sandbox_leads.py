@@ -11,7 +11,7 @@ refuses a number a real lead has: ``bot.whatsapp.sandbox``.)
 
 from __future__ import annotations
 
-from scheduler.errors import LeadbotError
+from scheduler.errors import StoreError
 from scheduler.pipeline.contacts import normalize_phone
 from scheduler.pipeline.identity import Kind
 from scheduler.store import Session
@@ -29,7 +29,7 @@ async def release_phone(session: Session, phone: str | None, *, default_region: 
         return None
     try:
         number = normalize_phone(phone, default_region)
-    except LeadbotError:
+    except StoreError:
         return None
     # The first row this transaction locks (lead rows first).
     lead = await lock_sandbox_lead(session, number, SANDBOX_SOURCE)

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.email.unsubscribe import UNSUBSCRIBE_PURPOSE
-from bot.http.inputs import InputError, clean, loads, parse_id
+from bot.http.inputs import RequestInputError, clean, loads, parse_id
 from bot.http.signing import sign
 from scheduler.store.models import Lead, Suppression
 from tests.bot.support import AUTH
@@ -170,7 +170,7 @@ def test_loads_keeps_what_it_parses_storable() -> None:
     }
     for raw in (b"\xff", b'{"a": "\\ud800", "n": ' + b"9" * 400 + b"}", b'["\\ud800", NaN]',
                 b'["\\ud800"' + b", [" * 3000 + b"]" * 3000 + b"]"):  # fmt: skip
-        with pytest.raises(InputError):
+        with pytest.raises(RequestInputError):
             loads(raw)
     assert clean({"k": [1, None, "x\x00"]}) == {"k": [1, None, "x"]}
     # Whatever either parser returns, a JSON column can store it again.

@@ -14,7 +14,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.app import create_app
-from bot.calendly.webhook import SignatureError, sign, verify
+from bot.calendly.webhook import sign, verify
+from bot.http.errors import WebhookSignatureError
 from scheduler.pipeline.leads import LeadIn, intake
 from scheduler.pipeline.stages import transition
 from scheduler.store.engine import session_factory
@@ -33,10 +34,10 @@ def test_the_reference_test_vector() -> None:
 
     assert sign("test-signing-key", body, 1700000000) == header
     verify("test-signing-key", body, header, now=1700000000 + 179)
-    with pytest.raises(SignatureError) as stale:
+    with pytest.raises(WebhookSignatureError) as stale:
         verify("test-signing-key", body, header, now=1700000000 + 181)
     assert stale.value.status == 403
-    with pytest.raises(SignatureError) as tampered:
+    with pytest.raises(WebhookSignatureError) as tampered:
         verify("test-signing-key", body.replace(b"jane", b"john"), header, now=1700000000)
     assert tampered.value.code == "bad_signature"
 

@@ -26,6 +26,8 @@ from tests.bot.support import make_settings
 HEAVY = ("langchain", "langchain_core", "langchain_openai", "openai", "sqlalchemy", "aiohttp",
          "pywa", "alembic", "apscheduler", "asyncpg", "aiosqlite", "redis", "pydantic",
          "pydantic_settings", "httpx", "dialogs", "yaml", "jinja2")  # fmt: skip
+LIGHT = frozenset({"dialogs", "dialogs.errors"})
+"""Modules of a heavy package that import nothing heavy themselves."""
 
 
 def test_importing_the_cli_imports_no_heavy_library() -> None:
@@ -34,7 +36,9 @@ def test_importing_the_cli_imports_no_heavy_library() -> None:
     code = "import sys, bot.cli.main; print(' '.join(sorted(sys.modules)))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)  # fmt: skip
-    loaded = {name.split(".")[0] for name in done.stdout.split()}
+    # dialogs.errors (stdlib only) is the root of the CLI's own errors; the rest of dialogs/
+    # (pydantic, the engine) stays out.
+    loaded = {name.split(".")[0] for name in done.stdout.split() if name not in LIGHT}
     assert loaded.isdisjoint(HEAVY), sorted(loaded & set(HEAVY))
 
 

@@ -19,7 +19,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.calendly.bookings import BookingContext, apply_event
-from bot.email.inbound import Outcome, handle_email
+from bot.email.inbound import InboundEmailOutcome, handle_email
 from bot.email.inbound_message import InboundEmail
 from scheduler.pipeline.leads import LeadIn, intake
 from scheduler.pipeline.stages import transition
@@ -125,7 +125,9 @@ async def test_an_email_reply_racing_a_lost_move_does_not_reopen_the_lead(
 
     result = await interleave(engine, pg, rep_marks_lost, reply)
 
-    assert result.outcome is Outcome.REPLY  # stored and told, but not a reason to reopen
+    assert (
+        result.outcome is InboundEmailOutcome.REPLY
+    )  # stored and told, but not a reason to reopen
     async with pg() as session:
         fresh = await session.get(Lead, lead.id)
         moves = [

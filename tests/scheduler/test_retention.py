@@ -192,9 +192,14 @@ async def test_old_cancelled_touches_that_never_went_out_are_trimmed(sessions: S
     nobody saw. Old ones go; one that reached the outbox, recent ones and live ones stay."""
     lead_id = await make_lead(sessions)
     async with sessions.begin() as session:
-        sent = await enqueue(session, key=f"lead:{lead_id}:touch:whatsapp_quiet:nudge:0",
-                             channel="whatsapp", recipient="+14155550100",
-                             payload={"text": "Still there?"}, now=NOW - 100 * DAY)
+        sent = await enqueue(
+            session,
+            key=f"lead:{lead_id}:touch:whatsapp_quiet:nudge:0",
+            channel="whatsapp",
+            recipient="+14155550100",
+            payload={"text": "Still there?"},
+            now=NOW - 100 * DAY,
+        )
     touches = {  # (step, cycle): (status, age, outbox row)
         ("nudge", 0): ("sent", 100 * DAY, sent),
         ("day1", 0): ("cancelled", 100 * DAY, None),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
+from dialogs.errors import LeadbotError
 from scheduler.intake.enrichment.offline import OFFLINE_VERSION, enrich_offline, seniority
 
 log = logging.getLogger("leadbot.enrichment")
@@ -18,7 +19,7 @@ log = logging.getLogger("leadbot.enrichment")
 PROVIDER_FIELDS = ("company", "industry", "employees", "title", "seniority", "country")
 
 
-class EnrichmentError(Exception):
+class EnrichmentError(LeadbotError):
     """A provider call failed; ``is_transient`` says whether trying later may work."""
 
     def __init__(self, message: str, *, is_transient: bool, code: str = "enrichment") -> None:

@@ -3,7 +3,9 @@
 Each caller still gets its own answer, and only once its batch is done, but a burst of
 callers costs a few round trips to the database instead of one each. At low load a batch is
 one caller and nothing waits; under load batches grow by themselves, which is what keeps
-SQLAlchemy's per-statement cost (hundreds of microseconds) from capping throughput.
+SQLAlchemy's per-statement cost from capping throughput. Used by the outbox (claims, starts,
+outcomes) and by the WhatsApp webhook and conversation processor in ``bot/``, which may import
+the scheduler (not the reverse): that is why it lives here.
 """
 
 from __future__ import annotations
@@ -19,13 +21,17 @@ RunMany = Callable[[list[T]], Awaitable[Sequence[R | BaseException]]]
 RunOne = Callable[[T], Awaitable[R]]
 
 
-class GroupRunner(Generic[T, R]):
+class GroupCommit(Generic[T, R]):
     """Runs ``run_many(items)`` over the items submitted meanwhile, one batch at a time.
 
     ``run_many`` returns one result per item, in order; a result that is an exception is
     raised to that item's caller only. If ``run_many`` raises, the batch is run again item
     by item with ``run_one`` (one bad item must not fail the others: it was all one
     transaction), or, without ``run_one``, every caller of the batch gets the error.
+
+    A caller cancelled while waiting does not take its item out of the batch, nor cancel the
+    batch: what was handed over is written anyway (an outcome must not be lost with its
+    caller).
     """
 
     def __init__(
@@ -49,7 +55,7 @@ class GroupRunner(Generic[T, R]):
         self._pending.append((item, future))
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._drain(), name=self.name)
-        return await future
+        return await future  # cancelling the caller cancels this future, not the batch
 
     async def _drain(self) -> None:
         while self._pending:
@@ -70,6 +76,11 @@ class GroupRunner(Generic[T, R]):
                     results = [exc] * len(items)
                 else:
                     results = [await self._one(item) for item in items]
+            except BaseException as exc:  # KeyboardInterrupt, SystemExit: callers hear it too
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                raise
             for (_, future), result in zip(batch, results, strict=True):
                 if future.done():  # its caller was cancelled meanwhile
                     continue
