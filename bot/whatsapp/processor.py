@@ -41,18 +41,17 @@ from bot.batching import GroupRunner
 from bot.locks import KeyedLock, Lease, LockUnavailable
 from bot.whatsapp.attribution import attribute
 from bot.whatsapp.bursts import BurstScheduler
-from bot.whatsapp.effects import TurnContext, apply, cancel_follow_ups, quiet_follow_ups
+from bot.whatsapp.effects import TurnContext, apply, cancel_follow_ups
 from bot.whatsapp.envelope import InboundMessage
 from bot.whatsapp.hooks import Hooks
 from bot.whatsapp.sender import PHONE_FLAG, Sender, pick, sender_of
 from bot.whatsapp.turns import build_events
-from dialogs.actions import MESSAGE_ACTIONS, Action
-from dialogs.engine import step
-from dialogs.events import TextReceived
+from dialogs.actions import Action
 from dialogs.icp import Icp
 from dialogs.interpretation import Interpreter
 from dialogs.script import Script
 from dialogs.session import Session
+from dialogs.turn import take_turn
 from scheduler.pipeline.identity import Point, Resolution, attach, for_lead, owner_ids
 from scheduler.pipeline.leads import Contact, LeadIn, build_lead, create_lead, intake
 from scheduler.store import Session as DbSession
@@ -327,33 +326,10 @@ class InboxProcessor:
         ):
             return _Plan(None, [])  # opted out or a person is talking: record, never answer
         script, session = self._session(loaded, now)
-        actions: list[Action] = []
-        message: Action | None = None
-        decided = False
-        prompt_version: str | None = None
-        for raw_event in build_events(loaded.messages):
-            event = raw_event
-            if isinstance(raw_event, TextReceived):
-                interpretation = await self.dialogs.interpreter.interpret(
-                    script, session, raw_event.text, now
-                )
-                prompt_version = interpretation.prompt_version or prompt_version
-                event = TextReceived(raw_event.text, interpretation)
-            was_finished = session.finished
-            result = step(script, session, event, now, icp=self.dialogs.icp)
-            session = result.session
-            for action in result.actions:
-                if not isinstance(action, MESSAGE_ACTIONS):
-                    actions.append(action)
-                elif not decided:
-                    # One reply per turn: the latest, unless an earlier step closed the
-                    # conversation (its outcome beats a later "thanks, we have all we need").
-                    message = action
-            decided = decided or (session.finished and not was_finished)
-        actions += quiet_follow_ups(script, session)  # before the reply: touches first
-        if message is not None:
-            actions.append(message)
-        return _Plan(session, actions, prompt_version)
+        dialogs = self.dialogs
+        turn = await take_turn(script, session, build_events(loaded.messages),
+                               dialogs.interpreter, now, icp=dialogs.icp)  # fmt: skip
+        return _Plan(turn.session, list(turn.actions), turn.prompt_version)
 
     def _session(self, loaded: _Loaded, now: datetime) -> tuple[Script, Session]:
         scripts = self.dialogs.scripts
