@@ -52,11 +52,11 @@ from dialogs.interpretation import Interpreter
 from dialogs.script import Script
 from dialogs.session import Session
 from dialogs.turn import take_turn
-from scheduler.pipeline.identity import Point, Resolution, attach, for_lead, owner_ids
-from scheduler.pipeline.leads import Contact, LeadIn, build_lead, create_lead, intake
+from scheduler.pipeline.identity import Point, owner_ids
+from scheduler.pipeline.leads import LeadIn, lead_seen_at
 from scheduler.store import Session as DbSession
 from scheduler.store import Sessions, conversations, inbox
-from scheduler.store.leads import find_lead, lock_leads
+from scheduler.store.leads import lock_leads
 from scheduler.store.models import Lead, utcnow
 from scheduler.store.suppressions import lookup_forms, stored_among
 
@@ -391,45 +391,37 @@ class InboxProcessor:
         return ctx.outbox_ids
 
     async def _lead(self, db: DbSession, loaded: _Loaded, now: datetime) -> tuple[Lead, bool]:
-        """The sender's lead, loaded in ``db``, and whether this turn created it.
-
-        Found by any of the sender's contact points (``scheduler.pipeline.identity``): points the
-        lead lacks are added (a BSUID lead who now shows a number), points another lead owns are
-        recorded as conflicts. A WhatsApp id that gives no phone number never stops the turn: the
-        lead is made without a phone and flagged."""
+        """The sender's lead, loaded in ``db``, and whether this turn created it
+        (:func:`scheduler.pipeline.leads.lead_seen_at`: found by any of the sender's contact
+        points, gaining those it lacks). A WhatsApp id that gives no phone number never stops
+        the turn: the lead is made without a phone and flagged."""
         who = loaded.who
-        if loaded.lead is not None:
-            lead = await find_lead(db, loaded.lead.id)
-            if lead is not None:
-                if any(loaded.owned.get(p) != lead.id for p in who.points):
-                    resolution = await for_lead(db, lead, who.points)
-                    await attach(db, lead, resolution, actor=ACTOR,
-                                 reason="seen on WhatsApp", now=now)  # fmt: skip
-                return lead, False
-        first = loaded.messages[0]
-        origin = attribute(first)
-        attribution = dict(origin.details)
-        if who.phone_underivable:
-            attribution[PHONE_FLAG] = f"no phone number could be derived from {who.address}"
-        data = LeadIn(
-            phone=who.phone,
-            name=(first.name or "")[:200] or None,
-            source=origin.source[:100],
-            attribution=attribution,
+
+        def describe() -> LeadIn:
+            first = loaded.messages[0]
+            origin = attribute(first)
+            attribution = dict(origin.details)
+            if who.phone_underivable:
+                attribution[PHONE_FLAG] = f"no phone number could be derived from {who.address}"
+            return LeadIn(
+                phone=who.phone,
+                name=(first.name or "")[:200] or None,
+                source=origin.source[:100],
+                attribution=attribution,
+            )
+
+        return await lead_seen_at(
+            db,
+            who.points,
+            known=loaded.lead.id if loaded.lead is not None else None,
+            owned=loaded.owned,
+            describe=describe,
+            values={"last_inbound_at": max(m.timestamp for m in loaded.messages)},
+            default_region=self.default_region,
+            now=now,
+            actor=ACTOR,
+            reason="seen on WhatsApp",
         )
-        values = {"last_inbound_at": max(m.timestamp for m in loaded.messages)}
-        if loaded.lead is None and not loaded.owned:
-            # Nobody had any of these points when the turn was loaded: insert straight away
-            # (a conflict means someone created the lead since, and intake finds it).
-            row = build_lead(data, Contact.of(data, self.default_region, required=False), now)
-            lead = await create_lead(db, row | values, actor=ACTOR)
-            if lead is not None:
-                await attach(db, lead, Resolution(lead, add=list(who.points)), actor=ACTOR,
-                             reason="new lead", now=now, audit=False)  # fmt: skip
-                return lead, True
-        result = await intake(db, data, default_region=self.default_region, now=now,
-                              actor=ACTOR, points=who.points, values=values)  # fmt: skip
-        return result.lead, result.created
 
     async def _failed(self, row_ids: list[int], exc: BaseException) -> None:
         self.stats.failures += 1
