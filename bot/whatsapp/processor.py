@@ -56,7 +56,7 @@ from scheduler.pipeline.identity import Point, owner_ids
 from scheduler.pipeline.leads import LeadIn, lead_seen_at
 from scheduler.store import Session as DbSession
 from scheduler.store import Sessions, conversations, inbox
-from scheduler.store.leads import lock_leads
+from scheduler.store.leads import leads_by_ids, lock_leads
 from scheduler.store.models import Lead, utcnow
 from scheduler.store.suppressions import lookup_forms, stored_among
 
@@ -353,10 +353,14 @@ class InboxProcessor:
         async with self.sessions.begin() as db:
             # The store's one lock order: the leads first, in id order, then the rest.
             await lock_leads(db, lead_ids)
+            # The batch's known leads in one read: each turn then finds its own in the
+            # session (no read per turn). Held here: the session's identity map is weak.
+            held = await leads_by_ids(db, lead_ids) if lead_ids else []
             if await inbox.mark_processed(db, row_ids, turns[0].now) != len(row_ids):
                 raise RowsTakenElsewhere("inbox rows were handled elsewhere meanwhile")
             outbox_ids = [await self._write_turn(db, turn, writes) for turn in turns]
             await writes.flush(db)
+            del held
         self.stats.commits += 1
         return outbox_ids
 
