@@ -6,8 +6,8 @@ then, holding the sender's lock (``bot.locks``), handles every unprocessed row o
 one turn in three phases:
 
 1. read the rows, the lead and the dialog session (state is read only under the lock);
-2. interpret and step the engine (no transaction open: an LLM call must not hold SQLite's
-   write lock);
+2. the turn policy, :func:`dialogs.turn.take_turn` (interpret, step the engine per event,
+   keep one reply; no transaction open: an LLM call must not hold SQLite's write lock);
 3. in ONE transaction: mark the rows processed, record the messages, create or update the
    lead, apply the actions (outbox rows keyed by the wamid), save the session.
 
