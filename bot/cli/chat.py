@@ -41,7 +41,6 @@ from dialogs.actions import (
     SetSlot,
     SetStage,
 )
-from dialogs.engine import step
 from dialogs.events import (
     ChoiceSelected,
     Event,
@@ -56,6 +55,7 @@ from dialogs.loader import ScriptError, load_scripts
 from dialogs.render import describe
 from dialogs.script import Script
 from dialogs.session import Session
+from dialogs.turn import take_turn
 
 DEFAULT_DIALOGS_DIR = Path(dialogs.__file__).resolve().parent / "scripts"
 DEFAULT_ICP_FILE = Path(dialogs.__file__).resolve().parent / "icp" / "default.yaml"
@@ -114,7 +114,7 @@ def chat_command(
 
 
 class _Simulator:
-    """The chat loop: one engine step per line typed."""
+    """The chat loop: one turn per line typed."""
 
     def __init__(
         self,
@@ -142,7 +142,7 @@ class _Simulator:
                 style="dim",
             )
         )
-        session = self._step(Session.new(self.script, self.clock(), name=name), Started())
+        session = await self._turn(Session.new(self.script, self.clock(), name=name), Started())
         while session.status == "active":
             try:
                 line = read("you> ").strip()
@@ -150,23 +150,24 @@ class _Simulator:
                 break
             if line == "/quit":
                 break
-            event = await self._event(session, line)
-            session = self._step(session, event)
+            session = await self._turn(session, self._event(line))
         self._report(session)
         return session
 
-    async def _event(self, session: Session, line: str) -> Event:
+    def _event(self, line: str) -> Event:
         if line == "/media":
             return UnsupportedMedia("image")
         if line == "/timeout":
             return TimedOut()
         if line.isdigit() and 1 <= int(line) <= len(self.choices):
             return ChoiceSelected(self.choices[int(line) - 1].id)
-        interpretation = await self.interpreter.interpret(self.script, session, line, self.clock())
-        return TextReceived(line, interpretation)
+        return TextReceived(line)  # interpreted by the turn, with self.interpreter
 
-    def _step(self, session: Session, event: Event) -> Session:
-        result = step(self.script, session, event, self.clock(), icp=self.icp)
+    async def _turn(self, session: Session, event: Event) -> Session:
+        """One typed line is one turn of one event, under the rule WhatsApp turns follow
+        (:func:`dialogs.turn.take_turn`: one reply, the quiet follow-ups it would schedule)."""
+        result = await take_turn(self.script, session, [event], self.interpreter, self.clock(),
+                                 icp=self.icp)  # fmt: skip
         for action in result.actions:
             self._show(action)
         return result.session

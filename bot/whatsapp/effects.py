@@ -33,7 +33,6 @@ from dialogs.actions import (
     SetStage,
 )
 from dialogs.actions import Message as MessageAction
-from dialogs.script import Script
 from dialogs.session import Session
 from scheduler.delivery.outbox import CONFIRMS_OPT_OUT, enqueue
 from scheduler.errors import StoreError
@@ -133,20 +132,6 @@ async def _start_follow_ups(db: DbSession, ctx: TurnContext, hooks: Hooks, name:
         level = logging.DEBUG if name in _NOT_STARTED else logging.ERROR
         _NOT_STARTED.add(name)
         log.log(level, "lead %s: follow-up sequence %r not started: %s", ctx.lead.id, name, exc)
-
-
-def quiet_follow_ups(script: Script, session: Session) -> list[Action]:
-    """The quiet cadence to schedule with the bot's reply to an unfinished conversation
-    (or with a turn that needed no reply, e.g. a reaction: the clock starts again).
-
-    The playbook's cadence applies to WhatsApp too: a prospect who stops answering while a
-    question is open gets the script's ``quiet_sequence`` (a nudge inside the 24-hour
-    window, then the follow-up steps, then dormant). It restarts with every reply of ours
-    (a ``repeat`` sequence: a new cycle each time) and the next turn cancels it, as does a
-    booking, an opt-out or the end of the conversation (no new one is scheduled then)."""
-    if script.quiet_sequence and session.status == "active" and session.open_slot is not None:
-        return [ScheduleFollowUps(script.quiet_sequence)]
-    return []
 
 
 def qualification_record(session: Session, prompt_version: str | None) -> dict[str, Any]:

@@ -6,8 +6,8 @@ then, holding the sender's lock (``bot.locks``), handles every unprocessed row o
 one turn in three phases:
 
 1. read the rows, the lead and the dialog session (state is read only under the lock);
-2. interpret and step the engine (no transaction open: an LLM call must not hold SQLite's
-   write lock);
+2. the turn policy, :func:`dialogs.turn.take_turn` (interpret, step the engine per event,
+   keep one reply; no transaction open: an LLM call must not hold SQLite's write lock);
 3. in ONE transaction: mark the rows processed, record the messages, create or update the
    lead, apply the actions (outbox rows keyed by the wamid), save the session.
 
@@ -40,25 +40,24 @@ from typing import Any
 from bot.locks import KeyedLock, Lease, LockUnavailable
 from bot.whatsapp.attribution import attribute
 from bot.whatsapp.bursts import BurstScheduler
-from bot.whatsapp.effects import TurnContext, apply, cancel_follow_ups, quiet_follow_ups
+from bot.whatsapp.effects import TurnContext, apply, cancel_follow_ups
 from bot.whatsapp.envelope import InboundMessage
 from bot.whatsapp.hooks import Hooks
 from bot.whatsapp.sender import PHONE_FLAG, WhatsAppSender, pick, sender_of
 from bot.whatsapp.turns import build_events
-from dialogs.actions import MESSAGE_ACTIONS, Action
-from dialogs.engine import step
+from dialogs.actions import Action
 from dialogs.errors import LeadbotError
-from dialogs.events import TextReceived
 from dialogs.icp import Icp
 from dialogs.interpretation import Interpreter
 from dialogs.script import Script
 from dialogs.session import Session
+from dialogs.turn import take_turn
 from scheduler.group_commit import GroupCommit
-from scheduler.pipeline.identity import Point, Resolution, attach, for_lead, owner_ids
-from scheduler.pipeline.leads import Contact, LeadIn, build_lead, create_lead, intake
+from scheduler.pipeline.identity import Point, owner_ids
+from scheduler.pipeline.leads import LeadIn, lead_seen_at
 from scheduler.store import Session as DbSession
 from scheduler.store import Sessions, conversations, inbox
-from scheduler.store.leads import find_lead, lock_leads
+from scheduler.store.leads import leads_by_ids, lock_leads
 from scheduler.store.models import Lead, utcnow
 from scheduler.store.suppressions import lookup_forms, stored_among
 
@@ -328,33 +327,10 @@ class InboxProcessor:
         ):
             return _Plan(None, [])  # opted out or a person is talking: record, never answer
         script, session = self._session(loaded, now)
-        actions: list[Action] = []
-        message: Action | None = None
-        decided = False
-        prompt_version: str | None = None
-        for raw_event in build_events(loaded.messages):
-            event = raw_event
-            if isinstance(raw_event, TextReceived):
-                interpretation = await self.dialogs.interpreter.interpret(
-                    script, session, raw_event.text, now
-                )
-                prompt_version = interpretation.prompt_version or prompt_version
-                event = TextReceived(raw_event.text, interpretation)
-            was_finished = session.finished
-            result = step(script, session, event, now, icp=self.dialogs.icp)
-            session = result.session
-            for action in result.actions:
-                if not isinstance(action, MESSAGE_ACTIONS):
-                    actions.append(action)
-                elif not decided:
-                    # One reply per turn: the latest, unless an earlier step closed the
-                    # conversation (its outcome beats a later "thanks, we have all we need").
-                    message = action
-            decided = decided or (session.finished and not was_finished)
-        actions += quiet_follow_ups(script, session)  # before the reply: touches first
-        if message is not None:
-            actions.append(message)
-        return _Plan(session, actions, prompt_version)
+        dialogs = self.dialogs
+        turn = await take_turn(script, session, build_events(loaded.messages),
+                               dialogs.interpreter, now, icp=dialogs.icp)  # fmt: skip
+        return _Plan(turn.session, list(turn.actions), turn.prompt_version)
 
     def _session(self, loaded: _Loaded, now: datetime) -> tuple[Script, Session]:
         scripts = self.dialogs.scripts
@@ -378,10 +354,14 @@ class InboxProcessor:
         async with self.sessions.begin() as db:
             # The store's one lock order: the leads first, in id order, then the rest.
             await lock_leads(db, lead_ids)
+            # The batch's known leads in one read: each turn then finds its own in the
+            # session (no read per turn). Held here: the session's identity map is weak.
+            held = await leads_by_ids(db, lead_ids) if lead_ids else []
             if await inbox.mark_processed(db, row_ids, turns[0].now) != len(row_ids):
                 raise RowsTakenElsewhere("inbox rows were handled elsewhere meanwhile")
             outbox_ids = [await self._write_turn(db, turn, writes) for turn in turns]
             await writes.flush(db)
+            del held
         self.stats.commits += 1
         return outbox_ids
 
@@ -416,45 +396,37 @@ class InboxProcessor:
         return ctx.outbox_ids
 
     async def _lead(self, db: DbSession, loaded: _Loaded, now: datetime) -> tuple[Lead, bool]:
-        """The sender's lead, loaded in ``db``, and whether this turn created it.
-
-        Found by any of the sender's contact points (``scheduler.pipeline.identity``): points the
-        lead lacks are added (a BSUID lead who now shows a number), points another lead owns are
-        recorded as conflicts. A WhatsApp id that gives no phone number never stops the turn: the
-        lead is made without a phone and flagged."""
+        """The sender's lead, loaded in ``db``, and whether this turn created it
+        (:func:`scheduler.pipeline.leads.lead_seen_at`: found by any of the sender's contact
+        points, gaining those it lacks). A WhatsApp id that gives no phone number never stops
+        the turn: the lead is made without a phone and flagged."""
         who = loaded.who
-        if loaded.lead is not None:
-            lead = await find_lead(db, loaded.lead.id)
-            if lead is not None:
-                if any(loaded.owned.get(p) != lead.id for p in who.points):
-                    resolution = await for_lead(db, lead, who.points)
-                    await attach(db, lead, resolution, actor=ACTOR,
-                                 reason="seen on WhatsApp", now=now)  # fmt: skip
-                return lead, False
-        first = loaded.messages[0]
-        origin = attribute(first)
-        attribution = dict(origin.details)
-        if who.phone_underivable:
-            attribution[PHONE_FLAG] = f"no phone number could be derived from {who.address}"
-        data = LeadIn(
-            phone=who.phone,
-            name=(first.name or "")[:200] or None,
-            source=origin.source[:100],
-            attribution=attribution,
+
+        def describe() -> LeadIn:
+            first = loaded.messages[0]
+            origin = attribute(first)
+            attribution = dict(origin.details)
+            if who.phone_underivable:
+                attribution[PHONE_FLAG] = f"no phone number could be derived from {who.address}"
+            return LeadIn(
+                phone=who.phone,
+                name=(first.name or "")[:200] or None,
+                source=origin.source[:100],
+                attribution=attribution,
+            )
+
+        return await lead_seen_at(
+            db,
+            who.points,
+            known=loaded.lead.id if loaded.lead is not None else None,
+            owned=loaded.owned,
+            describe=describe,
+            values={"last_inbound_at": max(m.timestamp for m in loaded.messages)},
+            default_region=self.default_region,
+            now=now,
+            actor=ACTOR,
+            reason="seen on WhatsApp",
         )
-        values = {"last_inbound_at": max(m.timestamp for m in loaded.messages)}
-        if loaded.lead is None and not loaded.owned:
-            # Nobody had any of these points when the turn was loaded: insert straight away
-            # (a conflict means someone created the lead since, and intake finds it).
-            row = build_lead(data, Contact.of(data, self.default_region, required=False), now)
-            lead = await create_lead(db, row | values, actor=ACTOR)
-            if lead is not None:
-                await attach(db, lead, Resolution(lead, add=list(who.points)), actor=ACTOR,
-                             reason="new lead", now=now, audit=False)  # fmt: skip
-                return lead, True
-        result = await intake(db, data, default_region=self.default_region, now=now,
-                              actor=ACTOR, points=who.points, values=values)  # fmt: skip
-        return result.lead, result.created
 
     async def _failed(self, row_ids: list[int], exc: BaseException) -> None:
         self.stats.failures += 1

@@ -9,6 +9,7 @@ conflicts for a human (returned in :class:`IntakeResult`), never dropped.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,7 +18,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from scheduler.errors import InvalidLeadError, NotFoundError
 from scheduler.pipeline.contacts import normalize_email, normalize_phone
-from scheduler.pipeline.identity import Conflict, Point, attach, points_of, resolve
+from scheduler.pipeline.identity import (
+    Conflict,
+    Point,
+    Resolution,
+    attach,
+    for_lead,
+    points_of,
+    resolve,
+)
 from scheduler.pipeline.stages import record_event
 from scheduler.store import Session, events
 from scheduler.store import leads as lead_store
@@ -153,6 +162,50 @@ async def intake(
                                 now=now, audit=False)  # fmt: skip
         return IntakeResult(lead, created=True, conflicts=tuple(attached.conflicts))
     raise InvalidLeadError("this lead's token collided; try again")
+
+
+async def lead_seen_at(
+    session: Session,
+    points: Sequence[Point],
+    *,
+    known: int | None,
+    owned: Mapping[Point, int],
+    describe: Callable[[], LeadIn],
+    values: dict[str, Any],
+    default_region: str,
+    now: datetime,
+    actor: str,
+    reason: str,
+) -> tuple[Lead, bool]:
+    """The lead of a person seen at ``points`` on a channel, loaded in ``session``, and
+    whether this call created it; in the caller's transaction.
+
+    ``known`` and ``owned`` are what a read before the transaction found (the lead of the
+    strongest point, and the points that had an owner). A known lead gains the points it
+    lacks (audited with ``reason``); points another lead owns are recorded as conflicts.
+    Without one, the lead is made from ``describe()`` (``values`` override its columns):
+    inserted straight away when nobody owned any point (a conflict then means someone
+    created it since, and :func:`intake` finds it), else through :func:`intake`.
+    """
+    if known is not None:
+        lead = await lead_store.find_lead(session, known)
+        if lead is not None:
+            if any(owned.get(p) != lead.id for p in points):
+                resolution = await for_lead(session, lead, points)
+                await attach(session, lead, resolution, actor=actor, reason=reason,
+                             now=now)  # fmt: skip
+            return lead, False
+    data = describe()
+    if known is None and not owned:
+        row = build_lead(data, Contact.of(data, default_region, required=False), now)
+        lead = await create_lead(session, row | values, actor=actor)
+        if lead is not None:
+            await attach(session, lead, Resolution(lead, add=list(points)), actor=actor,
+                         reason="new lead", now=now, audit=False)  # fmt: skip
+            return lead, True
+    result = await intake(session, data, default_region=default_region, now=now, actor=actor,
+                          points=tuple(points), values=values)  # fmt: skip
+    return result.lead, result.created
 
 
 async def create_lead(session: Session, values: dict[str, Any], *, actor: str) -> Lead | None:

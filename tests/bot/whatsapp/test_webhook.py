@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -352,3 +353,45 @@ async def test_failed_131047_records_the_closed_window(wa: tuple[Client, Recorde
     await settle(client)
     refreshed = await lead_by_phone(client, DANA)
     assert refreshed is not None and refreshed.whatsapp_window_closed_at is None
+
+
+async def test_a_batch_of_known_people_reads_their_leads_once_in_its_commit(
+    wa: tuple[Client, Recorder],
+) -> None:
+    from sqlalchemy import event
+
+    client, _ = wa
+    first = fixture_bytes("batched_three_people.json")
+    assert (await post(client, first)).status == 200
+    await settle(client)
+    # The same three people write again, together: one more batch of three known leads.
+    assert (await post(client, first.replace(b"wamid.", b"wamid.AGAIN"))).status == 200
+    processor = client.app[INBOX]
+    committing: list[bool] = []
+    statements: list[str] = []
+    commit_many = processor._commits.run_many
+
+    async def watched(turns: list[Any]) -> Any:
+        committing.append(True)
+        try:
+            return await commit_many(turns)
+        finally:
+            committing.pop()
+
+    def seen(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if committing:
+            statements.append(statement)
+
+    processor._commits.run_many = watched
+    engine = client.app[ENGINE].sync_engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        await settle(client)
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert processor.stats.turns == 6 and processor.stats.commits == 2
+    # The commit reads the batch's leads once (id IN ...; Postgres locks them first, in
+    # one statement too), never once per turn (id = ?).
+    reads = [s for s in statements if s.lstrip().startswith("SELECT") and "FROM leads" in s]
+    assert reads and all("leads.id IN" in s for s in reads), reads
+    assert len(reads) <= 2
