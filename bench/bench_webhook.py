@@ -131,9 +131,16 @@ def _bodies(n: int, senders: int) -> list[tuple[bytes, str]]:
             "messaging_product": "whatsapp",
             "metadata": {"display_phone_number": "15550001111", "phone_number_id": "1065"},
             "contacts": [{"profile": {"name": "Bench"}, "wa_id": wa_id, "user_id": f"US.{wa_id}"}],
-            "messages": [{"from": wa_id, "id": f"wamid.{run}.{i}", "timestamp": "1700000000",
-                          "type": "text", "text": {"body": f"hi, message {i}"}}],
-        }  # fmt: skip
+            "messages": [
+                {
+                    "from": wa_id,
+                    "id": f"wamid.{run}.{i}",
+                    "timestamp": "1700000000",
+                    "type": "text",
+                    "text": {"body": f"hi, message {i}"},
+                }
+            ],
+        }
         body = json.dumps(
             {
                 "object": "whatsapp_business_account",
@@ -176,11 +183,22 @@ class _Server:
         self.kind = kind
         self._workdir = tempfile.TemporaryDirectory()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.bench_webhook", "--serve", kind, "--backend", backend,
-             "--workdir", self._workdir.name],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-m",
+                "bench.bench_webhook",
+                "--serve",
+                kind,
+                "--backend",
+                backend,
+                "--workdir",
+                self._workdir.name,
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
             env={**os.environ, "BENCH_BURST_MS": str(args.burst_ms)},
-        )  # fmt: skip
+        )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         self.port: int | None = json.loads(line)["port"] if line else None
@@ -258,10 +276,12 @@ async def _round(
 
 async def main(args: argparse.Namespace) -> None:
     """Measure each backend ``--rounds`` times; print the medians."""
-    print(f"{args.messages} signed webhook bodies (1 message each) from {args.senders} senders, "
-          f"after {args.warmup} warm-up requests; burst window {args.burst_ms} ms"
-          f"{' (turns held: ingest alone)' if args.burst_ms >= 10000 else ''}; "
-          f"median of {args.rounds} rounds")  # fmt: skip
+    print(
+        f"{args.messages} signed webhook bodies (1 message each) from {args.senders} senders, "
+        f"after {args.warmup} warm-up requests; burst window {args.burst_ms} ms"
+        f"{' (turns held: ingest alone)' if args.burst_ms >= 10000 else ''}; "
+        f"median of {args.rounds} rounds"
+    )
     header = (
         f"{'backend':9} {'conc':>4} {'server':8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
         f"{'µs CPU':>8}  notes"
@@ -290,8 +310,10 @@ async def _compare(backend: str, concurrency: int, args: argparse.Namespace) -> 
     ratio = statistics.median(ratios)
     drained = statistics.median(o["drain_s"] for _, o in rounds)
     left = max(o["unprocessed"] for _, o in rounds)
-    summary = (f"{ratio:.2f} of bare (rounds {', '.join(f'{r:.2f}' for r in ratios)}); "
-               f"inbox drained {drained:.1f}s after the last 200, {left} left")  # fmt: skip
+    summary = (
+        f"{ratio:.2f} of bare (rounds {', '.join(f'{r:.2f}' for r in ratios)}); "
+        f"inbox drained {drained:.1f}s after the last 200, {left} left"
+    )
     for name, index in (("bare", 0), ("leadbot", 1)):
         runs = [r[index] for r in rounds]
         row = " ".join(

@@ -272,8 +272,9 @@ class Cluster:
         counts: dict[str, dict[str, int]] = {}
         for proc in self.procs:
             content = proc.log.read_text(errors="replace") if proc.log.exists() else ""
-            counts[proc.name] = {name: content.count(pattern)
-                                 for name, pattern in LOG_PATTERNS.items()}  # fmt: skip
+            counts[proc.name] = {
+                name: content.count(pattern) for name, pattern in LOG_PATTERNS.items()
+            }
         return counts
 
 
@@ -282,7 +283,8 @@ def child_env(values: dict[str, str]) -> dict[str, str]:
     inherited ``LEADBOT_*`` nor proxies: every connection stays on 127.0.0.1)."""
     keep = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "PYTHONHASHSEED", "TMPDIR")
     env = {k: v for k, v in os.environ.items() if k in keep}
-    env.update({"NO_PROXY": "*", "no_proxy": "*", "PYTHONUNBUFFERED": "1",
-                "PYTHONPATH": str(ROOT)})  # fmt: skip
+    env.update(
+        {"NO_PROXY": "*", "no_proxy": "*", "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
+    )
     env.update(values)
     return env

@@ -109,13 +109,23 @@ def test_an_installed_wheel_finds_every_data_file(tmp_path: Path) -> None:
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
 
     install = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q",
-         "--target", str(target), str(wheel)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-index",
+            "-q",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
         check=False,
         capture_output=True,
         text=True,
         timeout=120,
-    )  # fmt: skip
+    )
     assert install.returncode == 0, install.stderr
     # The installed copy comes first; run from an empty folder so no checkout is on the path.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LEADBOT_", "OPENAI_"))}

@@ -125,8 +125,15 @@ async def _created(
     rescheduled = bool(payload.get("old_invitee"))
     start = _when(booking.start_time)
     summary = f"{'Call rescheduled to' if rescheduled else 'Call booked for'} {start}"
-    ids = await notify_reps(session, lead=lead, kind="booked", summary=summary,
-                            details=_details(payload), now=now, options=ctx.reps)  # fmt: skip
+    ids = await notify_reps(
+        session,
+        lead=lead,
+        kind="booked",
+        summary=summary,
+        details=_details(payload),
+        now=now,
+        options=ctx.reps,
+    )
     return BookingOutcome("processed", ids, lead.id)
 
 
@@ -153,8 +160,15 @@ async def _canceled(
     reason = cancellation.get("reason") if isinstance(cancellation, Mapping) else None
     reason = reason[:500] if isinstance(reason, str) else None
     summary = f"Call for {_when(booking.start_time)} canceled" + (f": {reason}" if reason else "")
-    ids = await notify_reps(session, lead=lead, kind="canceled", summary=summary,
-                            details=_details(payload), now=now, options=ctx.reps)  # fmt: skip
+    ids = await notify_reps(
+        session,
+        lead=lead,
+        kind="canceled",
+        summary=summary,
+        details=_details(payload),
+        now=now,
+        options=ctx.reps,
+    )
     if still_booked is None and lead.opted_out_at is None:
         if ctx.cadence is None:
             log.warning("lead %s canceled, but no cadence is loaded: no rebook nudge", lead.id)
@@ -195,8 +209,9 @@ async def _match_lead(
     # Typed by the invitee: cut to what a lead holds rather than refuse the booking.
     name = name.strip()[:MAX_NAME] if isinstance(name, str) else None
     data = LeadIn(name=name or None, email=clean, source="calendly")
-    result = await intake(session, data, default_region=ctx.default_region, now=now,
-                          actor="calendly")  # fmt: skip
+    result = await intake(
+        session, data, default_region=ctx.default_region, now=now, actor="calendly"
+    )
     return result.lead
 
 
@@ -236,8 +251,15 @@ async def _move_to_qualified(session: Session, lead: Lead, now: datetime) -> Non
     for stage in _TO_QUALIFIED.get(seen, ()):
         try:
             # Fenced on the stage read under the lock: never a move decided on another.
-            await transition(session, lead.id, stage, reason="booked a call", actor="calendly",
-                             now=now, expected_from=seen)  # fmt: skip
+            await transition(
+                session,
+                lead.id,
+                stage,
+                reason="booked a call",
+                actor="calendly",
+                now=now,
+                expected_from=seen,
+            )
             seen = stage
         except TransitionError as exc:  # moved meanwhile: the booking still counts
             log.info("lead %s: not moved to %s after booking (%s)", lead.id, stage, exc)

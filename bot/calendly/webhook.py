@@ -41,8 +41,16 @@ HEADER = "Calendly-Webhook-Signature"
 UNUSABLE = "calendly:unusable"
 # What a signed body can carry that makes it unusable, rather than the service broken:
 # DataError is the database refusing a value (too long, out of range), never a lost link.
-_UNUSABLE_ERRORS = (EventError, StoreError, ValidationError, DataError, TypeError,
-                    ValueError, AttributeError, KeyError)  # fmt: skip
+_UNUSABLE_ERRORS = (
+    EventError,
+    StoreError,
+    ValidationError,
+    DataError,
+    TypeError,
+    ValueError,
+    AttributeError,
+    KeyError,
+)
 TOLERANCE_SECONDS = 180
 _TASKS = web.AppKey("calendly_tasks", set[asyncio.Task[None]])
 

@@ -217,8 +217,9 @@ class EmailChannel:
         wants_unsubscribe = bool(payload.get("unsubscribe", lead is not None))
         link = None
         if wants_unsubscribe and self.public_url:
-            link = unsubscribe_url(self.public_url, self.signer, lead[0] if lead else None,
-                                   address)  # fmt: skip
+            link = unsubscribe_url(
+                self.public_url, self.signer, lead[0] if lead else None, address
+            )
         try:
             return compose(
                 self.sender,
@@ -236,8 +237,7 @@ class EmailChannel:
         self, address: str, outgoing: OutgoingEmail, bounced: list[tuple[str, str]]
     ) -> SendOutcome:
         try:
-            await self.pool.submit(outgoing.message, sender=self.sender.address,
-                                   recipient=address)  # fmt: skip
+            await self.pool.submit(outgoing.message, sender=self.sender.address, recipient=address)
         except SmtpRecipientRefused as exc:
             bounced.append((address, str(exc)))
             return _not_sent(exc, is_transient=False)
@@ -280,21 +280,29 @@ class _BatchState:
         :class:`NotSent` that holds it back (or refuses it, when suppressed)."""
         reason = self.suppressed.get(address)
         if reason is not None:
-            raise NotSent(f"{address} is suppressed ({reason})", code="suppressed",
-                          is_transient=False)  # fmt: skip
+            raise NotSent(
+                f"{address} is suppressed ({reason})", code="suppressed", is_transient=False
+            )
         if self.sent_today >= self.daily_cap:
             retry = (self.midnight + timedelta(days=1) - now).total_seconds()
-            raise NotSent(f"daily cap of {self.daily_cap} emails reached", code="daily_cap",
-                          retry_after=retry, attempted=False)  # fmt: skip
+            raise NotSent(
+                f"daily cap of {self.daily_cap} emails reached",
+                code="daily_cap",
+                retry_after=retry,
+                attempted=False,
+            )
         domain = _domain(address)
         count, oldest = self.recent.get(domain, (0, None))
         if count >= self.domain_per_minute:
             # The oldest send of the window frees a slot; one admitted by this batch (not
             # yet stored) frees one a full window from now.
             frees = (oldest + THROTTLE_WINDOW - now).total_seconds() if oldest else 60.0
-            raise NotSent(f"{self.domain_per_minute} emails to {domain} in the last minute",
-                          code="domain_throttle", retry_after=max(1.0, frees),
-                          attempted=False)  # fmt: skip
+            raise NotSent(
+                f"{self.domain_per_minute} emails to {domain} in the last minute",
+                code="domain_throttle",
+                retry_after=max(1.0, frees),
+                attempted=False,
+            )
         self.sent_today += 1
         self.recent[domain] = (count + 1, oldest or now)
 

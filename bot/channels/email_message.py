@@ -187,8 +187,9 @@ def compose(
     if html is None:
         message = _part(text, "plain")
     else:
-        message = MIMEMultipart("alternative", _subparts=[_part(text, "plain"),
-                                                          _part(html, "html")])  # fmt: skip
+        message = MIMEMultipart(
+            "alternative", _subparts=[_part(text, "plain"), _part(html, "html")]
+        )
     for name, value in headers:
         message[name] = value  # type: ignore[assignment]  # compat32 takes Header values
     return OutgoingEmail(message=message, message_id=message_id)

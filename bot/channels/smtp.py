@@ -314,8 +314,9 @@ class SmtpPool:
             client.close()
 
 
-async def submit(config: SmtpConfig, message: Message, *, sender: str, recipient: str,
-                 local_hostname: str) -> None:  # fmt: skip
+async def submit(
+    config: SmtpConfig, message: Message, *, sender: str, recipient: str, local_hostname: str
+) -> None:
     """One message over a connection of its own (opened and closed here)."""
     pool = SmtpPool(config, local_hostname=local_hostname, size=1)
     await pool.submit(message, sender=sender, recipient=recipient)

@@ -166,8 +166,9 @@ class _Simulator:
     async def _turn(self, session: Session, event: Event) -> Session:
         """One typed line is one turn of one event, under the rule WhatsApp turns follow
         (:func:`dialogs.turn.take_turn`: one reply, the quiet follow-ups it would schedule)."""
-        result = await take_turn(self.script, session, [event], self.interpreter, self.clock(),
-                                 icp=self.icp)  # fmt: skip
+        result = await take_turn(
+            self.script, session, [event], self.interpreter, self.clock(), icp=self.icp
+        )
         for action in result.actions:
             self._show(action)
         return result.session

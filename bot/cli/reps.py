@@ -94,8 +94,14 @@ def reps_list() -> None:
     table = Table("id", "name", "email", "whatsapp", "active", "last assigned")
     for rep in _run(work, writes=False):
         last = rep.last_assigned_at.isoformat(timespec="seconds") if rep.last_assigned_at else ""
-        table.add_row(str(rep.id), rep.name, rep.email or "", rep.whatsapp or "",
-                      "yes" if rep.active else "no", last)  # fmt: skip
+        table.add_row(
+            str(rep.id),
+            rep.name,
+            rep.email or "",
+            rep.whatsapp or "",
+            "yes" if rep.active else "no",
+            last,
+        )
     console.print(table)
 
 

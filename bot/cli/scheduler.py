@@ -52,12 +52,27 @@ def cadence_check(
         for problem in exc.problems:
             err_console.print(f"[red]{problem}[/red]", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
-    table = Table("sequence", "step", "offset", "channel", "purpose", "approval", "template",
-                  title=f"{path} ({cadence.version})")  # fmt: skip
+    table = Table(
+        "sequence",
+        "step",
+        "offset",
+        "channel",
+        "purpose",
+        "approval",
+        "template",
+        title=f"{path} ({cadence.version})",
+    )
     for name, sequence in cadence.sequences.items():
         for step in sequence.steps:
-            table.add_row(name, step.id, format_offset(step.offset), step.channel, step.purpose,
-                          str(step.approval), step.template)  # fmt: skip
+            table.add_row(
+                name,
+                step.id,
+                format_offset(step.offset),
+                step.channel,
+                step.purpose,
+                str(step.approval),
+                step.template,
+            )
     console.print(table)
     quiet = cadence.quiet_hours
     hours = f"{quiet.start:%H:%M}–{quiet.end:%H:%M}" if quiet.enabled else "off"

@@ -50,8 +50,9 @@ log = logging.getLogger("leadbot.first_touch")
 class FirstTouchRunner:
     """Runs the flow for leads handed over by requests, and wakes one delivery worker."""
 
-    def __init__(self, flow: FirstTouch, sweeper: Sweeper, dispatcher: Dispatcher,
-                 settings: Settings) -> None:  # fmt: skip
+    def __init__(
+        self, flow: FirstTouch, sweeper: Sweeper, dispatcher: Dispatcher, settings: Settings
+    ) -> None:
         self.flow = flow
         self.sweeper = sweeper
         self.dispatcher = dispatcher
@@ -106,9 +107,13 @@ class FirstTouchRunner:
         """Sweep due touches (the T+0 replies among them), then send approval links."""
         now = utcnow()
         await self.sweeper.sweep(now)
-        ids = await send_approval_links(self.flow.sessions, self.settings,
-                                        sequence=self.flow.config.sequence,
-                                        step=self._first_step, now=now)  # fmt: skip
+        ids = await send_approval_links(
+            self.flow.sessions,
+            self.settings,
+            sequence=self.flow.config.sequence,
+            step=self._first_step,
+            now=now,
+        )
         for item_id in ids:
             await self.dispatcher.deliver(item_id, now)
 
@@ -139,8 +144,9 @@ class FirstTouchRunner:
 RUNNER = web.AppKey("first_touch_runner", FirstTouchRunner)
 
 
-def build_flow(settings: Settings, app: web.Application,
-               provider: EnrichmentProvider | None) -> FirstTouch:  # fmt: skip
+def build_flow(
+    settings: Settings, app: web.Application, provider: EnrichmentProvider | None
+) -> FirstTouch:
     """The flow as the settings describe it (a bad ICP or script fails start-up)."""
     icp = load_icp(settings.icp_file)
     script = load_scripts(settings.dialogs_dir, prompts_dir=settings.prompts_dir)[
@@ -148,10 +154,12 @@ def build_flow(settings: Settings, app: web.Application,
     ]
     extractor = None
     if settings.llm_enabled:
-        extractor = FactExtractor(settings.llm_model,
-                                  api_key=settings.openai_api_key.get_secret_value(),
-                                  base_url=settings.openai_base_url or None,
-                                  prompts_dir=settings.prompts_dir)  # fmt: skip
+        extractor = FactExtractor(
+            settings.llm_model,
+            api_key=settings.openai_api_key.get_secret_value(),
+            base_url=settings.openai_base_url or None,
+            prompts_dir=settings.prompts_dir,
+        )
     actors = ("intake", "import") if settings.import_first_touch else ("intake",)
     config = FirstTouchConfig(cold_leads=settings.cold_leads, actors=actors)
     qualifier = EmailQualifier(icp, script, extractor=extractor)
@@ -165,16 +173,22 @@ def setup(app: web.Application) -> None:
         settings = app[SETTINGS]
         provider = None
         if settings.enrichment_url:
-            provider = HttpEnrichmentProvider(settings.enrichment_url,
-                                              token=settings.enrichment_token.get_secret_value(),
-                                              timeout=settings.enrichment_timeout)  # fmt: skip
-        runner = FirstTouchRunner(build_flow(settings, app, provider), app[SWEEPER],
-                                  app[DISPATCHER], settings)  # fmt: skip
+            provider = HttpEnrichmentProvider(
+                settings.enrichment_url,
+                token=settings.enrichment_token.get_secret_value(),
+                timeout=settings.enrichment_timeout,
+            )
+        runner = FirstTouchRunner(
+            build_flow(settings, app, provider), app[SWEEPER], app[DISPATCHER], settings
+        )
         app[RUNNER] = runner
         if settings.first_touch:
             app[ON_LEAD_CREATED].append(runner.submit)
-            app[JOBS].append(PeriodicJob("first_touch.safety", settings.first_touch_check_seconds,
-                                         runner.safety))  # fmt: skip
+            app[JOBS].append(
+                PeriodicJob(
+                    "first_touch.safety", settings.first_touch_check_seconds, runner.safety
+                )
+            )
         runner.start()
         yield
         await runner.close()

@@ -182,8 +182,15 @@ async def handle_email(
         return Result(InboundEmailOutcome.OPT_OUT, lead.id)
     if Stage(lead.stage) in (Stage.NEW, Stage.DORMANT):
         # Fenced on the stage read above: a reply never reopens a lead moved since.
-        await transition(session, lead.id, Stage.CONTACTED, reason="replied by email",
-                         actor=ACTOR, now=now, expected_from=lead.stage)  # fmt: skip
+        await transition(
+            session,
+            lead.id,
+            Stage.CONTACTED,
+            reason="replied by email",
+            actor=ACTOR,
+            now=now,
+            expected_from=lead.stage,
+        )
     if notify is not None:
         await notify(session, lead, email, text, now)
     return Result(InboundEmailOutcome.REPLY, lead.id)

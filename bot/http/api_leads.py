@@ -112,10 +112,14 @@ async def create_lead(request: web.Request) -> web.Response:
             listener(result.lead.id)
     # Contact points that stay with another lead (recorded for a human), never dropped.
     conflict = [
-        {"kind": c.point.kind.value, "value": c.point.value, "lead_id": c.other_lead_id,
-         "reason": c.reason}
+        {
+            "kind": c.point.kind.value,
+            "value": c.point.value,
+            "lead_id": c.other_lead_id,
+            "reason": c.reason,
+        }
         for c in result.conflicts
-    ]  # fmt: skip
+    ]
     response = web.json_response(
         {"lead": lead_json(result.lead), "created": result.created, "conflict": conflict or None},
         status=201 if result.created else 200,

@@ -48,8 +48,11 @@ _PAGE = """<!doctype html>
 
 
 def _page(title: str, body: str, status: int = 200) -> web.Response:
-    response = web.Response(text=_PAGE.format(title=html.escape(title), body=body),
-                            status=status, content_type="text/html")  # fmt: skip
+    response = web.Response(
+        text=_PAGE.format(title=html.escape(title), body=body),
+        status=status,
+        content_type="text/html",
+    )
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"
     return response
@@ -105,18 +108,23 @@ def _touch_id(request: web.Request) -> int | None:
 
 
 def _bad_link() -> web.Response:
-    return _page("This link is not valid",
-                 "<p>The approval link is incomplete or was changed. Use the link from the "
-                 "email itself, or approve in the approval queue.</p>", status=400)  # fmt: skip
+    return _page(
+        "This link is not valid",
+        "<p>The approval link is incomplete or was changed. Use the link from the "
+        "email itself, or approve in the approval queue.</p>",
+        status=400,
+    )
 
 
 def _draft_html(touch: Touch, lead: Lead | None) -> str:
     to = html.escape(lead.email or "") if lead else ""
     subject = html.escape(str((touch.meta or {}).get("subject") or ""))
     text = html.escape(touch.draft or "")
-    return (f"<p><strong>To:</strong> {to}<br><strong>Subject:</strong> {subject}</p>"
-            f'<pre style="white-space:pre-wrap;font-family:inherit;border-left:3px solid #ccc;'
-            f'padding-left:1rem">{text}</pre>')  # fmt: skip
+    return (
+        f"<p><strong>To:</strong> {to}<br><strong>Subject:</strong> {subject}</p>"
+        f'<pre style="white-space:pre-wrap;font-family:inherit;border-left:3px solid #ccc;'
+        f'padding-left:1rem">{text}</pre>'
+    )
 
 
 @routes.get("/approve/{token}")
@@ -131,12 +139,19 @@ async def show_draft(request: web.Request) -> web.Response:
     if touch is None:
         return _page("Draft not found", "<p>This draft no longer exists.</p>", status=404)
     if touch.status != TouchStatus.AWAITING_APPROVAL.value:
-        return _page("Already handled", f"<p>This draft is {html.escape(touch.status)}; "
-                     "nothing more to do.</p>" + _draft_html(touch, lead))  # fmt: skip
-    form = ('<form method="post"><button type="submit" style="font-size:1rem;'
-            'padding:.5rem 1rem">Approve and send</button></form>')  # fmt: skip
-    return _page(f"Approve the reply to {lead_label(lead) if lead else 'the lead'}",
-                 _draft_html(touch, lead) + form)  # fmt: skip
+        return _page(
+            "Already handled",
+            f"<p>This draft is {html.escape(touch.status)}; "
+            "nothing more to do.</p>" + _draft_html(touch, lead),
+        )
+    form = (
+        '<form method="post"><button type="submit" style="font-size:1rem;'
+        'padding:.5rem 1rem">Approve and send</button></form>'
+    )
+    return _page(
+        f"Approve the reply to {lead_label(lead) if lead else 'the lead'}",
+        _draft_html(touch, lead) + form,
+    )
 
 
 @routes.post("/approve/{token}")
@@ -150,10 +165,15 @@ async def approve(request: web.Request) -> web.Response:
     except NotFoundError:
         return _page("Draft not found", "<p>This draft no longer exists.</p>", status=404)
     except TouchStateError as exc:
-        return _page("Already handled", f"<p>{html.escape(str(exc))}. Nothing was sent.</p>",
-                     status=409)  # fmt: skip
+        return _page(
+            "Already handled", f"<p>{html.escape(str(exc))}. Nothing was sent.</p>", status=409
+        )
     if touch.status not in (TouchStatus.QUEUED.value, TouchStatus.SENT.value):
-        return _page("Not sent", f"<p>The lead can no longer be written to: "
-                     f"{html.escape(touch.note or touch.status)}.</p>", status=409)  # fmt: skip
+        return _page(
+            "Not sent",
+            f"<p>The lead can no longer be written to: "
+            f"{html.escape(touch.note or touch.status)}.</p>",
+            status=409,
+        )
     log.info("touch %s approved by link", touch_id)
     return _page("Sent", "<p>Approved: the reply is on its way.</p>")

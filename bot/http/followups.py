@@ -229,9 +229,11 @@ async def list_touches_view(request: web.Request) -> web.Response:
         delivered = await deliveries(session, touches)
     next_after = touches[-1].id if len(touches) == limit else None
     return web.json_response(
-        {"touches": [touch_json(t, delivered.get(t.id)) for t in touches],
-         "next_after": next_after}
-    )  # fmt: skip
+        {
+            "touches": [touch_json(t, delivered.get(t.id)) for t in touches],
+            "next_after": next_after,
+        }
+    )
 
 
 @routes.post("/api/touches/{touch_id}/approve")

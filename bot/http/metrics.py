@@ -24,14 +24,47 @@ SOURCE_LABELS = ("whatsapp", "email", "form", "ad", "import", "api", "other")
 # Words of a free-text source, first match wins (checked in this order).
 _SOURCE_WORDS = (
     ("whatsapp", frozenset({"whatsapp", "wa", "ctwa", "wame"})),
-    ("ad", frozenset({"ad", "ads", "adwords", "ppc", "cpc", "paid", "facebook", "fb", "meta",
-                      "instagram", "google", "linkedin", "tiktok", "campaign"})),
+    (
+        "ad",
+        frozenset(
+            {
+                "ad",
+                "ads",
+                "adwords",
+                "ppc",
+                "cpc",
+                "paid",
+                "facebook",
+                "fb",
+                "meta",
+                "instagram",
+                "google",
+                "linkedin",
+                "tiktok",
+                "campaign",
+            }
+        ),
+    ),
     ("email", frozenset({"email", "mail", "newsletter", "mailchimp", "outreach"})),
-    ("form", frozenset({"form", "forms", "web", "website", "landing", "contact", "signup",
-                        "typeform", "webinar"})),
+    (
+        "form",
+        frozenset(
+            {
+                "form",
+                "forms",
+                "web",
+                "website",
+                "landing",
+                "contact",
+                "signup",
+                "typeform",
+                "webinar",
+            }
+        ),
+    ),
     ("import", frozenset({"import", "csv", "upload", "crm", "hubspot", "salesforce"})),
     ("api", frozenset({"api", "calendly", "zapier", "integration"})),
-)  # fmt: skip
+)
 _WORD = re.compile(r"[a-z]+")
 METHOD_LABELS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 

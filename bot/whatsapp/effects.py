@@ -189,8 +189,15 @@ async def _move(db: DbSession, ctx: TurnContext, to: str, reason: str) -> None:
     if ctx.lead.stage == to:
         return
     try:  # (transition flushes pending changes first: set_committed_value would hide them)
-        event = await transition(db, ctx.lead.id, to, reason=reason, actor=ACTOR, now=ctx.now,
-                                 current=(ctx.lead.stage, ctx.lead.version))  # fmt: skip
+        event = await transition(
+            db,
+            ctx.lead.id,
+            to,
+            reason=reason,
+            actor=ACTOR,
+            now=ctx.now,
+            current=(ctx.lead.stage, ctx.lead.version),
+        )
     except StoreError as exc:  # refused before writing anything: the turn goes on
         log.info("lead %s: stage move to %s skipped: %s", ctx.lead.id, to, exc)
         return

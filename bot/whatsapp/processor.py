@@ -328,8 +328,14 @@ class InboxProcessor:
             return _Plan(None, [])  # opted out or a person is talking: record, never answer
         script, session = self._session(loaded, now)
         dialogs = self.dialogs
-        turn = await take_turn(script, session, build_events(loaded.messages),
-                               dialogs.interpreter, now, icp=dialogs.icp)  # fmt: skip
+        turn = await take_turn(
+            script,
+            session,
+            build_events(loaded.messages),
+            dialogs.interpreter,
+            now,
+            icp=dialogs.icp,
+        )
         return _Plan(turn.session, list(turn.actions), turn.prompt_version)
 
     def _session(self, loaded: _Loaded, now: datetime) -> tuple[Script, Session]:
@@ -439,8 +445,12 @@ class InboxProcessor:
             )
         if count:
             self.stats.given_up += count
-            log.error("inbox: gave up on %d message(s) after %d attempts: %s", count,
-                      self.max_attempts, error)  # fmt: skip
+            log.error(
+                "inbox: gave up on %d message(s) after %d attempts: %s",
+                count,
+                self.max_attempts,
+                error,
+            )
 
 
 @dataclass(slots=True)

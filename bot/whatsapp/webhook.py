@@ -158,8 +158,9 @@ async def _check_redis(locks: KeyedLock) -> None:
         log.error(
             "Redis (LEADBOT_REDIS_URL) is unreachable: %s: %s; WhatsApp turns wait in the "
             "inbox until it is back",
-            type(exc).__name__, exc,
-        )  # fmt: skip
+            type(exc).__name__,
+            exc,
+        )
 
 
 def setup(app: web.Application) -> None:

@@ -76,8 +76,14 @@ log = logging.getLogger("leadbot.outbox")
 
 # A prospect is waiting for a conversational reply: the first retries come within seconds (a
 # vendor's 5xx blip twice in a row still answers well inside 30 s), later ones space out.
-DEFAULT_BACKOFF = (timedelta(seconds=2), timedelta(seconds=5), timedelta(seconds=15),
-                   timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=30))  # fmt: skip
+DEFAULT_BACKOFF = (
+    timedelta(seconds=2),
+    timedelta(seconds=5),
+    timedelta(seconds=15),
+    timedelta(minutes=1),
+    timedelta(minutes=5),
+    timedelta(minutes=30),
+)
 # Payload flag of the one message that may reach a lead who opted out: the confirmation
 # that the opt-out's own turn sends (every other path checks the opt-out before enqueueing).
 CONFIRMS_OPT_OUT = "confirms_opt_out"
@@ -281,8 +287,9 @@ class Dispatcher:
             released = await sending.release_unstarted(session, now - claim_lease, now)
             return len(reaped) + released
 
-        return await run_retrying(self.sessions, work, attempts=self.record_attempts,
-                                  what="reaping the outbox")  # fmt: skip
+        return await run_retrying(
+            self.sessions, work, attempts=self.record_attempts, what="reaping the outbox"
+        )
 
     async def close(self) -> None:
         """Drop the local retries not yet due (the outbox job sends those rows) and wait
@@ -308,8 +315,12 @@ class Dispatcher:
             refused.update({c.item_id: (c, outcome) for c, outcome in blocked})
         results: list[_Claimed] = []
         for ids, _ in requests:  # a row asked for twice goes to the first asker
-            results.append(([claims.pop(i) for i in ids if i in claims],
-                            [refused.pop(i) for i in ids if i in refused]))  # fmt: skip
+            results.append(
+                (
+                    [claims.pop(i) for i in ids if i in claims],
+                    [refused.pop(i) for i in ids if i in refused],
+                )
+            )
         return results
 
     async def _claim(self, ids: list[int], now: datetime) -> tuple[list[_Claim], list[_Entry]]:
@@ -318,8 +329,10 @@ class Dispatcher:
         token = uuid.uuid4().hex
         async with self.sessions.begin() as session:
             rows = await sending.claim(session, ids, now, token)
-            claims = [_Claim(r.id, r.channel, r.recipient, r.payload, r.attempts, r.lead_id,
-                             token, now) for r in rows]  # fmt: skip
+            claims = [
+                _Claim(r.id, r.channel, r.recipient, r.payload, r.attempts, r.lead_id, token, now)
+                for r in rows
+            ]
             reasons = await _refusals(session, claims) if claims else {}
         claims.sort(key=lambda c: c.item_id)
         refused: list[_Entry] = [
@@ -430,10 +443,19 @@ class Dispatcher:
         entries = sorted((e for batch in batches for e in batch), key=lambda e: e[0].item_id)
         plan = _Plan()
         for claim, outcome in entries:
-            plan.add(claim, outcome, self._failure(claim, outcome, claim.now)
-                     if not isinstance(outcome, Receipt) else None)  # fmt: skip
-        await run_retrying(self.sessions, plan.write, attempts=self.record_attempts,
-                           what="recording outbox outcomes")  # fmt: skip
+            plan.add(
+                claim,
+                outcome,
+                self._failure(claim, outcome, claim.now)
+                if not isinstance(outcome, Receipt)
+                else None,
+            )
+        await run_retrying(
+            self.sessions,
+            plan.write,
+            attempts=self.record_attempts,
+            what="recording outbox outcomes",
+        )
         return [{c.item_id: plan.states[c.item_id] for c, _ in batch} for batch in batches]
 
     def _failure(self, claim: _Claim, exc: BaseException, now: datetime) -> dict[str, Any]:
@@ -458,8 +480,9 @@ class Dispatcher:
         if isinstance(exc, MaybeSent):
             return _final(item_id, OutboxState.UNCERTAIN, str(exc))
         # Anything else: we cannot tell whether it went out, so it is never resent.
-        log.error("outbox %s: unexpected error from channel %s", item_id, claim.channel,
-                  exc_info=exc)  # fmt: skip
+        log.error(
+            "outbox %s: unexpected error from channel %s", item_id, claim.channel, exc_info=exc
+        )
         return _final(item_id, OutboxState.UNCERTAIN, repr(exc))
 
 
@@ -481,8 +504,14 @@ class _Plan:
         if change is None:
             assert isinstance(outcome, Receipt)
             self.states[claim.item_id] = OutboxState.SENT.value
-            self.sent.append({"b_id": claim.item_id, "b_external_id": outcome.external_id,
-                              "b_token": claim.token, "b_now": now})  # fmt: skip
+            self.sent.append(
+                {
+                    "b_id": claim.item_id,
+                    "b_external_id": outcome.external_id,
+                    "b_token": claim.token,
+                    "b_now": now,
+                }
+            )
             if claim.lead_id is not None:
                 self.messages.append(_message_row(claim, outcome, now))
                 self.leads[claim.lead_id] = max(now, self.leads.get(claim.lead_id, now))
@@ -499,8 +528,11 @@ class _Plan:
             return
         self.final.append(change)
         if touch_id is not None:
-            status = TouchStatus.FAILED if state == OutboxState.FAILED.value else (
-                TouchStatus.UNCERTAIN)  # fmt: skip
+            status = (
+                TouchStatus.FAILED
+                if state == OutboxState.FAILED.value
+                else (TouchStatus.UNCERTAIN)
+            )
             self.touches[touch_id] = (status, change["b_error"], now)
 
     async def write(self, session: Session) -> None:

@@ -93,9 +93,16 @@ class LeadFacts:
         """What templates and prompts see of the lead (no contact details)."""
         lead = self.lead
         first = (lead.name or "").strip().split(" ")[0] or None
-        return {"id": lead.id, "name": lead.name, "first_name": first, "company": lead.company,
-                "role": lead.role, "stage": lead.stage, "token": lead.token,
-                "tier": self.tier}  # fmt: skip
+        return {
+            "id": lead.id,
+            "name": lead.name,
+            "first_name": first,
+            "company": lead.company,
+            "role": lead.role,
+            "stage": lead.stage,
+            "token": lead.token,
+            "tier": self.tier,
+        }
 
     def links(self, base: dict[str, str], booking: BookingLink | None = None) -> dict[str, str]:
         """The links a draft may use, the Calendly one tagged with the lead's token so the
@@ -104,12 +111,14 @@ class LeadFacts:
         links = dict(base)
         lead = self.lead
         if links.get("calendly") and booking is not None:
-            links["calendly"] = booking(links["calendly"], token=lead.token, name=lead.name,
-                                        email=lead.email)  # fmt: skip
+            links["calendly"] = booking(
+                links["calendly"], token=lead.token, name=lead.name, email=lead.email
+            )
         elif links.get("calendly"):
             sep = "&" if "?" in links["calendly"] else "?"
-            links["calendly"] += sep + urlencode({"utm_source": "leadbot",
-                                                  "utm_content": self.lead.token})  # fmt: skip
+            links["calendly"] += sep + urlencode(
+                {"utm_source": "leadbot", "utm_content": self.lead.token}
+            )
         return links
 
     async def mark_contacted(self, session: Session, now: datetime) -> None:
@@ -118,8 +127,15 @@ class LeadFacts:
             return
         try:
             async with session.begin_nested():
-                await transition(session, self.lead.id, Stage.CONTACTED, reason="first touch sent",
-                                 actor="scheduler", now=now, expected_from=Stage.NEW)  # fmt: skip
+                await transition(
+                    session,
+                    self.lead.id,
+                    Stage.CONTACTED,
+                    reason="first touch sent",
+                    actor="scheduler",
+                    now=now,
+                    expected_from=Stage.NEW,
+                )
             self.lead.stage = Stage.CONTACTED.value
         except TransitionError:
             pass  # someone else moved it meanwhile; their move stands

@@ -31,9 +31,12 @@ LOOKBACK = timedelta(days=30)
 
 
 async def mark_dormant(
-    sessions: Sessions, cadence: Cadence, *, now: datetime,
+    sessions: Sessions,
+    cadence: Cadence,
+    *,
+    now: datetime,
     limit: int = 500,
-) -> int:  # fmt: skip
+) -> int:
     """Move silent leads to dormant; returns how many moved."""
     moved = 0
     for name, sequence in cadence.sequences.items():
@@ -42,18 +45,27 @@ async def mark_dormant(
         deadline = now - sequence.after_last
         async with sessions() as session:
             rows = await silent_after_last(
-                session, sequence=name, last_step=sequence.steps[-1].id, sent_before=deadline,
-                sent_after=deadline - LOOKBACK, stages=ACTIVE, limit=limit,
-            )  # fmt: skip
+                session,
+                sequence=name,
+                last_step=sequence.steps[-1].id,
+                sent_before=deadline,
+                sent_after=deadline - LOOKBACK,
+                stages=ACTIVE,
+                limit=limit,
+            )
         for lead_id, stage in rows:
             try:
                 async with sessions.begin() as session:
                     await transition(
-                        session, lead_id, Stage.DORMANT, actor="scheduler", now=now,
+                        session,
+                        lead_id,
+                        Stage.DORMANT,
+                        actor="scheduler",
+                        now=now,
                         reason=f"no reply {_days(sequence.after_last)} after the last "
-                               f"{name} touch",
+                        f"{name} touch",
                         expected_from=stage,
-                    )  # fmt: skip
+                    )
                 moved += 1
             except TransitionError as exc:  # moved meanwhile (a reply, a rep): theirs stands
                 log.info("lead %s not moved to dormant: %s", lead_id, exc)
@@ -61,9 +73,12 @@ async def mark_dormant(
 
 
 async def start_reactivations(
-    sessions: Sessions, cadence: Cadence, *, now: datetime,
+    sessions: Sessions,
+    cadence: Cadence,
+    *,
+    now: datetime,
     limit: int = 500,
-) -> int:  # fmt: skip
+) -> int:
     """Start each reactivation sequence for leads dormant long enough; returns how many."""
     started = 0
     for name, sequence in cadence.sequences.items():

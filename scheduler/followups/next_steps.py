@@ -109,8 +109,12 @@ async def check_next_steps(
         after = leads[-1].id
     if report.found:
         summary = ", ".join(f"{s}/{o}: {n}" for (s, o), n in sorted(report.counts.items()))
-        log.warning("%d live lead(s) had no next step (%s); first ids: %s", report.found,
-                    summary, report.lead_ids[:20])  # fmt: skip
+        log.warning(
+            "%d live lead(s) had no next step (%s); first ids: %s",
+            report.found,
+            summary,
+            report.lead_ids[:20],
+        )
     return report
 
 
@@ -122,9 +126,13 @@ async def _candidates(
     session: Session, after: int, now: datetime, config: NextStepConfig
 ) -> list[Any]:
     return await without_next_step(
-        session, stages=SCOPE, under_way=_UNDER_WAY, quiet_since=now - config.grace,
-        after_id=after, limit=config.page,
-    )  # fmt: skip
+        session,
+        stages=SCOPE,
+        under_way=_UNDER_WAY,
+        quiet_since=now - config.grace,
+        after_id=after,
+        limit=config.page,
+    )
 
 
 async def _latest_runs(session: Session, lead_ids: list[int]) -> dict[int, _Run]:
@@ -169,25 +177,37 @@ async def _judge(
             return await _schedule(
                 sessions, cadence, lead.id, str(sequence), now=now, stage=lead.stage
             )
-        log.warning("lead %s is new with no touch to come and cannot be repaired here "
-                    "(first-touch decision: %s)", lead.id, decision or "none yet")  # fmt: skip
+        log.warning(
+            "lead %s is new with no touch to come and cannot be repaired here "
+            "(first-touch decision: %s)",
+            lead.id,
+            decision or "none yet",
+        )
         return "unrepaired"
     if run is None or (lead.last_inbound_at is not None and lead.last_inbound_at > run.started):
         inbound, outbound = lead.last_inbound_at, lead.last_outbound_at
         if inbound is not None and (outbound is None or outbound < inbound):
             # Their last message has no answer from us (an email reply waits for the rep):
             # nudging them would be wrong; a person has to answer. Counted, not repaired.
-            log.warning("lead %s is %s and their last message (%s) has no answer yet",
-                        lead.id, lead.stage, inbound.isoformat())  # fmt: skip
+            log.warning(
+                "lead %s is %s and their last message (%s) has no answer yet",
+                lead.id,
+                lead.stage,
+                inbound.isoformat(),
+            )
             return "unrepaired"
         # Never followed up, or they wrote after the last cadence started, we answered,
         # and nothing followed: the quiet cadence takes over (nudge, steps, dormant).
         if config.quiet_sequence not in cadence.sequences:
-            log.error("lead %s needs follow-ups but the cadence has no %r sequence",
-                      lead.id, config.quiet_sequence)  # fmt: skip
+            log.error(
+                "lead %s needs follow-ups but the cadence has no %r sequence",
+                lead.id,
+                config.quiet_sequence,
+            )
             return "unrepaired"
-        return await _schedule(sessions, cadence, lead.id, config.quiet_sequence, now=now,
-                               stage=lead.stage)  # fmt: skip
+        return await _schedule(
+            sessions, cadence, lead.id, config.quiet_sequence, now=now, stage=lead.stage
+        )
     sequence = cadence.sequences.get(run.sequence)
     after_last = (sequence.after_last if sequence else None) or config.default_after_last
     if now < run.ended + after_last:
@@ -234,16 +254,21 @@ async def _dormant(
             if not await _locked_without_open_touch(session, lead_id, Stage.CONTACTED.value):
                 return None
             await transition(
-                session, lead_id, Stage.DORMANT, actor="scheduler", now=now,
+                session,
+                lead_id,
+                Stage.DORMANT,
+                actor="scheduler",
+                now=now,
                 expected_from=Stage.CONTACTED,
                 reason=f"no reply after the {run.sequence} cadence ran out "
-                       f"({after_last} ago or more)",
-            )  # fmt: skip
+                f"({after_last} ago or more)",
+            )
     except StoreError as exc:  # moved meanwhile: theirs stands
         log.info("lead %s not moved to dormant: %s", lead_id, exc)
         return None
-    log.warning("lead %s had no next step: its %s cadence ran out; moved to dormant", lead_id,
-                run.sequence)  # fmt: skip
+    log.warning(
+        "lead %s had no next step: its %s cadence ran out; moved to dormant", lead_id, run.sequence
+    )
     return "dormant"
 
 

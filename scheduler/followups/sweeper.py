@@ -80,8 +80,9 @@ class _Lease:
     lease has passed since the last renewal (checked around every draft, and by a heartbeat
     for a single draft slower than that)."""
 
-    def __init__(self, sessions: Sessions, token: str,
-                 lease: timedelta, at: Clock, claimed_at: datetime) -> None:  # fmt: skip
+    def __init__(
+        self, sessions: Sessions, token: str, lease: timedelta, at: Clock, claimed_at: datetime
+    ) -> None:
         self.sessions, self.token, self.at = sessions, token, at
         self.every = lease / 4
         self.last = claimed_at
@@ -201,8 +202,11 @@ class Sweeper:
         if not claims:
             return result
         async with self.sessions() as session:
-            facts = await load_facts(session, {c.lead_id for c in claims}, self.config.history
-                                     if self.drafter.needs_history else 0)  # fmt: skip
+            facts = await load_facts(
+                session,
+                {c.lead_id for c in claims},
+                self.config.history if self.drafter.needs_history else 0,
+            )
         work = [_Work(c) for c in claims]
         lease = _Lease(self.sessions, claims[0].token, self.config.lease, at, claimed_at)
         heartbeat = asyncio.create_task(lease.heartbeat())
@@ -303,8 +307,11 @@ class Sweeper:
         sends: list[_Send],
     ) -> dict[str, Any]:
         claim = work.claim
-        reason = "lead deleted" if facts is None else skip_reason(facts, claim.sequence,
-                                                                  claim.created_at)  # fmt: skip
+        reason = (
+            "lead deleted"
+            if facts is None
+            else skip_reason(facts, claim.sequence, claim.created_at)
+        )
         if reason is not None:
             result.skipped += 1
             if facts is not None and facts.is_final(reason):
@@ -329,8 +336,12 @@ class Sweeper:
         approval = step.approval if step is not None else False
         if approval is True or (approval == "hot" and facts.tier == "hot"):
             result.awaiting_approval += 1
-            return {"status": TouchStatus.AWAITING_APPROVAL.value, "needs_approval": True,
-                    "draft": draft.text, "meta": meta}  # fmt: skip
+            return {
+                "status": TouchStatus.AWAITING_APPROVAL.value,
+                "needs_approval": True,
+                "draft": draft.text,
+                "meta": meta,
+            }
         # Queued, not sent: the outbox records ``sent`` (``sent_at``, the move to contacted)
         # when the channel accepts it, or ``failed`` / ``uncertain``.
         row: dict[str, Any] = {
@@ -372,8 +383,11 @@ class Sweeper:
             await lock_leads(session, {await _lead_of(session, touch_id)}, key_share=True)
             touch = await _awaiting_approval(session, touch_id)
             facts = (await load_facts(session, {touch.lead_id}, 0)).get(touch.lead_id)
-            reason = "lead deleted" if facts is None else skip_reason(
-                facts, touch.sequence, touch.created_at)  # fmt: skip
+            reason = (
+                "lead deleted"
+                if facts is None
+                else skip_reason(facts, touch.sequence, touch.created_at)
+            )
             touch.approved_at, touch.approved_by = now, by
             if reason is not None:
                 touch.status, touch.note = TouchStatus.SKIPPED.value, reason
@@ -383,14 +397,22 @@ class Sweeper:
             if text is not None and text.strip() != (touch.draft or ""):
                 touch.draft, meta["edited_by"] = text.strip(), by
             channel = str(meta.get("channel") or facts.channel_for(touch.channel) or "")
-            claim = Claimed(touch.id, touch.lead_id, touch.sequence, touch.step, touch.cycle,
-                            touch.channel, touch.attempts, touch.created_at, token="")  # fmt: skip
+            claim = Claimed(
+                touch.id,
+                touch.lead_id,
+                touch.sequence,
+                touch.step,
+                touch.cycle,
+                touch.channel,
+                touch.attempts,
+                touch.created_at,
+                token="",
+            )
             row: dict[str, Any] = {}
             send = _Send(claim, facts, channel, touch.draft or "", meta, row)
             await self._enqueue(session, [send], now, SweepResult())
             outbox_id = row.get("outbox_id")
-            touch.status, touch.outbox_id, touch.meta = (
-                TouchStatus.QUEUED.value, outbox_id, meta)  # fmt: skip
+            touch.status, touch.outbox_id, touch.meta = (TouchStatus.QUEUED.value, outbox_id, meta)
         if outbox_id is not None:
             await self._deliver([outbox_id], now)
             async with self.sessions() as session:  # its status now follows the delivery
@@ -426,8 +448,9 @@ async def _supersede(session: Session, claims: list[Claimed], cadence: Cadence) 
         if not earlier:
             continue
         note = f"superseded by {step}"
-        await touch_store.supersede(session, lead_ids, sequence=sequence, cycle=cycle,
-                                    earlier_steps=earlier, note=note)  # fmt: skip
+        await touch_store.supersede(
+            session, lead_ids, sequence=sequence, cycle=cycle, earlier_steps=earlier, note=note
+        )
 
 
 @dataclass(slots=True)

@@ -46,8 +46,9 @@ def outbox_key(lead_id: int, sequence: str, step: str, cycle: int) -> str:
     return f"lead:{lead_id}:touch:{sequence}:{step}:{cycle}"
 
 
-def due_at(step: Step, start: datetime, cadence: Cadence, zone_name: str | None,
-           phone: str | None) -> datetime:  # fmt: skip
+def due_at(
+    step: Step, start: datetime, cadence: Cadence, zone_name: str | None, phone: str | None
+) -> datetime:
     """When ``step`` of a sequence started at ``start`` is due, after quiet hours (unless
     they would push it past the step's ``deadline``: then at its plain offset)."""
     due = start + step.offset

@@ -71,16 +71,27 @@ class EmailLead:
 
     def fields_text(self) -> str:
         """The form fields as ``key: value`` lines (the prompt's ``lead_fields``)."""
-        lines = [f"{k}: {v}" for k, v in (("name", self.name), ("company", self.company),
-                 ("role", self.role), ("source", self.source)) if v]  # fmt: skip
+        lines = [
+            f"{k}: {v}"
+            for k, v in (
+                ("name", self.name),
+                ("company", self.company),
+                ("role", self.role),
+                ("source", self.source),
+            )
+            if v
+        ]
         lines += [f"{slot}: {value}" for slot, value in self.answers.items()]
         return "\n".join(lines) or "(none)"
 
 
 def rules_slots(
-    script: Script, lead: EmailLead, enrichment: dict[str, Any], now: datetime,
+    script: Script,
+    lead: EmailLead,
+    enrichment: dict[str, Any],
+    now: datetime,
     rules: RulesInterpreter,
-) -> dict[str, SlotValue]:  # fmt: skip
+) -> dict[str, SlotValue]:
     """The slots the rules read from the answers, the message and the enrichment."""
     session = Session.new(script, now)
     slots: dict[str, SlotValue] = {}
@@ -99,23 +110,37 @@ def rules_slots(
                 continue
             option = next((o for o in q.options if o.min is not None and o.holds(employees)), None)
             if option is not None:
-                slots[q.slot] = SlotValue(option.id, f"enrichment: {employees} employees", 
-                                          confidence=0.8)  # fmt: skip
+                slots[q.slot] = SlotValue(
+                    option.id, f"enrichment: {employees} employees", confidence=0.8
+                )
     return slots
 
 
 class FactExtractor:
     """Extracts slot facts with an OpenAI-compatible model (closed schema, grounded facts)."""
 
-    def __init__(self, model: str, *, api_key: str, base_url: str | None, prompts_dir: Path,
-                 timeout: float = 15.0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        model: str,
+        *,
+        api_key: str,
+        base_url: str | None,
+        prompts_dir: Path,
+        timeout: float = 15.0,
+    ) -> None:
         from langchain_openai import ChatOpenAI
         from pydantic import SecretStr
 
         self.prompt: LoadedPrompt = load_prompt(prompts_dir, PROMPT_NAME)
-        self._chat = ChatOpenAI(model=model, api_key=SecretStr(api_key), base_url=base_url,
-                                timeout=timeout, max_retries=1, temperature=0,
-                                use_responses_api=False)  # fmt: skip
+        self._chat = ChatOpenAI(
+            model=model,
+            api_key=SecretStr(api_key),
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=1,
+            temperature=0,
+            use_responses_api=False,
+        )
         self._deadline = timeout * 2 + 1
 
     async def extract(
@@ -123,14 +148,15 @@ class FactExtractor:
     ) -> tuple[dict[str, SlotValue], bool]:
         """Grounded facts and whether an injection was suspected. Raises on any failure."""
         model = extraction_model(script)
-        runnable = self._chat.with_structured_output(model, method="json_schema",
-                                                     include_raw=True)  # fmt: skip
+        runnable = self._chat.with_structured_output(model, method="json_schema", include_raw=True)
         message = normalize(lead.message, MAX_MESSAGE_CHARS)
         fields = lead.fields_text()
         messages = self.prompt.template.format_messages(
-            today=now.date().isoformat(), questions=_questions(script), lead_fields=fields,
+            today=now.date().isoformat(),
+            questions=_questions(script),
+            lead_fields=fields,
             message=message or "(no message)",
-        )  # fmt: skip
+        )
         async with asyncio.timeout(self._deadline):
             out = await runnable.ainvoke(messages)
         if not isinstance(out, dict) or out.get("parsing_error") is not None:
@@ -173,9 +199,12 @@ class EmailQualifier:
         self.rules = RulesInterpreter()
 
     async def qualify(
-        self, fields: dict[str, Any], attribution: dict[str, str], enrichment: dict[str, Any],
+        self,
+        fields: dict[str, Any],
+        attribution: dict[str, str],
+        enrichment: dict[str, Any],
         now: datetime,
-    ) -> dict[str, Any]:  # fmt: skip
+    ) -> dict[str, Any]:
         """The JSON stored on ``lead.qualification`` (a :class:`~dialogs.icp.Qualification`
         plus the slots, the source of the facts and the versions that decided)."""
         lead = EmailLead.of(fields, attribution, self.script)
@@ -200,16 +229,20 @@ class EmailQualifier:
             prompt_version=prompt_version,
         )
         if enrichment.get("disposable"):
-            verdict = verdict.model_copy(update={
-                "tier": "cold", "decision": "disqualified",
-                "reasons": [*verdict.reasons, "disposable email domain"],
-                "disqualifiers": [*verdict.disqualifiers, "disposable email domain"]})  # fmt: skip
+            verdict = verdict.model_copy(
+                update={
+                    "tier": "cold",
+                    "decision": "disqualified",
+                    "reasons": [*verdict.reasons, "disposable email domain"],
+                    "disqualifiers": [*verdict.disqualifiers, "disposable email domain"],
+                }
+            )
         return {
             **verdict.model_dump(mode="json"),
             "slots": {
                 k: {"value": v.value, "evidence": v.evidence, "unknown": v.unknown}
                 for k, v in slots.items()
-            },  # fmt: skip
+            },
             "source": source,
             "notes": notes,
             "flow": "email_first_touch",

@@ -62,8 +62,9 @@ class FirstTouchOutcome:
     started: int
 
 
-def decide(qualification: dict[str, Any], enrichment: dict[str, Any],
-           config: FirstTouchConfig) -> tuple[Action, str | None]:  # fmt: skip
+def decide(
+    qualification: dict[str, Any], enrichment: dict[str, Any], config: FirstTouchConfig
+) -> tuple[Action, str | None]:
     """The action and the sequence to start for a scored lead."""
     tier = qualification.get("tier")
     if tier == "hot":
@@ -110,17 +111,29 @@ class FirstTouch:
             lead = await lead_store.find_lead(session, lead_id)
             if lead is None or not lead.email or lead.qualification is not None:
                 return None
-            fields = {"name": lead.name, "company": lead.company, "role": lead.role,
-                      "source": lead.source}  # fmt: skip
+            fields = {
+                "name": lead.name,
+                "company": lead.company,
+                "role": lead.role,
+                "source": lead.source,
+            }
             attribution = dict(lead.attribution or {})
             email, phone = lead.email, lead.phone
-        enrichment = await enrich(email=email, phone=phone, role=fields["role"],
-                                  company=fields["company"], name=fields["name"],
-                                  provider=self.provider)  # fmt: skip
+        enrichment = await enrich(
+            email=email,
+            phone=phone,
+            role=fields["role"],
+            company=fields["company"],
+            name=fields["name"],
+            provider=self.provider,
+        )
         qualification = await self.qualifier.qualify(fields, attribution, enrichment, now)
         action, sequence = decide(qualification, enrichment, self.config)
-        qualification["first_touch"] = {"action": action, "sequence": sequence,
-                                        "cadence_version": self.cadence.version}  # fmt: skip
+        qualification["first_touch"] = {
+            "action": action,
+            "sequence": sequence,
+            "cadence_version": self.cadence.version,
+        }
         async with self.sessions.begin() as session:
             row = await lead_store.store_qualification(
                 session, lead_id, qualification=qualification, enrichment=enrichment, now=now
@@ -129,12 +142,18 @@ class FirstTouch:
                 return None  # another run stored its result first; it started the touches
             started = 0
             # A rep may have taken over (or the lead opted out) while we were enriching.
-            if sequence and row.stage == Stage.NEW.value and not row.opted_out_at \
-                    and not row.bot_paused:  # fmt: skip
-                started = await start_sequence(session, lead_id, sequence,
-                                               cadence=self.cadence, now=now)  # fmt: skip
-        log.info("lead %s: tier %s, %s (%d touches)", lead_id, qualification["tier"], action,
-                 started)  # fmt: skip
+            if (
+                sequence
+                and row.stage == Stage.NEW.value
+                and not row.opted_out_at
+                and not row.bot_paused
+            ):
+                started = await start_sequence(
+                    session, lead_id, sequence, cadence=self.cadence, now=now
+                )
+        log.info(
+            "lead %s: tier %s, %s (%d touches)", lead_id, qualification["tier"], action, started
+        )
         return FirstTouchOutcome(lead_id, str(qualification["tier"]), action, sequence, started)
 
 
@@ -151,9 +170,12 @@ async def unprocessed_leads(
     ``after_id``: page with :class:`UnprocessedScan`, so leads that keep failing never hide
     the ones after them."""
     return await lead_store.unqualified_new_leads(
-        session, created_by=config.actors, since=now - config.max_age, after_id=after_id,
+        session,
+        created_by=config.actors,
+        since=now - config.max_age,
+        after_id=after_id,
         limit=limit,
-    )  # fmt: skip
+    )
 
 
 class UnprocessedScan:
@@ -170,8 +192,9 @@ class UnprocessedScan:
 
     async def next(self, session: Session, now: datetime) -> list[int]:
         """The next page of leads to process (after the end, the first page again)."""
-        ids = await unprocessed_leads(session, self.config, now=now, limit=self.limit,
-                                      after_id=self._after)  # fmt: skip
+        ids = await unprocessed_leads(
+            session, self.config, now=now, limit=self.limit, after_id=self._after
+        )
         if not ids and self._after:  # past the end: start over
             self._after = 0
             ids = await unprocessed_leads(session, self.config, now=now, limit=self.limit)

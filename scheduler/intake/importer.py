@@ -244,8 +244,7 @@ class _Writer:
                 values = build_lead(row.data, row.contact, self.now)
                 for column in ("email", "phone"):
                     value = values[column]
-                    if value is not None and any(p.value == value and p in owner
-                                                 for p in points):  # fmt: skip
+                    if value is not None and any(p.value == value and p in owner for p in points):
                         values[column] = None  # another lead's (a shared phone)
                 chosen = ("new", len(plan.new))
                 plan.new.append(values)
@@ -269,9 +268,12 @@ class _Writer:
 
     @staticmethod
     def _fill_primary(
-        plan: _Plan, ref: Ref, point: Point, email_of: dict[Ref, str | None],
+        plan: _Plan,
+        ref: Ref,
+        point: Point,
+        email_of: dict[Ref, str | None],
         phone_of: dict[Ref, str | None],
-    ) -> None:  # fmt: skip
+    ) -> None:
         column = {Kind.EMAIL: "email", Kind.PHONE: "phone"}.get(point.kind)
         current = email_of if point.kind is Kind.EMAIL else phone_of
         if column is None or current.get(ref) is not None:
@@ -303,13 +305,23 @@ class _Writer:
 
         if plan.points:
             ordered = sorted(plan.points, key=lambda r: (r[1].kind.value, r[1].value))
-            rows = [{"lead_id": lead_id(ref), "kind": p.kind.value, "value": p.value,
-                     "created_at": self.now} for ref, p in ordered]  # fmt: skip
+            rows = [
+                {
+                    "lead_id": lead_id(ref),
+                    "kind": p.kind.value,
+                    "value": p.value,
+                    "created_at": self.now,
+                }
+                for ref, p in ordered
+            ]
             if await point_store.add_new_points(session, rows) != len(rows):
                 return False  # a concurrent intake took one of these points
             # Audited when an existing lead gains a point (a new lead's are its creation's).
-            events = [self._event(ref, ADDED, p, "contact point added")
-                      for ref, p in plan.points if isinstance(ref, int)]  # fmt: skip
+            events = [
+                self._event(ref, ADDED, p, "contact point added")
+                for ref, p in plan.points
+                if isinstance(ref, int)
+            ]
             await point_store.record_events(session, events)
         by_lead: dict[int, list[Conflict]] = {}
         for ref, other, point, reason in plan.conflicts:
@@ -330,8 +342,9 @@ class _Writer:
         }
 
     async def _one(self, session: Session, row: _Row) -> tuple[int, str, list[str]]:
-        result = await intake(session, row.data, default_region=self.default_region,
-                              now=self.now, actor=self.actor)  # fmt: skip
+        result = await intake(
+            session, row.data, default_region=self.default_region, now=self.now, actor=self.actor
+        )
         outcome = "created" if result.created else ("updated" if result.added else "duplicates")
         return row.line, outcome, [c.reason for c in result.conflicts]
 

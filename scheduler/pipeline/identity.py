@@ -103,12 +103,19 @@ class Resolution:
 
 
 def points_of(
-    *, email: str | None = None, phone: str | None = None, whatsapp: str | None = None,
+    *,
+    email: str | None = None,
+    phone: str | None = None,
+    whatsapp: str | None = None,
     bsuid: str | None = None,
-) -> list[Point]:  # fmt: skip
+) -> list[Point]:
     """The points among these normalized values that are set."""
-    found = ((Kind.EMAIL, email), (Kind.PHONE, phone), (Kind.WHATSAPP, whatsapp),
-             (Kind.BSUID, bsuid))  # fmt: skip
+    found = (
+        (Kind.EMAIL, email),
+        (Kind.PHONE, phone),
+        (Kind.WHATSAPP, whatsapp),
+        (Kind.BSUID, bsuid),
+    )
     return [Point(kind, value) for kind, value in found if value]
 
 
@@ -245,8 +252,10 @@ async def attach(
     conflicts = list(resolution.conflicts)
     added: set[Point] = set()
     if resolution.add:
-        rows = [{"lead_id": lead.id, "kind": p.kind.value, "value": p.value, "created_at": now}
-                for p in sorted(resolution.add, key=_order)]  # fmt: skip
+        rows = [
+            {"lead_id": lead.id, "kind": p.kind.value, "value": p.value, "created_at": now}
+            for p in sorted(resolution.add, key=_order)
+        ]
         inserted = await point_store.add_points(session, rows)
         added = {Point(Kind(k), v) for k, v in inserted}
         lost = [p for p in resolution.add if p not in added]
@@ -257,8 +266,11 @@ async def attach(
         for point in resolution.add:
             if point in added:
                 _fill_primary(lead, point)
-        events = [_event(lead.id, ADDED, p, actor=actor, reason=reason, now=now)
-                  for p in resolution.add if p in added]  # fmt: skip
+        events = [
+            _event(lead.id, ADDED, p, actor=actor, reason=reason, now=now)
+            for p in resolution.add
+            if p in added
+        ]
         if events and audit:
             await point_store.record_events(session, events)
     await record_conflicts(session, lead.id, conflicts, actor=actor, now=now)
@@ -274,22 +286,35 @@ def _fill_primary(lead: Lead, point: Point) -> None:
 
 
 async def record_conflicts(
-    session: Session, lead_id: int, conflicts: Iterable[Conflict], *, actor: str,
+    session: Session,
+    lead_id: int,
+    conflicts: Iterable[Conflict],
+    *,
+    actor: str,
     now: datetime,
-) -> None:  # fmt: skip
+) -> None:
     """Store each conflict for a human, with an audit event on ``lead_id``."""
     rows = [
-        {"lead_id": lead_id, "other_lead_id": c.other_lead_id, "kind": c.point.kind.value,
-         "value": c.point.value, "reason": c.reason[:2000], "actor": actor[:100],
-         "status": "open", "created_at": now}
+        {
+            "lead_id": lead_id,
+            "other_lead_id": c.other_lead_id,
+            "kind": c.point.kind.value,
+            "value": c.point.value,
+            "reason": c.reason[:2000],
+            "actor": actor[:100],
+            "status": "open",
+            "created_at": now,
+        }
         for c in conflicts
-    ]  # fmt: skip
+    ]
     if not rows:
         return
     new = await point_store.add_conflicts(session, rows)
-    events = [_event(lead_id, CONFLICT, c.point, actor=actor, reason=c.reason, now=now)
-              for c in conflicts
-              if (c.other_lead_id, c.point.kind.value, c.point.value) in new]  # fmt: skip
+    events = [
+        _event(lead_id, CONFLICT, c.point, actor=actor, reason=c.reason, now=now)
+        for c in conflicts
+        if (c.other_lead_id, c.point.kind.value, c.point.value) in new
+    ]
     if events:  # only conflicts not recorded before
         await point_store.record_events(session, events)
 

@@ -143,11 +143,16 @@ async def intake(
         existing = resolution.lead
         if existing is not None:
             _fill_fields(existing, data)
-            attached = await attach(session, existing, resolution, actor=actor,
-                                    reason="contact point added", now=now)  # fmt: skip
+            attached = await attach(
+                session, existing, resolution, actor=actor, reason="contact point added", now=now
+            )
             await session.flush()
-            return IntakeResult(existing, created=False, conflicts=tuple(attached.conflicts),
-                                added=tuple(attached.added))  # fmt: skip
+            return IntakeResult(
+                existing,
+                created=False,
+                conflicts=tuple(attached.conflicts),
+                added=tuple(attached.added),
+            )
         row = build_lead(data, contact, now) | (values or {})
         taken = {c.point for c in resolution.conflicts}
         # A primary column another lead holds (a shared phone) stays with that lead.
@@ -158,8 +163,9 @@ async def intake(
         lead = await create_lead(session, row, actor=actor)
         if lead is None:  # a concurrent intake of the same person won the race: theirs
             continue
-        attached = await attach(session, lead, resolution, actor=actor, reason="new lead",
-                                now=now, audit=False)  # fmt: skip
+        attached = await attach(
+            session, lead, resolution, actor=actor, reason="new lead", now=now, audit=False
+        )
         return IntakeResult(lead, created=True, conflicts=tuple(attached.conflicts))
     raise InvalidLeadError("this lead's token collided; try again")
 
@@ -192,19 +198,32 @@ async def lead_seen_at(
         if lead is not None:
             if any(owned.get(p) != lead.id for p in points):
                 resolution = await for_lead(session, lead, points)
-                await attach(session, lead, resolution, actor=actor, reason=reason,
-                             now=now)  # fmt: skip
+                await attach(session, lead, resolution, actor=actor, reason=reason, now=now)
             return lead, False
     data = describe()
     if known is None and not owned:
         row = build_lead(data, Contact.of(data, default_region, required=False), now)
         lead = await create_lead(session, row | values, actor=actor)
         if lead is not None:
-            await attach(session, lead, Resolution(lead, add=list(points)), actor=actor,
-                         reason="new lead", now=now, audit=False)  # fmt: skip
+            await attach(
+                session,
+                lead,
+                Resolution(lead, add=list(points)),
+                actor=actor,
+                reason="new lead",
+                now=now,
+                audit=False,
+            )
             return lead, True
-    result = await intake(session, data, default_region=default_region, now=now, actor=actor,
-                          points=tuple(points), values=values)  # fmt: skip
+    result = await intake(
+        session,
+        data,
+        default_region=default_region,
+        now=now,
+        actor=actor,
+        points=tuple(points),
+        values=values,
+    )
     return result.lead, result.created
 
 
@@ -218,8 +237,15 @@ async def create_lead(session: Session, values: dict[str, Any], *, actor: str) -
     lead = await lead_store.insert_lead(session, values)
     if lead is None:
         return None
-    await record_event(session, lead_id=lead.id, from_stage=None, to_stage=lead.stage,
-                       reason=None, actor=actor, at=lead.created_at)  # fmt: skip
+    await record_event(
+        session,
+        lead_id=lead.id,
+        from_stage=None,
+        to_stage=lead.stage,
+        reason=None,
+        actor=actor,
+        at=lead.created_at,
+    )
     return lead
 
 

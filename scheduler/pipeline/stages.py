@@ -128,7 +128,13 @@ async def record_event(
 ) -> StageEvent:
     """Write one audit row in the caller's transaction (a prebuilt Core insert: no ORM
     flush); the event, with its id. ``from_stage`` None is the lead's creation."""
-    audit = {"lead_id": lead_id, "from_stage": from_stage, "to_stage": to_stage,
-             "reason": reason, "actor": actor, "at": at}  # fmt: skip
+    audit = {
+        "lead_id": lead_id,
+        "from_stage": from_stage,
+        "to_stage": to_stage,
+        "reason": reason,
+        "actor": actor,
+        "at": at,
+    }
     event_id = await record_stage_event(session, audit)
     return StageEvent(id=event_id, **audit)

@@ -379,7 +379,7 @@ async def without_next_step(
     query = (
         select(
             Lead.id, Lead.stage, Lead.qualification, Lead.last_inbound_at, Lead.last_outbound_at
-        )  # fmt: skip
+        )
         .where(
             Lead.stage.in_(stages),
             Lead.id > after_id,

@@ -61,8 +61,16 @@ async def make_lead(db: async_sessionmaker[AsyncSession], **fields: Any) -> Lead
         data = {"name": "Jane Doe", "email": "jane.d@acme.com", "company": "Acme"} | fields
         lead = (await intake(session, LeadIn(**data), default_region="US", now=NOW)).lead
         await transition(session, lead.id, "contacted", reason=None, actor="test", now=NOW)
-        session.add(Touch(lead_id=lead.id, sequence="default", step="day1", channel="email",
-                          due_at=NOW + timedelta(days=1), status="pending"))  # fmt: skip
+        session.add(
+            Touch(
+                lead_id=lead.id,
+                sequence="default",
+                step="day1",
+                channel="email",
+                due_at=NOW + timedelta(days=1),
+                status="pending",
+            )
+        )
         await add_rep(session, name="Ana", email="ana@seller.com", whatsapp=None, now=NOW)
     return lead
 
@@ -235,8 +243,10 @@ async def test_a_cancellation_tells_the_rep_and_starts_the_rebook_nudge(
     assert booking is not None and booking.status == "canceled" and booking.canceled_at
     assert (await lead_state(db, lead.id)).booked_at is None
     mails = await rep_mail(db)
-    assert [m["subject"].split(":")[0] for m in mails] == ["[leadbot] Call booked",
-                                                           "[leadbot] Call canceled"]  # fmt: skip
+    assert [m["subject"].split(":")[0] for m in mails] == [
+        "[leadbot] Call booked",
+        "[leadbot] Call canceled",
+    ]
     assert "Conflict with another meeting" in mails[1]["text"]
     assert [s for s, status in await touches(db, lead.id) if status == "pending"] == [
         "rebook",
@@ -300,8 +310,10 @@ async def test_a_late_created_does_not_revive_a_canceled_booking(
 async def test_other_events_are_acknowledged_and_change_nothing(
     app_client: Client, db: async_sessionmaker[AsyncSession], name: str
 ) -> None:
-    assert await post(app_client, load_event(name)) == (200, {"status": "ignored",
-                                                              "lead_id": None})  # fmt: skip
+    assert await post(app_client, load_event(name)) == (
+        200,
+        {"status": "ignored", "lead_id": None},
+    )
     assert await counts(db) == {"bookings": 0, "processed_events": 0, "outbox": 0, "leads": 0}
 
 

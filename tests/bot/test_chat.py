@@ -181,8 +181,9 @@ def test_each_typed_line_is_a_turn_under_the_whatsapp_rule(
 
     seen: list[list[object]] = []
 
-    async def spy(script: Script, session: Session, events: list[object], *a: object,
-                  **kw: object) -> turn_module.TurnResult:  # fmt: skip
+    async def spy(
+        script: Script, session: Session, events: list[object], *a: object, **kw: object
+    ) -> turn_module.TurnResult:
         seen.append(list(events))
         return await turn_module.take_turn(script, session, events, *a, **kw)  # type: ignore[arg-type]
 

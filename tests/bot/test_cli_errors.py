@@ -59,9 +59,15 @@ def files_in(path: Path) -> set[str]:
 
 @pytest.mark.parametrize(
     "command",
-    [["leads", "list"], ["reps", "list"], ["db", "upgrade"], ["leads", "erase", "1"],
-     ["leads", "import", "leads.csv"], ["reps", "add", "Ana", "--email", "ana@acme.com"]],
-)  # fmt: skip
+    [
+        ["leads", "list"],
+        ["reps", "list"],
+        ["db", "upgrade"],
+        ["leads", "erase", "1"],
+        ["leads", "import", "leads.csv"],
+        ["reps", "add", "Ana", "--email", "ana@acme.com"],
+    ],
+)
 def test_a_wrong_postgres_port_is_one_line(
     env: dict[str, str], command: list[str], tmp_path: Path
 ) -> None:
@@ -131,9 +137,15 @@ def unmigrated_postgres(postgres_server: str) -> Iterator[str]:
 
 @pytest.mark.parametrize(
     "command",
-    [["leads", "list"], ["leads", "erase", "1"], ["reps", "add", "Ana", "--email", "a@x.io"],
-     ["reps", "list"], ["scheduler"], ["serve", "--port", "0"]],
-)  # fmt: skip
+    [
+        ["leads", "list"],
+        ["leads", "erase", "1"],
+        ["reps", "add", "Ana", "--email", "a@x.io"],
+        ["reps", "list"],
+        ["scheduler"],
+        ["serve", "--port", "0"],
+    ],
+)
 def test_an_unmigrated_postgres_names_the_command_to_run(
     env: dict[str, str], unmigrated_postgres: str, command: list[str], tmp_path: Path
 ) -> None:

@@ -28,10 +28,11 @@ async def states(sessions: Sessions) -> dict[str, OutboxItem]:
 async def test_a_hanging_submission_strands_no_other_email(sessions: Sessions) -> None:
     async with sessions.begin() as session:
         ids = [
-            await enqueue(session, key=f"k:{to}", channel="email", recipient=to,
-                          payload=PAYLOAD, now=NOW)
+            await enqueue(
+                session, key=f"k:{to}", channel="email", recipient=to, payload=PAYLOAD, now=NOW
+            )
             for to in (REFUSED, HANGS, NEVER)
-        ]  # fmt: skip
+        ]
     for address in (REFUSED, HANGS, NEVER):
         await make_lead(sessions, address)
     async with FakeSmtp() as smtp:

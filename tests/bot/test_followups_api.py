@@ -35,13 +35,18 @@ async def test_approve_and_reject(client: TestClient[Any, Any]) -> None:
     touch = touches[0]
     assert touch["draft"].startswith("Hi Dana") and touch["subject"] == "Still on your list, Dana?"
 
-    approved = await client.post(f"/api/touches/{touch['id']}/approve",
-                                 json={"by": "rep@acme", "text": "Hi Dana, quick hello."},
-                                 headers=AUTH)  # fmt: skip
+    approved = await client.post(
+        f"/api/touches/{touch['id']}/approve",
+        json={"by": "rep@acme", "text": "Hi Dana, quick hello."},
+        headers=AUTH,
+    )
     assert approved.status == 200
     body = (await approved.json())["touch"]
     assert (body["status"], body["draft"], body["approved_by"]) == (
-        "sent", "Hi Dana, quick hello.", "rep@acme")  # fmt: skip
+        "sent",
+        "Hi Dana, quick hello.",
+        "rep@acme",
+    )
     again = await client.post(f"/api/touches/{touch['id']}/approve", headers=AUTH)
     assert again.status == 409
     assert (await again.json())["error"]["code"] == "touch_state"

@@ -57,6 +57,14 @@ async def test_free_text_never_becomes_a_label(client: Client) -> None:
     for secret in ("jane.doe", "example.com", "Dana", "972", "s19", "BREW", "PROPFIND"):
         assert secret not in every
     assert values["source"] <= SOURCES
-    assert values["method"] <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS",
-                                "other"}  # fmt: skip
+    assert values["method"] <= {
+        "GET",
+        "HEAD",
+        "POST",
+        "PUT",
+        "PATCH",
+        "DELETE",
+        "OPTIONS",
+        "other",
+    }
     assert all(r.startswith("/") or r == "unmatched" for r in values["route"])

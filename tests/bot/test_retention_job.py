@@ -45,10 +45,15 @@ async def test_the_service_runs_the_retention_job_with_the_configured_days(
             at = NOW - timedelta(days=age)
             await session.execute(
                 insert(InboxItem).values(
-                    channel="whatsapp", external_id=wamid, sender="+14155550100",
-                    payload={}, received_at=at, processed_at=at, attempts=1,
+                    channel="whatsapp",
+                    external_id=wamid,
+                    sender="+14155550100",
+                    payload={},
+                    received_at=at,
+                    processed_at=at,
+                    attempts=1,
                 )
-            )  # fmt: skip
+            )
 
     await jobs["retention"].func(NOW)
 

@@ -78,8 +78,9 @@ async def test_a_reschedule_on_two_workers_keeps_booked_at(
         await add_rep(session, name="Ana", email="ana@seller.com", whatsapp=None, now=NOW)
     ctx = BookingContext()
     async with pg.begin() as session:
-        await apply_event(session, load_event("invitee_created", token=lead.token), now=NOW,
-                          ctx=ctx)  # fmt: skip
+        await apply_event(
+            session, load_event("invitee_created", token=lead.token), now=NOW, ctx=ctx
+        )
     later = NOW + timedelta(minutes=5)
 
     async def created(session: AsyncSession) -> Any:  # worker 1: the new booking
@@ -109,8 +110,9 @@ async def test_an_email_reply_racing_a_lost_move_does_not_reopen_the_lead(
         await transition(session, lead.id, Stage.DORMANT, reason="quiet", actor="t", now=NOW)
 
     async def rep_marks_lost(session: AsyncSession) -> Any:
-        return await transition(session, lead.id, Stage.LOST, reason="chose a competitor",
-                                actor="rep:ana", now=NOW)  # fmt: skip
+        return await transition(
+            session, lead.id, Stage.LOST, reason="chose a competitor", actor="rep:ana", now=NOW
+        )
 
     email = InboundEmail(
         sender="jane@acme.com",

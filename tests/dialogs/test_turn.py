@@ -78,8 +78,13 @@ async def test_several_events_in_one_turn_give_one_reply_the_latest() -> None:
     # ... but only the last step's message goes out, last of all the actions.
     (reply,) = messages(result)
     assert result.reply is reply and result.actions[-1] is reply
-    alone = step(SCRIPT, answered(need="build", company_size="51-200"),
-                 TextReceived("60k", ans(budget=60000)), T0, icp=ICP)  # fmt: skip
+    alone = step(
+        SCRIPT,
+        answered(need="build", company_size="51-200"),
+        TextReceived("60k", ans(budget=60000)),
+        T0,
+        icp=ICP,
+    )
     (expected,) = [a for a in alone.actions if isinstance(a, MESSAGE_ACTIONS)]
     assert reply == expected
 
@@ -106,8 +111,7 @@ async def test_the_later_message_counts_when_nothing_closed_before_it() -> None:
     session = answered(need="build")
     said = Scripted({"we are 200": ans(company_size="51-200")})
     first = await turn(session, [TextReceived("we are 200")], said)
-    with_media = await turn(session, [TextReceived("we are 200"), UnsupportedMedia("image")],
-                            said)  # fmt: skip
+    with_media = await turn(session, [TextReceived("we are 200"), UnsupportedMedia("image")], said)
     (reply,) = messages(with_media)
     assert isinstance(reply, SendText) and "only read text" in reply.text
     assert reply != first.reply

@@ -113,8 +113,12 @@ def make_sweeper(
     channel = channel or RecordingChannel()
     dispatcher = Dispatcher(sessions, {"email": channel, "whatsapp": channel})
     sweeper = Sweeper(
-        sessions, cadence, TemplateDrafter(cadence), dispatcher,
+        sessions,
+        cadence,
+        TemplateDrafter(cadence),
+        dispatcher,
         links={"calendly": "https://calendly.com/acme/intro", "public": ""},
-        config=SweepConfig(**config), clock=clock,
-    )  # fmt: skip
+        config=SweepConfig(**config),
+        clock=clock,
+    )
     return sweeper, channel

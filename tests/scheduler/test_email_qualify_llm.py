@@ -32,9 +32,12 @@ async def fake() -> AsyncIterator[FakeOpenAI]:
 def qualifier(fake: FakeOpenAI) -> EmailQualifier:
     script = load_scripts(ROOT / "dialogs" / "scripts")["b2b_default"]
     extractor = FactExtractor(
-        "gpt-4o-mini", api_key="k", base_url=fake.base_url, prompts_dir=ROOT / "prompts",
+        "gpt-4o-mini",
+        api_key="k",
+        base_url=fake.base_url,
+        prompts_dir=ROOT / "prompts",
         timeout=0.5,
-    )  # fmt: skip
+    )
     return EmailQualifier(load_icp(), script, extractor=extractor)
 
 
@@ -95,5 +98,6 @@ async def test_facts_without_evidence_in_the_lead_are_dropped(
     )
     assert "budget" not in with_model["slots"] and "company_size" not in with_model["slots"]
     assert (with_model["tier"], with_model["decision"]) == (
-        rules_only["tier"], rules_only["decision"],
-    )  # fmt: skip
+        rules_only["tier"],
+        rules_only["decision"],
+    )

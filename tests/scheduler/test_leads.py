@@ -160,10 +160,17 @@ async def test_a_person_seen_at_new_points_gets_a_new_lead_and_then_that_lead(
             owned = await owner_ids(session, points)
             known = next(iter(owned.values()), None)
             lead, created = await lead_seen_at(
-                session, points, known=known, owned=owned, describe=describe,
-                values={"last_inbound_at": NOW}, default_region="US", now=NOW, actor="test",
+                session,
+                points,
+                known=known,
+                owned=owned,
+                describe=describe,
+                values={"last_inbound_at": NOW},
+                default_region="US",
+                now=NOW,
+                actor="test",
                 reason="seen in a test",
-            )  # fmt: skip
+            )
             return lead.id, created
 
     lead_id, created = await seen([wa, phone])

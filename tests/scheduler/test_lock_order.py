@@ -130,8 +130,7 @@ async def test_an_approval_and_a_reply_of_the_same_lead_do_not_deadlock(
     assert touch_id is not None
     pause = Pause(monkeypatch, call=1)
 
-    await race(sessions, lead_id, pause,
-               lambda: sweeper.approve(touch_id, by="dana", now=NOW))  # fmt: skip
+    await race(sessions, lead_id, pause, lambda: sweeper.approve(touch_id, by="dana", now=NOW))
 
     async with sessions() as session:
         lead = await session.get(Lead, lead_id)

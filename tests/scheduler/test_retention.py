@@ -32,11 +32,16 @@ async def _inbox(
     async with sessions.begin() as session:
         await session.execute(
             insert(InboxItem).values(
-                channel="whatsapp", external_id=wamid, sender="+14155550100",
-                payload={"text": "hello from Dana"}, received_at=at, attempts=1,
-                processed_at=at + timedelta(seconds=1) if processed else None, error=error,
+                channel="whatsapp",
+                external_id=wamid,
+                sender="+14155550100",
+                payload={"text": "hello from Dana"},
+                received_at=at,
+                attempts=1,
+                processed_at=at + timedelta(seconds=1) if processed else None,
+                error=error,
             )
-        )  # fmt: skip
+        )
 
 
 async def _event(sessions: Sessions, key: str, *, age: timedelta) -> None:
@@ -52,11 +57,16 @@ async def _outbox(
     async with sessions.begin() as session:
         await session.execute(
             insert(OutboxItem).values(
-                key=key, channel="whatsapp", recipient="+14155550100",
-                payload={"text": "Hi Dana"}, state=state, attempts=1,
-                created_at=NOW - age, updated_at=NOW - (updated if updated is not None else age),
+                key=key,
+                channel="whatsapp",
+                recipient="+14155550100",
+                payload={"text": "Hi Dana"},
+                state=state,
+                attempts=1,
+                created_at=NOW - age,
+                updated_at=NOW - (updated if updated is not None else age),
             )
-        )  # fmt: skip
+        )
 
 
 async def _inbox_ids(sessions: Sessions) -> set[str]:
@@ -84,11 +94,15 @@ async def test_old_processed_records_are_trimmed_and_unprocessed_ones_never(
     report = await trim(sessions, RetentionPolicy(days=90, batch=2), NOW)
 
     assert (report.inbox_deleted, report.events_deleted, report.outbox_payloads_cleared) == (
-        2, 1, 2,
-    )  # fmt: skip
+        2,
+        1,
+        2,
+    )
     assert await _inbox_ids(sessions) == {
-        "wamid.old-unprocessed", "wamid.recent-done", "wamid.recent-unprocessed",
-    }  # fmt: skip
+        "wamid.old-unprocessed",
+        "wamid.recent-done",
+        "wamid.recent-unprocessed",
+    }
     async with sessions() as session:
         assert set(await session.scalars(select(ProcessedEvent.key))) == {"evt-recent"}
         outbox = {row.key: row for row in await session.scalars(select(OutboxItem))}
@@ -134,10 +148,17 @@ async def test_a_backlog_is_trimmed_in_statements_of_a_thousand_rows(
 ) -> None:
     old = NOW - 200 * DAY
     rows = [
-        {"channel": "whatsapp", "external_id": f"wamid.{i}", "sender": "+1", "payload": {},
-         "received_at": old, "processed_at": old, "attempts": 1}
+        {
+            "channel": "whatsapp",
+            "external_id": f"wamid.{i}",
+            "sender": "+1",
+            "payload": {},
+            "received_at": old,
+            "processed_at": old,
+            "attempts": 1,
+        }
         for i in range(2500)
-    ]  # fmt: skip
+    ]
     async with sessions.begin() as session:
         await session.execute(insert(InboxItem), rows)
     await _inbox(sessions, "wamid.fresh", age=DAY, processed=True)
@@ -209,12 +230,23 @@ async def test_old_cancelled_touches_that_never_went_out_are_trimmed(sessions: S
         ("day1", 2): ("pending", 3 * DAY, None),
     }
     async with sessions.begin() as session:
-        await session.execute(insert(Touch), [
-            {"lead_id": lead_id, "sequence": "whatsapp_quiet", "step": step, "cycle": cycle,
-             "channel": "whatsapp", "due_at": NOW - age, "status": status, "outbox_id": outbox,
-             "created_at": NOW - age}
-            for (step, cycle), (status, age, outbox) in touches.items()
-        ])  # fmt: skip
+        await session.execute(
+            insert(Touch),
+            [
+                {
+                    "lead_id": lead_id,
+                    "sequence": "whatsapp_quiet",
+                    "step": step,
+                    "cycle": cycle,
+                    "channel": "whatsapp",
+                    "due_at": NOW - age,
+                    "status": status,
+                    "outbox_id": outbox,
+                    "created_at": NOW - age,
+                }
+                for (step, cycle), (status, age, outbox) in touches.items()
+            ],
+        )
 
     report = await trim(sessions, RetentionPolicy(days=90), NOW)
 

@@ -41,8 +41,9 @@ async def test_statements_run_in_the_event_loops_thread(
     seen: list[int] = []
     async with engine.connect() as connection:
         raw = await connection.get_raw_connection()
-        raw.driver_connection.raw.create_function("whose", 0, lambda: seen.append(
-            threading.get_ident()) or 1)  # fmt: skip
+        raw.driver_connection.raw.create_function(
+            "whose", 0, lambda: seen.append(threading.get_ident()) or 1
+        )
         await connection.execute(text("SELECT whose()"))
     assert seen == [threading.get_ident()]
     assert threading.active_count() == threads_before  # no worker thread was started

@@ -57,8 +57,11 @@ async def enrich(
         found = await provider.enrich(email, domain, name)
     except EnrichmentError as exc:
         log.warning("enrichment by %s failed for a lead: %s", provider.name, exc)
-        out["provider_error"] = {"provider": provider.name, "code": exc.code,
-                                 "message": str(exc)[:300]}  # fmt: skip
+        out["provider_error"] = {
+            "provider": provider.name,
+            "code": exc.code,
+            "message": str(exc)[:300],
+        }
         return out
     out["provider"] = provider.name
     if not found:

@@ -58,22 +58,28 @@ class HttpEnrichmentProvider:
                     return None
                 if response.status != 200:
                     transient = response.status == 429 or response.status >= 500
-                    raise EnrichmentError(f"HTTP {response.status}", is_transient=transient,
-                                          code=f"http_{response.status}")  # fmt: skip
+                    raise EnrichmentError(
+                        f"HTTP {response.status}",
+                        is_transient=transient,
+                        code=f"http_{response.status}",
+                    )
                 raw = await response.content.read(MAX_BODY + 1)
         except (TimeoutError, aiohttp.ClientError) as exc:
-            raise EnrichmentError(f"{exc.__class__.__name__}: {exc}", is_transient=True,
-                                  code="unreachable") from exc  # fmt: skip
+            raise EnrichmentError(
+                f"{exc.__class__.__name__}: {exc}", is_transient=True, code="unreachable"
+            ) from exc
         if len(raw) > MAX_BODY:
             raise EnrichmentError("response too large", is_transient=False, code="too_large")
         try:
             body = json.loads(raw)
         except ValueError as exc:
-            raise EnrichmentError("response is not JSON", is_transient=False,
-                                  code="bad_json") from exc  # fmt: skip
+            raise EnrichmentError(
+                "response is not JSON", is_transient=False, code="bad_json"
+            ) from exc
         if not isinstance(body, dict):
-            raise EnrichmentError("response is not a JSON object", is_transient=False,
-                                  code="bad_json")  # fmt: skip
+            raise EnrichmentError(
+                "response is not a JSON object", is_transient=False, code="bad_json"
+            )
         return flatten(body)
 
     async def aclose(self) -> None:

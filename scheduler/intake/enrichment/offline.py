@@ -59,7 +59,7 @@ _SENIORITY: tuple[tuple[Seniority, re.Pattern[str]], ...] = (
             r"managing director|general manager|gesch[aä]ftsf[uü]hrer|inhaber|gr[uü]nder|"
             r"director general|directeur g[eé]n[eé]ral|pdg)\b"
         ),
-    ),  # fmt: skip
+    ),
     ("head/director", re.compile(r"\b(head|director|directora?|directeur|leiter|leiterin)\b")),
     ("manager", re.compile(r"\b(manager|lead|team lead|supervisor|coordinator|gerente)\b")),
 )

@@ -108,15 +108,19 @@ def text_body(
     wa_id: str, wamid: str, text: str, *, name: str = "Dana", ts: int = 1700000000
 ) -> bytes:
     """A Cloud API body with one text message."""
-    return _body(wa_id, name, {"id": wamid, "timestamp": str(ts), "type": "text",
-                               "text": {"body": text}})  # fmt: skip
+    return _body(
+        wa_id, name, {"id": wamid, "timestamp": str(ts), "type": "text", "text": {"body": text}}
+    )
 
 
 def choice_body(wa_id: str, wamid: str, choice: str, *, ts: int = 1700000000) -> bytes:
     """A Cloud API body with one interactive button reply."""
     reply = {"type": "button_reply", "button_reply": {"id": choice, "title": choice[:20]}}
-    return _body(wa_id, "Dana", {"id": wamid, "timestamp": str(ts), "type": "interactive",
-                                 "interactive": reply})  # fmt: skip
+    return _body(
+        wa_id,
+        "Dana",
+        {"id": wamid, "timestamp": str(ts), "type": "interactive", "interactive": reply},
+    )
 
 
 def _body(wa_id: str, name: str, message: dict[str, Any]) -> bytes:

@@ -43,9 +43,13 @@ def start(
     graph_api: FakeGraphAPI,
 ) -> Callable[..., Awaitable[Client]]:
     async def make(**overrides: Any) -> Client:
-        settings = make_settings(whatsapp_app_secret=APP_SECRET, burst_window_ms=20,
-                                 calendly_url="https://calendly.com/acme/intro",
-                                 **graph_api.settings(), **overrides)  # fmt: skip
+        settings = make_settings(
+            whatsapp_app_secret=APP_SECRET,
+            burst_window_ms=20,
+            calendly_url="https://calendly.com/acme/intro",
+            **graph_api.settings(),
+            **overrides,
+        )
         client = await aiohttp_client(create_app(settings, engine=engine, run_scheduler=False))
         async with client.app[SESSIONS].begin() as session:
             await add_rep(session, name="Ana", email="ana@seller.com", whatsapp=None, now=utcnow())
@@ -80,8 +84,9 @@ class Prospect:
         ]
         [choice] = [o["id"] for o in options if o["title"].startswith(title)]
         self.n += 1
-        return await self._send(choice_body(WA_ID, f"wamid.E2E{self.n}", choice,
-                                            ts=int(time.time())))  # fmt: skip
+        return await self._send(
+            choice_body(WA_ID, f"wamid.E2E{self.n}", choice, ts=int(time.time()))
+        )
 
 
 async def rep_notifications(client: Client) -> list[OutboxItem]:

@@ -61,8 +61,9 @@ async def test_each_bot_reply_to_an_open_question_schedules_the_quiet_cadence_an
     ]
 
     # They opt out: everything is cancelled and nothing new is scheduled.
-    assert (await post(client, text_body(PHONE.lstrip("+"), "wamid.Q3", "STOP",
-                                          ts=1700000200))).status == 200  # fmt: skip
+    assert (
+        await post(client, text_body(PHONE.lstrip("+"), "wamid.Q3", "STOP", ts=1700000200))
+    ).status == 200
     await settle(client)
     last = await touches(client, lead.id)
     assert len(last) == 2 * len(steps)

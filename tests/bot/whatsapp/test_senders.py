@@ -61,8 +61,9 @@ def start(
     graph_api: FakeGraphAPI,
 ) -> Callable[..., Awaitable[Client]]:
     async def make() -> Client:
-        settings = make_settings(whatsapp_app_secret=APP_SECRET, burst_window_ms=20,
-                                 **graph_api.settings())  # fmt: skip
+        settings = make_settings(
+            whatsapp_app_secret=APP_SECRET, burst_window_ms=20, **graph_api.settings()
+        )
         return await aiohttp_client(create_app(settings, engine=engine, run_scheduler=False))
 
     return make
@@ -166,11 +167,24 @@ async def test_a_whatsapp_reply_cancels_the_email_touches_of_the_same_person(
     client.app[INBOX].hooks = Hooks(recorder.notify_reps, recorder.start_sequence, cancel_pending)
     now = utcnow()
     async with client.app[SESSIONS].begin() as db:
-        form = await intake(db, LeadIn(email="lupita@acme.mx", phone="+52 55 1234 5678"),
-                            default_region="US", now=now)  # fmt: skip
+        form = await intake(
+            db,
+            LeadIn(email="lupita@acme.mx", phone="+52 55 1234 5678"),
+            default_region="US",
+            now=now,
+        )
         due = now + timedelta(days=1)
-        db.add(Touch(lead_id=form.lead.id, sequence="new_lead", step="day1", cycle=0,
-                     channel="email", due_at=due, status="pending"))  # fmt: skip
+        db.add(
+            Touch(
+                lead_id=form.lead.id,
+                sequence="new_lead",
+                step="day1",
+                cycle=0,
+                channel="email",
+                due_at=due,
+                status="pending",
+            )
+        )
     assert (await post(client, fresh("sender_mx.json"))).status == 200
     await settle(client)
     async with client.app[SESSIONS]() as db:
@@ -187,9 +201,14 @@ async def test_the_service_window_knows_a_lead_by_the_wa_id_it_wrote_from(
 ) -> None:
     now = utcnow()
     async with sessions.begin() as db:
-        await intake(db, LeadIn(phone="+525512345678"), default_region="US", now=now,
-                     points=(Point(Kind.WHATSAPP, "+5215512345678"),),
-                     values={"last_inbound_at": now - timedelta(hours=1)})  # fmt: skip
+        await intake(
+            db,
+            LeadIn(phone="+525512345678"),
+            default_region="US",
+            now=now,
+            points=(Point(Kind.WHATSAPP, "+5215512345678"),),
+            values={"last_inbound_at": now - timedelta(hours=1)},
+        )
     window = LeadServiceWindow(sessions)
     assert await window.is_open("5215512345678", now)
     await window.closed("5215512345678", now)

@@ -85,9 +85,14 @@ async def test_wrong_signature_is_403_and_stores_nothing(wa: tuple[Client, Recor
 
 @pytest.mark.parametrize(
     "name",
-    ["malformed_not_json.txt", "malformed_array.json", "malformed_entry_not_list.json",
-     "malformed_message_no_id.json", "malformed_bad_timestamp.json"],
-)  # fmt: skip
+    [
+        "malformed_not_json.txt",
+        "malformed_array.json",
+        "malformed_entry_not_list.json",
+        "malformed_message_no_id.json",
+        "malformed_bad_timestamp.json",
+    ],
+)
 async def test_malformed_body_is_400_and_stores_nothing(
     wa: tuple[Client, Recorder], name: str
 ) -> None:
@@ -286,10 +291,14 @@ async def test_stop_opts_out_and_nothing_is_ever_sent_again(wa: tuple[Client, Re
 
     async with client.app[SESSIONS]() as db:
         assert await find_suppression(db, f"+{phone}") is not None
-        assert await db.scalar(
-            Message.__table__.select().with_only_columns(Message.id)
-            .where(Message.external_id == "wamid.STOP3")
-        ) is not None  # fmt: skip
+        assert (
+            await db.scalar(
+                Message.__table__.select()
+                .with_only_columns(Message.id)
+                .where(Message.external_id == "wamid.STOP3")
+            )
+            is not None
+        )
 
 
 async def test_asking_for_a_human_pauses_the_bot(wa: tuple[Client, Recorder]) -> None:
@@ -310,9 +319,15 @@ async def test_asking_for_a_human_pauses_the_bot(wa: tuple[Client, Recorder]) ->
 
 async def _sent_row(client: Client, wamid: str, lead_id: int | None = None) -> int:
     async with client.app[SESSIONS].begin() as db:
-        item = OutboxItem(key=f"test:{wamid}", channel="whatsapp", recipient=DANA,
-                          payload={"kind": "text", "text": "x"}, state="sent",
-                          external_id=wamid, lead_id=lead_id)  # fmt: skip
+        item = OutboxItem(
+            key=f"test:{wamid}",
+            channel="whatsapp",
+            recipient=DANA,
+            payload={"kind": "text", "text": "x"},
+            state="sent",
+            external_id=wamid,
+            lead_id=lead_id,
+        )
         db.add(item)
         await db.flush()
         return item.id
