@@ -25,12 +25,12 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.email import EmailChannel
-from bot.channels.email_message import Sender
+from bot.channels.email_message import EmailSender
 from bot.channels.smtp import SmtpConfig
-from bot.email_in.quotes import strip_quotes
-from bot.signing import Signer
-from scheduler.leads import LeadIn, intake
-from scheduler.outbox import Dispatcher, enqueue
+from bot.email.quotes import strip_quotes
+from bot.http.signing import Signer
+from scheduler.delivery.outbox import Dispatcher, enqueue
+from scheduler.pipeline.leads import LeadIn, intake
 from scheduler.store.engine import create_engine, session_factory
 from scheduler.store.migrate import upgrade
 from scheduler.store.models import utcnow
@@ -85,7 +85,7 @@ async def bench_send(count: int) -> None:
         channel = EmailChannel(
             SmtpConfig.from_url(f"smtp://127.0.0.1:{port}"),
             sessions,
-            sender=Sender.parse("Sales <sales@bench.example.com>"),
+            sender=EmailSender.parse("Sales <sales@bench.example.com>"),
             signer=Signer("k" * 32),
             public_url="https://bench.example.com",
             daily_cap=10**9,

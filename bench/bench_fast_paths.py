@@ -246,10 +246,10 @@ async def bench_email(rounds: int) -> None:
     from email.message import EmailMessage
     from email.policy import SMTP, Compat32
 
-    from bot.channels.email_message import Sender, compose
+    from bot.channels.email_message import EmailSender, compose
     from bot.channels.smtp import _WIRE, to_wire
 
-    sender = Sender.parse("Dana from Acme <dana@acme.example>")
+    sender = EmailSender.parse("Dana from Acme <dana@acme.example>")
     now = datetime.now(UTC)
     payload = {
         "subject": "Quick question about your team's reporting workflow",

@@ -26,7 +26,7 @@ from aiohttp import web
 
 from bot.app import create_app
 from bot.settings import Settings
-from scheduler.importer import import_csv
+from scheduler.intake.importer import import_csv
 from scheduler.store.engine import session_factory
 from scheduler.store.models import utcnow
 from tests.support.lead_csv import write_leads_csv

@@ -51,8 +51,13 @@ SECRET = "bench-app-secret"
 
 def body(wa_id: str, n: int) -> bytes:
     """A Cloud API webhook body with one text message from ``wa_id``."""
-    message = {"from": wa_id, "id": f"wamid.BENCH{n}", "timestamp": str(int(time.time())),
-               "type": "text", "text": {"body": "Hi, I saw your ad"}}  # fmt: skip
+    message = {
+        "from": wa_id,
+        "id": f"wamid.BENCH{n}",
+        "timestamp": str(int(time.time())),
+        "type": "text",
+        "text": {"body": "Hi, I saw your ad"},
+    }
     value = {
         "messaging_product": "whatsapp",
         "metadata": {"display_phone_number": "15550001111", "phone_number_id": "106540352242922"},
@@ -74,12 +79,19 @@ async def serve(config: dict[str, Any]) -> None:
 
     force_plain(config["plain"].split(","))
     async with scratch_store(config["database"]) as engine:
-        settings = Settings(_env_file=None, database_url=config["database"], api_token="t",
-                            secret_key="s" * 32, whatsapp_app_secret=SECRET,
-                            whatsapp_phone_id=config["phone_id"], whatsapp_token=config["token"],
-                            whatsapp_api_url=config["graph_url"], whatsapp_rate=config["wa_rate"],
-                            calendly_url="https://calendly.com/acme/intro",
-                            burst_window_ms=config["burst_ms"])  # fmt: skip
+        settings = Settings(
+            _env_file=None,
+            database_url=config["database"],
+            api_token="t",
+            secret_key="s" * 32,
+            whatsapp_app_secret=SECRET,
+            whatsapp_phone_id=config["phone_id"],
+            whatsapp_token=config["token"],
+            whatsapp_api_url=config["graph_url"],
+            whatsapp_rate=config["wa_rate"],
+            calendly_url="https://calendly.com/acme/intro",
+            burst_window_ms=config["burst_ms"],
+        )
         app = create_app(settings, engine=engine, run_scheduler=False, freeze=True)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
@@ -102,13 +114,21 @@ async def measure(database: str, args: argparse.Namespace, plain: str = "") -> d
     """One run against a service on ``database`` (without the fast paths ``plain``): the
     latency quantiles (ms) and how busy the service was (share of a core)."""
     async with FakeGraphAPI() as graph:
-        config = {"database": database, "graph_url": graph.base_url,
-                  "phone_id": graph.phone_id, "token": graph.token, "wa_rate": args.wa_rate,
-                  "burst_ms": args.burst_ms, "plain": plain}  # fmt: skip
+        config = {
+            "database": database,
+            "graph_url": graph.base_url,
+            "phone_id": graph.phone_id,
+            "token": graph.token,
+            "wa_rate": args.wa_rate,
+            "burst_ms": args.burst_ms,
+            "plain": plain,
+        }
         child = subprocess.Popen(
             [sys.executable, "-m", "bench.bench_reply_latency", "--serve", json.dumps(config)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert child.stdin is not None and child.stdout is not None
         try:
             line = await asyncio.get_running_loop().run_in_executor(None, child.stdout.readline)
@@ -166,8 +186,10 @@ async def _converse(port: int, total: int, rate: float) -> dict[str, float]:
 async def main(args: argparse.Namespace) -> None:
     """Measure on each backend and print a line each."""
     total = int(args.rate * args.seconds)
-    print(f"{total} new conversations at {args.rate:g}/s, burst window {args.burst_ms} ms, "
-          f"WhatsApp rate {args.wa_rate:g}/s; target p99 <= 1000 ms")  # fmt: skip
+    print(
+        f"{total} new conversations at {args.rate:g}/s, burst window {args.burst_ms} ms, "
+        f"WhatsApp rate {args.wa_rate:g}/s; target p99 <= 1000 ms"
+    )
     print(f"load {loadavg()}")
     for backend in args.backends:
         if backend == "postgres" and not await postgres_reachable():

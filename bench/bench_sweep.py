@@ -35,19 +35,25 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.email import EmailChannel
-from bot.channels.email_message import Sender, compose
+from bot.channels.email_message import EmailSender, compose
 from bot.channels.smtp import SmtpConfig, SmtpPool
-from bot.signing import Signer
-from scheduler.cadence import load_cadence
-from scheduler.drafting import TemplateDrafter
-from scheduler.outbox import Dispatcher
+from bot.http.signing import Signer
+from scheduler.delivery.outbox import Dispatcher
+from scheduler.followups.cadence import load_cadence
+from scheduler.followups.drafting import TemplateDrafter
+from scheduler.followups.sweeper import SweepConfig, Sweeper
 from scheduler.store.engine import create_engine, session_factory
 from scheduler.store.migrate import upgrade
 from scheduler.store.models import Lead, OutboxItem, Touch
 from scheduler.store.touches import claim_due
-from scheduler.sweeper import SweepConfig, Sweeper
 
-CADENCE = Path(__file__).resolve().parent.parent / "scheduler" / "cadences" / "default.yaml"
+CADENCE = (
+    Path(__file__).resolve().parent.parent
+    / "scheduler"
+    / "followups"
+    / "cadences"
+    / "default.yaml"
+)
 NOW = datetime(2026, 3, 3, 15, 0, tzinfo=UTC)
 # Emails in flight per delivered batch (and drafts at a time).
 CONCURRENCY = 8
@@ -82,8 +88,10 @@ class SinkProcess:
     def __init__(self) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "bench.bench_sweep", "--phase", "sink"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert self.process.stdout is not None
         self.port = int(self.process.stdout.readline())
 
@@ -100,7 +108,7 @@ def email_channel(port: int, sessions: async_sessionmaker[AsyncSession]) -> Emai
     return EmailChannel(
         SmtpConfig.from_url(f"smtp://127.0.0.1:{port}"),
         sessions,
-        sender=Sender.parse("Sam <sam@acme.example>"),
+        sender=EmailSender.parse("Sam <sam@acme.example>"),
         signer=Signer("k" * 32),
         public_url="https://bot.acme.example",
         daily_cap=10**9,
@@ -129,16 +137,43 @@ async def populate(url: str, leads: int, due: int) -> dict[str, float]:
     for first in range(0, leads, chunk):
         n = range(first, min(first + chunk, leads))
         async with sessions.begin() as session:
-            await session.execute(insert(Lead), [
-                {"token": f"t{i}", "name": f"Lead {i}", "email": f"lead{i}@example.com",
-                 "company": "Northwind", "stage": "contacted", "attribution": {},
-                 "created_at": NOW, "updated_at": NOW, "timezone": "UTC"} for i in n])  # fmt: skip
+            await session.execute(
+                insert(Lead),
+                [
+                    {
+                        "token": f"t{i}",
+                        "name": f"Lead {i}",
+                        "email": f"lead{i}@example.com",
+                        "company": "Northwind",
+                        "stage": "contacted",
+                        "attribution": {},
+                        "created_at": NOW,
+                        "updated_at": NOW,
+                        "timezone": "UTC",
+                    }
+                    for i in n
+                ],
+            )
             # One touch per lead: ``due`` of them due now, the rest next week.
-            await session.execute(insert(Touch), [
-                {"lead_id": i + 1, "sequence": "new_lead", "step": "day3", "cycle": 0,
-                 "channel": "email", "status": "pending", "meta": {}, "created_at": NOW,
-                 "due_at": NOW - timedelta(seconds=i % 600) if i < due
-                 else NOW + timedelta(days=7)} for i in n])  # fmt: skip
+            await session.execute(
+                insert(Touch),
+                [
+                    {
+                        "lead_id": i + 1,
+                        "sequence": "new_lead",
+                        "step": "day3",
+                        "cycle": 0,
+                        "channel": "email",
+                        "status": "pending",
+                        "meta": {},
+                        "created_at": NOW,
+                        "due_at": NOW - timedelta(seconds=i % 600)
+                        if i < due
+                        else NOW + timedelta(days=7),
+                    }
+                    for i in n
+                ],
+            )
     inserted = time.perf_counter() - started
     timings = []
     for _ in range(5):  # one claim statement at full size, then give the rows back
@@ -152,8 +187,11 @@ async def populate(url: str, leads: int, due: int) -> dict[str, float]:
                 .values(status="pending", attempts=0, claim_token=None)
             )
     await engine.dispose()
-    return {"insert_s": inserted, "rows_per_s": 2 * leads / inserted,
-            "claim_ms_median": sorted(timings)[2] * 1000}  # fmt: skip
+    return {
+        "insert_s": inserted,
+        "rows_per_s": 2 * leads / inserted,
+        "claim_ms_median": sorted(timings)[2] * 1000,
+    }
 
 
 async def sweep(url: str, due: int) -> dict[str, float]:
@@ -176,26 +214,37 @@ async def sweep(url: str, due: int) -> dict[str, float]:
         elapsed = time.perf_counter() - started
         async with sessions() as session:
             states = dict(
-                (await session.execute(
-                    select(OutboxItem.state, func.count()).group_by(OutboxItem.state)
-                )).all()
-            )  # fmt: skip
+                (
+                    await session.execute(
+                        select(OutboxItem.state, func.count()).group_by(OutboxItem.state)
+                    )
+                ).all()
+            )
     finally:
         await channel.aclose()
         await engine.dispose()
         received = sink.stop()
     assert result.sent == due == received == states.get("sent"), (result, received, states)
-    return {"sent": result.sent, "seconds": elapsed, "per_s": result.sent / elapsed,
-            "peak_rss_mb": peak_rss_mb(), "smtp_connects": channel.pool.connects}  # fmt: skip
+    return {
+        "sent": result.sent,
+        "seconds": elapsed,
+        "per_s": result.sent / elapsed,
+        "peak_rss_mb": peak_rss_mb(),
+        "smtp_connects": channel.pool.connects,
+    }
 
 
 async def apscheduler(due: int) -> dict[str, float]:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
     sink = SinkProcess()
-    sender = Sender.parse("Sam <sam@acme.example>")
-    pool = SmtpPool(SmtpConfig.from_url(f"smtp://127.0.0.1:{sink.port}"),
-                    local_hostname=sender.domain, size=CONNECTIONS, keepalive=10.0)  # fmt: skip
+    sender = EmailSender.parse("Sam <sam@acme.example>")
+    pool = SmtpPool(
+        SmtpConfig.from_url(f"smtp://127.0.0.1:{sink.port}"),
+        local_hostname=sender.domain,
+        size=CONNECTIONS,
+        keepalive=10.0,
+    )
     rss_before = peak_rss_mb()
     done = asyncio.Event()
     sent = 0
@@ -204,8 +253,15 @@ async def apscheduler(due: int) -> dict[str, float]:
         nonlocal sent
         address = f"lead{i}@example.com"
         payload = {"subject": "Following up", "text": f"Hi Lead {i}, following up."}
-        outgoing = compose(sender, address, payload, now=datetime.now(UTC), lead_token=f"t{i}",
-                           unsubscribe=False, unsubscribe_url=None)  # fmt: skip
+        outgoing = compose(
+            sender,
+            address,
+            payload,
+            now=datetime.now(UTC),
+            lead_token=f"t{i}",
+            unsubscribe=False,
+            unsubscribe_url=None,
+        )
         await pool.submit(outgoing.message, sender=sender.address, recipient=address)
         sent += 1
         if sent == due:
@@ -223,13 +279,22 @@ async def apscheduler(due: int) -> dict[str, float]:
     scheduler.shutdown(wait=False)
     await pool.aclose()
     assert sink.stop() == due
-    return {"add_s": added, "seconds": elapsed, "per_s": due / elapsed,
-            "peak_rss_mb": peak_rss_mb(), "rss_growth_mb": peak_rss_mb() - rss_before}  # fmt: skip
+    return {
+        "add_s": added,
+        "seconds": elapsed,
+        "per_s": due / elapsed,
+        "peak_rss_mb": peak_rss_mb(),
+        "rss_growth_mb": peak_rss_mb() - rss_before,
+    }
 
 
 def run_phase(*args: str) -> dict[str, float]:
-    out = subprocess.run([sys.executable, "-m", "bench.bench_sweep", *args], check=True,
-                         capture_output=True, text=True).stdout  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.bench_sweep", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     return dict(json.loads(out.strip().splitlines()[-1]))
 
 

@@ -140,9 +140,16 @@ def _bodies(n: int, senders: int) -> list[tuple[bytes, str]]:
             "messaging_product": "whatsapp",
             "metadata": {"display_phone_number": "15550001111", "phone_number_id": "1065"},
             "contacts": [{"profile": {"name": "Bench"}, "wa_id": wa_id, "user_id": f"US.{wa_id}"}],
-            "messages": [{"from": wa_id, "id": f"wamid.{run}.{i}", "timestamp": "1700000000",
-                          "type": "text", "text": {"body": f"hi, message {i}"}}],
-        }  # fmt: skip
+            "messages": [
+                {
+                    "from": wa_id,
+                    "id": f"wamid.{run}.{i}",
+                    "timestamp": "1700000000",
+                    "type": "text",
+                    "text": {"body": f"hi, message {i}"},
+                }
+            ],
+        }
         body = json.dumps(
             {
                 "object": "whatsapp_business_account",
@@ -187,11 +194,22 @@ class _Server:
         self.kind = kind
         self._workdir = tempfile.TemporaryDirectory()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.bench_webhook", "--serve", kind, "--backend", backend,
-             "--workdir", self._workdir.name],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-m",
+                "bench.bench_webhook",
+                "--serve",
+                kind,
+                "--backend",
+                backend,
+                "--workdir",
+                self._workdir.name,
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
             env={**os.environ, "BENCH_BURST_MS": str(args.burst_ms), "BENCH_PLAIN": plain},
-        )  # fmt: skip
+        )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         self.port: int | None = json.loads(line)["port"] if line else None
@@ -273,10 +291,12 @@ async def _round(
 
 async def main(args: argparse.Namespace) -> None:
     """Measure each backend ``--rounds`` times; print the medians."""
-    print(f"{args.messages} signed webhook bodies (1 message each) from {args.senders} senders, "
-          f"after {args.warmup} warm-up requests; burst window {args.burst_ms} ms"
-          f"{' (turns held: ingest alone)' if args.burst_ms >= 10000 else ''}; "
-          f"median of {args.rounds} rounds; load {loadavg()}")  # fmt: skip
+    print(
+        f"{args.messages} signed webhook bodies (1 message each) from {args.senders} senders, "
+        f"after {args.warmup} warm-up requests; burst window {args.burst_ms} ms"
+        f"{' (turns held: ingest alone)' if args.burst_ms >= 10000 else ''}; "
+        f"median of {args.rounds} rounds; load {loadavg()}"
+    )
     if args.compare_plain:
         print(
             f"plain: leadbot without the fast paths {args.compare_plain}; fast: leadbot"
@@ -312,8 +332,10 @@ async def _compare(backend: str, concurrency: int, args: argparse.Namespace) -> 
     drained = statistics.median(o["drain_s"] for _, o in rounds)
     left = max(o["unprocessed"] for _, o in rounds)
     names = ("plain", "fast") if args.compare_plain else ("bare", "leadbot")
-    summary = (f"{ratio:.2f} of {names[0]} (rounds {', '.join(f'{r:.2f}' for r in ratios)}); "
-               f"inbox drained {drained:.1f}s after the last 200, {left} left")  # fmt: skip
+    summary = (
+        f"{ratio:.2f} of {names[0]} (rounds {', '.join(f'{r:.2f}' for r in ratios)}); "
+        f"inbox drained {drained:.1f}s after the last 200, {left} left"
+    )
     for index, name in enumerate(names):
         runs = [r[index] for r in rounds]
         row = " ".join(

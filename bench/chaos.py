@@ -168,7 +168,7 @@ async def _run(options: Options, workdir: Path) -> Run:
                     now=utcnow(),
                 )
             cadence = compress_cadence(
-                ROOT / "scheduler" / "cadences" / "default.yaml",
+                ROOT / "scheduler" / "followups" / "cadences" / "default.yaml",
                 workdir / "cadence",
                 day_seconds=options.day_seconds,
                 min_seconds=options.min_offset,
@@ -402,9 +402,12 @@ async def _held_rows(engine: Any) -> list[str]:
         first = {(r.pid, r.xact_start) for r in await connection.execute(query)}
         await asyncio.sleep(2.0)
         second = list(await connection.execute(query))
-    return [f"Postgres session {r.pid} {r.state} ({r.wait_event_type}) since "
-            f"{r.xact_start:%H:%M:%S}: {r.query}"
-            for r in second if (r.pid, r.xact_start) in first]  # fmt: skip
+    return [
+        f"Postgres session {r.pid} {r.state} ({r.wait_event_type}) since "
+        f"{r.xact_start:%H:%M:%S}: {r.query}"
+        for r in second
+        if (r.pid, r.xact_start) in first
+    ]
 
 
 async def _lock_keys(url: str, exchange: int) -> list[str]:

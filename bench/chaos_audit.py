@@ -17,7 +17,7 @@ The assertions (all must be 0):
   without their request having reached Graph, touches still ``claimed``, per-lead locks
   still held in Redis, after the drain;
 - ``duplicate leads``: two leads for one phone; ``missing leads``: a prospect with none;
-- ``illegal moves``: a stage event not in ``scheduler.stages.ALLOWED_MOVES``, not starting
+- ``illegal moves``: a stage event not in ``scheduler.pipeline.stages.ALLOWED_MOVES``, not starting
   where the previous one ended, or a move to/from lost without a reason;
 - ``touches slipped``: a touch handed to the outbox more than a sweep period plus the lease
   after it was due (or approved), or still pending that long after (a send the vendor refused
@@ -40,7 +40,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.chaos_traffic import Prospect, graph_text
-from scheduler.stages import ALLOWED_MOVES
+from scheduler.pipeline.stages import ALLOWED_MOVES
 from tests.support.fakes.graph_api import GraphRequest
 
 SLOW_REPLY_SECONDS = 30.0

@@ -37,12 +37,13 @@ import yaml
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from dialogs.yaml_source import load_yaml
 from scheduler.store.engine import create_engine
 
 ROOT = Path(__file__).resolve().parent.parent
 LEADBOT = Path(sys.executable).with_name("leadbot")
 # The venv's console script; without one (a bare interpreter), the CLI module from the tree.
-COMMAND = [str(LEADBOT)] if LEADBOT.exists() else [sys.executable, "-m", "bot.cli"]
+COMMAND = [str(LEADBOT)] if LEADBOT.exists() else [sys.executable, "-m", "bot.cli.main"]
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
 _UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 # Keys of the cadence file whose values are durations (whatever item 6 adds, by its name).
@@ -90,7 +91,7 @@ def compress_cadence(
     (``0`` stays ``0``), offsets still increasing step to step; quiet hours and business
     days are switched off, so steps fall due during the run whatever the day.
     """
-    data = yaml.safe_load(source.read_text())
+    data = load_yaml(source).data
 
     def scale(value: Any) -> Any:
         match = _DURATION.match(str(value))
@@ -271,8 +272,9 @@ class Cluster:
         counts: dict[str, dict[str, int]] = {}
         for proc in self.procs:
             content = proc.log.read_text(errors="replace") if proc.log.exists() else ""
-            counts[proc.name] = {name: content.count(pattern)
-                                 for name, pattern in LOG_PATTERNS.items()}  # fmt: skip
+            counts[proc.name] = {
+                name: content.count(pattern) for name, pattern in LOG_PATTERNS.items()
+            }
         return counts
 
 
@@ -281,7 +283,8 @@ def child_env(values: dict[str, str]) -> dict[str, str]:
     inherited ``LEADBOT_*`` nor proxies: every connection stays on 127.0.0.1)."""
     keep = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "PYTHONHASHSEED", "TMPDIR")
     env = {k: v for k, v in os.environ.items() if k in keep}
-    env.update({"NO_PROXY": "*", "no_proxy": "*", "PYTHONUNBUFFERED": "1",
-                "PYTHONPATH": str(ROOT)})  # fmt: skip
+    env.update(
+        {"NO_PROXY": "*", "no_proxy": "*", "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
+    )
     env.update(values)
     return env

@@ -9,8 +9,13 @@ from datetime import datetime
 
 from aiohttp import web
 
-from bot import api_leads, calendly, first_touch, followups, privacy, unsubscribe
-from bot.appkeys import (
+from bot.calendly import webhook as calendly
+from bot.channels import build_channels, close_channels
+from bot.email import first_touch_service as first_touch
+from bot.email import unsubscribe
+from bot.email import webhook as email_webhook
+from bot.http import api_leads, followups, privacy
+from bot.http.appkeys import (
     CHANNELS,
     DISPATCHER,
     ENGINE,
@@ -20,17 +25,15 @@ from bot.appkeys import (
     SESSIONS,
     SETTINGS,
 )
-from bot.auth import bearer_auth
-from bot.channels import build_channels, close_channels
-from bot.email_in import webhook as email_webhook
-from bot.health import setup as health_setup
-from bot.http_errors import json_errors
-from bot.metrics import Metrics
-from bot.security_headers import security_headers
+from bot.http.auth import bearer_auth
+from bot.http.errors import json_errors
+from bot.http.health import setup as health_setup
+from bot.http.metrics import Metrics
+from bot.http.security_headers import security_headers
 from bot.settings import Settings
 from bot.whatsapp import webhook as whatsapp_inbound
+from scheduler.delivery.outbox import Dispatcher
 from scheduler.loop import PeriodicJob, SchedulerLoop
-from scheduler.outbox import Dispatcher
 from scheduler.store import Engine
 from scheduler.store.engine import create_engine, session_factory
 

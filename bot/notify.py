@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.settings import Settings
-from scheduler.outbox import enqueue
+from scheduler.delivery.outbox import enqueue
 from scheduler.store import Session
 from scheduler.store.models import Lead, Rep
 from scheduler.store.reps import assign_owner
@@ -110,20 +110,29 @@ def _messages(
     messages: list[tuple[str, str, dict[str, Any]]] = []
     if rep.whatsapp and options.template:
         params = [_param(KINDS[kind]), _param(who), _param(summary or "-")]
-        messages.append((
-            "whatsapp",
-            rep.whatsapp,
-            {"kind": "template", "text": f"{KINDS[kind]}: {who}. {summary}",
-             "template": options.template, "language": options.language, "params": params},
-        ))  # fmt: skip
+        messages.append(
+            (
+                "whatsapp",
+                rep.whatsapp,
+                {
+                    "kind": "template",
+                    "text": f"{KINDS[kind]}: {who}. {summary}",
+                    "template": options.template,
+                    "language": options.language,
+                    "params": params,
+                },
+            )
+        )
     if rep.email:
         text = "\n".join(lines)
         body = "".join(f"<p>{html.escape(line)}</p>" if line else "" for line in lines)
-        messages.append((
-            "email",
-            rep.email,
-            {"subject": f"[leadbot] {KINDS[kind]}: {who}", "text": text, "html": body},
-        ))  # fmt: skip
+        messages.append(
+            (
+                "email",
+                rep.email,
+                {"subject": f"[leadbot] {KINDS[kind]}: {who}", "text": text, "html": body},
+            )
+        )
     if not messages:
         log.warning("rep %s has no way to be reached (no email, no WhatsApp template)", rep.id)
     return messages
@@ -138,8 +147,13 @@ def lead_label(lead: Lead) -> str:
 def describe(lead: Lead, summary: str, details: Mapping[str, Any], public_url: str) -> list[str]:
     """The plain-text body: summary, contacts, the lead's answers, the qualification."""
     lines = [summary, ""]
-    for label, value in (("Name", lead.name), ("Company", lead.company), ("Email", lead.email),
-                         ("Phone", lead.phone), ("Stage", lead.stage)):  # fmt: skip
+    for label, value in (
+        ("Name", lead.name),
+        ("Company", lead.company),
+        ("Email", lead.email),
+        ("Phone", lead.phone),
+        ("Stage", lead.stage),
+    ):
         if value:
             lines.append(f"{label}: {value}")
     qualification = details.get("qualification") or lead.qualification or {}
@@ -148,9 +162,12 @@ def describe(lead: Lead, summary: str, details: Mapping[str, Any], public_url: s
         lines += ["", "Answers:"]
         lines += [f"- {name}: {_slot_value(slot)}" for name, slot in slots.items()]
     if qualification.get("decision"):
-        lines += ["", f"Decision: {qualification['decision']} (tier {qualification.get('tier')},"
-                      f" fit {qualification.get('fit_score')}, intent "
-                      f"{qualification.get('intent_score')})"]  # fmt: skip
+        lines += [
+            "",
+            f"Decision: {qualification['decision']} (tier {qualification.get('tier')},"
+            f" fit {qualification.get('fit_score')}, intent "
+            f"{qualification.get('intent_score')})",
+        ]
         lines += [f"- {reason}" for reason in qualification.get("reasons", [])]
     extra = {k: v for k, v in details.items() if k not in ("qualification", "slots")}
     if extra:

@@ -13,6 +13,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.redact import redact_url
+from dialogs.errors import ConfigError
 from scheduler.store.retention import MIN_RETENTION_DAYS
 from scheduler.store.sqlite_files import database_file
 from scheduler.store.urls import NotAUrl, driver_name
@@ -21,7 +22,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SUPPORTED_DB_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
 
 
-class SettingsError(Exception):
+class SettingsError(ConfigError):
     """The configuration is invalid; the message names every offending variable."""
 
 
@@ -82,7 +83,7 @@ class Settings(BaseSettings):
 
     dialogs_dir: Path = PROJECT_ROOT / "dialogs" / "scripts"
     prompts_dir: Path = PROJECT_ROOT / "prompts"
-    cadence_file: Path = PROJECT_ROOT / "scheduler" / "cadences" / "default.yaml"
+    cadence_file: Path = PROJECT_ROOT / "scheduler" / "followups" / "cadences" / "default.yaml"
     icp_file: Path = PROJECT_ROOT / "dialogs" / "icp" / "default.yaml"
 
     @field_validator("database_url")

@@ -16,11 +16,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from dialogs.errors import FileFormatError
 from dialogs.interpretation import SlotScalar, SlotValue
-from dialogs.yaml_source import line_of
+from dialogs.yaml_source import YamlError, load_yaml, parse_value
 
 Dimension = Literal["fit", "intent"]
 Tier = Literal["hot", "warm", "cold"]
@@ -32,7 +32,7 @@ DEFAULT_ICP_PATH = Path(__file__).parent / "icp" / "default.yaml"
 UNKNOWN_SHARE = 0.25
 
 
-class IcpError(ValueError):
+class IcpError(FileFormatError, ValueError):
     """An ICP file cannot be used; the message names the file and the reason."""
 
     def __init__(self, path: Path | str, reason: str, line: int | None = None) -> None:
@@ -126,9 +126,9 @@ class Disqualifier(_Model):
             )
         slot, op, raw = m.groups()
         try:
-            value = yaml.safe_load(raw)
-        except yaml.YAMLError as exc:
-            raise ValueError(f"disqualifier {data!r}: bad value {raw!r}: {exc}") from exc
+            value = parse_value(raw)
+        except YamlError as exc:
+            raise ValueError(f"disqualifier {data!r}: bad value {raw!r}: {exc.reason}") from exc
         if op in ("in", "not in") and not isinstance(value, list):
             raise ValueError(f"disqualifier {data!r}: '{op}' needs a list like [a, b]")
         return {"slot": slot, "op": op, "value": value, "text": data.strip()}
@@ -189,34 +189,18 @@ def load_icp(path: Path | str = DEFAULT_ICP_PATH) -> Icp:
     """Read and validate an ICP file; :class:`IcpError` names the file and what is wrong."""
     p = Path(path)
     try:
-        text = p.read_text("utf-8")
-    except FileNotFoundError:
-        raise IcpError(p, "file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise IcpError(p, f"cannot read: {exc}") from exc
-    # Composed into nodes first: their marks give the line of what is wrong, as for scripts.
-    loader = yaml.SafeLoader(text)
+        doc = load_yaml(p, expected="a mapping at the top level")
+        doc.refuse_duplicates()
+    except YamlError as exc:
+        raise IcpError(p, exc.reason, exc.line) from None
     try:
-        root = loader.get_single_node()
-        data = None if root is None else loader.construct_document(root)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = None if mark is None else mark.line + 1
-        raise IcpError(p, f"invalid YAML: {exc.problem}", line) from None
-    except yaml.YAMLError as exc:
-        raise IcpError(p, f"invalid YAML: {exc}") from exc
-    finally:
-        loader.dispose()
-    if not isinstance(data, dict):
-        raise IcpError(p, "expected a mapping at the top level", 1)
-    try:
-        return Icp.model_validate(data)
+        return Icp.model_validate(doc.data)
     except ValidationError as exc:
         errors = exc.errors()
         problems = "; ".join(
             f"{'.'.join(str(x) for x in e['loc']) or '<icp>'}: {e['msg']}" for e in errors
         )
-        raise IcpError(p, problems, line_of(root, tuple(errors[0]["loc"]))) from None
+        raise IcpError(p, problems, doc.line(tuple(errors[0]["loc"]))) from None
 
 
 def score(

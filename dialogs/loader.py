@@ -1,9 +1,9 @@
 """Load dialog scripts from YAML and refuse bad ones with the file, line and reason.
 
-Admins edit ``dialogs/scripts/*.yaml`` by hand, so every problem must point at a line. The
-YAML is composed into nodes first (they carry marks); pydantic errors and
-:meth:`Script.issues` report a path such as ``questions.1.options.3.title``, which
-:func:`dialogs.yaml_source.line_of` walks back through the node tree to a line number.
+Admins edit ``dialogs/scripts/*.yaml`` by hand, so every problem must point at a line. Files
+are read by :func:`dialogs.yaml_source.load_yaml`, which keeps the node tree (it carries
+marks); pydantic errors and :meth:`Script.issues` report a path such as
+``questions.1.options.3.title``, which is walked back through the nodes to a line number.
 """
 
 from __future__ import annotations
@@ -12,17 +12,17 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import yaml
 from pydantic import ValidationError
 
+from dialogs.errors import FileFormatError
 from dialogs.script import DEFER_CHECKS, Script
-from dialogs.yaml_source import Loc, Problem, duplicate_keys, line_of
+from dialogs.yaml_source import Loc, Problem, YamlError, YamlFile, load_yaml
 
 if TYPE_CHECKING:
     from dialogs.icp import Icp
 
 
-class ScriptError(Exception):
+class ScriptError(FileFormatError):
     """One or more script files are invalid; ``problems`` lists every reason found."""
 
     def __init__(self, problems: Iterable[Problem]) -> None:
@@ -70,12 +70,12 @@ def check_dir(
     """
     scripts, problems = _load_dir(Path(dir), None if prompts_dir is None else Path(prompts_dir))
     if icp is not None:
-        for path, script, root in scripts.values():
-            problems.extend(_icp_problems(str(path), script, root, icp))
+        for _, script, doc in scripts.values():
+            problems.extend(_icp_problems(script, doc, icp))
     return problems
 
 
-_Loaded = tuple[Path, Script, yaml.Node]
+_Loaded = tuple[Path, Script, YamlFile]
 
 
 def _load_dir(dir: Path, prompts_dir: Path | None) -> tuple[dict[str, _Loaded], list[Problem]]:
@@ -87,81 +87,57 @@ def _load_dir(dir: Path, prompts_dir: Path | None) -> tuple[dict[str, _Loaded], 
     found: dict[str, _Loaded] = {}
     problems: list[Problem] = []
     for path in files:
-        script, root, file_problems = _load(path, prompts_dir)
+        script, doc, file_problems = _load(path, prompts_dir)
         problems.extend(file_problems)
-        if script is None or root is None or file_problems:
+        if script is None or doc is None or file_problems:
             continue
         if script.id in found:
             problems.append(
-                Problem(
-                    str(path),
-                    line_of(root, ("id",)),
+                doc.problem(
+                    ("id",),
                     f"id: duplicate script id {script.id!r} (also in {found[script.id][0]})",
                 )
             )
             continue
-        found[script.id] = (path, script, root)
+        found[script.id] = (path, script, doc)
     return found, problems
 
 
 def _load(
     path: Path, prompts_dir: Path | None
-) -> tuple[Script | None, yaml.Node | None, list[Problem]]:
-    file = str(path)
+) -> tuple[Script | None, YamlFile | None, list[Problem]]:
     try:
-        text = path.read_text("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        return None, None, [Problem(file, None, f"cannot read: {exc}")]
+        doc = load_yaml(path, expected="a mapping of script fields")
+    except YamlError as exc:
+        return None, None, exc.problems
+    problems = list(doc.duplicates)
     try:
-        loader = yaml.SafeLoader(text)
-        try:
-            root = loader.get_single_node()
-            data = None if root is None else loader.construct_document(root)
-        finally:
-            loader.dispose()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = None if mark is None else mark.line + 1
-        return None, None, [Problem(file, line, f"invalid YAML: {exc.problem}")]
-    except yaml.YAMLError as exc:
-        return None, None, [Problem(file, None, f"invalid YAML: {exc}")]
-    if root is None or not isinstance(data, dict):
-        line = None if root is None else root.start_mark.line + 1
-        return None, root, [Problem(file, line, "expected a mapping of script fields")]
-
-    problems = [Problem(file, line, msg) for line, msg in duplicate_keys(root)]
-    try:
-        script = Script.model_validate(data, context={DEFER_CHECKS: True})
+        script = Script.model_validate(doc.data, context={DEFER_CHECKS: True})
     except ValidationError as exc:
         for err in exc.errors():
             loc = tuple(err["loc"])
-            problems.append(Problem(file, line_of(root, loc), f"{_dotted(loc)}: {err['msg']}"))
-        return None, root, problems
+            problems.append(doc.problem(loc, f"{_dotted(loc)}: {err['msg']}"))
+        return None, doc, problems
     for issue in script.issues():
-        problems.append(
-            Problem(file, line_of(root, issue.loc), f"{_dotted(issue.loc)}: {issue.message}")
-        )
+        problems.append(doc.problem(issue.loc, f"{_dotted(issue.loc)}: {issue.message}"))
     if prompts_dir is not None and not (prompts_dir / f"{script.prompt}.yaml").is_file():
         problems.append(
-            Problem(
-                file,
-                line_of(root, ("prompt",)),
-                f"prompt: no prompt file {script.prompt}.yaml in {prompts_dir}",
+            doc.problem(
+                ("prompt",), f"prompt: no prompt file {script.prompt}.yaml in {prompts_dir}"
             )
         )
-    return script, root, problems
+    return script, doc, problems
 
 
-def _icp_problems(file: str, script: Script, root: yaml.Node | None, icp: Icp) -> list[Problem]:
+def _icp_problems(script: Script, doc: YamlFile, icp: Icp) -> list[Problem]:
     out: list[Problem] = []
     for slot, rule in icp.slots.items():
         try:
             i, question = next((i, q) for i, q in enumerate(script.questions) if q.slot == slot)
         except StopIteration:
             out.append(
-                Problem(
-                    file,
-                    line_of(root, ("questions",)),
+                doc.problem(
+                    ("questions",),
                     f"questions: unknown slot {slot!r}: the ICP ({icp.version}) scores it "
                     "but no question asks it",
                 )
@@ -172,9 +148,8 @@ def _icp_problems(file: str, script: Script, root: yaml.Node | None, icp: Icp) -
             for option_id in rule.points:
                 if option_id not in ids:
                     out.append(
-                        Problem(
-                            file,
-                            line_of(root, ("questions", i, "options")),
+                        doc.problem(
+                            ("questions", i, "options"),
                             f"questions.{i}.options: the ICP ({icp.version}) scores option "
                             f"{option_id!r} of {slot!r}, which is not one of its options",
                         )

@@ -13,20 +13,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
+
+from dialogs.errors import FileFormatError
+from dialogs.yaml_source import YamlError, load_yaml
 
 REQUIRED_KEYS = ("version", "system", "human")
 _KNOWN_KEYS = frozenset({*REQUIRED_KEYS, "variables", "history", "description"})
 
 
-class PromptError(ValueError):
+class PromptError(FileFormatError, ValueError):
     """A prompt file cannot be used; the message names the file and the reason."""
 
-    def __init__(self, path: Path | str, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
+    def __init__(self, path: Path | str, reason: str, line: int | None = None) -> None:
+        super().__init__(f"{path}: {reason}" if line is None else f"{path}:{line}: {reason}")
         self.path = str(path)
         self.reason = reason
+        self.line = line
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,15 +48,11 @@ def load_prompt(prompts_dir: Path | str, name: str) -> LoadedPrompt:
         raise PromptError(Path(prompts_dir) / str(name), "invalid prompt name")
     path = Path(prompts_dir) / f"{name}.yaml"
     try:
-        data = yaml.safe_load(path.read_text("utf-8"))
-    except FileNotFoundError:
-        raise PromptError(path, "file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PromptError(path, f"cannot read: {exc}") from exc
-    except yaml.YAMLError as exc:
-        raise PromptError(path, f"invalid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise PromptError(path, "expected a mapping with keys: " + ", ".join(REQUIRED_KEYS))
+        doc = load_yaml(path, expected="a mapping with keys: " + ", ".join(REQUIRED_KEYS))
+        doc.refuse_duplicates()
+    except YamlError as exc:
+        raise PromptError(path, exc.reason, exc.line) from None
+    data = doc.data
     missing = [k for k in REQUIRED_KEYS if data.get(k) in (None, "")]
     if missing:
         raise PromptError(path, "missing key(s): " + ", ".join(missing))

@@ -23,9 +23,9 @@ from dialogs.script import (
     INTERACTIVE_BODY_MAX,
     TEXT_BODY_MAX,
     AnswerKind,
-    Outcome,
     Question,
     Script,
+    ScriptOutcome,
     button_id,
 )
 from dialogs.session import Session, SlotRecord
@@ -105,7 +105,7 @@ def with_prefix(message: Message, prefix: str) -> Message:
     raise TypeError(f"not a message: {message!r}")  # pragma: no cover - exhaustive above
 
 
-def outcome_message(script: Script, session: Session, outcome: Outcome) -> Message:
+def outcome_message(script: Script, session: Session, outcome: ScriptOutcome) -> Message:
     """The closing message for ``outcome``: the booking button when qualified, else text.
 
     Placeholders are filled from a fixed dict (the loader refuses any others). The Calendly

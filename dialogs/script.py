@@ -114,7 +114,7 @@ class FaqEntry(_Model):
     answer: str = Field(min_length=1)
 
 
-class Outcome(_Model):
+class ScriptOutcome(_Model):
     """How a conversation ends. ``message`` may use ``{calendly_url}``, ``{resource_url}``
     and ``{name}``; they are filled from a fixed safe dict, never from prospect text.
     ``message_without_url`` is said instead when ``message`` uses ``{resource_url}`` and no
@@ -142,7 +142,7 @@ class Script(_Model):
     language: str = "en"
     greeting: str = Field(min_length=1)
     questions: list[Question]
-    outcomes: dict[str, Outcome]
+    outcomes: dict[str, ScriptOutcome]
     faq: list[FaqEntry] = []
     prompt: str = Field(default="interpret", pattern=_ID)  # prompts/<prompt>.yaml
     resource_url: str | None = None

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from dialogs.errors import LeadbotError
+
 if TYPE_CHECKING:
     from dialogs.script import Script
 
@@ -24,7 +26,7 @@ Status = Literal["active", "qualified", "disqualified", "handoff", "opted_out"]
 FINISHED: frozenset[str] = frozenset({"qualified", "disqualified", "handoff", "opted_out"})
 
 
-class SessionVersionError(RuntimeError):
+class SessionVersionError(LeadbotError, RuntimeError):
     """A stored session has a schema version this code does not know.
 
     Not a ``ValueError`` on purpose: pydantic lets it through unwrapped, so it cannot be

@@ -1,11 +1,17 @@
 """Errors of the stage store. Each carries a stable ``code`` (the API puts it in its JSON
-error body), an HTTP-ish ``status`` the edge may use, and whether retrying could help."""
+error body), an HTTP-ish ``status`` the edge may use, and whether retrying could help.
+
+They derive from :class:`dialogs.errors.LeadbotError`, the root of every leadbot error, through
+:class:`StoreError`: the API answers a :class:`StoreError` with its ``status`` and ``code``;
+any other error it did not expect stays a bare 500."""
 
 from __future__ import annotations
 
+from dialogs.errors import InputError, LeadbotError
 
-class LeadbotError(Exception):
-    """Root of leadbot's own errors."""
+
+class StoreError(LeadbotError):
+    """A refusal of the stage store, reported to API clients as ``status`` and ``code``."""
 
     code = "error"
     status = 500
@@ -16,21 +22,21 @@ class LeadbotError(Exception):
         self.message = message
 
 
-class NotFoundError(LeadbotError, LookupError):
+class NotFoundError(StoreError, LookupError):
     """A referenced row does not exist."""
 
     code = "not_found"
     status = 404
 
 
-class InvalidLeadError(LeadbotError, ValueError):
+class InvalidLeadError(StoreError, InputError, ValueError):
     """Intake data that cannot become a lead (no contact, bad email or phone)."""
 
     code = "invalid_lead"
     status = 422
 
 
-class TransitionError(LeadbotError):
+class TransitionError(StoreError):
     """A stage move that must not apply."""
 
     code = "transition_error"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bot.settings import Settings
-from scheduler.stages import ALLOWED_MOVES, Stage
+from scheduler.pipeline.stages import ALLOWED_MOVES, Stage
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

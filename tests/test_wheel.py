@@ -17,7 +17,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from scheduler.enrichment.offline import disposable_domains, free_mail_domains
+from scheduler.intake.enrichment.offline import disposable_domains, free_mail_domains
 
 ROOT = Path(__file__).resolve().parents[1]
 # The folders the wheel ships (pyproject's [tool.hatch.build.targets.wheel] packages).
@@ -29,15 +29,15 @@ import asyncio, inspect, json, sys
 from pathlib import Path
 
 import bot, dialogs, scheduler
-from bot.cli_dialogs import DEFAULT_DIALOGS_DIR, DEFAULT_ICP_FILE, DEFAULT_PROMPTS_DIR
+from bot.cli.dialogs import DEFAULT_DIALOGS_DIR, DEFAULT_ICP_FILE, DEFAULT_PROMPTS_DIR
 from bot.settings import Settings
 from dialogs.icp import load_icp
 from dialogs.loader import check_dir, load_scripts
 from dialogs.prompts import load_prompt
-from scheduler.cadence import load_cadence
-from scheduler.drafting import LLMDrafter
-from scheduler.email_qualify import PROMPT_NAME
-from scheduler.enrichment.offline import disposable_domains, free_mail_domains
+from scheduler.followups.cadence import load_cadence
+from scheduler.followups.drafting import LLMDrafter
+from scheduler.intake.email_qualify import PROMPT_NAME
+from scheduler.intake.enrichment.offline import disposable_domains, free_mail_domains
 from scheduler.store.engine import create_engine
 from scheduler.store.migrate import current_revision, head_revision, upgrade
 
@@ -109,13 +109,23 @@ def test_an_installed_wheel_finds_every_data_file(tmp_path: Path) -> None:
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
 
     install = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q",
-         "--target", str(target), str(wheel)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-index",
+            "-q",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
         check=False,
         capture_output=True,
         text=True,
         timeout=120,
-    )  # fmt: skip
+    )
     assert install.returncode == 0, install.stderr
     # The installed copy comes first; run from an empty folder so no checkout is on the path.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LEADBOT_", "OPENAI_"))}

@@ -13,7 +13,7 @@ from bot.channels.email import EmailChannel
 from bot.channels.stored import StoredChannel
 from bot.channels.whatsapp import LeadServiceWindow, WhatsAppChannel
 from bot.settings import Settings
-from scheduler.outbox import Channel
+from scheduler.delivery.outbox import Channel
 from scheduler.store import Sessions
 
 

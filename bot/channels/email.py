@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.channels.email_message import OutgoingEmail, PayloadError, Sender, compose
+from bot.channels.email_message import EmailPayloadError, EmailSender, OutgoingEmail, compose
 from bot.channels.smtp import (
     SmtpConfig,
     SmtpPermanent,
@@ -39,10 +39,11 @@ from bot.channels.smtp import (
     SmtpTransient,
     SmtpUnknown,
 )
-from bot.email_actions import hard_bounce
+from bot.email.actions import hard_bounce
+from bot.email.unsubscribe import UNSUBSCRIBE_PURPOSE
+from bot.http.signing import Signer
 from bot.settings import Settings
-from bot.signing import Signer
-from scheduler.outbox import BatchHooks, MaybeSent, NotSent, Outcome, Receipt
+from scheduler.delivery.outbox import BatchHooks, MaybeSent, NotSent, Receipt, SendOutcome
 from scheduler.store import Session, Sessions
 from scheduler.store import leads as lead_store
 from scheduler.store import outbox as outbox_store
@@ -51,7 +52,6 @@ from scheduler.store.suppressions import normalize_address, suppression_reasons
 
 log = logging.getLogger("leadbot.email")
 
-UNSUBSCRIBE_PURPOSE = "unsubscribe"
 THROTTLE_WINDOW = timedelta(minutes=1)
 
 
@@ -64,7 +64,7 @@ def unsubscribe_url(public_url: str, signer: Signer, lead_id: int | None, addres
 
 
 class EmailChannel:
-    """A :class:`scheduler.outbox.Channel` sending through one SMTP mailbox."""
+    """A :class:`scheduler.delivery.outbox.Channel` sending through one SMTP mailbox."""
 
     name = "email"
 
@@ -73,7 +73,7 @@ class EmailChannel:
         smtp: SmtpConfig,
         sessions: Sessions,
         *,
-        sender: Sender,
+        sender: EmailSender,
         signer: Signer,
         public_url: str,
         daily_cap: int,
@@ -104,7 +104,7 @@ class EmailChannel:
                 settings.smtp_url.get_secret_value(), timeout=settings.smtp_timeout
             ),
             sessions,
-            sender=Sender.parse(settings.email_from),
+            sender=EmailSender.parse(settings.email_from),
             signer=Signer(settings.secret_key),
             public_url=settings.public_url,
             daily_cap=settings.email_daily_cap,
@@ -132,7 +132,7 @@ class EmailChannel:
         *,
         concurrency: int,
         hooks: BatchHooks | None = None,
-    ) -> list[Outcome]:
+    ) -> list[SendOutcome]:
         """Check, compose and submit many emails (one outcome each, in order): the checks
         in one read for the whole batch, the submissions concurrently over the pool. With
         ``hooks`` each submission is announced just before it starts (and skipped when the
@@ -141,7 +141,7 @@ class EmailChannel:
         addresses = [normalize_address(recipient) for recipient, _ in items]
         async with self.sessions() as session:
             state = await self._load(session, items, addresses, now)
-        outcomes: list[Outcome] = []
+        outcomes: list[SendOutcome] = []
         ready: list[tuple[int, str, OutgoingEmail]] = []
         refused: list[int] = []
         for index, ((_, payload), address) in enumerate(zip(items, addresses, strict=True)):
@@ -217,8 +217,9 @@ class EmailChannel:
         wants_unsubscribe = bool(payload.get("unsubscribe", lead is not None))
         link = None
         if wants_unsubscribe and self.public_url:
-            link = unsubscribe_url(self.public_url, self.signer, lead[0] if lead else None,
-                                   address)  # fmt: skip
+            link = unsubscribe_url(
+                self.public_url, self.signer, lead[0] if lead else None, address
+            )
         try:
             return compose(
                 self.sender,
@@ -229,15 +230,14 @@ class EmailChannel:
                 unsubscribe=wants_unsubscribe,
                 unsubscribe_url=link,
             )
-        except PayloadError as exc:
+        except EmailPayloadError as exc:
             raise NotSent(str(exc), code="bad_payload", is_transient=False) from exc
 
     async def _submit(
         self, address: str, outgoing: OutgoingEmail, bounced: list[tuple[str, str]]
-    ) -> Outcome:
+    ) -> SendOutcome:
         try:
-            await self.pool.submit(outgoing.message, sender=self.sender.address,
-                                   recipient=address)  # fmt: skip
+            await self.pool.submit(outgoing.message, sender=self.sender.address, recipient=address)
         except SmtpRecipientRefused as exc:
             bounced.append((address, str(exc)))
             return _not_sent(exc, is_transient=False)
@@ -280,21 +280,29 @@ class _BatchState:
         :class:`NotSent` that holds it back (or refuses it, when suppressed)."""
         reason = self.suppressed.get(address)
         if reason is not None:
-            raise NotSent(f"{address} is suppressed ({reason})", code="suppressed",
-                          is_transient=False)  # fmt: skip
+            raise NotSent(
+                f"{address} is suppressed ({reason})", code="suppressed", is_transient=False
+            )
         if self.sent_today >= self.daily_cap:
             retry = (self.midnight + timedelta(days=1) - now).total_seconds()
-            raise NotSent(f"daily cap of {self.daily_cap} emails reached", code="daily_cap",
-                          retry_after=retry, attempted=False)  # fmt: skip
+            raise NotSent(
+                f"daily cap of {self.daily_cap} emails reached",
+                code="daily_cap",
+                retry_after=retry,
+                attempted=False,
+            )
         domain = _domain(address)
         count, oldest = self.recent.get(domain, (0, None))
         if count >= self.domain_per_minute:
             # The oldest send of the window frees a slot; one admitted by this batch (not
             # yet stored) frees one a full window from now.
             frees = (oldest + THROTTLE_WINDOW - now).total_seconds() if oldest else 60.0
-            raise NotSent(f"{self.domain_per_minute} emails to {domain} in the last minute",
-                          code="domain_throttle", retry_after=max(1.0, frees),
-                          attempted=False)  # fmt: skip
+            raise NotSent(
+                f"{self.domain_per_minute} emails to {domain} in the last minute",
+                code="domain_throttle",
+                retry_after=max(1.0, frees),
+                attempted=False,
+            )
         self.sent_today += 1
         self.recent[domain] = (count + 1, oldest or now)
 

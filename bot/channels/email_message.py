@@ -40,6 +40,8 @@ from email.mime.text import MIMEText
 from email.utils import format_datetime, formataddr, parseaddr
 from typing import Any
 
+from scheduler.delivery.channels import PayloadError
+
 FOOTER_TEXT = "\n\n--\nDon't want these emails? Unsubscribe: {url}\n"
 FOOTER_HTML = (
     '<p style="color:#888;font-size:12px">Don\'t want these emails? '
@@ -47,12 +49,12 @@ FOOTER_HTML = (
 )
 
 
-class PayloadError(ValueError):
+class EmailPayloadError(PayloadError):
     """The payload cannot become an email (missing subject or text, wrong types)."""
 
 
 @dataclass(frozen=True, slots=True)
-class Sender:
+class EmailSender:
     """Our side of every email: the From header and the domain ids and tags live under."""
 
     from_header: str
@@ -60,7 +62,7 @@ class Sender:
     domain: str
 
     @classmethod
-    def parse(cls, email_from: str) -> Sender:
+    def parse(cls, email_from: str) -> EmailSender:
         """``Sales <sales@acme.com>`` or ``sales@acme.com``; raises ValueError if unusable."""
         name, address = parseaddr(email_from)
         if "@" not in address:
@@ -90,17 +92,17 @@ def _text(payload: Mapping[str, Any], key: str, *, required: bool) -> str | None
     value = payload.get(key)
     if value is None or value == "":
         if required:
-            raise PayloadError(f"email payload needs a non-empty {key!r}")
+            raise EmailPayloadError(f"email payload needs a non-empty {key!r}")
         return None
     if not isinstance(value, str):
-        raise PayloadError(f"email payload {key!r} must be a string")
+        raise EmailPayloadError(f"email payload {key!r} must be a string")
     return value
 
 
 def _header(value: str, what: str) -> str | Header:
     """A header value from the payload: one line, RFC 2047 encoded when not ASCII."""
     if "\r" in value or "\n" in value:
-        raise PayloadError(f"email {what} may not contain line breaks")
+        raise EmailPayloadError(f"email {what} may not contain line breaks")
     return value if value.isascii() else Header(value, "utf-8")
 
 
@@ -124,7 +126,7 @@ def _part(body: str, subtype: str) -> Message:
 
 
 def compose(
-    sender: Sender,
+    sender: EmailSender,
     recipient: str,
     payload: Mapping[str, Any],
     *,
@@ -185,8 +187,9 @@ def compose(
     if html is None:
         message = _part(text, "plain")
     else:
-        message = MIMEMultipart("alternative", _subparts=[_part(text, "plain"),
-                                                          _part(html, "html")])  # fmt: skip
+        message = MIMEMultipart(
+            "alternative", _subparts=[_part(text, "plain"), _part(html, "html")]
+        )
     for name, value in headers:
         message[name] = value  # type: ignore[assignment]  # compat32 takes Header values
     return OutgoingEmail(message=message, message_id=message_id)
@@ -194,5 +197,5 @@ def compose(
 
 def _checked(value: str, what: str) -> str:
     if "\r" in value or "\n" in value:
-        raise PayloadError(f"email {what} may not contain line breaks")
+        raise EmailPayloadError(f"email {what} may not contain line breaks")
     return value

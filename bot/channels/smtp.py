@@ -31,10 +31,12 @@ from urllib.parse import unquote, urlsplit
 import aiosmtplib
 from aiosmtplib.email import flatten_message
 
+from dialogs.errors import LeadbotError
+
 _ENHANCED = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 
 
-class SmtpFailure(Exception):
+class SmtpFailure(LeadbotError):
     """The message was not (surely) accepted. ``code`` is the SMTP reply code, 0 if none."""
 
     def __init__(self, message: str, *, code: int = 0) -> None:
@@ -165,7 +167,7 @@ async def _connect(client: aiosmtplib.SMTP) -> None:
         raise SmtpTransient(f"connect: {exc}") from exc
 
 
-class _Dropped(Exception):
+class _Dropped(LeadbotError):
     """A reused connection turned out dead before MAIL was answered: nothing was handed over."""
 
 
@@ -313,8 +315,9 @@ class SmtpPool:
             client.close()
 
 
-async def submit(config: SmtpConfig, message: Message, *, sender: str, recipient: str,
-                 local_hostname: str) -> None:  # fmt: skip
+async def submit(
+    config: SmtpConfig, message: Message, *, sender: str, recipient: str, local_hostname: str
+) -> None:
     """One message over a connection of its own (opened and closed here)."""
     pool = SmtpPool(config, local_hostname=local_hostname, size=1)
     await pool.submit(message, sender=sender, recipient=recipient)

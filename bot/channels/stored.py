@@ -10,11 +10,11 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from scheduler.outbox import Receipt
+from scheduler.delivery.outbox import Receipt
 
 
 class StoredChannel:
-    """A :class:`scheduler.outbox.Channel` that delivers nowhere and always succeeds."""
+    """A :class:`scheduler.delivery.outbox.Channel` that delivers nowhere and always succeeds."""
 
     def __init__(self, name: str) -> None:
         self.name = name

@@ -12,11 +12,13 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
+from dialogs.errors import LeadbotError
+
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
 
-class RateLimited(Exception):
+class RateLimited(LeadbotError):
     """Waiting for a send slot would take longer than the caller accepts."""
 
     def __init__(self, wait: float) -> None:

@@ -37,9 +37,9 @@ from pywa_async.types.templates import TemplateLanguage
 
 from bot.channels.graph_http import graph_client
 from bot.channels.throttle import Pause, RateLimited, TokenBucket
-from bot.channels.whatsapp_limits import Choice, Outgoing, PayloadError, parse_payload
+from bot.channels.whatsapp_limits import Choice, Outgoing, WhatsAppPayloadError, parse_payload
 from bot.whatsapp.payloads import SERVICE_WINDOW, window_open
-from scheduler.outbox import DeliveryError, MaybeSent, NotSent, Receipt
+from scheduler.delivery.outbox import DeliveryError, MaybeSent, NotSent, Receipt
 from scheduler.store import Sessions
 from scheduler.store.leads import close_service_window, service_window
 from scheduler.store.models import utcnow
@@ -98,7 +98,7 @@ class LeadServiceWindow:
 
 
 class WhatsAppChannel:
-    """A :class:`scheduler.outbox.Channel` named ``whatsapp`` on one business number."""
+    """A :class:`scheduler.delivery.outbox.Channel` named ``whatsapp`` on one business number."""
 
     name = "whatsapp"
 
@@ -141,10 +141,11 @@ class WhatsAppChannel:
         """Send one outbox payload; raise :class:`NotSent` or :class:`MaybeSent`."""
         try:
             outgoing = parse_payload(payload)
-        except PayloadError as exc:
+        except WhatsAppPayloadError as exc:
             self.counts["invalid"] += 1
-            raise NotSent(f"not sendable on WhatsApp: {exc}", code="invalid_payload",
-                          is_transient=False) from None  # fmt: skip
+            raise NotSent(
+                f"not sendable on WhatsApp: {exc}", code="invalid_payload", is_transient=False
+            ) from None
         if outgoing.is_free_form and not await self._window_open(recipient, payload):
             self.counts["window_template"] += 1
             outgoing = self._fallback(outgoing, "the 24-hour window is closed")
@@ -154,8 +155,9 @@ class WhatsAppChannel:
             # Meta knows better than our bookkeeping (a message we missed, a clock skew):
             # the free-form message was refused, so the template is safe to send instead.
             self.counts["window_closed_131047"] += 1
-            log.warning("whatsapp %s: 131047 outside the 24-hour window; sending the template",
-                        recipient)  # fmt: skip
+            log.warning(
+                "whatsapp %s: 131047 outside the 24-hour window; sending the template", recipient
+            )
             if not outgoing.is_free_form:
                 raise NotSent(str(exc), code=str(WINDOW_CLOSED_CODE), is_transient=False) from None
             if self.window is not None:
@@ -184,8 +186,12 @@ class WhatsAppChannel:
     async def _send(self, recipient: str, outgoing: Outgoing) -> Receipt:
         paused = self.pause.remaining()
         if paused > 0:
-            raise NotSent("whatsapp sending is paused after throttling", code="paused",
-                          retry_after=paused, attempted=False)  # fmt: skip
+            raise NotSent(
+                "whatsapp sending is paused after throttling",
+                code="paused",
+                retry_after=paused,
+                attempted=False,
+            )
         try:
             await self.bucket.acquire()
         except RateLimited as exc:
@@ -218,8 +224,11 @@ class WhatsAppChannel:
             try:
                 language = TemplateLanguage(outgoing.language)
             except Exception:  # pywa's enum raises various errors for unknown codes
-                raise NotSent(f"unknown template language {outgoing.language!r}",
-                              code="invalid_payload", is_transient=False) from None  # fmt: skip
+                raise NotSent(
+                    f"unknown template language {outgoing.language!r}",
+                    code="invalid_payload",
+                    is_transient=False,
+                ) from None
             result = await client.send_template(
                 to.lstrip("+"), name=outgoing.template, language=language, params=params
             )
@@ -273,8 +282,9 @@ class _WindowClosed(NotSent):
 
 
 def _rows(choices: tuple[Choice, ...]) -> list[SectionRow]:
-    return [SectionRow(title=c.title, callback_data=c.id, description=c.description)
-            for c in choices]  # fmt: skip
+    return [
+        SectionRow(title=c.title, callback_data=c.id, description=c.description) for c in choices
+    ]
 
 
 def _has_error_body(response: httpx.Response | None) -> bool:

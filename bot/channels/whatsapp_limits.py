@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from scheduler.delivery.channels import PayloadError
+
 # Limits from Meta's Cloud API reference (messages, interactive objects, templates).
 TEXT_BODY_MAX = 4096
 INTERACTIVE_BODY_MAX = 1024
@@ -39,7 +41,7 @@ FREE_FORM_KINDS = frozenset({"text", "buttons", "list", "cta_url"})
 KINDS = FREE_FORM_KINDS | {"template"}
 
 
-class PayloadError(ValueError):
+class WhatsAppPayloadError(PayloadError):
     """The payload cannot be sent as it is; the message says which limit it breaks."""
 
 
@@ -74,9 +76,9 @@ class Outgoing:
 def _string(payload: Mapping[str, Any], key: str, *, limit: int, what: str) -> str:
     value = payload.get(key)
     if not isinstance(value, str) or not value.strip():
-        raise PayloadError(f"{what} ({key!r}) must be a non-empty string")
+        raise WhatsAppPayloadError(f"{what} ({key!r}) must be a non-empty string")
     if len(value) > limit:
-        raise PayloadError(f"{what} is {len(value)} characters; WhatsApp allows {limit}")
+        raise WhatsAppPayloadError(f"{what} is {len(value)} characters; WhatsApp allows {limit}")
     return value
 
 
@@ -90,13 +92,13 @@ def _choices(
     described: bool,
 ) -> tuple[Choice, ...]:
     if not isinstance(items, Sequence) or isinstance(items, str) or not items:
-        raise PayloadError(f"{what}s must be a non-empty list")
+        raise WhatsAppPayloadError(f"{what}s must be a non-empty list")
     if len(items) > most:
-        raise PayloadError(f"{len(items)} {what}s; WhatsApp allows {most}")
+        raise WhatsAppPayloadError(f"{len(items)} {what}s; WhatsApp allows {most}")
     choices = []
     for index, item in enumerate(items):
         if not isinstance(item, Mapping):
-            raise PayloadError(f"{what} {index} must be an object with id and title")
+            raise WhatsAppPayloadError(f"{what} {index} must be an object with id and title")
         label = f"{what} {index} title"
         choice_id = _string(item, "id", limit=id_max, what=f"{what} {index} id")
         title = _string(item, "title", limit=title_max, what=label)
@@ -107,9 +109,9 @@ def _choices(
             )
         choices.append(Choice(choice_id, title, description))
     if len({c.id for c in choices}) != len(choices):
-        raise PayloadError(f"{what} ids must be unique")
+        raise WhatsAppPayloadError(f"{what} ids must be unique")
     if len({c.title for c in choices}) != len(choices):
-        raise PayloadError(f"{what} titles must be unique")
+        raise WhatsAppPayloadError(f"{what} titles must be unique")
     return tuple(choices)
 
 
@@ -117,7 +119,7 @@ def _url(payload: Mapping[str, Any]) -> str:
     url = _string(payload, "url", limit=URL_MAX, what="the link")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise PayloadError(f"the link must be an http(s) URL, got {url!r}")
+        raise WhatsAppPayloadError(f"the link must be an http(s) URL, got {url!r}")
     return url
 
 
@@ -125,15 +127,17 @@ def _params(items: Any) -> tuple[str, ...]:
     if items is None:
         return ()
     if not isinstance(items, Sequence) or isinstance(items, str):
-        raise PayloadError("template params must be a list of strings")
+        raise WhatsAppPayloadError("template params must be a list of strings")
     params = []
     for index, item in enumerate(items):
         if not isinstance(item, str) or not item.strip():
-            raise PayloadError(f"template param {index} must be a non-empty string")
+            raise WhatsAppPayloadError(f"template param {index} must be a non-empty string")
         if len(item) > TEMPLATE_PARAM_MAX:
-            raise PayloadError(f"template param {index} exceeds {TEMPLATE_PARAM_MAX} characters")
+            raise WhatsAppPayloadError(
+                f"template param {index} exceeds {TEMPLATE_PARAM_MAX} characters"
+            )
         if _BAD_TEMPLATE_PARAM.search(item):
-            raise PayloadError(
+            raise WhatsAppPayloadError(
                 f"template param {index} has a new line, a tab or more than 4 spaces in a row"
             )
         params.append(item)
@@ -141,16 +145,19 @@ def _params(items: Any) -> tuple[str, ...]:
 
 
 def parse_payload(payload: Mapping[str, Any]) -> Outgoing:
-    """Validate an outbox payload against WhatsApp's limits; raise :class:`PayloadError`."""
+    """Validate an outbox payload against WhatsApp's limits; raise
+    :class:`WhatsAppPayloadError`."""
     kind = payload.get("kind", "text")
     if kind not in KINDS:
-        raise PayloadError(f"unknown payload kind {kind!r}; expected one of {sorted(KINDS)}")
+        raise WhatsAppPayloadError(
+            f"unknown payload kind {kind!r}; expected one of {sorted(KINDS)}"
+        )
     if kind == "text":
         return Outgoing("text", _string(payload, "text", limit=TEXT_BODY_MAX, what="the text"))
     if kind == "template":
         name = payload.get("template")
         if not isinstance(name, str) or not _TEMPLATE_NAME.match(name):
-            raise PayloadError(f"template name must match [a-z0-9_]+, got {name!r}")
+            raise WhatsAppPayloadError(f"template name must match [a-z0-9_]+, got {name!r}")
         language = _string(payload, "language", limit=15, what="the template language")
         text = payload.get("text")
         return Outgoing(

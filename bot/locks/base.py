@@ -14,8 +14,10 @@ import math
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
+from dialogs.errors import LeadbotError
 
-class LockUnavailable(Exception):
+
+class LockUnavailable(LeadbotError):
     """The lock could not be taken now. The work it guards is left as it was (inbox rows
     stay unprocessed and are not charged an attempt) and retried later."""
 

@@ -151,8 +151,10 @@ class RedisLock:
                 if delay is None:
                     log.warning(
                         "lock %s: could not release (%s); it lapses within %.0f s",
-                        key, exc, self.lease,
-                    )  # fmt: skip
+                        key,
+                        exc,
+                        self.lease,
+                    )
                     return
                 await asyncio.sleep(delay)  # backoff before retrying a failed release
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from bot.whatsapp.envelope import InboundMessage
-from scheduler.sandbox_leads import SANDBOX_SOURCE  # leads the sandbox made: kept apart
+from scheduler.pipeline.sandbox_leads import SANDBOX_SOURCE  # leads the sandbox made: kept apart
 
 REF_PATTERN = re.compile(r"\[\s*ref\s*:\s*([^\]\s]*)\s*\]", re.IGNORECASE)
 DEFAULT_TEXT = "Hi! I'd like to know more."

@@ -5,7 +5,7 @@ body, silently dropping the rest of a batch, and raises ``KeyError`` on contacts
 BSUID. So inbound bodies are parsed here: EVERY entry, change, message and status becomes a
 frozen dataclass. Unknown message types never fail the parse (they become ``unsupported``);
 only a body whose *structure* is wrong raises :class:`EnvelopeError` (the webhook answers 400
-and stores nothing). Every string is cleaned on the way in (:func:`bot.inputs.clean_text`:
+and stores nothing). Every string is cleaned on the way in (:func:`bot.http.inputs.clean_text`:
 no NUL, which PostgreSQL refuses and which failed the turn until it was given up); message
 and status ids longer than :data:`MAX_ID_BYTES` and sender ids longer than
 :data:`MAX_SENDER` are a structure error, so everything parsed fits its column whole.
@@ -25,8 +25,9 @@ from typing import Any, Literal
 
 import orjson
 
-from bot.inputs import InputError, clean_text, loads
-from scheduler.identity import BSUID_SENDER
+from bot.http.inputs import RequestInputError, clean_text, loads
+from dialogs.errors import InputError
+from scheduler.pipeline.identity import BSUID_SENDER
 
 Kind = Literal["text", "choice", "media", "unsupported", "welcome", "ignored"]
 
@@ -40,7 +41,7 @@ MAX_SENDER = 250  # wa_id / BSUID: inbox.sender is 320 with its "+" or "bsuid:" 
 MAX_NAME = 200  # a profile name becomes the lead's name (200 characters)
 
 
-class EnvelopeError(ValueError):
+class EnvelopeError(InputError, ValueError):
     """The body is not a webhook envelope we can read (not JSON, or the wrong shape)."""
 
 
@@ -142,7 +143,7 @@ def parse_envelope(raw: bytes | str) -> Envelope:
             raise EnvelopeError(f"the body is not valid JSON: {exc}") from None
         try:  # a lone "\ud83d" (a name cut mid-emoji) is valid JSON: read it, replaced
             body = loads(raw)
-        except InputError as error:
+        except RequestInputError as error:
             raise EnvelopeError(str(error)) from None
     return parse_object(body)
 

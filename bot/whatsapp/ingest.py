@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.batching import GroupRunner
 from bot.whatsapp.envelope import Envelope, StatusUpdate
+from scheduler.group_commit import GroupCommit
 from scheduler.store import Engine, SyncConnection, SyncEngine, parked_statuses
 from scheduler.store import outbox as outbox_store
 from scheduler.store.engine import run_in_greenlet
@@ -106,8 +106,8 @@ def _results(envelopes: list[Envelope], new: set[str], applied: list[int]) -> li
 
 
 class InboxWriter:
-    """Group commit for the webhook (:class:`bot.batching.GroupRunner`): bodies that arrive
-    while a transaction is being written share the next one. Each caller still gets its
+    """Group commit for the webhook (:class:`~scheduler.group_commit.GroupCommit`): bodies that
+    arrive while a transaction is being written share the next one. Each caller still gets its
     answer only after its rows are committed (stored before the 200), but a burst of
     webhooks costs a few transactions instead of one each. Messages are appended by an
     :class:`~scheduler.store.inbox.InboxAppender`, which keeps its connection while the
@@ -117,7 +117,7 @@ class InboxWriter:
     def __init__(self, engine: Engine, *, max_batch: int = 256) -> None:
         self.engine = engine
         self._appender = InboxAppender(engine.sync_engine)
-        self._group: GroupRunner[Envelope, Ingested] = GroupRunner(
+        self._group: GroupCommit[Envelope, Ingested] = GroupCommit(
             self._write_many, run_one=self._write_one, name="inbox-writer", max_batch=max_batch
         )
 

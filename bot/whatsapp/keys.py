@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bot.inbox.processor import InboxProcessor
 from bot.locks import KeyedLock
 from bot.whatsapp.ingest import InboxWriter
+from bot.whatsapp.processor import InboxProcessor
 
 INBOX = web.AppKey("whatsapp_inbox", InboxProcessor)
 LOCKS = web.AppKey("whatsapp_locks", KeyedLock)

@@ -13,7 +13,7 @@ Sandbox prospects live apart from real ones: the leads the sandbox makes are mar
 number that belongs to a real lead: a sandbox "STOP" must never opt out a lead that came
 through the API, a form or a real chat, nor cancel its follow-ups, nor read its messages.
 A real lead arriving with a sandbox prospect's number takes it over
-(:mod:`scheduler.sandbox_leads`).
+(:mod:`scheduler.pipeline.sandbox_leads`).
 """
 
 from __future__ import annotations
@@ -24,14 +24,14 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.appkeys import SESSIONS, SETTINGS
-from bot.http_errors import ApiError, read_json_object
+from bot.http.appkeys import SESSIONS, SETTINGS
+from bot.http.errors import ApiError, read_json_object
 from bot.whatsapp.attribution import SANDBOX_PHONE_ID
 from bot.whatsapp.envelope import parse_object
 from bot.whatsapp.keys import INBOX, WRITER
-from scheduler.contacts import normalize_phone
 from scheduler.errors import InvalidLeadError
-from scheduler.sandbox_leads import SANDBOX_SOURCE
+from scheduler.pipeline.contacts import normalize_phone
+from scheduler.pipeline.sandbox_leads import SANDBOX_SOURCE
 from scheduler.store import outbox as outbox_store
 from scheduler.store.leads import by_phone
 

@@ -9,17 +9,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+from bot.http.errors import WebhookSignatureError
+
 HEADER = "X-Hub-Signature-256"
 PREFIX = "sha256="
-
-
-class SignatureError(Exception):
-    """The body's signature is missing (``status`` 401) or wrong (403)."""
-
-    def __init__(self, message: str, *, status: int, code: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
 
 
 def sign(app_secret: str, body: bytes) -> str:
@@ -28,16 +21,21 @@ def sign(app_secret: str, body: bytes) -> str:
 
 
 def verify(app_secret: str, body: bytes, header: str | None) -> None:
-    """Return when ``header`` signs ``body`` with ``app_secret``; raise :class:`SignatureError`.
+    """Return when ``header`` signs ``body`` with ``app_secret``; raise
+    :class:`~bot.http.errors.WebhookSignatureError`.
 
     The comparison is constant-time (``hmac.compare_digest``) so the digest cannot be guessed
     byte by byte from response times.
     """
     if not header:
-        raise SignatureError(f"missing {HEADER} header", status=401, code="signature_missing")
+        raise WebhookSignatureError(
+            f"missing {HEADER} header", status=401, code="signature_missing"
+        )
     given = header.strip()
     if given.lower().startswith(PREFIX):
         given = given[len(PREFIX) :]
     expected = sign(app_secret, body)[len(PREFIX) :]
     if not hmac.compare_digest(given.lower().encode(), expected.encode()):
-        raise SignatureError(f"{HEADER} does not match the body", status=403, code="bad_signature")
+        raise WebhookSignatureError(
+            f"{HEADER} does not match the body", status=403, code="bad_signature"
+        )

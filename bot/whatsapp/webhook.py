@@ -19,20 +19,20 @@ from functools import partial
 
 from aiohttp import web
 
-from bot.appkeys import DISPATCHER, ENGINE, JOBS, SESSIONS, SETTINGS
-from bot.followups import CADENCE
-from bot.health import CHECK_TIMEOUT, add_check
-from bot.http_errors import ApiError
-from bot.inbox.hooks import default_hooks
-from bot.inbox.processor import Dialogs, InboxProcessor
+from bot.http.appkeys import DISPATCHER, ENGINE, JOBS, SESSIONS, SETTINGS
+from bot.http.errors import ApiError, WebhookSignatureError
+from bot.http.followups import CADENCE
+from bot.http.health import CHECK_TIMEOUT, add_check
 from bot.interpreters import build_interpreter
 from bot.locks import KeyedLock, build_lock
 from bot.settings import Settings
 from bot.whatsapp import sandbox
 from bot.whatsapp.envelope import EnvelopeError, parse_envelope
+from bot.whatsapp.hooks import default_hooks
 from bot.whatsapp.ingest import InboxWriter
 from bot.whatsapp.keys import INBOX, LOCKS, WRITER
-from bot.whatsapp.signature import HEADER, SignatureError, verify
+from bot.whatsapp.processor import Dialogs, InboxProcessor
+from bot.whatsapp.signature import HEADER, verify
 from dialogs.icp import load_icp
 from dialogs.loader import load_scripts
 from scheduler.loop import PeriodicJob
@@ -70,7 +70,7 @@ async def receive(request: web.Request) -> web.Response:
     if secret:
         try:
             verify(secret, raw, request.headers.get(HEADER))
-        except SignatureError as exc:
+        except WebhookSignatureError as exc:
             raise ApiError(exc.status, exc.code, str(exc)) from None
     elif settings.is_sqlite and not settings.whatsapp_token.get_secret_value():
         # Only embedded mode with the sandbox channel: nothing reaches a real person.
@@ -158,8 +158,9 @@ async def _check_redis(locks: KeyedLock) -> None:
         log.error(
             "Redis (LEADBOT_REDIS_URL) is unreachable: %s: %s; WhatsApp turns wait in the "
             "inbox until it is back",
-            type(exc).__name__, exc,
-        )  # fmt: skip
+            type(exc).__name__,
+            exc,
+        )
 
 
 def setup(app: web.Application) -> None:

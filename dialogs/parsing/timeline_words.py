@@ -49,14 +49,32 @@ MONTHS: dict[str, int] = {
 }
 # Seasons as the month they start (northern hemisphere: most of our prospects' reading).
 SEASONS: dict[str, int] = {
-    "spring": 3, "primavera": 3, "summer": 6, "verano": 6, "fall": 9, "autumn": 9,
-    "otono": 9, "winter": 12, "invierno": 12,
-}  # fmt: skip
+    "spring": 3,
+    "primavera": 3,
+    "summer": 6,
+    "verano": 6,
+    "fall": 9,
+    "autumn": 9,
+    "otono": 9,
+    "winter": 12,
+    "invierno": 12,
+}
 MONTHS.update(SEASONS)
 # Month words that are also ordinary words; read as months only next to a preposition or day.
 AMBIGUOUS_MONTHS = {
-    "mar", "may", "jun", "jul", "sep", "dec", "jan", "apr", "aug", "oct", "nov", "fall",
-}  # fmt: skip
+    "mar",
+    "may",
+    "jun",
+    "jul",
+    "sep",
+    "dec",
+    "jan",
+    "apr",
+    "aug",
+    "oct",
+    "nov",
+    "fall",
+}
 WEEKDAYS: dict[str, int] = {
     "monday": 0,
     "lunes": 0,

@@ -25,7 +25,7 @@ commit), but statements (select, insert, update, delete, locks) are written here
   (trim dedupe records no vendor can re-deliver any more).
 
 The outbox's delivery statements (claim, start, record, reap) are still written in
-:mod:`scheduler.outbox` (``tests/test_layering.py`` lists it as not yet moved).
+:mod:`scheduler.delivery.outbox` (``tests/test_layering.py`` lists it as not yet moved).
 
 THE ONE LOCK ORDER. Every transaction that locks (writes, or ``SELECT … FOR UPDATE``) rows
 of several tables takes them in this order, so that two transactions can never wait for each

@@ -1,6 +1,6 @@
 """Contact points (every way to reach a person, each owned by one lead), the identity audit
 trail and the conflicts left for a human. The rules that choose a lead are
-:mod:`scheduler.identity`'s; these are its statements, on ``(kind, value)`` pairs.
+:mod:`scheduler.pipeline.identity`'s; these are its statements, on ``(kind, value)`` pairs.
 
 Points are inserted in one order, ``(kind, value)``, by every writer: unique-index waits
 between two transactions inserting the same points then cannot deadlock.
@@ -41,10 +41,14 @@ async def owners(
     # Kind first: the (kind, value) unique index serves each branch.
     rows = await session.execute(
         select(ContactPoint.kind, ContactPoint.value, ContactPoint.lead_id).where(
-            or_(*(and_(ContactPoint.kind == kind, ContactPoint.value.in_(values))
-                  for kind, values in values_by_kind.items()))
+            or_(
+                *(
+                    and_(ContactPoint.kind == kind, ContactPoint.value.in_(values))
+                    for kind, values in values_by_kind.items()
+                )
+            )
         )
-    )  # fmt: skip
+    )
     return [(str(kind), str(value), int(lead_id)) for kind, value, lead_id in rows]
 
 
@@ -54,8 +58,9 @@ async def add_points(
     """Insert points (``lead_id``, ``kind``, ``value``, ``created_at``; already in
     ``(kind, value)`` order); those another lead holds are left alone. Returns the
     ``(kind, value)`` of the rows inserted."""
-    statement = insert_or_ignore(session, _POINTS, ["kind", "value"],
-                                 returning=(_POINTS.c.kind, _POINTS.c.value))  # fmt: skip
+    statement = insert_or_ignore(
+        session, _POINTS, ["kind", "value"], returning=(_POINTS.c.kind, _POINTS.c.value)
+    )
     inserted = await session.execute(statement, rows)  # RETURNING: the rows inserted
     return [(str(k), str(v)) for k, v in inserted.all()]
 
@@ -80,9 +85,11 @@ async def add_conflicts(
     """Insert conflict rows; one recorded before is left alone. Returns the
     ``(other lead id, kind, value)`` of the rows inserted."""
     statement = insert_or_ignore(
-        session, _CONFLICTS, ["lead_id", "other_lead_id", "kind", "value"],
+        session,
+        _CONFLICTS,
+        ["lead_id", "other_lead_id", "kind", "value"],
         returning=(_CONFLICTS.c.other_lead_id, _CONFLICTS.c.kind, _CONFLICTS.c.value),
-    )  # fmt: skip
+    )
     inserted: Any = (await session.execute(statement, rows)).all()
     return {(o, k, v) for o, k, v in inserted}
 

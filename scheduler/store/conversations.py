@@ -91,6 +91,7 @@ def _session_upsert(dialect: str) -> postgresql.Insert | sqlite.Insert:
     """The dialog-session upsert, built once per backend and run with parameters."""
     table = cast(Table, DialogSessionRow.__table__)
     statement = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
-    changed = {c: statement.excluded[c] for c in ("script_id", "script_version", "state",
-                                                  "updated_at")}  # fmt: skip
+    changed = {
+        c: statement.excluded[c] for c in ("script_id", "script_version", "state", "updated_at")
+    }
     return statement.on_conflict_do_update(index_elements=["lead_id"], set_=changed)

@@ -118,24 +118,39 @@ async def erase_lead(
         update(_t(Lead))
         .where(_t(Lead).c.id == lead_id)
         .values(
-            name=None, email=None, phone=None, company=None, role=None, source=None,
-            attribution={}, timezone=None, qualification=None, enrichment=None,
-            email_status=None, whatsapp_window_closed_at=None, bot_paused=True,
+            name=None,
+            email=None,
+            phone=None,
+            company=None,
+            role=None,
+            source=None,
+            attribution={},
+            timezone=None,
+            qualification=None,
+            enrichment=None,
+            email_status=None,
+            whatsapp_window_closed_at=None,
+            bot_paused=True,
             lost_reason=ERASED if lead.lost_reason else None,
-            version=_t(Lead).c.version + 1, updated_at=now,
+            version=_t(Lead).c.version + 1,
+            updated_at=now,
             erased_at=lead.erased_at or now,
         )
-    )  # fmt: skip
+    )
     report = ErasureReport(lead_id, already)
     for name, step in STEPS:
         report.rows[name] = await step(erasing)
     if not already:
         await session.execute(
             insert(_t(StageEvent)).values(
-                lead_id=lead_id, from_stage=from_stage, to_stage=from_stage,
-                reason=AUDIT_REASON, actor=actor[:100], at=now,
+                lead_id=lead_id,
+                from_stage=from_stage,
+                to_stage=from_stage,
+                reason=AUDIT_REASON,
+                actor=actor[:100],
+                at=now,
             )
-        )  # fmt: skip
+        )
     await session.refresh(lead)
     return report
 
@@ -192,9 +207,13 @@ async def _outbox(e: Erasing) -> int:
     await e.session.execute(
         update(t)
         .where(t.c.id.in_(ids), t.c.state == OutboxState.PENDING.value)
-        .values(state=OutboxState.FAILED.value, error=CANCELLED_NOTE, next_attempt_at=None,
-                updated_at=e.now)
-    )  # fmt: skip
+        .values(
+            state=OutboxState.FAILED.value,
+            error=CANCELLED_NOTE,
+            next_attempt_at=None,
+            updated_at=e.now,
+        )
+    )
     # Rep notifications keep their recipient (the rep); the prospect's address goes.
     prospect = or_(t.c.lead_id == e.lead_id, t.c.recipient.in_(e.addresses))
     await e.session.execute(

@@ -53,14 +53,17 @@ async def dormant_without(
             Lead.opted_out_at.is_(None),
             StageEvent.to_stage == Stage.DORMANT.value,
             StageEvent.at <= dormant_since,
-            ~exists().where(and_(later.lead_id == StageEvent.lead_id,
-                                 later.id > StageEvent.id)),
-            ~exists().where(and_(Touch.lead_id == StageEvent.lead_id,
-                                 Touch.sequence == sequence,
-                                 Touch.cycle == StageEvent.id)),
+            ~exists().where(and_(later.lead_id == StageEvent.lead_id, later.id > StageEvent.id)),
+            ~exists().where(
+                and_(
+                    Touch.lead_id == StageEvent.lead_id,
+                    Touch.sequence == sequence,
+                    Touch.cycle == StageEvent.id,
+                )
+            ),
         )
         .limit(limit)
-    )  # fmt: skip
+    )
     return [(int(lead_id), int(event_id)) for lead_id, event_id in rows]
 
 

@@ -9,7 +9,7 @@ returning it in an unknown state. (Sending the same rows on the driver connectio
 SQLAlchemy's saved CPU per batch but too little of the webhook's throughput to be worth
 reaching under the library: ``bench/README.md``.)
 
-The processor (``bot.inbox.processor``) reads each sender's oldest unprocessed rows
+The processor (``bot.whatsapp.processor``) reads each sender's oldest unprocessed rows
 (:func:`pending`), claims them by marking them processed in its turn's transaction
 (:func:`mark_processed`, fenced on ``processed_at`` still empty), and charges failed turns
 (:func:`record_failure`); the sweep finds senders left waiting (:func:`unprocessed_senders`).

@@ -145,7 +145,7 @@ async def fill_empty(
     await session.execute(fill.values(**columns, updated_at=now))
 
 
-# -- the stage (written only by scheduler.stages) ------------------------------------------
+# -- the stage (written only by scheduler.pipeline.stages) ----------------------------------------
 _CURRENT = select(_LEADS.c.stage, _LEADS.c.version).where(_LEADS.c.id == bindparam("b_id"))
 # The SET clause is whatever else the parameters name (stage, version, updated_at, …).
 _MOVE = update(_LEADS).where(
@@ -379,7 +379,7 @@ async def without_next_step(
     query = (
         select(
             Lead.id, Lead.stage, Lead.qualification, Lead.last_inbound_at, Lead.last_outbound_at
-        )  # fmt: skip
+        )
         .where(
             Lead.stage.in_(stages),
             Lead.id > after_id,

@@ -92,7 +92,7 @@ class Rep(Base):
 
 class Lead(Base):
     """A prospect. Unique by normalized email and by E.164 phone; ``stage`` is changed only by
-    the stage machine (``scheduler.stages``), which bumps ``version`` on every move."""
+    the stage machine (``scheduler.pipeline.stages``), which bumps ``version`` on every move."""
 
     __tablename__ = "leads"
 
@@ -388,7 +388,7 @@ Index(
 )
 
 
-# -- identity: one person, one lead (scheduler.identity) --
+# -- identity: one person, one lead (scheduler.pipeline.identity) --
 class ContactPoint(Base):
     """One way to reach a person, owned by exactly one lead: ``kind`` is ``email``,
     ``phone`` (E.164), ``whatsapp`` (the ``+wa_id`` Meta sends) or ``bsuid``; ``value`` is

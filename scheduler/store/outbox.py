@@ -2,7 +2,7 @@
 lookups other components make (what was sent, to whom, which lead a sent message was for).
 
 Delivery itself (claiming rows, sending, recording outcomes) is
-:class:`scheduler.outbox.Dispatcher`'s.
+:class:`scheduler.delivery.outbox.Dispatcher`'s.
 """
 
 from __future__ import annotations
@@ -65,8 +65,15 @@ async def enqueue(
 ) -> int | None:
     """Store an intent to send, in the caller's transaction. Returns the new row's id, or
     None when an intent with this key already exists (it is never stored twice)."""
-    row = outbox_row(key=key, channel=channel, recipient=recipient, payload=payload, now=now,
-                     lead_id=lead_id, not_before=not_before)  # fmt: skip
+    row = outbox_row(
+        key=key,
+        channel=channel,
+        recipient=recipient,
+        payload=payload,
+        now=now,
+        lead_id=lead_id,
+        not_before=not_before,
+    )
     statement = insert_or_ignore(session, _TABLE, ["key"], returning=(_TABLE.c.id,))
     item_id: int | None = await session.scalar(statement, row)
     return item_id

@@ -5,7 +5,7 @@ has recorded that wamid: the Graph call returns, the status webhook is delivered
 and the dispatcher records its outcomes a moment later. The webhook answers 200 either way
 (Meta would not resend), so an unmatched status is *parked* here for :data:`PARK_FOR` and
 applied when the wamid is written: by :func:`apply_parked` in the transaction that records
-a sent row's ``external_id`` (``scheduler.outbox``), and by :func:`sweep`, which catches a
+a sent row's ``external_id`` (``scheduler.delivery.outbox``), and by :func:`sweep`, which catches a
 status parked while that transaction was in flight (neither saw the other's uncommitted
 row) and trims parked statuses that never found their send (messages sent from elsewhere
 on the same number, or rows that were never ours).

@@ -1,7 +1,7 @@
 """Retention: trim what is kept only to recognise a vendor's re-delivery, once no vendor can
 re-deliver it any more.
 
-Three things grow with every message and are read again only to dedupe:
+Four things grow with every message and are read again only to dedupe, or never:
 
 - processed WhatsApp inbox rows (their payload is in ``messages`` once handled; the row's
   ``(channel, external_id)`` is what makes Meta's retries of a wamid change nothing):
@@ -11,6 +11,12 @@ Three things grow with every message and are read again only to dedupe:
   itself stays: its key keeps each intent at most once whatever its age, and its wamid lets
   late delivery statuses match. ``pending``, ``sending`` and ``uncertain`` rows (a human may
   still look at those) keep theirs.
+- cancelled touches that never reached the outbox (``outbox_id`` empty): a WhatsApp
+  prospect's quiet cadence is scheduled with each reply of ours and cancelled by their next
+  message, five rows a turn that nobody ever saw. Deleted once created more than the
+  retention ago; the lead's recent history keeps them. (A sequence's next cycle number is
+  read from its remaining touches: a cycle whose every touch is gone never had an outbox
+  row, so its number may be used again without meeting an old outbox key.)
 
 A dedupe record must outlive every retry of what it records, so the retention may not be
 shorter than the longest vendor retry window (:data:`VENDOR_RETRY_WINDOWS`) plus a margin:
@@ -33,7 +39,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, Table, Text, cast, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from scheduler.store.models import InboxItem, OutboxItem, OutboxState, ProcessedEvent
+from scheduler.store.models import InboxItem, OutboxItem, OutboxState, ProcessedEvent, Touch
+from scheduler.store.touches import TouchStatus
 
 log = logging.getLogger("leadbot.retention")
 
@@ -82,6 +89,7 @@ class TrimReport:
     inbox_deleted: int = 0
     events_deleted: int = 0
     outbox_payloads_cleared: int = 0
+    touches_deleted: int = 0
 
 
 async def trim(
@@ -130,12 +138,24 @@ async def trim(
         ),
         batch=policy.batch,
     )
-    if report.inbox_deleted or report.events_deleted or report.outbox_payloads_cleared:
+    touches = _table(Touch)
+    report.touches_deleted = await _walk(
+        sessions,
+        touches,
+        age=touches.c.created_at,
+        cutoff=cutoff,
+        doomed=(touches.c.status == TouchStatus.CANCELLED.value) & touches.c.outbox_id.is_(None),
+        act=lambda ids: delete(touches).where(touches.c.id.in_(ids)),
+        batch=policy.batch,
+    )
+    trimmed = (report.inbox_deleted, report.events_deleted, report.outbox_payloads_cleared)
+    if any(trimmed) or report.touches_deleted:
         log.info(
-            "retention: deleted %d inbox row(s) and %d processed event(s), cleared %d outbox "
-            "payload(s) older than %s",
+            "retention: deleted %d inbox row(s), %d processed event(s) and %d cancelled "
+            "touch(es), cleared %d outbox payload(s) older than %s",
             report.inbox_deleted,
             report.events_deleted,
+            report.touches_deleted,
             report.outbox_payloads_cleared,
             cutoff.isoformat(),
         )

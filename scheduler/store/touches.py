@@ -3,7 +3,7 @@
 Status flow::
 
     pending → claimed → queued | awaiting_approval → queued | skipped | failed
-    queued → sent | failed | uncertain     (follows its outbox row: ``scheduler.outbox``)
+    queued → sent | failed | uncertain     (follows its outbox row: ``scheduler.delivery.outbox``)
     pending | claimed | awaiting_approval → cancelled
 
 ``queued`` means the message is in the outbox; ``sent`` (and ``sent_at``) only once the
@@ -56,7 +56,7 @@ _LAST_CYCLE = (
     select(func.max(_TOUCHES.c.cycle))
     .where(
         _TOUCHES.c.lead_id == bindparam("b_lead"), _TOUCHES.c.sequence == bindparam("b_sequence")
-    )  # fmt: skip
+    )
     .scalar_subquery()
 )
 # Built once, run with parameters (building statements costs more than running them).
@@ -112,11 +112,13 @@ async def cancel_waiting(session: AsyncSession, lead_id: int, *, reason: str) ->
     """Cancel the lead's touches still pending or awaiting approval (not its claimed ones)."""
     await session.execute(
         update(Touch)
-        .where(Touch.lead_id == lead_id,
-               Touch.status.in_((TouchStatus.PENDING.value, TouchStatus.AWAITING_APPROVAL.value)))
+        .where(
+            Touch.lead_id == lead_id,
+            Touch.status.in_((TouchStatus.PENDING.value, TouchStatus.AWAITING_APPROVAL.value)),
+        )
         .values(status=TouchStatus.CANCELLED.value, note=reason)
         .execution_options(synchronize_session=False)
-    )  # fmt: skip
+    )
 
 
 # -- the sweeper's claims -----------------------------------------------------------------------
@@ -173,7 +175,7 @@ async def claim_due(
             Touch.channel,
             Touch.attempts,
             Touch.created_at,
-        )  # fmt: skip
+        )
         .execution_options(synchronize_session=False)
     )
     async with sessions.begin() as session:
@@ -189,7 +191,7 @@ async def claim_due(
             attempts=r.attempts,
             created_at=r.created_at,
             token=token,
-        )  # fmt: skip
+        )
         for r in rows
     ]
     return sorted(claims, key=lambda c: c.id)
@@ -227,7 +229,7 @@ async def reap(
                 status=TouchStatus.FAILED.value,
                 claim_token=None,
                 note=f"claim expired {max_attempts} times",
-            )  # fmt: skip
+            )
             .execution_options(synchronize_session=False)
         )
         returned = await session.execute(
@@ -249,7 +251,7 @@ async def still_claimed(session: AsyncSession, touch_ids: Sequence[int], token: 
                 Touch.id.in_(touch_ids),
                 Touch.claim_token == token,
                 Touch.status == TouchStatus.CLAIMED.value,
-            )  # fmt: skip
+            )
             .order_by(Touch.id)
             .with_for_update()
         )
@@ -344,9 +346,10 @@ async def deliveries(session: AsyncSession, touches: list[Touch]) -> dict[int, d
     if not by_row:
         return {}
     rows = await session.execute(
-        select(OutboxItem.id, OutboxItem.state, OutboxItem.delivery_status, OutboxItem.error)
-        .where(OutboxItem.id.in_(sorted(by_row)))
-    )  # fmt: skip
+        select(
+            OutboxItem.id, OutboxItem.state, OutboxItem.delivery_status, OutboxItem.error
+        ).where(OutboxItem.id.in_(sorted(by_row)))
+    )
     return {
         by_row[r.id]: {"state": r.state, "delivery_status": r.delivery_status, "error": r.error}
         for r in rows
@@ -384,7 +387,7 @@ async def touches_of_leads(session: AsyncSession, lead_ids: Iterable[int]) -> li
             Touch.created_at,
             Touch.due_at,
             Touch.sent_at,
-        )  # fmt: skip
+        )
         .where(Touch.lead_id.in_(lead_ids))
         .order_by(Touch.lead_id, Touch.id)
     )
@@ -414,10 +417,9 @@ async def silent_after_last(
             Touch.sent_at <= sent_before,
             Touch.sent_at > sent_after,
             Lead.stage.in_(stages),
-            or_(Lead.last_inbound_at.is_(None),
-                Lead.last_inbound_at <= Touch.created_at),
+            or_(Lead.last_inbound_at.is_(None), Lead.last_inbound_at <= Touch.created_at),
             or_(Lead.booked_at.is_(None), Lead.booked_at <= Touch.created_at),
         )
         .limit(limit)
-    )  # fmt: skip
+    )
     return [(int(lead_id), str(stage)) for lead_id, stage in rows]

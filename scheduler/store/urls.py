@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from dialogs.errors import ConfigError
 
-class NotAUrl(ValueError):
+
+class NotAUrl(ConfigError, ValueError):
     """The string cannot be parsed as a database URL at all."""
 
 

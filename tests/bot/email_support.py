@@ -9,11 +9,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.email import EmailChannel
-from bot.channels.email_message import Sender
+from bot.channels.email_message import EmailSender
 from bot.channels.smtp import SmtpConfig
-from bot.signing import Signer
-from scheduler.leads import LeadIn, intake
-from scheduler.outbox import Dispatcher, enqueue
+from bot.http.signing import Signer
+from scheduler.delivery.outbox import Dispatcher, enqueue
+from scheduler.pipeline.leads import LeadIn, intake
 from scheduler.store.models import Lead, Message, OutboxItem, Touch
 
 SECRET = "s" * 32
@@ -60,7 +60,7 @@ def make_channel(
     return EmailChannel(
         SmtpConfig.from_url(smtp_url, timeout=timeout),
         sessions,
-        sender=Sender.parse("Acme Sales <sales@bot.example.com>"),
+        sender=EmailSender.parse("Acme Sales <sales@bot.example.com>"),
         signer=Signer(SECRET),
         public_url=public_url,
         daily_cap=daily_cap,

@@ -66,8 +66,10 @@ async def test_transitions_are_applied_and_audited(client: Client) -> None:
     body = await ok.json()
     assert body["lead"]["stage"] == "contacted"
     assert (body["event"]["from"], body["event"]["to"], body["event"]["actor"]) == (
-        "new", "contacted", "rep:ana",
-    )  # fmt: skip
+        "new",
+        "contacted",
+        "rep:ana",
+    )
     no_reason = await client.post(url, json={"to": "lost"}, headers=AUTH)
     assert no_reason.status == 422
     assert_error(await no_reason.json(), "reason_required")
@@ -80,8 +82,10 @@ async def test_transitions_are_applied_and_audited(client: Client) -> None:
     assert (await lost.json())["lead"]["lost_reason"] == "chose a rival"
     detail = await (await client.get(url.rsplit("/", 1)[0], headers=AUTH)).json()
     assert [(h["from"], h["to"], h["reason"]) for h in detail["history"]] == [
-        (None, "new", None), ("new", "contacted", None), ("contacted", "lost", "chose a rival"),
-    ]  # fmt: skip
+        (None, "new", None),
+        ("new", "contacted", None),
+        ("contacted", "lost", "chose a rival"),
+    ]
 
 
 async def test_listing_filters_by_stage_and_pages(client: Client) -> None:

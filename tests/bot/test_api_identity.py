@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
-from bot.appkeys import SESSIONS
+from bot.http.appkeys import SESSIONS
 from scheduler.store.models import IdentityConflict
 from tests.bot.support import AUTH
 

@@ -14,9 +14,9 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.channels.email import UNSUBSCRIBE_PURPOSE
-from bot.inputs import InputError, clean, loads, parse_id
-from bot.signing import sign
+from bot.email.unsubscribe import UNSUBSCRIBE_PURPOSE
+from bot.http.inputs import RequestInputError, clean, loads, parse_id
+from bot.http.signing import sign
 from scheduler.store.models import Lead, Suppression
 from tests.bot.support import AUTH
 
@@ -100,9 +100,13 @@ async def test_json_no_store_can_hold_is_400_on_every_json_endpoint(
     client: Client, sessions: Sessions
 ) -> None:
     lead = await _lead(client, email="keep@acme.com")
-    paths = ["/api/leads", f"/api/leads/{lead['id']}/transitions",
-             "/api/touches/1/approve", "/api/touches/1/reject",
-             "/api/sandbox/whatsapp/messages"]  # fmt: skip
+    paths = [
+        "/api/leads",
+        f"/api/leads/{lead['id']}/transitions",
+        "/api/touches/1/approve",
+        "/api/touches/1/reject",
+        "/api/sandbox/whatsapp/messages",
+    ]
     for raw in BAD_JSON:
         for path in paths:
             response = await client.post(path, data=raw, headers=AUTH)
@@ -125,8 +129,14 @@ async def test_big_integers_in_fields_are_422_not_500(client: Client, sessions: 
 
 
 async def test_nul_characters_are_removed_on_intake(client: Client) -> None:
-    lead = await _lead(client, name="Da\x00na", email="da\x00na@acme.com", company="A\x00",
-                       attribution={"utm\x00": "x\x00y"}, source="fo\x00rm")  # fmt: skip
+    lead = await _lead(
+        client,
+        name="Da\x00na",
+        email="da\x00na@acme.com",
+        company="A\x00",
+        attribution={"utm\x00": "x\x00y"},
+        source="fo\x00rm",
+    )
     assert (lead["name"], lead["email"], lead["company"]) == ("Dana", "dana@acme.com", "A")
     assert lead["attribution"] == {"utm": "xy"} and lead["source"] == "form"
 
@@ -168,9 +178,13 @@ def test_loads_keeps_what_it_parses_storable() -> None:
         "a": "\U0001f600",
         "n": 1e20,
     }
-    for raw in (b"\xff", b'{"a": "\\ud800", "n": ' + b"9" * 400 + b"}", b'["\\ud800", NaN]',
-                b'["\\ud800"' + b", [" * 3000 + b"]" * 3000 + b"]"):  # fmt: skip
-        with pytest.raises(InputError):
+    for raw in (
+        b"\xff",
+        b'{"a": "\\ud800", "n": ' + b"9" * 400 + b"}",
+        b'["\\ud800", NaN]',
+        b'["\\ud800"' + b", [" * 3000 + b"]" * 3000 + b"]",
+    ):
+        with pytest.raises(RequestInputError):
             loads(raw)
     assert clean({"k": [1, None, "x\x00"]}) == {"k": [1, None, "x"]}
     # Whatever either parser returns, a JSON column can store it again.
@@ -184,10 +198,15 @@ async def test_html_pages_carry_security_headers_and_no_server_version(
     client: Client,
 ) -> None:
     lead = await _lead(client, email="jane@acme.com")
-    token = sign(UNSUBSCRIBE_PURPOSE, {"lead": lead["id"], "email": "jane@acme.com"},
-                 secret=SECRET)  # fmt: skip
-    pages = [("GET", f"/unsubscribe/{token}", 200), ("GET", "/unsubscribe/bad", 400),
-             ("GET", "/approve/bad", 400), ("POST", "/approve/bad", 400)]  # fmt: skip
+    token = sign(
+        UNSUBSCRIBE_PURPOSE, {"lead": lead["id"], "email": "jane@acme.com"}, secret=SECRET
+    )
+    pages = [
+        ("GET", f"/unsubscribe/{token}", 200),
+        ("GET", "/unsubscribe/bad", 400),
+        ("GET", "/approve/bad", 400),
+        ("POST", "/approve/bad", 400),
+    ]
     for method, path, status in pages:
         response = await client.request(method, path)
         assert response.status == status and response.content_type == "text/html"
@@ -196,9 +215,14 @@ async def test_html_pages_carry_security_headers_and_no_server_version(
         assert "script-src" not in csp  # no script may run at all
         assert response.headers["X-Content-Type-Options"] == "nosniff"
         assert response.headers["Referrer-Policy"] == "no-referrer"
-    for method, path in (("GET", "/healthz"), ("GET", "/metrics"), ("GET", "/nope"),
-                         ("GET", "/api/leads"), ("DELETE", "/healthz"),
-                         ("GET", f"/unsubscribe/{token}")):  # fmt: skip
+    for method, path in (
+        ("GET", "/healthz"),
+        ("GET", "/metrics"),
+        ("GET", "/nope"),
+        ("GET", "/api/leads"),
+        ("DELETE", "/healthz"),
+        ("GET", f"/unsubscribe/{token}"),
+    ):
         response = await client.request(method, path)
         server = response.headers.get("Server", "")
         assert (
@@ -213,8 +237,11 @@ async def test_requests_the_http_parser_refuses_carry_no_server_version(client: 
     import asyncio
 
     assert client.server.port is not None
-    for raw in (b"GET /\x00 HTTP/1.1\r\nHost: x\r\n\r\n", b"BLAH\r\n\r\n",
-                b"GET / HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 20_000 + b"\r\n\r\n"):  # fmt: skip
+    for raw in (
+        b"GET /\x00 HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"BLAH\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 20_000 + b"\r\n\r\n",
+    ):
         reader, writer = await asyncio.open_connection("127.0.0.1", client.server.port)
         writer.write(raw)
         await writer.drain()

@@ -1,6 +1,6 @@
 """The bad-input probe, kept: a generated corpus against a LIVE ``leadbot serve``.
 
-Two real server processes (``python -m bot.cli serve --no-scheduler`` on an SQLite file) are
+Two real server processes (``python -m bot.cli.main serve --no-scheduler`` on an SQLite file) are
 started: the embedded mode with its defaults (unsigned WhatsApp webhooks accepted, no
 Calendly or Mailgun keys) and a production-like one with every secret set. Each endpoint of
 the README's "HTTP API" table gets inputs that can never be valid (malformed or unholdable
@@ -145,7 +145,7 @@ def _start(mode: str, directory: Path) -> Server:
             }
         )
     process = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "serve", "--no-scheduler"],
+        [sys.executable, "-m", "bot.cli.main", "serve", "--no-scheduler"],
         cwd=directory,
         env=env,
         stdout=subprocess.DEVNULL,

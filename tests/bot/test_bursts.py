@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from bot.inbox.bursts import BurstScheduler
+from bot.whatsapp.bursts import BurstScheduler
 
 
 async def test_a_burst_is_one_turn_and_late_messages_get_another() -> None:

@@ -14,9 +14,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.app import create_app
-from bot.calendly import SignatureError, sign, verify
-from scheduler.leads import LeadIn, intake
-from scheduler.stages import transition
+from bot.calendly.webhook import sign, verify
+from bot.http.errors import WebhookSignatureError
+from scheduler.pipeline.leads import LeadIn, intake
+from scheduler.pipeline.stages import transition
 from scheduler.store.engine import session_factory
 from scheduler.store.models import Booking, Lead, OutboxItem, ProcessedEvent, StageEvent, Touch
 from scheduler.store.reps import add_rep
@@ -33,10 +34,10 @@ def test_the_reference_test_vector() -> None:
 
     assert sign("test-signing-key", body, 1700000000) == header
     verify("test-signing-key", body, header, now=1700000000 + 179)
-    with pytest.raises(SignatureError) as stale:
+    with pytest.raises(WebhookSignatureError) as stale:
         verify("test-signing-key", body, header, now=1700000000 + 181)
     assert stale.value.status == 403
-    with pytest.raises(SignatureError) as tampered:
+    with pytest.raises(WebhookSignatureError) as tampered:
         verify("test-signing-key", body.replace(b"jane", b"john"), header, now=1700000000)
     assert tampered.value.code == "bad_signature"
 
@@ -60,8 +61,16 @@ async def make_lead(db: async_sessionmaker[AsyncSession], **fields: Any) -> Lead
         data = {"name": "Jane Doe", "email": "jane.d@acme.com", "company": "Acme"} | fields
         lead = (await intake(session, LeadIn(**data), default_region="US", now=NOW)).lead
         await transition(session, lead.id, "contacted", reason=None, actor="test", now=NOW)
-        session.add(Touch(lead_id=lead.id, sequence="default", step="day1", channel="email",
-                          due_at=NOW + timedelta(days=1), status="pending"))  # fmt: skip
+        session.add(
+            Touch(
+                lead_id=lead.id,
+                sequence="default",
+                step="day1",
+                channel="email",
+                due_at=NOW + timedelta(days=1),
+                status="pending",
+            )
+        )
         await add_rep(session, name="Ana", email="ana@seller.com", whatsapp=None, now=NOW)
     return lead
 
@@ -234,8 +243,10 @@ async def test_a_cancellation_tells_the_rep_and_starts_the_rebook_nudge(
     assert booking is not None and booking.status == "canceled" and booking.canceled_at
     assert (await lead_state(db, lead.id)).booked_at is None
     mails = await rep_mail(db)
-    assert [m["subject"].split(":")[0] for m in mails] == ["[leadbot] Call booked",
-                                                           "[leadbot] Call canceled"]  # fmt: skip
+    assert [m["subject"].split(":")[0] for m in mails] == [
+        "[leadbot] Call booked",
+        "[leadbot] Call canceled",
+    ]
     assert "Conflict with another meeting" in mails[1]["text"]
     assert [s for s, status in await touches(db, lead.id) if status == "pending"] == [
         "rebook",
@@ -299,8 +310,10 @@ async def test_a_late_created_does_not_revive_a_canceled_booking(
 async def test_other_events_are_acknowledged_and_change_nothing(
     app_client: Client, db: async_sessionmaker[AsyncSession], name: str
 ) -> None:
-    assert await post(app_client, load_event(name)) == (200, {"status": "ignored",
-                                                              "lead_id": None})  # fmt: skip
+    assert await post(app_client, load_event(name)) == (
+        200,
+        {"status": "ignored", "lead_id": None},
+    )
     assert await counts(db) == {"bookings": 0, "processed_events": 0, "outbox": 0, "leads": 0}
 
 

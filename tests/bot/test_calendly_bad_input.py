@@ -25,7 +25,7 @@ from tests.bot.support import make_settings
 from tests.support.fakes.calendly import SIGNING_KEY, load_event, signature, signed
 
 Client = TestClient[Any, Any]
-UNUSABLE = "calendly:unusable"  # bot.calendly.UNUSABLE, the source of unusable events
+UNUSABLE = "calendly:unusable"  # bot.calendly.webhook.UNUSABLE, the source of unusable events
 Sessions = async_sessionmaker[AsyncSession]
 
 
@@ -76,29 +76,38 @@ async def unusable(db: Sessions) -> list[str]:
 
 # (fields the invitee sent, the lead's name and time zone they give)
 FIELD_CASES: list[tuple[dict[str, Any], str | None, str | None]] = [
-        ({"name": "N" * 300}, "N" * 200, "America/New_York"),
-        ({"name": "Ana \ud83d"}, "Ana \ufffd", "America/New_York"),  # a lone surrogate
-        ({"name": "Ana\x00 Bel"}, "Ana Bel", "America/New_York"),
-        ({"name": 12345}, None, "America/New_York"),
-        ({"name": {"first": "Ana"}}, None, "America/New_York"),
-        ({"timezone": "T" * 100}, "Jane Doe", None),
-        ({"timezone": 3600}, "Jane Doe", None),
-        ({"timezone": "Not/AZone"}, "Jane Doe", None),
-        ({"timezone": "Europe/Paris\x00"}, "Jane Doe", "Europe/Paris"),
-        ({"timezone": ["UTC"]}, "Jane Doe", None),
-        ({"questions_and_answers": "size?"}, "Jane Doe", "America/New_York"),
-        ({"questions_and_answers": 42}, "Jane Doe", "America/New_York"),
-        ({"questions_and_answers": {"q": "a"}}, "Jane Doe", "America/New_York"),
-        ({"questions_and_answers": [1, None, {"question": 5, "answer": ["x"]}]}, "Jane Doe",
-         "America/New_York"),
-        ({"questions_and_answers": [{"question": "Q\x00", "answer": "A" * 10_000}]}, "Jane Doe",
-         "America/New_York"),
-        ({"scheduled_event": "EVT"}, "Jane Doe", "America/New_York"),
-        ({"scheduled_event": {"uri": "u" * 1000, "location": ["x"], "start_time": 5}},
-         "Jane Doe", "America/New_York"),
-        ({"tracking": {"utm_content": "t" * 5000}}, "Jane Doe", "America/New_York"),
-        ({"email": "jane\x00@acme.com"}, "Jane Doe", "America/New_York"),
-]  # fmt: skip
+    ({"name": "N" * 300}, "N" * 200, "America/New_York"),
+    ({"name": "Ana \ud83d"}, "Ana \ufffd", "America/New_York"),  # a lone surrogate
+    ({"name": "Ana\x00 Bel"}, "Ana Bel", "America/New_York"),
+    ({"name": 12345}, None, "America/New_York"),
+    ({"name": {"first": "Ana"}}, None, "America/New_York"),
+    ({"timezone": "T" * 100}, "Jane Doe", None),
+    ({"timezone": 3600}, "Jane Doe", None),
+    ({"timezone": "Not/AZone"}, "Jane Doe", None),
+    ({"timezone": "Europe/Paris\x00"}, "Jane Doe", "Europe/Paris"),
+    ({"timezone": ["UTC"]}, "Jane Doe", None),
+    ({"questions_and_answers": "size?"}, "Jane Doe", "America/New_York"),
+    ({"questions_and_answers": 42}, "Jane Doe", "America/New_York"),
+    ({"questions_and_answers": {"q": "a"}}, "Jane Doe", "America/New_York"),
+    (
+        {"questions_and_answers": [1, None, {"question": 5, "answer": ["x"]}]},
+        "Jane Doe",
+        "America/New_York",
+    ),
+    (
+        {"questions_and_answers": [{"question": "Q\x00", "answer": "A" * 10_000}]},
+        "Jane Doe",
+        "America/New_York",
+    ),
+    ({"scheduled_event": "EVT"}, "Jane Doe", "America/New_York"),
+    (
+        {"scheduled_event": {"uri": "u" * 1000, "location": ["x"], "start_time": 5}},
+        "Jane Doe",
+        "America/New_York",
+    ),
+    ({"tracking": {"utm_content": "t" * 5000}}, "Jane Doe", "America/New_York"),
+    ({"email": "jane\x00@acme.com"}, "Jane Doe", "America/New_York"),
+]
 
 
 async def test_invitee_fields_that_do_not_fit_keep_the_booking(
@@ -169,12 +178,23 @@ _junk = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_text, inner, max_size=4),
     max_leaves=10,
 )
-_FIELDS = ("name", "email", "timezone", "questions_and_answers", "scheduled_event",
-           "tracking", "cancellation", "rescheduled", "old_invitee", "first_name")  # fmt: skip
+_FIELDS = (
+    "name",
+    "email",
+    "timezone",
+    "questions_and_answers",
+    "scheduled_event",
+    "tracking",
+    "cancellation",
+    "rescheduled",
+    "old_invitee",
+    "first_name",
+)
 
 
-@settings(max_examples=25, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     kind=st.sampled_from(["invitee_created", "invitee_canceled"]),
     fields=st.dictionaries(st.sampled_from(_FIELDS), _junk, min_size=1, max_size=4),

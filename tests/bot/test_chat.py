@@ -15,8 +15,8 @@ import typer
 from rich.console import Console
 from typer.testing import CliRunner
 
-from bot.chat import DEFAULT_DIALOGS_DIR, chat_command
-from bot.cli_dialogs import dialogs_app
+from bot.cli.chat import DEFAULT_DIALOGS_DIR, chat_command
+from bot.cli.dialogs import dialogs_app
 from dialogs.interpretation import Intent, Interpretation
 from dialogs.script import Script
 from dialogs.session import Session
@@ -170,6 +170,35 @@ def test_the_given_interpreter_is_used() -> None:
     assert "handed off" in out
 
 
+def test_each_typed_line_is_a_turn_under_the_whatsapp_rule(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Chat and the WhatsApp processor share one turn policy (``dialogs.turn``): one turn
+    of one event per line typed, and what that rule adds shows (the quiet follow-ups a
+    WhatsApp turn that leaves a question open would schedule)."""
+    import bot.cli.chat as chat_module
+    from dialogs import turn as turn_module
+
+    seen: list[list[object]] = []
+
+    async def spy(
+        script: Script, session: Session, events: list[object], *a: object, **kw: object
+    ) -> turn_module.TurnResult:
+        seen.append(list(events))
+        return await turn_module.take_turn(script, session, events, *a, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(chat_module, "take_turn", spy)
+    session, out = chat("2", "about 200 people")
+    assert [len(events) for events in seen] == [1, 1, 1]  # the start, then each line
+    assert [type(events[0]).__name__ for events in seen] == [
+        "Started",
+        "ChoiceSelected",
+        "TextReceived",
+    ]
+    assert session.slots["company_size"].value == "51-200"
+    assert "follow-ups scheduled: whatsapp_quiet" in out
+
+
 def test_spanish_script_and_markup_in_text_is_shown_verbatim() -> None:
     session, out = chat("[bold]hola[/bold] necesitamos una web", script="b2b_es")
     assert session.slots["need"].value == "build"
@@ -193,7 +222,7 @@ DEFLECTED = "marketing\njust me\n500 dollars\nno rush\n"
 
 def leadbot_chat(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, typed: str, **env: str) -> str:
     """``leadbot chat`` as an operator runs it, with only ``env`` configured."""
-    from bot.cli import app
+    from bot.cli.main import app
 
     monkeypatch.chdir(tmp_path)  # no developer .env
     for name in list(os.environ):

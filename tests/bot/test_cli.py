@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from bot.cli import app
+from bot.cli.main import app
 from tests.support.lead_csv import write_leads_csv
 
 runner = CliRunner()
@@ -89,7 +89,7 @@ def test_serve_starts_on_the_embedded_defaults(tmp_path: Path) -> None:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("LEADBOT_")}
     environment["LEADBOT_PORT"] = str(port)
     process = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "serve"],
+        [sys.executable, "-m", "bot.cli.main", "serve"],
         cwd=tmp_path,
         env=environment,
         stdout=subprocess.PIPE,

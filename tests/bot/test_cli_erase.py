@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from bot.cli import app
-from scheduler.leads import LeadIn, intake
+from bot.cli.main import app
+from scheduler.pipeline.leads import LeadIn, intake
 from scheduler.store.engine import create_engine, session_factory
 from scheduler.store.models import Lead, StageEvent, utcnow
 

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from bot.cli import app
+from bot.cli.main import app
 from scheduler.store.engine import create_engine
 from tests.conftest import POSTGRES_URL, _postgres_problem, _unavailable
 
@@ -59,9 +59,15 @@ def files_in(path: Path) -> set[str]:
 
 @pytest.mark.parametrize(
     "command",
-    [["leads", "list"], ["reps", "list"], ["db", "upgrade"], ["leads", "erase", "1"],
-     ["leads", "import", "leads.csv"], ["reps", "add", "Ana", "--email", "ana@acme.com"]],
-)  # fmt: skip
+    [
+        ["leads", "list"],
+        ["reps", "list"],
+        ["db", "upgrade"],
+        ["leads", "erase", "1"],
+        ["leads", "import", "leads.csv"],
+        ["reps", "add", "Ana", "--email", "ana@acme.com"],
+    ],
+)
 def test_a_wrong_postgres_port_is_one_line(
     env: dict[str, str], command: list[str], tmp_path: Path
 ) -> None:
@@ -131,9 +137,15 @@ def unmigrated_postgres(postgres_server: str) -> Iterator[str]:
 
 @pytest.mark.parametrize(
     "command",
-    [["leads", "list"], ["leads", "erase", "1"], ["reps", "add", "Ana", "--email", "a@x.io"],
-     ["reps", "list"], ["scheduler"], ["serve", "--port", "0"]],
-)  # fmt: skip
+    [
+        ["leads", "list"],
+        ["leads", "erase", "1"],
+        ["reps", "add", "Ana", "--email", "a@x.io"],
+        ["reps", "list"],
+        ["scheduler"],
+        ["serve", "--port", "0"],
+    ],
+)
 def test_an_unmigrated_postgres_names_the_command_to_run(
     env: dict[str, str], unmigrated_postgres: str, command: list[str], tmp_path: Path
 ) -> None:
@@ -275,7 +287,7 @@ def serve_process(cwd: Path, *args: str, **variables: str) -> subprocess.Complet
     each caller makes it fail)."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("LEADBOT_")}
     return subprocess.run(
-        [sys.executable, "-m", "bot.cli", "serve", *args],
+        [sys.executable, "-m", "bot.cli.main", "serve", *args],
         cwd=cwd,
         env={**environment, **variables},
         capture_output=True,
@@ -339,7 +351,7 @@ def test_a_bug_keeps_its_traceback(env: dict[str, str], monkeypatch: pytest.Monk
     def broken(*_: object, **__: object) -> None:
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr("bot.cli_support.open_store", broken)
-    monkeypatch.setattr("bot.cli.open_store", broken)
+    monkeypatch.setattr("bot.cli.support.open_store", broken)
+    monkeypatch.setattr("bot.cli.main.open_store", broken)
     result = runner.invoke(app, ["db", "upgrade"], env=env)
     assert isinstance(result.exception, ZeroDivisionError)

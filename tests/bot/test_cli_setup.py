@@ -11,43 +11,62 @@ from importlib.metadata import version
 import pytest
 from typer.testing import CliRunner
 
-from bot.cli import app
-from bot.settings import SettingsError
-from bot.setup_report import (
+from bot.cli.main import app
+from bot.cli.setup_report import (
     check_setup,
     known_variables,
     setup_summary,
     setup_warnings,
     unknown_variables,
 )
+from bot.settings import SettingsError
 from tests.bot.support import make_settings
 
 # Libraries `leadbot --help` has no use for; each costs tens to hundreds of milliseconds.
-HEAVY = ("langchain", "langchain_core", "langchain_openai", "openai", "sqlalchemy", "aiohttp",
-         "pywa", "alembic", "apscheduler", "asyncpg", "aiosqlite", "redis", "pydantic",
-         "pydantic_settings", "httpx", "dialogs", "yaml", "jinja2")  # fmt: skip
+HEAVY = (
+    "langchain",
+    "langchain_core",
+    "langchain_openai",
+    "openai",
+    "sqlalchemy",
+    "aiohttp",
+    "pywa",
+    "alembic",
+    "apscheduler",
+    "asyncpg",
+    "aiosqlite",
+    "redis",
+    "pydantic",
+    "pydantic_settings",
+    "httpx",
+    "dialogs",
+    "yaml",
+    "jinja2",
+)
+LIGHT = frozenset({"dialogs", "dialogs.errors"})
+"""Modules of a heavy package that import nothing heavy themselves."""
 
 
 def test_importing_the_cli_imports_no_heavy_library() -> None:
     """`leadbot --help` stays fast because the commands import what they use when they run
     (measured: 1.9 s before, 0.13 s after). A module count, not a timing: it cannot flake."""
-    code = "import sys, bot.cli; print(' '.join(sorted(sys.modules)))"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True)  # fmt: skip
-    loaded = {name.split(".")[0] for name in done.stdout.split()}
+    code = "import sys, bot.cli.main; print(' '.join(sorted(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    # dialogs.errors (stdlib only) is the root of the CLI's own errors; the rest of dialogs/
+    # (pydantic, the engine) stays out.
+    loaded = {name.split(".")[0] for name in done.stdout.split() if name not in LIGHT}
     assert loaded.isdisjoint(HEAVY), sorted(loaded & set(HEAVY))
 
 
 def test_chat_on_the_rules_imports_no_llm_library() -> None:
     code = (
-        "import sys, bot.chat\n"
+        "import sys, bot.cli.chat\n"
         "from bot.interpreters import build_interpreter\n"
         "from tests.bot.support import make_settings\n"
         "build_interpreter(make_settings())\n"
         "print(' '.join(sorted(sys.modules)))"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True)  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     loaded = {name.split(".")[0] for name in done.stdout.split()}
     assert loaded.isdisjoint({"langchain", "langchain_core", "langchain_openai", "openai"})
 
@@ -55,8 +74,19 @@ def test_chat_on_the_rules_imports_no_llm_library() -> None:
 def test_help_lists_every_command() -> None:
     result = CliRunner().invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("serve", "chat", "scheduler", "link", "db", "leads", "dialogs", "reps",
-                    "cadence", "sandbox", "--version"):  # fmt: skip
+    for command in (
+        "serve",
+        "chat",
+        "scheduler",
+        "link",
+        "db",
+        "leads",
+        "dialogs",
+        "reps",
+        "cadence",
+        "sandbox",
+        "--version",
+    ):
         assert command in result.output
 
 
@@ -113,14 +143,16 @@ def test_the_summary_of_a_full_setup_shows_no_secret() -> None:
         ({"public_url": ""}, "LEADBOT_PUBLIC_URL is not set: links in rep emails are relative"),
         ({"public_url": "http://leads.acme.com"}, "is not https://: emails carry no unsubscribe"),
         ({"whatsapp_token": "EAAG"}, "TOKEN is set but LEADBOT_WHATSAPP_PHONE_ID is empty"),
-        ({"whatsapp_phone_id": "1", "whatsapp_token": "EAAG", "whatsapp_app_secret": "s"},
-         "LEADBOT_WHATSAPP_VERIFY_TOKEN is empty"),
+        (
+            {"whatsapp_phone_id": "1", "whatsapp_token": "EAAG", "whatsapp_app_secret": "s"},
+            "LEADBOT_WHATSAPP_VERIFY_TOKEN is empty",
+        ),
         ({"email_from": "sales@acme.com"}, "LEADBOT_EMAIL_FROM is set but LEADBOT_SMTP_URL"),
         ({"calendly_url": "https://calendly.com/x"}, "LEADBOT_CALENDLY_SIGNING_KEY is empty"),
         ({"calendly_signing_key": "k"}, "LEADBOT_CALENDLY_URL is empty"),
         ({"enrichment_token": "t"}, "LEADBOT_ENRICHMENT_URL is empty"),
     ],
-)  # fmt: skip
+)
 def test_each_half_configured_piece_is_warned_about(
     overrides: dict[str, str], warning: str
 ) -> None:
@@ -155,7 +187,7 @@ def test_a_complete_setup_has_no_warning() -> None:
         ({"smtp_url": "http://h", "email_from": "s@a.io"}, "LEADBOT_SMTP_URL must look like"),
         ({"whatsapp_phone_id": "1", "whatsapp_token": "EAAG"}, "LEADBOT_WHATSAPP_APP_SECRET is"),
     ],
-)  # fmt: skip
+)
 def test_settings_the_service_cannot_run_with_are_refused(
     overrides: dict[str, str], message: str
 ) -> None:
@@ -197,7 +229,7 @@ def test_every_setting_is_a_known_variable() -> None:
 _SCHEDULER_RUN = textwrap.dedent(
     """
     import asyncio, logging, sys
-    from bot.cli_support import configure_logging
+    from bot.cli.support import configure_logging
     from scheduler.loop import PeriodicJob, SchedulerLoop
 
     configure_logging(getattr(logging, sys.argv[1]))
@@ -220,8 +252,13 @@ _SCHEDULER_RUN = textwrap.dedent(
 
 
 def _scheduler_log(level: str) -> str:
-    done = subprocess.run([sys.executable, "-c", _SCHEDULER_RUN, level], capture_output=True,
-                          text=True, check=True, timeout=60)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", _SCHEDULER_RUN, level],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
     return done.stderr
 
 

@@ -14,8 +14,8 @@ from bot.channels import build_channels
 from bot.channels.email import EmailChannel
 from bot.channels.smtp import SmtpConfig, is_hard_bounce
 from bot.channels.stored import StoredChannel
-from bot.signing import verify
-from scheduler.outbox import Dispatcher, Receipt, enqueue
+from bot.http.signing import verify
+from scheduler.delivery.outbox import Dispatcher, Receipt, enqueue
 from scheduler.store.models import Lead, OutboxItem, Suppression
 from scheduler.store.suppressions import SuppressionReason, suppress
 from tests.bot.email_support import (
@@ -303,13 +303,20 @@ def test_build_channels_uses_smtp_only_when_configured(sessions: Sessions) -> No
 # -- batches and pooled connections ------------------------------------------------------
 
 
-async def enqueue_many(sessions: Sessions, recipients: list[str], payload: dict[str, object]
-                       ) -> list[int]:  # fmt: skip
+async def enqueue_many(
+    sessions: Sessions, recipients: list[str], payload: dict[str, object]
+) -> list[int]:
     ids = []
     async with sessions.begin() as session:
         for n, recipient in enumerate(recipients):
-            item_id = await enqueue(session, key=f"b{n}", channel="email", recipient=recipient,
-                                    payload=payload, now=NOW)  # fmt: skip
+            item_id = await enqueue(
+                session,
+                key=f"b{n}",
+                channel="email",
+                recipient=recipient,
+                payload=payload,
+                now=NOW,
+            )
             assert item_id is not None
             ids.append(item_id)
     return ids
@@ -331,8 +338,9 @@ async def test_a_batch_reuses_connections_and_checks_with_a_few_queries(
         ids = await enqueue_many(sessions, recipients, PAYLOAD)
         event.listen(engine.sync_engine, "before_cursor_execute", count)
         try:
-            [outcomes] = [await channel.send_batch([(r, PAYLOAD) for r in recipients],
-                                                   concurrency=8)]  # fmt: skip
+            [outcomes] = [
+                await channel.send_batch([(r, PAYLOAD) for r in recipients], concurrency=8)
+            ]
         finally:
             event.remove(engine.sync_engine, "before_cursor_execute", count)
         received = await smtp.wait_messages(21)
@@ -364,8 +372,11 @@ async def test_caps_hold_within_one_batch(sessions: Sessions) -> None:
     assert "acme.com" in (c.error or "") and c.attempts == 0
     assert c.next_attempt_at == NOW + timedelta(seconds=60)
     assert "daily cap" in (y.error or "") and y.attempts == 0
-    assert sorted(r.rcpt_tos[0] for r in smtp.received) == ["a@acme.com", "b@acme.com",
-                                                             "x@other.com"]  # fmt: skip
+    assert sorted(r.rcpt_tos[0] for r in smtp.received) == [
+        "a@acme.com",
+        "b@acme.com",
+        "x@other.com",
+    ]
 
 
 async def test_a_dropped_idle_connection_is_replaced_without_losing_the_email(
@@ -392,8 +403,12 @@ async def test_a_dropped_idle_connection_is_replaced_without_losing_the_email(
 async def test_non_ascii_is_encoded_and_line_breaks_in_headers_are_refused(
     sessions: Sessions,
 ) -> None:
-    payload = {"subject": "Café – a question", "text": "Héllo Zoë", "html": "<p>Héllo</p>",
-               "to_name": "Zoë Dœ"}  # fmt: skip
+    payload = {
+        "subject": "Café – a question",
+        "text": "Héllo Zoë",
+        "html": "<p>Héllo</p>",
+        "to_name": "Zoë Dœ",
+    }
     async with FakeSmtp() as smtp:
         channel = make_channel(sessions, smtp.url)
         state, _ = await send_via_outbox(sessions, channel, "zoe@acme.com", payload, key="a")

@@ -10,7 +10,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from scheduler.outbox import Dispatcher, enqueue
+from scheduler.delivery.outbox import Dispatcher, enqueue
 from scheduler.store.models import OutboxItem
 from tests.bot.email_support import NOW, Clock, make_channel, make_lead
 from tests.support.fakes.smtp import FakeSmtp
@@ -28,10 +28,11 @@ async def states(sessions: Sessions) -> dict[str, OutboxItem]:
 async def test_a_hanging_submission_strands_no_other_email(sessions: Sessions) -> None:
     async with sessions.begin() as session:
         ids = [
-            await enqueue(session, key=f"k:{to}", channel="email", recipient=to,
-                          payload=PAYLOAD, now=NOW)
+            await enqueue(
+                session, key=f"k:{to}", channel="email", recipient=to, payload=PAYLOAD, now=NOW
+            )
             for to in (REFUSED, HANGS, NEVER)
-        ]  # fmt: skip
+        ]
     for address in (REFUSED, HANGS, NEVER):
         await make_lead(sessions, address)
     async with FakeSmtp() as smtp:

@@ -16,8 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.app import create_app
-from bot.email_in.webhook import mailgun_signature
-from scheduler.stages import transition
+from bot.email.webhook import mailgun_signature
+from scheduler.pipeline.stages import transition
 from scheduler.store.models import Lead, Message, OutboxItem, Rep, Stage, StageEvent, Suppression
 from tests.bot.email_support import (
     NOW,
@@ -169,17 +169,24 @@ async def test_a_signature_cannot_be_reused_by_moving_characters_into_the_timest
     good = {**good, "token": token, "signature": mailgun_signature(MAILGUN_KEY, stamp, token)}
     assert (await client.post("/webhooks/email", data=good)).status == 200
     # Another body (a different email), the same signature, the characters moved over.
-    other = {**good, "body-plain": "unsubscribe", "stripped-text": "unsubscribe",
-             "Message-Id": "<forged@mail.example>"}  # fmt: skip
+    other = {
+        **good,
+        "body-plain": "unsubscribe",
+        "stripped-text": "unsubscribe",
+        "Message-Id": "<forged@mail.example>",
+    }
     for timestamp, rest in ((stamp + "e0", token[2:]), (stamp + "e", token[1:])):
-        forged = {**other, "timestamp": timestamp, "token": rest,
-                  "signature": good["signature"]}  # fmt: skip
+        forged = {**other, "timestamp": timestamp, "token": rest, "signature": good["signature"]}
         response = await client.post("/webhooks/email", data=forged)
         assert response.status in (401, 406), await response.text()
     for timestamp in (f" {stamp}", f"+{stamp}", f"{stamp}.0", f"{stamp}\n"):
         token = uuid.uuid4().hex
-        signed = {**other, "timestamp": timestamp, "token": token,
-                  "signature": mailgun_signature(MAILGUN_KEY, timestamp, token)}  # fmt: skip
+        signed = {
+            **other,
+            "timestamp": timestamp,
+            "token": token,
+            "signature": mailgun_signature(MAILGUN_KEY, timestamp, token),
+        }
         response = await client.post("/webhooks/email", data=signed)
         assert response.status == 406, (timestamp, await response.text())
     assert len(await inbound(sessions, lead.id)) == 1
@@ -191,8 +198,14 @@ async def test_nul_and_deep_headers_in_a_mailgun_post_are_not_a_500(
 ) -> None:
     lead = await make_lead(sessions)
     form = fixture("gmail_reply.json", LEAD_TOKEN=lead.token, SENT_MESSAGE_ID="<x@y>")
-    nul = sign({**form, "body-plain": "Thurs\x00day works", "stripped-text": "Thurs\x00day",
-                "subject": "Re:\x00 hi"})  # fmt: skip
+    nul = sign(
+        {
+            **form,
+            "body-plain": "Thurs\x00day works",
+            "stripped-text": "Thurs\x00day",
+            "subject": "Re:\x00 hi",
+        }
+    )
     response = await client.post("/webhooks/email", data=nul)
     assert response.status == 200, await response.text()
     [message] = await inbound(sessions, lead.id)

@@ -7,10 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from bot.email_in.classify import bounce_of, is_auto_reply
-from bot.email_in.handler import is_opt_out
-from bot.email_in.message import InboundEmail, InboundError, from_json, from_mailgun, message_ids
-from bot.email_in.quotes import strip_quotes
+from bot.email.classify import bounce_of, is_auto_reply
+from bot.email.inbound import is_opt_out
+from bot.email.inbound_message import (
+    InboundEmail,
+    InboundError,
+    from_json,
+    from_mailgun,
+    message_ids,
+)
+from bot.email.quotes import strip_quotes
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "email"
 EXPECTED = json.loads((DATA / "expected_stripped.json").read_text("utf-8"))

@@ -31,8 +31,9 @@ def test_a_readable_secrets_file_is_private_once_a_key_is_added(tmp_path: Path) 
     path = tmp_path / SECRETS_FILE
     path.write_text(json.dumps({"secret_key": "kept-as-is"}))
     path.chmod(0o644)
-    settings = make_settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'leadbot.db'}",
-                             secret_key="", api_token="")  # fmt: skip
+    settings = make_settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'leadbot.db'}", secret_key="", api_token=""
+    )
     filled = with_embedded_secrets(settings)
     assert mode(path) == 0o600
     stored = json.loads(path.read_text())
@@ -44,8 +45,9 @@ def test_a_readable_secrets_file_is_made_private_when_only_read(tmp_path: Path) 
     path = tmp_path / SECRETS_FILE
     path.write_text(json.dumps({"secret_key": "a", "api_token": "b"}))
     path.chmod(0o644)
-    settings = make_settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'leadbot.db'}",
-                             secret_key="", api_token="")  # fmt: skip
+    settings = make_settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'leadbot.db'}", secret_key="", api_token=""
+    )
     assert with_embedded_secrets(settings).api_token.get_secret_value() == "b"
     assert mode(path) == 0o600
 

@@ -19,9 +19,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.app import create_app
-from bot.appkeys import SESSIONS
-from bot.first_touch import RUNNER
-from scheduler.leads import LeadIn, intake
+from bot.email.first_touch_service import RUNNER
+from bot.http.appkeys import SESSIONS
+from scheduler.pipeline.leads import LeadIn, intake
 from scheduler.store.models import Lead, OutboxItem, Touch, utcnow
 from scheduler.store.reps import add_rep
 from tests.bot.support import AUTH, make_settings
@@ -241,8 +241,7 @@ async def test_safety_job_picks_up_a_lead_the_request_task_missed(
 ) -> None:
     # As if the process crashed right after the 201: the lead exists, nothing else does.
     async with sessions_of(service).begin() as session:
-        result = await intake(session, LeadIn(**LEADS["warm"]), default_region="US",
-                              now=utcnow())  # fmt: skip
+        result = await intake(session, LeadIn(**LEADS["warm"]), default_region="US", now=utcnow())
     runner = service.app[RUNNER]
     assert await runner.safety(utcnow()) == 1
     [got] = await smtp.wait_messages(1, timeout=60)
@@ -255,8 +254,9 @@ async def test_safety_job_picks_up_a_lead_the_request_task_missed(
 
 async def test_imported_leads_are_left_alone_by_default(service: Client, smtp: FakeSmtp) -> None:
     async with sessions_of(service).begin() as session:
-        await intake(session, LeadIn(**LEADS["warm"]), default_region="US", now=utcnow(),
-                     actor="import")  # fmt: skip
+        await intake(
+            session, LeadIn(**LEADS["warm"]), default_region="US", now=utcnow(), actor="import"
+        )
     assert await service.app[RUNNER].safety(utcnow()) == 0
     assert smtp.received == []
 
@@ -274,7 +274,7 @@ async def test_safety_job_reaches_leads_behind_a_page_that_keeps_failing(
                     default_region="US",
                     now=utcnow(),
                 )
-            ).lead.id  # fmt: skip
+            ).lead.id
             for n in range(101)
         ]
     runner = service.app[RUNNER]

@@ -8,9 +8,9 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.appkeys import SESSIONS
-from bot.followups import CADENCE, SWEEPER
-from scheduler.touches import start_sequence
+from bot.http.appkeys import SESSIONS
+from bot.http.followups import CADENCE, SWEEPER
+from scheduler.followups.touches import start_sequence
 from tests.bot.support import AUTH
 
 
@@ -35,13 +35,18 @@ async def test_approve_and_reject(client: TestClient[Any, Any]) -> None:
     touch = touches[0]
     assert touch["draft"].startswith("Hi Dana") and touch["subject"] == "Still on your list, Dana?"
 
-    approved = await client.post(f"/api/touches/{touch['id']}/approve",
-                                 json={"by": "rep@acme", "text": "Hi Dana, quick hello."},
-                                 headers=AUTH)  # fmt: skip
+    approved = await client.post(
+        f"/api/touches/{touch['id']}/approve",
+        json={"by": "rep@acme", "text": "Hi Dana, quick hello."},
+        headers=AUTH,
+    )
     assert approved.status == 200
     body = (await approved.json())["touch"]
     assert (body["status"], body["draft"], body["approved_by"]) == (
-        "sent", "Hi Dana, quick hello.", "rep@acme")  # fmt: skip
+        "sent",
+        "Hi Dana, quick hello.",
+        "rep@acme",
+    )
     again = await client.post(f"/api/touches/{touch['id']}/approve", headers=AUTH)
     assert again.status == 409
     assert (await again.json())["error"]["code"] == "touch_state"

@@ -42,8 +42,9 @@ async def test_a_started_service_freezes_its_heap_but_not_its_garbage(
     garbage = _Cycle()
     gone = weakref.ref(garbage)
     del garbage
-    app = create_app(make_settings(first_touch=False), engine=engine, run_scheduler=False,
-                     freeze=True)  # fmt: skip
+    app = create_app(
+        make_settings(first_touch=False), engine=engine, run_scheduler=False, freeze=True
+    )
 
     await aiohttp_client(app)
 

@@ -47,10 +47,13 @@ def test_the_access_log_of_serve_redacts_link_tokens_and_sensitive_query_values(
 ) -> None:
     port = _free_port()
     environment = {k: v for k, v in os.environ.items() if not k.startswith("LEADBOT_")}
-    environment |= {"LEADBOT_PORT": str(port), "LEADBOT_WHATSAPP_VERIFY_TOKEN": "VERIFYdddd4444",
-                    "LEADBOT_EMAIL_WEBHOOK_TOKEN": "hook-token"}  # fmt: skip
+    environment |= {
+        "LEADBOT_PORT": str(port),
+        "LEADBOT_WHATSAPP_VERIFY_TOKEN": "VERIFYdddd4444",
+        "LEADBOT_EMAIL_WEBHOOK_TOKEN": "hook-token",
+    }
     process = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "serve"],
+        [sys.executable, "-m", "bot.cli.main", "serve"],
         cwd=tmp_path,
         env=environment,
         stdout=subprocess.PIPE,
@@ -65,19 +68,32 @@ def test_the_access_log_of_serve_redacts_link_tokens_and_sensitive_query_values(
             time.sleep(0.1)  # polling for readiness, not covering a race
         _get(f"{base}/approve/TOKENaaaa1111")
         _get(f"{base}/unsubscribe/TOKENbbbb2222?x=1", method="POST")
-        _get(f"{base}/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=VERIFYdddd4444"
-             "&hub.challenge=42")  # fmt: skip
-        _get(f"{base}/api/sandbox/whatsapp/messages?phone=%2B15557654321",
-             headers={"Referer": f"{base}/approve/TOKENcccc3333"})  # fmt: skip
-        email = {"from": "Jane <jane.secret@example.org>", "to": ["bot@example.com"],
-                 "subject": "hello", "text": "hi", "message_id": "<m1@example.org>"}  # fmt: skip
+        _get(
+            f"{base}/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=VERIFYdddd4444"
+            "&hub.challenge=42"
+        )
+        _get(
+            f"{base}/api/sandbox/whatsapp/messages?phone=%2B15557654321",
+            headers={"Referer": f"{base}/approve/TOKENcccc3333"},
+        )
+        email = {
+            "from": "Jane <jane.secret@example.org>",
+            "to": ["bot@example.com"],
+            "subject": "hello",
+            "text": "hi",
+            "message_id": "<m1@example.org>",
+        }
         assert _post_json(f"{base}/webhooks/email", email, token="hook-token") == 200
         _get(f"{base}/healthz")  # the one before it is logged by the time this answers
     finally:
         process.terminate()
         output = process.communicate(timeout=10)[0].decode()
-    for redacted in ("/approve/<redacted>", "/unsubscribe/<redacted>?x=1",
-                     "hub.verify_token=<redacted>", "phone=<redacted>"):  # fmt: skip
+    for redacted in (
+        "/approve/<redacted>",
+        "/unsubscribe/<redacted>?x=1",
+        "hub.verify_token=<redacted>",
+        "phone=<redacted>",
+    ):
         assert redacted in output  # the access log ran, and said which request it was
     assert "email from ***@example.org matches no lead" in output  # logged, redacted
     for secret in (*SECRETS, "jane.secret"):

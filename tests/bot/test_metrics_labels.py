@@ -31,7 +31,7 @@ SOURCES = {"whatsapp", "email", "form", "ad", "import", "api", "other"}
     ],
 )
 def test_sources_map_onto_the_closed_set(source: str | None, label: str) -> None:
-    from bot.metrics import SOURCE_LABELS, source_label
+    from bot.http.metrics import SOURCE_LABELS, source_label
 
     assert source_label(source) == label
     assert label in SOURCE_LABELS
@@ -57,6 +57,14 @@ async def test_free_text_never_becomes_a_label(client: Client) -> None:
     for secret in ("jane.doe", "example.com", "Dana", "972", "s19", "BREW", "PROPFIND"):
         assert secret not in every
     assert values["source"] <= SOURCES
-    assert values["method"] <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS",
-                                "other"}  # fmt: skip
+    assert values["method"] <= {
+        "GET",
+        "HEAD",
+        "POST",
+        "PUT",
+        "PATCH",
+        "DELETE",
+        "OPTIONS",
+        "other",
+    }
     assert all(r.startswith("/") or r == "unmatched" for r in values["route"])

@@ -11,8 +11,8 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.app import create_app
-from bot.appkeys import JOBS, SESSIONS
-from scheduler.leads import LeadIn, intake
+from bot.http.appkeys import JOBS, SESSIONS
+from scheduler.pipeline.leads import LeadIn, intake
 from scheduler.store.models import Lead, Touch, utcnow
 from tests.bot.support import make_settings
 
@@ -23,13 +23,18 @@ SERIES = 'leadbot_leads_without_next_step{outcome="scheduled",stage="contacted"}
 async def test_the_check_repairs_a_stalled_lead_and_the_gauge_shows_it(
     engine: AsyncEngine, aiohttp_client: Callable[..., Awaitable[Client]]
 ) -> None:
-    client = await aiohttp_client(create_app(make_settings(), engine=engine,
-                                             run_scheduler=False))  # fmt: skip
+    client = await aiohttp_client(create_app(make_settings(), engine=engine, run_scheduler=False))
     [job] = [j for j in client.app[JOBS] if j.name == "leads.next_steps"]
     now = utcnow()
     async with client.app[SESSIONS].begin() as session:
-        lead = (await intake(session, LeadIn(phone="+14155550123", name="Dana"),
-                             default_region="US", now=now - timedelta(hours=2))).lead  # fmt: skip
+        lead = (
+            await intake(
+                session,
+                LeadIn(phone="+14155550123", name="Dana"),
+                default_region="US",
+                now=now - timedelta(hours=2),
+            )
+        ).lead
         stalled = await session.get(Lead, lead.id)
         assert stalled is not None
         stalled.stage, stalled.last_inbound_at = "contacted", now - timedelta(hours=2)

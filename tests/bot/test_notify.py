@@ -14,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from typer.testing import CliRunner
 
 from bot.channels.whatsapp_limits import parse_payload
-from bot.cli import app
+from bot.cli.main import app
 from bot.notify import RepOptions, notify_reps
-from scheduler.leads import LeadIn, intake
+from scheduler.pipeline.leads import LeadIn, intake
 from scheduler.store.models import Lead, OutboxItem
 from scheduler.store.reps import add_rep
 
@@ -29,9 +29,14 @@ DETAILS: dict[str, Any] = {
         "company_size": {"value": "51-200", "evidence": "about 120 people", "unknown": False},
         "timeline": {"value": None, "evidence": "idk", "unknown": True},
     },
-    "qualification": {"decision": "qualified", "tier": "hot", "fit_score": 82,
-                      "intent_score": 70, "reasons": ["size in range", "needs it soon"]},
-}  # fmt: skip
+    "qualification": {
+        "decision": "qualified",
+        "tier": "hot",
+        "fit_score": 82,
+        "intent_score": 70,
+        "reasons": ["size in range", "needs it soon"],
+    },
+}
 
 
 async def make_lead(sessions: Sessions, *, reps: bool = True) -> Lead:
@@ -39,14 +44,19 @@ async def make_lead(sessions: Sessions, *, reps: bool = True) -> Lead:
         data = LeadIn(name="Dana", phone="+14155550123", company="Acme")
         lead = (await intake(session, data, default_region="US", now=NOW)).lead
         if reps:
-            await add_rep(session, name="Ana", email="ana@seller.com", whatsapp="+14155550777",
-                          now=NOW)  # fmt: skip
+            await add_rep(
+                session, name="Ana", email="ana@seller.com", whatsapp="+14155550777", now=NOW
+            )
     return lead
 
 
 async def notify(sessions: Sessions, lead: Lead, **kwargs: Any) -> list[int]:
-    values: dict[str, Any] = {"kind": "qualified", "summary": "Qualified:\nhot lead",
-                              "details": DETAILS, "options": OPTIONS} | kwargs  # fmt: skip
+    values: dict[str, Any] = {
+        "kind": "qualified",
+        "summary": "Qualified:\nhot lead",
+        "details": DETAILS,
+        "options": OPTIONS,
+    } | kwargs
     async with sessions.begin() as session:
         lead = await session.merge(lead)
         return await notify_reps(session, lead=lead, now=NOW, **values)
@@ -120,8 +130,11 @@ def test_the_reps_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     env = {"LEADBOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/cli.db"}
     runner = CliRunner()
 
-    added = runner.invoke(app, ["reps", "add", "Ana Lopez", "--email", "Ana@Seller.com",
-                                "--whatsapp", "(415) 555-0777"], env=env)  # fmt: skip
+    added = runner.invoke(
+        app,
+        ["reps", "add", "Ana Lopez", "--email", "Ana@Seller.com", "--whatsapp", "(415) 555-0777"],
+        env=env,
+    )
     assert added.exit_code == 0, added.output
     assert "rep 1 added" in added.output
     again = runner.invoke(app, ["reps", "add", "Ana", "--email", "ana@seller.com"], env=env)

@@ -13,7 +13,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.app import create_app
-from bot.appkeys import JOBS, SESSIONS
+from bot.http.appkeys import JOBS, SESSIONS
 from bot.settings import SettingsError, load_settings
 from scheduler.store.models import InboxItem
 from tests.bot.support import make_settings
@@ -45,10 +45,15 @@ async def test_the_service_runs_the_retention_job_with_the_configured_days(
             at = NOW - timedelta(days=age)
             await session.execute(
                 insert(InboxItem).values(
-                    channel="whatsapp", external_id=wamid, sender="+14155550100",
-                    payload={}, received_at=at, processed_at=at, attempts=1,
+                    channel="whatsapp",
+                    external_id=wamid,
+                    sender="+14155550100",
+                    payload={},
+                    received_at=at,
+                    processed_at=at,
+                    attempts=1,
                 )
-            )  # fmt: skip
+            )
 
     await jobs["retention"].func(NOW)
 

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from bot.signing import BadSignature, Signer, sign, verify
+from bot.http.signing import BadSignature, Signer, sign, verify
 
 KEY = "k" * 32
 data_strategy = st.dictionaries(

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.app import create_app
-from bot.first_touch import RUNNER
+from bot.email.first_touch_service import RUNNER
 from tests.bot.support import AUTH, make_settings
 from tests.support.fakes.smtp import FakeSmtp
 
@@ -32,8 +32,11 @@ def service(
     engine: AsyncEngine, smtp: FakeSmtp, aiohttp_client: Callable[..., Awaitable[Client]]
 ) -> Callable[[], Awaitable[Client]]:
     async def make() -> Client:
-        settings = make_settings(smtp_url=smtp.url, email_from="Acme <sales@bot.example.com>",
-                                 public_url="https://bot.example.com")  # fmt: skip
+        settings = make_settings(
+            smtp_url=smtp.url,
+            email_from="Acme <sales@bot.example.com>",
+            public_url="https://bot.example.com",
+        )
         return await aiohttp_client(create_app(settings, engine=engine, run_scheduler=False))
 
     return make
@@ -57,10 +60,13 @@ async def first_reply(client: Client) -> tuple[dict[str, Any], dict[str, Any]]:
     ("refusal", "status", "row"),
     [
         ({"greeting_reply": "421 4.3.2 Service not available"}, "queued", "pending"),
-        ({"rcpt_replies": {"dana.whitfield@northwind-logistics.com": "550 5.1.1 no such user"}},
-         "failed", "failed"),
+        (
+            {"rcpt_replies": {"dana.whitfield@northwind-logistics.com": "550 5.1.1 no such user"}},
+            "failed",
+            "failed",
+        ),
     ],
-)  # fmt: skip
+)
 async def test_a_refused_email_is_not_a_sent_touch(
     service: Callable[[], Awaitable[Client]],
     smtp: FakeSmtp,

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.app import create_app
 from bot.channels.email import unsubscribe_url
-from bot.signing import Signer, sign
+from bot.http.signing import Signer, sign
 from scheduler.store.models import Lead, Suppression
 from tests.bot.email_support import (
     PAYLOAD_TEXT,

@@ -18,11 +18,11 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.bookings import BookingContext, apply_event
-from bot.email_in.handler import Outcome, handle_email
-from bot.email_in.message import InboundEmail
-from scheduler.leads import LeadIn, intake
-from scheduler.stages import transition
+from bot.calendly.bookings import BookingContext, apply_event
+from bot.email.inbound import InboundEmailOutcome, handle_email
+from bot.email.inbound_message import InboundEmail
+from scheduler.pipeline.leads import LeadIn, intake
+from scheduler.pipeline.stages import transition
 from scheduler.store.engine import is_postgres
 from scheduler.store.models import Booking, Lead, Stage, StageEvent
 from scheduler.store.reps import add_rep
@@ -78,8 +78,9 @@ async def test_a_reschedule_on_two_workers_keeps_booked_at(
         await add_rep(session, name="Ana", email="ana@seller.com", whatsapp=None, now=NOW)
     ctx = BookingContext()
     async with pg.begin() as session:
-        await apply_event(session, load_event("invitee_created", token=lead.token), now=NOW,
-                          ctx=ctx)  # fmt: skip
+        await apply_event(
+            session, load_event("invitee_created", token=lead.token), now=NOW, ctx=ctx
+        )
     later = NOW + timedelta(minutes=5)
 
     async def created(session: AsyncSession) -> Any:  # worker 1: the new booking
@@ -109,8 +110,9 @@ async def test_an_email_reply_racing_a_lost_move_does_not_reopen_the_lead(
         await transition(session, lead.id, Stage.DORMANT, reason="quiet", actor="t", now=NOW)
 
     async def rep_marks_lost(session: AsyncSession) -> Any:
-        return await transition(session, lead.id, Stage.LOST, reason="chose a competitor",
-                                actor="rep:ana", now=NOW)  # fmt: skip
+        return await transition(
+            session, lead.id, Stage.LOST, reason="chose a competitor", actor="rep:ana", now=NOW
+        )
 
     email = InboundEmail(
         sender="jane@acme.com",
@@ -125,7 +127,9 @@ async def test_an_email_reply_racing_a_lost_move_does_not_reopen_the_lead(
 
     result = await interleave(engine, pg, rep_marks_lost, reply)
 
-    assert result.outcome is Outcome.REPLY  # stored and told, but not a reason to reopen
+    assert (
+        result.outcome is InboundEmailOutcome.REPLY
+    )  # stored and told, but not a reason to reopen
     async with pg() as session:
         fresh = await session.get(Lead, lead.id)
         moves = [

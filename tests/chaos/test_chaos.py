@@ -37,7 +37,7 @@ from bench.chaos_audit import (
 )
 from bench.chaos_cluster import compress_cadence
 from bench.chaos_traffic import Prospect, Turn
-from scheduler.cadence import load_cadence
+from scheduler.followups.cadence import load_cadence
 from scheduler.store.engine import create_engine
 from tests.support.fakes.graph_api import FakeGraphAPI, FaultPlan, GraphRequest, Reply
 
@@ -115,12 +115,14 @@ async def test_chaos_run(tmp_path: Path) -> None:
 def test_compressed_cadence_loads_with_seconds(tmp_path: Path) -> None:
     """The compressed copy is a valid cadence: days became seconds, offsets still increase,
     quiet hours and business days are off."""
-    path = compress_cadence(ROOT / "scheduler" / "cadences" / "default.yaml", tmp_path,
-                            day_seconds=2, min_seconds=5)  # fmt: skip
+    default = ROOT / "scheduler" / "followups" / "cadences" / "default.yaml"
+    path = compress_cadence(default, tmp_path, day_seconds=2, min_seconds=5)
     cadence = load_cadence(path)
     steps = cadence.sequence("new_lead").steps
-    assert [s.offset for s in steps] == [timedelta(0), *(timedelta(seconds=x)
-                                                         for x in (5, 6, 14, 28))]  # fmt: skip
+    assert [s.offset for s in steps] == [
+        timedelta(0),
+        *(timedelta(seconds=x) for x in (5, 6, 14, 28)),
+    ]
     assert cadence.sequence("new_lead").after_last == timedelta(seconds=28)
     assert not cadence.quiet_hours.enabled
     assert not cadence.business_days.enabled
@@ -131,8 +133,15 @@ async def test_fault_plan_is_repeatable_and_optional() -> None:
     a disabled plan faults nothing."""
 
     def bodies() -> list[dict[str, Any]]:
-        return [{"messaging_product": "whatsapp", "to": f"1415555{i:04d}", "type": "text",
-                 "text": {"body": "hello"}} for i in range(200)]  # fmt: skip
+        return [
+            {
+                "messaging_product": "whatsapp",
+                "to": f"1415555{i:04d}",
+                "type": "text",
+                "text": {"body": "hello"},
+            }
+            for i in range(200)
+        ]
 
     def draws(plan: FaultPlan) -> list[int | float]:
         return [(r.delay or r.status) for r in map(plan.draw, bodies())]
@@ -157,8 +166,9 @@ def _request(
 
 
 def _row(**values: Any) -> SimpleNamespace:
-    base: dict[str, Any] = dict(channel="whatsapp", lead_id=1, attempts=1, error=None,
-                                external_id=None, state="sent")  # fmt: skip
+    base: dict[str, Any] = dict(
+        channel="whatsapp", lead_id=1, attempts=1, error=None, external_id=None, state="sent"
+    )
     return SimpleNamespace(**{**base, **values})
 
 
@@ -172,28 +182,28 @@ def test_audit_finds_a_message_sent_twice() -> None:
             recipient="+14155550001",
             payload={"text": "Q1", "reply_to": "w1"},
             external_id="wamid.1",
-        ),  # fmt: skip
+        ),
         _row(
             id=2,
             key="wa:w2:0",
             recipient="+14155550002",
             payload={"text": "Q2", "reply_to": "w2"},
             state="uncertain",
-        ),  # fmt: skip
+        ),
         _row(
             id=3,
             key="wa:w3:0",
             recipient="+14155550003",
             payload={"text": "A", "reply_to": "w4"},
             external_id="wamid.3",
-        ),  # fmt: skip
+        ),
         _row(
             id=4,
             key="wa:w4:0",
             recipient="+14155550003",
             payload={"text": "B", "reply_to": "w4"},
             external_id="wamid.4",
-        ),  # fmt: skip
+        ),
     ]
     requests = [
         _request("14155550001", "Q1", wamid="wamid.1", at=1),
@@ -246,7 +256,7 @@ def test_audit_finds_slipped_touches() -> None:
         ),
         SimpleNamespace(
             id=2, due_at=t0, sent_at=t0 + timedelta(seconds=30), status="sent", **touch
-        ),  # fmt: skip
+        ),
         SimpleNamespace(id=3, due_at=t0, sent_at=None, status="pending", **touch),
         SimpleNamespace(
             id=4,
@@ -256,7 +266,7 @@ def test_audit_finds_slipped_touches() -> None:
             sequence="new_lead",
             step="day1",
             approved_at=t0 + timedelta(seconds=60),
-        ),  # fmt: skip
+        ),
     ]
     result = Audit()
     _touches(result, touches, timedelta(seconds=11), t0 + timedelta(seconds=40))
@@ -287,8 +297,9 @@ def test_audit_finds_messages_after_stop_and_slow_replies() -> None:
     _opt_outs(result, requests, [stop], [lead])
     assert result.count("after opt-out") == 1
 
-    slow = _prospect([Turn(0.0, ["w1"], ["hi"]), Turn(100.0, ["w2"], ["20k"]),
-                      Turn(200.0, ["w3"], ["asap"])])  # fmt: skip
+    slow = _prospect(
+        [Turn(0.0, ["w1"], ["hi"]), Turn(100.0, ["w2"], ["20k"]), Turn(200.0, ["w3"], ["asap"])]
+    )
     replies = [
         _request("14155550009", "Q1", wamid="a", at=40.0),  # slow, nothing hung
         _request("14155550009", "Q2", wamid="b", at=101.0, delay=3.0),  # hung, went out
@@ -299,9 +310,15 @@ def test_audit_finds_messages_after_stop_and_slow_replies() -> None:
     assert waits.count("slow replies") == 2
     excused = Audit()
     # The first answer hung and was never accepted; the retry came 45 s later.
-    _waits(excused, [_request("14155550009", "Q", wamid=None, at=5.0, delay=3.0),
-                     _request("14155550009", "Q", wamid="d", at=45.0)],
-           [_prospect([Turn(0.0, ["w1"], ["hi"])])], hang_window=5.0)  # fmt: skip
+    _waits(
+        excused,
+        [
+            _request("14155550009", "Q", wamid=None, at=5.0, delay=3.0),
+            _request("14155550009", "Q", wamid="d", at=45.0),
+        ],
+        [_prospect([Turn(0.0, ["w1"], ["hi"])])],
+        hang_window=5.0,
+    )
     assert not excused.failures
 
 
@@ -309,8 +326,9 @@ def test_run_kills_its_children_when_interrupted(tmp_path: Path) -> None:
     """Whatever ends a run (here: a start that cannot succeed), no child outlives it."""
     from bench.chaos_cluster import Cluster, child_env
 
-    cluster = Cluster(child_env({"LEADBOT_DATABASE_URL": "postgresql+asyncpg://nobody@127.0.0.1:1/x"}),
-                      tmp_path)  # fmt: skip
+    cluster = Cluster(
+        child_env({"LEADBOT_DATABASE_URL": "postgresql+asyncpg://nobody@127.0.0.1:1/x"}), tmp_path
+    )
 
     async def start() -> None:
         try:
@@ -328,15 +346,26 @@ def test_audit_finds_unanswered_and_stuck_messages() -> None:
     never stored, are unanswered; a turn of an opted-out lead is not; an unprocessed row, a
     row still sending, a claimed touch and a held lock are stuck."""
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
-    prospect = _prospect([Turn(0.0, ["w1"], ["hi"], delivered=["w1"]),
-                          Turn(1.0, ["w2"], ["20k"], delivered=["w2"]),
-                          Turn(2.0, ["w3"], ["asap"], delivered=["w3"])])  # fmt: skip
+    prospect = _prospect(
+        [
+            Turn(0.0, ["w1"], ["hi"], delivered=["w1"]),
+            Turn(1.0, ["w2"], ["20k"], delivered=["w2"]),
+            Turn(2.0, ["w3"], ["asap"], delivered=["w3"]),
+        ]
+    )
     inbox = [
-        SimpleNamespace(id=1, external_id="w1", sender=prospect.phone, processed_at=t0,
-                        attempts=0, error=None),  # fmt: skip
-        SimpleNamespace(id=2, external_id="w2", sender=prospect.phone,
-                        processed_at=t0 + timedelta(seconds=1), attempts=0, error=None),
-    ]  # fmt: skip
+        SimpleNamespace(
+            id=1, external_id="w1", sender=prospect.phone, processed_at=t0, attempts=0, error=None
+        ),
+        SimpleNamespace(
+            id=2,
+            external_id="w2",
+            sender=prospect.phone,
+            processed_at=t0 + timedelta(seconds=1),
+            attempts=0,
+            error=None,
+        ),
+    ]
     outbox = [_row(id=1, key="wa:w1:0", recipient=prospect.phone, payload={"text": "Q"})]
     lead = SimpleNamespace(phone=prospect.phone, opted_out_at=None, bot_paused=False)
     result = Audit()
@@ -348,10 +377,13 @@ def test_audit_finds_unanswered_and_stuck_messages() -> None:
     assert opted_out.count("unanswered") == 1  # w3 only
 
     stuck = Audit()
-    _stuck(stuck, [SimpleNamespace(id=3, sender="+1", processed_at=None, attempts=0,
-                                   error=None)],  # fmt: skip
-           [_row(id=2, key="wa:w9:0", state="sending")],
-           [SimpleNamespace(id=1, status="claimed")], ["leadbot:lock:wa:+1"])  # fmt: skip
+    _stuck(
+        stuck,
+        [SimpleNamespace(id=3, sender="+1", processed_at=None, attempts=0, error=None)],
+        [_row(id=2, key="wa:w9:0", state="sending")],
+        [SimpleNamespace(id=1, status="claimed")],
+        ["leadbot:lock:wa:+1"],
+    )
     assert stuck.count("stuck") == 4
     reached = Audit(reached={2})  # its request left: unknown outcome, not a stuck row
     _stuck(reached, [], [_row(id=2, key="wa:w9:0", state="sending")], [], [])

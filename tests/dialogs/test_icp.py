@@ -29,11 +29,15 @@ def sv(value: str | int | float | None, *, unknown: bool = False) -> SlotValue:
 def test_ideal_lead_is_hot_and_qualified(icp: Icp) -> None:
     q = score(
         icp,
-        {"company_size": sv("51-200"), "budget": sv(60000), "timeline": sv("asap"),
-         "need": sv("build")},
+        {
+            "company_size": sv("51-200"),
+            "budget": sv(60000),
+            "timeline": sv("asap"),
+            "need": sv("build"),
+        },
         prompt_version="p1",
         **IDS,
-    )  # fmt: skip
+    )
     assert (q.fit_score, q.intent_score, q.tier, q.decision) == (100, 100, "hot", "qualified")
     assert q.missing == [] and q.disqualifiers == []
     assert q.prompt_version == "p1" and q.icp_version == icp.version
@@ -43,10 +47,14 @@ def test_ideal_lead_is_hot_and_qualified(icp: Icp) -> None:
 def test_hard_disqualifier_wins_over_scores(icp: Icp) -> None:
     q = score(
         icp,
-        {"company_size": sv("201+"), "budget": sv(1500), "timeline": sv("asap"),
-         "need": sv("build")},
+        {
+            "company_size": sv("201+"),
+            "budget": sv(1500),
+            "timeline": sv("asap"),
+            "need": sv("build"),
+        },
         **IDS,
-    )  # fmt: skip
+    )
     assert q.decision == "disqualified" and q.disqualifiers == ["budget < 2000"]
 
 
@@ -79,21 +87,37 @@ def test_json_dump_is_the_contract(icp: Icp) -> None:
     q = score(icp, {}, **IDS)
     data = q.model_dump(mode="json")
     assert set(data) == {
-        "fit_score", "intent_score", "tier", "decision", "reasons", "missing",
-        "disqualifiers", "script_id", "script_version", "prompt_version", "icp_version",
-    }  # fmt: skip
+        "fit_score",
+        "intent_score",
+        "tier",
+        "decision",
+        "reasons",
+        "missing",
+        "disqualifiers",
+        "script_id",
+        "script_version",
+        "prompt_version",
+        "icp_version",
+    }
     with pytest.raises(ValueError, match="frozen"):
         q.fit_score = 100  # type: ignore[misc]
 
 
 values = st.one_of(
-    st.none(), st.text(max_size=10), st.integers(-(10**12), 10**12),
+    st.none(),
+    st.text(max_size=10),
+    st.integers(-(10**12), 10**12),
     st.floats(allow_nan=True, allow_infinity=True),
-)  # fmt: skip
+)
 
 
-@given(st.dictionaries(st.sampled_from(["company_size", "budget", "timeline", "need", "x"]),
-                       st.tuples(values, st.booleans()), max_size=5))  # fmt: skip
+@given(
+    st.dictionaries(
+        st.sampled_from(["company_size", "budget", "timeline", "need", "x"]),
+        st.tuples(values, st.booleans()),
+        max_size=5,
+    )
+)
 def test_score_is_total_and_bounded(slots: dict[str, tuple[object, bool]]) -> None:
     icp = load_icp()
     q = score(
@@ -163,7 +187,6 @@ def test_disqualifier_rule_syntax(tmp_path: Path) -> None:
     data = yaml.safe_load(DEFAULT_ICP_PATH.read_text("utf-8"))
     data["disqualifiers"] = ["company_size in [1-10]", "timeline == later", "budget <= 100"]
     icp = Icp.model_validate(data)
-    q = score(icp, {"company_size": sv("1-10"), "timeline": sv("asap"), "budget": sv(100)},
-              **IDS)  # fmt: skip
+    q = score(icp, {"company_size": sv("1-10"), "timeline": sv("asap"), "budget": sv(100)}, **IDS)
     assert q.disqualifiers == ["company_size in [1-10]", "budget <= 100"]
     assert score(icp, {"budget": sv("lots")}, **IDS).disqualifiers == []  # not comparable

@@ -40,8 +40,10 @@ async def fake() -> AsyncIterator[FakeOpenAI]:
 
 @pytest.fixture
 def llm(fake: FakeOpenAI) -> LLMInterpreter:
+    # 2 s: the one hanging case waits it out; on a loaded CI machine 0.5 s could expire
+    # before a fast answer (a 429) arrived, and the case then tested the timeout instead.
     return LLMInterpreter(
-        "gpt-4o-mini", fake.base_url, "test-key", PROMPTS, timeout=0.5, max_retries=0
+        "gpt-4o-mini", fake.base_url, "test-key", PROMPTS, timeout=2.0, max_retries=0
     )
 
 

@@ -222,26 +222,49 @@ def test_emails() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["stop", "STOP", "Stop!", "unsubscribe", "leave me alone", "no more messages", "baja",
-     "para", "dame de baja por favor", "please stop messaging me", "not interested"],
-)  # fmt: skip
+    [
+        "stop",
+        "STOP",
+        "Stop!",
+        "unsubscribe",
+        "leave me alone",
+        "no more messages",
+        "baja",
+        "para",
+        "dame de baja por favor",
+        "please stop messaging me",
+        "not interested",
+    ],
+)
 def test_stop(text: str) -> None:
     assert intents.is_stop(fold(text))
 
 
 @pytest.mark.parametrize(
     "text",
-    ["stop by our office anytime", "para 50 personas", "non-stop growth", "we stopped using it",
-     "stop the churn is our goal", "para marzo"],
-)  # fmt: skip
+    [
+        "stop by our office anytime",
+        "para 50 personas",
+        "non-stop growth",
+        "we stopped using it",
+        "stop the churn is our goal",
+        "para marzo",
+    ],
+)
 def test_not_stop(text: str) -> None:
     assert not intents.is_stop(fold(text))
 
 
 @pytest.mark.parametrize(
-    "text", ["talk to a person", "real human?", "agent", "hablar con una persona",
-             "can I speak with someone?"],
-)  # fmt: skip
+    "text",
+    [
+        "talk to a person",
+        "real human?",
+        "agent",
+        "hablar con una persona",
+        "can I speak with someone?",
+    ],
+)
 def test_human(text: str) -> None:
     assert intents.is_human_request(fold(text))
 

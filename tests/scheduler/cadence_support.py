@@ -11,14 +11,16 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from scheduler.cadence import Cadence, load_cadence
-from scheduler.drafting import TemplateDrafter
-from scheduler.leads import LeadIn, intake
-from scheduler.outbox import Dispatcher, Receipt
-from scheduler.sweeper import SweepConfig, Sweeper
+from scheduler.delivery.outbox import Dispatcher, Receipt
+from scheduler.followups.cadence import Cadence, load_cadence
+from scheduler.followups.drafting import TemplateDrafter
+from scheduler.followups.sweeper import SweepConfig, Sweeper
+from scheduler.pipeline.leads import LeadIn, intake
 
 Sessions = async_sessionmaker[AsyncSession]
-DEFAULT_TEMPLATES = Path(__file__).resolve().parents[2] / "scheduler" / "cadences" / "templates"
+DEFAULT_TEMPLATES = (
+    Path(__file__).resolve().parents[2] / "scheduler" / "followups" / "cadences" / "templates"
+)
 # Monday 2 March 2026, 09:30 UTC.
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 
@@ -111,8 +113,12 @@ def make_sweeper(
     channel = channel or RecordingChannel()
     dispatcher = Dispatcher(sessions, {"email": channel, "whatsapp": channel})
     sweeper = Sweeper(
-        sessions, cadence, TemplateDrafter(cadence), dispatcher,
+        sessions,
+        cadence,
+        TemplateDrafter(cadence),
+        dispatcher,
         links={"calendly": "https://calendly.com/acme/intro", "public": ""},
-        config=SweepConfig(**config), clock=clock,
-    )  # fmt: skip
+        config=SweepConfig(**config),
+        clock=clock,
+    )
     return sweeper, channel

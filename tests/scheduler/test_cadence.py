@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from typer.testing import CliRunner
 
-from bot.cli import app as cli_app
-from scheduler.cadence import (
+from bot.cli.main import app as cli_app
+from scheduler.followups.cadence import (
     BusinessDays,
     CadenceError,
     QuietHours,
@@ -18,10 +18,12 @@ from scheduler.cadence import (
     load_cadence,
     parse_offset,
 )
-from scheduler.timing import next_allowed, zone_for
+from scheduler.followups.timing import next_allowed, zone_for
 from tests.scheduler.cadence_support import COMPRESSED, write_cadence
 
-DEFAULT = Path(__file__).resolve().parents[2] / "scheduler" / "cadences" / "default.yaml"
+DEFAULT = (
+    Path(__file__).resolve().parents[2] / "scheduler" / "followups" / "cadences" / "default.yaml"
+)
 NY = ZoneInfo("America/New_York")
 QUIET = QuietHours()
 WEEKDAYS = BusinessDays()
@@ -53,10 +55,16 @@ def test_the_default_cadence_is_the_playbook() -> None:
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [("0", timedelta(0)), (0, timedelta(0)), ("30s", timedelta(seconds=30)),
-     ("5m", timedelta(minutes=5)), ("2h", timedelta(hours=2)), ("14d", timedelta(days=14)),
-     ("2w", timedelta(days=14))],
-)  # fmt: skip
+    [
+        ("0", timedelta(0)),
+        (0, timedelta(0)),
+        ("30s", timedelta(seconds=30)),
+        ("5m", timedelta(minutes=5)),
+        ("2h", timedelta(hours=2)),
+        ("14d", timedelta(days=14)),
+        ("2w", timedelta(days=14)),
+    ],
+)
 def test_offsets(raw: object, expected: timedelta) -> None:
     assert parse_offset(raw) == expected
 
@@ -85,8 +93,10 @@ def test_every_problem_has_its_line(tmp_path: Path) -> None:
     text = text.replace("approval: true", "approval: maybe")
     problems = _problems(tmp_path, text)
     offset, approval = line_of(text, "offset: 3 days"), line_of(text, "approval: maybe")
-    assert any(p.startswith(f"{offset}: sequences.new_lead.steps.2.offset: expected a duration")
-               for p in problems), problems  # fmt: skip
+    assert any(
+        p.startswith(f"{offset}: sequences.new_lead.steps.2.offset: expected a duration")
+        for p in problems
+    ), problems
     assert any(p.startswith(f"{approval}: sequences.approved.steps.0.approval") for p in problems)
 
 
@@ -101,8 +111,10 @@ def test_semantic_problems(tmp_path: Path) -> None:
         f"{offset}: sequences.new_lead.steps.3.offset: offsets must increase from step to step"
         in problems
     )
-    assert any(p.startswith(f"{template}: sequences.new_lead.steps.4.template") and
-               "missing.txt" in p for p in problems), problems  # fmt: skip
+    assert any(
+        p.startswith(f"{template}: sequences.new_lead.steps.4.template") and "missing.txt" in p
+        for p in problems
+    ), problems
 
 
 def test_unknown_fields_duplicate_keys_and_template_typos(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scheduler.contacts import normalize_phone, phone_from_wa_id
+from scheduler.pipeline.contacts import normalize_phone, phone_from_wa_id
 
 
 @pytest.mark.parametrize(

@@ -45,8 +45,9 @@ async def test_an_aborted_transaction_is_rolled_back_and_run_again(sessions: Ses
     async def work(session: AsyncSession) -> int:
         nonlocal tries
         tries += 1
-        session.add(Suppression(address=f"x{tries}@example.com", reason="test",
-                                created_at=utcnow()))  # fmt: skip
+        session.add(
+            Suppression(address=f"x{tries}@example.com", reason="test", created_at=utcnow())
+        )
         await session.flush()
         if tries < 3:
             raise wrapped(DeadlockDetectedError("deadlock detected"))

@@ -12,7 +12,7 @@ import pytest
 
 from dialogs.icp import load_icp
 from dialogs.loader import load_scripts
-from scheduler.email_qualify import EmailQualifier, FactExtractor
+from scheduler.intake.email_qualify import EmailQualifier, FactExtractor
 from tests.support.fakes.extractions import extraction, fact
 from tests.support.fakes.openai_server import FakeOpenAI
 
@@ -32,9 +32,12 @@ async def fake() -> AsyncIterator[FakeOpenAI]:
 def qualifier(fake: FakeOpenAI) -> EmailQualifier:
     script = load_scripts(ROOT / "dialogs" / "scripts")["b2b_default"]
     extractor = FactExtractor(
-        "gpt-4o-mini", api_key="k", base_url=fake.base_url, prompts_dir=ROOT / "prompts",
+        "gpt-4o-mini",
+        api_key="k",
+        base_url=fake.base_url,
+        prompts_dir=ROOT / "prompts",
         timeout=0.5,
-    )  # fmt: skip
+    )
     return EmailQualifier(load_icp(), script, extractor=extractor)
 
 
@@ -95,5 +98,6 @@ async def test_facts_without_evidence_in_the_lead_are_dropped(
     )
     assert "budget" not in with_model["slots"] and "company_size" not in with_model["slots"]
     assert (with_model["tier"], with_model["decision"]) == (
-        rules_only["tier"], rules_only["decision"],
-    )  # fmt: skip
+        rules_only["tier"],
+        rules_only["decision"],
+    )

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from scheduler.contacts import normalize_email
 from scheduler.errors import InvalidLeadError
-from scheduler.leads import LeadIn, intake
+from scheduler.pipeline.contacts import normalize_email
+from scheduler.pipeline.leads import LeadIn, intake
 from scheduler.store.models import utcnow
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -16,15 +16,25 @@ Sessions = async_sessionmaker[AsyncSession]
 @pytest.mark.parametrize(
     ("variants", "canonical"),
     [
-        (["ana@bücher.de", "ana@xn--bcher-kva.de", "Ana@BÜCHER.DE", "ana@bu\u0308cher.de"],
-         "ana@xn--bcher-kva.de"),
+        (
+            ["ana@bücher.de", "ana@xn--bcher-kva.de", "Ana@BÜCHER.DE", "ana@bu\u0308cher.de"],
+            "ana@xn--bcher-kva.de",
+        ),
         (["ana@пример.рф", "ana@xn--e1afmkfd.xn--p1ai"], "ana@xn--e1afmkfd.xn--p1ai"),
-        (["a\u200bna@acme.com", "ana@ac\u200dme.com", "\ufeffana@acme.com\u2060",
-          "an\u00ada@acme.com", "ana@acme.com"], "ana@acme.com"),
+        (
+            [
+                "a\u200bna@acme.com",
+                "ana@ac\u200dme.com",
+                "\ufeffana@acme.com\u2060",
+                "an\u00ada@acme.com",
+                "ana@acme.com",
+            ],
+            "ana@acme.com",
+        ),
         # IDNA 2008: ß is its own letter (straße.de is not strasse.de).
         (["ana@straße.de", "ana@xn--strae-oqa.de"], "ana@xn--strae-oqa.de"),
     ],
-)  # fmt: skip
+)
 def test_variants_of_one_address_normalize_to_one(variants: list[str], canonical: str) -> None:
     assert {normalize_email(v) for v in variants} == {canonical}
 

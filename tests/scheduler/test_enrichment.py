@@ -13,13 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from dialogs.icp import load_icp
 from dialogs.loader import load_scripts
-from scheduler.cadence import load_cadence
-from scheduler.email_qualify import EmailQualifier
-from scheduler.enrichment import enrich
-from scheduler.enrichment.http import HttpEnrichmentProvider
-from scheduler.enrichment.offline import company_from_domain, enrich_offline, seniority
-from scheduler.first_touch import FirstTouch, FirstTouchConfig, unprocessed_leads
-from scheduler.leads import LeadIn, intake
+from scheduler.followups.cadence import load_cadence
+from scheduler.intake.email_qualify import EmailQualifier
+from scheduler.intake.enrichment import enrich
+from scheduler.intake.enrichment.http import HttpEnrichmentProvider
+from scheduler.intake.enrichment.offline import company_from_domain, enrich_offline, seniority
+from scheduler.intake.first_touch import FirstTouch, FirstTouchConfig, unprocessed_leads
+from scheduler.pipeline.leads import LeadIn, intake
 from scheduler.store.models import Lead, Touch
 from tests.support.fakes.enrichment import FakeEnrichment
 
@@ -109,19 +109,36 @@ async def provider_server() -> AsyncIterator[FakeEnrichment]:
 async def test_http_provider_merges_what_it_returns(provider_server: FakeEnrichment) -> None:
     provider = HttpEnrichmentProvider(provider_server.url, token="enrich-token")
     try:
-        facts = await enrich(email="dana@acme-robotics.io", phone=None, role=None, company=None,
-                             name="Dana", provider=provider)  # fmt: skip
-        again = await enrich(email="dana@acme-robotics.io", phone=None, role=None, company=None,
-                             name="Dana", provider=provider)  # fmt: skip
-        unknown = await enrich(email="x@globex.com", phone=None, role=None, company=None,
-                               name=None, provider=provider)  # fmt: skip
-        free = await enrich(email="x@gmail.com", phone=None, role=None, company=None,
-                            name=None, provider=provider)  # fmt: skip
+        facts = await enrich(
+            email="dana@acme-robotics.io",
+            phone=None,
+            role=None,
+            company=None,
+            name="Dana",
+            provider=provider,
+        )
+        again = await enrich(
+            email="dana@acme-robotics.io",
+            phone=None,
+            role=None,
+            company=None,
+            name="Dana",
+            provider=provider,
+        )
+        unknown = await enrich(
+            email="x@globex.com", phone=None, role=None, company=None, name=None, provider=provider
+        )
+        free = await enrich(
+            email="x@gmail.com", phone=None, role=None, company=None, name=None, provider=provider
+        )
     finally:
         await provider.aclose()
     assert facts["company"] == "ACME Robotics Inc." and facts["industry"] == "robotics"
-    assert (facts["employees"], facts["title"], facts["seniority"]) == (120, "VP Engineering",
-                                                                        "vp")  # fmt: skip
+    assert (facts["employees"], facts["title"], facts["seniority"]) == (
+        120,
+        "VP Engineering",
+        "vp",
+    )
     assert again == facts
     assert unknown["provider"] == "http" and unknown["company"] == "Globex"
     assert "provider" not in free  # nothing to ask about a free mailbox
@@ -138,8 +155,14 @@ async def test_provider_failure_keeps_the_offline_facts(
     provider_server.status = status
     provider = HttpEnrichmentProvider(provider_server.url, token="enrich-token")
     try:
-        facts = await enrich(email="dana@acme-robotics.io", phone=None, role="CTO",
-                             company=None, name=None, provider=provider)  # fmt: skip
+        facts = await enrich(
+            email="dana@acme-robotics.io",
+            phone=None,
+            role="CTO",
+            company=None,
+            name=None,
+            provider=provider,
+        )
     finally:
         await provider.aclose()
     assert facts["company"] == "Acme Robotics" and facts["seniority"] == "c-level"
@@ -149,27 +172,28 @@ async def test_provider_failure_keeps_the_offline_facts(
 async def test_unreachable_provider_is_an_error_not_a_crash() -> None:
     provider = HttpEnrichmentProvider("http://127.0.0.1:9/v1/enrich", timeout=2)
     try:
-        facts = await enrich(email="a@acme.com", phone=None, role=None, company=None,
-                             name=None, provider=provider)  # fmt: skip
+        facts = await enrich(
+            email="a@acme.com", phone=None, role=None, company=None, name=None, provider=provider
+        )
     finally:
         await provider.aclose()
     assert facts["provider_error"]["code"] == "unreachable" and facts["company"] == "Acme"
 
 
 def _flow(sessions: async_sessionmaker[AsyncSession], cold: str = "ignore") -> FirstTouch:
-    cadence = load_cadence(ROOT / "scheduler" / "cadences" / "default.yaml")
+    cadence = load_cadence(ROOT / "scheduler" / "followups" / "cadences" / "default.yaml")
     script = load_scripts(ROOT / "dialogs" / "scripts")["b2b_default"]
     qualifier = EmailQualifier(load_icp(), script)
-    return FirstTouch(sessions, cadence, qualifier,
-                      config=FirstTouchConfig(cold_leads=cold))  # type: ignore[arg-type]  # fmt: skip
+    return FirstTouch(sessions, cadence, qualifier, config=FirstTouchConfig(cold_leads=cold))  # type: ignore[arg-type]
 
 
 async def _lead(
     sessions: async_sessionmaker[AsyncSession], kind: str, actor: str = "intake"
 ) -> int:
     async with sessions.begin() as session:
-        result = await intake(session, LeadIn(**LEADS[kind]), default_region="US", now=NOW,
-                              actor=actor)  # fmt: skip
+        result = await intake(
+            session, LeadIn(**LEADS[kind]), default_region="US", now=NOW, actor=actor
+        )
         return result.lead.id
 
 
@@ -180,9 +204,13 @@ async def _touches(sessions: async_sessionmaker[AsyncSession], lead_id: int) -> 
 
 @pytest.mark.parametrize(
     ("kind", "tier", "action", "steps"),
-    [("warm", "warm", "auto_reply", 5), ("hot", "hot", "approval", 5),
-     ("cold", "cold", "none", 0), ("disposable", "cold", "none", 0)],
-)  # fmt: skip
+    [
+        ("warm", "warm", "auto_reply", 5),
+        ("hot", "hot", "approval", 5),
+        ("cold", "cold", "none", 0),
+        ("disposable", "cold", "none", 0),
+    ],
+)
 async def test_process_stores_the_verdict_and_starts_the_sequence(
     sessions: async_sessionmaker[AsyncSession], kind: str, tier: str, action: str, steps: int
 ) -> None:
@@ -210,7 +238,10 @@ async def test_process_is_idempotent_and_cold_nurture_is_a_setting(
     assert outcome is not None and (outcome.action, outcome.sequence) == ("nurture", "nurture")
     assert await flow.process(lead_id, NOW) is None
     assert sorted(t.step for t in await _touches(sessions, lead_id)) == [
-        "check_in", "final", "resource"]  # fmt: skip
+        "check_in",
+        "final",
+        "resource",
+    ]
     disposable = await _lead(sessions, "disposable")
     assert (await flow.process(disposable, NOW)).action == "none"  # type: ignore[union-attr]
 

@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from scheduler.delivery.outbox import Dispatcher, enqueue
 from scheduler.errors import NotFoundError
-from scheduler.gates import load_facts
-from scheduler.leads import LeadIn, intake
-from scheduler.outbox import Dispatcher, enqueue
+from scheduler.followups.gates import load_facts
+from scheduler.pipeline.leads import LeadIn, intake
 from scheduler.store.erasure import CANCELLED_NOTE, ERASED, erase_lead
 from scheduler.store.models import Lead, Message, OutboxItem, StageEvent, Suppression, Touch
 from scheduler.store.suppressions import (
@@ -133,16 +133,30 @@ async def test_pending_work_is_cancelled_and_finished_work_keeps_its_dedupe_key(
         for step, status in (("a", "pending"), ("b", "claimed"), ("c", "sent")):
             await session.execute(
                 insert(Touch).values(
-                    lead_id=lead_id, sequence="s", step=step, cycle=0, channel="email",
-                    due_at=NOW, status=status, draft="Dear Ada", note="for Ada", meta={"x": 1},
-                    claim_token="t" if status == "claimed" else None, created_at=NOW,
+                    lead_id=lead_id,
+                    sequence="s",
+                    step=step,
+                    cycle=0,
+                    channel="email",
+                    due_at=NOW,
+                    status=status,
+                    draft="Dear Ada",
+                    note="for Ada",
+                    meta={"x": 1},
+                    claim_token="t" if status == "claimed" else None,
+                    created_at=NOW,
                 )
-            )  # fmt: skip
+            )
         for key, state in (("pending", "pending"), ("sending", "sending"), ("sent", "sent")):
             item = await enqueue(
-                session, key=f"lead:{lead_id}:{key}", channel="email", recipient=EMAIL,
-                payload={"text": "Dear Ada"}, now=NOW - timedelta(days=1), lead_id=lead_id,
-            )  # fmt: skip
+                session,
+                key=f"lead:{lead_id}:{key}",
+                channel="email",
+                recipient=EMAIL,
+                payload={"text": "Dear Ada"},
+                now=NOW - timedelta(days=1),
+                lead_id=lead_id,
+            )
             await session.execute(
                 update(OutboxItem)
                 .where(OutboxItem.id == item)
@@ -171,8 +185,12 @@ async def test_pending_work_is_cancelled_and_finished_work_keeps_its_dedupe_key(
     assert outbox["sent"].updated_at == NOW - timedelta(days=1)
     assert lead is not None
     assert (lead.name, lead.email, lead.phone, lead.company, lead.bot_paused) == (
-        None, None, None, None, True,
-    )  # fmt: skip
+        None,
+        None,
+        None,
+        None,
+        True,
+    )
     assert lead.erased_at == NOW and lead.version == 2
 
 
@@ -181,10 +199,14 @@ async def test_the_history_stays_without_personal_reasons(sessions: Sessions) ->
     async with sessions.begin() as session:
         await session.execute(
             insert(StageEvent).values(
-                lead_id=lead_id, from_stage="new", to_stage="lost", reason="Ada chose Babbage",
-                actor="rep:rita", at=NOW,
+                lead_id=lead_id,
+                from_stage="new",
+                to_stage="lost",
+                reason="Ada chose Babbage",
+                actor="rep:rita",
+                at=NOW,
             )
-        )  # fmt: skip
+        )
         await session.execute(
             update(Lead).where(Lead.id == lead_id).values(stage="lost", lost_reason="Ada: no")
         )
@@ -220,11 +242,26 @@ async def test_erasure_takes_the_lead_row_before_any_touch_or_outbox_row(
     lead_id = await _lead(sessions)
     async with sessions.begin() as session:
         await session.execute(
-            insert(Touch).values(lead_id=lead_id, sequence="s", step="a", cycle=0,
-                                 channel="email", due_at=NOW, status="pending", created_at=NOW)
-        )  # fmt: skip
-        await enqueue(session, key="k", channel="email", recipient=EMAIL, payload={}, now=NOW,
-                      lead_id=lead_id)  # fmt: skip
+            insert(Touch).values(
+                lead_id=lead_id,
+                sequence="s",
+                step="a",
+                cycle=0,
+                channel="email",
+                due_at=NOW,
+                status="pending",
+                created_at=NOW,
+            )
+        )
+        await enqueue(
+            session,
+            key="k",
+            channel="email",
+            recipient=EMAIL,
+            payload={},
+            now=NOW,
+            lead_id=lead_id,
+        )
 
     async with sessions.begin() as turn:
         await turn.execute(text("SET LOCAL lock_timeout = '5s'"))
@@ -268,9 +305,14 @@ async def test_a_send_in_flight_during_erasure_writes_no_message_back(
     lead_id = await _lead(sessions)
     async with sessions.begin() as session:
         item_id = await enqueue(
-            session, key=f"lead:{lead_id}:reply", channel="test", recipient=PHONE,
-            payload={"text": "Hi Ada, about your engines"}, now=NOW, lead_id=lead_id,
-        )  # fmt: skip
+            session,
+            key=f"lead:{lead_id}:reply",
+            channel="test",
+            recipient=PHONE,
+            payload={"text": "Hi Ada, about your engines"},
+            now=NOW,
+            lead_id=lead_id,
+        )
     assert item_id is not None
     channel = Gate(hang={PHONE})
     task = asyncio.create_task(

@@ -13,9 +13,9 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from scheduler.gates import load_facts
-from scheduler.identity import Kind, Point, points_for_lead
-from scheduler.leads import IntakeResult, LeadIn, intake
+from scheduler.followups.gates import load_facts
+from scheduler.pipeline.identity import Kind, Point, points_for_lead
+from scheduler.pipeline.leads import IntakeResult, LeadIn, intake
 from scheduler.store.engine import session_factory
 from scheduler.store.migrate import alembic_config, upgrade
 from scheduler.store.models import ContactPoint, IdentityConflict, IdentityEvent, Lead
@@ -47,8 +47,10 @@ async def test_a_later_form_with_both_contacts_adds_the_phone(sessions: Sessions
         )
     assert Point(Kind.PHONE, "+14155550123") in points
     assert (event.action, event.actor, event.reason) == (
-        "contact_point_added", "intake", "contact point added",
-    )  # fmt: skip
+        "contact_point_added",
+        "intake",
+        "contact point added",
+    )
 
 
 async def test_two_leads_matched_is_a_conflict_not_a_dropped_phone(sessions: Sessions) -> None:
@@ -60,12 +62,16 @@ async def test_two_leads_matched_is_a_conflict_not_a_dropped_phone(sessions: Ses
     assert both.lead.id == by_email.lead.id and not both.created
     (conflict,) = both.conflicts
     assert (conflict.point, conflict.other_lead_id) == (
-        Point(Kind.PHONE, "+14155550123"), by_phone.lead.id,
-    )  # fmt: skip
+        Point(Kind.PHONE, "+14155550123"),
+        by_phone.lead.id,
+    )
     (stored,) = await conflicts(sessions)
     assert (stored.lead_id, stored.other_lead_id, stored.value, stored.status) == (
-        by_email.lead.id, by_phone.lead.id, "+14155550123", "open",
-    )  # fmt: skip
+        by_email.lead.id,
+        by_phone.lead.id,
+        "+14155550123",
+        "open",
+    )
     # Seen again: answered the same, recorded once.
     await take(sessions, email="dana@acme.com", phone="+1 415 555 0123")
     assert len(await conflicts(sessions)) == 1
@@ -102,11 +108,13 @@ async def test_whatsapp_follow_ups_go_to_the_address_the_lead_wrote_from(
     wa_id = Point(Kind.WHATSAPP, "+5215512345678")
     bsuid = Point(Kind.BSUID, "US.13491208655302741918")
     async with sessions.begin() as session:
-        mx = await intake(session, LeadIn(phone="+525512345678"), default_region="US", now=NOW,
-                          points=(wa_id,))  # fmt: skip
+        mx = await intake(
+            session, LeadIn(phone="+525512345678"), default_region="US", now=NOW, points=(wa_id,)
+        )
         user = await intake(session, LeadIn(), default_region="US", now=NOW, points=(bsuid,))
-        quiet = await intake(session, LeadIn(), default_region="US", now=NOW,
-                             points=(Point(Kind.BSUID, "US.99"),))  # fmt: skip
+        quiet = await intake(
+            session, LeadIn(), default_region="US", now=NOW, points=(Point(Kind.BSUID, "US.99"),)
+        )
         await suppress(session, "US.99", reason="reply_optout", detail=None, now=NOW)
     async with sessions() as session:
         facts = await load_facts(session, {mx.lead.id, user.lead.id, quiet.lead.id}, 0)

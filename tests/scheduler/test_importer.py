@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from scheduler.errors import InvalidLeadError
-from scheduler.importer import import_csv
-from scheduler.leads import LeadIn, intake
+from scheduler.intake.importer import import_csv
+from scheduler.pipeline.leads import LeadIn, intake
 from scheduler.store.models import IdentityConflict, Lead, StageEvent
 from tests.support.lead_csv import write_leads_csv
 
@@ -83,8 +83,11 @@ async def test_rows_are_mapped_and_rejected_with_reasons(
         ann = await session.scalar(select(Lead).where(Lead.email == "ann@x.com"))
     assert ann is not None
     assert (ann.name, ann.company, ann.source, ann.attribution) == (
-        "Ann", "Acme", "webinar", {"utm_source": "fb"},
-    )  # fmt: skip
+        "Ann",
+        "Acme",
+        "webinar",
+        {"utm_source": "fb"},
+    )
 
 
 async def test_a_file_without_contact_columns_is_refused(
@@ -137,14 +140,16 @@ async def test_shared_switchboard_phones_lose_no_row(sessions: Sessions, tmp_pat
     every row ends created, updated, duplicate or rejected, each person with their own email
     is a lead of their own, and every shared phone is reported with its line."""
     path = tmp_path / "leads.csv"
-    expected = write_leads_csv(path, 2000, bad_share=0.01, dup_share=0.02,
-                               switchboard_share=0.2)  # fmt: skip
+    expected = write_leads_csv(path, 2000, bad_share=0.01, dup_share=0.02, switchboard_share=0.2)
     assert expected.conflicts > 300
     report = await import_csv(sessions, path, default_region="US", now=NOW)
     assert report.rows == 2000
     assert (report.created, report.updated, report.duplicates, report.rejected) == (
-        expected.created, 0, expected.duplicates, expected.rejected,
-    )  # fmt: skip
+        expected.created,
+        0,
+        expected.duplicates,
+        expected.rejected,
+    )
     assert report.conflicted == len(report.conflicts) == expected.conflicts
     assert all("shared phone" in c.reason for c in report.conflicts)
     assert await counts(sessions) == (expected.created, expected.created)
@@ -154,8 +159,10 @@ async def test_shared_switchboard_phones_lose_no_row(sessions: Sessions, tmp_pat
     # Importing the same file again adds nothing and reports every row as a duplicate.
     again = await import_csv(sessions, path, default_region="US", now=NOW)
     assert (again.created, again.updated, again.duplicates) == (
-        0, 0, expected.created + expected.duplicates,
-    )  # fmt: skip
+        0,
+        0,
+        expected.created + expected.duplicates,
+    )
     assert again.conflicted == expected.conflicts  # reported again, stored once
     async with sessions() as session:
         assert await session.scalar(select(func.count()).select_from(IdentityConflict)) == stored

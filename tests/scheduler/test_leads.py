@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from scheduler.contacts import normalize_email, normalize_phone
 from scheduler.errors import InvalidLeadError
-from scheduler.leads import LeadIn, intake, list_leads, stage_history
+from scheduler.pipeline.contacts import normalize_email, normalize_phone
+from scheduler.pipeline.leads import LeadIn, intake, list_leads, stage_history
 from scheduler.store.models import Lead, Stage
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
@@ -135,3 +135,53 @@ async def test_listing_pages_by_id_and_filters_by_stage(sessions: Sessions) -> N
         contacted = await list_leads(session, stage=Stage.CONTACTED)
     assert [lead.id for lead in page1 + page2] == ids[:4]
     assert contacted == []
+
+
+# ---- a person seen on a channel (the WhatsApp inbox's lead) ---------------------------------
+
+
+async def test_a_person_seen_at_new_points_gets_a_new_lead_and_then_that_lead(
+    sessions: Sessions,
+) -> None:
+    from scheduler.pipeline.identity import Kind, Point, owner_ids
+    from scheduler.pipeline.leads import lead_seen_at
+
+    wa = Point(Kind.WHATSAPP, "+14155550123")
+    phone = Point(Kind.PHONE, "+14155550123")
+    bsuid = Point(Kind.BSUID, "US.123")
+    described: list[int] = []
+
+    def describe() -> LeadIn:
+        described.append(1)
+        return LeadIn(phone="+14155550123", name="Ana", source="whatsapp")
+
+    async def seen(points: list[Point]) -> tuple[int, bool]:
+        async with sessions.begin() as session:
+            owned = await owner_ids(session, points)
+            known = next(iter(owned.values()), None)
+            lead, created = await lead_seen_at(
+                session,
+                points,
+                known=known,
+                owned=owned,
+                describe=describe,
+                values={"last_inbound_at": NOW},
+                default_region="US",
+                now=NOW,
+                actor="test",
+                reason="seen in a test",
+            )
+            return lead.id, created
+
+    lead_id, created = await seen([wa, phone])
+    assert created and len(described) == 1
+    async with sessions() as session:
+        lead = await session.get(Lead, lead_id)
+        assert lead is not None and lead.name == "Ana" and lead.last_inbound_at is not None
+        assert await owner_ids(session, [wa, phone]) == {wa: lead_id, phone: lead_id}
+    # Seen again with a BSUID too: the same lead gains it; nothing is described or created.
+    again, created = await seen([wa, phone, bsuid])
+    assert (again, created) == (lead_id, False) and len(described) == 1
+    async with sessions() as session:
+        assert (await owner_ids(session, [bsuid])) == {bsuid: lead_id}
+    assert await count_leads(sessions) == 1

@@ -20,11 +20,11 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-import scheduler.sweeper as sweeper_module
-from scheduler import gates
+import scheduler.followups.sweeper as sweeper_module
+from scheduler.followups import gates
+from scheduler.followups.touches import cancel_pending, start_sequence
 from scheduler.store.engine import is_postgres
 from scheduler.store.models import Lead, Touch
-from scheduler.touches import cancel_pending, start_sequence
 from tests.scheduler.cadence_support import NOW, Sessions, compressed, make_lead, make_sweeper
 
 S = timedelta(seconds=1)
@@ -130,8 +130,7 @@ async def test_an_approval_and_a_reply_of_the_same_lead_do_not_deadlock(
     assert touch_id is not None
     pause = Pause(monkeypatch, call=1)
 
-    await race(sessions, lead_id, pause,
-               lambda: sweeper.approve(touch_id, by="dana", now=NOW))  # fmt: skip
+    await race(sessions, lead_id, pause, lambda: sweeper.approve(touch_id, by="dana", now=NOW))
 
     async with sessions() as session:
         lead = await session.get(Lead, lead_id)

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from scheduler.leads import LeadIn, intake
-from scheduler.outbox import Dispatcher, MaybeSent, NotSent, Receipt, enqueue
+from scheduler.delivery.outbox import Dispatcher, MaybeSent, NotSent, Receipt, enqueue
+from scheduler.pipeline.leads import LeadIn, intake
 from scheduler.store.models import Lead, Message, OutboxItem
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
@@ -43,9 +43,14 @@ async def make_item(sessions: Sessions, key: str = "lead:1:hello") -> tuple[int,
             await intake(session, LeadIn(phone="+14155550123"), default_region="US", now=NOW)
         ).lead
         item_id = await enqueue(
-            session, key=key, channel="test", recipient="+14155550123",
-            payload={"text": "Hi Dana"}, now=NOW, lead_id=lead.id,
-        )  # fmt: skip
+            session,
+            key=key,
+            channel="test",
+            recipient="+14155550123",
+            payload={"text": "Hi Dana"},
+            now=NOW,
+            lead_id=lead.id,
+        )
     assert item_id is not None
     return item_id, lead.id
 
@@ -207,9 +212,14 @@ async def make_items(sessions: Sessions, count: int) -> list[tuple[int, int, str
             phone = f"+1415555{n:04d}"
             lead = (await intake(session, LeadIn(phone=phone), default_region="US", now=NOW)).lead
             item_id = await enqueue(
-                session, key=f"lead:{lead.id}:batch", channel="test", recipient=phone,
-                payload={"text": f"Hi {n}"}, now=NOW, lead_id=lead.id,
-            )  # fmt: skip
+                session,
+                key=f"lead:{lead.id}:batch",
+                channel="test",
+                recipient=phone,
+                payload={"text": f"Hi {n}"},
+                now=NOW,
+                lead_id=lead.id,
+            )
             assert item_id is not None
             made.append((item_id, lead.id, phone))
     return made
@@ -220,20 +230,31 @@ async def test_a_batch_records_each_outcome_by_the_rules(sessions: Sessions) -> 
     (ok, ok_lead, _), (retry, _, r1), (bad, _, r2), (maybe, _, r3), (held, _, r4), (bug, _, r5) = (
         items
     )
-    channel = ByRecipient({
-        r1: NotSent("503", retry_after=None),
-        r2: NotSent("invalid number", is_transient=False),
-        r3: MaybeSent("read timeout"),
-        r4: NotSent("daily cap", retry_after=600, attempted=False),
-        r5: RuntimeError("bug"),
-    })  # fmt: skip
+    channel = ByRecipient(
+        {
+            r1: NotSent("503", retry_after=None),
+            r2: NotSent("invalid number", is_transient=False),
+            r3: MaybeSent("read timeout"),
+            r4: NotSent("daily cap", retry_after=600, attempted=False),
+            r5: RuntimeError("bug"),
+        }
+    )
     dispatcher = Dispatcher(sessions, {"test": channel}, backoff=(timedelta(seconds=5),))
     states = await dispatcher.deliver_many([i for i, _, _ in items], NOW)
-    assert states == {ok: "sent", retry: "pending", bad: "failed", maybe: "uncertain",
-                      held: "pending", bug: "uncertain"}  # fmt: skip
+    assert states == {
+        ok: "sent",
+        retry: "pending",
+        bad: "failed",
+        maybe: "uncertain",
+        held: "pending",
+        bug: "uncertain",
+    }
     rows = {i: await state_of(sessions, i) for i, _, _ in items}
-    assert (rows[ok].external_id, rows[ok].attempts, rows[ok].error) == (f"ext-{items[0][2]}", 1,
-                                                                         None)  # fmt: skip
+    assert (rows[ok].external_id, rows[ok].attempts, rows[ok].error) == (
+        f"ext-{items[0][2]}",
+        1,
+        None,
+    )
     assert (rows[retry].attempts, rows[retry].next_attempt_at) == (1, NOW + timedelta(seconds=5))
     assert (rows[held].attempts, rows[held].next_attempt_at) == (0, NOW + timedelta(minutes=10))
     assert all(rows[i].error for i in (retry, bad, maybe, held, bug))
@@ -260,9 +281,11 @@ async def test_racing_dispatchers_send_each_row_once(sessions: Sessions) -> None
     channel = ByRecipient()
     dispatchers = [Dispatcher(sessions, {"test": channel}) for _ in range(3)]
     results = await asyncio.gather(
-        *(d.deliver_many(list(reversed(ids)) if n % 2 else ids, NOW, concurrency=4)
-          for n, d in enumerate(dispatchers))
-    )  # fmt: skip
+        *(
+            d.deliver_many(list(reversed(ids)) if n % 2 else ids, NOW, concurrency=4)
+            for n, d in enumerate(dispatchers)
+        )
+    )
     assert sorted(channel.sent) == sorted(r for _, _, r in items)  # each exactly once
     assert all(set(r) == set(ids) for r in results)
     async with sessions() as session:
@@ -285,8 +308,9 @@ async def test_a_batch_leaves_rows_that_are_not_due_and_bounds_concurrency(
         await session.execute(update(OutboxItem).where(OutboxItem.id == done).values(state="sent"))
     channel = ByRecipient()
     dispatcher = Dispatcher(sessions, {"test": channel})
-    states = await dispatcher.deliver_many([i for i, _, _ in items] + [999_999], NOW,
-                                           concurrency=3)  # fmt: skip
+    states = await dispatcher.deliver_many(
+        [i for i, _, _ in items] + [999_999], NOW, concurrency=3
+    )
     assert states[later] == "pending" and states[done] == "sent" and states[999_999] == "missing"
     assert len(channel.sent) == 10 and items[0][2] not in channel.sent
     assert channel.peak == 3
@@ -311,8 +335,10 @@ class Batching:
         self.batches.append([r for r, _ in items])
         if self.fail:
             raise RuntimeError("lost track midway")
-        return [Receipt(external_id=r) if n % 2 == 0 else NotSent("no") for n, (r, _) in
-                enumerate(items)]  # fmt: skip
+        return [
+            Receipt(external_id=r) if n % 2 == 0 else NotSent("no")
+            for n, (r, _) in enumerate(items)
+        ]
 
 
 async def test_a_batch_channel_gets_one_call_and_a_crash_makes_all_uncertain(

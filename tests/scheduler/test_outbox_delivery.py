@@ -14,13 +14,13 @@ import pytest
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from scheduler.leads import LeadIn, intake
-from scheduler.lifecycle import mark_dormant
-from scheduler.outbox import Dispatcher, NotSent, Receipt, enqueue
+from scheduler.delivery.outbox import Dispatcher, NotSent, Receipt, enqueue
+from scheduler.followups.lifecycle import mark_dormant
+from scheduler.followups.touches import start_sequence
+from scheduler.pipeline.leads import LeadIn, intake
 from scheduler.store.engine import is_postgres
 from scheduler.store.models import Lead, Message, OutboxItem, Rep, Touch
 from scheduler.store.suppressions import SuppressionReason, suppress
-from scheduler.touches import start_sequence
 from tests.scheduler.cadence_support import RecordingChannel, compressed, make_lead, make_sweeper
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
@@ -32,8 +32,13 @@ class Gate:
     """A channel whose sends to some recipients hang until released; others return at once
     (or raise their scripted error). Records the order requests started in."""
 
-    def __init__(self, name: str = "test", *, outcomes: Mapping[str, Exception] | None = None,
-                 hang: set[str] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        name: str = "test",
+        *,
+        outcomes: Mapping[str, Exception] | None = None,
+        hang: set[str] | None = None,
+    ) -> None:
         self.name = name
         self.outcomes = dict(outcomes or {})
         self.hang = set(hang or ())
@@ -64,9 +69,14 @@ async def make_rows(
             recipient = lead.email if email else lead.phone
             assert recipient is not None
             item_id = await enqueue(
-                session, key=f"lead:{lead.id}:t", channel=channel, recipient=recipient,
-                payload={"text": f"Hi {n}"}, now=NOW, lead_id=lead.id,
-            )  # fmt: skip
+                session,
+                key=f"lead:{lead.id}:t",
+                channel=channel,
+                recipient=recipient,
+                payload={"text": f"Hi {n}"},
+                now=NOW,
+                lead_id=lead.id,
+            )
             assert item_id is not None
             made.append((item_id, lead.id, recipient))
     return made
@@ -114,8 +124,13 @@ async def test_an_email_follow_up_to_a_suppressed_address_is_not_sent(
     result = await sweeper.sweep(NOW)
     [item] = result.outbox_ids
     async with sessions.begin() as session:  # an unsubscribe lands before the send
-        await suppress(session, "Dana1@example.com", reason=SuppressionReason.UNSUBSCRIBE,
-                       detail=None, now=NOW)  # fmt: skip
+        await suppress(
+            session,
+            "Dana1@example.com",
+            reason=SuppressionReason.UNSUBSCRIBE,
+            detail=None,
+            now=NOW,
+        )
     dispatcher = Dispatcher(sessions, {"email": channel})
     assert await dispatcher.deliver(item, NOW) == "failed"
     assert channel.sent == []
@@ -147,16 +162,28 @@ async def test_a_rep_notification_about_an_opted_out_lead_still_reaches_the_rep(
     rep_phone = "+14155559999"
     async with sessions.begin() as session:
         await session.execute(update(Lead).where(Lead.id == lead_id).values(opted_out_at=NOW))
-        await suppress(session, phone, reason=SuppressionReason.REPLY_OPTOUT, detail="STOP",
-                       now=NOW)  # fmt: skip
+        await suppress(
+            session, phone, reason=SuppressionReason.REPLY_OPTOUT, detail="STOP", now=NOW
+        )
         session.add(Rep(name="Ana", email="ana@seller.com", whatsapp=rep_phone, created_at=NOW))
         # Addressed to the rep; linked to the lead or not, the prospect's opt-out is not theirs.
-        linked = await enqueue(session, key="rep:1:linked", channel="whatsapp",
-                               recipient=rep_phone, payload={"text": "Lead qualified"},
-                               now=NOW, lead_id=lead_id)  # fmt: skip
-        plain = await enqueue(session, key="rep:1:plain", channel="email",
-                              recipient="ana@seller.com", payload={"text": "Lead qualified"},
-                              now=NOW)  # fmt: skip
+        linked = await enqueue(
+            session,
+            key="rep:1:linked",
+            channel="whatsapp",
+            recipient=rep_phone,
+            payload={"text": "Lead qualified"},
+            now=NOW,
+            lead_id=lead_id,
+        )
+        plain = await enqueue(
+            session,
+            key="rep:1:plain",
+            channel="email",
+            recipient="ana@seller.com",
+            payload={"text": "Lead qualified"},
+            now=NOW,
+        )
     assert linked is not None and plain is not None
     channel = RecordingChannel("whatsapp")
     states = await Dispatcher(sessions, {"whatsapp": channel, "email": channel}).deliver_many(
@@ -172,8 +199,9 @@ async def test_a_rep_notification_about_an_opted_out_lead_still_reaches_the_rep(
 async def test_each_outcome_is_recorded_as_it_completes(sessions: Sessions) -> None:
     (slow, _, slow_to), (fast, _, fast_to) = await make_rows(sessions, 2)
     channel = Gate(hang={slow_to})
-    task = asyncio.create_task(Dispatcher(sessions, {"test": channel}).deliver_many(
-        [slow, fast], NOW))  # fmt: skip
+    task = asyncio.create_task(
+        Dispatcher(sessions, {"test": channel}).deliver_many([slow, fast], NOW)
+    )
     try:
         await asyncio.wait_for(channel.hanging.wait(), 5)
 
@@ -196,8 +224,7 @@ async def test_after_a_crash_only_attempted_rows_are_uncertain(sessions: Session
     channel = Gate(outcomes={refused_to: NotSent("Graph 500 (131000)")}, hang={hung_to})
     dispatcher = Dispatcher(sessions, {"test": channel}, backoff=(timedelta(seconds=5),) * 3)
     # One at a time: the third row waits behind the hanging second one.
-    task = asyncio.create_task(dispatcher.deliver_many([refused, hung, never], NOW,
-                                                       concurrency=1))  # fmt: skip
+    task = asyncio.create_task(dispatcher.deliver_many([refused, hung, never], NOW, concurrency=1))
     await asyncio.wait_for(channel.hanging.wait(), 5)
     state = await rows(sessions)
     assert state[refused].state == "pending"  # recorded when Graph refused it, not at the end
@@ -270,8 +297,12 @@ async def test_recording_survives_a_transaction_locking_leads_in_the_opposite_or
 
         async def recording_waits_for_b() -> bool:
             waiting = await observer.scalar(
-                text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                     "AND pid <> :pid AND query ILIKE '%leads%'"), {"pid": pid})  # fmt: skip
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND pid <> :pid AND query ILIKE '%leads%'"
+                ),
+                {"pid": pid},
+            )
             await observer.rollback()
             return bool(waiting)
 

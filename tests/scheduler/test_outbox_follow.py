@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from scheduler.outbox import FOLLOW_WITHIN, Dispatcher, NotSent
+from scheduler.delivery.outbox import FOLLOW_WITHIN, Dispatcher, NotSent
 from tests.scheduler.test_outbox import NOW, ScriptedChannel, Sessions, make_item, state_of
 
 
@@ -29,8 +29,9 @@ async def test_a_refused_reply_is_retried_by_its_process_when_due(sessions: Sess
     item_id, _ = await make_item(sessions)
     channel = ScriptedChannel(NotSent("Graph 500 (131000)"))
     clock = running_clock()
-    dispatcher = Dispatcher(sessions, {"test": channel}, clock=clock,
-                            backoff=(timedelta(seconds=0.3),) * 3)  # fmt: skip
+    dispatcher = Dispatcher(
+        sessions, {"test": channel}, clock=clock, backoff=(timedelta(seconds=0.3),) * 3
+    )
     assert await dispatcher.deliver_and_follow([item_id], clock()) == {item_id: "pending"}
     await sent(sessions, item_id)  # nobody called the dispatcher again
     assert len(channel.sent) == 2
@@ -40,8 +41,7 @@ async def test_a_refused_reply_is_retried_by_its_process_when_due(sessions: Sess
 
 async def test_a_reply_held_back_by_a_pause_goes_when_the_pause_ends(sessions: Sessions) -> None:
     item_id, _ = await make_item(sessions)
-    paused = NotSent("whatsapp sending is paused", code="paused", retry_after=0.3,
-                     attempted=False)  # fmt: skip
+    paused = NotSent("whatsapp sending is paused", code="paused", retry_after=0.3, attempted=False)
     channel = ScriptedChannel(paused, paused)
     clock = running_clock()
     dispatcher = Dispatcher(sessions, {"test": channel}, clock=clock)
@@ -71,8 +71,9 @@ async def test_closing_drops_retries_not_yet_due(sessions: Sessions) -> None:
     item_id, _ = await make_item(sessions)
     channel = ScriptedChannel(NotSent("Graph 500 (131000)"))
     clock = running_clock()
-    dispatcher = Dispatcher(sessions, {"test": channel}, clock=clock,
-                            backoff=(timedelta(seconds=20),) * 3)  # fmt: skip
+    dispatcher = Dispatcher(
+        sessions, {"test": channel}, clock=clock, backoff=(timedelta(seconds=20),) * 3
+    )
     await dispatcher.deliver_and_follow([item_id], clock())
     async with asyncio.timeout(2):  # does not wait the 20 s
         await dispatcher.close()

@@ -14,15 +14,17 @@ from typing import Any
 import pytest
 from sqlalchemy import insert, select, update
 
-from scheduler.cadence import CadenceError, load_cadence
-from scheduler.lifecycle import mark_dormant, start_reactivations
-from scheduler.next_steps import NextStepConfig, check_next_steps
+from scheduler.followups.cadence import CadenceError, load_cadence
+from scheduler.followups.lifecycle import mark_dormant, start_reactivations
+from scheduler.followups.next_steps import NextStepConfig, check_next_steps
+from scheduler.followups.touches import due_at, start_sequence
 from scheduler.store.models import InboxItem, Lead, OutboxItem, Touch
-from scheduler.touches import due_at, start_sequence
 from tests.scheduler.cadence_support import NOW, Sessions, make_lead, make_sweeper, write_cadence
 
 S = timedelta(seconds=1)
-DEFAULT = Path(__file__).resolve().parents[2] / "scheduler" / "cadences" / "default.yaml"
+DEFAULT = (
+    Path(__file__).resolve().parents[2] / "scheduler" / "followups" / "cadences" / "default.yaml"
+)
 QUIET = """\
 version: test-quiet-1
 sender: {company: Acme, name: Sam}
@@ -59,14 +61,24 @@ def quiet(tmp_path: Path) -> Any:
 
 async def chat_lead(sessions: Sessions, n: int = 1, **fields: Any) -> int:
     """A WhatsApp prospect (no email) who wrote at NOW and was answered: contacted."""
-    values: dict[str, Any] = {"email": None, "phone": f"+1415555{n:04d}", "stage": "contacted",
-                              "last_inbound_at": NOW, "last_outbound_at": NOW}  # fmt: skip
+    values: dict[str, Any] = {
+        "email": None,
+        "phone": f"+1415555{n:04d}",
+        "stage": "contacted",
+        "last_inbound_at": NOW,
+        "last_outbound_at": NOW,
+    }
     values.update(fields)
     return await make_lead(sessions, n, **values)
 
 
-async def start(sessions: Sessions, cadence: Any, lead_id: int, at: datetime = NOW,
-                sequence: str = "whatsapp_quiet") -> None:  # fmt: skip
+async def start(
+    sessions: Sessions,
+    cadence: Any,
+    lead_id: int,
+    at: datetime = NOW,
+    sequence: str = "whatsapp_quiet",
+) -> None:
     async with sessions.begin() as session:
         await start_sequence(session, lead_id, sequence, cadence=cadence, now=at)
 
@@ -250,8 +262,12 @@ async def test_new_leads_and_leads_with_a_next_step(sessions: Sessions, tmp_path
         qualification={"first_touch": {"action": "none", "sequence": None}},
     )
     unscored = await make_lead(sessions, 2, stage="new")
-    decided = await make_lead(sessions, 3, stage="new", qualification={
-        "first_touch": {"action": "auto_reply", "sequence": "whatsapp_quiet"}})  # fmt: skip
+    decided = await make_lead(
+        sessions,
+        3,
+        stage="new",
+        qualification={"first_touch": {"action": "auto_reply", "sequence": "whatsapp_quiet"}},
+    )
     # Contacted leads that have a next step of another kind:
     await chat_lead(sessions, 4, opted_out_at=NOW)
     await chat_lead(sessions, 5, bot_paused=True)
@@ -266,7 +282,7 @@ async def test_new_leads_and_leads_with_a_next_step(sessions: Sessions, tmp_path
                 sender="+14155550008",
                 payload={},
                 received_at=NOW,
-            )  # fmt: skip
+            )
         )
     report = await check_next_steps(sessions, cadence, now=NOW + 10 * S, config=CHECK)
     assert dict(report.counts) == {("new", "unrepaired"): 1, ("new", "scheduled"): 1}

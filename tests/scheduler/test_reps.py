@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from scheduler.errors import InvalidLeadError, NotFoundError
-from scheduler.leads import LeadIn, intake
+from scheduler.pipeline.leads import LeadIn, intake
 from scheduler.store.models import Lead
 from scheduler.store.reps import add_rep, assign_owner, deactivate_rep, list_reps
 
@@ -20,8 +20,10 @@ Sessions = async_sessionmaker[AsyncSession]
 
 async def make_reps(sessions: Sessions, *names: str) -> list[int]:
     async with sessions.begin() as session:
-        reps = [await add_rep(session, name=n, email=f"{n.lower()}@seller.com", whatsapp=None,
-                              now=NOW) for n in names]  # fmt: skip
+        reps = [
+            await add_rep(session, name=n, email=f"{n.lower()}@seller.com", whatsapp=None, now=NOW)
+            for n in names
+        ]
     return [rep.id for rep in reps]
 
 
@@ -30,7 +32,7 @@ async def make_leads(sessions: Sessions, count: int) -> list[int]:
         leads = [
             (
                 await intake(session, LeadIn(email=f"p{i}@acme.com"), default_region="US", now=NOW)
-            ).lead  # fmt: skip
+            ).lead
             for i in range(count)
         ]
     return [lead.id for lead in leads]
@@ -46,8 +48,9 @@ async def test_leads_go_to_active_reps_in_turn(sessions: Sessions) -> None:
     ana, ben, cy = await make_reps(sessions, "Ana", "Ben", "Cy")
     leads = await make_leads(sessions, 6)
 
-    owners = [await assign(sessions, lead, NOW + timedelta(seconds=i))
-              for i, lead in enumerate(leads)]  # fmt: skip
+    owners = [
+        await assign(sessions, lead, NOW + timedelta(seconds=i)) for i, lead in enumerate(leads)
+    ]
 
     assert owners == [ana, ben, cy, ana, ben, cy]
 

@@ -15,8 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.util import greenlet_spawn
 
 from scheduler.store.inbox import Received, append
-from scheduler.store.models import InboxItem, OutboxItem, ProcessedEvent
+from scheduler.store.models import InboxItem, OutboxItem, ProcessedEvent, Touch
+from scheduler.store.outbox import enqueue
 from scheduler.store.retention import MIN_RETENTION_DAYS, RetentionPolicy, trim
+from tests.scheduler.cadence_support import make_lead
 
 NOW = datetime(2026, 12, 6, 4, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -30,11 +32,16 @@ async def _inbox(
     async with sessions.begin() as session:
         await session.execute(
             insert(InboxItem).values(
-                channel="whatsapp", external_id=wamid, sender="+14155550100",
-                payload={"text": "hello from Dana"}, received_at=at, attempts=1,
-                processed_at=at + timedelta(seconds=1) if processed else None, error=error,
+                channel="whatsapp",
+                external_id=wamid,
+                sender="+14155550100",
+                payload={"text": "hello from Dana"},
+                received_at=at,
+                attempts=1,
+                processed_at=at + timedelta(seconds=1) if processed else None,
+                error=error,
             )
-        )  # fmt: skip
+        )
 
 
 async def _event(sessions: Sessions, key: str, *, age: timedelta) -> None:
@@ -50,11 +57,16 @@ async def _outbox(
     async with sessions.begin() as session:
         await session.execute(
             insert(OutboxItem).values(
-                key=key, channel="whatsapp", recipient="+14155550100",
-                payload={"text": "Hi Dana"}, state=state, attempts=1,
-                created_at=NOW - age, updated_at=NOW - (updated if updated is not None else age),
+                key=key,
+                channel="whatsapp",
+                recipient="+14155550100",
+                payload={"text": "Hi Dana"},
+                state=state,
+                attempts=1,
+                created_at=NOW - age,
+                updated_at=NOW - (updated if updated is not None else age),
             )
-        )  # fmt: skip
+        )
 
 
 async def _inbox_ids(sessions: Sessions) -> set[str]:
@@ -82,11 +94,15 @@ async def test_old_processed_records_are_trimmed_and_unprocessed_ones_never(
     report = await trim(sessions, RetentionPolicy(days=90, batch=2), NOW)
 
     assert (report.inbox_deleted, report.events_deleted, report.outbox_payloads_cleared) == (
-        2, 1, 2,
-    )  # fmt: skip
+        2,
+        1,
+        2,
+    )
     assert await _inbox_ids(sessions) == {
-        "wamid.old-unprocessed", "wamid.recent-done", "wamid.recent-unprocessed",
-    }  # fmt: skip
+        "wamid.old-unprocessed",
+        "wamid.recent-done",
+        "wamid.recent-unprocessed",
+    }
     async with sessions() as session:
         assert set(await session.scalars(select(ProcessedEvent.key))) == {"evt-recent"}
         outbox = {row.key: row for row in await session.scalars(select(OutboxItem))}
@@ -132,10 +148,17 @@ async def test_a_backlog_is_trimmed_in_statements_of_a_thousand_rows(
 ) -> None:
     old = NOW - 200 * DAY
     rows = [
-        {"channel": "whatsapp", "external_id": f"wamid.{i}", "sender": "+1", "payload": {},
-         "received_at": old, "processed_at": old, "attempts": 1}
+        {
+            "channel": "whatsapp",
+            "external_id": f"wamid.{i}",
+            "sender": "+1",
+            "payload": {},
+            "received_at": old,
+            "processed_at": old,
+            "attempts": 1,
+        }
         for i in range(2500)
-    ]  # fmt: skip
+    ]
     async with sessions.begin() as session:
         await session.execute(insert(InboxItem), rows)
     await _inbox(sessions, "wamid.fresh", age=DAY, processed=True)
@@ -183,3 +206,52 @@ def _statements(engine: AsyncEngine) -> Iterator[list[str]]:
         yield seen
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", record)
+
+
+async def test_old_cancelled_touches_that_never_went_out_are_trimmed(sessions: Sessions) -> None:
+    """A quiet WhatsApp prospect's cadence is cancelled by each reply: five rows a turn that
+    nobody saw. Old ones go; one that reached the outbox, recent ones and live ones stay."""
+    lead_id = await make_lead(sessions)
+    async with sessions.begin() as session:
+        sent = await enqueue(
+            session,
+            key=f"lead:{lead_id}:touch:whatsapp_quiet:nudge:0",
+            channel="whatsapp",
+            recipient="+14155550100",
+            payload={"text": "Still there?"},
+            now=NOW - 100 * DAY,
+        )
+    touches = {  # (step, cycle): (status, age, outbox row)
+        ("nudge", 0): ("sent", 100 * DAY, sent),
+        ("day1", 0): ("cancelled", 100 * DAY, None),
+        ("nudge", 1): ("cancelled", 99 * DAY, None),
+        ("day1", 1): ("cancelled", 99 * DAY, None),
+        ("nudge", 2): ("cancelled", 3 * DAY, None),
+        ("day1", 2): ("pending", 3 * DAY, None),
+    }
+    async with sessions.begin() as session:
+        await session.execute(
+            insert(Touch),
+            [
+                {
+                    "lead_id": lead_id,
+                    "sequence": "whatsapp_quiet",
+                    "step": step,
+                    "cycle": cycle,
+                    "channel": "whatsapp",
+                    "due_at": NOW - age,
+                    "status": status,
+                    "outbox_id": outbox,
+                    "created_at": NOW - age,
+                }
+                for (step, cycle), (status, age, outbox) in touches.items()
+            ],
+        )
+
+    report = await trim(sessions, RetentionPolicy(days=90), NOW)
+
+    assert report.touches_deleted == 3
+    async with sessions() as session:
+        left = {(t.step, t.cycle) for t in await session.scalars(select(Touch))}
+    assert left == {("nudge", 0), ("nudge", 2), ("day1", 2)}
+    assert (await trim(sessions, RetentionPolicy(days=90), NOW)).touches_deleted == 0

@@ -17,21 +17,29 @@ from scheduler.errors import (
     StaleStageError,
     TransitionError,
 )
-from scheduler.leads import LeadIn, intake
-from scheduler.stages import ALLOWED_MOVES, transition
+from scheduler.pipeline.leads import LeadIn, intake
+from scheduler.pipeline.stages import ALLOWED_MOVES, transition
 from scheduler.store.models import Lead, Stage, StageEvent
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 Sessions = async_sessionmaker[AsyncSession]
 
 EXPECTED_MOVES = {
-    ("new", "contacted"), ("new", "lost"),
-    ("contacted", "qualified"), ("contacted", "lost"), ("contacted", "dormant"),
-    ("qualified", "proposal_sent"), ("qualified", "lost"), ("qualified", "dormant"),
-    ("proposal_sent", "won"), ("proposal_sent", "lost"), ("proposal_sent", "dormant"),
-    ("dormant", "contacted"), ("dormant", "lost"),
+    ("new", "contacted"),
+    ("new", "lost"),
+    ("contacted", "qualified"),
+    ("contacted", "lost"),
+    ("contacted", "dormant"),
+    ("qualified", "proposal_sent"),
+    ("qualified", "lost"),
+    ("qualified", "dormant"),
+    ("proposal_sent", "won"),
+    ("proposal_sent", "lost"),
+    ("proposal_sent", "dormant"),
+    ("dormant", "contacted"),
+    ("dormant", "lost"),
     ("lost", "contacted"),
-}  # fmt: skip
+}
 
 
 async def new_lead(sessions: Sessions, email: str = "dana@example.com") -> int:
@@ -131,9 +139,14 @@ async def test_stale_expected_stage_is_refused(sessions: Sessions) -> None:
     with pytest.raises(StaleStageError, match="is new, not contacted"):
         async with sessions.begin() as session:
             await transition(
-                session, lead_id, "qualified", reason=None, actor="t", now=NOW,
+                session,
+                lead_id,
+                "qualified",
+                reason=None,
+                actor="t",
+                now=NOW,
                 expected_from="contacted",
-            )  # fmt: skip
+            )
 
 
 async def test_unknown_lead(sessions: Sessions) -> None:
@@ -153,9 +166,14 @@ async def test_racing_moves_from_one_stage_apply_once(sessions: Sessions) -> Non
         try:
             async with sessions.begin() as session:
                 await transition(
-                    session, lead_id, target, reason="race", actor="t", now=NOW,
+                    session,
+                    lead_id,
+                    target,
+                    reason="race",
+                    actor="t",
+                    now=NOW,
                     expected_from=Stage.CONTACTED,
-                )  # fmt: skip
+                )
         except TransitionError as exc:
             return exc
         return target

@@ -15,10 +15,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from scheduler.drafting import Draft, DraftContext, Drafter
+from scheduler.followups.drafting import Draft, DraftContext, Drafter
+from scheduler.followups.sweeper import Sweeper
+from scheduler.followups.touches import start_sequence
 from scheduler.store.models import OutboxItem, Touch, utcnow
-from scheduler.sweeper import Sweeper
-from scheduler.touches import start_sequence
 from tests.scheduler.cadence_support import (
     NOW,
     RecordingChannel,
@@ -58,11 +58,13 @@ class SlowDrafter:
         return await self.inner.draft(context)
 
 
-def slow_sweeper(sessions: Sessions, tmp_path: Path, clock: Clock, took: timedelta,
-                 **config: Any) -> tuple[Sweeper, SlowDrafter, RecordingChannel]:  # fmt: skip
+def slow_sweeper(
+    sessions: Sessions, tmp_path: Path, clock: Clock, took: timedelta, **config: Any
+) -> tuple[Sweeper, SlowDrafter, RecordingChannel]:
     cadence = compressed(tmp_path)
-    sweeper, channel = make_sweeper(sessions, cadence, clock=clock, concurrency=1, lease=LEASE,
-                                    **config)  # fmt: skip
+    sweeper, channel = make_sweeper(
+        sessions, cadence, clock=clock, concurrency=1, lease=LEASE, **config
+    )
     drafter = SlowDrafter(sweeper.drafter, clock, took)
     sweeper.drafter = drafter
     drafter.sweeper = sweeper
@@ -81,8 +83,9 @@ async def test_a_batch_slower_than_the_lease_keeps_its_claims(
 ) -> None:
     clock = Clock(NOW)
     # Three drafts of two minutes: the batch takes longer than the 5-minute lease.
-    sweeper, drafter, channel = slow_sweeper(sessions, tmp_path, clock, timedelta(minutes=2),
-                                             batch=3, max_batches=1)  # fmt: skip
+    sweeper, drafter, channel = slow_sweeper(
+        sessions, tmp_path, clock, timedelta(minutes=2), batch=3, max_batches=1
+    )
     await due_leads(sessions, sweeper, 3, "approved")  # one touch each, due at NOW
 
     result = await sweeper.sweep(clock())
@@ -103,8 +106,9 @@ async def test_every_batch_claims_and_sends_at_its_own_time(
     # Batches of one draft of two minutes: each batch is shorter than the lease, the sweep
     # is not. Stamped with the sweep's start time, the third batch's claim would be reaped
     # during its own draft, and its sends would look five minutes old when they leave.
-    sweeper, drafter, channel = slow_sweeper(sessions, tmp_path, clock, timedelta(minutes=2),
-                                             batch=1)  # fmt: skip
+    sweeper, drafter, channel = slow_sweeper(
+        sessions, tmp_path, clock, timedelta(minutes=2), batch=1
+    )
     await due_leads(sessions, sweeper, 4, "new_lead")  # first_reply (NOW) and day1 (+1s)
 
     result = await sweeper.sweep(clock())
@@ -153,8 +157,7 @@ async def test_a_single_draft_slower_than_the_lease_keeps_its_claim(
 ) -> None:
     cadence = compressed(tmp_path)
     lease = timedelta(seconds=0.4)
-    sweeper, channel = make_sweeper(sessions, cadence, clock=utcnow, lease=lease,
-                                    max_batches=1)  # fmt: skip
+    sweeper, channel = make_sweeper(sessions, cadence, clock=utcnow, lease=lease, max_batches=1)
     drafter = WaitingDrafter(sweeper.drafter, sessions)
     sweeper.drafter = drafter
     drafter.sweeper = sweeper

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, update
 
+from scheduler.delivery.outbox import Dispatcher
 from scheduler.errors import NotFoundError
-from scheduler.lifecycle import mark_dormant, start_reactivations
-from scheduler.outbox import Dispatcher
-from scheduler.stages import transition
+from scheduler.followups.lifecycle import mark_dormant, start_reactivations
+from scheduler.followups.touches import TouchStateError, cancel_pending, start_sequence
+from scheduler.pipeline.stages import transition
 from scheduler.store.models import Lead, OutboxItem, StageEvent, Suppression, Touch
 from scheduler.store.touches import claim_due
-from scheduler.touches import TouchStateError, cancel_pending, start_sequence
 from tests.scheduler.cadence_support import (
     NOW,
     RecordingChannel,
@@ -29,8 +29,9 @@ from tests.scheduler.cadence_support import (
 S = timedelta(seconds=1)
 
 
-async def start(sessions: Sessions, cadence: object, lead_id: int, sequence: str = "new_lead",
-                at: object = NOW) -> None:  # fmt: skip
+async def start(
+    sessions: Sessions, cadence: object, lead_id: int, sequence: str = "new_lead", at: object = NOW
+) -> None:
     async with sessions.begin() as session:
         await start_sequence(session, lead_id, sequence, cadence=cadence, now=at)  # type: ignore[arg-type]
 
@@ -40,7 +41,7 @@ async def statuses(sessions: Sessions, lead_id: int) -> dict[str, str]:
         rows = await session.execute(
             select(Touch.step, Touch.status).where(Touch.lead_id == lead_id).order_by(Touch.id)
         )
-    return {r.step: r.status for r in rows}  # fmt: skip
+    return {r.step: r.status for r in rows}
 
 
 async def test_compressed_cadence_sends_every_step_in_order(
@@ -63,8 +64,10 @@ async def test_compressed_cadence_sends_every_step_in_order(
     async with sessions() as session:
         keys = list(await session.scalars(select(OutboxItem.key).order_by(OutboxItem.id)))
         lead = await session.get(Lead, lead_id)
-    assert keys == [f"lead:{lead_id}:touch:new_lead:{s}:0"
-                    for s in ("first_reply", "day1", "day3", "day7", "day14")]  # fmt: skip
+    assert keys == [
+        f"lead:{lead_id}:touch:new_lead:{s}:0"
+        for s in ("first_reply", "day1", "day3", "day7", "day14")
+    ]
     assert lead is not None and lead.stage == "contacted"  # the first touch moved it
     assert set((await statuses(sessions, lead_id)).values()) == {"sent"}
 
@@ -76,14 +79,19 @@ async def test_a_reply_cancels_the_rest(sessions: Sessions, tmp_path: Path) -> N
     await start(sessions, cadence, lead_id)
     await sweeper.sweep(NOW + S)
     async with sessions.begin() as session:
-        await session.execute(update(Lead).where(Lead.id == lead_id)
-                              .values(last_inbound_at=NOW + 2 * S))  # fmt: skip
+        await session.execute(
+            update(Lead).where(Lead.id == lead_id).values(last_inbound_at=NOW + 2 * S)
+        )
         assert await cancel_pending(session, lead_id, reason="replied", now=NOW + 2 * S) == 3
     await sweeper.sweep(NOW + 20 * S)
     assert len(channel.sent) == 2
     assert await statuses(sessions, lead_id) == {
-        "first_reply": "sent", "day1": "sent", "day3": "cancelled", "day7": "cancelled",
-        "day14": "cancelled"}  # fmt: skip
+        "first_reply": "sent",
+        "day1": "sent",
+        "day3": "cancelled",
+        "day7": "cancelled",
+        "day14": "cancelled",
+    }
 
 
 @pytest.mark.parametrize("change", ["replied", "opted_out", "suppressed", "lost", "paused"])
@@ -97,8 +105,10 @@ async def test_the_lead_is_rechecked_before_each_touch(
     await sweeper.sweep(NOW)
     async with sessions.begin() as session:  # nobody called cancel_pending
         values: dict[str, object] = {  # type: ignore[assignment]
-            "replied": {"last_inbound_at": NOW + S}, "opted_out": {"opted_out_at": NOW + S},
-            "paused": {"bot_paused": True}}.get(change, {})  # fmt: skip
+            "replied": {"last_inbound_at": NOW + S},
+            "opted_out": {"opted_out_at": NOW + S},
+            "paused": {"bot_paused": True},
+        }.get(change, {})
         if values:
             await session.execute(update(Lead).where(Lead.id == lead_id).values(**values))
         if change == "suppressed":
@@ -122,8 +132,9 @@ async def test_no_reply_moves_the_lead_to_dormant(sessions: Sessions, tmp_path: 
     for second in range(15):
         await sweeper.sweep(NOW + second * S)
     async with sessions.begin() as session:
-        await session.execute(update(Lead).where(Lead.id == replied)
-                              .values(last_inbound_at=NOW + 14 * S))  # fmt: skip
+        await session.execute(
+            update(Lead).where(Lead.id == replied).values(last_inbound_at=NOW + 14 * S)
+        )
     assert await mark_dormant(sessions, cadence, now=NOW + 40 * S) == 0  # after_last not over
     assert await mark_dormant(sessions, cadence, now=NOW + 44 * S) == 1
     assert await mark_dormant(sessions, cadence, now=NOW + 50 * S) == 0
@@ -231,8 +242,9 @@ async def test_a_sweep_delivers_each_batch_in_one_call(sessions: Sessions, tmp_p
     assert sweeper.dispatcher is not None
     deliver_many = sweeper.dispatcher.deliver_many
 
-    async def recording(ids: Sequence[int], now: datetime, *, concurrency: int = 8
-                        ) -> dict[int, str]:  # fmt: skip
+    async def recording(
+        ids: Sequence[int], now: datetime, *, concurrency: int = 8
+    ) -> dict[int, str]:
         calls.append(list(ids))
         return await deliver_many(ids, now, concurrency=concurrency)
 

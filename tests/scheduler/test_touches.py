@@ -10,19 +10,22 @@ from typing import Any
 from sqlalchemy import event, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from scheduler.cadence import load_cadence
+from scheduler.followups.cadence import load_cadence
+from scheduler.followups.touches import cancel_pending, start_sequence
 from scheduler.store.models import Touch
 from scheduler.store.touches import claim_due, reap
-from scheduler.touches import cancel_pending, start_sequence
 from tests.scheduler.cadence_support import NOW, Sessions, compressed, make_lead
 
-DEFAULT = Path(__file__).resolve().parents[2] / "scheduler" / "cadences" / "default.yaml"
+DEFAULT = (
+    Path(__file__).resolve().parents[2] / "scheduler" / "followups" / "cadences" / "default.yaml"
+)
 
 
 async def touches(sessions: Sessions, lead_id: int) -> list[Touch]:
     async with sessions() as session:
-        return list(await session.scalars(
-            select(Touch).where(Touch.lead_id == lead_id).order_by(Touch.id)))  # fmt: skip
+        return list(
+            await session.scalars(select(Touch).where(Touch.lead_id == lead_id).order_by(Touch.id))
+        )
 
 
 async def test_start_is_idempotent(sessions: Sessions, tmp_path: Path) -> None:
@@ -33,12 +36,18 @@ async def test_start_is_idempotent(sessions: Sessions, tmp_path: Path) -> None:
             inserted = await start_sequence(session, lead_id, "new_lead", cadence=cadence, now=NOW)
         assert inserted == expected
     async with sessions.begin() as session:
-        again = await start_sequence(session, lead_id, "new_lead", cadence=cadence, now=NOW,
-                                     cycle=1)  # fmt: skip
+        again = await start_sequence(
+            session, lead_id, "new_lead", cadence=cadence, now=NOW, cycle=1
+        )
     assert again == 5
     rows = await touches(sessions, lead_id)
     assert [(t.step, t.cycle) for t in rows[:5]] == [
-        ("first_reply", 0), ("day1", 0), ("day3", 0), ("day7", 0), ("day14", 0)]  # fmt: skip
+        ("first_reply", 0),
+        ("day1", 0),
+        ("day3", 0),
+        ("day7", 0),
+        ("day14", 0),
+    ]
     assert [t.due_at - NOW for t in rows[:5]] == [timedelta(seconds=s) for s in (0, 1, 3, 7, 14)]
     assert {t.status for t in rows} == {"pending"}
 
@@ -66,12 +75,21 @@ async def test_cancel_is_one_statement(
     async with sessions.begin() as session:
         for lead in (lead_id, other):
             await start_sequence(session, lead, "new_lead", cadence=cadence, now=NOW)
-        await session.execute(update(Touch).where(Touch.lead_id == lead_id, Touch.step == "day1")
-                              .values(status="awaiting_approval"))  # fmt: skip
-        await session.execute(update(Touch).where(Touch.lead_id == lead_id, Touch.step == "day3")
-                              .values(status="claimed", claim_token="t"))  # fmt: skip
-        await session.execute(update(Touch).where(Touch.lead_id == lead_id,
-                              Touch.step == "first_reply").values(status="sent"))  # fmt: skip
+        await session.execute(
+            update(Touch)
+            .where(Touch.lead_id == lead_id, Touch.step == "day1")
+            .values(status="awaiting_approval")
+        )
+        await session.execute(
+            update(Touch)
+            .where(Touch.lead_id == lead_id, Touch.step == "day3")
+            .values(status="claimed", claim_token="t")
+        )
+        await session.execute(
+            update(Touch)
+            .where(Touch.lead_id == lead_id, Touch.step == "first_reply")
+            .values(status="sent")
+        )
     statements: list[str] = []
 
     def record(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
@@ -85,7 +103,8 @@ async def test_cancel_is_one_statement(
         event.remove(engine.sync_engine, "before_cursor_execute", record)
     assert cancelled == 4
     assert [s.split()[0] for s in statements if not s.startswith(("BEGIN", "COMMIT"))] == [
-        "UPDATE"]  # fmt: skip
+        "UPDATE"
+    ]
     by_step = {t.step: (t.status, t.note) for t in await touches(sessions, lead_id)}
     assert by_step["first_reply"] == ("sent", None)
     assert {by_step[s] for s in ("day1", "day3", "day7", "day14")} == {("cancelled", "replied")}
@@ -106,10 +125,18 @@ async def test_claim_takes_due_rows_oldest_first(sessions: Sessions, tmp_path: P
 async def _many_due(sessions: Sessions, leads: int) -> int:
     lead_id = await make_lead(sessions, 0)
     rows = [
-        {"lead_id": lead_id, "sequence": "s", "step": f"x{i}", "cycle": 0, "channel": "email",
-         "due_at": NOW - timedelta(seconds=i % 97), "status": "pending", "meta": {}}
+        {
+            "lead_id": lead_id,
+            "sequence": "s",
+            "step": f"x{i}",
+            "cycle": 0,
+            "channel": "email",
+            "due_at": NOW - timedelta(seconds=i % 97),
+            "status": "pending",
+            "meta": {},
+        }
         for i in range(leads)
-    ]  # fmt: skip
+    ]
     async with sessions.begin() as session:
         await session.execute(insert(Touch), rows)
     return len(rows)
@@ -146,7 +173,9 @@ async def test_reaper_returns_stale_claims(sessions: Sessions, tmp_path: Path) -
     await claim_due(sessions, now=NOW + timedelta(seconds=1), limit=2)
     lease = timedelta(minutes=5)
     assert await reap(sessions, now=NOW + timedelta(minutes=1), lease=lease, max_attempts=2) == (
-        0, 0)  # fmt: skip
+        0,
+        0,
+    )
     later = NOW + timedelta(minutes=6)
     assert await reap(sessions, now=later, lease=lease, max_attempts=2) == (2, 0)
     again = await claim_due(sessions, now=later, limit=2)

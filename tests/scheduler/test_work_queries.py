@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from sqlalchemy import insert
 
-from scheduler.first_touch import FirstTouchConfig, UnprocessedScan, awaiting_first_reply
+from scheduler.intake.first_touch import FirstTouchConfig, UnprocessedScan, awaiting_first_reply
 from scheduler.store.models import Lead, StageEvent, Touch
 from tests.scheduler.cadence_support import NOW, Sessions
 
@@ -34,7 +34,7 @@ async def add_leads(sessions: Sessions, n: int) -> list[int]:
                         }
                         for i in range(n)
                     ]
-                )  # fmt: skip
+                )
                 .returning(Lead.id)
             )
         )
@@ -43,7 +43,7 @@ async def add_leads(sessions: Sessions, n: int) -> list[int]:
             [
                 {"lead_id": i, "from_stage": None, "to_stage": "new", "actor": "intake", "at": NOW}
                 for i in ids
-            ],  # fmt: skip
+            ],
         )
     return sorted(ids)
 
@@ -70,7 +70,7 @@ async def test_approval_links_keep_coming_past_the_limit(sessions: Sessions) -> 
                     "meta": linked if n < LIMIT else {},
                 }
                 for n, lead_id in enumerate(leads)
-            ],  # fmt: skip
+            ],
         )
     async with sessions() as session:
         waiting = await awaiting_first_reply(session, "new_lead", "first_reply", limit=LIMIT)

@@ -12,8 +12,16 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-HEADER = ["Full Name", "Email Address", "Phone Number", "Company", "Job Title", "utm_source",
-          "utm_campaign", "notes"]  # fmt: skip
+HEADER = [
+    "Full Name",
+    "Email Address",
+    "Phone Number",
+    "Company",
+    "Job Title",
+    "utm_source",
+    "utm_campaign",
+    "notes",
+]
 FIRST = ["Dana", "Omar", "Li", "Sofia", "Jonas", "Priya", "Mateo", "Aiko", "Noa", "Kwame"]
 LAST = ["Levi", "Haddad", "Chen", "Rossi", "Berg", "Nair", "García", "Sato", "Cohen", "Mensah"]
 BAD_ROWS = [
@@ -36,9 +44,15 @@ class Expected:
 
 
 def write_leads_csv(
-    path: Path, rows: int, *, bad_share: float = 0.01, dup_share: float = 0.0, seed: int = 7,
-    switchboard_share: float = 0.0, switchboards: int = 40,
-) -> Expected:  # fmt: skip
+    path: Path,
+    rows: int,
+    *,
+    bad_share: float = 0.01,
+    dup_share: float = 0.0,
+    seed: int = 7,
+    switchboard_share: float = 0.0,
+    switchboards: int = 40,
+) -> Expected:
     """Write ``rows`` data rows to ``path``; return the report an import must give.
 
     ``switchboard_share`` of the good rows give one of ``switchboards`` company phones
@@ -74,10 +88,18 @@ def write_leads_csv(
                     conflicts += board in used
                     used.add(board)
                 emails.append(email)
-                writer.writerow([
-                    f"{first} {last}", email, phone, f"Company {index % 997}", "Head of Ops",
-                    rng.choice(["fb", "google", "linkedin"]), "spring", "said \"hi\",\nthen left",
-                ])  # fmt: skip
+                writer.writerow(
+                    [
+                        f"{first} {last}",
+                        email,
+                        phone,
+                        f"Company {index % 997}",
+                        "Head of Ops",
+                        rng.choice(["fb", "google", "linkedin"]),
+                        "spring",
+                        'said "hi",\nthen left',
+                    ]
+                )
                 created += 1
                 line += 2
     return Expected(

@@ -17,7 +17,7 @@ from bot.channels import graph_http
 from bot.channels.graph_http import GraphHttpClient, graph_client
 from bot.channels.throttle import Pause
 from bot.channels.whatsapp import WhatsAppChannel
-from scheduler.outbox import DeliveryError, MaybeSent, NotSent
+from scheduler.delivery.channels import DeliveryError, MaybeSent, NotSent
 from tests.support.fakes.graph_api import FakeGraphAPI, Reply
 
 TO = "+14155550123"

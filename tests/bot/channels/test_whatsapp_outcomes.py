@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.channels.throttle import Pause
 from bot.channels.whatsapp import LeadServiceWindow, WhatsAppChannel
 from bot.whatsapp.payloads import window_until
-from scheduler.leads import LeadIn, intake
-from scheduler.outbox import DEFAULT_BACKOFF, Dispatcher, enqueue
+from scheduler.delivery.outbox import DEFAULT_BACKOFF, Dispatcher, enqueue
+from scheduler.pipeline.leads import LeadIn, intake
 from scheduler.store.models import Lead, OutboxItem
 from tests.support.fakes.graph_api import FakeGraphAPI, Reply
 
@@ -64,9 +64,14 @@ async def enqueue_for_lead(
         if last_inbound is not None:
             lead.last_inbound_at = NOW - last_inbound
         item_id = await enqueue(
-            session, key=f"wa:test:{lead.id}", channel="whatsapp", recipient=PHONE,
-            payload=payload, now=NOW, lead_id=lead.id,
-        )  # fmt: skip
+            session,
+            key=f"wa:test:{lead.id}",
+            channel="whatsapp",
+            recipient=PHONE,
+            payload=payload,
+            now=NOW,
+            lead_id=lead.id,
+        )
     assert item_id is not None
     return item_id, lead.id
 
@@ -100,10 +105,15 @@ async def test_an_accepted_message_is_sent_with_its_wamid(
 
 @pytest.mark.parametrize(
     "failure",
-    [Reply.server_error(with_body=True), Reply.rate_limited(), Reply.rate_limited(status=429),
-     Reply.graph_error(80007), Reply.graph_error(131056)],
+    [
+        Reply.server_error(with_body=True),
+        Reply.rate_limited(),
+        Reply.rate_limited(status=429),
+        Reply.graph_error(80007),
+        Reply.graph_error(131056),
+    ],
     ids=["500 with error body", "130429", "429", "80007", "131056 pair limit"],
-)  # fmt: skip
+)
 async def test_failures_that_surely_did_not_send_are_retried_and_sent_once(
     graph_api: FakeGraphAPI, sessions: Sessions, failure: Reply
 ) -> None:
@@ -125,10 +135,12 @@ async def test_failures_that_surely_did_not_send_are_retried_and_sent_once(
 
 @pytest.mark.parametrize(
     ("failure", "code"),
-    [(Reply.undeliverable(), "131026"),
-     (Reply.graph_error(100, message="Invalid parameter"), "100")],
+    [
+        (Reply.undeliverable(), "131026"),
+        (Reply.graph_error(100, message="Invalid parameter"), "100"),
+    ],
     ids=["131026 undeliverable", "100 invalid parameter"],
-)  # fmt: skip
+)
 async def test_permanent_graph_errors_fail_without_retry(
     channel: WhatsAppChannel,
     graph_api: FakeGraphAPI,
@@ -139,8 +151,10 @@ async def test_permanent_graph_errors_fail_without_retry(
     graph_api.script(failure)
     item_id, _ = await enqueue_for_lead(sessions)
 
-    assert await deliver_until_done(Dispatcher(sessions, {"whatsapp": channel}), item_id,
-                                    sessions) == "failed"  # fmt: skip
+    assert (
+        await deliver_until_done(Dispatcher(sessions, {"whatsapp": channel}), item_id, sessions)
+        == "failed"
+    )
 
     assert len(graph_api.requests) == 1
     assert code in (await row(sessions, item_id)).error  # type: ignore[operator]
@@ -148,10 +162,14 @@ async def test_permanent_graph_errors_fail_without_retry(
 
 @pytest.mark.parametrize(
     "failure",
-    [Reply.server_error(with_body=False), Reply.server_error(with_body=False, status=502),
-     Reply.dropped(), Reply.slow(30)],
+    [
+        Reply.server_error(with_body=False),
+        Reply.server_error(with_body=False, status=502),
+        Reply.dropped(),
+        Reply.slow(30),
+    ],
     ids=["500 without body", "502 without body", "connection dropped", "timeout"],
-)  # fmt: skip
+)
 async def test_an_unknown_outcome_is_uncertain_and_never_resent(
     graph_api: FakeGraphAPI, sessions: Sessions, failure: Reply
 ) -> None:
@@ -159,8 +177,9 @@ async def test_an_unknown_outcome_is_uncertain_and_never_resent(
     graph_api.script(failure)
     item_id, _ = await enqueue_for_lead(sessions)
     try:
-        state = await deliver_until_done(Dispatcher(sessions, {"whatsapp": channel}), item_id,
-                                         sessions)  # fmt: skip
+        state = await deliver_until_done(
+            Dispatcher(sessions, {"whatsapp": channel}), item_id, sessions
+        )
     finally:
         await channel.aclose()
 
@@ -192,9 +211,14 @@ async def test_throttling_pauses_the_whole_channel(
     graph_api.script(Reply.rate_limited())
     first, _ = await enqueue_for_lead(sessions)
     async with sessions.begin() as session:
-        second = await enqueue(session, key="other", channel="whatsapp", recipient="+14155550999",
-                               payload={"kind": "template", "text": "t", "template": "x",
-                                        "language": "en_US"}, now=NOW)  # fmt: skip
+        second = await enqueue(
+            session,
+            key="other",
+            channel="whatsapp",
+            recipient="+14155550999",
+            payload={"kind": "template", "text": "t", "template": "x", "language": "en_US"},
+            now=NOW,
+        )
     assert second is not None
     dispatcher = Dispatcher(sessions, {"whatsapp": channel})
 
@@ -251,10 +275,13 @@ class NoLookup:
 
 @pytest.mark.parametrize(
     ("until", "sent_as"),
-    [(NOW + timedelta(minutes=1), "interactive"), (NOW, "template"),
-     (NOW - timedelta(hours=1), "template")],
+    [
+        (NOW + timedelta(minutes=1), "interactive"),
+        (NOW, "template"),
+        (NOW - timedelta(hours=1), "template"),
+    ],
     ids=["open", "closing now", "closed"],
-)  # fmt: skip
+)
 async def test_the_window_carried_in_the_payload_decides_without_a_lookup(
     graph_api: FakeGraphAPI, sessions: Sessions, until: datetime, sent_as: str
 ) -> None:

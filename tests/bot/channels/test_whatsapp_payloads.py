@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from bot.channels.whatsapp import WhatsAppChannel
-from scheduler.outbox import NotSent
+from scheduler.delivery.outbox import NotSent
 from tests.support.fakes.graph_api import FakeGraphAPI
 
 TO = "+14155550123"
@@ -28,13 +28,17 @@ async def channel(graph_api: FakeGraphAPI) -> AsyncIterator[WhatsAppChannel]:
 SENDS: list[tuple[dict[str, Any], dict[str, Any]]] = [
     (
         {"kind": "text", "text": "Hi Dana! What are you building?"},
-        {"type": "text",
-         "text": {"body": "Hi Dana! What are you building?", "preview_url": False}},
+        {
+            "type": "text",
+            "text": {"body": "Hi Dana! What are you building?", "preview_url": False},
+        },
     ),
     (
         {"text": "a payload without a kind is text"},
-        {"type": "text",
-         "text": {"body": "a payload without a kind is text", "preview_url": False}},
+        {
+            "type": "text",
+            "text": {"body": "a payload without a kind is text", "preview_url": False},
+        },
     ),
     (
         {
@@ -77,8 +81,11 @@ SENDS: list[tuple[dict[str, Any], dict[str, Any]]] = [
                         {
                             "title": "Choose",
                             "rows": [
-                                {"id": "timeline:1m", "title": "Within a month",
-                                 "description": "ASAP"},
+                                {
+                                    "id": "timeline:1m",
+                                    "title": "Within a month",
+                                    "description": "ASAP",
+                                },
                                 {"id": "timeline:later", "title": "Later"},
                             ],
                         }
@@ -137,11 +144,15 @@ SENDS: list[tuple[dict[str, Any], dict[str, Any]]] = [
         },
     ),
     (
-        {"kind": "template", "text": "Still there?", "template": "lead_followup",
-         "language": "he"},
+        {
+            "kind": "template",
+            "text": "Still there?",
+            "template": "lead_followup",
+            "language": "he",
+        },
         {"type": "template", "template": {"name": "lead_followup", "language": {"code": "he"}}},
     ),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("payload", "expected"), SENDS, ids=lambda v: str(v)[:30])
@@ -166,30 +177,56 @@ def _rows(n: int) -> list[dict[str, str]]:
 
 BUTTONS = [{"id": "a", "title": "A"}]
 OVER_LIMITS: dict[str, dict[str, Any]] = {
-    "4 buttons": {"kind": "buttons", "text": "t",
-                  "buttons": [{"id": str(i), "title": str(i)} for i in range(4)]},
+    "4 buttons": {
+        "kind": "buttons",
+        "text": "t",
+        "buttons": [{"id": str(i), "title": str(i)} for i in range(4)],
+    },
     "no buttons": {"kind": "buttons", "text": "t", "buttons": []},
-    "button title 21": {"kind": "buttons", "text": "t",
-                        "buttons": [{"id": "a", "title": "x" * 21}]},
-    "duplicate button ids": {"kind": "buttons", "text": "t",
-                             "buttons": [{"id": "a", "title": "A"}, {"id": "a", "title": "B"}]},
+    "button title 21": {
+        "kind": "buttons",
+        "text": "t",
+        "buttons": [{"id": "a", "title": "x" * 21}],
+    },
+    "duplicate button ids": {
+        "kind": "buttons",
+        "text": "t",
+        "buttons": [{"id": "a", "title": "A"}, {"id": "a", "title": "B"}],
+    },
     "interactive body 1025": {"kind": "buttons", "text": "x" * 1025, "buttons": BUTTONS},
     "11 rows": {"kind": "list", "text": "t", "button": "Pick", "rows": _rows(11)},
-    "row title 25": {"kind": "list", "text": "t", "button": "Pick",
-                     "rows": [{"id": "a", "title": "x" * 25}]},
-    "row description 73": {"kind": "list", "text": "t", "button": "Pick",
-                           "rows": [{"id": "a", "title": "A", "description": "x" * 73}]},
+    "row title 25": {
+        "kind": "list",
+        "text": "t",
+        "button": "Pick",
+        "rows": [{"id": "a", "title": "x" * 25}],
+    },
+    "row description 73": {
+        "kind": "list",
+        "text": "t",
+        "button": "Pick",
+        "rows": [{"id": "a", "title": "A", "description": "x" * 73}],
+    },
     "list button 21": {"kind": "list", "text": "t", "button": "x" * 21, "rows": _rows(2)},
     "text 4097": {"kind": "text", "text": "x" * 4097},
     "empty text": {"kind": "text", "text": "  "},
     "cta title 21": {"kind": "cta_url", "text": "t", "title": "x" * 21, "url": "https://a.b"},
     "cta not http": {"kind": "cta_url", "text": "t", "title": "Go", "url": "javascript:alert(1)"},
-    "template param new line": {"kind": "template", "text": "t", "template": "rep_alert",
-                                "language": "en_US", "params": ["two\nlines"]},
-    "template bad name": {"kind": "template", "text": "t", "template": "Rep Alert",
-                          "language": "en_US"},
+    "template param new line": {
+        "kind": "template",
+        "text": "t",
+        "template": "rep_alert",
+        "language": "en_US",
+        "params": ["two\nlines"],
+    },
+    "template bad name": {
+        "kind": "template",
+        "text": "t",
+        "template": "Rep Alert",
+        "language": "en_US",
+    },
     "unknown kind": {"kind": "image", "text": "t"},
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("payload", OVER_LIMITS.values(), ids=OVER_LIMITS.keys())

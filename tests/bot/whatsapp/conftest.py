@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bot.app import create_app
-from bot.inbox.hooks import Hooks
+from bot.whatsapp.hooks import Hooks
 from bot.whatsapp.keys import INBOX
 from bot.whatsapp.signature import HEADER, sign
 from scheduler.store.models import InboxItem, Lead, OutboxItem
@@ -31,7 +31,7 @@ Client = TestClient[Any, Any]
 
 @dataclass
 class Recorder:
-    """Stand-ins for bot.notify / scheduler.touches that record their calls."""
+    """Stand-ins for bot.notify / scheduler.followups.touches that record their calls."""
 
     notified: list[tuple[int, str, str]] = field(default_factory=list)
     started: list[tuple[int, str]] = field(default_factory=list)
@@ -108,15 +108,19 @@ def text_body(
     wa_id: str, wamid: str, text: str, *, name: str = "Dana", ts: int = 1700000000
 ) -> bytes:
     """A Cloud API body with one text message."""
-    return _body(wa_id, name, {"id": wamid, "timestamp": str(ts), "type": "text",
-                               "text": {"body": text}})  # fmt: skip
+    return _body(
+        wa_id, name, {"id": wamid, "timestamp": str(ts), "type": "text", "text": {"body": text}}
+    )
 
 
 def choice_body(wa_id: str, wamid: str, choice: str, *, ts: int = 1700000000) -> bytes:
     """A Cloud API body with one interactive button reply."""
     reply = {"type": "button_reply", "button_reply": {"id": choice, "title": choice[:20]}}
-    return _body(wa_id, "Dana", {"id": wamid, "timestamp": str(ts), "type": "interactive",
-                                 "interactive": reply})  # fmt: skip
+    return _body(
+        wa_id,
+        "Dana",
+        {"id": wamid, "timestamp": str(ts), "type": "interactive", "interactive": reply},
+    )
 
 
 def _body(wa_id: str, name: str, message: dict[str, Any]) -> bytes:
@@ -148,7 +152,7 @@ async def settle(client: Client) -> None:
 
 
 async def count(client: Client, model: Any) -> int:
-    from bot.appkeys import SESSIONS
+    from bot.http.appkeys import SESSIONS
 
     async with client.app[SESSIONS]() as db:
         return int(await db.scalar(select(func.count()).select_from(model)) or 0)
@@ -156,7 +160,7 @@ async def count(client: Client, model: Any) -> int:
 
 async def replies(client: Client, phone: str) -> list[dict[str, Any]]:
     """The payloads queued for ``phone``, oldest first."""
-    from bot.appkeys import SESSIONS
+    from bot.http.appkeys import SESSIONS
 
     async with client.app[SESSIONS]() as db:
         rows = await db.scalars(
@@ -166,7 +170,7 @@ async def replies(client: Client, phone: str) -> list[dict[str, Any]]:
 
 
 async def lead_by_phone(client: Client, phone: str) -> Lead | None:
-    from bot.appkeys import SESSIONS
+    from bot.http.appkeys import SESSIONS
 
     async with client.app[SESSIONS]() as db:
         lead: Lead | None = await db.scalar(select(Lead).where(Lead.phone == phone))
@@ -174,7 +178,7 @@ async def lead_by_phone(client: Client, phone: str) -> Lead | None:
 
 
 async def inbox_rows(client: Client) -> list[InboxItem]:
-    from bot.appkeys import SESSIONS
+    from bot.http.appkeys import SESSIONS
 
     async with client.app[SESSIONS]() as db:
         return list(await db.scalars(select(InboxItem).order_by(InboxItem.id)))

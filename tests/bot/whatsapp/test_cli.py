@@ -8,8 +8,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from rich.console import Console
 from typer.testing import CliRunner
 
-from bot.cli import app
-from bot.cli_whatsapp import sandbox_chat
+from bot.cli.main import app
+from bot.cli.whatsapp import sandbox_chat
 from bot.whatsapp.attribution import attribute, campaign_of
 from bot.whatsapp.envelope import parse_envelope
 from tests.bot.support import API_TOKEN

@@ -15,8 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.app import create_app
-from bot.appkeys import DISPATCHER, SESSIONS
-from bot.followups import SWEEPER
+from bot.http.appkeys import DISPATCHER, SESSIONS
+from bot.http.followups import SWEEPER
 from scheduler.store.models import OutboxItem, Touch, utcnow
 from scheduler.store.reps import add_rep
 from tests.bot.support import make_settings
@@ -43,9 +43,13 @@ def start(
     graph_api: FakeGraphAPI,
 ) -> Callable[..., Awaitable[Client]]:
     async def make(**overrides: Any) -> Client:
-        settings = make_settings(whatsapp_app_secret=APP_SECRET, burst_window_ms=20,
-                                 calendly_url="https://calendly.com/acme/intro",
-                                 **graph_api.settings(), **overrides)  # fmt: skip
+        settings = make_settings(
+            whatsapp_app_secret=APP_SECRET,
+            burst_window_ms=20,
+            calendly_url="https://calendly.com/acme/intro",
+            **graph_api.settings(),
+            **overrides,
+        )
         client = await aiohttp_client(create_app(settings, engine=engine, run_scheduler=False))
         async with client.app[SESSIONS].begin() as session:
             await add_rep(session, name="Ana", email="ana@seller.com", whatsapp=None, now=utcnow())
@@ -80,8 +84,9 @@ class Prospect:
         ]
         [choice] = [o["id"] for o in options if o["title"].startswith(title)]
         self.n += 1
-        return await self._send(choice_body(WA_ID, f"wamid.E2E{self.n}", choice,
-                                            ts=int(time.time())))  # fmt: skip
+        return await self._send(
+            choice_body(WA_ID, f"wamid.E2E{self.n}", choice, ts=int(time.time()))
+        )
 
 
 async def rep_notifications(client: Client) -> list[OutboxItem]:

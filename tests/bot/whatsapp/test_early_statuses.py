@@ -14,8 +14,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from bot.appkeys import SESSIONS
-from scheduler.outbox import Dispatcher, Receipt, enqueue
+from bot.http.appkeys import SESSIONS
+from scheduler.delivery.outbox import Dispatcher, Receipt, enqueue
 from scheduler.store import parked_statuses
 from scheduler.store.models import Lead, OutboxItem, ParkedStatus
 from tests.bot.whatsapp.conftest import Client, Recorder, fixture_bytes, lead_by_phone, post
@@ -68,9 +68,13 @@ async def _send(client: Client, wamid: str, early: list[str], key: str = "k") ->
     sessions = client.app[SESSIONS]
     async with sessions.begin() as session:
         item_id = await enqueue(
-            session, key=f"test:{key}", channel="whatsapp", recipient=f"+{WA_ID}",
-            payload={"kind": "text", "text": "hi"}, now=NOW,
-        )  # fmt: skip
+            session,
+            key=f"test:{key}",
+            channel="whatsapp",
+            recipient=f"+{WA_ID}",
+            payload={"kind": "text", "text": "hi"},
+            now=NOW,
+        )
     assert item_id is not None
     dispatcher = Dispatcher(sessions, {"whatsapp": EarlyStatusChannel(client, wamid, early)})
     assert await dispatcher.deliver(item_id, NOW) == "sent"
@@ -125,9 +129,14 @@ async def test_an_early_failure_keeps_its_error_and_closes_the_window(
     sessions = client.app[SESSIONS]
     async with sessions.begin() as session:
         item_id = await enqueue(
-            session, key="test:fail", channel="whatsapp", recipient=f"+{WA_ID}",
-            payload={"kind": "text", "text": "hi"}, now=NOW, lead_id=lead.id,
-        )  # fmt: skip
+            session,
+            key="test:fail",
+            channel="whatsapp",
+            recipient=f"+{WA_ID}",
+            payload={"kind": "text", "text": "hi"},
+            now=NOW,
+            lead_id=lead.id,
+        )
     assert item_id is not None
 
     class Failing(EarlyStatusChannel):
@@ -158,8 +167,14 @@ async def test_the_sweep_applies_late_matches_and_trims_expired(
     # The send was recorded by a transaction that could not see the parked status yet
     # (both in flight at once): nothing applied it at recording time.
     async with sessions.begin() as session:
-        late = OutboxItem(key="test:late", channel="whatsapp", recipient=f"+{WA_ID}",
-                          payload={}, state="sent", external_id="wamid.LATE")  # fmt: skip
+        late = OutboxItem(
+            key="test:late",
+            channel="whatsapp",
+            recipient=f"+{WA_ID}",
+            payload={},
+            state="sent",
+            external_id="wamid.LATE",
+        )
         session.add(late)
         await session.flush()
         late_id = late.id

@@ -10,7 +10,7 @@ import json
 
 from sqlalchemy import select
 
-from bot.appkeys import SESSIONS
+from bot.http.appkeys import SESSIONS
 from scheduler.store.models import InboxItem, Message
 from tests.bot.whatsapp.conftest import (
     Client,

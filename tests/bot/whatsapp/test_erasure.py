@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import insert, select, text, update
 
-from bot.appkeys import ENGINE, SESSIONS
+from bot.http.appkeys import ENGINE, SESSIONS
 from scheduler.store.models import (
     Base,
     Booking,
@@ -48,55 +48,90 @@ async def _personal_data_everywhere(client: Client, lead_id: int) -> None:
             update(Lead)
             .where(Lead.id == lead_id)
             .values(
-                email=EMAIL, company=COMPANY, role="Head of Zebulon Ops", timezone="US/Central",
+                email=EMAIL,
+                company=COMPANY,
+                role="Head of Zebulon Ops",
+                timezone="US/Central",
                 attribution={"utm_source": "zebulon-newsletter"},
                 enrichment={"domain": "quartermaine-widgets.example"},
-                qualification={"slots": {"need": {"value": "Zebulon wants widgets",
-                                                  "evidence": "I'm Zebulon Quartermaine"}}},
+                qualification={
+                    "slots": {
+                        "need": {
+                            "value": "Zebulon wants widgets",
+                            "evidence": "I'm Zebulon Quartermaine",
+                        }
+                    }
+                },
                 email_status=f"bounced: 550 <{EMAIL}>",
             )
-        )  # fmt: skip
+        )
         rep_id = await db.scalar(
             insert(Rep).values(name="Rita Rep", email="rita@seller.example").returning(Rep.id)
         )
         await db.execute(
             insert(Touch).values(
-                lead_id=lead_id, sequence="quiet", step="nudge", cycle=0, channel="email",
-                due_at=NOW, status="awaiting_approval", needs_approval=True,
-                draft=f"Hi {NAME}, still keen on widgets?", note=f"draft for {EMAIL}",
-                meta={"subject": f"Widgets for {COMPANY}"}, created_at=NOW,
+                lead_id=lead_id,
+                sequence="quiet",
+                step="nudge",
+                cycle=0,
+                channel="email",
+                due_at=NOW,
+                status="awaiting_approval",
+                needs_approval=True,
+                draft=f"Hi {NAME}, still keen on widgets?",
+                note=f"draft for {EMAIL}",
+                meta={"subject": f"Widgets for {COMPANY}"},
+                created_at=NOW,
             )
-        )  # fmt: skip
+        )
         await db.execute(
             insert(OutboxItem).values(
-                key=f"rep:{rep_id}:lead:{lead_id}:qualified:x:email", channel="email",
-                recipient="rita@seller.example", payload={"text": f"{NAME} ({EMAIL}) qualified"},
-                state="pending", created_at=NOW, updated_at=NOW,
+                key=f"rep:{rep_id}:lead:{lead_id}:qualified:x:email",
+                channel="email",
+                recipient="rita@seller.example",
+                payload={"text": f"{NAME} ({EMAIL}) qualified"},
+                state="pending",
+                created_at=NOW,
+                updated_at=NOW,
             )
-        )  # fmt: skip
+        )
         await db.execute(
             insert(OutboxItem).values(
-                key=f"lead:{lead_id}:touch:quiet:email", channel="email", lead_id=lead_id,
-                recipient=EMAIL, payload={"subject": f"Hi {NAME}"}, state="failed",
-                error=f"{EMAIL} refused", created_at=NOW, updated_at=NOW,
+                key=f"lead:{lead_id}:touch:quiet:email",
+                channel="email",
+                lead_id=lead_id,
+                recipient=EMAIL,
+                payload={"subject": f"Hi {NAME}"},
+                state="failed",
+                error=f"{EMAIL} refused",
+                created_at=NOW,
+                updated_at=NOW,
             )
-        )  # fmt: skip
+        )
         await db.execute(
             insert(Booking).values(
-                lead_id=lead_id, invitee_uri="https://api.calendly.com/invitees/INV-ZQ",
-                status="active", start_time=NOW, timezone="America/Chicago",
-                payload={"invitee": {"name": NAME, "email": EMAIL}}, created_at=NOW,
+                lead_id=lead_id,
+                invitee_uri="https://api.calendly.com/invitees/INV-ZQ",
+                status="active",
+                start_time=NOW,
+                timezone="America/Chicago",
+                payload={"invitee": {"name": NAME, "email": EMAIL}},
+                created_at=NOW,
             )
-        )  # fmt: skip
+        )
         await db.execute(
             insert(ProcessedEvent).values(source="calendly", key="evt-zq", created_at=NOW)
         )
         await db.execute(
             insert(StageEvent).values(
-                lead_id=lead_id, from_stage="contacted", to_stage="contacted",
-                reason=f"note: {NAME} asked for a call", actor="rep:rita", at=NOW,
+                lead_id=lead_id,
+                from_stage="contacted",
+                to_stage="contacted",
+                reason=f"note: {NAME} asked for a call",
+                actor="rep:rita",
+                at=NOW,
             )
-        )  # fmt: skip
+        )
         await suppress(
             db, EMAIL, reason=SuppressionReason.HARD_BOUNCE, detail=f"550 <{EMAIL}>", now=NOW
         )

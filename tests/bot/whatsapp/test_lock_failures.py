@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from redis.asyncio import BlockingConnectionPool
 from sqlalchemy import update
 
-from bot.appkeys import ENGINE
+from bot.http.appkeys import ENGINE
 from bot.locks import Lease, MemoryLock
 from bot.locks.redis import RedisLock
 from bot.whatsapp.envelope import parse_envelope

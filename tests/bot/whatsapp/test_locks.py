@@ -184,9 +184,13 @@ async def test_a_killed_workers_lock_lapses_within_one_lease(
 ) -> None:
     locks = redis_locks(lease=1.0, blocking_timeout=10.0)
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", _HOLD_AND_DIE, REDIS_URL, locks.prefix,
+        sys.executable,
+        "-c",
+        _HOLD_AND_DIE,
+        REDIS_URL,
+        locks.prefix,
         stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+    )
     try:
         assert proc.stdout is not None
         async with asyncio.timeout(30):

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pytest
 
 from bot.booking_link import booking_link
-from bot.inbox.turns import build_events
+from bot.http.errors import WebhookSignatureError
 from bot.whatsapp.attribution import (
     AD_SOURCE,
     UNKNOWN,
@@ -21,7 +21,8 @@ from bot.whatsapp.attribution import (
 )
 from bot.whatsapp.envelope import EnvelopeError, InboundMessage, parse_envelope
 from bot.whatsapp.payloads import to_payload
-from bot.whatsapp.signature import SignatureError, sign, verify
+from bot.whatsapp.signature import sign, verify
+from bot.whatsapp.turns import build_events
 from dialogs.actions import Button, Row, SendButtons, SendCtaUrl, SendList, SendText
 from dialogs.events import ChoiceSelected, Started, TextReceived, UnsupportedMedia
 
@@ -50,7 +51,7 @@ def test_the_real_test_vector_verifies() -> None:
     [(None, 401), ("", 401), ("sha256=" + "0" * 64, 403), ("garbage", 403)],
 )
 def test_missing_or_wrong_signature_is_refused(header: str | None, status: int) -> None:
-    with pytest.raises(SignatureError) as info:
+    with pytest.raises(WebhookSignatureError) as info:
         verify(PYWA_SECRET, load("signature_vector.body"), header)
     assert info.value.status == status
 
@@ -58,7 +59,7 @@ def test_missing_or_wrong_signature_is_refused(header: str | None, status: int) 
 def test_a_reserialized_body_does_not_verify() -> None:
     body = load("signature_vector.body")
     reserialized = json.dumps(json.loads(body)).encode()
-    with pytest.raises(SignatureError):
+    with pytest.raises(WebhookSignatureError):
         verify(PYWA_SECRET, reserialized, PYWA_SIGNATURE)
 
 

@@ -13,9 +13,9 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from bot.appkeys import SESSIONS, SETTINGS
-from bot.followups import CADENCE
-from bot.inbox.hooks import default_hooks
+from bot.http.appkeys import SESSIONS, SETTINGS
+from bot.http.followups import CADENCE
+from bot.whatsapp.hooks import default_hooks
 from bot.whatsapp.keys import INBOX
 from scheduler.store.models import Touch
 from tests.bot.whatsapp.conftest import MakeClient, lead_by_phone, post, settle, text_body
@@ -61,8 +61,9 @@ async def test_each_bot_reply_to_an_open_question_schedules_the_quiet_cadence_an
     ]
 
     # They opt out: everything is cancelled and nothing new is scheduled.
-    assert (await post(client, text_body(PHONE.lstrip("+"), "wamid.Q3", "STOP",
-                                          ts=1700000200))).status == 200  # fmt: skip
+    assert (
+        await post(client, text_body(PHONE.lstrip("+"), "wamid.Q3", "STOP", ts=1700000200))
+    ).status == 200
     await settle(client)
     last = await touches(client, lead.id)
     assert len(last) == 2 * len(steps)

@@ -137,9 +137,12 @@ def serve(tmp_path: Path) -> Any:
             LEADBOT_BURST_WINDOW_MS=str(burst_ms),
         )
         proc = subprocess.Popen(
-            [str(leadbot), "serve"], cwd=tmp_path, env=env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [str(leadbot), "serve"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         procs.append(proc)
         return proc
 

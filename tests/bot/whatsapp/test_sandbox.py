@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from bot.appkeys import SESSIONS
+from bot.http.appkeys import SESSIONS
 from scheduler.store.models import StageEvent
 from tests.bot.support import AUTH
 from tests.bot.whatsapp.conftest import Client, MakeClient, Recorder, lead_by_phone
@@ -102,8 +102,11 @@ async def test_sandbox_needs_the_api_token_and_valid_input(wa: tuple[Client, Rec
     client, _ = wa
     response = await client.post(PATH, json={"from": "+14155550173", "text": "hi"})
     assert response.status == 401
-    for bad in ({"from": "+14155550173"}, {"from": "nope", "text": "hi"},
-                {"from": "+14155550173", "text": "hi", "choice": "x"}):  # fmt: skip
+    for bad in (
+        {"from": "+14155550173"},
+        {"from": "nope", "text": "hi"},
+        {"from": "+14155550173", "text": "hi", "choice": "x"},
+    ):
         response = await client.post(PATH, json=bad, headers=AUTH)
         assert response.status == 400, bad
         assert (await response.json())["error"]["code"] == "invalid"

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from bot.appkeys import SESSIONS
+from bot.http.appkeys import SESSIONS
 from scheduler.store.models import Lead, Suppression, Touch, utcnow
 from tests.bot.support import AUTH
 from tests.bot.whatsapp.conftest import Client, Recorder, lead_by_phone
@@ -25,8 +25,16 @@ async def test_a_sandbox_stop_never_touches_a_real_lead(wa: tuple[Client, Record
     assert response.status == 201
     lead_id = (await response.json())["lead"]["id"]
     async with client.app[SESSIONS].begin() as db:
-        db.add(Touch(lead_id=lead_id, sequence="default", step="day1", channel="whatsapp",
-                     due_at=utcnow() + timedelta(days=1), status="pending"))  # fmt: skip
+        db.add(
+            Touch(
+                lead_id=lead_id,
+                sequence="default",
+                step="day1",
+                channel="whatsapp",
+                due_at=utcnow() + timedelta(days=1),
+                status="pending",
+            )
+        )
 
     stop = await client.post(PATH, json={"from": PHONE, "text": "STOP"}, headers=AUTH)
     assert stop.status == 409

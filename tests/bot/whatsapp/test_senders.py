@@ -17,13 +17,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.app import create_app
-from bot.appkeys import SESSIONS
 from bot.channels.whatsapp import LeadServiceWindow
-from bot.inbox.hooks import Hooks
-from bot.inbox.sender import PHONE_FLAG
+from bot.http.appkeys import SESSIONS
+from bot.whatsapp.hooks import Hooks
 from bot.whatsapp.keys import INBOX
-from scheduler.identity import Kind, Point, points_for_lead
-from scheduler.leads import LeadIn, intake
+from bot.whatsapp.sender import PHONE_FLAG
+from scheduler.followups.touches import cancel_pending
+from scheduler.pipeline.identity import Kind, Point, points_for_lead
+from scheduler.pipeline.leads import LeadIn, intake
 from scheduler.store.models import (
     IdentityEvent,
     InboxItem,
@@ -33,7 +34,6 @@ from scheduler.store.models import (
     Touch,
     utcnow,
 )
-from scheduler.touches import cancel_pending
 from tests.bot.support import make_settings
 from tests.bot.whatsapp.conftest import APP_SECRET, DATA, MakeClient, post, replies, settle
 from tests.support.fakes.graph_api import FakeGraphAPI, graph_api
@@ -61,8 +61,9 @@ def start(
     graph_api: FakeGraphAPI,
 ) -> Callable[..., Awaitable[Client]]:
     async def make() -> Client:
-        settings = make_settings(whatsapp_app_secret=APP_SECRET, burst_window_ms=20,
-                                 **graph_api.settings())  # fmt: skip
+        settings = make_settings(
+            whatsapp_app_secret=APP_SECRET, burst_window_ms=20, **graph_api.settings()
+        )
         return await aiohttp_client(create_app(settings, engine=engine, run_scheduler=False))
 
     return make
@@ -166,11 +167,24 @@ async def test_a_whatsapp_reply_cancels_the_email_touches_of_the_same_person(
     client.app[INBOX].hooks = Hooks(recorder.notify_reps, recorder.start_sequence, cancel_pending)
     now = utcnow()
     async with client.app[SESSIONS].begin() as db:
-        form = await intake(db, LeadIn(email="lupita@acme.mx", phone="+52 55 1234 5678"),
-                            default_region="US", now=now)  # fmt: skip
+        form = await intake(
+            db,
+            LeadIn(email="lupita@acme.mx", phone="+52 55 1234 5678"),
+            default_region="US",
+            now=now,
+        )
         due = now + timedelta(days=1)
-        db.add(Touch(lead_id=form.lead.id, sequence="new_lead", step="day1", cycle=0,
-                     channel="email", due_at=due, status="pending"))  # fmt: skip
+        db.add(
+            Touch(
+                lead_id=form.lead.id,
+                sequence="new_lead",
+                step="day1",
+                cycle=0,
+                channel="email",
+                due_at=due,
+                status="pending",
+            )
+        )
     assert (await post(client, fresh("sender_mx.json"))).status == 200
     await settle(client)
     async with client.app[SESSIONS]() as db:
@@ -187,9 +201,14 @@ async def test_the_service_window_knows_a_lead_by_the_wa_id_it_wrote_from(
 ) -> None:
     now = utcnow()
     async with sessions.begin() as db:
-        await intake(db, LeadIn(phone="+525512345678"), default_region="US", now=now,
-                     points=(Point(Kind.WHATSAPP, "+5215512345678"),),
-                     values={"last_inbound_at": now - timedelta(hours=1)})  # fmt: skip
+        await intake(
+            db,
+            LeadIn(phone="+525512345678"),
+            default_region="US",
+            now=now,
+            points=(Point(Kind.WHATSAPP, "+5215512345678"),),
+            values={"last_inbound_at": now - timedelta(hours=1)},
+        )
     window = LeadServiceWindow(sessions)
     assert await window.is_open("5215512345678", now)
     await window.closed("5215512345678", now)

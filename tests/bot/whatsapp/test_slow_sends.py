@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.app import create_app
-from bot.appkeys import DISPATCHER, SESSIONS
+from bot.http.appkeys import DISPATCHER, SESSIONS
 from bot.whatsapp.keys import LOCKS
 from scheduler.store.models import OutboxItem, utcnow
 from tests.bot.support import make_settings
@@ -34,8 +34,9 @@ def start(
     graph_api: FakeGraphAPI,
 ) -> Callable[..., Awaitable[Client]]:
     async def make(**overrides: Any) -> Client:
-        settings = make_settings(whatsapp_app_secret=APP_SECRET, burst_window_ms=20,
-                                 **graph_api.settings(), **overrides)  # fmt: skip
+        settings = make_settings(
+            whatsapp_app_secret=APP_SECRET, burst_window_ms=20, **graph_api.settings(), **overrides
+        )
         return await aiohttp_client(create_app(settings, engine=engine, run_scheduler=False))
 
     return make

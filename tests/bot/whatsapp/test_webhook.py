@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from bot.appkeys import ENGINE, SESSIONS
+from bot.http.appkeys import ENGINE, SESSIONS
 from bot.whatsapp.keys import INBOX
 from scheduler.store.models import InboxItem, Lead, Message, OutboxItem
 from tests.bot.whatsapp.conftest import (
@@ -84,9 +85,14 @@ async def test_wrong_signature_is_403_and_stores_nothing(wa: tuple[Client, Recor
 
 @pytest.mark.parametrize(
     "name",
-    ["malformed_not_json.txt", "malformed_array.json", "malformed_entry_not_list.json",
-     "malformed_message_no_id.json", "malformed_bad_timestamp.json"],
-)  # fmt: skip
+    [
+        "malformed_not_json.txt",
+        "malformed_array.json",
+        "malformed_entry_not_list.json",
+        "malformed_message_no_id.json",
+        "malformed_bad_timestamp.json",
+    ],
+)
 async def test_malformed_body_is_400_and_stores_nothing(
     wa: tuple[Client, Recorder], name: str
 ) -> None:
@@ -285,10 +291,14 @@ async def test_stop_opts_out_and_nothing_is_ever_sent_again(wa: tuple[Client, Re
 
     async with client.app[SESSIONS]() as db:
         assert await find_suppression(db, f"+{phone}") is not None
-        assert await db.scalar(
-            Message.__table__.select().with_only_columns(Message.id)
-            .where(Message.external_id == "wamid.STOP3")
-        ) is not None  # fmt: skip
+        assert (
+            await db.scalar(
+                Message.__table__.select()
+                .with_only_columns(Message.id)
+                .where(Message.external_id == "wamid.STOP3")
+            )
+            is not None
+        )
 
 
 async def test_asking_for_a_human_pauses_the_bot(wa: tuple[Client, Recorder]) -> None:
@@ -309,9 +319,15 @@ async def test_asking_for_a_human_pauses_the_bot(wa: tuple[Client, Recorder]) ->
 
 async def _sent_row(client: Client, wamid: str, lead_id: int | None = None) -> int:
     async with client.app[SESSIONS].begin() as db:
-        item = OutboxItem(key=f"test:{wamid}", channel="whatsapp", recipient=DANA,
-                          payload={"kind": "text", "text": "x"}, state="sent",
-                          external_id=wamid, lead_id=lead_id)  # fmt: skip
+        item = OutboxItem(
+            key=f"test:{wamid}",
+            channel="whatsapp",
+            recipient=DANA,
+            payload={"kind": "text", "text": "x"},
+            state="sent",
+            external_id=wamid,
+            lead_id=lead_id,
+        )
         db.add(item)
         await db.flush()
         return item.id
@@ -352,3 +368,45 @@ async def test_failed_131047_records_the_closed_window(wa: tuple[Client, Recorde
     await settle(client)
     refreshed = await lead_by_phone(client, DANA)
     assert refreshed is not None and refreshed.whatsapp_window_closed_at is None
+
+
+async def test_a_batch_of_known_people_reads_their_leads_once_in_its_commit(
+    wa: tuple[Client, Recorder],
+) -> None:
+    from sqlalchemy import event
+
+    client, _ = wa
+    first = fixture_bytes("batched_three_people.json")
+    assert (await post(client, first)).status == 200
+    await settle(client)
+    # The same three people write again, together: one more batch of three known leads.
+    assert (await post(client, first.replace(b"wamid.", b"wamid.AGAIN"))).status == 200
+    processor = client.app[INBOX]
+    committing: list[bool] = []
+    statements: list[str] = []
+    commit_many = processor._commits.run_many
+
+    async def watched(turns: list[Any]) -> Any:
+        committing.append(True)
+        try:
+            return await commit_many(turns)
+        finally:
+            committing.pop()
+
+    def seen(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if committing:
+            statements.append(statement)
+
+    processor._commits.run_many = watched
+    engine = client.app[ENGINE].sync_engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        await settle(client)
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert processor.stats.turns == 6 and processor.stats.commits == 2
+    # The commit reads the batch's leads once (id IN ...; Postgres locks them first, in
+    # one statement too), never once per turn (id = ?).
+    reads = [s for s in statements if s.lstrip().startswith("SELECT") and "FROM leads" in s]
+    assert reads and all("leads.id IN" in s for s in reads), reads
+    assert len(reads) <= 2

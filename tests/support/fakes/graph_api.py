@@ -161,16 +161,20 @@ class FaultPlan:
     def draw(self, body: dict[str, Any]) -> Reply:
         """The answer to the message ``body`` (``Reply.ok()`` when no fault is drawn)."""
         to = str(body.get("to") or body.get("recipient") or "")
-        text = json.dumps({k: v for k, v in body.items() if k not in ("to", "recipient")},
-                          sort_keys=True)  # fmt: skip
+        text = json.dumps(
+            {k: v for k, v in body.items() if k not in ("to", "recipient")}, sort_keys=True
+        )
         nth = self._seen.get((to, text), 0)
         self._seen[(to, text)] = nth + 1
         if not self.enabled:
             return Reply.ok()
         digest = hashlib.sha256(f"{self.seed}|{to}|{text}|{nth}".encode()).digest()
         roll = random.Random(digest).random()
-        kinds = (("server_error", self.server_error), ("rate_limited", self.rate_limited),
-                 ("hang", self.hang))  # fmt: skip
+        kinds = (
+            ("server_error", self.server_error),
+            ("rate_limited", self.rate_limited),
+            ("hang", self.hang),
+        )
         for kind, share in kinds:
             if roll < share:
                 self.counts[kind] = self.counts.get(kind, 0) + 1
@@ -257,8 +261,9 @@ class FakeGraphAPI:
             reply = Reply.ok()
         problem = _invalid(body)
         if problem:
-            reply = Reply.graph_error(131009, message="Parameter value is not valid",
-                                      details=problem)  # fmt: skip
+            reply = Reply.graph_error(
+                131009, message="Parameter value is not valid", details=problem
+            )
         record = GraphRequest(request.path, dict(request.headers), body, reply)
         if reply.status == 200 and not reply.drop:
             record.wamid = f"wamid.HBgMOTcyNTAwMDAwMDAwFQIAERgS{next(self._ids):08d}"

@@ -1,0 +1,1 @@
+"""Calendly: the webhook and what a booking event changes."""

@@ -1,1 +1,0 @@
-"""Inbound email: the webhook, parsing, classification, quote stripping and the effects."""

@@ -1,1 +1,0 @@
-"""The durable inbox's processor: inbound messages → one engine turn → one reply."""

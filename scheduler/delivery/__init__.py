@@ -1,0 +1,1 @@
+"""Delivery: the durable outbox, the channel protocol it sends through, group commit."""

@@ -1,0 +1,1 @@
+"""Intake: CSV import, enrichment, email qualification, the first touch."""
