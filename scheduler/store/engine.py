@@ -204,8 +204,12 @@ async def run_retrying(
         except DBAPIError as exc:
             if attempt >= attempts or not is_retryable(exc):
                 raise
-            log.warning("%s aborted by a concurrent one (try %d of %d); running it again",
-                        what, attempt, attempts)  # fmt: skip
+            log.warning(
+                "%s aborted by a concurrent one (try %d of %d); running it again",
+                what,
+                attempt,
+                attempts,
+            )
             await asyncio.sleep(0.01 * attempt)  # let the other transaction finish first
     raise AssertionError("unreachable")
 

@@ -181,9 +181,13 @@ async def pending(
     (at most ``batch`` a sender, fewer than ``max_attempts`` tries), in id order."""
     found = await session.execute(
         _PENDING,
-        {"channel": channel, "senders": list(senders), "batch": batch,
-         "max_attempts": max_attempts},
-    )  # fmt: skip
+        {
+            "channel": channel,
+            "senders": list(senders),
+            "batch": batch,
+            "max_attempts": max_attempts,
+        },
+    )
     return [(row.id, row.sender, row.payload) for row in found]
 
 
