@@ -1,11 +1,14 @@
 """Each fast path next to the plain library path it replaces, on the same operation.
 
-    .venv/bin/python -m bench.bench_fast_paths                   # all of them, 7 rounds
-    .venv/bin/python -m bench.bench_fast_paths graph --rounds 11
+    .venv/bin/python -m bench.bench_fast_paths                   # all three, 7 rounds
+    .venv/bin/python -m bench.bench_fast_paths inbox --rounds 11
 
 - ``sqlite``: a transaction of 1 and of 20 statements (half SELECT by key, half INSERT) on an
   SQLite store, run inline (:mod:`scheduler.store.sqlite_inline`) and on aiosqlite's worker
   thread (its own way), sequentially and 8 at a time;
+- ``inbox``: a webhook batch of 1 and of 16 messages appended on the driver connection
+  (:mod:`scheduler.store.inbox_driver`) and through SQLAlchemy Core (one
+  ``INSERT … RETURNING``), on SQLite and Postgres (skipped when not reachable);
 - ``graph``: a WhatsApp text message sent by the channel (pywa) through
   :class:`bot.channels.graph_http.GraphHttpClient` (aiohttp) and through a plain
   ``httpx.AsyncClient``, to a Graph-like server in a child process (its CPU is not
@@ -24,7 +27,7 @@ median of ``--rounds`` rounds; a round runs both variants, in alternating order,
 spell of the shared machine falls on both. The load average is printed before and after.
 
 The service's end-to-end figures with a fast path switched off come from the other benches
-(``--compare-plain``): :mod:`bench.bench_webhook` (webhook throughput: sqlite) and
+(``--compare-plain``): :mod:`bench.bench_webhook` (webhook throughput: inbox, sqlite) and
 :mod:`bench.bench_reply_latency` (CPU a conversation: sqlite, graph). They switch a path off
 with :func:`force_plain`, which makes its seam's check fail, the way an unexpected library
 version would. Results and decisions: ``bench/README.md``.
@@ -39,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,8 +50,11 @@ from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.util import greenlet_spawn
 
-FAST_PATHS = ("sqlite", "graph")
+from tests.support.stores import POSTGRES_URL, postgres_reachable, scratch_store
+
+FAST_PATHS = ("sqlite", "inbox", "graph")
 OTHERS = ("email", "gc")
 
 
@@ -59,6 +66,10 @@ def force_plain(names: Iterable[str]) -> None:
             from scheduler.store import sqlite_inline
 
             sqlite_inline.available = lambda: False  # type: ignore[assignment]
+        elif name == "inbox":
+            from scheduler.store import inbox_driver
+
+            inbox_driver.usable = lambda connection: False  # type: ignore[assignment]
         elif name == "graph":
             from bot.channels import graph_http
 
@@ -160,6 +171,58 @@ def _sqlite_run(engine: AsyncEngine, statements: int, operations: int, concurren
     async def run() -> tuple[float, float]:
         await worker(10)  # warm: statement caches, pool
         return await _timed(work, operations)
+
+    return run
+
+
+# -- inbox: driver connection against Core ------------------------------------------------
+
+
+async def bench_inbox(rounds: int) -> None:
+    """Batches of 1 and 16 messages on the driver connection and through Core."""
+    backends = {"sqlite": None, "postgres": POSTGRES_URL}
+    with tempfile.TemporaryDirectory() as folder:
+        backends["sqlite"] = f"sqlite+aiosqlite:///{folder}/inbox.db"
+        for backend, url in backends.items():
+            if backend == "postgres" and not await postgres_reachable():
+                print(f"inbox on postgres: skipped, {POSTGRES_URL} not reachable")
+                continue
+            assert url is not None
+            async with scratch_store(url) as engine:
+                for batch in (1, 16):
+                    variants = {
+                        "driver": _inbox_run(engine, batch, on_driver=True),
+                        "core": _inbox_run(engine, batch, on_driver=False),
+                    }
+                    await compare(f"inbox {backend} batch of {batch:2}", variants, rounds)
+
+
+def _inbox_run(engine: AsyncEngine, batch: int, *, on_driver: bool) -> Run:
+    from scheduler.store.inbox import InboxAppender, Received
+
+    now = datetime.now(UTC)
+    payload = {"from": "14155550100", "type": "text", "text": {"body": "Hi, I saw your ad"}}
+
+    def batches(count: int) -> list[list[Received]]:
+        run = uuid.uuid4().hex[:8]
+        return [
+            [Received(f"wamid.{run}.{i}.{j}", f"+1415555{j:04d}", payload) for j in range(batch)]
+            for i in range(count)
+        ]
+
+    def append_all(appender: InboxAppender, work: list[list[Received]]) -> None:
+        for messages in work:
+            if len(appender.append("whatsapp", messages, now)) != batch:
+                raise AssertionError("a batch stored fewer new rows than it held")
+        appender.close()
+
+    async def run() -> tuple[float, float]:
+        # As the webhook's writer: one appender, kept connection between batches (Postgres).
+        appender = InboxAppender(engine.sync_engine)
+        appender.on_driver = on_driver
+        await greenlet_spawn(append_all, appender, batches(20))  # warm
+        work = batches(300)
+        return await _timed(lambda: greenlet_spawn(append_all, appender, work), len(work))
 
     return run
 
@@ -353,6 +416,7 @@ async def main(args: argparse.Namespace) -> None:
     print(f"fast path against plain, median of {args.rounds} rounds; load {loadavg()}")
     benches = {
         "sqlite": bench_sqlite,
+        "inbox": bench_inbox,
         "graph": bench_graph,
         "email": bench_email,
         "gc": bench_gc,

@@ -26,7 +26,7 @@ throughput is.
 after the load: the ingest path alone, as the bare handler does no dialog work either.
 ``--burst-ms 400`` (production's window) runs the turns during the load on the same core.
 
-``--compare-plain sqlite`` runs leadbot with the named fast paths (comma-separated) off
+``--compare-plain inbox,sqlite`` runs leadbot with those fast paths switched off
 (:func:`bench.bench_fast_paths.force_plain`) in place of the bare handler: the ratio is
 then the fast service's throughput over the plain one's (``bench/README.md``). ``--plain``
 switches fast paths off in both (to compare one fast path with another already off).
@@ -360,7 +360,7 @@ def _parse() -> argparse.Namespace:
         "--compare-plain",
         default="",
         metavar="PATHS",
-        help="fast paths to switch off in the server compared (sqlite)",
+        help="fast paths to switch off in the server compared (inbox,sqlite)",
     )
     parser.add_argument("--plain", default="", metavar="PATHS", help="... in both servers")
     parser.add_argument("--serve", choices=["bare", "leadbot"], help=argparse.SUPPRESS)

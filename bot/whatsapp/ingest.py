@@ -54,8 +54,9 @@ async def ingest_many(
     """Store several bodies at once (group commit); one result per body.
 
     Statuses first, in one transaction (Core statements on a connection), then the messages,
-    appended in one statement (:class:`scheduler.store.inbox.InboxAppender`). Both are
-    committed before any body gets its 200. If the messages fail after the statuses
+    appended on the driver connection (:mod:`scheduler.store.inbox`: this runs for every
+    webhook, and SQLAlchemy's per-transaction machinery cost several times the statements).
+    Both are committed before any body gets its 200. If the messages fail after the statuses
     were applied, applying those statuses again (the retry) changes nothing; the other way
     round, messages stored without a 200 would be retried as duplicates and never kicked.
     The whole thing runs in ONE greenlet: each awaited call of SQLAlchemy's asyncio API is a

@@ -11,9 +11,9 @@ commit), but statements (select, insert, update, delete, locks) are written here
 - :mod:`~scheduler.store.engine`: engines (SQLite inline and WAL, PostgreSQL) and sessions,
   ``insert_or_ignore``, ``run_retrying``; :mod:`~scheduler.store.sqlite_inline` and
   :mod:`~scheduler.store.sqlite_files` are SQLite's details, :mod:`~scheduler.store.urls`
-  reads database URLs without connecting. :mod:`~scheduler.store.sqlite_inline` is the
-  store's one fast path, the only code reaching under a library's public API, with a plain
-  fallback (``bench/README.md``).
+  reads database URLs without connecting. :mod:`~scheduler.store.sqlite_inline` and
+  :mod:`~scheduler.store.inbox_driver` are the store's two fast paths, each the only code
+  reaching under its library's public API, each with a plain fallback (``bench/README.md``).
 - :mod:`~scheduler.store.models`: the tables; :mod:`~scheduler.store.migrate` and
   ``migrations/``: their Alembic history (``leadbot db upgrade``).
 - One module of functions per table group: ``leads`` and ``contact_points`` (with the

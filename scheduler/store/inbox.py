@@ -2,12 +2,13 @@
 statements of the processor that handles them (one turn per sender's burst).
 
 Appending is the hot write: every webhook body is stored before its 200, so this runs for
-each one. :class:`InboxAppender` writes a batch with ONE ``INSERT … ON CONFLICT DO NOTHING …
-RETURNING`` through SQLAlchemy Core, committed on return; a failure of any kind invalidates
-the connection (it is closed, which rolls back, and the pool opens a fresh one) rather than
-returning it in an unknown state. (Sending the same rows on the driver connection under
-SQLAlchemy's saved CPU per batch but too little of the webhook's throughput to be worth
-reaching under the library: ``bench/README.md``.)
+each one, and what it costs caps the webhook's throughput. :class:`InboxAppender` writes a
+batch with ONE ``INSERT … ON CONFLICT DO NOTHING … RETURNING`` through SQLAlchemy Core, or,
+where the connection allows it, on the driver connection underneath
+(:mod:`scheduler.store.inbox_driver`, the fast path: same rows, a fraction of the CPU;
+figures in ``bench/README.md``). Either way a batch is committed on return and a failure
+of any kind invalidates the connection (it is closed, which rolls back, and the pool opens a
+fresh one) rather than returning it in an unknown state.
 
 The processor (``bot.whatsapp.processor``) reads each sender's oldest unprocessed rows
 (:func:`pending`), claims them by marking them processed in its turn's transaction
@@ -29,6 +30,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from scheduler.store import inbox_driver
 from scheduler.store.models import InboxItem
 
 _INBOX = cast(Table, InboxItem.__table__)
@@ -68,6 +70,9 @@ class InboxAppender:
     connection (invalidated). SQLite's one connection is the whole service's and has nothing
     to ping: it is borrowed per batch whatever ``keep_for`` says.
 
+    The first connection decides whether batches go on the driver connection
+    (:func:`scheduler.store.inbox_driver.usable`) or through Core.
+
     One batch at a time (the group commit runs them so), in SQLAlchemy's greenlet; call
     :meth:`close` when done, from the greenlet too.
     """
@@ -84,6 +89,7 @@ class InboxAppender:
         self._clock = clock
         self._kept: Connection | None = None
         self._last_used = 0.0
+        self.on_driver: bool | None = None  # decided on the first connection
 
     def append(self, channel: str, messages: Sequence[Received], now: datetime) -> set[str]:
         """Store one batch, committed on return; the external ids that were new."""
@@ -91,7 +97,12 @@ class InboxAppender:
             return set()
         connection = self._checkout()
         try:
-            new = _append(connection, channel, messages, now)
+            if self.on_driver is None:
+                self.on_driver = inbox_driver.usable(connection)
+            if self.on_driver:
+                new = inbox_driver.append(connection, channel, messages, now)
+            else:
+                new = _append_core(connection, channel, messages, now)
         except BaseException:
             connection.invalidate()  # closed, which rolls back; the pool opens a fresh one
             connection.close()
@@ -117,7 +128,7 @@ class InboxAppender:
         return self.engine.connect()
 
 
-def _append(
+def _append_core(
     connection: Connection, channel: str, messages: Sequence[Received], now: datetime
 ) -> set[str]:
     rows = [

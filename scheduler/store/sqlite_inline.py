@@ -132,7 +132,7 @@ def inline_creator(url: str) -> Callable[[], InlineConnection]:
     return create
 
 
-def _sqlite3_connection(dbapi_connection: Any) -> sqlite3.Connection | None:
+def sqlite3_connection(dbapi_connection: Any) -> sqlite3.Connection | None:
     """The sqlite3 connection under SQLAlchemy's adapted connection when it runs inline
     (safe to use from the event loop's thread), else None."""
     driver = getattr(dbapi_connection, "driver_connection", None)
@@ -143,14 +143,14 @@ def busy_timeout_ms(dbapi_connection: Any, busy_timeout: float) -> int:
     """The ``PRAGMA busy_timeout`` a new connection keeps: 0 inline (SQLite's busy handler
     would stall the event loop; :func:`begin_immediate` waits in asyncio instead), else
     ``busy_timeout`` (the handler sleeps in aiosqlite's thread, the loop goes on)."""
-    return 0 if _sqlite3_connection(dbapi_connection) is not None else int(busy_timeout * 1000)
+    return 0 if sqlite3_connection(dbapi_connection) is not None else int(busy_timeout * 1000)
 
 
 def begin_immediate(dbapi_connection: Any, busy_timeout: float) -> None:
     """``BEGIN IMMEDIATE`` on SQLAlchemy's adapted connection; while another process holds
     the write lock, wait and retry, raising "database is locked" after ``busy_timeout``
     seconds. Call from SQLAlchemy's ``begin`` event (inside its greenlet)."""
-    raw = _sqlite3_connection(dbapi_connection)
+    raw = sqlite3_connection(dbapi_connection)
     if raw is None:  # on aiosqlite's thread: SQLite's busy handler waits there
         cursor = dbapi_connection.cursor()
         try:

@@ -1,5 +1,7 @@
 """Messages appended to the inbox: stored as the ORM reads them, once; the appender keeps its
-Postgres connection between batches that come close together."""
+Postgres connection between batches that come close together. Every test runs on both
+paths: the driver connection (the fast path) and SQLAlchemy Core (its fallback), which
+store the same rows."""
 
 from __future__ import annotations
 
@@ -13,12 +15,20 @@ from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
-from scheduler.store import sqlite_inline
+from scheduler.store import inbox_driver, sqlite_inline
 from scheduler.store.engine import create_engine
 from scheduler.store.inbox import InboxAppender, Received, append
 from scheduler.store.models import InboxItem
 
 NOW = datetime(2026, 3, 2, 9, 30, 15, 123456, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True, params=["driver", "core"])
+def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Which path appends: the driver connection, or Core (as when the driver's is unusable)."""
+    if request.param == "core":
+        monkeypatch.setattr(inbox_driver, "usable", lambda connection: False)
+    return str(request.param)
 
 
 async def _append(
@@ -191,7 +201,54 @@ async def test_a_failed_batch_drops_the_kept_connection_and_the_next_one_works(
     await greenlet_spawn(appender.close)
 
 
-async def test_messages_are_appended_on_sqlite_running_on_aiosqlites_thread(
+async def test_each_backend_takes_the_path_asked_for(engine: AsyncEngine, path: str) -> None:
+    appender = InboxAppender(engine.sync_engine)
+    assert await _append_with(appender, "wamid.1") == {"wamid.1"}
+    await greenlet_spawn(appender.close)
+
+    assert appender.on_driver is (path == "driver")
+
+
+_ROW = ("external_id", "sender", "payload", "received_at", "attempts", "processed_at", "error")
+
+
+@pytest.mark.parametrize("path", ["driver"], indirect=True)  # compares itself with Core
+async def test_the_driver_path_stores_exactly_the_rows_core_stores(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batches = [
+        [
+            Received("w.1", "+1", {"t": "héllo 👋", "n": [1, 2.5, None], "b": True}),
+            Received("w.2", "+2", {}),
+        ],
+        [
+            Received("w.2", "+2", {"again": 1}),
+            Received("w.3", "+3", {"k": {"x": "y"}}),
+            Received("w.3", "+3", {"twice": 1}),
+        ],
+    ]
+    new = {}
+    for channel in ("driver", "core"):
+        appender = InboxAppender(engine.sync_engine)
+        if channel == "core":
+            monkeypatch.setattr(inbox_driver, "usable", lambda connection: False)
+        new[channel] = [
+            await greenlet_spawn(appender.append, channel, batch, NOW) for batch in batches
+        ]
+        await greenlet_spawn(appender.close)
+        assert appender.on_driver is (channel == "driver")
+
+    stored = {
+        c: [tuple(getattr(r, k) for k in _ROW) for r in await _stored(engine) if r.channel == c]
+        for c in ("driver", "core")
+    }
+    assert new["driver"] == new["core"] == [{"w.1", "w.2"}, {"w.3"}]
+    assert stored["driver"] == stored["core"]
+    assert len(stored["core"]) == 3
+
+
+@pytest.mark.parametrize("path", ["driver"], indirect=True)
+async def test_sqlite_on_aiosqlites_thread_appends_through_core(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(sqlite_inline, "available", lambda: False)
@@ -204,6 +261,7 @@ async def test_messages_are_appended_on_sqlite_running_on_aiosqlites_thread(
         assert await _append_with(appender, "wamid.1", "wamid.2") == {"wamid.1", "wamid.2"}
         assert await _append_with(appender, "wamid.2") == set()
 
+        assert appender.on_driver is False
         assert [r.external_id for r in await _stored(engine)] == ["wamid.1", "wamid.2"]
     finally:
         await engine.dispose()
