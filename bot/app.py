@@ -14,7 +14,7 @@ from bot.channels import build_channels, close_channels
 from bot.email import first_touch_service as first_touch
 from bot.email import unsubscribe
 from bot.email import webhook as email_webhook
-from bot.http import api_leads, followups, privacy
+from bot.http import api_leads, followups, openapi, privacy
 from bot.http.appkeys import (
     CHANNELS,
     DISPATCHER,
@@ -127,6 +127,7 @@ def create_app(
     health_setup(app)  # /healthz: the database and whatever components registered
     app.router.add_get("/metrics", metrics.handle)
     app.router.add_routes(api_leads.routes)
+    app.router.add_routes(openapi.routes)
     app.cleanup_ctx.append(scheduler)
     if freeze:
         app.on_startup.append(freeze_heap)  # after every context above has started
