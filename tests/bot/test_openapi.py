@@ -26,7 +26,8 @@ METHODS = {"get", "put", "post", "delete", "patch", "options", "head", "trace"}
 
 
 def spec() -> dict[str, Any]:
-    return json.loads(SPEC_FILE.read_text())
+    document: dict[str, Any] = json.loads(SPEC_FILE.read_text())
+    return document
 
 
 def app_api_routes() -> dict[str, set[str]]:
