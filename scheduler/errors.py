@@ -36,6 +36,13 @@ class InvalidLeadError(StoreError, InputError, ValueError):
     status = 422
 
 
+class InvalidUserError(StoreError, InputError, ValueError):
+    """A console user that cannot be created or changed (bad email, role, rep, password)."""
+
+    code = "invalid_user"
+    status = 422
+
+
 class TransitionError(StoreError):
     """A stage move that must not apply."""
 

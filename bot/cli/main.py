@@ -28,6 +28,7 @@ from bot.cli.support import (
     settings_with_secrets_or_exit,
     version,
 )
+from bot.cli.users import app as users_app
 from bot.cli.whatsapp import link as whatsapp_link
 from bot.cli.whatsapp import sandbox_app
 from scheduler.stage_names import Stage
@@ -49,6 +50,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(leads_app, name="leads")
 app.add_typer(dialogs_app, name="dialogs")
 app.add_typer(reps_app, name="reps")
+app.add_typer(users_app, name="users")
 app.add_typer(cadence_app, name="cadence")
 app.command("scheduler")(scheduler)
 app.command("link")(whatsapp_link)

@@ -19,8 +19,8 @@ commit), but statements (select, insert, update, delete, locks) are written here
 - One module of functions per table group: ``leads`` and ``contact_points`` (with the
   identity audit and conflicts), ``inbox``, ``outbox`` (and ``parked_statuses``, the
   delivery statuses waiting for their send), ``touches``, ``conversations`` (dialog
-  sessions and messages), ``reps``, ``suppressions``, ``events`` (stage events, processed
-  webhook events, bookings).
+  sessions and messages), ``reps``, ``users`` (console users and their sessions),
+  ``suppressions``, ``events`` (stage events, processed webhook events, bookings).
 - Work across every table: ``erasure`` (forget a person, in lock order) and ``retention``
   (trim dedupe records no vendor can re-deliver any more).
 

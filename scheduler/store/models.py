@@ -445,3 +445,38 @@ class IdentityConflict(Base):
             "lead_id", "other_lead_id", "kind", "value", name="uq_identity_conflicts"
         ),
     )
+
+
+class User(Base):
+    """A person who signs in to the console: an ``admin``, or a ``rep`` linked to the rep
+    who owns leads. ``email`` is stored normalized (lower case); ``password_hash`` is an
+    argon2id PHC string. ``failed_logins`` counts wrong passwords since the last success;
+    reaching the limit sets ``locked_until``."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(10))
+    rep_id: Mapped[int | None] = mapped_column(ForeignKey("reps.id"))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None]
+    password_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ConsoleSession(Base):
+    """A server-side console session. ``id`` is the SHA-256 of the random token the browser
+    holds (a stolen database copy does not yield live cookies); ``csrf_token`` is what forms
+    must echo. A session ends when revoked or idle past the configured timeout."""
+
+    __tablename__ = "console_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)

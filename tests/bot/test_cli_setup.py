@@ -83,6 +83,7 @@ def test_help_lists_every_command() -> None:
         "leads",
         "dialogs",
         "reps",
+        "users",
         "cadence",
         "sandbox",
         "--version",
