@@ -9,7 +9,7 @@ against a dummy hash, so neither the answer nor its timing tells whether an acco
 
 Sessions are random tokens; only their SHA-256 is stored. A session is alive until revoked
 (logout, password change, deactivation: every session of the user) or idle for longer than
-the timeout the caller passes (``LEADBOT_CONSOLE_IDLE_MINUTES`` in the service).
+the timeout the caller passes (a setting of the console's HTTP layer, once it exists).
 """
 
 from __future__ import annotations
