@@ -20,6 +20,7 @@ from aiohttp import web
 from bot.email.actions import opt_out
 from bot.http.appkeys import SESSIONS, SETTINGS
 from bot.http.inputs import valid_id
+from bot.http.pages import html_page
 from bot.http.signing import BadSignature, verify
 from scheduler.store.models import utcnow
 from scheduler.store.suppressions import SuppressionReason
@@ -30,27 +31,9 @@ routes = web.RouteTableDef()
 UNSUBSCRIBE_PURPOSE = "unsubscribe"
 """The signing purpose of unsubscribe tokens (the email channel signs, this module verifies)."""
 
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="robots" content="noindex">
-<title>{title}</title></head>
-<body style="font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem">
-<h1 style="font-size:1.4rem">{title}</h1>
-{body}
-</body></html>
-"""
-
 
 def _page(title: str, body: str, status: int = 200) -> web.Response:
-    response = web.Response(
-        text=_PAGE.format(title=html.escape(title), body=body),
-        status=status,
-        content_type="text/html",
-    )
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    return response
+    return html_page(title, body, status, width="32rem")
 
 
 def _verified(request: web.Request) -> tuple[int | None, str] | None:

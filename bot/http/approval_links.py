@@ -19,6 +19,7 @@ from aiohttp import web
 from bot.http.appkeys import SESSIONS, SETTINGS
 from bot.http.followups import SWEEPER
 from bot.http.inputs import valid_id
+from bot.http.pages import html_page
 from bot.http.signing import BadSignature, Signer
 from bot.notify import RepOptions, lead_label, notify_reps
 from bot.settings import Settings
@@ -35,27 +36,6 @@ routes = web.RouteTableDef()
 PURPOSE = "approve_touch"
 # bot/notify.py has no "approval" kind yet; a hot lead is a qualified one meanwhile.
 KIND = "approval"
-
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="robots" content="noindex"><title>{title}</title></head>
-<body style="font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem">
-<h1 style="font-size:1.4rem">{title}</h1>
-{body}
-</body></html>
-"""
-
-
-def _page(title: str, body: str, status: int = 200) -> web.Response:
-    response = web.Response(
-        text=_PAGE.format(title=html.escape(title), body=body),
-        status=status,
-        content_type="text/html",
-    )
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    return response
 
 
 def approval_url(settings: Settings, touch_id: int) -> str:
@@ -108,7 +88,7 @@ def _touch_id(request: web.Request) -> int | None:
 
 
 def _bad_link() -> web.Response:
-    return _page(
+    return html_page(
         "This link is not valid",
         "<p>The approval link is incomplete or was changed. Use the link from the "
         "email itself, or approve in the approval queue.</p>",
@@ -137,9 +117,9 @@ async def show_draft(request: web.Request) -> web.Response:
         touch = await find_touch(session, touch_id)
         lead = await find_lead(session, touch.lead_id) if touch else None
     if touch is None:
-        return _page("Draft not found", "<p>This draft no longer exists.</p>", status=404)
+        return html_page("Draft not found", "<p>This draft no longer exists.</p>", status=404)
     if touch.status != TouchStatus.AWAITING_APPROVAL.value:
-        return _page(
+        return html_page(
             "Already handled",
             f"<p>This draft is {html.escape(touch.status)}; "
             "nothing more to do.</p>" + _draft_html(touch, lead),
@@ -148,7 +128,7 @@ async def show_draft(request: web.Request) -> web.Response:
         '<form method="post"><button type="submit" style="font-size:1rem;'
         'padding:.5rem 1rem">Approve and send</button></form>'
     )
-    return _page(
+    return html_page(
         f"Approve the reply to {lead_label(lead) if lead else 'the lead'}",
         _draft_html(touch, lead) + form,
     )
@@ -163,17 +143,17 @@ async def approve(request: web.Request) -> web.Response:
     try:
         touch = await request.app[SWEEPER].approve(touch_id, by="approval link", now=utcnow())
     except NotFoundError:
-        return _page("Draft not found", "<p>This draft no longer exists.</p>", status=404)
+        return html_page("Draft not found", "<p>This draft no longer exists.</p>", status=404)
     except TouchStateError as exc:
-        return _page(
+        return html_page(
             "Already handled", f"<p>{html.escape(str(exc))}. Nothing was sent.</p>", status=409
         )
     if touch.status not in (TouchStatus.QUEUED.value, TouchStatus.SENT.value):
-        return _page(
+        return html_page(
             "Not sent",
             f"<p>The lead can no longer be written to: "
             f"{html.escape(touch.note or touch.status)}.</p>",
             status=409,
         )
     log.info("touch %s approved by link", touch_id)
-    return _page("Sent", "<p>Approved: the reply is on its way.</p>")
+    return html_page("Sent", "<p>Approved: the reply is on its way.</p>")
