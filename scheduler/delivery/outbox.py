@@ -177,12 +177,12 @@ class Dispatcher:
         async with self.sessions() as session:
             ids = await sending.due_ids(session, now, limit)
         if ids:
-            await self.deliver_and_follow(ids, now, concurrency=concurrency, follow=follow)
+            states = await self.deliver_many(ids, now, concurrency=concurrency)
+            if follow:
+                self._follow(_pending(states))
         return len(ids)
 
-    async def deliver_and_follow(
-        self, ids: Sequence[int], now: datetime, *, concurrency: int = 8, follow: bool = True
-    ) -> dict[int, str]:
+    async def deliver_and_follow(self, ids: Sequence[int], now: datetime) -> dict[int, str]:
         """:meth:`deliver_many`, then try again, in this process, each row that came back
         ``pending`` with its retry due within :data:`FOLLOW_WITHIN` (a 5xx blip, a pause
         after throttling), when it falls due, at most :data:`FOLLOW_ROUNDS` times.
@@ -191,9 +191,8 @@ class Dispatcher:
         wait for the outbox job's next run, nor for the scheduler process to be alive. Two
         processes trying the same row are safe (the claim is one conditional UPDATE).
         """
-        states = await self.deliver_many(ids, now, concurrency=concurrency)
-        if follow:
-            self._follow([i for i, state in states.items() if state == OutboxState.PENDING.value])
+        states = await self.deliver_many(ids, now)
+        self._follow(_pending(states))
         return states
 
     def _follow(self, ids: list[int], rounds: int = FOLLOW_ROUNDS) -> None:
@@ -232,7 +231,7 @@ class Dispatcher:
         except Exception:
             log.exception("outbox: retrying %s in this process failed", ids)
             return
-        self._follow([i for i, s in states.items() if s == OutboxState.PENDING.value], rounds - 1)
+        self._follow(_pending(states), rounds - 1)
 
     async def deliver_many(
         self, ids: Sequence[int], now: datetime, *, concurrency: int = 8
@@ -603,6 +602,11 @@ async def _refusals(session: Session, claims: list[_Claim]) -> dict[int, str]:
         elif claim.channel == "email" and email_status:
             reasons[claim.item_id] = f"not sent: the lead's email is {email_status}"
     return reasons
+
+
+def _pending(states: Mapping[int, str]) -> list[int]:
+    """The rows that came back ``pending`` (a retry is due later)."""
+    return [i for i, state in states.items() if state == OutboxState.PENDING.value]
 
 
 def _touch_of(payload: object) -> int | None:

@@ -78,3 +78,16 @@ async def test_closing_drops_retries_not_yet_due(sessions: Sessions) -> None:
     async with asyncio.timeout(2):  # does not wait the 20 s
         await dispatcher.close()
     assert len(channel.sent) == 1 and (await state_of(sessions, item_id)).state == "pending"
+
+
+async def test_the_outbox_job_follows_a_retry_due_before_its_next_run(sessions: Sessions) -> None:
+    item_id, _ = await make_item(sessions)
+    channel = ScriptedChannel(NotSent("Graph 500 (131000)"))
+    clock = running_clock()
+    dispatcher = Dispatcher(
+        sessions, {"test": channel}, clock=clock, backoff=(timedelta(seconds=0.3),) * 3
+    )
+    assert await dispatcher.deliver_due(clock(), follow=True) == 1
+    await sent(sessions, item_id)  # not a whole job period later: no second run was called
+    assert len(channel.sent) == 2
+    await dispatcher.close()
