@@ -10,6 +10,7 @@ from datetime import datetime
 from aiohttp import web
 
 from bot.calendly import webhook as calendly
+from bot import console
 from bot.channels import build_channels, close_channels
 from bot.email import first_touch_service as first_touch
 from bot.email import unsubscribe
@@ -25,6 +26,7 @@ from bot.http.appkeys import (
     SESSIONS,
     SETTINGS,
 )
+from bot.console.auth import console_auth
 from bot.http.auth import bearer_auth
 from bot.http.errors import json_errors
 from bot.http.health import setup as health_setup
@@ -75,6 +77,7 @@ def create_app(
             metrics.middleware,
             json_errors,
             bearer_auth(settings.api_token.get_secret_value()),
+            console_auth,
         ],
     )
     app.on_response_prepare.append(security_headers)
@@ -128,6 +131,7 @@ def create_app(
     app.router.add_get("/metrics", metrics.handle)
     app.router.add_routes(api_leads.routes)
     app.router.add_routes(openapi.routes)
+    console.setup(app)
     app.cleanup_ctx.append(scheduler)
     if freeze:
         app.on_startup.append(freeze_heap)  # after every context above has started

@@ -231,6 +231,10 @@ class Settings(BaseSettings):
     # Seconds idle SMTP connections stay open for the next emails (0: close after each burst).
     smtp_keepalive: Annotated[float, Field(ge=0, le=600)] = 10.0
 
+    # Console
+    # Minutes a console session may sit unused before it ends and the user signs in again.
+    console_idle_minutes: Annotated[int, Field(ge=5, le=10_080)] = 120
+
     # Retention and erasure
     # Days processed inbox rows, processed webhook events and sent outbox payloads are kept
     # for dedupe; at least 8 (Meta re-delivers webhooks for up to 7 days).

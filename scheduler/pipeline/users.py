@@ -248,3 +248,8 @@ async def resolve_session(
 async def end_session(session: Session, token: str) -> bool:
     """Log out: revoke the session of ``token``; return whether it was live."""
     return await store.revoke_session(session, _token_hash(token))
+
+
+async def purge_sessions(session: Session, *, now: datetime, idle: timedelta) -> int:
+    """Delete sessions that can never be used again (revoked, or idle past ``idle``)."""
+    return await store.delete_stale_sessions(session, seen_before=now - idle)

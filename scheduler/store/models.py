@@ -121,7 +121,11 @@ class Lead(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
-    __table_args__ = (Index("ix_leads_stage_id", "stage", "id"),)
+    __table_args__ = (
+        Index("ix_leads_stage_id", "stage", "id"),
+        # The board's "mine" and owner filters page one owner's column by id.
+        Index("ix_leads_owner_stage_id", "owner_rep_id", "stage", "id"),
+    )
 
     # -- WhatsApp inbound --
     # When Meta reported 131047 (24-hour window closed) for a message to this lead; cleared
@@ -132,6 +136,15 @@ class Lead(Base):
     # Erasure: when the person's data was removed (``scheduler.store.erasure``); the row stays as
     # the anonymous holder of its stage history.
     erased_at: Mapped[datetime | None]
+
+    # -- the console's live take-over --
+    # When the prospect last asked for a person (the bot paused itself); cleared when a rep
+    # hands the conversation back. Waiting for a human = this is set and nobody has taken it.
+    human_requested_at: Mapped[datetime | None]
+    # The console user who has the conversation (the bot stays quiet), and since when. Taken
+    # with one conditional UPDATE, so two reps never both own one conversation.
+    taken_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    taken_at: Mapped[datetime | None]
 
 
 class StageEvent(Base):
@@ -480,3 +493,35 @@ class ConsoleSession(Base):
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
     csrf_token: Mapped[str] = mapped_column(String(64))
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class LeadNote(Base):
+    """A note on a lead's timeline: written by a console user (``kind`` "note"), or
+    extracted from an email (``kind`` "email", with the structured fields in ``data``)."""
+
+    __tablename__ = "lead_notes"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(20), default="note")
+    author: Mapped[str] = mapped_column(String(320))
+    body: Mapped[str] = mapped_column(Text)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ScriptVersion(Base):
+    """A dialog script published from the console: its YAML ``source`` as the admin wrote
+    it, under a ``version`` unique per script. New conversations start on the newest
+    version of their script; a running one keeps the version it started with."""
+
+    __tablename__ = "script_versions"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    script_id: Mapped[str] = mapped_column(String(100))
+    version: Mapped[str] = mapped_column(String(50))
+    source: Mapped[str] = mapped_column(Text)
+    published_by: Mapped[str] = mapped_column(String(320))
+    published_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("script_id", "version", name="uq_script_versions"),)

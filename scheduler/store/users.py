@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scheduler.errors import InvalidUserError, NotFoundError
@@ -114,3 +114,14 @@ async def revoke_session(session: AsyncSession, token_hash: str) -> bool:
         .execution_options(synchronize_session=False)
     )
     return bool(getattr(result, "rowcount", 0))
+
+
+async def delete_stale_sessions(session: AsyncSession, *, seen_before: datetime) -> int:
+    """Delete sessions revoked, or not seen since ``seen_before`` (idle past any timeout);
+    return how many went."""
+    result = await session.execute(
+        delete(ConsoleSession)
+        .where(or_(ConsoleSession.revoked.is_(True), ConsoleSession.last_seen_at < seen_before))
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
