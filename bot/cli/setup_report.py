@@ -27,7 +27,8 @@ def whatsapp_is_real(settings: Settings) -> bool:
 
 
 def setup_summary(settings: Settings) -> list[tuple[str, str]]:
-    """(piece, what is active) for the database, WhatsApp, email, replies, locks, public URL."""
+    """(piece, what is active) for the database, WhatsApp, email, replies, locks, public URL
+    and the console."""
     if settings.is_sqlite:
         database = f"SQLite {database_location(settings.database_url)}"
     else:
@@ -59,7 +60,14 @@ def setup_summary(settings: Settings) -> list[tuple[str, str]]:
         ("replies", replies),
         ("locks", locks),
         ("public URL", settings.public_url or "not set"),
+        ("console", f"{console_url(settings)} (users: `leadbot users add EMAIL --role admin`)"),
     ]
+
+
+def console_url(settings: Settings) -> str:
+    """Where the console is: under the public URL, else on the address the service binds."""
+    base = settings.public_url.rstrip("/") or f"http://{settings.host}:{settings.port}"
+    return f"{base}/console/"
 
 
 def check_setup(settings: Settings) -> None:

@@ -7,7 +7,8 @@ write through the store and pipeline functions, never with SQL of their own.
 
 One module a page: :mod:`~bot.console.today` (the home page), :mod:`~bot.console.board`,
 :mod:`~bot.console.lead_page`, :mod:`~bot.console.takeover`,
-:mod:`~bot.console.approvals`, :mod:`~bot.console.scripts_admin`.
+:mod:`~bot.console.approvals`, :mod:`~bot.console.scripts_admin`, and
+:mod:`~bot.console.api_docs` (``/docs``: the JSON API's reference).
 """
 
 from __future__ import annotations
@@ -19,14 +20,23 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from bot.console import approvals, auth, board, lead_page, scripts_admin, takeover, today
+from bot.console import (
+    api_docs,
+    approvals,
+    auth,
+    board,
+    lead_page,
+    scripts_admin,
+    takeover,
+    today,
+)
 from bot.console.render import STATIC_DIR, filters, static
 from bot.http.appkeys import JOBS, SESSIONS, SETTINGS
 from scheduler.loop import PeriodicJob
 from scheduler.pipeline import users
 
 TEMPLATES = Path(__file__).parent / "templates"
-PAGES = (auth, today, board, lead_page, takeover, approvals, scripts_admin)
+PAGES = (auth, today, board, lead_page, takeover, approvals, scripts_admin, api_docs)
 # Ended sessions are deleted this often (seconds): they can never be used again.
 SESSION_PURGE_SECONDS = 3600.0
 

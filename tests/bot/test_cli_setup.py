@@ -101,7 +101,8 @@ def test_version() -> None:
 
 
 def test_the_summary_of_the_embedded_defaults() -> None:
-    summary = dict(setup_summary(make_settings(database_url="sqlite+aiosqlite:///./lb.db")))
+    settings = make_settings(database_url="sqlite+aiosqlite:///./lb.db")
+    summary = dict(setup_summary(settings))
     assert summary == {
         "database": "SQLite ./lb.db",
         "whatsapp": "sandbox (`leadbot sandbox chat`; no LEADBOT_WHATSAPP_TOKEN/PHONE_ID)",
@@ -109,6 +110,8 @@ def test_the_summary_of_the_embedded_defaults() -> None:
         "replies": "rules interpreter (no LLM)",
         "locks": "in-process, one process (no LEADBOT_REDIS_URL)",
         "public URL": "not set",
+        "console": f"http://{settings.host}:{settings.port}/console/ (users: `leadbot users add "
+        "EMAIL --role admin`)",
     }
 
 
@@ -132,6 +135,8 @@ def test_the_summary_of_a_full_setup_shows_no_secret() -> None:
         "replies": "LLM gpt-4o-mini",
         "locks": "Redis redis://***@cache.internal:6379/0",
         "public URL": "https://leads.acme.com",
+        "console": "https://leads.acme.com/console/ (users: `leadbot users add EMAIL --role "
+        "admin`)",
     }
     assert not any(s in str(summary) for s in ("dbpass", "redispass", "smtppass", "secret"))
 

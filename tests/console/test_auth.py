@@ -88,7 +88,7 @@ async def test_writes_need_the_sessions_csrf_token(admin: ConsoleClient) -> None
 async def test_the_console_never_accepts_the_api_token(
     console_client: TestClient[Any, Any], team: Team
 ) -> None:
-    token = console_client.app[SETTINGS].api_token.get_secret_value()  # type: ignore[index]
+    token = console_client.app[SETTINGS].api_token.get_secret_value()
     response = await console_client.get(
         "/console/", headers={"Authorization": f"Bearer {token}"}, allow_redirects=False
     )
@@ -150,7 +150,7 @@ async def test_changing_ones_own_password_signs_out_everywhere(
 async def test_an_idle_session_ends(
     admin: ConsoleClient, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    settings = admin.client.app[SETTINGS]  # type: ignore[index]
+    settings = admin.client.app[SETTINGS]
     from datetime import timedelta
 
     from sqlalchemy import update
@@ -188,3 +188,55 @@ async def test_console_pages_carry_a_strict_policy(admin: ConsoleClient) -> None
     policy = response.headers["Content-Security-Policy"]
     assert "script-src 'self'" in policy and "unsafe-inline" not in policy
     assert response.headers["Cache-Control"] == "no-store"
+
+
+async def test_docs_lists_every_api_operation_for_a_signed_in_user(admin: ConsoleClient) -> None:
+    import json
+
+    from bot.http.openapi import spec_bytes
+
+    page = await (await admin.get("/docs")).text()
+    for path, item in json.loads(spec_bytes())["paths"].items():
+        for method in ("get", "post", "delete"):
+            if method in item:
+                assert f"<code>{path}</code>" in page
+                assert item[method]["summary"].replace("'", "&#39;") in page
+
+
+def _console_routes(client: TestClient[Any, Any]) -> list[tuple[str, str]]:
+    """Every (method, path) the app registers under /console, with ids filled in."""
+    found = []
+    for route in client.app.router.routes():
+        info = route.resource.get_info() if route.resource is not None else {}
+        path = info.get("path") or info.get("formatter") or ""
+        if not path.startswith("/console/") or path.startswith("/console/static"):
+            continue
+        if route.method == "HEAD" or path == "/console/login":
+            continue
+        filled = path
+        for name in ("lead_id", "touch_id", "id", "script_id", "slug", "name", "version"):
+            filled = filled.replace("{" + name + "}", "1")
+        found.append((route.method, filled.split("{")[0] if "{" in filled else filled))
+    return found
+
+
+async def test_no_console_route_answers_without_a_session(
+    console_client: TestClient[Any, Any], team: Team
+) -> None:
+    routes = _console_routes(console_client)
+    assert ("GET", "/console/") in routes and ("POST", "/console/logout") in routes
+    for method, path in routes:
+        response = await console_client.request(
+            method, path, data={"csrf_token": "x"}, allow_redirects=False
+        )
+        expected = 303 if method == "GET" else 401
+        assert response.status == expected, (method, path, response.status)
+
+
+async def test_no_console_write_is_taken_without_the_csrf_token(admin: ConsoleClient) -> None:
+    writes = [(m, p) for m, p in _console_routes(admin.client) if m not in ("GET", "HEAD")]
+    assert writes
+    for method, path in writes:
+        response = await admin.client.request(method, path, data={}, allow_redirects=False)
+        assert response.status == 403, (method, path, response.status)
+    assert (await admin.get("/console/", allow_redirects=False)).status == 200
