@@ -147,6 +147,21 @@ async def test_an_idle_session_expires_and_use_keeps_it_alive(sessions: Sessions
     assert await resolve(sessions, token, NOW + timedelta(minutes=61)) is None
 
 
+async def test_purging_deletes_only_sessions_that_can_never_be_used_again(
+    sessions: Sessions,
+) -> None:
+    user = await make_admin(sessions)
+    live, _ = await start(sessions, user, NOW + timedelta(minutes=50))
+    idle, _ = await start(sessions, user)
+    ended, _ = await start(sessions, user, NOW + timedelta(minutes=50))
+    async with sessions.begin() as session:
+        await users.end_session(session, ended)
+    async with sessions.begin() as session:
+        purged = await users.purge_sessions(session, now=NOW + timedelta(minutes=60), idle=IDLE)
+    assert purged == 2  # the idle one (seen at NOW) and the ended one
+    assert await resolve(sessions, live, NOW + timedelta(minutes=61)) is not None
+
+
 async def test_a_password_change_ends_every_session(sessions: Sessions) -> None:
     user = await make_admin(sessions)
     other = await make_admin(sessions, "other@seller.com")
