@@ -26,7 +26,7 @@ from scheduler.store.models import (
     Touch,
     utcnow,
 )
-from scheduler.store.notes import add_note
+from scheduler.store.notes import add_note, list_notes
 from tests.console.support import ADMIN, OTHER_REP, REP, ConsoleClient, Team
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -548,8 +548,8 @@ async def test_a_note_appears_on_the_timeline(admin: ConsoleClient, sessions: Se
     assert "Budget &lt;b&gt;approved&lt;/b&gt; in Q3" in page  # escaped, never markup
     assert ADMIN in the_item(page, "Note", "Budget <b>approved</b> in Q3")
     async with sessions() as session:
-        note = await session.scalar(select(LeadNote).where(LeadNote.lead_id == lead_id))
-    assert note is not None and (note.kind, note.author) == ("note", ADMIN)
+        [note] = await list_notes(session, lead_id)
+    assert (note.kind, note.author, note.body) == ("note", ADMIN, "Budget <b>approved</b> in Q3")
     response = await admin.post(f"/console/leads/{lead_id}/notes", {"body": "  "})
     assert response.status == 422
 
