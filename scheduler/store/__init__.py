@@ -20,7 +20,9 @@ commit), but statements (select, insert, update, delete, locks) are written here
   identity audit and conflicts), ``inbox``, ``outbox`` (and ``parked_statuses``, the
   delivery statuses waiting for their send), ``touches``, ``conversations`` (dialog
   sessions and messages), ``reps``, ``users`` (console users and their sessions),
-  ``suppressions``, ``events`` (stage events, processed webhook events, bookings).
+  ``suppressions``, ``events`` (stage events, processed webhook events, bookings),
+  ``notes`` (lead notes), ``lead_controls`` (owner and bot-paused, set by a person).
+- Reads across tables for one lead: ``timeline`` (everything that happened to it, paged).
 - Work across every table: ``erasure`` (forget a person, in lock order) and ``retention``
   (trim dedupe records no vendor can re-deliver any more).
 

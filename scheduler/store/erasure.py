@@ -19,6 +19,7 @@ ascending id. What each step does:
   lead that had opted out gets hashed entries even if none existed.
 - ``stage_events``: kept, with every reason replaced by ``[erased]`` (reasons may be free
   text typed by a rep); then one audit row ``erased`` by the actor.
+- ``lead_notes``: deleted (what reps wrote about the person, and facts from their email).
 
 The lead row stays (it holds the history) with ``erased_at`` set, every personal field
 empty and ``bot_paused`` on; its ``version`` is bumped so any fenced write computed from
@@ -48,6 +49,7 @@ from scheduler.store.models import (
     IdentityEvent,
     InboxItem,
     Lead,
+    LeadNote,
     Message,
     OutboxItem,
     OutboxState,
@@ -320,6 +322,14 @@ async def _identity(e: Erasing) -> int:
     return count + int(getattr(result, "rowcount", 0) or 0)
 
 
+async def _notes(e: Erasing) -> int:
+    t = _t(LeadNote)
+    ids = await _locked_ids(e.session, t, t.c.lead_id == e.lead_id)
+    if ids:
+        await e.session.execute(delete(t).where(t.c.id.in_(ids)))
+    return len(ids)
+
+
 STEPS: tuple[tuple[str, Step], ...] = (
     ("touches", _touches),
     ("outbox", _outbox),
@@ -330,5 +340,6 @@ STEPS: tuple[tuple[str, Step], ...] = (
     ("suppressions", _suppressions),
     ("stage_events", _stage_events),
     ("identity", _identity),
+    ("lead_notes", _notes),
 )
 """The per-table steps, in lock order (after the lead row). Add new tables here."""
