@@ -9,9 +9,10 @@ from datetime import datetime
 
 from aiohttp import web
 
-from bot.calendly import webhook as calendly
 from bot import console
+from bot.calendly import webhook as calendly
 from bot.channels import build_channels, close_channels
+from bot.console.auth import console_auth
 from bot.email import first_touch_service as first_touch
 from bot.email import unsubscribe
 from bot.email import webhook as email_webhook
@@ -26,7 +27,6 @@ from bot.http.appkeys import (
     SESSIONS,
     SETTINGS,
 )
-from bot.console.auth import console_auth
 from bot.http.auth import bearer_auth
 from bot.http.errors import json_errors
 from bot.http.health import setup as health_setup

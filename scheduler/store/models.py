@@ -237,7 +237,10 @@ class OutboxItem(Base):
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     key: Mapped[str] = mapped_column(String(MAX_OUTBOX_KEY), unique=True)
-    lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id", ondelete="SET NULL"))
+    # Indexed: a lead's page and its erasure find its rows by it.
+    lead_id: Mapped[int | None] = mapped_column(
+        ForeignKey("leads.id", ondelete="SET NULL"), index=True
+    )
     channel: Mapped[str] = mapped_column(String(20))
     recipient: Mapped[str] = mapped_column(String(320))
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -324,7 +327,9 @@ class Booking(Base):
     __tablename__ = "bookings"
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
-    lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id", ondelete="SET NULL"))
+    lead_id: Mapped[int | None] = mapped_column(
+        ForeignKey("leads.id", ondelete="SET NULL"), index=True
+    )
     invitee_uri: Mapped[str] = mapped_column(String(500), unique=True)
     event_uri: Mapped[str | None] = mapped_column(String(500))
     status: Mapped[str] = mapped_column(String(20))  # active | canceled

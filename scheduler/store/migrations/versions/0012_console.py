@@ -3,7 +3,8 @@
 ``leads`` gains ``human_requested_at`` (the prospect asked for a person) and
 ``taken_by_user_id``/``taken_at`` (the console user who has the conversation), and an index
 for the board's per-owner columns; ``lead_notes`` holds notes on a lead's timeline;
-``script_versions`` holds dialog scripts published from the console.
+``script_versions`` holds dialog scripts published from the console. ``outbox.lead_id`` and
+``bookings.lead_id`` get indexes (a lead's page and its erasure look rows up by them).
 
 Revision ID: 0012_console
 Revises: 0011_users
@@ -34,6 +35,10 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_leads_owner_stage_id", ["owner_rep_id", "stage", "id"], unique=False
         )
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_outbox_lead_id"), ["lead_id"], unique=False)
+    with op.batch_alter_table("bookings", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_bookings_lead_id"), ["lead_id"], unique=False)
     op.create_table(
         "lead_notes",
         sa.Column("id", Id, nullable=False),
@@ -66,6 +71,10 @@ def downgrade() -> None:
     with op.batch_alter_table("lead_notes", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_lead_notes_lead_id"))
     op.drop_table("lead_notes")
+    with op.batch_alter_table("bookings", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_bookings_lead_id"))
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_outbox_lead_id"))
     with op.batch_alter_table("leads", schema=None) as batch_op:
         batch_op.drop_index("ix_leads_owner_stage_id")
         batch_op.drop_constraint("fk_leads_taken_by_user_id_users", type_="foreignkey")
