@@ -91,6 +91,34 @@ def test_approve_an_edited_draft(service: LiveService, as_user: AsUser) -> None:
     assert sent["delivery"]["state"] == "sent"
 
 
+def test_skip_every_draft_at_once(service: LiveService, as_user: AsUser) -> None:
+    """The drafts' checkboxes sit outside the bulk form (``form="bulk"``) and "Select all"
+    is a few lines of JS: both must work in a real browser."""
+    for email, name in (
+        ("l.vogt@alpenbau-gruppe.de", "Lena Vogt"),
+        ("t.roth@r.example", "Tim Roth"),
+    ):
+        held_first_reply(service, email=email, name=name)
+    page = as_user(ADMIN)
+    page.goto("/console/approvals")
+    cards = page.get_by_role("article")
+    waiting = cards.count()
+    assert waiting >= 2
+    page.get_by_label("Select all").check()
+    boxes = page.get_by_role("checkbox", name=re.compile("^Select the draft to"))
+    expect(boxes).to_have_count(waiting)
+    for box in boxes.all():
+        expect(box).to_be_checked()
+    page.get_by_label("Reason for skipping", exact=True).fill("booked by phone")
+    page.get_by_role("button", name="Skip selected").click()
+    results = page.get_by_role("status")
+    expect(results.get_by_role("listitem")).to_have_count(waiting)
+    expect(results).to_contain_text("Skipped: Lena Vogt (Alpenbau Gruppe)")
+    expect(results).to_contain_text("Skipped: Tim Roth (Alpenbau Gruppe)")
+    expect(results).not_to_contain_text("Failed")
+    expect(page.get_by_text("Nothing is waiting for approval.")).to_be_visible()
+
+
 @pytest.mark.parametrize("path", ["/console/", "/console/approvals"])
 def test_pages_read_on_a_phone(service: LiveService, as_user: AsUser, path: str) -> None:
     held_first_reply(service, email="k.brandt@alpenbau-gruppe.de", name="Karin Brandt")
