@@ -9,8 +9,9 @@ and says the draft was already handled, and a lead that replied meanwhile is not
 The approver recorded is the signed-in user's email.
 
 Who sees what: an admin every draft; a rep the drafts of their own leads and of leads
-nobody owns yet (an unowned hot lead must not wait for an admin). Acting on another rep's
-lead's draft is refused (403; in bulk, that item is reported as refused).
+nobody owns yet (an unowned hot lead must not wait for an admin), the console's one rule
+(:func:`scheduler.pipeline.lead_actions.may_act`). Acting on another rep's lead's draft is
+refused (403; in bulk, that item is reported as refused).
 
 Hot leads' first replies (steps with ``approval: hot``) come first: minutes count there;
 reactivation drafts can wait for the afternoon. The page shows at most :data:`PAGE`
@@ -34,6 +35,8 @@ from bot.notify import lead_label
 from scheduler.errors import NotFoundError, StoreError
 from scheduler.followups.cadence import Cadence
 from scheduler.followups.touches import TouchStateError, TouchStatus
+from scheduler.pipeline import lead_actions
+from scheduler.pipeline.lead_actions import LeadActor
 from scheduler.pipeline.users import ConsoleLogin
 from scheduler.store import approval_queue
 from scheduler.store.models import Lead, Touch, utcnow
@@ -81,11 +84,11 @@ class _Card:
 # -- who may act --------------------------------------------------------------------------
 
 
-def may_act(login: ConsoleLogin, lead: Lead) -> bool:
-    """Admins act on every draft; a rep on their own leads' and unowned leads' drafts."""
-    if is_admin(login):
-        return True
-    return lead.owner_rep_id is None or lead.owner_rep_id == login.user.rep_id
+def _may_act(login: ConsoleLogin, lead: Lead) -> bool:
+    """The console's one rule (:func:`scheduler.pipeline.lead_actions.may_act`): admins on
+    every lead, a rep on their own leads and unowned ones."""
+    actor = LeadActor(email=login.user.email, admin=is_admin(login), rep_id=login.user.rep_id)
+    return lead_actions.may_act(actor, lead.owner_rep_id)
 
 
 def _owners(login: ConsoleLogin) -> set[int] | None:
@@ -271,7 +274,7 @@ async def _one(request: web.Request) -> tuple[Touch, Lead]:
         found = (await approval_queue.touches_and_leads(session, [touch_id])).get(touch_id)
     if found is None:
         raise web.HTTPNotFound(reason="no such draft")
-    if not may_act(current(request), found[1]):
+    if not _may_act(current(request), found[1]):
         raise web.HTTPForbidden(reason="this draft is for another rep's lead")
     return found
 
@@ -332,7 +335,7 @@ async def bulk(request: web.Request) -> web.Response:
             results.append(DraftResult(touch_id, f"draft {touch_id}", "failed", "no such draft"))
             continue
         touch, lead = found[touch_id]
-        if not may_act(login, lead):
+        if not _may_act(login, lead):
             results.append(
                 DraftResult(touch_id, lead_label(lead), "refused", "another rep's lead")
             )
