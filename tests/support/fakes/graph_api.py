@@ -21,7 +21,8 @@ Scripted replies: ``ok``, ``graph_error(code, status=400)``, ``server_error(with
 (the connection is closed without an answer). :meth:`FakeGraphAPI.delay_for` makes every
 message to one recipient answer only after a delay (a hanging request for that recipient
 alone), whatever the script says. Every request is recorded with what it
-got; :meth:`FakeGraphAPI.wait_for` waits for a number of requests without sleeping.
+got; :meth:`FakeGraphAPI.wait_for` waits for a number of requests, and
+:meth:`FakeGraphAPI.wait_sent_to` for messages to one recipient, without sleeping.
 
 Chaos runs (``bench/chaos.py``) pass a :class:`FaultPlan` instead of a script: message
 sends nobody scripted then fail at random (500 with a Graph error body, 429 with 130429,
@@ -233,6 +234,14 @@ class FakeGraphAPI:
         async with asyncio.timeout(timeout), self._changed:
             await self._changed.wait_for(lambda: len(self.requests) >= count)
         return self.requests[:count]
+
+    async def wait_sent_to(
+        self, recipient: str, count: int, timeout: float = 5.0
+    ) -> list[dict[str, Any]]:
+        """Wait until ``count`` messages to ``recipient`` were accepted; return them all."""
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(lambda: len(self.sent_to(recipient)) >= count)
+        return self.sent_to(recipient)
 
     def settings(self) -> dict[str, str]:
         """``Settings`` overrides that point the service at this fake."""
