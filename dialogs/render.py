@@ -1,4 +1,5 @@
-"""Turn script content into outbound message actions, and a session into a rep summary.
+"""Turn script content into outbound message actions, a session into a rep summary, and an
+action into one line for a person tuning a script (:func:`note`).
 
 Everything the prospect reads in one turn goes into one message: a prefix (an FAQ answer, the
 greeting, a media note) is merged into the question's body, and interactive bodies are kept
@@ -11,13 +12,22 @@ from typing import Any
 
 from dialogs.actions import (
     CALENDLY_PLACEHOLDER,
+    Action,
     Button,
+    CancelFollowUps,
+    HandOff,
     Message,
+    NotifyRep,
+    OptOut,
+    Qualify,
     Row,
+    ScheduleFollowUps,
     SendButtons,
     SendCtaUrl,
     SendList,
     SendText,
+    SetSlot,
+    SetStage,
 )
 from dialogs.script import (
     INTERACTIVE_BODY_MAX,
@@ -197,3 +207,27 @@ def _question(script: Script | None, slot: str) -> Question | None:
         return script.question(slot)
     except KeyError:
         return None
+
+
+def note(action: Action) -> str:
+    """One line saying what a non-message action does (``leadbot chat``, the console's
+    try-it chat)."""
+    match action:
+        case SetSlot(slot, value, evidence, unknown):
+            shown = "don't know" if unknown else repr(value)
+            return f"slot {slot} = {shown} (from {evidence!r})"
+        case Qualify(q):
+            return f"qualification: {q.decision} ({q.tier})"
+        case SetStage(to, reason):
+            return f"stage → {to}: {reason}"
+        case NotifyRep(kind, _):
+            return f"rep notified ({kind})"
+        case HandOff(reason):
+            return f"handed off: {reason}"
+        case OptOut():
+            return "opted out"
+        case ScheduleFollowUps(sequence):
+            return f"follow-ups scheduled: {sequence}"
+        case CancelFollowUps(reason):
+            return f"follow-ups cancelled: {reason}"
+    return repr(action)

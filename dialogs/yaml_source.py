@@ -3,12 +3,13 @@
 Scripts, the ICP, cadences and prompts are YAML files people edit by hand; every problem found
 in one is reported as ``file:line: reason``. :func:`load_yaml` reads a file into its data and
 the node tree PyYAML composed it from (the nodes keep the marks that pydantic's error
-locations are mapped back to, :func:`line_of`). It refuses, as a :class:`YamlError` with the
-line, a file that cannot be read, is not valid YAML (tabs, unclosed brackets, a scalar no
-constructor accepts such as ``2024-13-01``), is empty or whose top level is not a mapping. A
-key given twice in one mapping is listed in :attr:`YamlFile.duplicates`: loaders that collect
-every problem of a file report them with the rest, the others call
-:meth:`YamlFile.refuse_duplicates`; both refuse the file.
+locations are mapped back to, :func:`line_of`); :func:`parse_yaml` does the same for text
+that is not a file yet (a script edited in the console). It refuses, as a
+:class:`YamlError` with the line, a file that cannot be read, is not valid YAML (tabs,
+unclosed brackets, a scalar no constructor accepts such as ``2024-13-01``), is empty or
+whose top level is not a mapping. A key given twice in one mapping is listed in
+:attr:`YamlFile.duplicates`: loaders that collect every problem of a file report them with
+the rest, the others call :meth:`YamlFile.refuse_duplicates`; both refuse the file.
 """
 
 from __future__ import annotations
@@ -70,6 +71,16 @@ class YamlFile:
         """A :class:`Problem` at the line of ``loc``."""
         return Problem(self.file, self.line(loc), message)
 
+    def value_span(self, key: str) -> tuple[int, int] | None:
+        """Where the scalar value of top-level ``key`` is in the text (start and end
+        offsets), None when there is no such scalar: text can be changed in place there."""
+        for node, value in self.root.value:
+            if isinstance(node, yaml.ScalarNode) and node.value == key:
+                if isinstance(value, yaml.ScalarNode):
+                    return value.start_mark.index, value.end_mark.index
+                return None
+        return None
+
     def refuse_duplicates(self) -> None:
         """Raise :class:`YamlError` listing the duplicate keys, if there are any."""
         if self.duplicates:
@@ -90,6 +101,14 @@ def load_yaml(path: Path | str, *, expected: str = "a mapping") -> YamlFile:
         raise YamlError([Problem(file, None, "file not found")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise YamlError([Problem(file, None, f"cannot read: {exc}")]) from None
+    return parse_yaml(text, file, expected=expected)
+
+
+def parse_yaml(text: str, file: str, *, expected: str = "a mapping") -> YamlFile:
+    """``text`` read as a YAML document whose top level must be a mapping; problems are
+    reported against ``file`` (a path, or a name such as ``b2b_default (edited)`` for text
+    typed in the console). The same checks as :func:`load_yaml`, which reads a file and
+    calls this."""
     root, data = _compose(file, text)
     if root is None:
         raise YamlError([Problem(file, 1, f"the file is empty; expected {expected}")])

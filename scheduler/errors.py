@@ -74,3 +74,10 @@ class ReasonRequiredError(TransitionError):
 
     code = "reason_required"
     status = 422
+
+
+class VersionTakenError(StoreError):
+    """A script version that is already published (versions are never overwritten)."""
+
+    code = "version_taken"
+    status = 409

@@ -27,19 +27,11 @@ from dialogs.actions import (
     CALENDLY_PLACEHOLDER,
     Action,
     Button,
-    CancelFollowUps,
-    HandOff,
-    NotifyRep,
-    OptOut,
-    Qualify,
     Row,
-    ScheduleFollowUps,
     SendButtons,
     SendCtaUrl,
     SendList,
     SendText,
-    SetSlot,
-    SetStage,
 )
 from dialogs.events import (
     ChoiceSelected,
@@ -52,7 +44,7 @@ from dialogs.events import (
 from dialogs.icp import Icp, IcpError, load_icp
 from dialogs.interpretation import Interpreter
 from dialogs.loader import ScriptError, load_scripts
-from dialogs.render import describe
+from dialogs.render import describe, note
 from dialogs.script import Script
 from dialogs.session import Session
 from dialogs.turn import take_turn
@@ -185,7 +177,7 @@ class _Simulator:
                 link = Text(f"[{title}] → {self._filled(url)}", style="bold underline")
                 self._panel(Group(Text(self._filled(body)), Text(""), link))
             case _:
-                self.out.print(Text(f"  · {_note(action)}", style="dim"))
+                self.out.print(Text(f"  · {note(action)}", style="dim"))
 
     def _filled(self, text: str) -> str:
         """``text`` with the engine's ``{calendly_url}`` replaced by the configured link."""
@@ -218,25 +210,3 @@ class _Simulator:
             self.out.print(Text("No decision yet.", style="dim"))
         else:
             self.out.print_json(data=session.qualification)
-
-
-def _note(action: Action) -> str:
-    match action:
-        case SetSlot(slot, value, evidence, unknown):
-            shown = "don't know" if unknown else repr(value)
-            return f"slot {slot} = {shown} (from {evidence!r})"
-        case Qualify(q):
-            return f"qualification: {q.decision} ({q.tier})"
-        case SetStage(to, reason):
-            return f"stage → {to}: {reason}"
-        case NotifyRep(kind, _):
-            return f"rep notified ({kind})"
-        case HandOff(reason):
-            return f"handed off: {reason}"
-        case OptOut():
-            return "opted out"
-        case ScheduleFollowUps(sequence):
-            return f"follow-ups scheduled: {sequence}"
-        case CancelFollowUps(reason):
-            return f"follow-ups cancelled: {reason}"
-    return repr(action)

@@ -5,10 +5,11 @@ registers:
 
 - a response hook: a ``201`` from ``POST /api/leads`` hands the new lead to a tracked
   background task, so the intake answers at once;
-- a cleanup context that builds the flow (:class:`scheduler.intake.first_touch.FirstTouch` with the
-  ICP, the script's slots, an LLM extractor and an HTTP enrichment provider when
-  configured) and a runner whose one worker, woken after each lead, runs the sweeper (the
-  only sending path) and then emails reps the approval links of held first replies;
+- a cleanup context that builds the flow (:class:`scheduler.intake.first_touch.FirstTouch`
+  with the ICP, the slots of the script's current version (:mod:`bot.script_catalog`), an
+  LLM extractor and an HTTP enrichment provider when configured) and a runner whose one
+  worker, woken after each lead, runs the sweeper (the only sending path) and then emails
+  reps the approval links of held first replies;
 - the periodic safety job ``first_touch.safety``: new email leads a task missed (a crash,
   a restart) are processed, and held first replies whose link was not sent get one;
 - the approval pages (:mod:`bot.http.approval_links`).
@@ -27,9 +28,11 @@ from bot.http.appkeys import DISPATCHER, JOBS, ON_LEAD_CREATED, SESSIONS, SETTIN
 from bot.http.approval_links import routes as approval_routes
 from bot.http.approval_links import send_approval_links
 from bot.http.followups import CADENCE, SWEEPER
+from bot.script_catalog import CATALOG
 from bot.settings import Settings
 from dialogs.icp import load_icp
 from dialogs.loader import load_scripts
+from dialogs.script import Script
 from scheduler.delivery.outbox import Dispatcher
 from scheduler.followups.sweeper import Sweeper
 from scheduler.intake.email_qualify import EmailQualifier, FactExtractor
@@ -162,7 +165,16 @@ def build_flow(
         )
     actors = ("intake", "import") if settings.import_first_touch else ("intake",)
     config = FirstTouchConfig(cold_leads=settings.cold_leads, actors=actors)
-    qualifier = EmailQualifier(icp, script, extractor=extractor)
+
+    def current_script() -> Script:
+        # The catalog's current version once the app has loaded it (a version published in
+        # the console qualifies email leads too); until then the file read above.
+        catalog = app.get(CATALOG)
+        if catalog is not None and settings.whatsapp_script in catalog:
+            return catalog.current(settings.whatsapp_script)
+        return script
+
+    qualifier = EmailQualifier(icp, current_script, extractor=extractor)
     return FirstTouch(app[SESSIONS], app[CADENCE], qualifier, provider=provider, config=config)
 
 

@@ -46,6 +46,7 @@ from bot.whatsapp.hooks import Hooks
 from bot.whatsapp.sender import PHONE_FLAG, WhatsAppSender, pick, sender_of
 from bot.whatsapp.turns import build_events
 from dialogs.actions import Action
+from dialogs.catalog import ScriptCatalog
 from dialogs.errors import LeadbotError
 from dialogs.icp import Icp
 from dialogs.interpretation import Interpreter
@@ -77,9 +78,10 @@ Deliver = Callable[[Sequence[int], datetime], Awaitable[Mapping[int, str]]]
 
 @dataclass(frozen=True, slots=True)
 class Dialogs:
-    """The scripts and profile conversations run on."""
+    """The scripts and profile conversations run on: a new conversation starts on the
+    current version of ``default_script``, a running one keeps the version it started on."""
 
-    scripts: Mapping[str, Script]
+    catalog: ScriptCatalog
     default_script: str
     icp: Icp
     interpreter: Interpreter
@@ -339,13 +341,20 @@ class InboxProcessor:
         return _Plan(turn.session, list(turn.actions), turn.prompt_version)
 
     def _session(self, loaded: _Loaded, now: datetime) -> tuple[Script, Session]:
-        scripts = self.dialogs.scripts
+        """The script and session of the turn: a stored conversation continues on the
+        version it started with (the catalog's current one, logged, if that is gone); a
+        new one starts on the current version of the default script."""
+        catalog = self.dialogs.catalog
         if loaded.stored is not None:
-            script = scripts.get(str(loaded.stored.get("script_id")))
+            script_id = str(loaded.stored.get("script_id"))
+            script = catalog.get(script_id, str(loaded.stored.get("script_version")))
             if script is not None:
-                return script, Session.model_validate(loaded.stored)
-            log.warning("inbox: script %r is gone; starting over", loaded.stored.get("script_id"))
-        script = scripts[self.dialogs.default_script]
+                stored = Session.model_validate(loaded.stored)
+                if script.version != stored.script_version:  # its version is gone
+                    stored = stored.model_copy(update={"script_version": script.version})
+                return script, stored
+            log.warning("inbox: script %r is gone; starting over", script_id)
+        script = catalog.current(self.dialogs.default_script)
         name = loaded.lead.name if loaded.lead is not None else None
         return script, Session.new(script, now, name=name or loaded.messages[0].name)
 

@@ -6,7 +6,8 @@ stored in one transaction, then 200. Nothing is stored for a rejected body. The 
 afterwards in the inbox processor, so Meta gets its 200 in milliseconds whatever the LLM does.
 
 :func:`setup` registers the routes, the processor (started with crash recovery, closed on
-shutdown) and its periodic sweep on the app.
+shutdown) and its periodic sweep on the app, and the script catalog the processor runs on
+(:mod:`bot.script_catalog`).
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ from functools import partial
 
 from aiohttp import web
 
+from bot import script_catalog
 from bot.http.appkeys import DISPATCHER, ENGINE, JOBS, SESSIONS, SETTINGS
 from bot.http.errors import ApiError, WebhookSignatureError
 from bot.http.followups import CADENCE
 from bot.http.health import CHECK_TIMEOUT, add_check
 from bot.interpreters import build_interpreter
 from bot.locks import KeyedLock, build_lock
+from bot.script_catalog import CATALOG
 from bot.settings import Settings
 from bot.whatsapp import sandbox
 from bot.whatsapp.envelope import EnvelopeError, parse_envelope
@@ -34,7 +37,6 @@ from bot.whatsapp.keys import INBOX, LOCKS, WRITER
 from bot.whatsapp.processor import Dialogs, InboxProcessor
 from bot.whatsapp.signature import HEADER, verify
 from dialogs.icp import load_icp
-from dialogs.loader import load_scripts
 from scheduler.loop import PeriodicJob
 from scheduler.store.parked_statuses import sweep as statuses_sweep
 
@@ -93,17 +95,16 @@ async def receive(request: web.Request) -> web.Response:
 
 
 def build_processor(app: web.Application, settings: Settings, locks: KeyedLock) -> InboxProcessor:
-    """The inbox processor, wired from the settings (scripts and ICP load fail fast)."""
-    scripts = load_scripts(
-        settings.dialogs_dir, prompts_dir=settings.prompts_dir, resource_url=settings.resource_url
-    )
-    if settings.whatsapp_script not in scripts:
+    """The inbox processor, wired from the settings and the app's script catalog (loaded
+    by then: a bad script or ICP has failed start-up)."""
+    catalog = app[CATALOG]
+    if settings.whatsapp_script not in catalog:
         raise RuntimeError(
             f"LEADBOT_WHATSAPP_SCRIPT={settings.whatsapp_script!r} is not a script in "
-            f"{settings.dialogs_dir} ({', '.join(sorted(scripts))})"
+            f"{settings.dialogs_dir} ({', '.join(catalog.ids())})"
         )
     dialogs = Dialogs(
-        scripts=scripts,
+        catalog=catalog,
         default_script=settings.whatsapp_script,
         icp=load_icp(settings.icp_file),
         interpreter=build_interpreter(settings),
@@ -164,8 +165,10 @@ async def _check_redis(locks: KeyedLock) -> None:
 
 
 def setup(app: web.Application) -> None:
-    """Register the WhatsApp webhook, the sandbox endpoints and the inbox processor."""
+    """Register the WhatsApp webhook, the sandbox endpoints and the inbox processor (and
+    the script catalog it runs on, which the console publishes to)."""
     app[_UNSIGNED_WARNED] = []
+    script_catalog.setup(app)
     app.cleanup_ctx.append(_inbox)
     app.router.add_routes(routes)
     app.router.add_routes(sandbox.routes)

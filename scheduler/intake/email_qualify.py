@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -188,15 +189,27 @@ def _questions(script: Script) -> str:
 
 
 class EmailQualifier:
-    """Scores email leads against the ICP; ``extractor`` (LLM) is optional."""
+    """Scores email leads against the ICP; ``extractor`` (LLM) is optional.
+
+    ``script`` is the script whose slots are asked, or a function returning the one to use
+    now (the service's current version: an admin may publish a new one while it runs)."""
 
     def __init__(
-        self, icp: Icp, script: Script, *, extractor: FactExtractor | None = None
+        self,
+        icp: Icp,
+        script: Script | Callable[[], Script],
+        *,
+        extractor: FactExtractor | None = None,
     ) -> None:
         self.icp = icp
-        self.script = script
+        self._script = script
         self.extractor = extractor
         self.rules = RulesInterpreter()
+
+    @property
+    def script(self) -> Script:
+        """The script qualifying a lead now."""
+        return self._script if isinstance(self._script, Script) else self._script()
 
     async def qualify(
         self,
@@ -207,12 +220,13 @@ class EmailQualifier:
     ) -> dict[str, Any]:
         """The JSON stored on ``lead.qualification`` (a :class:`~dialogs.icp.Qualification`
         plus the slots, the source of the facts and the versions that decided)."""
-        lead = EmailLead.of(fields, attribution, self.script)
-        slots = rules_slots(self.script, lead, enrichment, now, self.rules)
+        script = self.script  # one version for the whole lead
+        lead = EmailLead.of(fields, attribution, script)
+        slots = rules_slots(script, lead, enrichment, now, self.rules)
         source, prompt_version, notes = "rules", None, []
         if self.extractor is not None and (lead.answers or lead.message):
             try:
-                facts, injection = await self.extractor.extract(self.script, lead, now)
+                facts, injection = await self.extractor.extract(script, lead, now)
             except Exception as exc:  # noqa: BLE001 - any model failure: keep the rules' reading
                 log.warning("LLM qualification failed (%s); using rules", type(exc).__name__)
                 notes.append(f"llm failed: {type(exc).__name__}")
@@ -224,8 +238,8 @@ class EmailQualifier:
         verdict = score(
             self.icp,
             slots,
-            script_id=self.script.id,
-            script_version=self.script.version,
+            script_id=script.id,
+            script_version=script.version,
             prompt_version=prompt_version,
         )
         if enrichment.get("disposable"):
