@@ -9,7 +9,7 @@ from datetime import datetime
 
 from aiohttp import web
 
-from bot import console
+from bot import console, script_catalog
 from bot.calendly import webhook as calendly
 from bot.channels import build_channels, close_channels
 from bot.console.auth import console_auth
@@ -124,6 +124,7 @@ def create_app(
     app.router.add_routes(unsubscribe.routes)
     app.router.add_routes(email_webhook.routes)
     followups.setup(app)
+    script_catalog.setup(app)  # before the first touch and WhatsApp: both run on its scripts
     first_touch.setup(app)  # after followups: uses its cadence and sweeper
     whatsapp_inbound.setup(app)
     calendly.setup(app)

@@ -20,7 +20,6 @@ from functools import partial
 
 from aiohttp import web
 
-from bot import script_catalog
 from bot.http.appkeys import DISPATCHER, ENGINE, JOBS, SESSIONS, SETTINGS
 from bot.http.errors import ApiError, WebhookSignatureError
 from bot.http.followups import CADENCE
@@ -165,10 +164,9 @@ async def _check_redis(locks: KeyedLock) -> None:
 
 
 def setup(app: web.Application) -> None:
-    """Register the WhatsApp webhook, the sandbox endpoints and the inbox processor (and
-    the script catalog it runs on, which the console publishes to)."""
+    """Register the WhatsApp webhook, the sandbox endpoints and the inbox processor (which
+    runs on the app's script catalog: :func:`bot.script_catalog.setup` first)."""
     app[_UNSIGNED_WARNED] = []
-    script_catalog.setup(app)
     app.cleanup_ctx.append(_inbox)
     app.router.add_routes(routes)
     app.router.add_routes(sandbox.routes)
