@@ -235,12 +235,12 @@ def make_desk(
         app = create_app(settings, engine=engine, run_scheduler=False)
         takeover_events.setup(app)  # (a no-op once the console's setup does it)
         client = await aiohttp_client(app)
-        users = []
-        for email in (REP, OTHER_REP, ADMIN):
-            user = ConsoleClient(await aiohttp_client(client.server))
-            response = await user.login(email)
-            assert response.status == 200, await response.text()
-            users.append(user)
+        users = [ConsoleClient(await aiohttp_client(client.server)) for _ in range(3)]
+        # Together: each login hashes a password in a worker thread.
+        logins = await asyncio.gather(
+            *(u.login(email) for u, email in zip(users, (REP, OTHER_REP, ADMIN), strict=True))
+        )
+        assert all(response.status == 200 for response in logins)
         return Desk(client, graph_api, session_factory(engine), *users)
 
     return make

@@ -73,8 +73,10 @@ async def test_two_reps_racing_for_a_conversation_one_wins(make_desk: MakeDesk) 
     lead_ids = []
     for n in range(4):
         prospect = desk.prospect(f"1415555020{n}")
-        await prospect.says("I want to talk to a person")
-        lead_ids.append((await desk.lead(f"+1415555020{n}")).id)
+        await prospect.says("can I talk to a human please")
+        lead = await desk.lead(f"+1415555020{n}")
+        assert lead.human_requested_at is not None
+        lead_ids.append(lead.id)
 
     for lead_id in lead_ids:
         answers = await asyncio.gather(take(desk.ana, lead_id), take(desk.bo, lead_id))
