@@ -26,7 +26,9 @@ from scheduler.store.models import OutboxState
 SLACK = timedelta(seconds=10)
 SEEN_KEPT = 40  # rows remembered in an event id at most (the newest changes)
 _LABEL = re.compile(r"^[a-z]{1,12}$")
-_POSITION = re.compile(r"^(\d{1,18})\.(\d{1,19})(?:\.((?:\d{1,18}:[a-z]{1,12},?){0,64}))?$")
+_PAIR = r"\d{1,18}:[a-z]{1,12}"
+_POSITION = re.compile(rf"^(\d{{1,18}})\.(\d{{1,17}})(?:\.({_PAIR}(?:,{_PAIR}){{0,63}}))?$")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 DELIVERY_STATUSES = frozenset({"sent", "delivered", "read", "played", "failed"})
 
 
@@ -51,7 +53,7 @@ class FeedPosition:
 
     def encode(self) -> str:
         """The event id carrying this position."""
-        micros = int(self.status_at.timestamp() * 1_000_000)
+        micros = (self.status_at - _EPOCH) // timedelta(microseconds=1)
         newest = sorted(self.seen.items(), key=lambda item: (item[1][1], item[0]))[-SEEN_KEPT:]
         seen = ",".join(f"{row}:{label}" for row, (label, _) in newest)
         return f"{self.message_id}.{micros}" + (f".{seen}" if seen else "")
@@ -64,8 +66,8 @@ class FeedPosition:
         if found is None:
             return None
         try:
-            status_at = datetime.fromtimestamp(int(found.group(2)) / 1_000_000, UTC)
-        except (OverflowError, OSError, ValueError):
+            status_at = _EPOCH + timedelta(microseconds=int(found.group(2)))
+        except OverflowError:  # past the year 9999: not one of ours
             return None
         seen: dict[int, tuple[str, datetime]] = {}
         for pair in filter(None, (found.group(3) or "").split(",")):

@@ -177,7 +177,8 @@ class EventReader:
     async def next(self, timeout: float = 10.0) -> ServerEvent:
         """The next event (comments and keep-alives skipped)."""
         async with asyncio.timeout(timeout):
-            event, data, event_id = "message", [], None
+            event, event_id = "message", None
+            data: list[str] = []
             while True:
                 raw = await self.response.content.readline()
                 if not raw:
@@ -241,6 +242,7 @@ def make_desk(
             *(u.login(email) for u, email in zip(users, (REP, OTHER_REP, ADMIN), strict=True))
         )
         assert all(response.status == 200 for response in logins)
-        return Desk(client, graph_api, session_factory(engine), *users)
+        ana, bo, admin = users
+        return Desk(client, graph_api, session_factory(engine), ana, bo, admin)
 
     return make

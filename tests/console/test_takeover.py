@@ -16,6 +16,7 @@ from tests.bot.email_support import make_lead
 from tests.bot.support import AUTH
 from tests.console.takeover_support import (
     WA_ID,
+    Desk,
     MakeDesk,
     make_desk,
     reply,
@@ -28,7 +29,7 @@ from tests.support.fakes.smtp import FakeSmtp
 __all__ = ["graph_api", "make_desk"]
 
 
-async def _handed_off(make: MakeDesk, **settings: object) -> tuple[object, int]:
+async def _handed_off(make: MakeDesk, **settings: object) -> tuple[Desk, int]:
     desk = await make(**settings)
     dana = desk.prospect()
     await dana.says("hi")
@@ -178,7 +179,8 @@ async def test_an_email_reply_is_threaded_on_the_last_email(make_desk: MakeDesk)
         assert mail.message["In-Reply-To"] == "<q1@acme.com>"
         assert mail.message["References"] == "<first@seller.example> <q1@acme.com>"
         assert mail.message["Subject"] == "Re: Pricing question"
-        assert "It is 30 EUR a seat." in mail.message.get_body(("plain",)).get_content()
+        body = mail.message.get_body(("plain",))
+        assert body is not None and "It is 30 EUR a seat." in body.get_content()
 
 
 async def test_a_double_submit_sends_once(make_desk: MakeDesk) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from datetime import UTC, datetime
 
 from bot.console.takeover_events import STREAMS
 from bot.console.takeover_feed import FeedPosition
@@ -101,7 +102,7 @@ async def test_a_reconnect_resumes_from_the_last_event_without_repeats(
 
         await dana.says("three")
         [third] = await events.until("message")
-        assert ">three<" in third.data
+        assert ">three<" in third.data and third.id is not None
         last = third.id
 
     # Resuming from the very last event gives nothing old: the next event is new.
@@ -174,3 +175,16 @@ async def test_a_stream_needs_a_session(make_desk: MakeDesk) -> None:
     )
     assert response.status == 401
     assert (await desk.ana.get("/console/takeover/999999/events")).status == 404
+
+
+def test_a_position_survives_its_event_id_and_junk_is_refused() -> None:
+    at = datetime(2026, 12, 6, 10, 20, 30, 123456, tzinfo=UTC)
+    position = FeedPosition(42, at, {7: ("delivered", at), 9: ("queued", at)})
+    again = FeedPosition.decode(position.encode())
+    assert again is not None and (again.message_id, again.status_at) == (42, at)
+    assert {row: label for row, (label, _) in again.seen.items()} == {
+        7: "delivered",
+        9: "queued",
+    }
+    for junk in ("", "42", "42.x", "42.1.7:delivered9:queued", "42.1.7:Read", "-1.1"):
+        assert FeedPosition.decode(junk) is None, junk
