@@ -237,4 +237,4 @@ async def hand_back(request: web.Request) -> web.StreamResponse:
             owner_user_id=owner,
             now=utcnow(),
         )
-    raise web.HTTPSeeOther(PREFIX)
+    raise web.HTTPSeeOther(f"{PREFIX}/{lead_id}")
