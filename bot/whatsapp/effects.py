@@ -77,6 +77,10 @@ async def apply(db: DbSession, ctx: TurnContext, actions: list[Action], hooks: H
                 await _move(db, ctx, to, reason)
             case HandOff():
                 ctx.lead.bot_paused = True
+                # The console's take-over queue: waiting for a person since this turn (a
+                # second request while still waiting keeps the first one's time).
+                if ctx.lead.human_requested_at is None:
+                    ctx.lead.human_requested_at = ctx.now
             case OptOut(evidence):
                 ctx.lead.opted_out_at = ctx.now
                 # The phone and the WhatsApp address (a wa_id in an older form, a BSUID).
@@ -149,6 +153,10 @@ def qualification_record(session: Session, prompt_version: str | None) -> dict[s
 
 
 async def _send(db: DbSession, ctx: TurnContext, action: MessageAction, n: int) -> None:
+    if ctx.lead.taken_by_user_id is not None:
+        # A person took the conversation after this turn was planned (the lead is read
+        # again under its lock at commit): the bot says nothing.
+        return
     payload: dict[str, Any]
     if isinstance(action, SendCtaUrl) and action.url == CALENDLY_PLACEHOLDER:
         if ctx.calendly_url:

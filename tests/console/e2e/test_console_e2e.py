@@ -31,7 +31,6 @@ from tests.support.live_service import BackgroundLoop, LiveService
 
 AsUser = Callable[..., Page]
 BOARD = pytest.mark.skip(reason="page lands in fix/board")
-TAKEOVER = pytest.mark.skip(reason="page lands in fix/takeover")
 SCRIPTS = pytest.mark.skip(reason="page lands in fix/scripts")
 
 
@@ -159,7 +158,6 @@ def test_a_lead_moves_to_lost_with_a_reason(service: LiveService, as_user: AsUse
     assert (lead["stage"], lead["lost_reason"]) == ("lost", "went with a competitor")
 
 
-@TAKEOVER
 def test_take_over_reply_see_messages_live_and_hand_back(
     service: LiveService, graph: FakeGraphAPI, background: BackgroundLoop, as_user: AsUser
 ) -> None:
