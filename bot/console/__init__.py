@@ -28,6 +28,7 @@ from bot.console import (
     lead_page,
     scripts_admin,
     takeover,
+    takeover_events,
     today,
 )
 from bot.console.render import STATIC_DIR, filters, static
@@ -52,6 +53,7 @@ def setup(app: web.Application) -> None:
     env.filters.update(filters())
     env.globals["static"] = static
     app[auth.THROTTLE] = auth.LoginThrottle()
+    takeover_events.setup(app)  # open live streams end at shutdown, not after aiohttp's 60 s
     for page in PAGES:
         app.router.add_routes(page.routes)
     app.router.add_static(auth.STATIC_PREFIX.rstrip("/"), STATIC_DIR)

@@ -89,13 +89,8 @@ def setup(app: web.Application) -> None:
 
 
 def _streams(request: web.Request) -> LiveStreams:
-    streams = request.app.get(STREAMS)
-    if streams is None:  # not set up: streams end when their time is up
-        streams = _UNMANAGED.setdefault(request.app, LiveStreams())
-    return streams
+    return request.app[STREAMS]
 
-
-_UNMANAGED: weakref.WeakKeyDictionary[web.Application, LiveStreams] = weakref.WeakKeyDictionary()
 
 Poll = Callable[[EventSourceResponse], Awaitable[None]]
 

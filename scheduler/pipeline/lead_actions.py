@@ -22,6 +22,7 @@ from datetime import datetime
 from scheduler.errors import NotFoundError, StaleStageError, StoreError
 from scheduler.pipeline.identity import points_for_lead
 from scheduler.pipeline.stages import ALLOWED_MOVES, transition
+from scheduler.pipeline.takeover import resume_dialog
 from scheduler.store import Session
 from scheduler.store.lead_controls import set_bot_paused, set_owner
 from scheduler.store.leads import lock_lead
@@ -207,6 +208,8 @@ async def pause_bot(
         )
     if not await set_bot_paused(session, lead_id, paused, now):
         return False
+    if not paused:
+        await resume_dialog(session, lead_id, now)  # a handed-off dialog answers again
     kind = NoteKind.BOT_PAUSED if paused else NoteKind.BOT_RESUMED
     body = "Bot paused" if paused else "Bot resumed"
     await add_note(session, lead_id, kind=kind, author=actor.email, body=body, now=now)

@@ -128,10 +128,12 @@ async def hand_back(
                 f"{holder_label(entry)} has this conversation: only they can hand it back"
             )
         raise _taken(entry)
-    await _resume_dialog(session, lead_id, now)
+    await resume_dialog(session, lead_id, now)
 
 
-async def _resume_dialog(session: Session, lead_id: int, now: datetime) -> None:
+async def resume_dialog(session: Session, lead_id: int, now: datetime) -> None:
+    """Take the lead's stored dialog out of its handed-off state (:func:`resumed_state`):
+    a bot given the conversation back answers the prospect's next message."""
     for _, state in await conversations.dialog_states(session, [lead_id]):
         resumed = resumed_state(state)
         if resumed is not None:

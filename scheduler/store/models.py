@@ -30,6 +30,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from scheduler.stage_names import Stage as Stage  # noqa: PLC0414 (re-exported: most code imports it here)
 
+# The leads the console's take-over queue is about: asked for a person, or taken by one.
+TAKEOVER_PREDICATE = "human_requested_at IS NOT NULL OR taken_by_user_id IS NOT NULL"
 # SQLite only auto-increments INTEGER PRIMARY KEY; Postgres gets 64-bit ids.
 Id = BigInteger().with_variant(Integer(), "sqlite")
 # Vendors' ids of messages (WhatsApp wamids, email Message-IDs): stored whole up to this.
@@ -125,6 +127,13 @@ class Lead(Base):
         Index("ix_leads_stage_id", "stage", "id"),
         # The board's "mine" and owner filters page one owner's column by id.
         Index("ix_leads_owner_stage_id", "owner_rep_id", "stage", "id"),
+        # The take-over queue (and its live stream's poll): the few leads in a take-over.
+        Index(
+            "ix_leads_takeover",
+            "id",
+            postgresql_where=text(TAKEOVER_PREDICATE),
+            sqlite_where=text(TAKEOVER_PREDICATE),
+        ),
     )
 
     # -- WhatsApp inbound --

@@ -255,3 +255,18 @@ async def test_handing_back_lets_the_bot_answer_again(make_desk: MakeDesk) -> No
     assert desk.to_prospect()[-1]["to"] == WA_ID
     page = await (await desk.ana.get("/console/takeover")).text()
     assert "Nobody is waiting" in page and "You have no conversation" in page
+
+
+async def test_resuming_the_bot_on_the_lead_page_lets_it_answer_again(
+    make_desk: MakeDesk,
+) -> None:
+    desk, lead_id = await _handed_off(make_desk)
+    dana = desk.prospect()
+    answered = len(desk.to_prospect())
+    response = await desk.ana.post(f"/console/leads/{lead_id}/bot", {"paused": "0"})
+    assert response.status == 200
+    lead = await desk.lead()
+    assert not lead.bot_paused and lead.human_requested_at is None
+
+    await dana.says("we are 40 people")
+    assert len(desk.to_prospect()) == answered + 1  # the dialog left its handoff: it asks on

@@ -22,6 +22,7 @@ branch_labels = None
 depends_on = None
 
 Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+TAKEOVER = "human_requested_at IS NOT NULL OR taken_by_user_id IS NOT NULL"
 
 
 def upgrade() -> None:
@@ -34,6 +35,13 @@ def upgrade() -> None:
         )
         batch_op.create_index(
             "ix_leads_owner_stage_id", ["owner_rep_id", "stage", "id"], unique=False
+        )
+        batch_op.create_index(
+            "ix_leads_takeover",
+            ["id"],
+            unique=False,
+            postgresql_where=sa.text(TAKEOVER),
+            sqlite_where=sa.text(TAKEOVER),
         )
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_outbox_lead_id"), ["lead_id"], unique=False)
@@ -76,6 +84,7 @@ def downgrade() -> None:
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_outbox_lead_id"))
     with op.batch_alter_table("leads", schema=None) as batch_op:
+        batch_op.drop_index("ix_leads_takeover")
         batch_op.drop_index("ix_leads_owner_stage_id")
         batch_op.drop_constraint("fk_leads_taken_by_user_id_users", type_="foreignkey")
         batch_op.drop_column("taken_at")
