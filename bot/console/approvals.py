@@ -30,7 +30,7 @@ from aiohttp import web
 from bot.console.render import current, is_admin, render
 from bot.http.appkeys import SESSIONS
 from bot.http.followups import CADENCE, SWEEPER
-from bot.http.inputs import parse_id
+from bot.http.inputs import clean_text, parse_id
 from bot.notify import lead_label
 from scheduler.errors import NotFoundError, StoreError
 from scheduler.followups.cadence import Cadence
@@ -194,7 +194,7 @@ def _text(form: Any) -> str | None:
     raw = form.get("text")
     if not isinstance(raw, str):
         return None
-    text = raw.replace("\r\n", "\n").strip()
+    text = clean_text(raw).replace("\r\n", "\n").strip()  # PostgreSQL refuses NUL
     if not text:
         raise web.HTTPBadRequest(reason="the draft is empty: write a message or skip it")
     if len(text) > MAX_TEXT:
@@ -204,7 +204,7 @@ def _text(form: Any) -> str | None:
 
 def _reason(form: Any) -> str:
     raw = form.get("reason")
-    reason = raw.strip() if isinstance(raw, str) else ""
+    reason = clean_text(raw).strip() if isinstance(raw, str) else ""
     if not reason:
         raise web.HTTPBadRequest(reason="say why the draft is skipped")
     if len(reason) > MAX_REASON:

@@ -36,7 +36,7 @@ from bot.console.lead_view import (
 from bot.console.render import current, is_admin, render
 from bot.email.actions import opt_out
 from bot.http.appkeys import METRICS, SESSIONS, SETTINGS
-from bot.http.inputs import parse_id
+from bot.http.inputs import clean_text, parse_id
 from bot.http.privacy import hash_key
 from scheduler.errors import NotFoundError, StoreError
 from scheduler.pipeline import lead_actions
@@ -193,7 +193,7 @@ async def _act(
 
 def _field(form: MultiDictProxy[Any], name: str) -> str:
     value = form.get(name)
-    return value if isinstance(value, str) else ""
+    return clean_text(value) if isinstance(value, str) else ""  # PostgreSQL refuses NUL
 
 
 def _stage(text: str) -> Stage:

@@ -26,6 +26,7 @@ from bot.console import takeover_events
 from bot.console.render import current, is_admin, render
 from bot.console.takeover_feed import FeedPosition, delivery_label
 from bot.http.appkeys import DISPATCHER, SESSIONS, SETTINGS
+from bot.http.inputs import parse_id
 from scheduler.pipeline import takeover as ownership
 from scheduler.pipeline.takeover_reply import (
     ReplyRoute,
@@ -52,7 +53,10 @@ setup = takeover_events.setup  # the console's setup registers the streams' shut
 
 
 def _lead_id(request: web.Request) -> int:
-    return int(request.match_info["lead_id"])
+    lead_id = parse_id(request.match_info["lead_id"])  # the route's \d+ may not fit a column
+    if lead_id is None:
+        raise web.HTTPNotFound(reason="no such lead")
+    return lead_id
 
 
 def _template(request: web.Request) -> TemplateConfig:
@@ -171,9 +175,10 @@ async def conversation_stream(request: web.Request) -> web.StreamResponse:
 def _user_id(value: Any, what: str) -> int | None:
     if value in (None, ""):
         return None
-    if not isinstance(value, str) or not value.isdigit():
+    user_id = parse_id(value) if isinstance(value, str) else None
+    if user_id is None:
         raise web.HTTPBadRequest(reason=f"{what} must be a user id")
-    return int(value)
+    return user_id
 
 
 @routes.post(LEAD + "/take")

@@ -157,6 +157,8 @@ async def authenticate(
         clean = normalize_email(email)
     except InvalidLeadError:
         clean = None
+    if clean and "\x00" in clean:  # no user has one, and PostgreSQL refuses it in a query
+        clean = None
     found = await store.user_by_email(session, clean) if clean else None
     user = await store.lock_user_row(session, found.id) if found is not None else None
     if user is None:
