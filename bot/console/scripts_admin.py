@@ -33,6 +33,7 @@ from bot.console.auth import admin_only
 from bot.console.render import current, render
 from bot.console.script_library import build_library, checking_icp
 from bot.http.appkeys import SESSIONS, SETTINGS
+from bot.http.inputs import clean_text
 from bot.script_catalog import CATALOG, REFRESHER
 from dialogs.loader import ScriptError, check_script_text, set_version
 from dialogs.script import Script
@@ -128,7 +129,7 @@ def _field(form: Any, name: str, limit: int) -> str:
         raise web.HTTPBadRequest(reason=f"{name} must be text")
     if len(value) > limit:
         raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(value))
-    return value.replace("\r\n", "\n")
+    return clean_text(value).replace("\r\n", "\n")  # PostgreSQL refuses NUL in text
 
 
 async def _editor(

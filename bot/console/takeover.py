@@ -26,7 +26,7 @@ from bot.console import takeover_events
 from bot.console.render import current, is_admin, render
 from bot.console.takeover_feed import FeedPosition, delivery_label
 from bot.http.appkeys import DISPATCHER, SESSIONS, SETTINGS
-from bot.http.inputs import parse_id
+from bot.http.inputs import clean_text, parse_id
 from scheduler.pipeline import takeover as ownership
 from scheduler.pipeline.takeover_reply import (
     ReplyRoute,
@@ -208,6 +208,7 @@ async def reply(request: web.Request) -> web.StreamResponse:
     text, key = form.get("text", ""), form.get("idempotency_key", "")
     if not isinstance(text, str) or not isinstance(key, str):
         raise web.HTTPBadRequest(reason="the reply must be text")
+    text = clean_text(text)  # a NUL would be sent, then refused when the message is recorded
     async with request.app[SESSIONS].begin() as session:
         item_id = await enqueue_reply(
             session,
