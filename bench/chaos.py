@@ -305,6 +305,7 @@ async def _drive(
         end=end,
         hang_window=options.hang_seconds + options.send_timeout,
         lock_keys=lock_keys,
+        kills=len(kills),
     )
     figures: dict[str, Any] = {
         "seed": options.seed,

@@ -93,6 +93,7 @@ async def audit(
     end: datetime,
     hang_window: float,
     lock_keys: list[str],
+    kills: int = 0,
 ) -> Audit:
     """Check a finished run (see the module docstring). ``tolerance`` is a sweep period plus
     the lease; ``end`` when the audit started (DB clock); ``hang_window`` how long before a
@@ -116,7 +117,8 @@ async def audit(
     outbox = await _rows(
         engine,
         "SELECT id, key, lead_id, channel, recipient, payload, state, "
-        "attempts, external_id, error, next_attempt_at, updated_at FROM outbox ORDER BY id",
+        "attempts, external_id, error, next_attempt_at, updated_at, sending_started_at "
+        "FROM outbox ORDER BY id",
     )
     # A touch is on time when the scheduler handed it to the outbox on time (the outbox row's
     # creation); retries of a send the vendor refused are the outbox's, counted apart.
@@ -128,7 +130,7 @@ async def audit(
 
     _deliveries(result, graph_requests, outbox)
     _answers(result, inbox, outbox, leads, prospects)
-    _stuck(result, inbox, outbox, touches, lock_keys)
+    _stuck(result, inbox, outbox, touches, lock_keys, kills=kills)
     _leads(result, leads, prospects)
     _moves(result, events)
     _touches(result, touches, tolerance, end)
@@ -279,7 +281,13 @@ def _answers(
 
 
 def _stuck(
-    result: Audit, inbox: list[Any], outbox: list[Any], touches: list[Any], lock_keys: list[str]
+    result: Audit,
+    inbox: list[Any],
+    outbox: list[Any],
+    touches: list[Any],
+    lock_keys: list[str],
+    *,
+    kills: int = 0,
 ) -> None:
     for row in inbox:
         if row.processed_at is None:
@@ -288,10 +296,29 @@ def _stuck(
                 f"inbox {row.id} ({row.sender}) unprocessed, "
                 f"{row.attempts} attempts, error {row.error!r}",
             )
+    # A worker killed after marking a send started and before its request left leaves the
+    # row ``sending``: at most once means nobody may resend it (whether it left is unknown
+    # to the store), and the reaper makes it uncertain, for a person, after the send lease.
+    # A live worker always records an outcome (timeouts included), so at most one such row
+    # a kill is the price of the guarantee; more would be a bug.
+    in_flight = [
+        row
+        for row in outbox
+        if row.state == "sending"
+        and row.id not in result.reached
+        and getattr(row, "sending_started_at", None)
+    ]
+    result.figures["sends started when their process was killed (never reached)"] = len(in_flight)
+    if len(in_flight) > kills:
+        for row in in_flight:
+            result.fail("stuck", f"outbox {row.id} {row.key} started, never sent, no kill")
+    excused = {row.id for row in in_flight}  # failed above when too many
     for row in outbox:
         # A row left ``sending`` whose request reached Graph is an unknown outcome not yet
         # marked uncertain (bookkeeping, not a stuck conversation); one that never reached
-        # Graph was never sent and nothing will send it.
+        # Graph and was never started was never sent and nothing will send it.
+        if row.id in excused:
+            continue
         if row.state == "pending" or (row.state == "sending" and row.id not in result.reached):
             result.fail(
                 "stuck",

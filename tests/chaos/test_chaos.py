@@ -388,3 +388,14 @@ def test_audit_finds_unanswered_and_stuck_messages() -> None:
     reached = Audit(reached={2})  # its request left: unknown outcome, not a stuck row
     _stuck(reached, [], [_row(id=2, key="wa:w9:0", state="sending")], [], [])
     assert not reached.failures
+    # Started and never reached: a kill between the start mark and the request (the row
+    # becomes uncertain after the send lease, never resent), at most one a kill.
+    in_flight = [
+        _row(id=i, key=f"wa:w{i}:0", state="sending", sending_started_at=t0) for i in (4, 5)
+    ]
+    one_kill = Audit()
+    _stuck(one_kill, [], in_flight[:1], [], [], kills=1)
+    assert not one_kill.failures
+    too_many = Audit()
+    _stuck(too_many, [], in_flight, [], [], kills=1)
+    assert too_many.count("stuck") == 2
