@@ -28,6 +28,7 @@ from bot.console.takeover_feed import FeedPosition, delivery_label
 from bot.http.appkeys import DISPATCHER, SESSIONS, SETTINGS
 from bot.http.inputs import clean_text, parse_id
 from scheduler.pipeline import takeover as ownership
+from scheduler.pipeline.lead_actions import LeadActor, lock_for
 from scheduler.pipeline.takeover_reply import (
     ReplyRoute,
     TemplateConfig,
@@ -183,13 +184,18 @@ def _user_id(value: Any, what: str) -> int | None:
 
 @routes.post(LEAD + "/take")
 async def take(request: web.Request) -> web.StreamResponse:
-    """Take the conversation (the bot stays quiet); an admin may name ``from_user``, who
-    they saw had it, to take it from them."""
+    """Take the conversation (the bot stays quiet): admins any, reps those of their own and
+    unowned leads; an admin may name ``from_user``, who they saw had it, to take it from
+    them."""
     lead_id, login = _lead_id(request), current(request)
     from_user = _user_id((await request.post()).get("from_user"), "from_user")
     if from_user is not None and not is_admin(login):
         raise web.HTTPForbidden(reason="only an admin takes a conversation from someone")
+    actor = LeadActor(email=login.user.email, admin=is_admin(login), rep_id=login.user.rep_id)
     async with request.app[SESSIONS].begin() as session:
+        # Talking to the prospect is acting on the lead: a rep takes conversations of their
+        # own and unowned leads, as on the lead page (the lead stays locked to the end).
+        await lock_for(session, lead_id, actor)
         if from_user is None:
             await ownership.take(session, lead_id, user_id=login.user.id, now=utcnow())
         else:

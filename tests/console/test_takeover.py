@@ -9,11 +9,12 @@ import asyncio
 import re
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from scheduler.store.models import DialogSessionRow, Lead, Message, OutboxItem, utcnow
+from scheduler.store.models import DialogSessionRow, Lead, Message, OutboxItem, User, utcnow
 from tests.bot.email_support import make_lead
 from tests.bot.support import AUTH
+from tests.console.support import REP
 from tests.console.takeover_support import (
     WA_ID,
     Desk,
@@ -53,8 +54,29 @@ async def test_asking_for_a_person_puts_the_conversation_in_the_queue(
     assert "Nobody is waiting" not in page
 
 
+async def _unowned(desk: Desk, *lead_ids: int) -> None:
+    """Leave the leads with no owner: any rep may take their conversations."""
+    async with desk.sessions.begin() as session:
+        await session.execute(update(Lead).where(Lead.id.in_(lead_ids)).values(owner_rep_id=None))
+
+
+async def test_a_rep_cannot_take_the_conversation_of_another_reps_lead(
+    make_desk: MakeDesk,
+) -> None:
+    desk, lead_id = await _handed_off(make_desk)
+    owner = (await desk.lead()).owner_rep_id
+    assert owner is not None  # leads are dealt to reps round-robin
+    async with desk.sessions() as session:
+        ana_rep = await session.scalar(select(User.rep_id).where(User.email == REP))
+    other = desk.bo if owner == ana_rep else desk.ana
+    refused = await take(other, lead_id)
+    assert refused.status == 403
+    assert (await desk.lead()).taken_by_user_id is None
+
+
 async def test_the_second_rep_to_take_is_told_who_has_it(make_desk: MakeDesk) -> None:
     desk, lead_id = await _handed_off(make_desk)
+    await _unowned(desk, lead_id)
     assert (await take(desk.ana, lead_id)).status == 303
     refused = await take(desk.bo, lead_id)
     assert refused.status == 409
@@ -78,6 +100,7 @@ async def test_two_reps_racing_for_a_conversation_one_wins(make_desk: MakeDesk) 
         lead = await desk.lead(f"+1415555020{n}")
         assert lead.human_requested_at is not None
         lead_ids.append(lead.id)
+    await _unowned(desk, *lead_ids)
 
     for lead_id in lead_ids:
         answers = await asyncio.gather(take(desk.ana, lead_id), take(desk.bo, lead_id))
@@ -217,6 +240,7 @@ async def test_only_the_one_who_has_it_replies_or_hands_back(make_desk: MakeDesk
 
 async def test_an_admin_may_take_a_conversation_from_someone(make_desk: MakeDesk) -> None:
     desk, lead_id = await _handed_off(make_desk)
+    await _unowned(desk, lead_id)
     await take(desk.ana, lead_id)
     ana = (await desk.lead()).taken_by_user_id
     path = f"/console/takeover/{lead_id}/take"
