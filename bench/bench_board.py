@@ -4,6 +4,7 @@
     .venv/bin/python -m bench.bench_board --leads 100000 --backends sqlite
     .venv/bin/python -m bench.bench_board --candidate-indexes       # with the indexes proposed
     .venv/bin/python -m bench.bench_board --explain                 # and each query's plan
+    .venv/bin/python -m bench.bench_board --keep /tmp/board1m       # fill once, reuse after
 
 Fills a fresh store with ``--leads`` leads spread over a year (every stage, 20 owners, tiers,
 sources, 50 campaigns, searchable names and companies), their stage events, one outbound
@@ -217,51 +218,40 @@ def queries(total: int) -> dict[str, Timed]:
     week_ago = NOW - 7 * DAY
     day_start = NOW.replace(hour=0)
 
-    def whole_board(filters: board.BoardFilters) -> Timed:
-        async def run(session: AsyncSession) -> Any:
-            await board.stage_counts(session, filters)
-            for stage in stages:
-                await board.column_page(session, stage, filters)
+    def whole(filters: board.BoardFilters) -> Timed:
+        """The board page: every count, every column's first page."""
+        return lambda session: board.board_view(session, filters, stages=stages)
 
-        return run
+    def more(stage: str, filters: board.BoardFilters, before: int) -> Timed:
+        """A column's "more" fragment."""
+        return lambda session: board.column_page(session, stage, filters, before=before)
 
-    def first_pages(filters: board.BoardFilters) -> Timed:
-        async def run(session: AsyncSession) -> Any:
-            for stage in stages:
-                await board.column_page(session, stage, filters)
-
-        return run
-
-    def counts(filters: board.BoardFilters) -> Timed:
-        return lambda session: board.stage_counts(session, filters)
-
-    mine = board.BoardFilters(owner_rep_id=7)
-    hot = board.BoardFilters(tier="hot")
-    campaign = board.BoardFilters(campaign="campaign-17")
-    recent = board.BoardFilters(created_from=NOW - 30 * DAY)
-    year_ago = board.BoardFilters(created_from=NOW - 300 * DAY, created_before=NOW - 299 * DAY)
-    name = board.BoardFilters(search=f"Tanaka {total // 3}")
     company = board.BoardFilters(search="Company 4321")
-    email = board.BoardFilters(search=f"lead{total // 2 + 1}@example")
-    phone = board.BoardFilters(search=f"555 {total // 4 + 1:07d}")
     return {
-        "board: whole page, no filter (counts + 7 columns)": whole_board(none),
-        "board: first pages of the 7 columns": first_pages(none),
-        "board: a deep keyset page (contacted, before id 1000)": lambda s: board.column_page(
-            s, "contacted", none, before=1000
+        "board: no filter (counts + 7 columns)": whole(none),
+        "board: counts alone, no filter": lambda session: board.stage_counts(session, none),
+        "board: more, contacted, before id 1000": more("contacted", none, 1000),
+        "board: more, contacted, before the middle id": more("contacted", none, total // 2),
+        "board: mine (one owner of 20)": whole(board.BoardFilters(owner_rep_id=7)),
+        "board: tier=hot (15%: per column)": whole(board.BoardFilters(tier="hot")),
+        "board: campaign (1 of 50: one pass)": whole(board.BoardFilters(campaign="campaign-17")),
+        "board: created in the last 30 days": whole(
+            board.BoardFilters(created_from=NOW - 30 * DAY)
         ),
-        "board: counts per stage, no filter": counts(none),
-        "board: mine (owner) whole page": whole_board(mine),
-        "board: tier=hot first pages": first_pages(hot),
-        "board: tier=hot counts": counts(hot),
-        "board: campaign (1 of 50) first pages": first_pages(campaign),
-        "board: campaign (1 of 50) counts": counts(campaign),
-        "board: created last 30 days whole page": whole_board(recent),
-        "board: created one day 300 days ago whole page": whole_board(year_ago),
-        "search: name, whole page": whole_board(name),
-        "search: company, whole page": whole_board(company),
-        "search: email, whole page": whole_board(email),
-        "search: phone digits, whole page": whole_board(phone),
+        "board: created on one day 300 days ago": whole(
+            board.BoardFilters(created_from=NOW - 300 * DAY, created_before=NOW - 299 * DAY)
+        ),
+        "board: mine + tier=hot": whole(board.BoardFilters(owner_rep_id=7, tier="hot")),
+        "search: a name (1 match)": whole(board.BoardFilters(search=f"Tanaka {total // 3}")),
+        "search: a company (0.02%)": whole(company),
+        "search: an email (1 match)": whole(
+            board.BoardFilters(search=f"lead{total // 2 + 1}@example")
+        ),
+        "search: phone digits (1 match)": whole(
+            board.BoardFilters(search=f"555 {total // 4 + 1:07d}")
+        ),
+        "search: a common word (every lead)": whole(board.BoardFilters(search="company")),
+        "search: more of a company, contacted": more("contacted", company, total // 2),
         "today: headline counts": lambda s: dashboard.today_counts(
             s, day_start=day_start, week_start=week_ago, day_end=day_start + DAY
         ),
@@ -310,7 +300,8 @@ async def explain(engine: AsyncEngine, run: Timed) -> list[str]:
     plans = []
     async with engine.connect() as connection:
         raw = (await connection.get_raw_connection()).driver_connection
-        for statement, parameters in statements[:2]:
+        distinct = {statement: parameters for statement, parameters in statements}
+        for statement, parameters in list(distinct.items())[:3]:
             if is_postgres(engine):
                 rows = await raw.fetch(prefix + statement, *(parameters or ()))  # type: ignore[union-attr]
                 plans.append("\n".join(r[0] for r in rows))
@@ -341,23 +332,39 @@ async def measure_filled(engine: AsyncEngine, args: argparse.Namespace) -> None:
         print("  with the candidate indexes")
     sessions = session_factory(engine)
     for name, run in queries(args.leads).items():
+        if args.only not in name:
+            continue
         print(f"  {await timed(sessions, run, args.rounds):9.1f} ms  {name}", flush=True)
         if args.explain:
             for plan in await explain(engine, run):
                 print("      " + plan.replace("\n", "\n      "))
 
 
-async def _on_file(args: argparse.Namespace) -> None:
-    """SQLite in ``--sqlite-file``: filled (and kept) the first time, reused after."""
-    path = Path(args.sqlite_file)
-    fresh = not path.exists()
-    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+async def _kept(args: argparse.Namespace, backend: str) -> None:
+    """A store kept between runs (``--keep``: an SQLite file, or a Postgres schema): filled
+    the first time, reused after. Drop a kept schema with ``DROP SCHEMA … CASCADE``."""
+    if backend == "sqlite":
+        path = Path(args.keep).with_suffix(".db")
+        fresh = not path.exists()
+        engine = create_engine(f"sqlite+aiosqlite:///{path}")
+        where = str(path)
+    else:
+        schema = Path(args.keep).stem.replace("-", "_")
+        engine = create_engine(POSTGRES_URL, server_settings={"search_path": schema})
+        async with engine.begin() as connection:
+            found = await connection.execute(
+                text("SELECT 1 FROM pg_tables WHERE schemaname = :s AND tablename = 'leads'"),
+                {"s": schema},
+            )
+            fresh = found.first() is None
+            await connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+        where = f"schema {schema}"
     try:
         if fresh:
             await upgrade(engine)
-            print(f"  filled in {await populate(engine, args.leads):.0f} s (kept in {path})")
+            print(f"  filled in {await populate(engine, args.leads):.0f} s (kept in {where})")
         else:
-            print(f"  reusing {path}")
+            print(f"  reusing {where}")
         await measure_filled(engine, args)
     finally:
         await engine.dispose()
@@ -374,8 +381,8 @@ async def main(args: argparse.Namespace) -> None:
             print(f"postgres skipped: {POSTGRES_URL} not reachable")
             continue
         print(backend)
-        if backend == "sqlite" and args.sqlite_file:
-            await _on_file(args)
+        if args.keep:
+            await _kept(args, backend)
         elif backend == "sqlite":
             with tempfile.TemporaryDirectory() as folder:
                 await measure(f"sqlite+aiosqlite:///{folder}/bench.db", args)
@@ -391,9 +398,13 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--backends", nargs="+", default=["sqlite", "postgres"])
     parser.add_argument("--candidate-indexes", action="store_true", help="add CANDIDATE_INDEXES")
     parser.add_argument(
-        "--sqlite-file", default="", help="fill this file once and reuse it (for iterating)"
+        "--keep",
+        default="",
+        metavar="NAME",
+        help="fill once and reuse: SQLite in NAME.db, Postgres in schema NAME (for iterating)",
     )
     parser.add_argument("--explain", action="store_true", help="print the first plans of each")
+    parser.add_argument("--only", default="", help="only the queries whose name contains this")
     return parser.parse_args()
 
 

@@ -146,17 +146,15 @@ async def board_page(request: web.Request) -> web.Response:
     user = current(request).user
     query = parse_query(request.query, user.rep_id)
     async with request.app[SESSIONS]() as session:
-        counts = await board.stage_counts(session, query.filters)
-        columns = []
-        for stage in query.stages:
-            page = await board.column_page(
-                session, stage, query.filters, before=query.before, limit=PAGE
-            )
-            columns.append(_column(query, stage, counts.get(stage, 0), page))
+        view = await board.board_view(
+            session, query.filters, stages=query.stages, before=query.before, limit=PAGE
+        )
         reps = await list_reps(session)
+    counts = view.counts
+    columns = [_column(query, stage, counts[stage], page) for stage, page in view.columns.items()]
     context: dict[str, Any] = {
         "columns": columns,
-        "counts": [(stage, label, counts.get(stage, 0)) for stage, label in STAGE_LABELS.items()],
+        "counts": [(stage, label, counts[stage]) for stage, label in STAGE_LABELS.items()],
         "total": sum(counts.values()),
         "query": query,
         "values": query.values,

@@ -1,17 +1,28 @@
-"""The pipeline board's reads: one page of a stage's column, newest first, and how many leads
-each stage holds, both under the same filters (owner, tier, source, campaign, creation date,
+"""The pipeline board's reads: how many leads each stage holds and a page of each stage's
+column, newest first, under the same filters (owner, tier, source, campaign, creation date,
 a search over name, email, phone and company).
 
-Paging is keyset, never OFFSET: a column's next page is the leads with ``id < before``, so
-every page is a short backward range scan of ``ix_leads_stage_id`` (``ix_leads_owner_stage_id``
+Paging is keyset, never OFFSET: a column's next page is its leads with ``id < before``, so
+a page is a short backward range scan of ``ix_leads_stage_id`` (``ix_leads_owner_stage_id``
 under an owner filter), as quick on the thousandth page as on the first, and a lead that
-arrives meanwhile neither repeats a card nor hides one. A page reads only the columns a card
-shows; the tier and the campaign are picked out of their JSON in SQL (``->>`` on PostgreSQL,
-``json_extract`` on SQLite), so the rest of a qualification never leaves the database.
+arrives meanwhile neither repeats a card nor hides one.
+
+Filters no index serves (search, tier, source, campaign, dates) are read in ONE pass:
+:func:`board_view` collects ``(id, stage)`` of every match, newest first, up to
+:data:`SCAN_CAP`, and takes the counts and every column's first page from it. Walking each
+column's index with the filter instead reads every lead once per column plus once for the
+counts, each through an index lookup: at 1M leads a search that finds nobody took seconds
+(``bench/bench_board.py``). More matches than the cap means a broad filter, whose column
+pages fill fast from the index; only the counts then read everything.
+
+A page reads only what a card shows; the tier and the campaign are picked out of their JSON
+in SQL (``->>`` on PostgreSQL, ``json_extract`` on SQLite).
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -19,14 +30,16 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from scheduler.stage_names import Stage
 from scheduler.store.models import Lead, Rep
 
-# A search term longer than this is cut: no name, email or company column is longer, and
-# the LIKE patterns stay bounded.
 MAX_SEARCH = 100
+"""A search term is cut to this many characters (no searched column holds more that
+matters, and the patterns stay bounded)."""
+SCAN_CAP = 10_000
+"""The most matches of an unindexed filter read in one pass (see the module's docstring)."""
 # The escape character of the LIKE patterns (what a user types is matched literally).
 _ESCAPE = "\\"
-
 _Query = TypeVar("_Query", bound=Select[*tuple[Any, ...]])
 
 TIER = Lead.qualification["tier"].as_string()
@@ -52,6 +65,21 @@ class BoardFilters:
     created_from: datetime | None = None
     created_before: datetime | None = None
     search: str | None = None
+
+    @property
+    def unindexed(self) -> bool:
+        """Whether a filter narrows the board that no index of ``leads`` serves."""
+        return any(
+            value is not None and value != ""
+            for value in (
+                self.tier,
+                self.source,
+                self.campaign,
+                self.created_from,
+                self.created_before,
+                self.search,
+            )
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +110,15 @@ class ColumnPage:
     next_before: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class BoardView:
+    """The board under one set of filters: every stage's count (each stage present, zero
+    included) and the first page of each column asked for."""
+
+    counts: dict[str, int]
+    columns: dict[str, ColumnPage]
+
+
 _CARD = (
     select(
         Lead.id,
@@ -105,6 +142,30 @@ _CARD = (
 )
 
 
+async def board_view(
+    session: AsyncSession,
+    filters: BoardFilters,
+    *,
+    stages: Sequence[str],
+    before: int | None = None,
+    limit: int = 20,
+) -> BoardView:
+    """The counts under ``filters`` and the first page (ids below ``before``, when given)
+    of each of ``stages``' columns: from one pass over the matches when a filter no index
+    serves narrows the board to at most :data:`SCAN_CAP` leads, else a count and a query a
+    column."""
+    if filters.unindexed:
+        matches = await _matching(session, filters, SCAN_CAP + 1)
+        if len(matches) <= SCAN_CAP:
+            return await _view_of(session, matches, stages, before, limit)
+    counts = await stage_counts(session, filters)
+    columns = {
+        stage: await column_page(session, stage, filters, before=before, limit=limit)
+        for stage in stages
+    }
+    return BoardView(counts, columns)
+
+
 async def column_page(
     session: AsyncSession,
     stage: str,
@@ -115,7 +176,7 @@ async def column_page(
 ) -> ColumnPage:
     """The leads of ``stage`` under ``filters`` with an id below ``before`` (from the
     newest without it), at most ``limit``, newest first."""
-    query = _filtered(_CARD, filters).where(Lead.stage == stage)
+    query = _filtered(_CARD, filters, _dialect(session)).where(Lead.stage == stage)
     if before is not None:
         query = query.where(Lead.id < before)
     # One row more than the page says whether there is a next one.
@@ -125,14 +186,63 @@ async def column_page(
 
 
 async def stage_counts(session: AsyncSession, filters: BoardFilters) -> dict[str, int]:
-    """How many leads under ``filters`` each stage holds (stages without any are left out):
-    one ``GROUP BY`` over the same filters as the pages."""
-    query = _filtered(select(Lead.stage, func.count()).select_from(Lead), filters)
-    rows = await session.execute(query.group_by(Lead.stage))
-    return {stage: int(count) for stage, count in rows}
+    """How many leads under ``filters`` each stage holds (every stage, zero included), in
+    one pass: a count per stage with a ``FILTER`` clause over the filtered rows.
+
+    Rather than ``GROUP BY stage``: SQLite serves that by walking ``ix_leads_stage_id`` and
+    looking every row up for the filter's columns, 2 to 3 times slower than reading the
+    table in order (measured at 1M leads, ``bench/bench_board.py``). Unfiltered, both read
+    the stage index alone."""
+    counted = [func.count().filter(Lead.stage == stage.value) for stage in Stage]
+    query = _filtered(select(*counted).select_from(Lead), filters, _dialect(session))
+    row = (await session.execute(query)).one()
+    return {stage.value: int(count) for stage, count in zip(Stage, row, strict=True)}
 
 
-def _filtered(query: _Query, filters: BoardFilters) -> _Query:
+async def _matching(
+    session: AsyncSession, filters: BoardFilters, limit: int
+) -> list[tuple[int, str]]:
+    """``(id, stage)`` of the leads under ``filters``, newest first, at most ``limit``."""
+    query = _filtered(select(Lead.id, Lead.stage), filters, _dialect(session))
+    rows = await session.execute(query.order_by(Lead.id.desc()).limit(limit))
+    return [(int(lead_id), stage) for lead_id, stage in rows]
+
+
+async def _view_of(
+    session: AsyncSession,
+    matches: list[tuple[int, str]],
+    stages: Sequence[str],
+    before: int | None,
+    limit: int,
+) -> BoardView:
+    """The board made of every match (newest first): counts, and each column's page."""
+    found = Counter(stage for _, stage in matches)
+    counts = {stage.value: found[stage.value] for stage in Stage}
+    pages: dict[str, tuple[list[int], int | None]] = {}
+    for stage in stages:
+        ids = [i for i, s in matches if s == stage and (before is None or i < before)]
+        more = ids[limit - 1] if len(ids) > limit else None
+        pages[stage] = (ids[:limit], more)
+    cards = await _cards(session, (i for ids, _ in pages.values() for i in ids))
+    columns = {
+        stage: ColumnPage([cards[i] for i in ids], more) for stage, (ids, more) in pages.items()
+    }
+    return BoardView(counts, columns)
+
+
+async def _cards(session: AsyncSession, lead_ids: Iterable[int]) -> dict[int, BoardCard]:
+    ids = list(lead_ids)
+    if not ids:
+        return {}
+    rows = await session.execute(_CARD.where(Lead.id.in_(ids)))
+    return {row.id: _card(row) for row in rows}
+
+
+def _dialect(session: AsyncSession) -> str:
+    return session.get_bind().dialect.name
+
+
+def _filtered(query: _Query, filters: BoardFilters, dialect: str) -> _Query:
     conditions: list[ColumnElement[bool]] = []
     if filters.unassigned:
         conditions.append(Lead.owner_rep_id.is_(None))
@@ -148,20 +258,25 @@ def _filtered(query: _Query, filters: BoardFilters) -> _Query:
         conditions.append(Lead.created_at >= filters.created_from)
     if filters.created_before is not None:
         conditions.append(Lead.created_at < filters.created_before)
-    if filters.search:
-        conditions.append(_matches(filters.search))
+    if filters.search and filters.search.strip():
+        conditions.append(_matches(filters.search, dialect))
     return query.where(and_(*conditions)) if conditions else query
 
 
-def _matches(search: str) -> ColumnElement[bool]:
+def _matches(search: str, dialect: str) -> ColumnElement[bool]:
     """Name, email or company containing ``search`` (any case), or a phone containing its
-    digits ("+1 (555) 010-0100" finds "+15550100100")."""
+    digits ("+1 (555) 010-0100" finds "+15550100100").
+
+    SQLite's LIKE already ignores the case of ASCII letters (and its ``lower()`` knows no
+    others), so it gets a plain LIKE: ``lower(x) LIKE lower(y)``, what ``ilike`` renders
+    there, cost more than half of a search's time. PostgreSQL gets ILIKE."""
     term = search.strip()[:MAX_SEARCH]
     pattern = f"%{_escape_like(term)}%"
     found = [
-        Lead.name.ilike(pattern, escape=_ESCAPE),
-        Lead.email.ilike(pattern, escape=_ESCAPE),
-        Lead.company.ilike(pattern, escape=_ESCAPE),
+        column.like(pattern, escape=_ESCAPE)
+        if dialect == "sqlite"
+        else column.ilike(pattern, escape=_ESCAPE)
+        for column in (Lead.name, Lead.email, Lead.company)
     ]
     digits = "".join(c for c in term if c.isdigit())
     # A term with a few digits may be (part of) a phone number; fewer would match nearly all.

@@ -15,6 +15,7 @@ from bot.console import board as board_page
 from scheduler.pipeline import users
 from scheduler.pipeline.leads import LeadIn, intake
 from scheduler.pipeline.stages import transition
+from scheduler.store import board as board_store
 from scheduler.store.leads import store_qualification
 from scheduler.store.models import Stage
 from tests.console.support import ConsoleClient, Team
@@ -231,9 +232,17 @@ async def test_the_board_shows_every_stage_with_its_count_and_cards(
     assert 'style="' not in page.page and "<script>" not in page.page  # the CSP allows neither
 
 
+@pytest.mark.parametrize("scan_cap", [board_store.SCAN_CAP, 0], ids=["one pass", "per column"])
 async def test_each_filter_and_the_search_narrow_the_board(
-    admin: ConsoleClient, sessions: Sessions, team: Team
+    admin: ConsoleClient,
+    sessions: Sessions,
+    team: Team,
+    scan_cap: int,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # Both ways of reading a filtered board: one pass over the matches, or (more matches
+    # than the cap) a count and a query a column.
+    monkeypatch.setattr(board_store, "SCAN_CAP", scan_cap)
     leads = await seed(sessions, team)
     a, b, c, d, e = leads.alice, leads.bob, leads.cara, leads.dan, leads.eve
     cases: list[tuple[str, set[int]]] = [
@@ -349,8 +358,10 @@ async def test_more_pages_each_column_by_keyset_without_repeats_or_gaps(
     # The next page keeps the filters.
     hot = await board(admin, "?tier=hot")
     assert hot.cards["new"] == [ids[4], ids[2]]
-    fragment_url, _ = more_links(hot.page)
+    fragment_url, page_url = more_links(hot.page)
     assert fragment_url == f"/console/board/column/new?tier=hot&before={ids[2]}"
+    hot_paged = await board(admin, page_url.removeprefix("/console/board"))
+    assert hot_paged.cards == {"new": [ids[0]]}
     response = await admin.get(fragment_url)
     rest = await response.text()
     assert [int(i) for i in re.findall(r'data-lead="(\d+)"', rest)] == [ids[0]]
