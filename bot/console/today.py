@@ -39,12 +39,14 @@ NO_CAMPAIGN = "no campaign"
 
 
 # -- the charts' geometry (viewBox units) ---------------------------------------------------
-CHART_WIDTH = 600
-LABEL_WIDTH = 140  # the labels, right-aligned left of the bars
-VALUE_ROOM = 110  # the value's text, right of the longest bar
+# The chart is drawn at this width on a wide screen and scaled down to a phone's, whose
+# stylesheet sets larger text to make up for it (today.css).
+CHART_WIDTH = 460
+LABEL_WIDTH = 130  # the labels, right-aligned left of the bars
+VALUE_ROOM = 100  # the value's text, right of the longest bar
 ROW = 30
 BAR = 20
-MAX_LABEL = 20
+MAX_LABEL = 15  # longer labels are cut (the bar's tooltip has them whole)
 
 
 @dataclass(frozen=True)
