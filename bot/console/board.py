@@ -77,7 +77,7 @@ def parse_query(query: Mapping[str, str], rep_id: int | None) -> BoardQuery:
     if tier is not None and tier not in TIERS:
         raise web.HTTPBadRequest(reason=f"unknown tier {tier!r}")
     created_from = _day(values.get("from"), "from")
-    last_day = _day(values.get("to"), "to")
+    after_last = _day(values.get("to"), "to", next_day=True)
     filters = board.BoardFilters(
         owner_rep_id=owner_id,
         unassigned=unassigned,
@@ -85,7 +85,7 @@ def parse_query(query: Mapping[str, str], rep_id: int | None) -> BoardQuery:
         source=values.get("source"),
         campaign=values.get("campaign"),
         created_from=created_from,
-        created_before=None if last_day is None else last_day + timedelta(days=1),
+        created_before=after_last,
         search=values.get("q", "")[: board.MAX_SEARCH] or None,
     )
     before = query.get("before")
@@ -107,13 +107,13 @@ def _int(value: str, name: str) -> int:
     return number
 
 
-def _day(value: str | None, name: str) -> datetime | None:
-    """The start (UTC) of a ``YYYY-MM-DD`` day."""
+def _day(value: str | None, name: str, *, next_day: bool = False) -> datetime | None:
+    """The start (UTC) of a ``YYYY-MM-DD`` day, or of the day after it."""
     if value is None:
         return None
     try:
-        day = date.fromisoformat(value)
-    except ValueError:
+        day = date.fromisoformat(value) + timedelta(days=1 if next_day else 0)
+    except (ValueError, OverflowError):
         raise web.HTTPBadRequest(reason=f"{name} must be a date (YYYY-MM-DD)") from None
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
