@@ -63,9 +63,6 @@ STAGES = [
 CANDIDATE_INDEXES = {
     # Today: new leads, the first-touch window, the conversion cohort; the board's dates.
     "ix_leads_created_at": "ON leads (created_at)",
-    # Today (and the take-over queue): conversations waiting for a human.
-    "ix_leads_waiting": "ON leads (human_requested_at) "
-    "WHERE human_requested_at IS NOT NULL AND taken_by_user_id IS NULL",
     # Today: bookings made today and this week.
     "ix_bookings_created_at": "ON bookings (created_at)",
 }
