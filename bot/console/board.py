@@ -21,6 +21,7 @@ from aiohttp import web
 
 from bot.console.render import current, render
 from bot.http.appkeys import SESSIONS
+from bot.http.inputs import clean_text, parse_id
 from scheduler.stage_names import Stage
 from scheduler.store import board
 from scheduler.store.reps import list_reps
@@ -64,7 +65,9 @@ def parse_query(query: Mapping[str, str], rep_id: int | None) -> BoardQuery:
 
     ``mine`` narrows to ``rep_id``'s leads and takes precedence over ``owner``; a user who is
     no rep (an admin) has no leads of their own, so for them it narrows nothing."""
-    values = {name: query[name].strip() for name in FILTER_PARAMS if query.get(name, "").strip()}
+    # PostgreSQL refuses NUL in text (a 500): dropped, as every console input is.
+    given = {name: clean_text(query.get(name, "")).strip() for name in FILTER_PARAMS}
+    values = {name: value for name, value in given.items() if value}
     owner = values.get("owner")
     owner_id = None if owner is None or owner == UNASSIGNED else _int(owner, "owner")
     unassigned = owner == UNASSIGNED
@@ -98,12 +101,9 @@ def parse_query(query: Mapping[str, str], rep_id: int | None) -> BoardQuery:
 
 
 def _int(value: str, name: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise web.HTTPBadRequest(reason=f"{name} must be a number") from None
-    if not 0 < number < 2**63:
-        raise web.HTTPBadRequest(reason=f"{name} is out of range")
+    number = parse_id(value)
+    if number is None:
+        raise web.HTTPBadRequest(reason=f"{name} must be an id (ASCII digits, 64-bit)")
     return number
 
 

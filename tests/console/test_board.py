@@ -293,6 +293,8 @@ async def test_malformed_filters_are_refused(admin: ConsoleClient) -> None:
         "to=9999-12-31",
         "before=x",
         "before=0",
+        f"before={2**63}",
+        "owner=%C2%B2",  # a superscript two: a digit to int(), not an id
     ):
         response = await admin.get(f"/console/board?{query}")
         assert response.status == 400, query
@@ -368,12 +370,22 @@ async def test_more_pages_each_column_by_keyset_without_repeats_or_gaps(
     assert hot.cards["new"] == [ids[4], ids[2]]
     fragment_url, page_url = more_links(hot.page)
     assert fragment_url == f"/console/board/column/new?tier=hot&before={ids[2]}"
+    assert page_url == f"/console/board?tier=hot&stage=new&before={ids[2]}"
     hot_paged = await board(admin, page_url.removeprefix("/console/board"))
     assert hot_paged.cards == {"new": [ids[0]]}
     response = await admin.get(fragment_url)
     rest = await response.text()
     assert [int(i) for i in re.findall(r'data-lead="(\d+)"', rest)] == [ids[0]]
     assert more_links(rest) == (None, None)
+
+
+async def test_nul_characters_in_the_filters_are_dropped(
+    admin: ConsoleClient, sessions: Sessions, team: Team
+) -> None:
+    leads = await seed(sessions, team)  # PostgreSQL refuses NUL in text: it must not get one
+    assert (await board(admin, "?q=Bob%00&source=fb-spring%00")).ids() == {leads.bob}
+    response = await admin.get("/console/board/column/new?q=%00&campaign=%00")
+    assert response.status == 200
 
 
 def test_the_query_string_is_read_strictly() -> None:
