@@ -30,7 +30,6 @@ from tests.support.fakes.graph_api import FakeGraphAPI
 from tests.support.live_service import BackgroundLoop, LiveService
 
 AsUser = Callable[..., Page]
-BOARD = pytest.mark.skip(reason="page lands in fix/board")
 
 
 # -- signing in ---------------------------------------------------------------------------
@@ -116,7 +115,7 @@ def test_skip_every_draft_at_once(service: LiveService, as_user: AsUser) -> None
     expect(page.get_by_text("Nothing is waiting for approval.")).to_be_visible()
 
 
-@pytest.mark.parametrize("path", ["/console/", "/console/approvals"])
+@pytest.mark.parametrize("path", ["/console/", "/console/approvals", "/console/board"])
 def test_pages_read_on_a_phone(service: LiveService, as_user: AsUser, path: str) -> None:
     held_first_reply(service, email="k.brandt@alpenbau-gruppe.de", name="Karin Brandt")
     page = as_user(ADMIN, viewport={"width": 390, "height": 844}, is_mobile=True)
@@ -128,7 +127,6 @@ def test_pages_read_on_a_phone(service: LiveService, as_user: AsUser, path: str)
 # -- pages other changes bring (enable as they land) --------------------------------------
 
 
-@BOARD
 def test_the_board_shows_a_new_lead_and_opens_its_page(
     service: LiveService, as_user: AsUser
 ) -> None:
