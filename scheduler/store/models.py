@@ -127,6 +127,9 @@ class Lead(Base):
         Index("ix_leads_stage_id", "stage", "id"),
         # The board's "mine" and owner filters page one owner's column by id.
         Index("ix_leads_owner_stage_id", "owner_rep_id", "stage", "id"),
+        # The console's Today page (new leads, first touch, conversion) and the board's
+        # date filter read leads by creation time.
+        Index("ix_leads_created_at", "created_at"),
         # The take-over queue (and its live stream's poll): the few leads in a take-over.
         Index(
             "ix_leads_takeover",

@@ -3,7 +3,8 @@
 ``leads`` gains ``human_requested_at`` (the prospect asked for a person) and
 ``taken_by_user_id``/``taken_at`` (the console user who has the conversation), and an index
 for the board's per-owner columns; ``lead_notes`` holds notes on a lead's timeline;
-``script_versions`` holds dialog scripts published from the console. ``outbox.lead_id`` and
+``script_versions`` holds dialog scripts published from the console; ``leads.created_at``
+is indexed for the console's Today page and the board's date filter. ``outbox.lead_id`` and
 ``bookings.lead_id`` get indexes (a lead's page and its erasure look rows up by them).
 
 Revision ID: 0012_console
@@ -36,6 +37,7 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_leads_owner_stage_id", ["owner_rep_id", "stage", "id"], unique=False
         )
+        batch_op.create_index("ix_leads_created_at", ["created_at"], unique=False)
         batch_op.create_index(
             "ix_leads_takeover",
             ["id"],
@@ -85,6 +87,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_outbox_lead_id"))
     with op.batch_alter_table("leads", schema=None) as batch_op:
         batch_op.drop_index("ix_leads_takeover")
+        batch_op.drop_index("ix_leads_created_at")
         batch_op.drop_index("ix_leads_owner_stage_id")
         batch_op.drop_constraint("fk_leads_taken_by_user_id_users", type_="foreignkey")
         batch_op.drop_column("taken_at")
