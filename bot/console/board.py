@@ -19,10 +19,9 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from bot.console.render import current, render
+from bot.console.render import STAGE_LABELS, current, render
 from bot.http.appkeys import SESSIONS
 from bot.http.inputs import clean_text, parse_id
-from scheduler.stage_names import Stage
 from scheduler.store import board
 from scheduler.store.reps import list_reps
 
@@ -30,15 +29,6 @@ routes = web.RouteTableDef()
 
 PAGE = 20
 """Cards per column and page."""
-STAGE_LABELS: dict[str, str] = {
-    Stage.NEW: "New",
-    Stage.CONTACTED: "Contacted",
-    Stage.QUALIFIED: "Qualified",
-    Stage.PROPOSAL_SENT: "Proposal sent",
-    Stage.WON: "Won",
-    Stage.LOST: "Lost",
-    Stage.DORMANT: "Dormant",
-}
 TIERS = ("hot", "warm", "cold")
 UNASSIGNED = "none"
 """The ``owner`` value of the leads nobody owns."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bot.console.render import STAGE_LABELS
 from scheduler.store.models import (
     Booking,
     LeadNote,
@@ -23,15 +24,6 @@ from scheduler.store.models import (
 from scheduler.store.notes import NoteKind
 from scheduler.store.timeline import SentMessage, Source, TimelineCursor, TimelineEntry
 
-STAGE_LABELS = {
-    Stage.NEW: "New",
-    Stage.CONTACTED: "Contacted",
-    Stage.QUALIFIED: "Qualified",
-    Stage.PROPOSAL_SENT: "Proposal sent",
-    Stage.WON: "Won",
-    Stage.LOST: "Lost",
-    Stage.DORMANT: "Dormant",
-}
 CHANNEL_LABELS = {"whatsapp": "WhatsApp", "email": "Email", "sandbox": "Sandbox"}
 # Badge tone of each status a message, outbox row or touch can show.
 TONES = {

@@ -13,7 +13,19 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from scheduler.pipeline.users import ConsoleLogin, Role
+from scheduler.stage_names import Stage
 from scheduler.store.models import utcnow
+
+STAGE_LABELS: dict[str, str] = {
+    Stage.NEW: "New",
+    Stage.CONTACTED: "Contacted",
+    Stage.QUALIFIED: "Qualified",
+    Stage.PROPOSAL_SENT: "Proposal sent",
+    Stage.WON: "Won",
+    Stage.LOST: "Lost",
+    Stage.DORMANT: "Dormant",
+}
+"""The seven stages as the console names them, in pipeline order."""
 
 LOGIN = web.RequestKey("console_login", ConsoleLogin)
 """The request key of the signed-in user (set by :func:`bot.console.auth.console_auth`)."""

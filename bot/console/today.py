@@ -16,8 +16,7 @@ from datetime import datetime, timedelta
 
 from aiohttp import web
 
-from bot.console.board import STAGE_LABELS
-from bot.console.render import render
+from bot.console.render import STAGE_LABELS, render
 from bot.http.appkeys import SESSIONS
 from scheduler.stage_names import Stage
 from scheduler.store import dashboard

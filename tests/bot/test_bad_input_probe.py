@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import http.client
 import json
 import os
 import socket
@@ -36,6 +35,8 @@ from urllib.parse import quote, urlencode
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from tests.support.live_service import http_call
 
 ROOT = Path(__file__).resolve().parents[2]
 API_TOKEN = "probe-api-token"
@@ -87,16 +88,10 @@ class Server:
         headers: dict[str, str] | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
         """One request on a fresh connection: (status, headers, body)."""
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        try:
-            connection.request(method, path, body=body, headers=headers or {})
-            response = connection.getresponse()
-            data = response.read()
-        finally:
-            connection.close()
+        status, found, data = http_call(self.port, method, path, body, headers)
         self.requests += 1
-        self.statuses[response.status] = self.statuses.get(response.status, 0) + 1
-        return response.status, {k.lower(): v for k, v in response.getheaders()}, data
+        self.statuses[status] = self.statuses.get(status, 0) + 1
+        return status, found, data
 
     def counts(self) -> dict[str, int]:
         """Rows per table, and processed events other than Calendly's unusable ones."""

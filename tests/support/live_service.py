@@ -124,14 +124,7 @@ class LiveService:
         headers: dict[str, str] | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
         """One request on a fresh connection: (status, lower-cased headers, body)."""
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        try:
-            connection.request(method, path, body=body, headers=headers or {})
-            response = connection.getresponse()
-            data = response.read()
-        finally:
-            connection.close()
-        return response.status, {k.lower(): v for k, v in response.getheaders()}, data
+        return http_call(self.port, method, path, body, headers)
 
     def api(self, method: str, path: str, payload: Any = None) -> tuple[int, Any]:
         """A JSON API call with the bearer token: (status, parsed body)."""
@@ -161,3 +154,22 @@ class BackgroundLoop:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=10)
         self.loop.close()
+
+
+def http_call(
+    port: int,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict[str, str], bytes]:
+    """One request to 127.0.0.1:``port`` on a fresh connection: (status, lower-cased
+    headers, body)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        data = response.read()
+    finally:
+        connection.close()
+    return response.status, {k.lower(): v for k, v in response.getheaders()}, data
