@@ -27,24 +27,32 @@ TAKEOVER = "human_requested_at IS NOT NULL OR taken_by_user_id IS NOT NULL"
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("leads", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("human_requested_at", sa.DateTime(timezone=True)))
-        batch_op.add_column(sa.Column("taken_by_user_id", Id, nullable=True))
-        batch_op.add_column(sa.Column("taken_at", sa.DateTime(timezone=True)))
-        batch_op.create_foreign_key(
-            "fk_leads_taken_by_user_id_users", "users", ["taken_by_user_id"], ["id"]
+    # Plain ALTER TABLE on every backend: a batch "move and copy" of ``leads`` on SQLite
+    # would drop the old table, and with foreign keys on that deletes every row that
+    # cascades from a lead (contact points, messages, stage events...).
+    op.add_column("leads", sa.Column("human_requested_at", sa.DateTime(timezone=True)))
+    if op.get_bind().dialect.name == "sqlite":  # Alembic adds no constraint there: inline
+        op.execute("ALTER TABLE leads ADD COLUMN taken_by_user_id INTEGER REFERENCES users (id)")
+    else:
+        op.add_column(
+            "leads",
+            sa.Column(
+                "taken_by_user_id",
+                Id,
+                sa.ForeignKey("users.id", name="fk_leads_taken_by_user_id_users"),
+                nullable=True,
+            ),
         )
-        batch_op.create_index(
-            "ix_leads_owner_stage_id", ["owner_rep_id", "stage", "id"], unique=False
-        )
-        batch_op.create_index("ix_leads_created_at", ["created_at"], unique=False)
-        batch_op.create_index(
-            "ix_leads_takeover",
-            ["id"],
-            unique=False,
-            postgresql_where=sa.text(TAKEOVER),
-            sqlite_where=sa.text(TAKEOVER),
-        )
+    op.add_column("leads", sa.Column("taken_at", sa.DateTime(timezone=True)))
+    op.create_index("ix_leads_owner_stage_id", "leads", ["owner_rep_id", "stage", "id"])
+    op.create_index("ix_leads_created_at", "leads", ["created_at"])
+    op.create_index(
+        "ix_leads_takeover",
+        "leads",
+        ["id"],
+        postgresql_where=sa.text(TAKEOVER),
+        sqlite_where=sa.text(TAKEOVER),
+    )
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_outbox_lead_id"), ["lead_id"], unique=False)
     with op.batch_alter_table("bookings", schema=None) as batch_op:
@@ -89,7 +97,8 @@ def downgrade() -> None:
         batch_op.drop_index("ix_leads_takeover")
         batch_op.drop_index("ix_leads_created_at")
         batch_op.drop_index("ix_leads_owner_stage_id")
-        batch_op.drop_constraint("fk_leads_taken_by_user_id_users", type_="foreignkey")
+        if op.get_bind().dialect.name != "sqlite":  # unnamed there: the copy drops it
+            batch_op.drop_constraint("fk_leads_taken_by_user_id_users", type_="foreignkey")
         batch_op.drop_column("taken_at")
         batch_op.drop_column("taken_by_user_id")
         batch_op.drop_column("human_requested_at")
