@@ -21,8 +21,14 @@ commit), but statements (select, insert, update, delete, locks) are written here
   delivery statuses waiting for their send), ``touches``, ``conversations`` (dialog
   sessions and messages), ``reps``, ``users`` (console users and their sessions),
   ``suppressions``, ``events`` (stage events, processed webhook events, bookings),
-  ``notes`` (lead notes), ``lead_controls`` (owner and bot-paused, set by a person).
-- Reads across tables for one lead: ``timeline`` (everything that happened to it, paged).
+  ``notes`` (lead notes), ``lead_controls`` (owner and bot-paused, set by a person),
+  ``takeover`` (who has a conversation: the queue, take, hand back), ``script_versions``
+  (scripts published from the console).
+- Reads across tables for one lead: ``timeline`` (everything that happened to it, paged)
+  and ``conversation_feed`` (its messages with their delivery status, for the live stream).
+- Reads for the console's pages: ``board`` (stage columns, counts, filters, keyset pages),
+  ``dashboard`` (the Today figures), ``approval_queue`` (drafts waiting for a person),
+  ``campaigns`` (campaigns seen on leads).
 - Work across every table: ``erasure`` (forget a person, in lock order) and ``retention``
   (trim dedupe records no vendor can re-deliver any more).
 
