@@ -138,7 +138,9 @@ async def intake(
     """
     contact = Contact.of(data, default_region, required=not points)
     wanted = [*contact.points(), *(p for p in points if p not in contact.points())]
-    for _attempt in range(2):
+    # Each lost race means a concurrent intake committed a lead holding one of our contact
+    # points (visible on the next round), so a round per point, plus one, always ends.
+    for _attempt in range(len(wanted) + 1):
         resolution = await resolve(session, wanted)
         existing = resolution.lead
         if existing is not None:
@@ -167,7 +169,7 @@ async def intake(
             session, lead, resolution, actor=actor, reason="new lead", now=now, audit=False
         )
         return IntakeResult(lead, created=True, conflicts=tuple(attached.conflicts))
-    raise InvalidLeadError("this lead's token collided; try again")
+    raise InvalidLeadError("the lead could not be stored (its token collided); try again")
 
 
 async def lead_seen_at(
