@@ -114,7 +114,12 @@ def _lead_id(request: web.Request) -> int:
 @routes.post("/api/leads")
 async def create_lead(request: web.Request) -> web.Response:
     """Intake: 201 with the new lead, or 200 with the existing lead of that email/phone."""
-    body = await read_json_object(request)
+    return await accept_lead(request, await read_json_object(request))
+
+
+async def accept_lead(request: web.Request, body: dict[str, Any]) -> web.Response:
+    """Validate ``body`` as a :class:`LeadIn` (422 when it is not one) and take it in: the
+    response of ``POST /api/leads``, which the form webhooks (``bot.http.forms``) share."""
     try:
         data = LeadIn.model_validate(body)
     except ValidationError as exc:
