@@ -30,6 +30,7 @@ from bot.http.appkeys import SETTINGS
 from bot.http.errors import ApiError, parse_json_object
 from bot.http.form_config import SOURCE_NAME, FormConfig, FormsConfigError, load_forms
 from bot.http.form_payloads import items_of, lead_fields
+from bot.http.inputs import clean_text
 
 log = logging.getLogger("leadbot.forms")
 routes = web.RouteTableDef()
@@ -87,8 +88,8 @@ def parse_body(raw: bytes, content_type: str) -> dict[str, Any]:
         except (UnicodeDecodeError, ValueError):
             raise ApiError(400, "malformed_form", "not URL-encoded UTF-8 form fields") from None
         fields: dict[str, Any] = {}
-        for key, value in pairs:
-            fields.setdefault(key, value)
+        for key, value in pairs:  # cleaned as JSON bodies are: no NUL reaches the database
+            fields.setdefault(clean_text(key), clean_text(value))
         return fields
     return parse_json_object(raw)
 

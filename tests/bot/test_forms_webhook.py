@@ -203,7 +203,7 @@ async def test_webflow_and_a_plain_html_form(service: Client) -> None:
     }
     status, body = await post(service, "webflow", json.dumps(webflow).encode(), AUTH)
     assert status == 201 and body["lead"]["name"] == "Bo"
-    html = "first_name=Zo%C3%AB&last_name=Ray&email=zoe%40x.example&phone=&utm_source=ads"
+    html = "first_name=Zo%C3%AB&last_name=Ray%00&email=zoe%40x.example&phone=&utm_source=ads"
     headers = {**AUTH, "Content-Type": "application/x-www-form-urlencoded"}
     status, body = await post(service, "site", html.encode(), headers)
     assert status == 201, body
