@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     prompts_dir: Path = PROJECT_ROOT / "prompts"
     cadence_file: Path = PROJECT_ROOT / "scheduler" / "followups" / "cadences" / "default.yaml"
     icp_file: Path = PROJECT_ROOT / "dialogs" / "icp" / "default.yaml"
+    # Form webhooks (POST /webhooks/forms/{source}): presets, field mappings and secrets per
+    # source (bot.http.form_config); without it every source uses the defaults.
+    forms_file: Path | None = None
 
     @field_validator("database_url")
     @classmethod

@@ -139,6 +139,15 @@ def _print_report(report: ImportReport) -> None:
         f"rows: {report.rows}  created: {report.created}  updated: {report.updated}  "
         f"duplicates: {report.duplicates}  rejected: {report.rejected}"
     )
+    if report.blank:
+        console.print(f"blank rows skipped: {report.blank}")
+    if report.duplicates:
+        table = Table("line", "lead", title="duplicate rows (nothing new)")
+        for duplicate in report.duplicate_rows:
+            table.add_row(str(duplicate.line), duplicate.reason)
+        console.print(table)
+        if report.duplicates > len(report.duplicate_rows):
+            console.print(f"… and {report.duplicates - len(report.duplicate_rows)} more")
     if report.conflicted:  # imported, but a contact point stays with another lead
         table = Table("line", "reason", title="contact points kept by another lead")
         for conflict in report.conflicts:

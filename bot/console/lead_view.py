@@ -332,6 +332,11 @@ def _note(note: LeadNote) -> TimelineItem:
         )
     if note.kind == NoteKind.EMAIL:
         return TimelineItem(kind="note", at=note.created_at, title="From an email", body=note.body)
+    if note.kind == NoteKind.FORM:
+        answers = (note.data or {}).get("answers") or {}
+        lines = [note.body, *(f"{q}: {a}" for q, a in answers.items())]
+        body = "\n".join(line for line in lines if line)
+        return TimelineItem(kind="note", at=note.created_at, title="From a form", body=body)
     return TimelineItem(kind="event", at=note.created_at, title=note.body, detail=note.author)
 
 

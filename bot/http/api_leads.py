@@ -13,7 +13,15 @@ from bot.http.followups import touch_json
 from bot.http.inputs import RequestInputError, parse_id, parse_int
 from bot.http.metrics import source_label
 from bot.http.privacy import hash_key
-from scheduler.pipeline.leads import LeadIn, get_lead, intake, list_leads, stage_history
+from scheduler.pipeline.leads import (
+    FormSubmission,
+    LeadIn,
+    form_submissions,
+    get_lead,
+    intake,
+    list_leads,
+    stage_history,
+)
 from scheduler.pipeline.sandbox_leads import release_phone
 from scheduler.pipeline.stages import transition
 from scheduler.store.erasure import erase_lead
@@ -76,6 +84,16 @@ def event_json(event: StageEvent) -> dict[str, Any]:
     }
 
 
+def form_json(form: FormSubmission) -> dict[str, Any]:
+    """The public JSON form of what a lead wrote in a form."""
+    return {
+        "message": form.message or None,
+        "answers": form.answers,
+        "source": form.source,
+        "at": form.at.isoformat(),
+    }
+
+
 def _validation_error(exc: ValidationError) -> ApiError:
     problems = [
         {"field": ".".join(map(str, e["loc"])) or "body", "message": e["msg"]}
@@ -96,7 +114,12 @@ def _lead_id(request: web.Request) -> int:
 @routes.post("/api/leads")
 async def create_lead(request: web.Request) -> web.Response:
     """Intake: 201 with the new lead, or 200 with the existing lead of that email/phone."""
-    body = await read_json_object(request)
+    return await accept_lead(request, await read_json_object(request))
+
+
+async def accept_lead(request: web.Request, body: dict[str, Any]) -> web.Response:
+    """Validate ``body`` as a :class:`LeadIn` (422 when it is not one) and take it in: the
+    response of ``POST /api/leads``, which the form webhooks (``bot.http.forms``) share."""
     try:
         data = LeadIn.model_validate(body)
     except ValidationError as exc:
@@ -158,11 +181,13 @@ async def lead_detail(request: web.Request) -> web.Response:
         history = await stage_history(session, lead_id)
         touches = await list_touches(session, lead_id=lead_id, limit=TIMELINE_TOUCHES)
         delivered = await deliveries(session, touches)
+        forms = await form_submissions(session, lead_id)
     return web.json_response(
         {
             "lead": lead_json(lead),
             "history": [event_json(e) for e in history],
             "touches": [touch_json(t, delivered.get(t.id)) for t in touches],
+            "forms": [form_json(f) for f in forms],
         }
     )
 

@@ -1,19 +1,21 @@
 """Qualifying an email lead: intake fields, form answers and enrichment → ICP slots → score.
 
 The rules mapping always runs: each form answer is read by the rules interpreter as the
-answer to its own question (``attribution["timeline"] = "next month"``), a free-text
-``message`` fills whatever it clearly states, and the provider's employee count fills a
-"people" choice (company size). When an LLM is configured, the ``qualify_email_lead``
-prompt extracts *facts only* into the script's closed schema; each fact must quote the
-input verbatim (:func:`dialogs.interpreters.grounding.ground`) and any failure falls back to
-the rules' reading. :func:`dialogs.icp.score` alone computes the score and the tier.
+answer to its own question (the lead's ``answers``, keyed by a slot id or the question's
+text; older integrations spell them ``attribution["timeline"] = "next month"``), a free-text
+``message`` (the lead's own, else ``attribution["message"]``) fills whatever it clearly
+states, and the provider's employee count fills a "people" choice (company size). When an
+LLM is configured, the ``qualify_email_lead`` prompt extracts *facts only* into the script's
+closed schema; each fact must quote the input verbatim
+(:func:`dialogs.interpreters.grounding.ground`) and any failure falls back to the rules'
+reading. :func:`dialogs.icp.score` alone computes the score and the tier.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -51,23 +53,46 @@ class EmailLead:
     message: str = ""
 
     @classmethod
-    def of(cls, fields: dict[str, Any], attribution: dict[str, str], script: Script) -> EmailLead:
-        """Split ``attribution`` into answers (keys named like a script slot, or
-        ``answer_<slot>``) and the message; the rest (utm_*, campaign ids) is not a fact."""
+    def of(
+        cls,
+        fields: dict[str, Any],
+        attribution: dict[str, str],
+        script: Script,
+        *,
+        message: str = "",
+        answers: Mapping[str, str] | None = None,
+    ) -> EmailLead:
+        """The facts of a lead: ``answers`` (keyed by a slot id, ``answer_<slot>`` or the
+        question's text) and ``message`` as the form sent them; ``attribution`` keys named
+        like a slot and its ``message`` key (the older spelling) where those are missing.
+        The rest of ``attribution`` (utm_*, campaign ids) is not a fact. An answer to a
+        question the script does not ask joins the message as a ``question: answer`` line."""
         slots = set(script.slots)
-        answers: dict[str, str] = {}
+        by_text = {fold(q.text): q.slot for q in script.questions}
+        found: dict[str, str] = {}
+        extra: list[str] = []
+        for key, value in (answers or {}).items():
+            text = str(value).strip()
+            slot = key.removeprefix(ANSWER_PREFIX)
+            slot = slot if slot in slots else by_text.get(fold(key), "")
+            if slot and text:
+                found.setdefault(slot, text[:MAX_ANSWER_CHARS])
+            elif text:
+                extra.append(f"{key}: {text}")
         for key, value in attribution.items():
             slot = key.removeprefix(ANSWER_PREFIX)
             if slot in slots and str(value).strip():
-                answers[slot] = str(value).strip()[:MAX_ANSWER_CHARS]
-        message = next((attribution[k] for k in MESSAGE_KEYS if attribution.get(k)), "")
+                found.setdefault(slot, str(value).strip()[:MAX_ANSWER_CHARS])
+        if not message:
+            message = next((attribution[k] for k in MESSAGE_KEYS if attribution.get(k)), "")
+        message = "\n".join([str(message), *extra]).strip()
         return cls(
             name=fields.get("name"),
             company=fields.get("company"),
             role=fields.get("role"),
             source=fields.get("source"),
-            answers=answers,
-            message=str(message)[:MAX_MESSAGE_CHARS],
+            answers=found,
+            message=message[:MAX_MESSAGE_CHARS],
         )
 
     def fields_text(self) -> str:
@@ -217,11 +242,15 @@ class EmailQualifier:
         attribution: dict[str, str],
         enrichment: dict[str, Any],
         now: datetime,
+        *,
+        message: str = "",
+        answers: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         """The JSON stored on ``lead.qualification`` (a :class:`~dialogs.icp.Qualification`
-        plus the slots, the source of the facts and the versions that decided)."""
+        plus the slots, the source of the facts and the versions that decided).
+        ``message`` and ``answers`` are what the lead wrote in its forms."""
         script = self.script  # one version for the whole lead
-        lead = EmailLead.of(fields, attribution, script)
+        lead = EmailLead.of(fields, attribution, script, message=message, answers=answers)
         slots = rules_slots(script, lead, enrichment, now, self.rules)
         source, prompt_version, notes = "rules", None, []
         if self.extractor is not None and (lead.answers or lead.message):

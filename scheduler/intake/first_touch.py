@@ -26,6 +26,7 @@ from scheduler.followups.cadence import Cadence
 from scheduler.followups.touches import start_sequence
 from scheduler.intake.email_qualify import EmailQualifier
 from scheduler.intake.enrichment import EnrichmentProvider, enrich
+from scheduler.pipeline.leads import form_submissions
 from scheduler.store import Session, Sessions
 from scheduler.store import leads as lead_store
 from scheduler.store.models import Stage, Touch
@@ -119,6 +120,10 @@ class FirstTouch:
             }
             attribution = dict(lead.attribution or {})
             email, phone = lead.email, lead.phone
+            forms = await form_submissions(session, lead_id)
+        # Every form the lead sent, oldest first: a later answer to a question wins.
+        message = "\n\n".join(f.message for f in forms if f.message)
+        answers = {q: a for f in forms for q, a in f.answers.items()}
         enrichment = await enrich(
             email=email,
             phone=phone,
@@ -127,7 +132,9 @@ class FirstTouch:
             name=fields["name"],
             provider=self.provider,
         )
-        qualification = await self.qualifier.qualify(fields, attribution, enrichment, now)
+        qualification = await self.qualifier.qualify(
+            fields, attribution, enrichment, now, message=message, answers=answers
+        )
         action, sequence = decide(qualification, enrichment, self.config)
         qualification["first_touch"] = {
             "action": action,

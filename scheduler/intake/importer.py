@@ -18,17 +18,19 @@ by row through ``scheduler.pipeline.leads.intake``.
 from __future__ import annotations
 
 import csv
+import itertools
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from pydantic import ValidationError
 
 from dialogs.errors import LeadbotError
 from scheduler.errors import InvalidLeadError
+from scheduler.intake.csv_text import SAMPLE_BYTES, decoded_lines, detect_encoding, sniff_delimiter
 from scheduler.pipeline.identity import (
     ADDED,
     Conflict,
@@ -65,7 +67,15 @@ HEADER_ALIASES = {
     "job_title": "role",
     "title": "role",
     "lead_source": "source",
+    # Split names (HubSpot: "First Name", "Last Name"; Salesforce: "First Name", "Last Name";
+    # others: given/family name): combined into ``name``.
+    "firstname": "first_name",
+    "given_name": "first_name",
+    "lastname": "last_name",
+    "surname": "last_name",
+    "family_name": "last_name",
 }
+NAME_PARTS = ("first_name", "last_name")
 LEAD_FIELDS = frozenset({"name", "email", "phone", "company", "role", "source", "timezone"})
 # Columns kept on the lead as its attribution (where it came from), e.g. utm_campaign.
 ATTRIBUTION_PREFIXES = ("utm_", "ref", "campaign", "ad_", "gclid", "fbclid")
@@ -89,6 +99,12 @@ class ImportReport:
     duplicates: int = 0
     rejected: int = 0
     rejections: list[Rejection] = field(default_factory=list)
+    # Every row that was a lead already (in the database or earlier in the file), with its
+    # line and whose it is: the file's owner cleans their source with this list.
+    duplicate_rows: list[Rejection] = field(default_factory=list)
+    blank: int = 0  # rows with no value at all: skipped, neither read nor rejected
+    encoding: str = "utf-8"
+    delimiter: str = ","
     # Rows (created or updated) with a contact point that stays with another lead.
     conflicted: int = 0
     conflicts: list[Rejection] = field(default_factory=list)
@@ -106,6 +122,12 @@ class ImportReport:
         self.reasons[reason.split(":", maxsplit=1)[0]] += 1
         if len(self.rejections) < MAX_LISTED_REJECTIONS:
             self.rejections.append(Rejection(line, reason))
+
+    def duplicate(self, line: int, reason: str) -> None:
+        """Note a row that added nothing to the lead it matched."""
+        self.duplicates += 1
+        if len(self.duplicate_rows) < MAX_LISTED_REJECTIONS:
+            self.duplicate_rows.append(Rejection(line, reason))
 
     def conflict(self, line: int, reason: str) -> None:
         """Note a row whose contact point another lead keeps (the row itself is imported)."""
@@ -126,27 +148,22 @@ def _column_name(header: str) -> str:
     return HEADER_ALIASES.get(key, key)
 
 
-def _decoded_lines(stream: BinaryIO, on_bytes: Callable[[int], None]) -> Iterator[str]:
-    """Lines of a UTF-8 file (BOM tolerated), reporting bytes consumed for a progress bar."""
-    first = True
-    for raw in stream:
-        on_bytes(len(raw))
-        line = raw.decode("utf-8", errors="replace")
-        if first:
-            line, first = line.removeprefix("\ufeff"), False
-        yield line
-
-
 def _to_lead_in(record: dict[str, str], columns: list[str]) -> LeadIn:
     values: dict[str, Any] = {}
     attribution: dict[str, str] = {}
     for column, value in zip(columns, record.values(), strict=False):
         if not value:
             continue
-        if column in LEAD_FIELDS:
-            values[column] = value
+        if column in LEAD_FIELDS or column in NAME_PARTS:
+            values[column] = value.strip()
         elif column.startswith(ATTRIBUTION_PREFIXES):
             attribution[column] = value[:500]
+    if "name" not in values:
+        parts = [record_value for column in NAME_PARTS if (record_value := values.pop(column, ""))]
+        if parts:
+            values["name"] = " ".join(parts)
+    for column in NAME_PARTS:
+        values.pop(column, None)
     return LeadIn(**values, attribution=attribution)
 
 
@@ -167,7 +184,14 @@ def _parse(
     return None
 
 
+def _blank(record: dict[str | None, Any]) -> bool:
+    values = [v for k, v in record.items() if k is not None] + list(record.get(None) or [])
+    return not any(isinstance(v, str) and v.strip() for v in values)
+
+
 Ref = int | tuple[str, int]  # an existing lead's id, or ("new", index in the chunk)
+# A row's line, outcome, conflict reasons and (for a duplicate) whose lead it is.
+_Outcome = tuple[int, str, list[str], str]
 
 
 @dataclass(slots=True)
@@ -178,7 +202,8 @@ class _Plan:
     points: list[tuple[Ref, Point]] = field(default_factory=list)
     conflicts: list[tuple[Ref, Ref, Point, str]] = field(default_factory=list)
     primary: dict[int, dict[str, str]] = field(default_factory=dict)  # existing lead: columns
-    outcomes: list[tuple[int, str, list[str]]] = field(default_factory=list)
+    outcomes: list[_Outcome] = field(default_factory=list)
+    new_lines: list[int] = field(default_factory=list)  # the line of each new lead's row
 
 
 class _Raced(LeadbotError):
@@ -218,8 +243,8 @@ class _Writer:
         # row, each matched again inside the transaction.
         async with self.sessions.begin() as session:
             outcomes = [await self._one(session, row) for row in chunk]
-        for line, outcome, reasons in outcomes:
-            self._count_one(line, outcome, reasons)
+        for outcome in outcomes:
+            self._count_one(*outcome)
 
     async def _plan(self, session: Session, chunk: list[_Row]) -> _Plan:
         wanted = {p for row in chunk for p in row.contact.points()}
@@ -248,6 +273,7 @@ class _Writer:
                         values[column] = None  # another lead's (a shared phone)
                 chosen = ("new", len(plan.new))
                 plan.new.append(values)
+                plan.new_lines.append(row.line)
                 email_of[chosen], phone_of[chosen] = values["email"], values["phone"]
             reasons: list[str] = []
             added = 0
@@ -263,7 +289,12 @@ class _Writer:
                     plan.conflicts.append((chosen, ref, point, reason))
                     reasons.append(reason)
             outcome = "created" if created else ("updated" if added else "duplicates")
-            plan.outcomes.append((row.line, outcome, reasons))
+            whose = (
+                f"lead {chosen}"
+                if isinstance(chosen, int)
+                else f"the lead of line {plan.new_lines[chosen[1]]}"
+            )
+            plan.outcomes.append((row.line, outcome, reasons, f"same person as {whose}"))
         return plan
 
     @staticmethod
@@ -341,19 +372,23 @@ class _Writer:
             "at": self.now,
         }
 
-    async def _one(self, session: Session, row: _Row) -> tuple[int, str, list[str]]:
+    async def _one(self, session: Session, row: _Row) -> _Outcome:
         result = await intake(
             session, row.data, default_region=self.default_region, now=self.now, actor=self.actor
         )
         outcome = "created" if result.created else ("updated" if result.added else "duplicates")
-        return row.line, outcome, [c.reason for c in result.conflicts]
+        reasons = [c.reason for c in result.conflicts]
+        return row.line, outcome, reasons, f"same person as lead {result.lead.id}"
 
     def _count(self, plan: _Plan) -> None:
-        for line, outcome, reasons in plan.outcomes:
-            self._count_one(line, outcome, reasons)
+        for outcome in plan.outcomes:
+            self._count_one(*outcome)
 
-    def _count_one(self, line: int, outcome: str, reasons: list[str]) -> None:
-        setattr(self.report, outcome, getattr(self.report, outcome) + 1)
+    def _count_one(self, line: int, outcome: str, reasons: list[str], whose: str) -> None:
+        if outcome == "duplicates":
+            self.report.duplicate(line, whose)
+        else:
+            setattr(self.report, outcome, getattr(self.report, outcome) + 1)
         if reasons:
             self.report.conflict(line, "; ".join(reasons))
 
@@ -371,16 +406,29 @@ async def import_csv(
     report = ImportReport()
     writer = _Writer(sessions, report, now, actor, default_region)
     with path.open("rb") as stream:
-        reader = csv.DictReader(_decoded_lines(stream, on_progress))
+        report.encoding = detect_encoding(stream.read(SAMPLE_BYTES))
+        stream.seek(0)
+        lines = decoded_lines(stream, report.encoding, on_progress)
+        header = next(lines, "")
+        report.delimiter = sniff_delimiter(header)
+        reader = csv.DictReader(itertools.chain([header], lines), delimiter=report.delimiter)
         columns = [_column_name(h) for h in reader.fieldnames or []]
         report.ignored_columns = [
-            c for c in columns if c not in LEAD_FIELDS and not c.startswith(ATTRIBUTION_PREFIXES)
+            c
+            for c in columns
+            if c not in LEAD_FIELDS
+            and c not in NAME_PARTS
+            and not c.startswith(ATTRIBUTION_PREFIXES)
         ]
         if "email" not in columns and "phone" not in columns:
             raise InvalidLeadError(f"{path}: the header has neither an email nor a phone column")
         chunk: list[_Row] = []
         line = reader.line_num + 1  # where the next record starts (quoted fields span lines)
         for record in reader:
+            if _blank(record):  # ",,," from a spreadsheet's empty rows: not a lead, not an error
+                report.blank += 1
+                line = reader.line_num + 1
+                continue
             row = _parse(line, record, columns, default_region, report)
             line = reader.line_num + 1
             if row is not None:

@@ -12,9 +12,9 @@ import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from scheduler.errors import InvalidLeadError, NotFoundError
 from scheduler.pipeline.contacts import normalize_email, normalize_phone
@@ -28,11 +28,16 @@ from scheduler.pipeline.identity import (
     resolve,
 )
 from scheduler.pipeline.stages import record_event
-from scheduler.store import Session, events
+from scheduler.store import Session, events, notes
 from scheduler.store import leads as lead_store
 from scheduler.store.models import Lead, Stage, StageEvent
 
 _Short = Field(default=None, max_length=200)
+MAX_MESSAGE_CHARS = 5000
+MAX_ANSWERS = 50
+# A question as the form names it (its text, or the script's slot id) and its answer.
+Question = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+Answer = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
 
 
 class LeadIn(BaseModel):
@@ -48,11 +53,21 @@ class LeadIn(BaseModel):
     source: str | None = Field(default=None, max_length=100)
     attribution: dict[str, str] = Field(default_factory=dict, max_length=50)
     timezone: str | None = Field(default=None, max_length=64)
+    # What the prospect wrote in the form's free-text field, and their answer to each of its
+    # questions (keyed by the question's text or the dialog script's slot id). Stored as a
+    # "form" note on the lead's timeline (:func:`record_form`); the email qualifier reads them.
+    message: str | None = Field(default=None, max_length=MAX_MESSAGE_CHARS)
+    answers: dict[Question, Answer] = Field(default_factory=dict, max_length=MAX_ANSWERS)
 
-    @field_validator("name", "email", "phone", "company", "role", "source", "timezone")
+    @field_validator("name", "email", "phone", "company", "role", "source", "timezone", "message")
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:
         return value or None
+
+    @field_validator("answers")
+    @classmethod
+    def _drop_blank_answers(cls, value: dict[str, str]) -> dict[str, str]:
+        return {question: answer for question, answer in value.items() if answer}
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +163,7 @@ async def intake(
             attached = await attach(
                 session, existing, resolution, actor=actor, reason="contact point added", now=now
             )
+            await record_form(session, existing.id, data, actor=actor, now=now)
             await session.flush()
             return IntakeResult(
                 existing,
@@ -168,8 +184,52 @@ async def intake(
         attached = await attach(
             session, lead, resolution, actor=actor, reason="new lead", now=now, audit=False
         )
+        await record_form(session, lead.id, data, actor=actor, now=now)
         return IntakeResult(lead, created=True, conflicts=tuple(attached.conflicts))
     raise InvalidLeadError("the lead could not be stored (its token collided); try again")
+
+
+async def record_form(
+    session: Session, lead_id: int, data: LeadIn, *, actor: str, now: datetime
+) -> None:
+    """Keep what the prospect wrote (``data.message``, ``data.answers``) as a "form" note on
+    the lead, in the caller's transaction; nothing when the submission had neither. Every
+    submission is its own note: a second form sent later is news, not a duplicate."""
+    if not data.message and not data.answers:
+        return
+    await notes.add_note(
+        session,
+        lead_id,
+        kind=notes.NoteKind.FORM,
+        author=actor,
+        body=data.message or "",
+        data={"answers": dict(data.answers), "source": data.source},
+        now=now,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class FormSubmission:
+    """One form a lead sent: the free text and the answers per question."""
+
+    message: str
+    answers: dict[str, str]
+    source: str | None
+    at: datetime
+
+
+async def form_submissions(session: Session, lead_id: int) -> list[FormSubmission]:
+    """What the lead wrote in forms (:func:`record_form`), oldest first."""
+    found = await notes.list_notes(session, lead_id, kind=notes.NoteKind.FORM)
+    return [
+        FormSubmission(
+            message=note.body,
+            answers={str(k): str(v) for k, v in (note.data or {}).get("answers", {}).items()},
+            source=(note.data or {}).get("source"),
+            at=note.created_at,
+        )
+        for note in reversed(found)
+    ]
 
 
 async def lead_seen_at(

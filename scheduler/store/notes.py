@@ -26,6 +26,7 @@ class NoteKind(StrEnum):
 
     NOTE = "note"  # typed by a console user
     EMAIL = "email"  # facts extracted from an email
+    FORM = "form"  # what the prospect wrote in a form (message, answers per question)
     OWNER = "owner"  # the owner was changed in the console
     BOT_PAUSED = "bot_paused"
     BOT_RESUMED = "bot_resumed"
@@ -55,11 +56,16 @@ async def add_note(
     return note_id
 
 
-async def list_notes(session: AsyncSession, lead_id: int, *, limit: int = 100) -> list[LeadNote]:
-    """The lead's newest ``limit`` notes, newest first."""
+async def list_notes(
+    session: AsyncSession, lead_id: int, *, limit: int = 100, kind: NoteKind | None = None
+) -> list[LeadNote]:
+    """The lead's newest ``limit`` notes (only those of ``kind`` if given), newest first."""
+    where = [LeadNote.lead_id == lead_id]
+    if kind is not None:
+        where.append(LeadNote.kind == str(kind))
     query = (
         select(LeadNote)
-        .where(LeadNote.lead_id == lead_id)
+        .where(*where)
         .order_by(LeadNote.created_at.desc(), LeadNote.id.desc())
         .limit(limit)
     )

@@ -195,3 +195,47 @@ async def test_metrics_count_requests_and_intake(client: Client) -> None:
     )
     # one POST and two GETs on the route
     assert 'leadbot_http_request_seconds_count{route="/api/leads"} 3.0' in text_body
+
+
+async def test_a_form_message_and_answers_are_kept_on_the_lead(client: Client) -> None:
+    status, body = await post_lead(
+        client,
+        email="rene@dubois.example",
+        source="webflow",
+        message="Nous cherchons un portail client",
+        answers={"How many people work at your company?": "about 40", "timeline": "Q3"},
+    )
+    assert status == 201, body
+    lead_id = body["lead"]["id"]
+    again, _ = await post_lead(client, email="rene@dubois.example", message="Any news?")
+    assert again == 200
+    detail = await (await client.get(f"/api/leads/{lead_id}", headers=AUTH)).json()
+    assert [(f["message"], f["answers"], f["source"]) for f in detail["forms"]] == [
+        (
+            "Nous cherchons un portail client",
+            {"How many people work at your company?": "about 40", "timeline": "Q3"},
+            "webflow",
+        ),
+        ("Any news?", {}, None),
+    ]
+    # The older spelling (answers and message inside attribution) is still accepted.
+    status, body = await post_lead(
+        client, email="old@form.example", attribution={"message": "hi", "timeline": "Q3"}
+    )
+    assert status == 201 and body["lead"]["attribution"] == {"message": "hi", "timeline": "Q3"}
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"answers": {"": "x"}},
+        {"answers": {"q": 3}},
+        {"answers": {f"q{i}": "a" for i in range(51)}},
+        {"answers": ["not", "a", "map"]},
+        {"message": "x" * 5001},
+    ],
+)
+async def test_bad_message_or_answers_are_422(client: Client, bad: dict[str, Any]) -> None:
+    status, body = await post_lead(client, email="a@b.example", **bad)
+    assert status == 422
+    assert_error(body, "invalid")

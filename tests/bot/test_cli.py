@@ -49,6 +49,21 @@ def test_import_reports_created_duplicates_and_rejections(
     assert listing.output.count("│ new ") == 3
 
 
+def test_import_lists_blank_rows_and_duplicates_with_their_lines(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    path = tmp_path / "excel.csv"
+    text = "First Name;Last Name;Email\r\nRené;Dubois;rene@x.fr\r\n;;\r\nR;D;RENE@x.fr\r\n"
+    path.write_bytes(text.encode("cp1252"))
+    result = runner.invoke(app, ["leads", "import", str(path)], env=env)
+    assert result.exit_code == 0, result.output
+    assert "rows: 2  created: 1  updated: 0  duplicates: 1  rejected: 0" in result.output
+    assert "blank rows skipped: 1" in result.output
+    assert "same person as the lead of line 2" in result.output
+    listing = runner.invoke(app, ["leads", "list"], env=env)
+    assert "René Dubois" in listing.output
+
+
 def test_import_of_a_missing_file_fails(env: dict[str, str]) -> None:
     result = runner.invoke(app, ["leads", "import", "nope.csv"], env=env)
     assert result.exit_code == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import codecs
 import csv
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,7 +13,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from scheduler.errors import InvalidLeadError
-from scheduler.intake.importer import import_csv
+from scheduler.intake.csv_text import detect_encoding
+from scheduler.intake.importer import ImportReport, import_csv
 from scheduler.pipeline.leads import LeadIn, intake
 from scheduler.store.models import IdentityConflict, Lead, StageEvent
 from tests.support.lead_csv import write_leads_csv
@@ -28,7 +30,7 @@ async def counts(sessions: Sessions) -> tuple[int, int]:
     return int(leads or 0), int(events or 0)
 
 
-async def run(sessions: Sessions, path: Path) -> object:
+async def run(sessions: Sessions, path: Path) -> ImportReport:
     return await import_csv(sessions, path, default_region="US", now=NOW)
 
 
@@ -128,10 +130,11 @@ async def test_import_racing_intakes_of_the_same_people(
             result = await intake(session, LeadIn(email=email), default_region="US", now=NOW)
         return result.created
 
-    report, *created = await asyncio.gather(
-        import_csv(sessions, path, default_region="US", now=NOW), *(take(e) for e in emails)
+    report, created = await asyncio.gather(
+        import_csv(sessions, path, default_region="US", now=NOW),
+        asyncio.gather(*(take(e) for e in emails)),
     )
-    assert report.created + sum(created) == expected.created  # type: ignore[union-attr]
+    assert report.created + sum(created) == expected.created
     assert await counts(sessions) == (expected.created, expected.created)
 
 
@@ -166,3 +169,73 @@ async def test_shared_switchboard_phones_lose_no_row(sessions: Sessions, tmp_pat
     assert again.conflicted == expected.conflicts  # reported again, stored once
     async with sessions() as session:
         assert await session.scalar(select(func.count()).select_from(IdentityConflict)) == stored
+
+
+HUBSPOT_ROWS = [
+    ["First Name", "Last Name", "Email", "Phone Number"],
+    ["René", "Dubois", "rene@dubois.fr", ""],
+    ["Zoë", "", "zoe@x.com", ""],
+    ["", "", "", ""],
+    ["", "Solo", "solo@x.com", ""],
+    ["Bob", "Ray", "RENE@dubois.fr", ""],
+    [" ", "", "", ""],
+    ["Ann", "Lee", "zoe@x.com", ""],
+]
+
+
+def spreadsheet(rows: list[list[str]], delimiter: str) -> str:
+    return "".join(delimiter.join(row) + "\r\n" for row in rows)
+
+
+async def names(sessions: Sessions) -> dict[str, str | None]:
+    async with sessions() as session:
+        return {str(lead.email): lead.name for lead in await session.scalars(select(Lead))}
+
+
+@pytest.mark.parametrize(
+    ("encoding", "delimiter"),
+    [("utf-8", ","), ("utf-8-sig", ";"), ("cp1252", ";"), ("cp1252", "\t"), ("utf-8", "\t")],
+)
+async def test_a_hubspot_export_keeps_its_names_in_any_encoding_and_delimiter(
+    sessions: Sessions, tmp_path: Path, encoding: str, delimiter: str
+) -> None:
+    path = tmp_path / "hubspot.csv"
+    path.write_bytes(spreadsheet(HUBSPOT_ROWS, delimiter).encode(encoding))
+    report = await run(sessions, path)
+    assert report.delimiter == delimiter
+    assert report.encoding == ("utf-8" if encoding == "utf-8" else encoding)
+    # Blank rows are skipped, not rejected; every duplicate is listed with its line.
+    assert (report.created, report.duplicates, report.rejected, report.blank) == (3, 2, 0, 2)
+    assert await names(sessions) == {
+        "rene@dubois.fr": "René Dubois",
+        "zoe@x.com": "Zoë",
+        "solo@x.com": "Solo",
+    }
+    assert [(d.line, d.reason) for d in report.duplicate_rows] == [
+        (6, "same person as the lead of line 2"),
+        (8, "same person as the lead of line 3"),
+    ]
+    again = await run(sessions, path)
+    assert [d.line for d in again.duplicate_rows] == [2, 3, 5, 6, 8]
+    assert again.duplicate_rows[0].reason.startswith("same person as lead ")
+
+
+async def test_a_full_name_column_wins_over_first_and_last(
+    sessions: Sessions, tmp_path: Path
+) -> None:
+    path = tmp_path / "both.csv"
+    path.write_text("Name,First Name,Last Name,Email\nDr. Ann Lee,Ann,Lee,ann@x.com\n")
+    report = await run(sessions, path)
+    assert report.created == 1 and report.ignored_columns == []
+    assert await names(sessions) == {"ann@x.com": "Dr. Ann Lee"}
+
+
+def test_encodings_are_detected() -> None:
+    text = "Name;Email\r\nFrançois Œuvre;f@x.fr\r\nRené Dubois;r@x.fr\r\n"
+    assert detect_encoding(text.encode("utf-8")) == "utf-8"
+    assert detect_encoding(codecs.BOM_UTF8 + text.encode()) == "utf-8-sig"
+    assert detect_encoding(text.encode("cp1252")) == "cp1252"
+    # A UTF-8 character cut at the end of the sample is still UTF-8.
+    assert detect_encoding("Zoë".encode()[:-1]) == "utf-8"
+    export = "Name,Company\r\n" + "Zoë Müller,Société Générale – Œuvre ‘Straße’\r\n" * 50
+    assert detect_encoding(export.encode("cp1252")) == "cp1252"
