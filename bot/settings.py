@@ -89,6 +89,12 @@ class Settings(BaseSettings):
     # source (bot.http.form_config); without it every source uses the defaults.
     forms_file: Path | None = None
 
+    @field_validator("forms_file", mode="before")
+    @classmethod
+    def _empty_forms_file(cls, value: object) -> object:
+        # An empty LEADBOT_FORMS_FILE= means "no file", as for every other empty setting.
+        return None if value == "" else value
+
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, value: str) -> str:
