@@ -2,7 +2,8 @@
 
 ``build_channels`` picks each channel's backend from the settings: the real provider when it
 is configured, the stored channel (messages kept in the outbox, nothing leaves the machine)
-when it is not, so the embedded default runs with no credentials at all.
+when it is not, so the embedded default runs with no credentials at all. It also sets up the
+signed outbound events (:mod:`scheduler.pipeline.outbound_events`): endpoints and channel.
 """
 
 from __future__ import annotations
@@ -10,10 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from bot.channels.email import EmailChannel
+from bot.channels.events import event_endpoints
 from bot.channels.stored import StoredChannel
 from bot.channels.whatsapp import LeadServiceWindow, WhatsAppChannel
 from bot.settings import Settings
+from crm_sync.events_channel import EventsChannel
 from scheduler.delivery.outbox import Channel
+from scheduler.pipeline import outbound_events as events
 from scheduler.store import Sessions
 
 
@@ -37,6 +41,18 @@ def build_channels(settings: Settings, sessions: Sessions | None = None) -> dict
             rate=settings.whatsapp_rate,
             timeout=settings.whatsapp_timeout,
         )
+    # Signed outbound events: the emit points (the stage machine, bookings, hand-offs) learn
+    # which endpoints want which kinds; the channel holds the secrets and posts.
+    endpoints = event_endpoints(
+        settings.events_webhook_url,
+        settings.events_webhook_secret.get_secret_value(),
+        settings.events_webhook_events,
+        settings.events_webhooks.get_secret_value(),
+    )
+    events.configure(endpoints)
+    if endpoints:
+        timeout = settings.events_webhook_timeout
+        channels[events.CHANNEL] = EventsChannel(endpoints, timeout=timeout)
     return channels
 
 
