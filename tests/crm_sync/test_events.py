@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import cast
 
 import pytest
@@ -22,10 +23,12 @@ from crm_sync.signing import new_secret
 from dialogs.actions import HandOff
 from dialogs.session import Session as DialogSession
 from scheduler.delivery.outbox import Dispatcher
+from scheduler.intake.importer import import_csv
 from scheduler.pipeline import outbound_events
 from scheduler.pipeline.leads import LeadIn, intake
 from scheduler.pipeline.outbound_events import CHANNEL, Endpoint, EventKind
 from scheduler.pipeline.stages import transition
+from scheduler.store.erasure import erase_lead
 from scheduler.store.event_deliveries import failed_deliveries
 from scheduler.store.models import Lead, OutboxItem, Stage
 from tests.support.fakes.calendly import load_event
@@ -237,6 +240,35 @@ async def test_emitting_the_same_fact_twice_stores_one_row_per_endpoint(
         first = await outbound_events.emit(session, event)
         again = await outbound_events.emit(session, event)
     assert len(first) == 2 and again == []
+
+
+async def test_erasing_the_lead_cancels_and_blanks_its_pending_events(
+    sessions: Sessions, receiver: Receiver, configured: Configured
+) -> None:
+    configured.use(endpoint(receiver, "all"))
+    lead = await new_lead(sessions)
+    async with sessions.begin() as session:
+        await erase_lead(session, lead.id, actor="admin", hash_key=b"k" * 32, now=NOW)
+    await deliver(sessions, configured, NOW)
+
+    assert receiver.deliveries == []
+    async with sessions() as session:
+        [row] = (await session.scalars(select(OutboxItem))).all()
+    assert (row.state, row.payload) == ("failed", {})
+
+
+async def test_imported_leads_are_created_events_too(
+    sessions: Sessions, receiver: Receiver, configured: Configured, tmp_path: Path
+) -> None:
+    configured.use(endpoint(receiver, "all", EventKind.LEAD_CREATED))
+    path = tmp_path / "leads.csv"
+    path.write_text("name,email\nAna One,ana@one.com\nBo Two,bo@two.com\n", "utf-8")
+    await import_csv(sessions, path, default_region="US", now=NOW)
+    await import_csv(sessions, path, default_region="US", now=NOW)  # duplicates: no events
+    await deliver(sessions, configured, NOW)
+
+    got = sorted((d.event["type"], d.event["lead"]["email"]) for d in receiver.accepted())
+    assert got == [("lead.created", "ana@one.com"), ("lead.created", "bo@two.com")]
 
 
 def test_endpoint_settings() -> None:
