@@ -17,6 +17,7 @@ the row at once.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -31,6 +32,7 @@ from scheduler.store.models import utcnow
 
 USER_AGENT = "leadbot-events/1"
 _ERROR_BODY = 300  # characters of a receiver's error body kept on the row
+MAX_RETRY_AFTER = 3600.0  # a receiver's Retry-After is honoured up to an hour
 
 
 class EventsChannel:
@@ -66,10 +68,15 @@ class EventsChannel:
         headers = signed_headers(endpoint.secret, event["id"], self.clock(), body)
         headers |= {"content-type": "application/json", "user-agent": USER_AGENT}
         try:
-            async with self._session().post(endpoint.url, data=body, headers=headers) as reply:
+            # No redirects: the endpoint is the URL the operator configured, nothing else.
+            post = self._session().post(
+                endpoint.url, data=body, headers=headers, allow_redirects=False
+            )
+            async with post as reply:
                 if 200 <= reply.status < 300:
                     return Receipt(external_id=f"{endpoint.name}:{event['id']}")
-                text = (await reply.text(errors="replace"))[:_ERROR_BODY]
+                start = await reply.content.read(_ERROR_BODY * 4)  # never a whole huge body
+                text = start.decode("utf-8", "replace")[:_ERROR_BODY]
                 retry_after = _seconds(reply.headers.get("retry-after"))
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise NotSent(f"{endpoint.name}: {type(exc).__name__}: {exc}", code="network") from exc
@@ -91,8 +98,12 @@ class EventsChannel:
 
 
 def _seconds(value: str | None) -> float | None:
-    """A ``Retry-After`` given in seconds (an HTTP date is ignored: the backoff applies)."""
+    """A ``Retry-After`` given in seconds, at most :data:`MAX_RETRY_AFTER` (an HTTP date
+    is ignored: the backoff applies)."""
     try:
-        return max(0.0, float(value)) if value else None
+        seconds = float(value) if value else None
     except ValueError:
         return None
+    if seconds is None or math.isnan(seconds):
+        return None
+    return min(max(0.0, seconds), MAX_RETRY_AFTER)
