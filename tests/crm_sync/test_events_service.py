@@ -1,0 +1,68 @@
+"""The service wires outbound events from its settings: an intake through the JSON API is
+announced, signed, to the configured endpoints by the app's own outbox; bad endpoint
+settings stop the start with a message that names them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.app import create_app
+from bot.channels import build_channels
+from bot.channels.events import EventsConfigError
+from bot.http.appkeys import DISPATCHER
+from crm_sync.signing import new_secret
+from scheduler.pipeline import outbound_events
+from scheduler.store.models import utcnow
+from tests.bot.support import AUTH, make_settings
+from tests.support.fakes.webhook_receiver import Receiver, running
+
+MakeClient = Callable[..., Awaitable[TestClient[Any, Any]]]
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    async with running(Receiver(secrets={"main": new_secret(), "zap": new_secret()})) as found:
+        yield found
+    outbound_events.configure(())  # process-wide: never left to the next test
+
+
+async def test_an_api_intake_reaches_every_endpoint_that_wants_it(
+    engine: AsyncEngine, aiohttp_client: MakeClient, receiver: Receiver
+) -> None:
+    zap = {
+        "name": "zap",
+        "url": receiver.url("zap"),
+        "secret": receiver.secrets["zap"],
+        "events": ["meeting.booked"],
+    }
+    settings = make_settings(
+        first_touch=False,
+        events_webhook_url=receiver.url("main"),
+        events_webhook_secret=receiver.secrets["main"],
+        events_webhook_events="lead.created",
+        events_webhooks=json.dumps([zap]),
+    )
+    client = await aiohttp_client(create_app(settings, engine=engine, run_scheduler=False))
+    body = {"email": "jane@acme.com", "name": "Jane Doe", "source": "form"}
+    response = await client.post("/api/leads", json=body, headers=AUTH)
+    assert response.status == 201, await response.text()
+    lead_id = (await response.json())["lead"]["id"]
+
+    await client.app[DISPATCHER].deliver_due(utcnow())
+
+    [delivery] = receiver.deliveries
+    assert (delivery.endpoint, delivery.verified, delivery.status) == ("main", True, 200)
+    assert delivery.event["type"] == "lead.created"
+    assert delivery.event["lead"]["id"] == lead_id
+
+
+def test_bad_endpoint_settings_are_named_at_start() -> None:
+    settings = make_settings(events_webhook_url="https://n8n.example/webhook/x")
+    with pytest.raises(EventsConfigError, match="whsec_"):
+        build_channels(settings)
