@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from bot.channels.email import EmailChannel
-from bot.channels.events import event_endpoints
+from bot.channels.events import configure_events
 from bot.channels.stored import StoredChannel
 from bot.channels.whatsapp import LeadServiceWindow, WhatsAppChannel
 from bot.settings import Settings
 from crm_sync.events_channel import EventsChannel
 from scheduler.delivery.outbox import Channel
-from scheduler.pipeline import outbound_events as events
+from scheduler.pipeline.outbound_events import CHANNEL as EVENTS
 from scheduler.store import Sessions
 
 
@@ -43,16 +43,10 @@ def build_channels(settings: Settings, sessions: Sessions | None = None) -> dict
         )
     # Signed outbound events: the emit points (the stage machine, bookings, hand-offs) learn
     # which endpoints want which kinds; the channel holds the secrets and posts.
-    endpoints = event_endpoints(
-        settings.events_webhook_url,
-        settings.events_webhook_secret.get_secret_value(),
-        settings.events_webhook_events,
-        settings.events_webhooks.get_secret_value(),
-    )
-    events.configure(endpoints)
+    endpoints = configure_events(settings)
     if endpoints:
         timeout = settings.events_webhook_timeout
-        channels[events.CHANNEL] = EventsChannel(endpoints, timeout=timeout)
+        channels[EVENTS] = EventsChannel(endpoints, timeout=timeout)
     return channels
 
 

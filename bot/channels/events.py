@@ -13,8 +13,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from bot.settings import Settings, SettingsError
 from crm_sync.signing import SecretError, check_secret
-from dialogs.errors import ConfigError
+from scheduler.pipeline import outbound_events
 from scheduler.pipeline.outbound_events import Endpoint, EventKind
 
 DEFAULT_NAME = "default"
@@ -23,8 +24,21 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 MAX_URL = 320  # outbox_items.recipient
 
 
-class EventsConfigError(ConfigError):
+class EventsConfigError(SettingsError):
     """The event endpoint settings are invalid; the message says which and why."""
+
+
+def configure_events(settings: Settings) -> tuple[Endpoint, ...]:
+    """Tell the emit points which endpoints want which events (every process that changes
+    leads: the service, ``leadbot leads import``); the endpoints."""
+    endpoints = event_endpoints(
+        settings.events_webhook_url,
+        settings.events_webhook_secret.get_secret_value(),
+        settings.events_webhook_events,
+        settings.events_webhooks.get_secret_value(),
+    )
+    outbound_events.configure(endpoints)
+    return endpoints
 
 
 def event_endpoints(
@@ -35,7 +49,7 @@ def event_endpoints(
     if url or secret:
         kinds = [k.strip() for k in events.split(",") if k.strip()]
         main = {"name": DEFAULT_NAME, "url": url, "secret": secret, "events": kinds}
-        found.append(_endpoint(main))
+        found.append(_endpoint(main, "LEADBOT_EVENTS_WEBHOOK_URL/_SECRET/_EVENTS"))
     if more.strip():
         try:
             items = json.loads(more)
@@ -43,7 +57,7 @@ def event_endpoints(
             raise EventsConfigError(f"LEADBOT_EVENTS_WEBHOOKS is not JSON: {exc}") from exc
         if not isinstance(items, list):
             raise EventsConfigError("LEADBOT_EVENTS_WEBHOOKS must be a JSON list of endpoints")
-        found.extend(_endpoint(item) for item in items)
+        found.extend(_endpoint(item, "LEADBOT_EVENTS_WEBHOOKS") for item in items)
     names = [e.name for e in found]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -51,11 +65,11 @@ def event_endpoints(
     return tuple(found)
 
 
-def _endpoint(item: Any) -> Endpoint:
+def _endpoint(item: Any, setting: str) -> Endpoint:
     if not isinstance(item, Mapping):
-        raise EventsConfigError("an event endpoint is an object with name, url, secret, events")
+        raise EventsConfigError(f"{setting}: an endpoint is an object (name, url, secret, events)")
     name, url, secret = item.get("name"), item.get("url"), item.get("secret")
-    where = f"event endpoint {name!r}"
+    where = f"{setting}: endpoint {name!r}"
     if not isinstance(name, str) or not _NAME.match(name):
         raise EventsConfigError(f"{where}: name must be 1-40 of a-z, 0-9, _ and -")
     if not isinstance(url, str) or not re.match(r"^https?://[^\s/]+", url) or len(url) > MAX_URL:

@@ -4,21 +4,27 @@ settings stop the start with a message that names them."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
+from typer.testing import CliRunner
 
 from bot.app import create_app
 from bot.channels import build_channels
 from bot.channels.events import EventsConfigError
+from bot.cli.main import app as cli
 from bot.http.appkeys import DISPATCHER
 from crm_sync.signing import new_secret
 from scheduler.pipeline import outbound_events
-from scheduler.store.models import utcnow
+from scheduler.store.engine import create_engine, session_factory
+from scheduler.store.models import OutboxItem, utcnow
 from tests.bot.support import AUTH, make_settings
 from tests.support.fakes.webhook_receiver import Receiver, running
 
@@ -64,5 +70,39 @@ async def test_an_api_intake_reaches_every_endpoint_that_wants_it(
 
 def test_bad_endpoint_settings_are_named_at_start() -> None:
     settings = make_settings(events_webhook_url="https://n8n.example/webhook/x")
-    with pytest.raises(EventsConfigError, match="whsec_"):
+    with pytest.raises(EventsConfigError, match="LEADBOT_EVENTS_WEBHOOK_URL.*whsec_"):
         build_channels(settings)
+
+
+def test_the_import_command_announces_new_leads(tmp_path: Path) -> None:
+    """``leadbot leads import`` is a process of its own: it stores the events too (the
+    service's outbox job delivers them)."""
+    path = tmp_path / "leads.csv"
+    path.write_text("name,email\nAna One,ana@one.com\n", "utf-8")
+    secret = new_secret()
+    env = {
+        "LEADBOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/cli.db",
+        "LEADBOT_EVENTS_WEBHOOK_URL": "https://n8n.example/webhook/leads",
+        "LEADBOT_EVENTS_WEBHOOK_SECRET": secret,
+    }
+    try:
+        result = CliRunner().invoke(cli, ["leads", "import", str(path)], env=env)
+        assert result.exit_code == 0, result.output
+        assert outbound_events.endpoints()[0].url == "https://n8n.example/webhook/leads"
+        bad = CliRunner().invoke(
+            cli, ["leads", "import", str(path)], env=env | {"LEADBOT_EVENTS_WEBHOOK_SECRET": "x"}
+        )
+        assert bad.exit_code != 0 and "LEADBOT_EVENTS_WEBHOOK_URL" in bad.output
+    finally:
+        outbound_events.configure(())
+
+    async def stored() -> list[tuple[str, str]]:
+        engine = create_engine(env["LEADBOT_DATABASE_URL"])
+        try:
+            async with session_factory(engine)() as session:
+                rows = await session.execute(select(OutboxItem.channel, OutboxItem.recipient))
+                return [(c, r) for c, r in rows]
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(stored()) == [("events", "https://n8n.example/webhook/leads")]
