@@ -12,9 +12,22 @@ fact twice stores one row per endpoint. The event id (the ``webhook-id`` receive
 is derived from the same fact, so it is stable across retries and the same at every
 endpoint.
 
-The endpoints are configured once, at startup, by the composition root (:func:`configure`):
-the emit points sit deep in the pipeline (the stage machine) and need only the endpoints'
-names and filters, never their secrets' use.
+The rows are inserted wherever the change happens, which may be before the change takes the
+locks that come earlier in the store's lock order (touches, after a stage move): safe, since a
+new row whose key only this change can produce is never waited for by anyone else.
+
+The body every endpoint gets: ``{"id", "type", "occurred_at", "lead": {id, stage, name,
+email, phone, company, source, owner_rep_id, qualification}, "data": {…}}`` where ``data``
+is the kind's own: ``lead.created`` {stage, actor}; ``lead.stage_changed`` and
+``lead.qualified`` (a move into qualified, from any path) {from, to, reason, actor};
+``meeting.booked`` / ``meeting.canceled`` {booking_id, start_time, end_time, timezone,
+calendly_invitee_uri, calendly_event_uri, rescheduled_from, reason (canceled)};
+``conversation.handoff_requested`` {channel, requested_at, turn}. ``lead`` is read when the
+event is stored (an erased lead shows only id and stage).
+
+The endpoints are set once per process by :func:`configure` (``bot.channels.events.
+configure_events``: the service and ``leadbot leads import``): the emit points sit deep in
+the pipeline (the stage machine) and need only the endpoints' names and filters.
 """
 
 from __future__ import annotations
