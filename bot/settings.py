@@ -71,6 +71,17 @@ class Settings(BaseSettings):
     calendly_url: str = ""
     calendly_signing_key: SecretStr = SecretStr("")
 
+    # Signed outbound events (Standard Webhooks) for n8n, Zapier, Make: one endpoint here
+    # (secret: whsec_ + base64), more in events_webhooks.
+    events_webhook_url: str = ""
+    events_webhook_secret: SecretStr = SecretStr("")
+    # The event kinds LEADBOT_EVENTS_WEBHOOK_URL gets, comma-separated; empty: all of them.
+    events_webhook_events: str = ""
+    # More endpoints: a JSON list of {"name", "url", "secret", "events": [kinds]}.
+    events_webhooks: SecretStr = SecretStr("")
+    # Seconds an endpoint has to answer a delivery; past it the delivery is tried again.
+    events_webhook_timeout: Annotated[float, Field(gt=0, le=120)] = 10.0
+
     # Who the prospect hears from. Empty: neutral wording ("our team", no personal name).
     # A cadence file's own `sender` block and a dialog script's own `resource_url` win.
     company_name: str = ""

@@ -34,6 +34,7 @@ from scheduler.followups.cadence import Cadence
 from scheduler.followups.touches import cancel_pending, start_sequence
 from scheduler.pipeline.contacts import normalize_email
 from scheduler.pipeline.leads import LeadIn, intake
+from scheduler.pipeline.outbound_events import Event, EventKind, emit
 from scheduler.pipeline.stages import transition
 from scheduler.store import Session, events
 from scheduler.store import leads as lead_store
@@ -123,6 +124,8 @@ async def _created(
     await _move_to_qualified(session, lead, now)
     await cancel_pending(session, lead.id, reason="booked a call", now=now)
     rescheduled = bool(payload.get("old_invitee"))
+    booked_event = _meeting_event(EventKind.MEETING_BOOKED, booking, lead, payload, now)
+    booked = await emit(session, booked_event)
     start = _when(booking.start_time)
     summary = f"{'Call rescheduled to' if rescheduled else 'Call booked for'} {start}"
     ids = await notify_reps(
@@ -134,7 +137,7 @@ async def _created(
         now=now,
         options=ctx.reps,
     )
-    return BookingOutcome("processed", ids, lead.id)
+    return BookingOutcome("processed", ids + booked, lead.id)
 
 
 async def _canceled(
@@ -155,7 +158,8 @@ async def _canceled(
     if still_booked is None:
         lead.booked_at = None
     if payload.get("rescheduled"):
-        return BookingOutcome("processed", lead_id=lead.id)  # its created half tells the rep
+        # Its created half tells the rep, and sends meeting.booked with ``rescheduled_from``.
+        return BookingOutcome("processed", lead_id=lead.id)
     cancellation = payload.get("cancellation") or {}
     reason = cancellation.get("reason") if isinstance(cancellation, Mapping) else None
     reason = reason[:500] if isinstance(reason, str) else None
@@ -169,6 +173,8 @@ async def _canceled(
         now=now,
         options=ctx.reps,
     )
+    canceled = _meeting_event(EventKind.MEETING_CANCELED, booking, lead, payload, now)
+    ids += await emit(session, canceled)
     if still_booked is None and lead.opted_out_at is None:
         if ctx.cadence is None:
             log.warning("lead %s canceled, but no cadence is loaded: no rebook nudge", lead.id)
@@ -179,6 +185,28 @@ async def _canceled(
                 session, lead.id, "rebook", cadence=ctx.cadence, now=now, cycle=booking.id
             )
     return BookingOutcome("processed", ids, lead.id)
+
+
+def _meeting_event(
+    kind: EventKind, booking: Booking, lead: Lead, payload: Mapping[str, Any], now: datetime
+) -> Event:
+    """``meeting.booked`` / ``meeting.canceled`` of ``booking`` (once per booking each);
+    ``payload`` is the Calendly event's."""
+    cancellation = payload.get("cancellation")
+    data = {
+        "booking_id": booking.id,
+        "start_time": booking.start_time,
+        "end_time": booking.end_time,
+        "timezone": booking.timezone,
+        "calendly_invitee_uri": booking.invitee_uri,
+        "calendly_event_uri": booking.event_uri,
+        "rescheduled_from": _short(payload.get("old_invitee"), MAX_URI),
+    }
+    if kind is EventKind.MEETING_CANCELED:
+        reason = cancellation.get("reason") if isinstance(cancellation, Mapping) else None
+        data["reason"] = _short(reason, 500)
+    fact = f"booking:{booking.id}:{kind.value}"
+    return Event(kind, fact, lead.id, now, data)
 
 
 async def _match_lead(

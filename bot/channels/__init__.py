@@ -2,7 +2,8 @@
 
 ``build_channels`` picks each channel's backend from the settings: the real provider when it
 is configured, the stored channel (messages kept in the outbox, nothing leaves the machine)
-when it is not, so the embedded default runs with no credentials at all.
+when it is not, so the embedded default runs with no credentials at all. It also sets up the
+signed outbound events (:mod:`scheduler.pipeline.outbound_events`): endpoints and channel.
 """
 
 from __future__ import annotations
@@ -10,10 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from bot.channels.email import EmailChannel
+from bot.channels.events import configure_events
 from bot.channels.stored import StoredChannel
 from bot.channels.whatsapp import LeadServiceWindow, WhatsAppChannel
 from bot.settings import Settings
+from crm_sync.events_channel import EventsChannel
 from scheduler.delivery.outbox import Channel
+from scheduler.pipeline.outbound_events import CHANNEL as EVENTS
 from scheduler.store import Sessions
 
 
@@ -37,6 +41,12 @@ def build_channels(settings: Settings, sessions: Sessions | None = None) -> dict
             rate=settings.whatsapp_rate,
             timeout=settings.whatsapp_timeout,
         )
+    # Signed outbound events: the emit points (the stage machine, bookings, hand-offs) learn
+    # which endpoints want which kinds; the channel holds the secrets and posts.
+    endpoints = configure_events(settings)
+    if endpoints:
+        timeout = settings.events_webhook_timeout
+        channels[EVENTS] = EventsChannel(endpoints, timeout=timeout)
     return channels
 
 

@@ -106,11 +106,14 @@ def leads_import(
 async def _import(settings: Settings, file: Path) -> ImportReport:
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
+    from bot.channels.events import configure_events
     from scheduler.errors import InvalidLeadError
     from scheduler.intake.importer import import_csv
     from scheduler.store.engine import session_factory
     from scheduler.store.models import utcnow
 
+    # New leads are announced (lead.created); the service's outbox job delivers them.
+    configure_events(settings)
     async with open_store(settings, upgrade=settings.is_sqlite) as engine:
         with Progress(
             "[progress.description]{task.description}",

@@ -73,6 +73,9 @@ def console_url(settings: Settings) -> str:
 def check_setup(settings: Settings) -> None:
     """Raise :class:`SettingsError` (one line) for settings the service cannot start with."""
     check_webhook_secrets(settings)
+    from bot.channels.events import configure_events
+
+    configure_events(settings)  # the event endpoints: each mistake named now
     smtp = settings.smtp_url.get_secret_value()
     if not smtp:
         return

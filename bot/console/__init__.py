@@ -7,7 +7,8 @@ write through the store and pipeline functions, never with SQL of their own.
 
 One module a page: :mod:`~bot.console.today` (the home page), :mod:`~bot.console.board`,
 :mod:`~bot.console.lead_page`, :mod:`~bot.console.takeover`,
-:mod:`~bot.console.approvals`, :mod:`~bot.console.scripts_admin`, and
+:mod:`~bot.console.approvals`, :mod:`~bot.console.scripts_admin`,
+:mod:`~bot.console.event_deliveries` (outbound events that were never delivered), and
 :mod:`~bot.console.api_docs` (``/docs``: the JSON API's reference).
 """
 
@@ -25,6 +26,7 @@ from bot.console import (
     approvals,
     auth,
     board,
+    event_deliveries,
     lead_page,
     scripts_admin,
     takeover,
@@ -37,7 +39,17 @@ from scheduler.loop import PeriodicJob
 from scheduler.pipeline import users
 
 TEMPLATES = Path(__file__).parent / "templates"
-PAGES = (auth, today, board, lead_page, takeover, approvals, scripts_admin, api_docs)
+PAGES = (
+    auth,
+    today,
+    board,
+    lead_page,
+    takeover,
+    approvals,
+    scripts_admin,
+    event_deliveries,
+    api_docs,
+)
 # Ended sessions are deleted this often (seconds): they can never be used again.
 SESSION_PURGE_SECONDS = 3600.0
 

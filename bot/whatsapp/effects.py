@@ -36,6 +36,7 @@ from dialogs.actions import Message as MessageAction
 from dialogs.session import Session
 from scheduler.delivery.outbox import CONFIRMS_OPT_OUT, enqueue
 from scheduler.errors import StoreError
+from scheduler.pipeline.outbound_events import Event, EventKind, emit
 from scheduler.pipeline.stages import transition
 from scheduler.store import Session as DbSession
 from scheduler.store.leads import note_stage_move
@@ -81,6 +82,7 @@ async def apply(db: DbSession, ctx: TurnContext, actions: list[Action], hooks: H
                 # second request while still waiting keeps the first one's time).
                 if ctx.lead.human_requested_at is None:
                     ctx.lead.human_requested_at = ctx.now
+                    await _handoff_event(db, ctx)
             case OptOut(evidence):
                 ctx.lead.opted_out_at = ctx.now
                 # The phone and the WhatsApp address (a wa_id in an older form, a BSUID).
@@ -111,6 +113,13 @@ async def apply(db: DbSession, ctx: TurnContext, actions: list[Action], hooks: H
                 messages += 1
     if slots_changed:
         ctx.lead.qualification = qualification_record(ctx.session, ctx.prompt_version)
+
+
+async def _handoff_event(db: DbSession, ctx: TurnContext) -> None:
+    """``conversation.handoff_requested``, once per request (keyed by the turn)."""
+    data = {"channel": "whatsapp", "requested_at": ctx.now, "turn": ctx.key_base}
+    fact = f"handoff:{ctx.key_base}"
+    await emit(db, Event(EventKind.HANDOFF_REQUESTED, fact, ctx.lead.id, ctx.now, data))
 
 
 async def cancel_follow_ups(db: DbSession, ctx: TurnContext, hooks: Hooks, reason: str) -> None:

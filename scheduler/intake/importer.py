@@ -44,6 +44,7 @@ from scheduler.pipeline.identity import (
     shared_reason,
 )
 from scheduler.pipeline.leads import Contact, LeadIn, build_lead, intake
+from scheduler.pipeline.outbound_events import created_event, emit
 from scheduler.store import Session, Sessions
 from scheduler.store import contact_points as point_store
 from scheduler.store import leads as lead_store
@@ -329,6 +330,10 @@ class _Writer:
             event = {"to_stage": Stage.NEW.value, "actor": self.actor, "at": self.now}
             await record_stage_events(
                 session, [{"lead_id": lead_id, **event} for lead_id in ids.values()]
+            )
+            await emit(
+                session,
+                *(created_event(i, Stage.NEW.value, self.actor, self.now) for i in ids.values()),
             )
 
         def lead_id(ref: Ref) -> int:

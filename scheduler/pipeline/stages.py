@@ -17,6 +17,7 @@ from scheduler.errors import (
     ReasonRequiredError,
     StaleStageError,
 )
+from scheduler.pipeline.outbound_events import emit, stage_events
 from scheduler.store import Session
 from scheduler.store.events import record_stage_event
 from scheduler.store.leads import move_stage, stage_and_version
@@ -127,7 +128,8 @@ async def record_event(
     at: datetime,
 ) -> StageEvent:
     """Write one audit row in the caller's transaction (a prebuilt Core insert: no ORM
-    flush); the event, with its id. ``from_stage`` None is the lead's creation."""
+    flush), and its outbound events; the audit row, with its id. ``from_stage`` None is the
+    lead's creation."""
     audit = {
         "lead_id": lead_id,
         "from_stage": from_stage,
@@ -137,4 +139,16 @@ async def record_event(
         "at": at,
     }
     event_id = await record_stage_event(session, audit)
+    # Outbound events (lead.created, lead.stage_changed, lead.qualified) commit or roll back
+    # with the move itself.
+    found = stage_events(
+        audit_id=event_id,
+        lead_id=lead_id,
+        from_stage=from_stage,
+        to_stage=to_stage,
+        reason=reason,
+        actor=actor,
+        at=at,
+    )
+    await emit(session, *found)
     return StageEvent(id=event_id, **audit)

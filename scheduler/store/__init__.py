@@ -29,6 +29,8 @@ commit), but statements (select, insert, update, delete, locks) are written here
 - Reads for the console's pages: ``board`` (stage columns, counts, filters, keyset pages),
   ``dashboard`` (the Today figures), ``approval_queue`` (drafts waiting for a person),
   ``campaigns`` (campaigns seen on leads).
+- Outbound events (rows of the outbox's ``events`` channel): ``event_deliveries`` (the lead
+  facts an event carries, the deliveries that ended failed).
 - Work across every table: ``erasure`` (forget a person, in lock order) and ``retention``
   (trim dedupe records no vendor can re-deliver any more).
 

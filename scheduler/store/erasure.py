@@ -7,9 +7,10 @@ ascending id. What each step does:
 
 - ``touches``: open ones (pending, claimed, awaiting approval) cancelled; drafts, notes and
   draft metadata of all of them cleared.
-- ``outbox``: the lead's rows and the rep notifications about the lead (key
-  ``rep:…:lead:<id>:…``): pending ones cancelled (``failed``, "lead erased"); every
-  payload and error cleared; the prospect's address replaced where it was the recipient.
+- ``outbox``: the lead's rows, the rep notifications about the lead (key
+  ``rep:…:lead:<id>:…``) and the outbound events about it (key ``event:…:lead:<id>:…``):
+  pending ones cancelled (``failed``, "lead erased"); every payload and error cleared; the
+  prospect's address replaced where it was the recipient.
   Keys, states and provider ids stay (they keep each intent at most once).
 - ``inbox``: every row the person sent (by sender), processed or not, deleted.
 - ``messages``, ``dialog_sessions``: deleted.
@@ -196,6 +197,7 @@ async def _outbox(e: Erasing) -> int:
     mine = or_(
         t.c.lead_id == e.lead_id,
         t.c.key.like(f"rep:%:lead:{e.lead_id}:%"),
+        t.c.key.like(f"event:%:lead:{e.lead_id}:%"),  # outbound events about the lead
         t.c.recipient.in_(e.addresses) if e.addresses else false(),
     )
     ids = await _locked_ids(e.session, t, mine)
