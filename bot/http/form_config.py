@@ -30,10 +30,10 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from dialogs.errors import LeadbotError
+from dialogs.yaml_source import YamlError, load_yaml
 
 SOURCE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 PLAIN_TARGETS = frozenset(
@@ -102,8 +102,14 @@ def load_forms(path: Path | None) -> FormsFile:
     """The forms file at ``path`` (an empty configuration for None), read once."""
     if path is None:
         return FormsFile()
+    try:  # the one YAML reader: lines in every problem, duplicate keys refused
+        doc = load_yaml(path)
+        doc.refuse_duplicates()
+    except YamlError as exc:
+        raise FormsConfigError(f"LEADBOT_FORMS_FILE {exc}") from None
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        return FormsFile.model_validate(raw)
-    except (OSError, yaml.YAMLError, ValidationError) as exc:
-        raise FormsConfigError(f"LEADBOT_FORMS_FILE {path}: {exc}") from None
+        return FormsFile.model_validate(doc.data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        problem = doc.problem(first["loc"], str(first["msg"]).removeprefix("Value error, "))
+        raise FormsConfigError(f"LEADBOT_FORMS_FILE {problem}") from None
