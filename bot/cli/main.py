@@ -34,8 +34,10 @@ from bot.cli.whatsapp import sandbox_app
 from scheduler.stage_names import Stage
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from bot.settings import Settings
-    from scheduler.intake.importer import ImportReport
+    from scheduler.intake.importer import ImportReport, Rejection
     from scheduler.store.erasure import ErasureReport
     from scheduler.store.models import Lead
 
@@ -136,8 +138,6 @@ async def _import(settings: Settings, file: Path) -> ImportReport:
 
 
 def _print_report(report: ImportReport) -> None:
-    from rich.table import Table
-
     console.print(
         f"rows: {report.rows}  created: {report.created}  updated: {report.updated}  "
         f"duplicates: {report.duplicates}  rejected: {report.rejected}"
@@ -145,30 +145,31 @@ def _print_report(report: ImportReport) -> None:
     if report.blank:
         console.print(f"blank rows skipped: {report.blank}")
     if report.duplicates:
-        table = Table("line", "lead", title="duplicate rows (nothing new)")
-        for duplicate in report.duplicate_rows:
-            table.add_row(str(duplicate.line), duplicate.reason)
-        console.print(table)
-        if report.duplicates > len(report.duplicate_rows):
-            console.print(f"… and {report.duplicates - len(report.duplicate_rows)} more")
+        _print_rows(
+            "duplicate rows (nothing new)", "lead", report.duplicate_rows, report.duplicates
+        )
     if report.conflicted:  # imported, but a contact point stays with another lead
-        table = Table("line", "reason", title="contact points kept by another lead")
-        for conflict in report.conflicts:
-            table.add_row(str(conflict.line), conflict.reason)
-        console.print(table)
-        if report.conflicted > len(report.conflicts):
-            console.print(f"… and {report.conflicted - len(report.conflicts)} more")
+        _print_rows(
+            "contact points kept by another lead", "reason", report.conflicts, report.conflicted
+        )
     if report.ignored_columns:
         console.print(f"ignored columns: {', '.join(report.ignored_columns)}")
     if report.rejected:
-        table = Table("line", "reason", title="rejected rows")
-        for rejection in report.rejections:
-            table.add_row(str(rejection.line), rejection.reason)
-        console.print(table)
-        if report.rejected > len(report.rejections):
-            console.print(f"… and {report.rejected - len(report.rejections)} more")
+        _print_rows("rejected rows", "reason", report.rejections, report.rejected)
         for reason, count in report.reasons.most_common():
             console.print(f"  {count:>7}  {reason}")
+
+
+def _print_rows(title: str, what: str, rows: Sequence[Rejection], total: int) -> None:
+    """A table of listed rows (line, ``what``), and how many more there were than listed."""
+    from rich.table import Table
+
+    table = Table("line", what, title=title)
+    for row in rows:
+        table.add_row(str(row.line), row.reason)
+    console.print(table)
+    if total > len(rows):
+        console.print(f"… and {total - len(rows)} more")
 
 
 @leads_app.command("list")
