@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from functools import wraps
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -186,8 +187,6 @@ async def _signed_in(request: web.Request, handler: Handler) -> web.StreamRespon
 
 
 def _next_query(request: web.Request) -> str:
-    from urllib.parse import urlencode
-
     return urlencode({"next": request.path_qs})
 
 

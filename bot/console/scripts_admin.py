@@ -102,6 +102,17 @@ def next_version(base: str, used: set[str] | dict[str, str]) -> str:
     return candidate
 
 
+async def _edited(
+    request: web.Request, script_id: str
+) -> tuple[str, str, Script | None, list[Problem]]:
+    """The editor's form: the text, the version asked for, and the text's checks."""
+    form = await request.post()
+    source = _field(form, "source", SOURCE_MAX)
+    version = _field(form, "version", VERSION_MAX).strip()
+    script, problems = _problems(request, script_id, source)
+    return source, version, script, problems
+
+
 def _problems(
     request: web.Request, script_id: str, source: str
 ) -> tuple[Script | None, list[Problem]]:
@@ -173,10 +184,7 @@ async def edit_page(request: web.Request) -> web.Response:
 async def validate(request: web.Request) -> web.Response:
     """Every problem of the edited text, with its line; and the version it would get."""
     script_id = _script_id(request)
-    form = await request.post()
-    source = _field(form, "source", SOURCE_MAX)
-    version = _field(form, "version", VERSION_MAX).strip()
-    script, problems = _problems(request, script_id, source)
+    source, version, script, problems = await _edited(request, script_id)
     notice = ""
     if not problems and script is not None:
         used = await _sources(request, script_id)
@@ -203,10 +211,7 @@ async def validate(request: web.Request) -> web.Response:
 async def publish(request: web.Request) -> web.Response:
     """Store the edited text as a new version, for new conversations from now on."""
     script_id = _script_id(request)
-    form = await request.post()
-    source = _field(form, "source", SOURCE_MAX)
-    version = _field(form, "version", VERSION_MAX).strip()
-    script, problems = _problems(request, script_id, source)
+    source, version, script, problems = await _edited(request, script_id)
     if script is not None and not problems and version and version != script.version:
         try:
             source = set_version(source, version, f"{script_id} (edited)")
