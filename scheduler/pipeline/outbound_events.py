@@ -28,6 +28,11 @@ event is stored (an erased lead shows only id and stage).
 The endpoints are set once per process by :func:`configure` (``bot.channels.events.
 configure_events``: the service and ``leadbot leads import``): the emit points sit deep in
 the pipeline (the stage machine) and need only the endpoints' names and filters.
+
+Other consumers of the same facts (the CRM mirror, Meta's Conversions API: :mod:`crm_sync`)
+register as :class:`Subscriber` (:func:`subscribe`): each turns the events into outbox rows
+of its own channel, stored in the same transaction, so they share the guarantee (never lost,
+never for a change that rolled back).
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from scheduler.store import Session
 from scheduler.store.event_deliveries import lead_facts
@@ -74,9 +79,24 @@ class Endpoint:
         return not self.events or kind in self.events
 
 
+class Subscriber(Protocol):
+    """Another consumer of events: turns them into outbox rows of its own channel.
+
+    Called inside the transaction of the change; the rows' keys must be deterministic (the
+    same fact stores one row) and name the lead (``...:lead:<id>:...``) when about one, so an
+    erasure finds them."""
+
+    async def outbox_rows(
+        self, session: Session, events: Sequence[Event]
+    ) -> list[dict[str, Any]]:
+        """The outbox rows (:func:`scheduler.store.outbox.outbox_row`) for ``events``."""
+        ...
+
+
 @dataclass(slots=True)
 class _Routes:
     endpoints: tuple[Endpoint, ...] = ()
+    subscribers: tuple[Subscriber, ...] = ()
 
 
 _ROUTES = _Routes()
@@ -85,6 +105,11 @@ _ROUTES = _Routes()
 def configure(endpoints: Iterable[Endpoint]) -> None:
     """Set the endpoints events go to (the composition root, once at startup; tests)."""
     _ROUTES.endpoints = tuple(endpoints)
+
+
+def subscribe(subscribers: Iterable[Subscriber]) -> None:
+    """Set the other consumers of events (the composition root, once at startup; tests)."""
+    _ROUTES.subscribers = tuple(subscribers)
 
 
 def endpoints() -> tuple[Endpoint, ...]:
@@ -109,15 +134,25 @@ class Event:
 
 
 async def emit(session: Session, *events: Event) -> list[int]:
-    """Store ``events`` for every endpoint that wants them, in the caller's transaction;
-    the ids of the outbox rows stored now (none when no endpoint is configured)."""
+    """Store ``events`` for every endpoint that wants them and every subscriber, in the
+    caller's transaction; the ids of the outbox rows stored now (none when nobody listens)."""
+    rows = await _endpoint_rows(session, events)
+    for subscriber in _ROUTES.subscribers:
+        rows += await subscriber.outbox_rows(session, events)
+    if not rows:
+        return []
+    _, new = await enqueue_many(session, rows)
+    return new
+
+
+async def _endpoint_rows(session: Session, events: Sequence[Event]) -> list[dict[str, Any]]:
     targets = _ROUTES.endpoints
     wanted = [(e, [p for p in targets if p.wants(e.kind)]) for e in events]
     wanted = [(e, ps) for e, ps in wanted if ps]
     if not wanted:
         return []
     leads = await lead_facts(session, sorted({e.lead_id for e, _ in wanted if e.lead_id}))
-    rows = [
+    return [
         outbox_row(
             key=_key(endpoint, event),
             channel=CHANNEL,
@@ -129,8 +164,6 @@ async def emit(session: Session, *events: Event) -> list[int]:
         for event, ps in wanted
         for endpoint in ps
     ]
-    _, new = await enqueue_many(session, rows)
-    return new
 
 
 def _key(endpoint: Endpoint, event: Event) -> str:

@@ -8,7 +8,7 @@ ascending id. What each step does:
 - ``touches``: open ones (pending, claimed, awaiting approval) cancelled; drafts, notes and
   draft metadata of all of them cleared.
 - ``outbox``: the lead's rows, the rep notifications about the lead (key
-  ``rep:…:lead:<id>:…``) and the outbound events about it (key ``event:…:lead:<id>:…``):
+  ``rep:…:lead:<id>:…``), the outbound events and CRM syncs about it (key ``…:lead:<id>:…``):
   pending ones cancelled (``failed``, "lead erased"); every payload and error cleared; the
   prospect's address replaced where it was the recipient.
   Keys, states and provider ids stay (they keep each intent at most once).
@@ -196,8 +196,9 @@ async def _outbox(e: Erasing) -> int:
     t = _t(OutboxItem)
     mine = or_(
         t.c.lead_id == e.lead_id,
-        t.c.key.like(f"rep:%:lead:{e.lead_id}:%"),
-        t.c.key.like(f"event:%:lead:{e.lead_id}:%"),  # outbound events about the lead
+        # Rows about the lead on others' channels: rep notifications (``rep:…``), outbound
+        # events (``event:…``), CRM and ad-platform syncs; each names it ``…:lead:<id>:…``.
+        t.c.key.like(f"%:lead:{e.lead_id}:%"),
         t.c.recipient.in_(e.addresses) if e.addresses else false(),
     )
     ids = await _locked_ids(e.session, t, mine)
