@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from bot.channels.subscribers import event_subscribers
 from bot.settings import Settings, SettingsError
 from crm_sync.signing import SecretError, check_secret
 from scheduler.pipeline import outbound_events
@@ -29,8 +30,9 @@ class EventsConfigError(SettingsError):
 
 
 def configure_events(settings: Settings) -> tuple[Endpoint, ...]:
-    """Tell the emit points which endpoints want which events (every process that changes
-    leads: the service, ``leadbot leads import``); the endpoints."""
+    """Tell the emit points which endpoints want which events, and which other consumers
+    (:mod:`bot.channels.subscribers`) take them (every process that changes leads: the
+    service, ``leadbot leads import``); the endpoints."""
     endpoints = event_endpoints(
         settings.events_webhook_url,
         settings.events_webhook_secret.get_secret_value(),
@@ -38,6 +40,7 @@ def configure_events(settings: Settings) -> tuple[Endpoint, ...]:
         settings.events_webhooks.get_secret_value(),
     )
     outbound_events.configure(endpoints)
+    outbound_events.subscribe(event_subscribers(settings))
     return endpoints
 
 

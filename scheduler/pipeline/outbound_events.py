@@ -62,6 +62,7 @@ class EventKind(StrEnum):
     MEETING_BOOKED = "meeting.booked"
     MEETING_CANCELED = "meeting.canceled"
     HANDOFF_REQUESTED = "conversation.handoff_requested"
+    NOTE_ADDED = "lead.note_added"
 
 
 @dataclass(frozen=True, slots=True)
