@@ -186,18 +186,25 @@ async def _send_news(
 ) -> None:
     """Send what changed since ``position`` (moving it along)."""
     async with sessions() as session:
-        messages = await conversation_feed.messages_after(
-            session, lead_id, position.message_id, BATCH
-        )
+        # Statuses first, then messages. Each read may see its own snapshot (PostgreSQL's
+        # READ COMMITTED): a row read as sent then has its message (committed with it) in
+        # the read that follows, so its status never arrives before its message.
         changes = await conversation_feed.deliveries_changed(
             session, lead_id, position.since(), BATCH
         )
+        messages = await conversation_feed.messages_after(
+            session, lead_id, position.message_id, BATCH
+        )
+    shown: set[int] = set()
     for message in messages:
         position.saw_message(message.id)
         if message.delivery is not None:
             position.saw(message.delivery)  # the rendered message shows its status
+            shown.add(message.delivery.outbox_id)
         await stream.send(render_message(request, message), id=position.encode(), event="message")
     for delivery in changes:
+        if delivery.outbox_id in shown:
+            continue  # read before the message that shows it, so not newer than that
         if position.knows(delivery):
             position.saw(delivery)  # moves status_at along
             continue
