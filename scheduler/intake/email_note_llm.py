@@ -23,6 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from dialogs.errors import InputError
 from dialogs.parsing.intents import looks_like_injection
 from dialogs.parsing.normalize import fold
 from dialogs.prompts import LoadedPrompt, load_prompt
@@ -174,5 +175,5 @@ class NoteExtractor:
         )
 
 
-class InjectionSuspected(ValueError):
+class InjectionSuspected(InputError, ValueError):
     """The reply tries to instruct the model: its reading is not used."""
