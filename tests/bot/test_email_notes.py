@@ -92,7 +92,9 @@ async def email_notes(sessions: Sessions, lead_id: int) -> list[LeadNote]:
 
 async def event_rows(sessions: Sessions) -> list[OutboxItem]:
     async with sessions() as session:
-        return list(await session.scalars(select(OutboxItem).where(OutboxItem.channel == "events")))
+        return list(
+            await session.scalars(select(OutboxItem).where(OutboxItem.channel == "events"))
+        )
 
 
 async def test_a_reply_becomes_one_note_on_the_lead_and_goes_out_as_an_event(
@@ -222,3 +224,20 @@ async def test_the_model_reads_the_reply_when_configured_and_its_failure_costs_n
     assert fallback.body == "Any news on the offer?"
     [why] = fallback.data["notes"]
     assert why.startswith("llm failed")
+
+
+async def test_a_reply_erased_before_its_note_gets_none(
+    engine: AsyncEngine, aiohttp_client: MakeClient, sessions: Sessions, receiver: Receiver
+) -> None:
+    """The person is forgotten between the reply and its note: nothing of the reply comes
+    back as a note or an event."""
+    client = await service(engine, aiohttp_client, receiver)
+    lead = await make_lead(sessions)
+    async with sessions.begin() as session:
+        result = await handle_email(session, from_json(email()), now=utcnow(), notify=None)
+    response = await client.delete(f"/api/leads/{lead.id}", headers=AUTH)
+    assert response.status == 200, await response.text()
+    assert result.message_id is not None
+    assert await client.app[NOTES].notes.note_reply(result.message_id, utcnow()) is None
+    assert await email_notes(sessions, lead.id) == []
+    assert await event_rows(sessions) == []

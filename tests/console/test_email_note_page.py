@@ -11,9 +11,10 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.console.lead_view import email_note_item
 from bot.email.notes_service import NOTES
 from scheduler.pipeline.leads import LeadIn, intake
-from scheduler.store.models import utcnow
+from scheduler.store.models import LeadNote, utcnow
 from tests.bot.support import AUTH
 from tests.console.support import ConsoleClient
 
@@ -66,3 +67,38 @@ async def test_the_email_note_shows_its_fields_on_the_timeline(
         "Objections": "price: “Honestly the quote is too expensive.”",
         "Sentiment": "not read",
     }
+
+
+def test_a_note_the_model_read_shows_its_reader_and_every_field() -> None:
+    note = LeadNote(
+        id=7,
+        lead_id=1,
+        kind="email",
+        author="email",
+        body="Jane wants to go ahead; price is the sticking point.",
+        data={
+            "summary": "Jane wants to go ahead; price is the sticking point.",
+            "next_step": "Send a revised offer by Friday",
+            "budget": {"text": "about 20k", "evidence": "our budget is around 20k"},
+            "timeline": None,
+            "objections": [
+                {"kind": "price", "evidence": "too expensive"},
+                {"kind": "authority", "evidence": "check with my CFO"},
+            ],
+            "sentiment": "mixed",
+            "source": "llm",
+            "prompt_version": "email-note-2026-12-1",
+            "injection_suspected": False,
+        },
+        created_at=utcnow(),
+    )
+    item = email_note_item(note)
+    assert item.body.startswith("Jane wants to go ahead")
+    assert dict(item.fields) == {
+        "Next step": "Send a revised offer by Friday",
+        "Budget": "about 20k — “our budget is around 20k”",
+        "Timeline": "—",
+        "Objections": "price: “too expensive”; authority: “check with my CFO”",
+        "Sentiment": "mixed",
+    }
+    assert item.detail == "read by the model (email-note-2026-12-1)"
