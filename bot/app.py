@@ -122,7 +122,7 @@ def create_app(
     app.cleanup_ctx.append(delivery)
     # -- components register here (routes, contexts, jobs) --
     app.router.add_routes(unsubscribe.routes)
-    app.router.add_routes(email_webhook.routes)
+    email_webhook.setup(app)  # the inbound route, and the notes read from replies
     followups.setup(app)
     script_catalog.setup(app)  # before the first touch and WhatsApp: both run on its scripts
     first_touch.setup(app)  # after followups: uses its cadence and sweeper

@@ -270,6 +270,15 @@ class Settings(BaseSettings):
             )
         return value
 
+    # Notes from emails (issue 15, item 2)
+    # Read each inbound email reply into a structured note on the lead (the model when
+    # LEADBOT_LLM_MODEL is set, the extractive reading otherwise).
+    email_notes: bool = True
+    # Seconds the model may take on one reply before the extractive note is kept.
+    email_notes_timeout: Annotated[float, Field(gt=0, le=120)] = 15.0
+    # How often the catch-up job notes recent replies a crash or restart left unread (seconds).
+    email_notes_check_seconds: Annotated[float, Field(gt=0)] = 60.0
+
 
 def check_webhook_secrets(settings: Settings) -> None:
     """Raise :class:`SettingsError` (one line) when a real WhatsApp channel is configured

@@ -192,6 +192,8 @@ class TimelineItem:
     detail: str = ""
     channel: str = ""
     options: list[str] = field(default_factory=list)
+    # Labelled facts shown under the body (an email note's next step, budget, …).
+    fields: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _status(status: str) -> tuple[str, str]:
@@ -331,13 +333,58 @@ def _note(note: LeadNote) -> TimelineItem:
             kind="note", at=note.created_at, title="Note", body=note.body, detail=note.author
         )
     if note.kind == NoteKind.EMAIL:
-        return TimelineItem(kind="note", at=note.created_at, title="From an email", body=note.body)
+        return email_note_item(note)
     if note.kind == NoteKind.FORM:
         answers = (note.data or {}).get("answers") or {}
         lines = [note.body, *(f"{q}: {a}" for q, a in answers.items())]
         body = "\n".join(line for line in lines if line)
         return TimelineItem(kind="note", at=note.created_at, title="From a form", body=body)
     return TimelineItem(kind="event", at=note.created_at, title=note.body, detail=note.author)
+
+
+def _quoted(value: Any) -> str:
+    """A stored ``{text, evidence}`` fact as "text — “evidence”"."""
+    if not isinstance(value, Mapping):
+        return "—"
+    text, evidence = _text(value.get("text")), _text(value.get("evidence"))
+    if evidence and evidence != text:
+        return f"{text} — “{evidence}”" if text else f"“{evidence}”"
+    return text or "—"
+
+
+def email_note_item(note: LeadNote) -> TimelineItem:
+    """A note read from an email reply: the summary, then next step, budget, timeline,
+    objections and sentiment (each "—" when the reply did not say), and who read it."""
+    data = note.data if isinstance(note.data, Mapping) else {}
+    objections = [
+        f"{_text(o.get('kind'))}: “{_text(o.get('evidence'))}”"
+        for o in data.get("objections") or []
+        if isinstance(o, Mapping)
+    ]
+    fields = [
+        ("Next step", _text(data.get("next_step")) or "—"),
+        ("Budget", _quoted(data.get("budget"))),
+        ("Timeline", _quoted(data.get("timeline"))),
+        ("Objections", "; ".join(objections) or "none stated"),
+        ("Sentiment", _text(data.get("sentiment")) or "not read"),
+    ]
+    if data.get("source") == "llm":
+        reader = f"read by the model ({_text(data.get('prompt_version')) or '?'})"
+    else:
+        reader = "extractive: first sentences and the rules' facts"
+    details = [reader]
+    if data.get("subject"):
+        details.append(f"Subject: {_text(data['subject'])}")
+    if data.get("injection_suspected"):
+        details.append("the email tried to instruct the model")
+    return TimelineItem(
+        kind="note",
+        at=note.created_at,
+        title="Note from an email",
+        body=note.body,
+        detail=" · ".join(details),
+        fields=fields,
+    )
 
 
 def timeline_item(entry: TimelineEntry, now: datetime) -> TimelineItem:

@@ -7,7 +7,9 @@
    ``In-Reply-To``/``References``, then the sender address — or ignored as unmatched.
 5. A real reply: stored as an inbound message (quotes stripped), ``last_inbound_at`` set,
    pending touches cancelled, New/Dormant → Contacted, the owner rep notified. A reply
-   that only says "unsubscribe"/"stop" is an opt-out instead.
+   that only says "unsubscribe"/"stop" is an opt-out instead. After the commit the
+   webhook hands a reply's message id to :mod:`bot.email.notes_service`, which reads it
+   into a structured note on the lead (outside this transaction: a model may be slow).
 
 The caller commits; if anything raises, nothing is recorded and the provider's retry
 (Mailgun retries non-2xx for hours) gets a clean second chance.
@@ -31,7 +33,7 @@ from scheduler.pipeline.stages import transition
 from scheduler.store import Session, conversations, events
 from scheduler.store import leads as lead_store
 from scheduler.store import outbox as outbox_store
-from scheduler.store.models import Lead, Stage
+from scheduler.store.models import Lead, Message, Stage
 from scheduler.store.suppressions import SuppressionReason
 
 log = logging.getLogger("leadbot.email_in")
@@ -65,6 +67,13 @@ class Result:
 
     outcome: InboundEmailOutcome
     lead_id: int | None = None
+    # The stored reply (a reply or an opt-out): its id is set once the transaction flushed.
+    message: Message | None = None
+
+    @property
+    def message_id(self) -> int | None:
+        """The stored reply's id (read after the commit), or None."""
+        return self.message.id if self.message is not None else None
 
 
 async def first_time(session: Session, source: str, key: str, now: datetime) -> bool:
@@ -153,7 +162,8 @@ async def handle_email(
         return Result(InboundEmailOutcome.UNMATCHED)
 
     text = email.stripped_text.strip() if email.stripped_text else strip_quotes(email.text)
-    conversations.add_message(
+    opting_out = is_opt_out(text, email.subject)
+    message = conversations.add_message(
         session,
         lead_id=lead.id,
         channel="email",
@@ -165,12 +175,14 @@ async def handle_email(
             "subject": email.subject,
             "in_reply_to": list(email.in_reply_to),
             "references": list(email.references),
+            # An opt-out gets no note (scheduler.intake.email_notes reads this).
+            **({"opt_out": True} if opting_out else {}),
         },
         created_at=now,
     )
     await lead_store.note_inbound(session, lead.id, now)
     await cancel_touches(session, lead.id, reason="replied by email", now=now)
-    if is_opt_out(text, email.subject):
+    if opting_out:
         await opt_out(
             session,
             email.sender,
@@ -179,7 +191,7 @@ async def handle_email(
             detail=f"replied: {text or email.subject}"[:200],
             now=now,
         )
-        return Result(InboundEmailOutcome.OPT_OUT, lead.id)
+        return Result(InboundEmailOutcome.OPT_OUT, lead.id, message)
     if Stage(lead.stage) in (Stage.NEW, Stage.DORMANT):
         # Fenced on the stage read above: a reply never reopens a lead moved since.
         await transition(
@@ -193,4 +205,4 @@ async def handle_email(
         )
     if notify is not None:
         await notify(session, lead, email, text, now)
-    return Result(InboundEmailOutcome.REPLY, lead.id)
+    return Result(InboundEmailOutcome.REPLY, lead.id, message)

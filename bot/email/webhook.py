@@ -12,7 +12,8 @@ Two forms are accepted:
 
 The answer is 200 ``{"status": "reply" | "opt_out" | "auto_reply" | "bounce" | "unmatched"
 | "duplicate", "lead_id"}`` once the effects are committed; any failure is a non-2xx, and
-the provider's retry is safe (the Message-ID is recorded in the same transaction).
+the provider's retry is safe (the Message-ID is recorded in the same transaction). A reply
+is then read into a note on the lead in the background (:mod:`bot.email.notes_service`).
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.email.inbound import first_time, handle_email
+from bot.email.inbound import InboundEmailOutcome, first_time, handle_email
 from bot.email.inbound_message import InboundEmail, InboundError, from_json, from_mailgun
+from bot.email.notes_service import NOTES
+from bot.email.notes_service import setup as notes_setup
 from bot.http.appkeys import SESSIONS, SETTINGS
 from bot.http.errors import ApiError, read_json_object
 from bot.http.inputs import clean_text
@@ -111,4 +114,13 @@ async def email_webhook(request: web.Request) -> web.Response:
         if token is not None and not await first_time(session, "mailgun-token", token, now):
             raise ApiError(406, "replayed", "this webhook token was already used")
         result = await handle_email(session, email, now=now)
+    notes = request.app.get(NOTES)
+    if notes is not None and result.outcome is InboundEmailOutcome.REPLY and result.message_id:
+        notes.submit(result.message_id)  # committed: the note is made in the background
     return web.json_response({"status": result.outcome.value, "lead_id": result.lead_id})
+
+
+def setup(app: web.Application) -> None:
+    """Register ``POST /webhooks/email`` and the notes made from its replies."""
+    app.router.add_routes(routes)
+    notes_setup(app)

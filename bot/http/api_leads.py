@@ -26,10 +26,22 @@ from scheduler.pipeline.sandbox_leads import release_phone
 from scheduler.pipeline.stages import transition
 from scheduler.store.erasure import erase_lead
 from scheduler.store.leads import reload_lead
-from scheduler.store.models import Lead, Stage, StageEvent, utcnow
+from scheduler.store.models import Lead, LeadNote, Stage, StageEvent, utcnow
+from scheduler.store.notes import NoteKind, list_notes
 from scheduler.store.touches import deliveries, list_touches
 
 TIMELINE_TOUCHES = 500  # a lead's touches shown with it (a cadence has a few per cycle)
+EMAIL_NOTES = 50  # the newest notes read from the lead's email replies shown with it
+EMAIL_NOTE_FIELDS = (
+    "next_step",
+    "budget",
+    "timeline",
+    "sentiment",
+    "prompt_version",
+    "message_id",
+    "email_message_id",
+    "subject",
+)
 
 routes = web.RouteTableDef()
 MAX_PAGE = 500
@@ -81,6 +93,20 @@ def event_json(event: StageEvent) -> dict[str, Any]:
         "reason": event.reason,
         "actor": event.actor,
         "at": event.at.isoformat(),
+    }
+
+
+def email_note_json(note: LeadNote) -> dict[str, Any]:
+    """The public JSON form of a note read from an email reply (``EmailNote`` in the
+    OpenAPI document)."""
+    data = note.data if isinstance(note.data, dict) else {}
+    return {
+        "id": note.id,
+        "at": note.created_at.isoformat(),
+        "summary": note.body,
+        **{key: data.get(key) for key in EMAIL_NOTE_FIELDS},
+        "objections": data.get("objections") or [],
+        "source": data.get("source") or "rules",
     }
 
 
@@ -174,7 +200,8 @@ async def list_leads_view(request: web.Request) -> web.Response:
 
 @routes.get("/api/leads/{lead_id}")
 async def lead_detail(request: web.Request) -> web.Response:
-    """One lead with its stage history and its touches (each with how its message fared)."""
+    """One lead with its stage history, its touches (each with how its message fared), its
+    form submissions and the newest notes read from its email replies."""
     lead_id = _lead_id(request)
     async with request.app[SESSIONS]() as session:
         lead = await get_lead(session, lead_id)
@@ -182,12 +209,14 @@ async def lead_detail(request: web.Request) -> web.Response:
         touches = await list_touches(session, lead_id=lead_id, limit=TIMELINE_TOUCHES)
         delivered = await deliveries(session, touches)
         forms = await form_submissions(session, lead_id)
+        email_notes = await list_notes(session, lead_id, limit=EMAIL_NOTES, kind=NoteKind.EMAIL)
     return web.json_response(
         {
             "lead": lead_json(lead),
             "history": [event_json(e) for e in history],
             "touches": [touch_json(t, delivered.get(t.id)) for t in touches],
             "forms": [form_json(f) for f in forms],
+            "email_notes": [email_note_json(n) for n in email_notes],
         }
     )
 

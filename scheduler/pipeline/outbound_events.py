@@ -22,8 +22,14 @@ is the kind's own: ``lead.created`` {stage, actor}; ``lead.stage_changed`` and
 ``lead.qualified`` (a move into qualified, from any path) {from, to, reason, actor};
 ``meeting.booked`` / ``meeting.canceled`` {booking_id, start_time, end_time, timezone,
 calendly_invitee_uri, calendly_event_uri, rescheduled_from, reason (canceled)};
-``conversation.handoff_requested`` {channel, requested_at, turn}. ``lead`` is read when the
-event is stored (an erased lead shows only id and stage).
+``conversation.handoff_requested`` {channel, requested_at, turn}; ``lead.note_added`` (fact
+``note:<note id>``; emitted by :mod:`scheduler.intake.email_notes` for a note read from an
+email reply) {note_id, kind ("email"), body (the summary), summary, next_step, budget and
+timeline ({text, evidence} or null), objections ([{kind, evidence}]), sentiment (positive,
+neutral, negative, mixed; null when no model read it), facts ({slot: {value, text,
+evidence}} the rules interpreter found), source ("llm" | "rules"), prompt_version,
+injection_suspected, notes, message_id, email_message_id, subject}. ``lead`` is read when
+the event is stored (an erased lead shows only id and stage).
 
 The endpoints are set once per process by :func:`configure` (``bot.channels.events.
 configure_events``: the service and ``leadbot leads import``): the emit points sit deep in

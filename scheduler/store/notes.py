@@ -1,6 +1,8 @@
 """Notes on a lead's timeline (``lead_notes``): what a console user wrote about the lead,
-and the record of the console's own actions on it that have no audit table of their own
-(owner changed, bot paused or resumed, marked opted out).
+the record of the console's own actions on it that have no audit table of their own
+(owner changed, bot paused or resumed, marked opted out), and the structured notes read
+from the lead's email replies (with the reads :mod:`scheduler.intake.email_notes` needs:
+one reply, and the recent replies without their note).
 
 A note is only ever added (never edited): it is part of the lead's history. An erasure
 deletes them with the rest of the person's data (:mod:`scheduler.store.erasure`).
@@ -12,10 +14,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import String, Table, insert, select
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from scheduler.store.models import LeadNote
+from scheduler.store.models import LeadNote, Message, ProcessedEvent
 
 _NOTES = cast(Table, LeadNote.__table__)
 _ADD = insert(_NOTES).returning(_NOTES.c.id)
@@ -70,3 +73,50 @@ async def list_notes(
         .limit(limit)
     )
     return list(await session.scalars(query))
+
+
+async def email_reply(session: AsyncSession, message_id: int) -> Message | None:
+    """The inbound email message ``message_id``, or None (another kind, or gone: erased)."""
+    message: Message | None = await session.scalar(
+        select(Message).where(
+            Message.id == message_id, Message.channel == "email", Message.direction == "in"
+        )
+    )
+    return message
+
+
+async def reply_noted(session: AsyncSession, done: str, message_id: int) -> bool:
+    """Whether the reply ``message_id`` is recorded as read (``processed_events`` row
+    ``(done, "<message id>")``)."""
+    found = await session.scalar(
+        select(ProcessedEvent.id).where(
+            ProcessedEvent.source == done, ProcessedEvent.key == str(message_id)
+        )
+    )
+    return found is not None
+
+
+async def unnoted_email_replies(
+    session: AsyncSession, *, done: str, since: datetime, after_id: int = 0, limit: int = 100
+) -> list[int]:
+    """Ids of inbound email messages stored at or after ``since`` (and after ``after_id``)
+    with no ``processed_events`` row ``(done, "<message id>")``, ascending, at most ``limit``.
+
+    Walks the messages' primary key from ``after_id``; ``since`` keeps the walk to recent
+    replies (those before the feature existed are not read into notes on upgrade)."""
+    noted = select(ProcessedEvent.id).where(
+        ProcessedEvent.source == done, ProcessedEvent.key == sql_cast(Message.id, String)
+    )
+    rows = await session.scalars(
+        select(Message.id)
+        .where(
+            Message.id > after_id,
+            Message.channel == "email",
+            Message.direction == "in",
+            Message.created_at >= since,
+            ~noted.exists(),
+        )
+        .order_by(Message.id)
+        .limit(limit)
+    )
+    return list(rows)
