@@ -4,9 +4,9 @@ A lead whose first message came from a Click-to-WhatsApp ad carries the click's 
 (``ctwa_clid``, :mod:`scheduler.store.ad_clicks`). When such a lead reaches a milestone, Meta's
 Conversions API for business messaging is told, so the ad is credited and its delivery
 optimised for people who convert, not for people who only write. The milestones, and the
-names Meta accepts for them with ``action_source=business_messaging``
-(``/work/shared/reference/wire-formats.md``; ``Lead``, ``Schedule`` and custom names are
-refused with subcode 2804066):
+names Meta accepts for them with ``action_source=business_messaging`` (Meta's "Conversions
+API for Business Messaging" guide; ``Lead``, ``Schedule`` and custom names are refused with
+subcode 2804066):
 
 - qualified (``lead.qualified``, from any path) → ``LeadSubmitted``;
 - booked a call (``meeting.booked``) → ``InitiateCheckout``: ``Schedule`` is refused, and
@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from dialogs.errors import ConfigError
 from scheduler.pipeline.outbound_events import Event, EventKind
 from scheduler.store import Session
 from scheduler.store.ad_clicks import AdClick, ad_clicks
@@ -62,7 +63,7 @@ _URL = re.compile(r"^https?://[^\s/]+(/[^\s]*)?$")
 log = logging.getLogger("leadbot.conversions")
 
 
-class ConversionsConfigError(ValueError):
+class ConversionsConfigError(ConfigError):
     """The Conversions API settings are invalid or partial; the message says which."""
 
 

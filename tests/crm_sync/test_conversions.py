@@ -110,7 +110,11 @@ async def test_qualified_booked_and_won_are_three_conversions_sent_once(
 
     assert [r.path for r in meta.requests] == [f"/v25.0/{meta.dataset_id}/events"] * 3
     assert all(r.status == 200 and r.token == meta.token for r in meta.requests)
-    qualified, booked, won = meta.events
+    by_name = {e["event_name"]: e for e in meta.events}  # sent concurrently: any order
+    assert len(meta.events) == 3
+    qualified, booked, won = (
+        by_name[n] for n in ("LeadSubmitted", "InitiateCheckout", "Purchase")
+    )
     assert qualified == {
         "event_name": "LeadSubmitted",
         "event_time": int(NOW.timestamp()),
@@ -119,9 +123,7 @@ async def test_qualified_booked_and_won_are_three_conversions_sent_once(
         "messaging_channel": "whatsapp",
         "user_data": {"whatsapp_business_account_id": WABA, "ctwa_clid": CLID},
     }
-    assert booked["event_name"] == "InitiateCheckout"
     assert booked["event_time"] == int((NOW + timedelta(hours=1)).timestamp())
-    assert won["event_name"] == "Purchase"
     assert won["event_time"] == int((NOW + timedelta(days=3)).timestamp())
     assert booked["user_data"] == won["user_data"] == qualified["user_data"]
     assert len({e["event_id"] for e in meta.events}) == 3
@@ -145,7 +147,7 @@ async def test_reaching_a_milestone_again_sends_nothing_twice(
     await calendly(sessions, "reschedule_created", lead.token, at=later)
     await deliver(sessions, config, later, later + timedelta(minutes=5))
 
-    assert [e["event_name"] for e in first] == ["LeadSubmitted", "InitiateCheckout"]
+    assert sorted(e["event_name"] for e in first) == ["InitiateCheckout", "LeadSubmitted"]
     assert meta.events == first  # nothing more arrived
     assert len(meta.requests) == 2
     assert [r.state for r in await capi_rows(sessions)] == ["sent", "sent"]
@@ -228,6 +230,27 @@ async def test_a_400_is_final_and_says_why(
     assert row.state == "failed" and row.error is not None
     assert "HTTP 400" in row.error and "Invalid OAuth access token" in row.error
     assert "code 190" in row.error and "fbtrace_id" in row.error
+
+
+async def test_no_answer_is_uncertain_and_never_resent_blindly(
+    sessions: Sessions, meta: MetaCapi, config: ConversionsConfig
+) -> None:
+    meta.stall = True  # Meta reads the request and never answers
+    lead = await ad_lead(sessions)
+    await move(sessions, lead.id, Stage.CONTACTED, Stage.QUALIFIED)
+    channel = ConversionsChannel(config, timeout=0.5)
+    sender = Dispatcher(sessions, {CHANNEL: channel}, backoff=BACKOFF)
+    try:
+        await sender.deliver_due(NOW)
+        await sender.deliver_due(NOW + timedelta(minutes=10))
+    finally:
+        await sender.close()
+        await channel.aclose()
+
+    assert len(meta.requests) == 1
+    [row] = await capi_rows(sessions)
+    assert row.state == "uncertain" and row.error is not None
+    assert "resent safely" in row.error
 
 
 async def test_metas_error_body_names_the_missing_field(

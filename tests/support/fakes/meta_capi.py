@@ -1,7 +1,7 @@
 """Meta's Conversions API for business messaging, as a real aiohttp server on 127.0.0.1:0.
 
 It checks each request the way Meta does, independently of the code under test
-(``/work/shared/reference/wire-formats.md``, "Meta Conversions API for business messaging"):
+(Meta's "Conversions API for Business Messaging" guide, as verified on Graph v25.0):
 ``POST /{version}/{dataset}/events`` with a token, a body ``{"data": [event, ...]}`` whose
 events carry ``event_name`` (only the names Meta accepts for ``business_messaging``; others:
 subcode 2804066), ``event_time`` (unix seconds, not milliseconds, not in the future),
@@ -15,6 +15,7 @@ answered like Graph answers: HTTP 400 with ``{"error": {"message", "type", "code
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -51,6 +52,9 @@ class MetaCapi:
     requests: list[Request] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     base_url: str = ""
+    # While set, requests are read and then never answered (until the server stops).
+    stall: bool = False
+    release: asyncio.Event = field(default_factory=asyncio.Event)
 
     def received(self, name: str | None = None) -> list[dict[str, Any]]:
         """The events accepted (named ``name``, if given), in order."""
@@ -58,6 +62,9 @@ class MetaCapi:
 
     async def handle(self, request: web.Request) -> web.Response:
         raw = await request.read()
+        if self.stall:
+            self.requests.append(Request(request.path, "", json.loads(raw), 0))
+            await self.release.wait()
         auth = request.headers.get("authorization", "")
         token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else ""
         token = token or request.query.get("access_token", "")
@@ -170,4 +177,5 @@ async def running(fake: MetaCapi) -> AsyncIterator[MetaCapi]:
     try:
         yield fake
     finally:
+        fake.release.set()
         await runner.cleanup()
