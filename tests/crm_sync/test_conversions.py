@@ -307,4 +307,4 @@ def test_config_names_what_is_wrong() -> None:
     ]
     for change, named in bad:
         with pytest.raises(ConversionsConfigError, match=named):
-            ConversionsConfig(**(good | change))  # type: ignore[arg-type]
+            ConversionsConfig(**(good | change))
