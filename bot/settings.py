@@ -279,6 +279,21 @@ class Settings(BaseSettings):
     # How often the catch-up job notes recent replies a crash or restart left unread (seconds).
     email_notes_check_seconds: Annotated[float, Field(gt=0)] = 60.0
 
+    # -- The ad loop: Meta's Conversions API for business messaging --
+    # Leads from Click-to-WhatsApp ads that qualify, book or are won are reported to this
+    # dataset (Events Manager); empty: nothing is reported. Needs the WABA id below.
+    meta_dataset_id: str = ""
+    # The WhatsApp Business Account id (Meta's entry id in webhooks); sent with every event.
+    whatsapp_waba_id: str = ""
+    # A token that may post to the dataset; empty: LEADBOT_WHATSAPP_TOKEN (one system user).
+    meta_capi_token: SecretStr = SecretStr("")
+    meta_capi_url: str = "https://graph.facebook.com"
+    meta_capi_version: str = "v25.0"
+    # Events Manager's Test Events code: events show there only (for trying the setup out).
+    meta_capi_test_event_code: str = ""
+    # Seconds Meta has to answer; past it the event's outcome is unknown (uncertain).
+    meta_capi_timeout: Annotated[float, Field(gt=0, le=120)] = 10.0
+
 
 def check_webhook_secrets(settings: Settings) -> None:
     """Raise :class:`SettingsError` (one line) when a real WhatsApp channel is configured

@@ -13,8 +13,10 @@ from collections.abc import Mapping
 from bot.channels.email import EmailChannel
 from bot.channels.events import configure_events
 from bot.channels.stored import StoredChannel
+from bot.channels.subscribers import conversions_config
 from bot.channels.whatsapp import LeadServiceWindow, WhatsAppChannel
 from bot.settings import Settings
+from crm_sync.conversions_channel import ConversionsChannel
 from crm_sync.events_channel import EventsChannel
 from scheduler.delivery.outbox import Channel
 from scheduler.pipeline.outbound_events import CHANNEL as EVENTS
@@ -47,6 +49,12 @@ def build_channels(settings: Settings, sessions: Sessions | None = None) -> dict
     if endpoints:
         timeout = settings.events_webhook_timeout
         channels[EVENTS] = EventsChannel(endpoints, timeout=timeout)
+    # Meta's Conversions API (the ad loop): its subscriber is registered with the others above.
+    conversions = conversions_config(settings)
+    if conversions is not None:
+        channels[ConversionsChannel.name] = ConversionsChannel(
+            conversions, timeout=settings.meta_capi_timeout
+        )
     return channels
 
 

@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 from bot.whatsapp.envelope import InboundMessage
 from scheduler.pipeline.sandbox_leads import SANDBOX_SOURCE  # leads the sandbox made: kept apart
+from scheduler.store.ad_clicks import CLICKED_AT
 
 REF_PATTERN = re.compile(r"\[\s*ref\s*:\s*([^\]\s]*)\s*\]", re.IGNORECASE)
 DEFAULT_TEXT = "Hi! I'd like to know more."
@@ -85,6 +86,9 @@ def attribute(first: InboundMessage) -> Attribution:
     details = {"channel": "whatsapp"}
     if first.referral is not None:
         details.update(first.referral.attribution())
+        if first.referral.ctwa_clid:
+            # When the click happened: Meta attributes conversions within 7 days of it.
+            details[CLICKED_AT] = first.timestamp.isoformat()
         return Attribution(AD_SOURCE, details)
     match = REF_PATTERN.search(first.text or "")
     if match is None:
