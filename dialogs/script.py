@@ -157,6 +157,9 @@ class Script(_Model):
     quiet_sequence: str | None = None
     # After this many off-script questions no FAQ entry answers, hand off to a person.
     max_unanswered: int = Field(default=3, ge=1)
+    # A lead the answers neither qualify nor rule out (dialogs.icp "undecided"): book the
+    # call ("book") or bring in a person ("handoff"). Never deflected for what is missing.
+    when_undecided: Literal["book", "handoff"] = "book"
     cta_title: str = Field(default="Book a call", max_length=BUTTON_TITLE_MAX)
     list_button: str = Field(default="Choose", max_length=BUTTON_TITLE_MAX)
 

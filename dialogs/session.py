@@ -51,6 +51,9 @@ class SlotRecord(_Frozen):
     value: str | int | float | None
     evidence: str = ""
     unknown: bool = False
+    # False when the bot gave up on an answer it could not read: not the prospect's "I
+    # don't know", so it is scored as missing (it never counts against the lead).
+    understood: bool = True
 
 
 class Turn(_Frozen):

@@ -182,7 +182,10 @@ class StepBuilder:
             self.update(reasks={**self._get("reasks"), slot: count + 1})
             self.say(ask(self.script, question, text=self.script.reask_text(question)))
             return
-        self.fill({slot: SlotValue(None, evidence=evidence, unknown=True)})
+        if self.fill({slot: SlotValue(None, evidence=evidence, unknown=True)}):
+            records = dict(self.slots)
+            records[slot] = records[slot].model_copy(update={"understood": False})
+            self.update(slots=records)
         self.ask_next()
 
     def off_script(self, text: str, faq_id: str | None) -> str | None:
@@ -231,6 +234,7 @@ class StepBuilder:
         answers = {
             name: SlotValue(r.value, evidence=r.evidence, unknown=r.unknown)
             for name, r in self.slots.items()
+            if r.understood  # an answer the bot could not read is missing, not against them
         }
         q = score(
             self.icp,
@@ -240,15 +244,26 @@ class StepBuilder:
             prompt_version=self.prompt_version,
         )
         self.act(Qualify(q))
+        self.update(open_slot=None, qualification=q.model_dump(mode="json"))
         detail = f"tier {q.tier} (fit {q.fit_score}, intent {q.intent_score})"
-        if q.decision == "qualified":
+        outcome = q.decision
+        if outcome == "undecided":
+            gaps = ", ".join(q.missing_for_booking or q.missing) or "nothing"
+            detail = f"{detail}, could reach {q.ceiling_tier}; not known: {gaps}"
+            if self.script.when_undecided == "handoff":
+                ack = self.script.outcomes["handoff"].message
+                self.hand_off(f"undecided: {detail}", ack=ack)
+                return
+            outcome = "qualified"
+            detail = f"on what is known, {detail}"
+        if outcome == "qualified":
             self.act(SetStage("qualified", f"qualified: {detail}"))
         else:
             self.act(SetStage("lost", f"disqualified: {'; '.join(q.disqualifiers or [detail])}"))
-        self.update(status=q.decision, open_slot=None, qualification=q.model_dump(mode="json"))
-        if q.decision == "qualified":
+        self.update(status=outcome)
+        if outcome == "qualified":
             self.act(NotifyRep("qualified", self._brief()))
-        message = outcome_message(self.script, self.session, self.script.outcomes[q.decision])
+        message = outcome_message(self.script, self.session, self.script.outcomes[outcome])
         self.say(with_prefix(message, prefix) if prefix else message)
 
     def courtesy(self, *, prefix: str | None = None) -> None:

@@ -555,3 +555,71 @@ def test_a_tap_as_the_very_first_event_starts_the_conversation() -> None:
     result = run(Session.new(SCRIPT, T0), ChoiceSelected("need:build"))
     assert result.actions[0] == SetStage("contacted", "whatsapp: bot started qualifying")
     assert result.session.slots["need"].value == "build"
+
+
+# ---- the decision policy: never turned away for what the bot did not get (issue 16) -------
+
+
+def _give_up_on_need(session: Session) -> Session:
+    """The prospect answers the need in words the interpreter cannot read, every time."""
+    for _ in range(SCRIPT.question("need").max_reasks + 1):
+        session = run(
+            session, said("scale outbound 20 to 100 meetings", Interpretation(Intent.UNKNOWN))
+        ).session
+    return session
+
+
+def test_a_strong_lead_whose_need_was_not_understood_books() -> None:
+    session = _give_up_on_need(started())
+    assert session.slots["need"].understood is False
+    session = run(session, said("200 people", ans(company_size="201+"))).session
+    session = run(session, said("60k", ans(budget=60000))).session
+    result = run(session, said("now", ans(timeline="asap")))
+    qualify = next(a for a in result.actions if isinstance(a, Qualify))
+    # Scored as missing (could still be the best need), not as the prospect's "I don't know".
+    assert qualify.qualification.missing == ["need"]
+    assert qualify.qualification.decision in ("qualified", "undecided")
+    assert isinstance(the_message(result), SendCtaUrl)
+    assert result.session.status == "qualified"
+    assert SetStage("lost", "x").to not in [
+        a.to for a in result.actions if isinstance(a, SetStage)
+    ]
+
+
+def test_undecided_books_by_default_and_hands_off_when_the_script_says_so() -> None:
+    icp = ICP.model_copy(update={"required_for_booking": ["budget"]})
+    session = answered("need", "company_size")
+    result = run(session, said("asap, budget idk", ans(timeline="asap", budget=None)), icp=icp)
+    qualify = next(a for a in result.actions if isinstance(a, Qualify))
+    assert qualify.qualification.decision == "undecided"
+    assert qualify.qualification.missing_for_booking == ["budget"]
+    stage = next(a for a in result.actions if isinstance(a, SetStage))
+    assert stage.to == "qualified" and "not known: budget" in stage.reason
+    assert isinstance(the_message(result), SendCtaUrl)
+
+    careful = SCRIPT.model_copy(update={"when_undecided": "handoff"})
+    session = run(Session.new(careful, T0), Started(), script=careful).session
+    session = run(
+        session, said("...", ans(need="build", company_size="51-200")), script=careful
+    ).session
+    result = run(
+        session, said("asap, idk", ans(timeline="asap", budget=None)), script=careful, icp=icp
+    )
+    assert any(isinstance(a, HandOff) for a in result.actions)
+    assert not any(isinstance(a, SetStage) and a.to == "lost" for a in result.actions)
+    assert result.session.status == "handoff"
+    assert result.session.qualification is not None
+    assert result.session.qualification["decision"] == "undecided"
+
+
+def test_answers_that_place_the_lead_outside_the_icp_still_deflect() -> None:
+    # A one-person shop with a small budget wanting it some day: no disqualifier hits, but
+    # the answers themselves place it outside the ICP.
+    session = run(
+        started(), said("...", ans(need="support", company_size="1-10", budget=5000))
+    ).session
+    result = run(session, said("maybe next year", ans(timeline="later")))
+    qualify = next(a for a in result.actions if isinstance(a, Qualify))
+    assert qualify.qualification.decision == "disqualified"
+    assert qualify.qualification.ceiling_tier == "cold"
+    assert result.session.status == "disqualified"
