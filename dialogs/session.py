@@ -94,6 +94,9 @@ class Session(_Frozen):
     turns: int = Field(default=0, ge=0)  # prospect events handled
     nudged: bool = False  # a "still there?" went out since the prospect last wrote
     follow_ups: str | None = None  # the follow-up sequence scheduled since they went quiet
+    # The canned replies given since the decision ("finished", "forwarded", "faq:<id>"):
+    # each is said once, so a prospect who keeps writing never gets the same line twice.
+    said_after: tuple[str, ...] = ()
 
     @model_validator(mode="before")
     @classmethod

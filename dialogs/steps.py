@@ -39,7 +39,7 @@ from dialogs.session import (
 )
 
 if TYPE_CHECKING:
-    from dialogs.icp import Icp
+    from dialogs.icp import Icp, Qualification
 
 EVIDENCE_LIMIT = 200  # verbatim quotes are for the rep; keep them short
 
@@ -227,8 +227,8 @@ class StepBuilder:
         self.act(NotifyRep("handoff", f"{reason}\n\n{self._brief()}"))
         self.say(SendText(ack))
 
-    def finish(self, *, prefix: str | None = None) -> None:
-        """Score the answers against the ICP and close with the outcome."""
+    def verdict(self) -> Qualification:
+        """The scorer's decision on the answers so far."""
         from dialogs.icp import score  # the scorer loads YAML helpers; only needed here
 
         answers = {
@@ -236,15 +236,19 @@ class StepBuilder:
             for name, r in self.slots.items()
             if r.understood  # an answer the bot could not read is missing, not against them
         }
-        q = score(
+        return score(
             self.icp,
             answers,
             script_id=self.script.id,
             script_version=self.script.version,
             prompt_version=self.prompt_version,
         )
+
+    def finish(self, *, prefix: str | None = None) -> None:
+        """Score the answers against the ICP and close with the outcome."""
+        q = self.verdict()
         self.act(Qualify(q))
-        self.update(open_slot=None, qualification=q.model_dump(mode="json"))
+        self.update(open_slot=None, qualification=q.model_dump(mode="json"), said_after=())
         detail = f"tier {q.tier} (fit {q.fit_score}, intent {q.intent_score})"
         outcome = q.decision
         if outcome == "undecided":
@@ -266,15 +270,38 @@ class StepBuilder:
         message = outcome_message(self.script, self.session, self.script.outcomes[outcome])
         self.say(with_prefix(message, prefix) if prefix else message)
 
+    def say_once(self, key: str) -> bool:
+        """Whether the canned reply ``key`` was not yet given since the decision (and note
+        that it now is)."""
+        said = self._get("said_after")
+        if key in said:
+            return False
+        self.update(said_after=(*said, key))
+        return True
+
     def courtesy(self, *, prefix: str | None = None) -> None:
-        """A short reply for a finished conversation (the booking button again if qualified)."""
+        """A short reply for a finished conversation (the booking button again if qualified):
+        ``prefix`` (an answer) and the closing line, which is said only once."""
         status = self.status
+        if status not in ("qualified", "disqualified"):
+            return
+        line = self.script.finished if self.say_once("finished") else ""
+        text = join(prefix, line) if prefix and line else (prefix or line)
+        if not text:
+            return  # said already: silence beats the same line again
         if status == "qualified":
             outcome = self.script.outcomes["qualified"]
-            body = join(prefix, self.script.finished, INTERACTIVE_BODY_MAX)
+            body = text[:INTERACTIVE_BODY_MAX]
             self.say(SendCtaUrl(body, self.script.cta_title, outcome.url or CALENDLY_PLACEHOLDER))
-        elif status == "disqualified":
-            self.say(SendText(join(prefix, self.script.finished)))
+        else:
+            self.say(SendText(text))
+
+    def forward(self, text: str) -> None:
+        """Pass what the prospect wrote after the decision to the rep; tell them once."""
+        quoted = text[:EVIDENCE_LIMIT]
+        self.act(NotifyRep("question", f'Wrote after the decision: "{quoted}"\n\n{self._brief()}'))
+        if self.say_once("forwarded"):
+            self.say(SendText(self.script.question_forwarded))
 
     def _brief(self) -> str:
         return summary(self.session, self.script)

@@ -623,3 +623,69 @@ def test_answers_that_place_the_lead_outside_the_icp_still_deflect() -> None:
     assert qualify.qualification.decision == "disqualified"
     assert qualify.qualification.ceiling_tier == "cold"
     assert result.session.status == "disqualified"
+
+
+# ---- after the decision: helpful, never a loop (issue 16) ----------------------------------
+
+
+def _decided(budget: int) -> Session:
+    session = answered("need", "company_size", "timeline")
+    return run(session, said("b", ans(budget=budget))).session
+
+
+@pytest.mark.parametrize("budget", [60000, 1000])
+def test_someone_who_keeps_writing_never_gets_the_same_line_twice(budget: int) -> None:
+    session = _decided(budget)
+    sent: list[str] = []
+    notified: list[str] = []
+    chatter = [
+        ("thanks!", Intent.UNKNOWN),
+        ("hello?", Intent.GREETING),
+        ("we also run events in Lisbon", Intent.UNKNOWN),
+        ("and Porto", Intent.UNKNOWN),
+        ("ok", Intent.GREETING),
+        ("are you there", Intent.UNKNOWN),
+    ]
+    for text, intent in chatter:
+        result = run(session, said(text, Interpretation(intent)))
+        sent += [body(m) for m in messages(result.actions)]
+        notified += [a.summary for a in result.actions if isinstance(a, NotifyRep)]
+        session = result.session
+    assert len(sent) == len(set(sent)) == 2, sent
+    assert SCRIPT.finished in sent[0] and sent[1] == SCRIPT.question_forwarded
+    # What they wrote after the closing line reached the rep, words attached.
+    assert [n.split('"')[1] for n in notified] == [
+        "we also run events in Lisbon",
+        "and Porto",
+        "are you there",
+    ]
+
+
+def test_a_question_after_the_decision_goes_to_the_rep_with_the_question() -> None:
+    session = _decided(60000)
+    result = run(
+        session, said("do you integrate with Pipedrive?", Interpretation(Intent.QUESTION))
+    )
+    notify = next(a for a in result.actions if isinstance(a, NotifyRep))
+    assert notify.kind == "question" and "do you integrate with Pipedrive?" in notify.summary
+    assert body(the_message(result)) == SCRIPT.question_forwarded
+    again = run(result.session, said("and HubSpot?", Interpretation(Intent.QUESTION)))
+    assert any(isinstance(a, NotifyRep) for a in again.actions)
+    assert messages(again.actions) == []  # told once already
+    human = run(again.session, said("can I talk to someone", Interpretation(Intent.HUMAN)))
+    assert human.session.status == "handoff"
+    assert body(the_message(human)) == SCRIPT.handoff_ack
+
+
+def test_new_facts_from_a_deflected_prospect_reopen_and_book() -> None:
+    session = _decided(1000)
+    assert session.status == "disqualified"
+    result = run(session, said("sorry, I meant 80k", ans(budget=80000)))
+    stages = [a.to for a in result.actions if isinstance(a, SetStage)]
+    assert stages == ["contacted", "qualified"]  # a lost lead is reopened, then qualified
+    assert isinstance(the_message(result), SendCtaUrl)
+    assert result.session.status == "qualified"
+    # Facts that still rule them out change nothing.
+    still = run(session, said("maybe 1500", ans(budget=1500)))
+    assert not any(isinstance(a, SetStage) for a in still.actions)
+    assert still.session.status == "disqualified"
