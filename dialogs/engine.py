@@ -10,7 +10,8 @@ Rules it keeps (ARCHITECTURE "How the bot talks"):
   "I don't know" may later be replaced by a real answer, a real answer is kept);
 - a failed answer is re-asked up to ``max_reasks`` times, then marked unknown;
 - after an opt-out nothing is ever sent again; during a handoff a person is talking, so the
-  engine stays silent; a finished conversation gets a short courteous reply, never a restart;
+  engine stays silent; a finished conversation gets a short courteous reply, never a restart
+  and never the same canned line twice (:mod:`dialogs.after_decision`);
 - ``injection_suspected`` changes nothing but the history: the decision is the scorer's.
 """
 
@@ -22,6 +23,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 from dialogs.actions import Action, ScheduleFollowUps
+from dialogs.after_decision import reply_after_decision
 from dialogs.events import (
     ChoiceSelected,
     Event,
@@ -131,11 +133,7 @@ def _on_text(turn: StepBuilder, event: Event, interpretation: Interpretation | N
     if turn.status == "handoff":
         return  # a person is talking to them
     if turn.status != "active":
-        if interpretation.intent is Intent.HUMAN:
-            turn.hand_off("prospect asked for a person", ack=turn.script.handoff_ack)
-        else:
-            entry = turn.script.faq_entry(interpretation.faq_id)
-            turn.courtesy(prefix=entry.answer if entry else None)
+        reply_after_decision(turn, event.text, interpretation)
         return
 
     first_contact = turn.fresh

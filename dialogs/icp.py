@@ -6,6 +6,13 @@ intent) each slot feeds, the tier thresholds and hard disqualifiers such as ``bu
 
 The LLM never produces a score. :func:`score` is a pure function of the slot values, so a
 prospect who writes "mark me qualified" can only move the score by giving real answers.
+
+The decision turns a lead away only on evidence against fit: a disqualifier hit, or answers
+that keep the lead below the qualifying tiers even if every unanswered slot earned its best
+(the *ceiling*). A lead whose answers qualify it, with every slot the ICP requires for a
+booking known, is qualified. Anything between (strong so far but something missing, or not
+enough known to tell) is ``undecided``: the script says whether that books or goes to a
+person, since turning away a strong lead costs far more than a weak one reaching a rep.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from dialogs.yaml_source import YamlError, load_yaml, parse_value
 
 Dimension = Literal["fit", "intent"]
 Tier = Literal["hot", "warm", "cold"]
+Decision = Literal["qualified", "disqualified", "undecided"]
 
 DEFAULT_ICP_PATH = Path(__file__).parent / "icp" / "default.yaml"
 
@@ -157,6 +165,9 @@ class Icp(_Model):
     warm: Thresholds
     qualify_tiers: list[Tier] = ["hot", "warm"]
     disqualifiers: list[Disqualifier] = []
+    # Slots that must be known (answered, not "I don't know") before a booking; the others
+    # only refine the score.
+    required_for_booking: list[str] = []
 
     @model_validator(mode="after")
     def _check(self) -> Icp:
@@ -166,6 +177,9 @@ class Icp(_Model):
         for d in self.disqualifiers:
             if d.slot not in self.slots:
                 raise ValueError(f"disqualifier {d.text!r} names unknown slot {d.slot!r}")
+        unknown = sorted(set(self.required_for_booking) - set(self.slots))
+        if unknown:
+            raise ValueError(f"required_for_booking names unknown slots {unknown}")
         return self
 
 
@@ -175,10 +189,15 @@ class Qualification(_Model):
     fit_score: int = Field(ge=0, le=100)
     intent_score: int = Field(ge=0, le=100)
     tier: Tier
-    decision: Literal["qualified", "disqualified"]
+    # "undecided": nothing known rules the lead out, but the answers do not qualify it yet
+    # (or a slot required for a booking is not known); the script decides what follows.
+    decision: Decision
     reasons: list[str]
     missing: list[str]
     disqualifiers: list[str]
+    # The tier the lead would reach if every missing slot earned its best points.
+    ceiling_tier: Tier = "cold"
+    missing_for_booking: list[str] = []
     script_id: str
     script_version: str
     prompt_version: str | None
@@ -215,8 +234,9 @@ def score(
 
     Each dimension is the share (0–100) of the best points its slots could earn. Missing
     slots earn nothing and are listed in ``missing``; unknown answers earn the slot's
-    neutral-low ``unknown`` points. Any disqualifier hit decides "disqualified" whatever
-    the scores.
+    neutral-low ``unknown`` points. The decision (see the module docstring): a disqualifier
+    hit, or a ceiling below the qualifying tiers, is "disqualified"; a qualifying tier with
+    every ``required_for_booking`` slot known is "qualified"; the rest is "undecided".
     """
     earned: dict[str, int] = {"fit": 0, "intent": 0}
     possible: dict[str, int] = {"fit": 0, "intent": 0}
@@ -246,12 +266,27 @@ def score(
     fit = _pct(earned["fit"], possible["fit"])
     intent = _pct(earned["intent"], possible["intent"])
     tier: Tier = _tier(icp, fit, intent)
-    qualified = not hits and tier in icp.qualify_tiers
+    # The ceiling: each missing slot at its best (what the lead could still turn out to be).
+    for name in missing:
+        rule = icp.slots[name]
+        earned[rule.dimension] += rule.best
+    ceiling = _tier(
+        icp, _pct(earned["fit"], possible["fit"]), _pct(earned["intent"], possible["intent"])
+    )
+    for_booking = [
+        n for n in icp.required_for_booking if (sv := slots.get(n)) is None or sv.unknown
+    ]
+    if hits or ceiling not in icp.qualify_tiers:
+        decision: Decision = "disqualified"  # evidence against fit, whatever comes next
+    elif tier in icp.qualify_tiers and not for_booking:
+        decision = "qualified"
+    else:
+        decision = "undecided"
     return Qualification(
         fit_score=fit,
         intent_score=intent,
         tier=tier,
-        decision="qualified" if qualified else "disqualified",
+        decision=decision,
         reasons=reasons,
         missing=missing,
         disqualifiers=hits,
@@ -259,6 +294,8 @@ def score(
         script_version=script_version,
         prompt_version=prompt_version,
         icp_version=icp.version,
+        ceiling_tier=ceiling,
+        missing_for_booking=for_booking,
     )
 
 

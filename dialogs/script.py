@@ -152,11 +152,18 @@ class Script(_Model):
     off_script_fallback: str = "Good question — a colleague will follow up on that."
     reask_prefix: str = "Sorry, I didn't quite get that."
     finished: str = "Thanks for your message! We have everything we need for now."
+    # After the decision, a question no FAQ entry answers goes to the rep; the prospect is told.
+    question_forwarded: str = (
+        "Good question — I've passed it to a colleague, who will answer you here."
+    )
     nudge: str = "Still there? No rush —"  # prefixed to the open question on a timeout
     # Follow-up cadence to start when the prospect stays quiet after the nudge (None: none).
     quiet_sequence: str | None = None
     # After this many off-script questions no FAQ entry answers, hand off to a person.
     max_unanswered: int = Field(default=3, ge=1)
+    # A lead the answers neither qualify nor rule out (dialogs.icp "undecided"): book the
+    # call ("book") or bring in a person ("handoff"). Never deflected for what is missing.
+    when_undecided: Literal["book", "handoff"] = "book"
     cta_title: str = Field(default="Book a call", max_length=BUTTON_TITLE_MAX)
     list_button: str = Field(default="Choose", max_length=BUTTON_TITLE_MAX)
 

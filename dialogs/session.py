@@ -51,6 +51,9 @@ class SlotRecord(_Frozen):
     value: str | int | float | None
     evidence: str = ""
     unknown: bool = False
+    # False when the bot gave up on an answer it could not read: not the prospect's "I
+    # don't know", so it is scored as missing (it never counts against the lead).
+    understood: bool = True
 
 
 class Turn(_Frozen):
@@ -91,6 +94,9 @@ class Session(_Frozen):
     turns: int = Field(default=0, ge=0)  # prospect events handled
     nudged: bool = False  # a "still there?" went out since the prospect last wrote
     follow_ups: str | None = None  # the follow-up sequence scheduled since they went quiet
+    # The canned replies given since the decision ("finished", "forwarded", "faq:<id>"):
+    # each is said once, so a prospect who keeps writing never gets the same line twice.
+    said_after: tuple[str, ...] = ()
 
     @model_validator(mode="before")
     @classmethod

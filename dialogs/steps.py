@@ -39,7 +39,7 @@ from dialogs.session import (
 )
 
 if TYPE_CHECKING:
-    from dialogs.icp import Icp
+    from dialogs.icp import Icp, Qualification
 
 EVIDENCE_LIMIT = 200  # verbatim quotes are for the rep; keep them short
 
@@ -182,7 +182,10 @@ class StepBuilder:
             self.update(reasks={**self._get("reasks"), slot: count + 1})
             self.say(ask(self.script, question, text=self.script.reask_text(question)))
             return
-        self.fill({slot: SlotValue(None, evidence=evidence, unknown=True)})
+        if self.fill({slot: SlotValue(None, evidence=evidence, unknown=True)}):
+            records = dict(self.slots)
+            records[slot] = records[slot].model_copy(update={"understood": False})
+            self.update(slots=records)
         self.ask_next()
 
     def off_script(self, text: str, faq_id: str | None) -> str | None:
@@ -224,42 +227,81 @@ class StepBuilder:
         self.act(NotifyRep("handoff", f"{reason}\n\n{self._brief()}"))
         self.say(SendText(ack))
 
-    def finish(self, *, prefix: str | None = None) -> None:
-        """Score the answers against the ICP and close with the outcome."""
+    def verdict(self) -> Qualification:
+        """The scorer's decision on the answers so far."""
         from dialogs.icp import score  # the scorer loads YAML helpers; only needed here
 
         answers = {
             name: SlotValue(r.value, evidence=r.evidence, unknown=r.unknown)
             for name, r in self.slots.items()
+            if r.understood  # an answer the bot could not read is missing, not against them
         }
-        q = score(
+        return score(
             self.icp,
             answers,
             script_id=self.script.id,
             script_version=self.script.version,
             prompt_version=self.prompt_version,
         )
+
+    def finish(self, *, prefix: str | None = None) -> None:
+        """Score the answers against the ICP and close with the outcome."""
+        q = self.verdict()
         self.act(Qualify(q))
+        self.update(open_slot=None, qualification=q.model_dump(mode="json"), said_after=())
         detail = f"tier {q.tier} (fit {q.fit_score}, intent {q.intent_score})"
-        if q.decision == "qualified":
+        outcome = q.decision
+        if outcome == "undecided":
+            gaps = ", ".join(q.missing_for_booking or q.missing) or "nothing"
+            detail = f"{detail}, could reach {q.ceiling_tier}; not known: {gaps}"
+            if self.script.when_undecided == "handoff":
+                ack = self.script.outcomes["handoff"].message
+                self.hand_off(f"undecided: {detail}", ack=ack)
+                return
+            outcome = "qualified"
+            detail = f"on what is known, {detail}"
+        if outcome == "qualified":
             self.act(SetStage("qualified", f"qualified: {detail}"))
         else:
             self.act(SetStage("lost", f"disqualified: {'; '.join(q.disqualifiers or [detail])}"))
-        self.update(status=q.decision, open_slot=None, qualification=q.model_dump(mode="json"))
-        if q.decision == "qualified":
+        self.update(status=outcome)
+        if outcome == "qualified":
             self.act(NotifyRep("qualified", self._brief()))
-        message = outcome_message(self.script, self.session, self.script.outcomes[q.decision])
+        message = outcome_message(self.script, self.session, self.script.outcomes[outcome])
         self.say(with_prefix(message, prefix) if prefix else message)
 
+    def say_once(self, key: str) -> bool:
+        """Whether the canned reply ``key`` was not yet given since the decision (and note
+        that it now is)."""
+        said = self._get("said_after")
+        if key in said:
+            return False
+        self.update(said_after=(*said, key))
+        return True
+
     def courtesy(self, *, prefix: str | None = None) -> None:
-        """A short reply for a finished conversation (the booking button again if qualified)."""
+        """A short reply for a finished conversation (the booking button again if qualified):
+        ``prefix`` (an answer) and the closing line, which is said only once."""
         status = self.status
+        if status not in ("qualified", "disqualified"):
+            return
+        line = self.script.finished if self.say_once("finished") else ""
+        text = join(prefix, line) if prefix and line else (prefix or line)
+        if not text:
+            return  # said already: silence beats the same line again
         if status == "qualified":
             outcome = self.script.outcomes["qualified"]
-            body = join(prefix, self.script.finished, INTERACTIVE_BODY_MAX)
+            body = text[:INTERACTIVE_BODY_MAX]
             self.say(SendCtaUrl(body, self.script.cta_title, outcome.url or CALENDLY_PLACEHOLDER))
-        elif status == "disqualified":
-            self.say(SendText(join(prefix, self.script.finished)))
+        else:
+            self.say(SendText(text))
+
+    def forward(self, text: str) -> None:
+        """Pass what the prospect wrote after the decision to the rep; tell them once."""
+        quoted = text[:EVIDENCE_LIMIT]
+        self.act(NotifyRep("question", f'Wrote after the decision: "{quoted}"\n\n{self._brief()}'))
+        if self.say_once("forwarded"):
+            self.say(SendText(self.script.question_forwarded))
 
     def _brief(self) -> str:
         return summary(self.session, self.script)

@@ -555,3 +555,137 @@ def test_a_tap_as_the_very_first_event_starts_the_conversation() -> None:
     result = run(Session.new(SCRIPT, T0), ChoiceSelected("need:build"))
     assert result.actions[0] == SetStage("contacted", "whatsapp: bot started qualifying")
     assert result.session.slots["need"].value == "build"
+
+
+# ---- the decision policy: never turned away for what the bot did not get (issue 16) -------
+
+
+def _give_up_on_need(session: Session) -> Session:
+    """The prospect answers the need in words the interpreter cannot read, every time."""
+    for _ in range(SCRIPT.question("need").max_reasks + 1):
+        session = run(
+            session, said("scale outbound 20 to 100 meetings", Interpretation(Intent.UNKNOWN))
+        ).session
+    return session
+
+
+def test_a_strong_lead_whose_need_was_not_understood_books() -> None:
+    session = _give_up_on_need(started())
+    assert session.slots["need"].understood is False
+    session = run(session, said("200 people", ans(company_size="201+"))).session
+    session = run(session, said("60k", ans(budget=60000))).session
+    result = run(session, said("now", ans(timeline="asap")))
+    qualify = next(a for a in result.actions if isinstance(a, Qualify))
+    # Scored as missing (could still be the best need), not as the prospect's "I don't know".
+    assert qualify.qualification.missing == ["need"]
+    assert qualify.qualification.decision in ("qualified", "undecided")
+    assert isinstance(the_message(result), SendCtaUrl)
+    assert result.session.status == "qualified"
+    assert SetStage("lost", "x").to not in [
+        a.to for a in result.actions if isinstance(a, SetStage)
+    ]
+
+
+def test_undecided_books_by_default_and_hands_off_when_the_script_says_so() -> None:
+    icp = ICP.model_copy(update={"required_for_booking": ["budget"]})
+    session = answered("need", "company_size")
+    result = run(session, said("asap, budget idk", ans(timeline="asap", budget=None)), icp=icp)
+    qualify = next(a for a in result.actions if isinstance(a, Qualify))
+    assert qualify.qualification.decision == "undecided"
+    assert qualify.qualification.missing_for_booking == ["budget"]
+    stage = next(a for a in result.actions if isinstance(a, SetStage))
+    assert stage.to == "qualified" and "not known: budget" in stage.reason
+    assert isinstance(the_message(result), SendCtaUrl)
+
+    careful = SCRIPT.model_copy(update={"when_undecided": "handoff"})
+    session = run(Session.new(careful, T0), Started(), script=careful).session
+    session = run(
+        session, said("...", ans(need="build", company_size="51-200")), script=careful
+    ).session
+    result = run(
+        session, said("asap, idk", ans(timeline="asap", budget=None)), script=careful, icp=icp
+    )
+    assert any(isinstance(a, HandOff) for a in result.actions)
+    assert not any(isinstance(a, SetStage) and a.to == "lost" for a in result.actions)
+    assert result.session.status == "handoff"
+    assert result.session.qualification is not None
+    assert result.session.qualification["decision"] == "undecided"
+
+
+def test_answers_that_place_the_lead_outside_the_icp_still_deflect() -> None:
+    # A one-person shop with a small budget wanting it some day: no disqualifier hits, but
+    # the answers themselves place it outside the ICP.
+    session = run(
+        started(), said("...", ans(need="support", company_size="1-10", budget=5000))
+    ).session
+    result = run(session, said("maybe next year", ans(timeline="later")))
+    qualify = next(a for a in result.actions if isinstance(a, Qualify))
+    assert qualify.qualification.decision == "disqualified"
+    assert qualify.qualification.ceiling_tier == "cold"
+    assert result.session.status == "disqualified"
+
+
+# ---- after the decision: helpful, never a loop (issue 16) ----------------------------------
+
+
+def _decided(budget: int) -> Session:
+    session = answered("need", "company_size", "timeline")
+    return run(session, said("b", ans(budget=budget))).session
+
+
+@pytest.mark.parametrize("budget", [60000, 1000])
+def test_someone_who_keeps_writing_never_gets_the_same_line_twice(budget: int) -> None:
+    session = _decided(budget)
+    sent: list[str] = []
+    notified: list[str] = []
+    chatter = [
+        ("thanks!", Intent.UNKNOWN),
+        ("hello?", Intent.GREETING),
+        ("we also run events in Lisbon", Intent.UNKNOWN),
+        ("and Porto", Intent.UNKNOWN),
+        ("ok", Intent.GREETING),
+        ("are you there", Intent.UNKNOWN),
+    ]
+    for text, intent in chatter:
+        result = run(session, said(text, Interpretation(intent)))
+        sent += [body(m) for m in messages(result.actions)]
+        notified += [a.summary for a in result.actions if isinstance(a, NotifyRep)]
+        session = result.session
+    assert len(sent) == len(set(sent)) == 2, sent
+    assert SCRIPT.finished in sent[0] and sent[1] == SCRIPT.question_forwarded
+    # What they wrote after the closing line reached the rep, words attached.
+    assert [n.split('"')[1] for n in notified] == [
+        "we also run events in Lisbon",
+        "and Porto",
+        "are you there",
+    ]
+
+
+def test_a_question_after_the_decision_goes_to_the_rep_with_the_question() -> None:
+    session = _decided(60000)
+    result = run(
+        session, said("do you integrate with Pipedrive?", Interpretation(Intent.QUESTION))
+    )
+    notify = next(a for a in result.actions if isinstance(a, NotifyRep))
+    assert notify.kind == "question" and "do you integrate with Pipedrive?" in notify.summary
+    assert body(the_message(result)) == SCRIPT.question_forwarded
+    again = run(result.session, said("and HubSpot?", Interpretation(Intent.QUESTION)))
+    assert any(isinstance(a, NotifyRep) for a in again.actions)
+    assert messages(again.actions) == []  # told once already
+    human = run(again.session, said("can I talk to someone", Interpretation(Intent.HUMAN)))
+    assert human.session.status == "handoff"
+    assert body(the_message(human)) == SCRIPT.handoff_ack
+
+
+def test_new_facts_from_a_deflected_prospect_reopen_and_book() -> None:
+    session = _decided(1000)
+    assert session.status == "disqualified"
+    result = run(session, said("sorry, I meant 80k", ans(budget=80000)))
+    stages = [a.to for a in result.actions if isinstance(a, SetStage)]
+    assert stages == ["contacted", "qualified"]  # a lost lead is reopened, then qualified
+    assert isinstance(the_message(result), SendCtaUrl)
+    assert result.session.status == "qualified"
+    # Facts that still rule them out change nothing.
+    still = run(session, said("maybe 1500", ans(budget=1500)))
+    assert not any(isinstance(a, SetStage) for a in still.actions)
+    assert still.session.status == "disqualified"

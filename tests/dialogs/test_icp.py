@@ -75,7 +75,8 @@ def test_unknown_answers_score_neutral_low_and_never_disqualify(icp: Icp) -> Non
 def test_missing_slots_are_listed_and_score_zero(icp: Icp) -> None:
     q = score(icp, {"need": sv("build")}, **IDS)
     assert q.missing == ["company_size", "budget", "timeline"]
-    assert q.fit_score == 0 and q.decision == "disqualified"
+    # Nothing known speaks against the lead: never turned away for what is missing.
+    assert q.fit_score == 0 and q.decision == "undecided" and q.ceiling_tier == "hot"
 
 
 def test_own_words_answer_earns_other_points(icp: Icp) -> None:
@@ -94,6 +95,8 @@ def test_json_dump_is_the_contract(icp: Icp) -> None:
         "reasons",
         "missing",
         "disqualifiers",
+        "ceiling_tier",
+        "missing_for_booking",
         "script_id",
         "script_version",
         "prompt_version",
@@ -190,3 +193,42 @@ def test_disqualifier_rule_syntax(tmp_path: Path) -> None:
     q = score(icp, {"company_size": sv("1-10"), "timeline": sv("asap"), "budget": sv(100)}, **IDS)
     assert q.disqualifiers == ["company_size in [1-10]", "budget <= 100"]
     assert score(icp, {"budget": sv("lots")}, **IDS).disqualifiers == []  # not comparable
+
+
+def test_the_ceiling_decides_between_undecided_and_disqualified(icp: Icp) -> None:
+    strong_so_far = score(icp, {"company_size": sv("201+")}, **IDS)
+    assert strong_so_far.tier == "cold"  # nothing said yet about intent...
+    assert strong_so_far.decision == "undecided" and strong_so_far.ceiling_tier == "hot"
+    weak = {"company_size": sv("1-10"), "budget": sv(5000), "timeline": sv("later")}
+    outside = score(icp, weak, **IDS)
+    assert outside.decision == "disqualified" and outside.ceiling_tier == "cold"
+    assert outside.disqualifiers == []  # the answers alone rule it out
+
+
+def test_a_disqualifier_wins_whatever_is_missing(icp: Icp) -> None:
+    q = score(icp, {"budget": sv(500)}, **IDS)
+    assert q.decision == "disqualified" and q.disqualifiers == ["budget < 2000"]
+
+
+def test_slots_required_for_booking_must_be_known(icp: Icp) -> None:
+    answers = {
+        "need": sv("build"),
+        "company_size": sv("51-200"),
+        "budget": sv(60000),
+        "timeline": sv("asap"),
+    }
+    assert score(icp, answers, **IDS).decision == "qualified"
+    strict = icp.model_copy(update={"required_for_booking": ["budget"]})
+    q = score(strict, {**answers, "budget": SlotValue(None, evidence="idk", unknown=True)}, **IDS)
+    assert q.decision == "undecided" and q.missing_for_booking == ["budget"]
+
+
+def test_required_for_booking_must_name_icp_slots(tmp_path: Path) -> None:
+    text = DEFAULT_ICP_PATH.read_text().replace(
+        "required_for_booking: []", "required_for_booking: [budget, headcount]"
+    )
+    assert "headcount" in text
+    path = tmp_path / "icp.yaml"
+    path.write_text(text)
+    with pytest.raises(IcpError, match="headcount"):
+        load_icp(path)
