@@ -93,9 +93,7 @@ class Subscriber(Protocol):
     same fact stores one row) and name the lead (``...:lead:<id>:...``) when about one, so an
     erasure finds them."""
 
-    async def outbox_rows(
-        self, session: Session, events: Sequence[Event]
-    ) -> list[dict[str, Any]]:
+    async def outbox_rows(self, session: Session, events: Sequence[Event]) -> list[dict[str, Any]]:
         """The outbox rows (:func:`scheduler.store.outbox.outbox_row`) for ``events``."""
         ...
 
