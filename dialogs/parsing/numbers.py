@@ -79,10 +79,12 @@ _APPROX_BEFORE = re.compile(
 _RANGE_BETWEEN = re.compile(r"^\s*(?:-|–|—|to|a|hasta|or|o|/|til|till)\s*$", re.IGNORECASE)
 _RANGE_AND = re.compile(r"^\s*(?:and|y|&)\s*$", re.IGNORECASE)
 _RANGE_OPEN = re.compile(r"\b(?:between|entre|from|de|desde)\s*$", re.IGNORECASE)
+# Money words anywhere; a period ("per month", "/mo") only right after an amount: "5k/mo" is
+# money, "100 meetings/month" is not.
 _BUDGET_WORDS = re.compile(
-    r"\b(?:budget|presupuesto|spend|invest|investment|inversi[oó]n|per\s+month|a\s+month"
-    r"|monthly|/\s*mo(?:nth)?|per\s+year|a\s+year|annual(?:ly)?|al\s+mes|mensual(?:es)?"
-    r"|al\s+a[nñ]o|anual(?:es)?|pay|pagar|gastar|invertir)\b",
+    r"\b(?:budget|presupuesto|spend|invest|investment|inversi[oó]n|pay|pagar|gastar|invertir)\b"
+    r"|\d\s*(?:k|m|mil|grand)?\s*(?:per\s+month|a\s+month|monthly|/\s*mo(?:nth)?|per\s+year"
+    r"|a\s+year|annual(?:ly)?|al\s+mes|mensual(?:es)?|al\s+a[nñ]o|anual(?:es)?)\b",
     re.IGNORECASE,
 )
 _LOOKBACK = 40  # characters before a number searched for "more than", "team of", ...
