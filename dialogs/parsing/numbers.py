@@ -36,8 +36,8 @@ _WORDS = re.compile(
     rf"\b(?P<words>{number_words_pattern()})\b" + _TAIL, re.IGNORECASE | re.VERBOSE
 )
 _PRE = re.compile(rf"(?:[$€£¥₹]|\b(?:{CUR_WORD}))\s?$", re.IGNORECASE)
-_PEOPLE = re.compile(
-    r"^\s*(?:[\w-]+\s+){0,2}?(?:people|persons?|ppl|pax|employees?|emps?|staff(?:ers)?|folks"
+_PEOPLE = re.compile(  # "40 people", "40 full-time devs", "a 40-person agency"
+    r"^\s*-?\s*(?:[\w-]+\s+){0,2}?(?:people|persons?|ppl|pax|employees?|emps?|staff(?:ers)?|folks"
     r"|guys|heads|headcount|team\s*members|members|devs|developers|engineers|workers|seats"
     r"|users|agents|reps|salespeople|fte|ftes|personas?|empleados?|trabajadores|colaboradores"
     r"|gente|personal|miembros)\b",
