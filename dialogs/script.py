@@ -87,7 +87,9 @@ class Question(_Model):
     min: float | None = None  # accepted range for numbers
     max: float | None = None
     reask: str | None = None  # None: the script's reask_prefix + the question text
-    max_reasks: int = Field(default=2, ge=0)
+    # A question is put at most twice (asked, then re-asked once): asking a third time
+    # loses the prospect. Past that the answer is kept as missing, never held against them.
+    max_reasks: int = Field(default=1, ge=0, le=1)
     required: bool = True
     # For choice questions: free text that matches no option is still an answer (the trimmed
     # text becomes the value) instead of triggering a re-ask.

@@ -83,6 +83,8 @@ class Session(_Frozen):
     slots: dict[str, SlotRecord] = {}
     open_slot: str | None = None  # the question currently asked
     reasks: dict[str, int] = {}
+    # How many times each slot's question was put to the prospect (asked, re-asked, nudged).
+    asked: dict[str, int] = {}
     off_script_questions: int = 0
     unanswered_questions: int = 0  # off-script questions no FAQ entry answered
     off_script: tuple[OffScriptQuestion, ...] = ()  # the last HISTORY_LIMIT of them

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from dialogs.icp import Icp, Qualification
 
 EVIDENCE_LIMIT = 200  # verbatim quotes are for the rep; keep them short
+MAX_ASKS = 2  # times one question is put to the prospect at most (asked, re-asked once)
 
 
 class StepBuilder:
@@ -159,7 +160,11 @@ class StepBuilder:
         return filled
 
     def ask_next(self, *, prefix: str | None = None) -> None:
-        """Ask the first unanswered question, or finish when every required one is answered."""
+        """Ask the first unanswered question, or finish when every required one is answered.
+
+        A question already put :data:`MAX_ASKS` times without an answer is given up (kept as
+        missing, never held against the prospect) instead of being asked a third time."""
+        self._give_up_asked_out()
         slots = self.slots
         question = None
         for q in self.script.questions:
@@ -172,21 +177,36 @@ class StepBuilder:
             return
         assert question is not None  # the loop broke on an unanswered question
         self.update(open_slot=question.slot)
+        self._put(question.slot)
         self.say(ask(self.script, question, prefix=prefix or ""))
 
     def missed(self, slot: str, *, evidence: str) -> None:
-        """The answer to ``slot`` was not understood: re-ask, or give up and mark it unknown."""
+        """The answer to ``slot`` was not understood: re-ask once, or give it up (missing)."""
         question = self.script.question(slot)
         count = self._get("reasks").get(slot, 0)
-        if count < question.max_reasks:
+        if count < question.max_reasks and self._get("asked").get(slot, 0) < MAX_ASKS:
             self.update(reasks={**self._get("reasks"), slot: count + 1})
+            self._put(slot)
             self.say(ask(self.script, question, text=self.script.reask_text(question)))
             return
+        self._give_up(slot, evidence)
+        self.ask_next()
+
+    def _put(self, slot: str) -> None:
+        asked = self._get("asked")
+        self.update(asked={**asked, slot: asked.get(slot, 0) + 1})
+
+    def _give_up_asked_out(self) -> None:
+        for slot, times in self._get("asked").items():
+            if times >= MAX_ASKS and slot not in self.slots:
+                self._give_up(slot, "")
+
+    def _give_up(self, slot: str, evidence: str) -> None:
+        """Record that the bot could not read an answer to ``slot`` (scored as missing)."""
         if self.fill({slot: SlotValue(None, evidence=evidence, unknown=True)}):
             records = dict(self.slots)
             records[slot] = records[slot].model_copy(update={"understood": False})
             self.update(slots=records)
-        self.ask_next()
 
     def off_script(self, text: str, faq_id: str | None) -> str | None:
         """Record an off-script question; return what to answer before the open question,

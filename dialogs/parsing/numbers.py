@@ -36,8 +36,8 @@ _WORDS = re.compile(
     rf"\b(?P<words>{number_words_pattern()})\b" + _TAIL, re.IGNORECASE | re.VERBOSE
 )
 _PRE = re.compile(rf"(?:[$€£¥₹]|\b(?:{CUR_WORD}))\s?$", re.IGNORECASE)
-_PEOPLE = re.compile(
-    r"^\s*(?:[\w-]+\s+){0,2}?(?:people|persons?|ppl|pax|employees?|emps?|staff(?:ers)?|folks"
+_PEOPLE = re.compile(  # "40 people", "40 full-time devs", "a 40-person agency"
+    r"^\s*-?\s*(?:[\w-]+\s+){0,2}?(?:people|persons?|ppl|pax|employees?|emps?|staff(?:ers)?|folks"
     r"|guys|heads|headcount|team\s*members|members|devs|developers|engineers|workers|seats"
     r"|users|agents|reps|salespeople|fte|ftes|personas?|empleados?|trabajadores|colaboradores"
     r"|gente|personal|miembros)\b",
@@ -79,10 +79,12 @@ _APPROX_BEFORE = re.compile(
 _RANGE_BETWEEN = re.compile(r"^\s*(?:-|–|—|to|a|hasta|or|o|/|til|till)\s*$", re.IGNORECASE)
 _RANGE_AND = re.compile(r"^\s*(?:and|y|&)\s*$", re.IGNORECASE)
 _RANGE_OPEN = re.compile(r"\b(?:between|entre|from|de|desde)\s*$", re.IGNORECASE)
+# Money words anywhere; a period ("per month", "/mo") only right after an amount: "5k/mo" is
+# money, "100 meetings/month" is not.
 _BUDGET_WORDS = re.compile(
-    r"\b(?:budget|presupuesto|spend|invest|investment|inversi[oó]n|per\s+month|a\s+month"
-    r"|monthly|/\s*mo(?:nth)?|per\s+year|a\s+year|annual(?:ly)?|al\s+mes|mensual(?:es)?"
-    r"|al\s+a[nñ]o|anual(?:es)?|pay|pagar|gastar|invertir)\b",
+    r"\b(?:budget|presupuesto|spend|invest|investment|inversi[oó]n|pay|pagar|gastar|invertir)\b"
+    r"|\d\s*(?:k|m|mil|grand)?\s*(?:per\s+month|a\s+month|monthly|/\s*mo(?:nth)?|per\s+year"
+    r"|a\s+year|annual(?:ly)?|al\s+mes|mensual(?:es)?|al\s+a[nñ]o|anual(?:es)?)\b",
     re.IGNORECASE,
 )
 _LOOKBACK = 40  # characters before a number searched for "more than", "team of", ...

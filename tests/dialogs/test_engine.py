@@ -689,3 +689,19 @@ def test_new_facts_from_a_deflected_prospect_reopen_and_book() -> None:
     still = run(session, said("maybe 1500", ans(budget=1500)))
     assert not any(isinstance(a, SetStage) for a in still.actions)
     assert still.session.status == "disqualified"
+
+
+def test_answering_everything_but_the_open_question_never_gets_it_asked_three_times() -> None:
+    # The prospect keeps telling us other things; the need question is put twice at most,
+    # then kept as missing (not held against them) and the conversation moves on.
+    session = started()  # the need question, once
+    replies = [ans(company_size="201+"), ans(budget=80000), ans(timeline="asap")]
+    sent: list[str] = []
+    for interpretation in replies:
+        result = run(session, said("...", interpretation))
+        sent += [body(m) for m in messages(result.actions)]
+        session = result.session
+    need = SCRIPT.question("need").text
+    assert sum(need in text for text in sent) == 1  # plus the first ask: twice in all
+    assert session.slots["need"].understood is False
+    assert session.status == "qualified"  # a strong lead books without the need

@@ -11,7 +11,9 @@ from dialogs.actions import (
     HandOff,
     OptOut,
     Qualify,
+    SendButtons,
     SendCtaUrl,
+    SendList,
     SendText,
 )
 from dialogs.engine import step
@@ -109,3 +111,31 @@ def test_a_spanish_small_budget_is_deflected_in_spanish() -> None:
     assert session.status == "disqualified"
     (message,) = [a for a in turns[-1] if isinstance(a, SendText)]
     assert "guía" in message.text and message.text.endswith(GUIDE)
+
+
+def test_a_need_in_their_own_words_with_numbers_is_a_need_not_a_budget() -> None:
+    # Issue 16's transcript: "100 meetings/month" is a rate of meetings, not money; read as a
+    # budget of 60 it used to hit "budget < 2000" and turn a 65-person company away.
+    session, _ = talk(
+        "b2b_default",
+        "scale outbound from 20 to 100 meetings/month",
+        "we are about 65 people",
+        "budget is around 50-60k",
+        "asap",
+    )
+    need = session.slots["need"]
+    assert need.value == "scale outbound from 20 to 100 meetings/month"
+    assert session.slots["budget"].value == 55000
+    assert session.status == "qualified"
+
+
+def test_the_opener_is_read_and_is_this_sales_is_answered() -> None:
+    session, turns = talk(
+        "b2b_default", "We run a 40-person agency and our lead follow-up is a mess"
+    )
+    assert session.slots["company_size"].value == "11-50"
+    _, turns = talk("b2b_default", "good morning, is this sales?")
+    entry = SCRIPTS["b2b_default"].faq_entry("who")
+    assert entry is not None
+    (last,) = [a for a in turns[-1] if isinstance(a, SendText | SendButtons | SendList)]
+    assert entry.answer in (last.text if isinstance(last, SendText) else last.body)

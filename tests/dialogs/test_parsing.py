@@ -15,7 +15,7 @@ from dialogs.parsing import intents
 from dialogs.parsing.choice import ChoiceTable
 from dialogs.parsing.emails import find_email
 from dialogs.parsing.normalize import _DROP, fold, normalize
-from dialogs.parsing.numbers import find_numbers
+from dialogs.parsing.numbers import find_numbers, mentions_budget
 from dialogs.parsing.timeline import parse_timeline
 from dialogs.script import Option
 
@@ -301,3 +301,19 @@ def test_intents_never_raise(text: str) -> None:
     intents.is_human_request(f)
     intents.is_greeting(f)
     intents.looks_like_injection(f, text)
+
+
+@pytest.mark.parametrize(
+    ("text", "money"),
+    [
+        ("scale outbound from 20 to 100 meetings/month", False),
+        ("we send 500 emails a month", False),
+        ("5k/mo", True),
+        ("2-3k/mo", True),
+        ("about 5000 a month", True),
+        ("monthly budget of 3k", True),
+        ("3 mil al mes", True),
+    ],
+)
+def test_a_period_is_money_only_right_after_an_amount(text: str, money: bool) -> None:
+    assert mentions_budget(text) is money
