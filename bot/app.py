@@ -13,6 +13,7 @@ from bot import console, script_catalog
 from bot.calendly import webhook as calendly
 from bot.channels import build_channels, close_channels
 from bot.console.auth import console_auth
+from bot.crm import hubspot_webhook
 from bot.email import first_touch_service as first_touch
 from bot.email import unsubscribe
 from bot.email import webhook as email_webhook
@@ -122,7 +123,7 @@ def create_app(
     app.cleanup_ctx.append(delivery)
     # -- components register here (routes, contexts, jobs) --
     app.router.add_routes(unsubscribe.routes)
-    app.router.add_routes(email_webhook.routes)
+    app.router.add_routes([*email_webhook.routes, *hubspot_webhook.routes])
     followups.setup(app)
     script_catalog.setup(app)  # before the first touch and WhatsApp: both run on its scripts
     first_touch.setup(app)  # after followups: uses its cadence and sweeper

@@ -14,8 +14,10 @@ from bot.channels.email import EmailChannel
 from bot.channels.events import configure_events
 from bot.channels.stored import StoredChannel
 from bot.channels.whatsapp import LeadServiceWindow, WhatsAppChannel
+from bot.crm.hubspot import hubspot_channel, hubspot_config
 from bot.settings import Settings
 from crm_sync.events_channel import EventsChannel
+from crm_sync.hubspot.channel import CHANNEL as HUBSPOT
 from scheduler.delivery.outbox import Channel
 from scheduler.pipeline.outbound_events import CHANNEL as EVENTS
 from scheduler.store import Sessions
@@ -47,6 +49,10 @@ def build_channels(settings: Settings, sessions: Sessions | None = None) -> dict
     if endpoints:
         timeout = settings.events_webhook_timeout
         channels[EVENTS] = EventsChannel(endpoints, timeout=timeout)
+    # HubSpot sync (README "HubSpot"): the settings checked here, at startup.
+    hubspot = hubspot_config(settings)
+    if hubspot is not None and sessions is not None:
+        channels[HUBSPOT] = hubspot_channel(hubspot, sessions)
     return channels
 
 

@@ -15,5 +15,10 @@ from scheduler.pipeline.outbound_events import Subscriber
 
 def event_subscribers(settings: Settings) -> list[Subscriber]:
     """The subscribers the settings configure (none on the embedded defaults)."""
+    from bot.crm.hubspot import hubspot_subscriber  # the HubSpot sync (README "HubSpot")
+
     subscribers: list[Subscriber] = []
+    hubspot = hubspot_subscriber(settings)
+    if hubspot is not None:
+        subscribers.append(hubspot)
     return subscribers
