@@ -9,16 +9,15 @@ service, ``leadbot leads import``) feeds them.
 
 from __future__ import annotations
 
+from bot.crm.hubspot import hubspot_subscriber
 from bot.settings import Settings
 from scheduler.pipeline.outbound_events import Subscriber
 
 
 def event_subscribers(settings: Settings) -> list[Subscriber]:
     """The subscribers the settings configure (none on the embedded defaults)."""
-    from bot.crm.hubspot import hubspot_subscriber  # the HubSpot sync (README "HubSpot")
-
     subscribers: list[Subscriber] = []
-    hubspot = hubspot_subscriber(settings)
+    hubspot = hubspot_subscriber(settings)  # the HubSpot sync (README "HubSpot")
     if hubspot is not None:
         subscribers.append(hubspot)
     return subscribers

@@ -131,14 +131,14 @@ class HubSpotChannel:
             if outcomes[i] is not None:
                 continue
             lead_id = payload["lead_id"]
-            job = jobs.get(lead_id)
-            if job is None:
+            done = jobs.get(lead_id)
+            if done is None:
                 gone = "lead erased" if lead_id in leads else "lead not found"
                 outcomes[i] = NotSent(f"lead {lead_id}: {gone}", code="gone", is_transient=False)
-            elif job.error is not None:
-                outcomes[i] = job.error
+            elif done.error is not None:
+                outcomes[i] = done.error
             else:
-                outcomes[i] = Receipt(external_id=f"hubspot:deal:{job.deal_id}")
+                outcomes[i] = Receipt(external_id=f"hubspot:deal:{done.deal_id}")
         return [o for o in outcomes if o is not None]
 
     async def _sync(self, jobs: list[_Job], now: datetime) -> None:

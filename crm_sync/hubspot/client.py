@@ -97,8 +97,8 @@ class HubSpotClient:
             wait = self.limiter.throttled(policy, _seconds(retry_after))
             raise NotSent(where, code="429", retry_after=wait, attempted=False)
         if status in _TRANSIENT or status >= 500:
-            wait = 2.0 if status == 423 else None  # HubSpot: wait at least 2 s when locked
-            raise NotSent(where, code=str(status), retry_after=wait)
+            locked = 2.0 if status == 423 else None  # HubSpot: wait at least 2 s when locked
+            raise NotSent(where, code=str(status), retry_after=locked)
         raise NotSent(where, code=str(answer.get("category") or status), is_transient=False)
 
     # -- the endpoints -------------------------------------------------------------------

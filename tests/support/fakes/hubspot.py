@@ -65,6 +65,7 @@ class FakeHubSpot:
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(501))
     _window: deque[float] = field(default_factory=deque)
     _today: int = 0
+    _unique: dict[tuple[str, str, str], str] = field(default_factory=dict)
 
     # -- what tests read -----------------------------------------------------------------
 
@@ -113,7 +114,7 @@ class FakeHubSpot:
         self._today += 1
         if not search:
             self._window.append(now)
-        response = await handler(request)
+        response: web.StreamResponse = await handler(request)
         if self.lose_on.get(request.path, 0) > 0:
             self.lose_on[request.path] -= 1
             return _error(504, "Gateway Timeout", "GATEWAY_TIMEOUT")
@@ -161,10 +162,11 @@ class FakeHubSpot:
                 results.append({**obj, "new": True})
             else:
                 clash = self._clash(object_type, properties, found["id"])
-                if clash:
+                if clash is not None:
                     return clash
                 found["properties"].update(properties)
                 found["updatedAt"] = _now()
+                self._index(object_type, found)
                 results.append({**found, "new": False})
         return web.json_response(_batch(results))
 
@@ -179,6 +181,7 @@ class FakeHubSpot:
             if clash:
                 return clash
             found["properties"].update(item["properties"])
+            self._index(object_type, found)
             results.append(found)
         return web.json_response(_batch(results))
 
@@ -230,13 +233,24 @@ class FakeHubSpot:
         return web.json_response({"results": found})
 
     def _find(self, object_type: str, prop: str, value: str) -> dict[str, Any] | None:
+        if prop in UNIQUE.get(object_type, ()):  # indexed, as HubSpot's unique values are
+            object_id = self._unique.get((object_type, prop, value.lower()))
+            return self.objects[object_type].get(object_id or "")
         for obj in self.objects[object_type].values():
             stored = obj["properties"].get(prop)
             if stored is not None and str(stored).lower() == value.lower():
                 return obj
         return None
 
-    def _clash(self, object_type: str, properties: dict[str, Any], own_id: str) -> Any:
+    def _index(self, object_type: str, obj: dict[str, Any]) -> None:
+        for prop in UNIQUE.get(object_type, ()):
+            value = obj["properties"].get(prop)
+            if value:
+                self._unique[(object_type, prop, str(value).lower())] = obj["id"]
+
+    def _clash(
+        self, object_type: str, properties: dict[str, Any], own_id: str
+    ) -> web.Response | None:
         for prop in UNIQUE.get(object_type, ()):
             value = properties.get(prop)
             other = self._find(object_type, prop, str(value)) if value else None
@@ -259,6 +273,7 @@ class FakeHubSpot:
             "archived": False,
         }
         self.objects[object_type][object_id] = obj
+        self._index(object_type, obj)
         return obj
 
 
