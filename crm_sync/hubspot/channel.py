@@ -59,7 +59,7 @@ NOTE_TO_CONTACT, NOTE_TO_DEAL = 202, 214
 _PHONE_GROUPS = 5  # filter groups per search request (HubSpot's limit)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Job:
     """One lead of a batch: what to push and how it went."""
 
@@ -155,8 +155,10 @@ class HubSpotChannel:
     # -- contacts, deals, associations ---------------------------------------------------
 
     async def _contacts(self, jobs: list[_Job]) -> None:
-        by_email = [j for j in jobs if j.lead.email]
-        rest = [j for j in jobs if not j.lead.email]
+        # A lead we linked before is upserted by our lead id (set on its contact the first
+        # time): a changed email then updates that contact instead of making a new one.
+        by_email = [j for j in jobs if j.lead.email and not j.lead.contact_id]
+        rest = [j for j in jobs if not j.lead.email or j.lead.contact_id]
         await self._upsert("contacts", by_email, "email", lambda j: (j.lead.email or "").lower())
         unlinked = [j for j in rest if j.lead.phone and not j.lead.contact_id]
         found = await self._by_phone(unlinked)
@@ -229,6 +231,14 @@ class HubSpotChannel:
         build = properties or (lambda j: contact_properties(j.lead))
         inputs = [{"idProperty": id_property, "id": key(j), "properties": build(j)} for j in jobs]
         results = await self._call(jobs, self.client.batch_upsert(object_type, inputs))
+        failed = jobs[0].error if results is None else None
+        if failed is not None and not failed.is_transient and len(jobs) > 1:
+            # HubSpot refused the batch for what one input holds (a unique value another
+            # object has): one request each, so only that lead fails.
+            for j in jobs:
+                j.error = None
+                await self._upsert(object_type, [j], id_property, key, properties)
+            return
         if results is None:
             return
         ids = {}

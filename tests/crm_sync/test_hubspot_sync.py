@@ -254,6 +254,25 @@ async def test_a_note_whose_answer_was_lost_is_found_by_its_marker_not_created_a
     assert len(creates) == 1
 
 
+async def test_an_input_hubspot_refuses_fails_only_its_own_lead(
+    sessions: Sessions, fake: FakeHubSpot, channel: HubSpotChannel, subscribed: None
+) -> None:
+    good, bad = await new_lead(sessions, 6), await new_lead(sessions, 7)
+    # A contact (another address) already carries the second lead's id: unique, so the
+    # batch that would create a second one is refused (409).
+    fake._create("contacts", {"email": "old@acme.com", "leadbot_lead_id": str(bad)})
+
+    await deliver(sessions, channel, NOW)
+
+    assert len(fake.by_lead("deals", good)) == 1
+    assert fake.by_lead("deals", bad) == []
+    async with sessions() as session:
+        rows = {r.key: r for r in (await session.scalars(select(OutboxItem))).all()}
+    assert rows[f"hubspot:lead:{good}:lead:{good}"].state == "sent"
+    refused = rows[f"hubspot:lead:{bad}:lead:{bad}"]
+    assert refused.state == "failed" and "Existing ID" in (refused.error or "")
+
+
 async def test_a_429_defers_the_row_without_spending_a_try(
     sessions: Sessions, fake: FakeHubSpot, channel: HubSpotChannel, subscribed: None
 ) -> None:
