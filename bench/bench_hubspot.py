@@ -18,6 +18,7 @@ import asyncio
 import json
 import tempfile
 import time
+from collections import Counter
 
 from crm_sync.hubspot import backfill
 from crm_sync.hubspot.channel import CHANNEL, HubSpotChannel
@@ -92,6 +93,12 @@ async def run(leads: int, page: int, per_interval: int, interval_ms: int) -> dic
         "requests_per_s": round(requests / elapsed, 2),
         "limit_per_s": round(per_interval / (interval_ms / 1000), 2),
         "answered_429": fake.statuses(429),
+        "requests_by_path": dict(
+            Counter(
+                path.rsplit("/", 2)[-2] + "/" + path.rsplit("/", 1)[-1]
+                for _, path, _ in fake.requests
+            )
+        ),
         "one_contact_deal_note_each": whole,
     }
 

@@ -80,13 +80,16 @@ class HubSpotClient:
             async with self._session().request(
                 method, url, data=data, headers=headers, params=params, allow_redirects=False
             ) as reply:
-                self.limiter.observe(reply.headers)
                 raw = await reply.read()
                 status = reply.status
                 retry_after = reply.headers.get("Retry-After")
+                answer_headers = reply.headers
         except (TimeoutError, aiohttp.ClientError) as exc:
             what = f"HubSpot {method} {path}: {type(exc).__name__}: {exc}"
             raise NotSent(what, code="network") from exc
+        finally:
+            self.limiter.done()
+        self.limiter.observe(answer_headers)
         if 200 <= status < 300:
             return _json(raw) if raw else {}
         answer = _json(raw)

@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from dialogs.errors import LeadbotError
 
 TEN_SECONDS = 10.0
+_IN_FLIGHT_POLL = 0.05  # seconds between looks at a window filled by requests in flight
 
 
 class HeldBack(LeadbotError):
@@ -53,25 +54,35 @@ class RateLimiter:
         self.max_wait = max_wait
         self.clock = clock
         self.wall = wall
-        self._sent: deque[float] = deque()
+        self._sent: deque[float] = deque()  # when each request in the window ended
+        self._in_flight = 0
         self._blocked_until = 0.0
         self._blocked_why = ""
 
     async def acquire(self) -> None:
-        """Take a slot for one request: at once, after a short wait, or :class:`HeldBack`."""
+        """Take a slot for one request: at once, after a short wait, or :class:`HeldBack`.
+        Every acquire is followed by :meth:`done` when the answer (or the failure) is in."""
         while True:
             now = self.clock()
             if now < self._blocked_until:
                 raise HeldBack(self._blocked_why, self._blocked_until - now)
             while self._sent and self._sent[0] <= now - self.interval:
                 self._sent.popleft()
-            if len(self._sent) < self.per_interval:
-                self._sent.append(now)
+            if len(self._sent) + self._in_flight < self.per_interval:
+                self._in_flight += 1
                 return
-            wait = self._sent[0] + self.interval - now
+            # Only requests in flight fill the window: their slots are timed when they end.
+            wait = self._sent[0] + self.interval - now if self._sent else _IN_FLIGHT_POLL
             if wait > self.max_wait:
                 raise HeldBack("HubSpot's 10-second window is full", wait)
             await asyncio.sleep(wait)
+
+    def done(self) -> None:
+        """A request taken by :meth:`acquire` has ended. Its slot is timed *now*, not when it
+        left: HubSpot counted it somewhere in between, so our window never frees a slot
+        before HubSpot's does (timing it at the start let a busy process overrun by one)."""
+        self._in_flight = max(0, self._in_flight - 1)
+        self._sent.append(self.clock())
 
     def observe(self, headers: Mapping[str, str]) -> None:
         """Learn from an answer's ``X-HubSpot-RateLimit-*`` headers."""
@@ -85,7 +96,7 @@ class RateLimiter:
             self.interval = interval / 1000
         if remaining is not None:
             now = self.clock()
-            ours_left = self.per_interval - len(self._sent)
+            ours_left = self.per_interval - len(self._sent) - self._in_flight
             # Someone else spends the same budget: count their requests as ours, now.
             self._sent.extend([now] * max(0, ours_left - remaining))
         if daily_left is not None and daily_left <= 0:

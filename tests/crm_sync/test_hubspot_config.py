@@ -77,6 +77,7 @@ async def test_the_limiter_learns_the_window_and_holds_back_past_it() -> None:
     )
     for _ in range(3):
         await limiter.acquire()
+        limiter.done()
     with pytest.raises(HeldBack) as held:
         await limiter.acquire()
     assert held.value.retry_after == pytest.approx(10.0)
@@ -84,11 +85,26 @@ async def test_the_limiter_learns_the_window_and_holds_back_past_it() -> None:
     await limiter.acquire()
 
 
+async def test_a_slot_is_timed_when_its_request_ends() -> None:
+    clock = Clock()
+    limiter = RateLimiter(per_interval=1, interval=10.0, max_wait=0.0, clock=clock)
+    await limiter.acquire()
+    with pytest.raises(HeldBack):  # in flight: the window is full
+        await limiter.acquire()
+    clock.t += 3.0  # a slow answer
+    limiter.done()
+    clock.t += 9.0  # 9 s after it ended: still counted (HubSpot counted it during those 3 s)
+    with pytest.raises(HeldBack) as held:
+        await limiter.acquire()
+    assert held.value.retry_after == pytest.approx(1.0)
+
+
 async def test_someone_else_spending_the_budget_counts() -> None:
     clock = Clock()
     limiter = RateLimiter(per_interval=10, max_wait=0.0, clock=clock)
     limiter.observe({"X-HubSpot-RateLimit-Max": "10", "X-HubSpot-RateLimit-Remaining": "1"})
     await limiter.acquire()
+    limiter.done()
     with pytest.raises(HeldBack):
         await limiter.acquire()
 

@@ -149,7 +149,7 @@ async def test_a_lead_becomes_one_contact_one_deal_and_notes_and_retries_make_no
     assert deal["properties"]["hubspot_owner_id"] == "77"  # ana@seller.com's owner
     assert ("deals", deal["id"], "contacts", contact["id"]) in fake.associations
     [note] = fake.objects["notes"].values()
-    assert 'about 200 people' in note["properties"]["hs_note_body"]  # the evidence
+    assert "about 200 people" in note["properties"]["hs_note_body"]  # the evidence
     assert ("notes", note["id"], "contacts", contact["id"]) in fake.associations
     assert ("notes", note["id"], "deals", deal["id"]) in fake.associations
 
