@@ -6,6 +6,9 @@ true when the row was stored. It records the contact and deal ids HubSpot answer
 (:func:`record_links`; the inbound webhook maps a deal back to its lead with
 :func:`lead_of_deal`) and each note it pushes by a deterministic key (:func:`start_notes`,
 :func:`finish_notes`), so a retry never creates a twin note.
+
+Erasure leaves both tables alone: they hold HubSpot's ids and our note keys, nothing about
+the person, and they keep each push at most once (as the outbox's keys do).
 """
 
 from __future__ import annotations
