@@ -19,6 +19,8 @@ included, never creates a twin:
    already created is never sent again; one whose create had an unknown outcome is first
    searched by its marker token, and created only when not found (and not before
    :data:`SEARCH_LAG` has passed since the first try: search is eventually consistent).
+   A create that surely did not happen (held back by the rate limit, a 429) drops its mark,
+   so its retry needs no search.
 
 Rows are sent in batches (``send_batch``): a batch of up to 100 leads costs about four
 requests, not four per lead, which is what lets a backfill run at HubSpot's rate limit. A
@@ -295,13 +297,20 @@ class HubSpotChannel:
                 )
                 continue
             create.append((j, note))
+        unsent: list[tuple[int, str]] = []
         for first in range(0, len(create), BATCH):
             chunk = create[first : first + BATCH]
             inputs = [_note_input(j, n) for j, n in chunk]
-            request = self.client.batch_create("notes", inputs)
-            results = await self._call([j for j, _ in chunk], request)
+            try:
+                results = await self.client.batch_create("notes", inputs)
+            except NotSent as exc:
+                results = []
+                for j, note in chunk:
+                    j.error = j.error or exc
+                    if not exc.attempted:  # held back or throttled: surely not created
+                        unsent.append((j.lead.id, note.key))
             by_marker = {}
-            for result in results or []:
+            for result in results:
                 body = str((result.get("properties") or {}).get("hs_note_body", ""))
                 by_marker[body.rsplit(" ", 1)[-1]] = str(result["id"])
             for j, note in chunk:
@@ -313,6 +322,7 @@ class HubSpotChannel:
         async with self.sessions.begin() as session:
             done = [(lead_id, key, note_id) for (lead_id, key), note_id in created.items()]
             await hubspot_sync.finish_notes(session, done)
+            await hubspot_sync.unmark_notes(session, unsent)
 
     async def _reconcile(self, notes: list[tuple[_Job, NoteOut]]) -> dict[tuple[int, str], str]:
         """Notes whose earlier create had an unknown outcome, found by marker."""

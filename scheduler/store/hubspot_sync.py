@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -194,6 +194,19 @@ async def finish_notes(session: AsyncSession, notes: Sequence[tuple[int, str, st
             update(HubSpotNote)
             .where(HubSpotNote.lead_id == lead_id, HubSpotNote.note_key == key)
             .values(hubspot_id=hubspot_id)
+        )
+
+
+async def unmark_notes(session: AsyncSession, notes: Sequence[tuple[int, str]]) -> None:
+    """Forget the marks of ``(lead_id, note_key)`` whose create surely did not happen (held
+    back, throttled): their next try creates them without a search first."""
+    for lead_id, key in notes:
+        await session.execute(
+            delete(HubSpotNote).where(
+                HubSpotNote.lead_id == lead_id,
+                HubSpotNote.note_key == key,
+                HubSpotNote.hubspot_id.is_(None),
+            )
         )
 
 

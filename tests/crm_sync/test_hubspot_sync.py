@@ -254,6 +254,35 @@ async def test_a_note_whose_answer_was_lost_is_found_by_its_marker_not_created_a
     assert len(creates) == 1
 
 
+async def test_a_throttled_note_is_created_on_the_next_try_without_a_search(
+    sessions: Sessions,
+    fake: FakeHubSpot,
+    channel: HubSpotChannel,
+    clock: Clock,
+    subscribed: None,
+) -> None:
+    lead_id = await new_lead(sessions, 8)
+    async with sessions.begin() as session:
+        await add_note(session, lead_id, kind="note", author="ana", body="Call back", now=NOW)
+    fake.throttle_on[NOTES_CREATE] = 1
+    fake.per_interval = 1000  # the 429 is the only limit met
+
+    await deliver(sessions, channel, NOW)
+    assert fake.objects["notes"] == {}
+    async with sessions() as session:
+        [row] = (await session.scalars(select(OutboxItem))).all()
+    assert (row.state, row.attempts) == ("pending", 0)  # deferred, the try was free
+
+    fake.hidden_all = True  # a search would find nothing: it must not be needed
+    clock.now = NOW + timedelta(seconds=11)  # HubSpot's window has passed, not the search lag
+    channel.client.limiter = RateLimiter()
+    await deliver(sessions, channel, NOW + timedelta(seconds=11))
+
+    assert len(fake.objects["notes"]) == 1
+    assert await states(sessions) == {"sent": 1}
+    assert not [r for r in fake.requests if r[1].endswith("/notes/search")]
+
+
 async def test_an_input_hubspot_refuses_fails_only_its_own_lead(
     sessions: Sessions, fake: FakeHubSpot, channel: HubSpotChannel, subscribed: None
 ) -> None:

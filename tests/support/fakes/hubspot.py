@@ -15,7 +15,7 @@ the rolling window (``per_interval`` per ``interval_ms``) or the day (``daily``)
 answers every request 503 with HubSpot's error body; ``lose_next`` applies the next N
 writes and then answers 504 (the client cannot know they were applied); with ``hidden_all``
 objects are not found by search yet (search is eventually consistent); ``lose_on`` loses the
-answers of the next writes to one path.
+answers of the next writes to one path, ``throttle_on`` answers its next requests 429.
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ class FakeHubSpot:
     lose_next: int = 0
     hidden_all: bool = False
     lose_on: dict[str, int] = field(default_factory=dict)  # path → answers to lose
+    throttle_on: dict[str, int] = field(default_factory=dict)  # path → 429s to answer
     objects: dict[str, dict[str, dict[str, Any]]] = field(
         default_factory=lambda: {"contacts": {}, "deals": {}, "notes": {}}
     )
@@ -107,6 +108,9 @@ class FakeHubSpot:
         now = time.monotonic()
         while self._window and self._window[0] <= now - self.interval_ms / 1000:
             self._window.popleft()
+        if self.throttle_on.get(request.path, 0) > 0:
+            self.throttle_on[request.path] -= 1
+            return self._throttled("TEN_SECONDLY_ROLLING", "ten_secondly_rolling")
         if self._today >= self.daily:
             return self._throttled("DAILY", "daily")
         if not search and len(self._window) >= self.per_interval:
