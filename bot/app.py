@@ -123,7 +123,7 @@ def create_app(
     app.cleanup_ctx.append(delivery)
     # -- components register here (routes, contexts, jobs) --
     app.router.add_routes(unsubscribe.routes)
-    app.router.add_routes([*email_webhook.routes, *hubspot_webhook.routes])
+    app.router.add_routes(email_webhook.routes)
     followups.setup(app)
     script_catalog.setup(app)  # before the first touch and WhatsApp: both run on its scripts
     first_touch.setup(app)  # after followups: uses its cadence and sweeper
@@ -131,7 +131,8 @@ def create_app(
     calendly.setup(app)
     health_setup(app)  # /healthz: the database and whatever components registered
     app.router.add_get("/metrics", metrics.handle)
-    app.router.add_routes([*api_leads.routes, *forms.routes])  # forms: the same intake
+    # forms: the same intake; HubSpot's webhook: deal stage changes (README "HubSpot")
+    app.router.add_routes([*api_leads.routes, *forms.routes, *hubspot_webhook.routes])
     app.router.add_routes(openapi.routes)
     console.setup(app)
     app.cleanup_ctx.append(scheduler)
