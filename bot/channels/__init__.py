@@ -43,16 +43,16 @@ def build_channels(settings: Settings, sessions: Sessions | None = None) -> dict
             rate=settings.whatsapp_rate,
             timeout=settings.whatsapp_timeout,
         )
+    # HubSpot sync (README "HubSpot"): the settings checked here, at startup.
+    hubspot = hubspot_config(settings)
+    if hubspot is not None and sessions is not None:
+        channels[HUBSPOT] = hubspot_channel(hubspot, sessions)
     # Signed outbound events: the emit points (the stage machine, bookings, hand-offs) learn
     # which endpoints want which kinds; the channel holds the secrets and posts.
     endpoints = configure_events(settings)
     if endpoints:
         timeout = settings.events_webhook_timeout
         channels[EVENTS] = EventsChannel(endpoints, timeout=timeout)
-    # HubSpot sync (README "HubSpot"): the settings checked here, at startup.
-    hubspot = hubspot_config(settings)
-    if hubspot is not None and sessions is not None:
-        channels[HUBSPOT] = hubspot_channel(hubspot, sessions)
     return channels
 
 
