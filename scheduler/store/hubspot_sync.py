@@ -141,12 +141,16 @@ async def record_links(
         )
 
 
-async def lead_of_deal(session: AsyncSession, deal_id: str) -> int | None:
-    """The lead mirrored to HubSpot deal ``deal_id``, or None."""
-    lead_id: int | None = await session.scalar(
-        select(HubSpotLink.lead_id).where(HubSpotLink.deal_id == deal_id)
-    )
-    return lead_id
+async def lead_of_deal(session: AsyncSession, deal_id: str) -> tuple[int, bool] | None:
+    """The lead mirrored to HubSpot deal ``deal_id`` and whether it was erased, or None."""
+    row = (
+        await session.execute(
+            select(HubSpotLink.lead_id, Lead.erased_at)
+            .join(Lead, Lead.id == HubSpotLink.lead_id)
+            .where(HubSpotLink.deal_id == deal_id)
+        )
+    ).one_or_none()
+    return (int(row[0]), row[1] is not None) if row is not None else None
 
 
 async def start_notes(

@@ -21,6 +21,7 @@ from crm_sync.hubspot.signature import SignatureError, sign, verify
 from scheduler.pipeline.leads import LeadIn, intake
 from scheduler.pipeline.stages import transition
 from scheduler.store.engine import session_factory
+from scheduler.store.erasure import erase_lead
 from scheduler.store.hubspot_sync import record_links
 from scheduler.store.models import Lead, LeadNote, OutboxItem, ProcessedEvent, StageEvent
 from tests.bot.support import make_settings
@@ -140,14 +141,26 @@ async def test_an_illegal_move_is_recorded_not_applied_and_our_stage_pushed_back
     assert revert is not None and revert.channel == "hubspot"
 
 
-async def test_unknown_deals_and_other_events_change_nothing(
+async def test_unknown_deals_erased_leads_and_other_events_change_nothing(
     app_client: Client, db: async_sessionmaker[AsyncSession]
 ) -> None:
+    erased = await lead_with_deal(db, "9005")
+    async with db.begin() as session:
+        await erase_lead(session, erased, actor="admin", hash_key=b"k" * 32, now=NOW)
     other = stage_change(302, "9003", "closedwon") | {"propertyName": "amount"}
-    reply = await post(app_client, [stage_change(301, "4040", "closedwon"), other])
+    events = [
+        stage_change(301, "4040", "closedwon"),
+        other,
+        stage_change(303, "9005", "closedlost"),
+    ]
+
+    reply = await post(app_client, events)
 
     statuses = [r["status"] for r in (await reply.json())["results"]]
-    assert statuses == ["unknown_deal", "ignored"]
+    assert statuses == ["unknown_deal", "ignored", "ignored"]
+    async with db() as session:
+        lead = await session.get(Lead, erased)
+    assert lead is not None and lead.stage == "contacted"
 
 
 BAD = {
