@@ -3,17 +3,31 @@ rate limiter (learns HubSpot's headers, holds back instead of overrunning a wind
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any, cast
 
 import pytest
 
 from bot.channels import build_channels
+from bot.channels.subscribers import event_subscribers
 from bot.crm.hubspot import HubSpotConfigError
 from bot.settings import SettingsError
+from crm_sync.hubspot.channel import HubSpotChannel
 from crm_sync.hubspot.rate_limit import HeldBack, RateLimiter
 from crm_sync.hubspot.stage_map import StageMapError, parse_stage_map
+from crm_sync.hubspot.subscriber import HubSpotSubscriber
+from scheduler.pipeline import outbound_events
 from scheduler.store.models import Stage
 from tests.bot.support import make_settings
+
+
+@pytest.fixture(autouse=True)
+def _unsubscribe() -> Iterator[None]:
+    yield
+    outbound_events.subscribe(())  # build_channels registers process-wide: never left over
+    outbound_events.configure(())
+
 
 FULL = (
     '{"new":"a","contacted":"b","qualified":"c","proposal_sent":"d","won":"w",'
@@ -119,3 +133,15 @@ async def test_a_spent_day_holds_back_until_midnight() -> None:
     assert held.value.retry_after == pytest.approx(3600.0)
     assert limiter.throttled("SECONDLY", None) == 1.0
     assert limiter.throttled("TEN_SECONDLY_ROLLING", 4.0) == 4.0
+
+
+def test_the_sync_is_wired_only_when_a_token_is_set() -> None:
+    assert event_subscribers(make_settings()) == []
+    assert "hubspot" not in build_channels(make_settings())
+
+    settings = make_settings(hubspot_token="pat-na1-x")
+    [subscriber] = event_subscribers(settings)
+    assert isinstance(subscriber, HubSpotSubscriber)
+    # The channel reads leads at send time: it needs the store.
+    assert "hubspot" not in build_channels(settings)
+    assert isinstance(build_channels(settings, cast(Any, object()))["hubspot"], HubSpotChannel)
