@@ -3,7 +3,8 @@
 One module per idea: :mod:`.stage_map` (our seven stages ↔ the pipeline's stage ids),
 :mod:`.rate_limit` (HubSpot's 10-second and daily windows), :mod:`.client` (a thin aiohttp
 client over the CRM v3 wire format), :mod:`.records` (a lead as contact, deal and note
-properties), :mod:`.channel` (the outbox channel that syncs a lead), :mod:`.subscriber`
+properties), :mod:`.channel` (the outbox channel that syncs a lead), :mod:`.notes` (each
+note pushed once), :mod:`.subscriber`
 (events → sync rows), :mod:`.signature` (webhook v3 signatures) and :mod:`.inbound` (deal
 stage changes → the stage machine).
 

@@ -14,13 +14,7 @@ included, never creates a twin:
 3. **Association** deal ↔ contact (default type; associating twice changes nothing), made
    when the pair is new to us.
 4. **Notes** (qualification summary, email and other lead notes, conversation summaries,
-   event notes), created with their associations to contact (202) and deal (214). Each note
-   is marked in ``hubspot_notes`` before its create and gets HubSpot's id after: a note
-   already created is never sent again; one whose create had an unknown outcome is first
-   searched by its marker token, and created only when not found (and not before
-   :data:`SEARCH_LAG` has passed since the first try: search is eventually consistent).
-   A create that surely did not happen (held back by the rate limit, a 429) drops its mark,
-   so its retry needs no search.
+   event notes) on contact and deal, each pushed once (:mod:`crm_sync.hubspot.notes`).
 
 Rows are sent in batches (``send_batch``): a batch of up to 100 leads costs about four
 requests, not four per lead, which is what lets a backfill run at HubSpot's rate limit. A
@@ -34,44 +28,26 @@ operator erases the contact in HubSpot (README "HubSpot").
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from crm_sync.hubspot.client import BATCH, HubSpotClient
+from crm_sync.hubspot.notes import LeadJob, call, push_notes
 from crm_sync.hubspot.records import (
     LEAD_ID_PROPERTY,
     NoteOut,
     contact_properties,
     deal_properties,
     event_note,
-    lead_notes,
-    marker,
 )
 from crm_sync.hubspot.stage_map import StageMap
 from scheduler.delivery.channels import NotSent, Receipt, SendOutcome
 from scheduler.store import Sessions, hubspot_sync
-from scheduler.store.hubspot_sync import SyncLead
 from scheduler.store.models import utcnow
 
 CHANNEL = "hubspot"
 """The outbox channel name of HubSpot syncs."""
-SEARCH_LAG = timedelta(seconds=30)
-NOTE_TO_CONTACT, NOTE_TO_DEAL = 202, 214
 _PHONE_GROUPS = 5  # filter groups per search request (HubSpot's limit)
-
-
-@dataclass(slots=True, eq=False)
-class _Job:
-    """One lead of a batch: what to push and how it went."""
-
-    lead: SyncLead
-    conversation: bool = False
-    facts: list[str] = field(default_factory=list)
-    event_notes: list[NoteOut] = field(default_factory=list)
-    contact_id: str | None = None
-    deal_id: str | None = None
-    error: NotSent | None = None
 
 
 class HubSpotChannel:
@@ -118,12 +94,12 @@ class HubSpotChannel:
                 wanted.setdefault(lead_id, []).append(payload)
         async with self.sessions() as session:
             leads = await hubspot_sync.snapshots(session, wanted)
-        jobs: dict[int, _Job] = {}
+        jobs: dict[int, LeadJob] = {}
         for lead_id, payloads in wanted.items():
             lead = leads.get(lead_id)
             if lead is None or lead.erased:
                 continue
-            job = jobs[lead_id] = _Job(lead)
+            job = jobs[lead_id] = LeadJob(lead)
             for payload in payloads:
                 job.conversation |= bool(payload.get("conversation"))
                 job.facts.append(str(payload.get("fact", "")))
@@ -143,7 +119,7 @@ class HubSpotChannel:
                 outcomes[i] = Receipt(external_id=f"hubspot:deal:{done.deal_id}")
         return [o for o in outcomes if o is not None]
 
-    async def _sync(self, jobs: list[_Job], now: datetime) -> None:
+    async def _sync(self, jobs: list[LeadJob], now: datetime) -> None:
         for first in range(0, len(jobs), BATCH):
             chunk = jobs[first : first + BATCH]
             await self._contacts(chunk)
@@ -152,11 +128,11 @@ class HubSpotChannel:
             async with self.sessions.begin() as session:
                 links = [(j.lead.id, j.contact_id, j.deal_id) for j in done]
                 await hubspot_sync.record_links(session, links, now)
-            await self._notes(done, now)
+            await push_notes(self.client, self.sessions, done, now)
 
     # -- contacts, deals, associations ---------------------------------------------------
 
-    async def _contacts(self, jobs: list[_Job]) -> None:
+    async def _contacts(self, jobs: list[LeadJob]) -> None:
         # A lead we linked before is upserted by our lead id (set on its contact the first
         # time): a changed email then updates that contact instead of making a new one.
         by_email = [j for j in jobs if j.lead.email and not j.lead.contact_id]
@@ -176,7 +152,7 @@ class HubSpotChannel:
         keyed = [j for j in rest if j.lead.id not in found and j.error is None]
         await self._upsert("contacts", keyed, LEAD_ID_PROPERTY, lambda j: str(j.lead.id))
 
-    async def _by_phone(self, jobs: list[_Job]) -> dict[int, str]:
+    async def _by_phone(self, jobs: list[LeadJob]) -> dict[int, str]:
         """Contacts a rep already made for these leads' phones: lead id → contact id."""
         found: dict[int, str] = {}
         for first in range(0, len(jobs), _PHONE_GROUPS):
@@ -193,7 +169,7 @@ class HubSpotChannel:
                         found[j.lead.id] = str(result["id"])
         return found
 
-    async def _deals(self, jobs: list[_Job]) -> None:
+    async def _deals(self, jobs: list[LeadJob]) -> None:
         owners: dict[str, str | None] = {}
         for j in jobs:
             email = j.lead.owner_email
@@ -204,7 +180,7 @@ class HubSpotChannel:
                 except NotSent:
                     owners[email] = None
 
-        def properties(j: _Job) -> dict[str, str]:
+        def properties(j: LeadJob) -> dict[str, str]:
             owner = owners.get(j.lead.owner_email or "")
             return deal_properties(j.lead, self.stages, self.pipeline, owner)
 
@@ -221,7 +197,7 @@ class HubSpotChannel:
     async def _upsert(
         self,
         object_type: str,
-        jobs: list[_Job],
+        jobs: list[LeadJob],
         id_property: str,
         key: Any,
         properties: Any = None,
@@ -259,113 +235,13 @@ class HubSpotChannel:
 
     # -- notes ---------------------------------------------------------------------------
 
-    async def _notes(self, jobs: list[_Job], now: datetime) -> None:
-        async with self.sessions() as session:
-            pushed = await hubspot_sync.pushed_notes(session, [j.lead.id for j in jobs])
-            talks = {
-                j.lead.id: await hubspot_sync.conversation(session, j.lead.id)
-                for j in jobs
-                if j.conversation
-            }
-        wanted: list[tuple[_Job, NoteOut]] = []
-        for j in jobs:
-            fact = next((f for f in j.facts if f), "sync")
-            notes = lead_notes(j.lead, conversation=talks.get(j.lead.id, []), fact=fact)
-            for note in notes + j.event_notes:
-                record = pushed.get((j.lead.id, note.key))
-                if record is None or record.hubspot_id is None:
-                    wanted.append((j, note))
-        if not wanted:
-            return
-        # Mark before creating: a crash or timeout after the create leaves the mark, and the
-        # next try reconciles by marker instead of creating blindly.
-        started: dict[tuple[int, str], datetime] = {}
-        async with self.sessions.begin() as session:
-            for j in jobs:
-                keys = [n.key for jj, n in wanted if jj is j]
-                marks = await hubspot_sync.start_notes(session, j.lead.id, keys, now)
-                started.update({(j.lead.id, k): m.started_at for k, m in marks.items()})
-        create = [(j, n) for j, n in wanted if started[(j.lead.id, n.key)] == now]
-        retried = [(j, n) for j, n in wanted if started[(j.lead.id, n.key)] != now]
-        created = await self._reconcile(retried)
-        for j, note in retried:
-            if (j.lead.id, note.key) in created:
-                continue
-            if now - started[(j.lead.id, note.key)] < SEARCH_LAG:
-                j.error = j.error or NotSent(
-                    "an earlier create of a note may not be searchable yet", retry_after=30.0
-                )
-                continue
-            create.append((j, note))
-        unsent: list[tuple[int, str]] = []
-        for first in range(0, len(create), BATCH):
-            chunk = create[first : first + BATCH]
-            inputs = [_note_input(j, n) for j, n in chunk]
-            try:
-                results = await self.client.batch_create("notes", inputs)
-            except NotSent as exc:
-                results = []
-                for j, note in chunk:
-                    j.error = j.error or exc
-                    if not exc.attempted:  # held back or throttled: surely not created
-                        unsent.append((j.lead.id, note.key))
-            by_marker = {}
-            for result in results:
-                body = str((result.get("properties") or {}).get("hs_note_body", ""))
-                by_marker[body.rsplit(" ", 1)[-1]] = str(result["id"])
-            for j, note in chunk:
-                note_id = by_marker.get(marker(j.lead.id, note.key))
-                if note_id is not None:
-                    created[(j.lead.id, note.key)] = note_id
-                elif j.error is None:
-                    j.error = NotSent("HubSpot did not create a note", code="partial")
-        async with self.sessions.begin() as session:
-            done = [(lead_id, key, note_id) for (lead_id, key), note_id in created.items()]
-            await hubspot_sync.finish_notes(session, done)
-            await hubspot_sync.unmark_notes(session, unsent)
-
-    async def _reconcile(self, notes: list[tuple[_Job, NoteOut]]) -> dict[tuple[int, str], str]:
-        """Notes whose earlier create had an unknown outcome, found by marker."""
-        found: dict[tuple[int, str], str] = {}
-        for j, note in notes:
-            token = marker(j.lead.id, note.key)
-            where = {"propertyName": "hs_note_body", "operator": "CONTAINS_TOKEN", "value": token}
-            request = self.client.search("notes", [[where]], ["hs_note_body"])
-            results = await self._call([j], request)
-            if results:
-                found[(j.lead.id, note.key)] = str(results[0]["id"])
-        return found
-
-    async def _call(self, jobs: list[_Job], request: Any) -> Any:
+    async def _call(self, jobs: list[LeadJob], request: Any) -> Any:
         """Await ``request``; when it fails, every job in it fails with that outcome."""
-        try:
-            return await request
-        except NotSent as exc:
-            for j in jobs:
-                j.error = j.error or exc
-            return None
+        return await call(jobs, request)
 
     async def aclose(self) -> None:
         """Close the HTTP client (the app's shutdown)."""
         await self.client.aclose()
-
-
-def _note_input(job: _Job, note: NoteOut) -> dict[str, Any]:
-    associations = [
-        _association(job.contact_id, NOTE_TO_CONTACT),
-        _association(job.deal_id, NOTE_TO_DEAL),
-    ]
-    return {
-        "properties": {"hs_timestamp": _iso(note.at), "hs_note_body": note.body},
-        "associations": [a for a in associations if a is not None],
-    }
-
-
-def _association(object_id: str | None, type_id: int) -> dict[str, Any] | None:
-    if object_id is None:
-        return None
-    types = [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id}]
-    return {"to": {"id": object_id}, "types": types}
 
 
 def _event_notes(lead_id: int, payload: Mapping[str, Any]) -> list[NoteOut]:
@@ -378,7 +254,3 @@ def _event_notes(lead_id: int, payload: Mapping[str, Any]) -> list[NoteOut]:
         at = utcnow()
     lines = [str(line) for line in note["lines"]]
     return [event_note(lead_id, str(payload.get("fact", "")), lines, at)]
-
-
-def _iso(at: datetime) -> str:
-    return at.isoformat().replace("+00:00", "Z")

@@ -13,8 +13,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_sync.hubspot import backfill
-from crm_sync.hubspot.channel import CHANNEL, SEARCH_LAG, HubSpotChannel
+from crm_sync.hubspot.channel import CHANNEL, HubSpotChannel
 from crm_sync.hubspot.client import HubSpotClient
+from crm_sync.hubspot.notes import SEARCH_LAG
 from crm_sync.hubspot.rate_limit import RateLimiter
 from crm_sync.hubspot.stage_map import parse_stage_map
 from crm_sync.hubspot.subscriber import HubSpotSubscriber, sync_row
