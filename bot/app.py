@@ -13,6 +13,7 @@ from bot import console, script_catalog
 from bot.calendly import webhook as calendly
 from bot.channels import build_channels, close_channels
 from bot.console.auth import console_auth
+from bot.crm import hubspot_webhook
 from bot.email import first_touch_service as first_touch
 from bot.email import unsubscribe
 from bot.email import webhook as email_webhook
@@ -130,7 +131,8 @@ def create_app(
     calendly.setup(app)
     health_setup(app)  # /healthz: the database and whatever components registered
     app.router.add_get("/metrics", metrics.handle)
-    app.router.add_routes([*api_leads.routes, *forms.routes])  # forms: the same intake
+    # forms: the same intake; HubSpot's webhook: deal stage changes (README "HubSpot")
+    app.router.add_routes([*api_leads.routes, *forms.routes, *hubspot_webhook.routes])
     app.router.add_routes(openapi.routes)
     console.setup(app)
     app.cleanup_ctx.append(scheduler)

@@ -294,6 +294,21 @@ class Settings(BaseSettings):
     # Seconds Meta has to answer; past it the event's outcome is unknown (uncertain).
     meta_capi_timeout: Annotated[float, Field(gt=0, le=120)] = 10.0
 
+    # -- HubSpot sync (crm_sync.hubspot; README "HubSpot") --------------------------------
+    # A private app token or service key (crm.objects.contacts/deals.read+write, owners
+    # read); empty: no sync.
+    hubspot_token: SecretStr = SecretStr("")
+    hubspot_api_url: str = "https://api.hubapi.com"
+    # The app's client secret: verifies webhooks (X-HubSpot-Signature-v3); empty: the
+    # webhook answers 503.
+    hubspot_client_secret: SecretStr = SecretStr("")
+    # The deal pipeline's internal id, and our seven stages → its stage ids (JSON object).
+    hubspot_pipeline: str = "default"
+    hubspot_stage_map: str = ""
+    # Requests per 10 seconds before HubSpot's own headers say (Free/Starter: 100).
+    hubspot_rate: Annotated[int, Field(ge=1, le=1000)] = 100
+    hubspot_timeout: Annotated[float, Field(gt=0, le=120)] = 10.0
+
 
 def check_webhook_secrets(settings: Settings) -> None:
     """Raise :class:`SettingsError` (one line) when a real WhatsApp channel is configured

@@ -15,9 +15,11 @@ from bot.channels.events import configure_events
 from bot.channels.stored import StoredChannel
 from bot.channels.subscribers import conversions_config
 from bot.channels.whatsapp import LeadServiceWindow, WhatsAppChannel
+from bot.crm.hubspot import hubspot_channel, hubspot_config
 from bot.settings import Settings
 from crm_sync.conversions_channel import ConversionsChannel
 from crm_sync.events_channel import EventsChannel
+from crm_sync.hubspot.channel import CHANNEL as HUBSPOT
 from scheduler.delivery.outbox import Channel
 from scheduler.pipeline.outbound_events import CHANNEL as EVENTS
 from scheduler.store import Sessions
@@ -43,6 +45,10 @@ def build_channels(settings: Settings, sessions: Sessions | None = None) -> dict
             rate=settings.whatsapp_rate,
             timeout=settings.whatsapp_timeout,
         )
+    # HubSpot sync (README "HubSpot"): the settings checked here, at startup.
+    hubspot = hubspot_config(settings)
+    if hubspot is not None and sessions is not None:
+        channels[HUBSPOT] = hubspot_channel(hubspot, sessions)
     # Signed outbound events: the emit points (the stage machine, bookings, hand-offs) learn
     # which endpoints want which kinds; the channel holds the secrets and posts.
     endpoints = configure_events(settings)

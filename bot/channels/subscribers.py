@@ -9,6 +9,7 @@ service, ``leadbot leads import``) feeds them.
 
 from __future__ import annotations
 
+from bot.crm.hubspot import hubspot_subscriber
 from bot.settings import Settings, SettingsError
 from crm_sync.conversions import ConversionsConfig, ConversionsConfigError, ConversionsSubscriber
 from scheduler.pipeline.outbound_events import Subscriber
@@ -21,7 +22,10 @@ class ConversionsSettingsError(SettingsError):
 def event_subscribers(settings: Settings) -> list[Subscriber]:
     """The subscribers the settings configure (none on the embedded defaults)."""
     subscribers: list[Subscriber] = []
-    conversions = conversions_config(settings)
+    hubspot = hubspot_subscriber(settings)  # the HubSpot sync (README "HubSpot")
+    if hubspot is not None:
+        subscribers.append(hubspot)
+    conversions = conversions_config(settings)  # the ad loop (README "The ad loop")
     if conversions is not None:
         subscribers.append(ConversionsSubscriber(conversions))
     return subscribers

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from bot.cli.crm import app as crm_app
 from bot.cli.dialogs import chat, dialogs_app
 from bot.cli.reps import app as reps_app
 from bot.cli.scheduler import cadence_app, scheduler
@@ -57,6 +58,7 @@ app.add_typer(cadence_app, name="cadence")
 app.command("scheduler")(scheduler)
 app.command("link")(whatsapp_link)
 app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(crm_app, name="crm")
 
 
 def _print_version(value: bool) -> None:

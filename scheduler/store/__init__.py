@@ -31,6 +31,8 @@ commit), but statements (select, insert, update, delete, locks) are written here
   ``campaigns`` (campaigns seen on leads).
 - Outbound events (rows of the outbox's ``events`` channel): ``event_deliveries`` (the lead
   facts an event carries, the deliveries that ended failed).
+- The HubSpot sync: ``hubspot_sync`` (a lead's state as the sync pushes it, the contact and
+  deal ids it is mirrored to, the notes pushed by key).
 - Work across every table: ``erasure`` (forget a person, in lock order) and ``retention``
   (trim dedupe records no vendor can re-deliver any more).
 

@@ -542,3 +542,36 @@ class ScriptVersion(Base):
     published_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (UniqueConstraint("script_id", "version", name="uq_script_versions"),)
+
+
+# -- HubSpot sync (crm_sync.hubspot) ---------------------------------------------------------
+
+
+class HubSpotLink(Base):
+    """The HubSpot contact and deal a lead is mirrored to, learned from the upserts (the
+    inbound webhook finds the lead of a deal here)."""
+
+    __tablename__ = "hubspot_links"
+
+    lead_id: Mapped[int] = mapped_column(
+        Id, ForeignKey("leads.id", ondelete="CASCADE"), primary_key=True
+    )
+    contact_id: Mapped[str | None] = mapped_column(String(40))
+    deal_id: Mapped[str | None] = mapped_column(String(40), unique=True)
+    synced_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class HubSpotNote(Base):
+    """One note we push to HubSpot, by its deterministic ``note_key`` per lead: marked
+    ``started_at`` before its create request, ``hubspot_id`` once HubSpot answered, so a retry
+    after an unknown outcome reconciles instead of creating a twin."""
+
+    __tablename__ = "hubspot_notes"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
+    note_key: Mapped[str] = mapped_column(String(120))
+    hubspot_id: Mapped[str | None] = mapped_column(String(40))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("lead_id", "note_key", name="uq_hubspot_notes"),)
