@@ -35,7 +35,7 @@ from crm_sync.hubspot.client import BATCH, HubSpotClient
 from crm_sync.hubspot.notes import LeadJob, call, push_notes
 from crm_sync.hubspot.records import (
     LEAD_ID_PROPERTY,
-    NoteOut,
+    NoteToPush,
     contact_properties,
     deal_properties,
     event_note,
@@ -244,7 +244,7 @@ class HubSpotChannel:
         await self.client.aclose()
 
 
-def _event_notes(lead_id: int, payload: Mapping[str, Any]) -> list[NoteOut]:
+def _event_notes(lead_id: int, payload: Mapping[str, Any]) -> list[NoteToPush]:
     note = payload.get("note")
     if not isinstance(note, Mapping) or not isinstance(note.get("lines"), list):
         return []

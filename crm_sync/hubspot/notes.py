@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from crm_sync.hubspot.client import BATCH, HubSpotClient
-from crm_sync.hubspot.records import NoteOut, lead_notes, marker
+from crm_sync.hubspot.records import NoteToPush, lead_notes, marker
 from scheduler.delivery.channels import NotSent
 from scheduler.store import Sessions, hubspot_sync
 from scheduler.store.hubspot_sync import SyncLead
@@ -35,7 +35,7 @@ class LeadJob:
     lead: SyncLead
     conversation: bool = False
     facts: list[str] = field(default_factory=list)
-    event_notes: list[NoteOut] = field(default_factory=list)
+    event_notes: list[NoteToPush] = field(default_factory=list)
     contact_id: str | None = None
     deal_id: str | None = None
     error: NotSent | None = None
@@ -62,7 +62,7 @@ async def push_notes(
             for j in jobs
             if j.conversation
         }
-    wanted: list[tuple[LeadJob, NoteOut]] = []
+    wanted: list[tuple[LeadJob, NoteToPush]] = []
     for j in jobs:
         fact = next((f for f in j.facts if f), "sync")
         notes = lead_notes(j.lead, conversation=talks.get(j.lead.id, []), fact=fact)
@@ -121,7 +121,7 @@ async def push_notes(
 
 
 async def _reconcile(
-    client: HubSpotClient, notes: list[tuple[LeadJob, NoteOut]]
+    client: HubSpotClient, notes: list[tuple[LeadJob, NoteToPush]]
 ) -> dict[tuple[int, str], str]:
     """Notes whose earlier create had an unknown outcome, found by marker."""
     found: dict[tuple[int, str], str] = {}
@@ -135,7 +135,7 @@ async def _reconcile(
     return found
 
 
-def _note_input(job: LeadJob, note: NoteOut) -> dict[str, Any]:
+def _note_input(job: LeadJob, note: NoteToPush) -> dict[str, Any]:
     associations = [
         _association(job.contact_id, NOTE_TO_CONTACT),
         _association(job.deal_id, NOTE_TO_DEAL),

@@ -29,7 +29,7 @@ _KIND_LABELS = {"note": "Note", "email": "Email note", "form": "Form submission"
 
 
 @dataclass(frozen=True, slots=True)
-class NoteOut:
+class NoteToPush:
     """One note to push: its key, its HTML body (marker included) and its time."""
 
     key: str
@@ -78,11 +78,11 @@ def marker(lead_id: int, key: str) -> str:
 
 def lead_notes(
     lead: SyncLead, *, conversation: Sequence[tuple[str, str, datetime]] = (), fact: str = ""
-) -> list[NoteOut]:
+) -> list[NoteToPush]:
     """The notes ``lead`` should carry: the qualification summary (with the prospect's own
     words as evidence), each lead note (email notes, forms, what reps wrote) and, when
     ``conversation`` is given, a conversation summary for ``fact``."""
-    notes: list[NoteOut] = []
+    notes: list[NoteToPush] = []
     qualification = lead.qualification or {}
     if qualification.get("decision"):
         canonical = json.dumps(qualification, sort_keys=True, default=str)
@@ -101,7 +101,7 @@ def lead_notes(
     return notes
 
 
-def event_note(lead_id: int, fact: str, lines: Sequence[str], at: datetime) -> NoteOut:
+def event_note(lead_id: int, fact: str, lines: Sequence[str], at: datetime) -> NoteToPush:
     """A note about one event (a booking, a hand-off request), keyed by the event's fact."""
     return _note(lead_id, f"event:{fact}", lines, at)
 
@@ -133,9 +133,9 @@ def _slot(slot: Any) -> str:
     return f'{value} (evidence: "{evidence}")' if evidence else str(value)
 
 
-def _note(lead_id: int, key: str, lines: Sequence[str], at: datetime) -> NoteOut:
+def _note(lead_id: int, key: str, lines: Sequence[str], at: datetime) -> NoteToPush:
     if len(key) > MAX_NOTE_KEY:  # hubspot_notes.note_key: long facts keep their identity
         key = key[:40] + "#" + hashlib.sha256(key.encode()).hexdigest()[:32]
     text = "\n".join(lines)[:MAX_NOTE_BODY]
     body = html.escape(text).replace("\n", "<br>")
-    return NoteOut(key, f"{body}<br><br>leadbot ref {marker(lead_id, key)}", at)
+    return NoteToPush(key, f"{body}<br><br>leadbot ref {marker(lead_id, key)}", at)

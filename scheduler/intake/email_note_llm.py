@@ -1,7 +1,7 @@
 """The email note read by a model: a closed schema, grounded quotes, never invented facts.
 
 The ``email_note`` prompt (``prompts/email_note.yaml``, versioned) asks an OpenAI-compatible
-model, through LangChain's ``with_structured_output`` (json_schema), for :class:`NoteOut`:
+model, through LangChain's ``with_structured_output`` (json_schema), for :class:`EmailNoteReading`:
 a bounded summary and next step, budget and timeline each with a verbatim quote, objections
 from a closed list of kinds with their quotes, a sentiment from a closed list, and an
 ``injection_suspected`` flag. There is no field for a stage, a score, an owner or anything
@@ -63,7 +63,7 @@ class ObjectionOut(BaseModel):
     evidence: str = Field(max_length=MAX_EVIDENCE_CHARS)
 
 
-class NoteOut(BaseModel):
+class EmailNoteReading(BaseModel):
     """Everything the model may say about one reply."""
 
     model_config = ConfigDict(extra="forbid")
@@ -122,7 +122,7 @@ class NoteExtractor:
         of the reply ``raw``). Raises on any failure, and :class:`InjectionSuspected` when
         the reply tries to instruct the model (the caller keeps the extractive note then)."""
         runnable = self._chat.with_structured_output(
-            NoteOut, method="json_schema", include_raw=True
+            EmailNoteReading, method="json_schema", include_raw=True
         )
         subject = " ".join(subject.split())[:MAX_SUBJECT_CHARS]
         messages = self.prompt.template.format_messages(
@@ -136,12 +136,16 @@ class NoteExtractor:
         parsed: Any = out.get("parsed")
         if parsed is None:
             raise ValueError("the model returned no note")
-        note = parsed if isinstance(parsed, NoteOut) else NoteOut.model_validate(parsed)
+        note = (
+            parsed
+            if isinstance(parsed, EmailNoteReading)
+            else EmailNoteReading.model_validate(parsed)
+        )
         if note.injection_suspected or looks_like_injection(fold(text), raw or text):
             raise InjectionSuspected("the reply tries to instruct the model")
         return self._grounded(note, text)
 
-    def _grounded(self, out: NoteOut, text: str) -> EmailNote:
+    def _grounded(self, out: EmailNoteReading, text: str) -> EmailNote:
         haystack = _squash(text)
         dropped: list[str] = []
 
