@@ -89,9 +89,10 @@ def lead_notes(
         digest = hashlib.sha256(canonical.encode()).hexdigest()[:12]
         lines = qualification_lines(qualification)
         notes.append(_note(lead.id, f"qualification:{digest}", lines, lead.created_at))
-    for note_id, kind, body, at in lead.notes:
+    for note_id, kind, body, at, data in lead.notes:
         title = _KIND_LABELS.get(kind, kind)
-        notes.append(_note(lead.id, f"note:{note_id}", [f"{title} (leadbot)", "", body], at))
+        text = email_note_lines(data) if kind == "email" and data else [body]
+        notes.append(_note(lead.id, f"note:{note_id}", [f"{title} (leadbot)", "", *text], at))
     if conversation:
         lines = ["Conversation summary (leadbot)", ""]
         for direction, body, _at in conversation:
@@ -99,6 +100,27 @@ def lead_notes(
             lines.append(f"{who}: {body}")
         notes.append(_note(lead.id, f"conversation:{fact}", lines, conversation[-1][2]))
     return notes
+
+
+def email_note_lines(data: Mapping[str, Any]) -> list[str]:
+    """An email note's structured fields as lines (``scheduler.intake.email_note``): the
+    summary, then each field the reading found, with the prospect's own words."""
+    lines = [str(data.get("summary") or "")]
+    for label, key in (("Budget", "budget"), ("Timeline", "timeline")):
+        fact = data.get(key)
+        if isinstance(fact, Mapping) and fact.get("text"):
+            lines.append(f"{label}: {fact['text']} (\u201c{fact.get('evidence', '')}\u201d)")
+    if data.get("next_step"):
+        lines.append(f"Next step: {data['next_step']}")
+    objections = [o for o in data.get("objections") or [] if isinstance(o, Mapping)]
+    if objections:
+        said = "; ".join(
+            f"{o.get('kind')}: \u201c{o.get('evidence', '')}\u201d" for o in objections
+        )
+        lines.append(f"Objections: {said}")
+    if data.get("sentiment"):
+        lines.append(f"Sentiment: {data['sentiment']}")
+    return lines
 
 
 def event_note(lead_id: int, fact: str, lines: Sequence[str], at: datetime) -> NoteToPush:

@@ -52,7 +52,8 @@ class SyncLead:
     created_at: datetime
     contact_id: str | None = None
     deal_id: str | None = None
-    notes: list[tuple[int, str, str, datetime]] = field(default_factory=list)
+    # (note id, kind, body, written at, structured fields: an email note's summary, budget...)
+    notes: list[tuple[int, str, str, datetime, dict[str, Any]]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,13 +96,19 @@ async def snapshots(session: AsyncSession, lead_ids: Iterable[int]) -> dict[int,
             )
         notes = await session.execute(
             select(
-                LeadNote.lead_id, LeadNote.id, LeadNote.kind, LeadNote.body, LeadNote.created_at
+                LeadNote.lead_id,
+                LeadNote.id,
+                LeadNote.kind,
+                LeadNote.body,
+                LeadNote.created_at,
+                LeadNote.data,
             )
             .where(LeadNote.lead_id.in_(ids), LeadNote.kind.in_(SYNCED_NOTE_KINDS))
             .order_by(LeadNote.id)
         )
-        for lead_id, note_id, kind, body, at in notes:
-            found[lead_id].notes.append((note_id, kind, body, at))
+        for row in notes:
+            note = (row.id, row.kind, row.body, row.created_at, row.data or {})
+            found[row.lead_id].notes.append(note)
     return found
 
 
