@@ -31,6 +31,7 @@ import aiohttp
 import orjson
 
 from crm_sync.conversions import ACCEPTED_NAMES, CHANNEL, ConversionsConfig
+from crm_sync.http_client import LazyHttpClient
 from scheduler.delivery.channels import MaybeSent, NotSent, PayloadError, Receipt
 
 USER_AGENT = "leadbot-capi/1"
@@ -45,15 +46,14 @@ class ConversionPayloadError(PayloadError):
     """The outbox row holds no sendable conversion event."""
 
 
-class ConversionsChannel:
+class ConversionsChannel(LazyHttpClient):
     """A :class:`scheduler.delivery.channels.Channel` posting conversion events to Meta."""
 
     name = CHANNEL
 
     def __init__(self, config: ConversionsConfig, *, timeout: float = 10.0) -> None:
         self.config = config
-        self.timeout = aiohttp.ClientTimeout(total=timeout)
-        self._http: aiohttp.ClientSession | None = None
+        super().__init__(timeout)
 
     async def send(self, recipient: str, payload: Mapping[str, Any]) -> Receipt:
         """POST the row's event to the dataset; raise :class:`NotSent` or :class:`MaybeSent`
@@ -102,16 +102,6 @@ class ConversionsChannel:
         if 200 <= status < 300:
             return _accepted(answer, event)
         raise _refused(status, answer, raw, retry_after)
-
-    def _session(self) -> aiohttp.ClientSession:
-        if self._http is None or self._http.closed:
-            self._http = aiohttp.ClientSession(timeout=self.timeout)
-        return self._http
-
-    async def aclose(self) -> None:
-        """Close the HTTP client (the app's shutdown)."""
-        if self._http is not None:
-            await self._http.close()
 
 
 def _event(payload: Mapping[str, Any]) -> dict[str, Any]:

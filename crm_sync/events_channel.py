@@ -25,6 +25,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from crm_sync.http_client import LazyHttpClient
 from crm_sync.signing import signed_headers
 from scheduler.delivery.channels import NotSent, Receipt
 from scheduler.pipeline.outbound_events import CHANNEL, Endpoint
@@ -35,7 +36,7 @@ _ERROR_BODY = 300  # characters of a receiver's error body kept on the row
 MAX_RETRY_AFTER = 3600.0  # a receiver's Retry-After is honoured up to an hour
 
 
-class EventsChannel:
+class EventsChannel(LazyHttpClient):
     """A :class:`scheduler.delivery.channels.Channel` posting signed events to endpoints."""
 
     name = CHANNEL
@@ -48,9 +49,8 @@ class EventsChannel:
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.endpoints = {e.name: e for e in endpoints}
-        self.timeout = aiohttp.ClientTimeout(total=timeout)
+        super().__init__(timeout)
         self.clock = clock
-        self._http: aiohttp.ClientSession | None = None
 
     async def send(self, recipient: str, payload: Mapping[str, Any]) -> Receipt:
         """POST the row's event to its endpoint, signed; raise :class:`NotSent` unless 2xx."""
@@ -85,16 +85,6 @@ class EventsChannel:
             code=str(reply.status),
             retry_after=retry_after,
         )
-
-    def _session(self) -> aiohttp.ClientSession:
-        if self._http is None or self._http.closed:
-            self._http = aiohttp.ClientSession(timeout=self.timeout)
-        return self._http
-
-    async def aclose(self) -> None:
-        """Close the HTTP client (the app's shutdown)."""
-        if self._http is not None:
-            await self._http.close()
 
 
 def _seconds(value: str | None) -> float | None:

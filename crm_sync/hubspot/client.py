@@ -26,6 +26,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from crm_sync.http_client import LazyHttpClient
 from crm_sync.hubspot.rate_limit import HeldBack, RateLimiter
 from scheduler.delivery.channels import NotSent
 
@@ -38,7 +39,7 @@ _TRANSIENT = {423, 500, 502, 503, 504}
 _ERROR_BODY = 500
 
 
-class HubSpotClient:
+class HubSpotClient(LazyHttpClient):
     """The requests the sync makes, with the token and base URL given once."""
 
     def __init__(
@@ -51,9 +52,8 @@ class HubSpotClient:
     ) -> None:
         self.token = token
         self.api_url = api_url.rstrip("/")
-        self.timeout = aiohttp.ClientTimeout(total=timeout)
+        super().__init__(timeout)
         self.limiter = limiter or RateLimiter()
-        self._http: aiohttp.ClientSession | None = None
         self._owners: dict[str, str | None] = {}
 
     async def request(
@@ -163,16 +163,6 @@ class HubSpotClient:
             results = _results(await self.request("GET", "/crm/v3/owners", params=query))
             self._owners[key] = str(results[0]["id"]) if results else None
         return self._owners[key]
-
-    def _session(self) -> aiohttp.ClientSession:
-        if self._http is None or self._http.closed:
-            self._http = aiohttp.ClientSession(timeout=self.timeout)
-        return self._http
-
-    async def aclose(self) -> None:
-        """Close the HTTP client (the app's shutdown)."""
-        if self._http is not None:
-            await self._http.close()
 
 
 def _json(raw: bytes) -> dict[str, Any]:
