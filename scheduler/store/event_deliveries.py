@@ -1,8 +1,10 @@
 """Statements of outbound events: the lead facts an event carries, and the deliveries that
-ended ``failed`` (the dead letters an operator looks at)."""
+ended ``failed`` (the dead letters an operator looks at), also those of the CRM sync and the
+ad platform (:func:`failed_syncs`)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -92,6 +94,55 @@ async def failed_deliveries(
                 attempts=row.attempts,
                 error=row.error,
                 failed_at=row.updated_at,
+            )
+        )
+    return found
+
+
+_LEAD_IN_KEY = re.compile(r":lead:(\d+):")
+
+
+@dataclass(frozen=True, slots=True)
+class FailedSync:
+    """A CRM or ad-platform write given up on (``failed``) or of unknown outcome
+    (``uncertain``): its channel, the fact it carried (the row's key), the lead it is about."""
+
+    outbox_id: int
+    channel: str
+    key: str
+    lead_id: int | None
+    state: str
+    attempts: int
+    error: str | None
+    at: datetime
+
+
+async def failed_syncs(
+    session: AsyncSession, channels: Sequence[str], *, limit: int = 100
+) -> list[FailedSync]:
+    """The newest ``failed`` or ``uncertain`` rows of ``channels``, newest first."""
+    if not channels:
+        return []
+    states = (OutboxState.FAILED.value, OutboxState.UNCERTAIN.value)
+    rows = await session.scalars(
+        select(OutboxItem)
+        .where(OutboxItem.channel.in_(channels), OutboxItem.state.in_(states))
+        .order_by(OutboxItem.id.desc())
+        .limit(limit)
+    )
+    found = []
+    for row in rows:
+        lead = _LEAD_IN_KEY.search(row.key)
+        found.append(
+            FailedSync(
+                outbox_id=row.id,
+                channel=row.channel,
+                key=row.key,
+                lead_id=int(lead.group(1)) if lead else None,
+                state=row.state,
+                attempts=row.attempts,
+                error=row.error,
+                at=row.updated_at,
             )
         )
     return found

@@ -3,19 +3,24 @@ endpoint, the event and the last error; not for reps."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from crm_sync.conversions import CHANNEL as CONVERSIONS
 from crm_sync.events_channel import EventsChannel
+from crm_sync.hubspot.channel import CHANNEL as HUBSPOT
 from crm_sync.signing import new_secret
+from scheduler.delivery.channels import MaybeSent, NotSent, Receipt
 from scheduler.delivery.outbox import Dispatcher
 from scheduler.pipeline import outbound_events
 from scheduler.pipeline.leads import LeadIn, intake
 from scheduler.pipeline.outbound_events import CHANNEL, Endpoint
 from scheduler.store.models import utcnow
+from scheduler.store.outbox import enqueue_many, outbox_row
 from tests.console.support import ConsoleClient
 from tests.support.fakes.webhook_receiver import Receiver, running
 
@@ -56,3 +61,41 @@ async def test_failed_event_deliveries_are_listed_for_admins(
     assert "lead.created" in page and down.deliveries[0].msg_id in page
     assert "HTTP 500" in page
     assert (await rep.get("/console/events")).status == 403
+
+
+class _Refusing:
+    """A channel whose provider refuses for good (``hubspot``) or never answers (the rest)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    async def send(self, recipient: str, payload: Mapping[str, Any]) -> Receipt:
+        if self.name == HUBSPOT:
+            raise NotSent("HTTP 401: the token is invalid", is_transient=False)
+        raise MaybeSent("no answer within 10 s")
+
+
+async def test_crm_and_ad_platform_writes_that_failed_are_listed(
+    admin: ConsoleClient, sessions: Sessions
+) -> None:
+    async with sessions.begin() as session:
+        data = LeadIn(email="ana@acme.com")
+        lead = (await intake(session, data, default_region="US", now=utcnow())).lead
+        keys = {
+            HUBSPOT: f"hubspot:lead:{lead.id}:lead:{lead.id}",
+            CONVERSIONS: f"capi:lead:{lead.id}:Purchase",
+        }
+        rows = [
+            outbox_row(key=key, channel=name, recipient="x", payload={"text": "t"}, now=utcnow())
+            for name, key in keys.items()
+        ]
+        await enqueue_many(session, rows)
+    channels = {name: _Refusing(name) for name in keys}
+    sender = Dispatcher(sessions, channels)
+    await sender.deliver_due(utcnow())
+    await sender.close()
+
+    page = await (await admin.get("/console/events")).text()
+    assert keys[HUBSPOT] in page and "HTTP 401: the token is invalid" in page
+    assert keys[CONVERSIONS] in page and "uncertain" in page
+    assert f'href="/console/leads/{lead.id}"' in page
