@@ -73,6 +73,9 @@ def console_url(settings: Settings) -> str:
 def check_setup(settings: Settings) -> None:
     """Raise :class:`SettingsError` (one line) for settings the service cannot start with."""
     check_webhook_secrets(settings)
+    from bot.interpreters import check_llm
+
+    check_llm(settings)  # an unknown provider, its package or its key missing
     from bot.channels.events import configure_events
 
     configure_events(settings)  # the event endpoints: each mistake named now
@@ -98,7 +101,7 @@ def setup_warnings(settings: Settings) -> list[str]:
     """One line per half-configured piece: what is missing and what happens meanwhile."""
     out: list[str] = []
     key = settings.openai_api_key.get_secret_value()
-    if settings.llm_model and not key:
+    if settings.llm_model and not settings.llm_enabled:
         out.append(
             "LEADBOT_LLM_MODEL is set but OPENAI_API_KEY is empty: replies use the rules "
             "interpreter (a local server without keys takes any value, e.g. OPENAI_API_KEY=none)"
