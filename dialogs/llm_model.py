@@ -135,7 +135,7 @@ def chat_model(
             "LEADBOT_LLM_MODEL needs LangChain's langchain package: pip install langchain"
         ) from None
     try:
-        return init_chat_model(spec.name, model_provider=spec.provider, **kwargs)
+        chat: BaseChatModel = init_chat_model(spec.name, model_provider=spec.provider, **kwargs)
     except ImportError:
         package = _package(spec.provider)
         raise ModelConfigError(
@@ -146,6 +146,7 @@ def chat_model(
         raise ModelConfigError(
             f"LEADBOT_LLM_MODEL={model!r}: the {spec.provider} model cannot be built: {detail}"
         ) from None
+    return chat
 
 
 def _package(provider: str) -> str:
