@@ -45,7 +45,9 @@ def setup_summary(settings: Settings) -> list[tuple[str, str]]:
     else:
         email = "stored outbox, nothing sent (no LEADBOT_SMTP_URL)"
     if settings.llm_enabled:
-        where = f" at {redact_url(settings.openai_base_url)}" if settings.openai_base_url else ""
+        where = ""
+        if settings.openai_base_url and _is_openai(settings.llm_model):
+            where = f" at {redact_url(settings.openai_base_url)}"  # OpenAI models only
         replies = f"LLM {settings.llm_model}{where}"
     else:
         replies = "rules interpreter (no LLM)"
@@ -62,6 +64,16 @@ def setup_summary(settings: Settings) -> list[tuple[str, str]]:
         ("public URL", settings.public_url or "not set"),
         ("console", f"{console_url(settings)} (users: `leadbot users add EMAIL --role admin`)"),
     ]
+
+
+def _is_openai(model: str) -> bool:
+    """Whether ``model`` is served by OPENAI_BASE_URL (a plain name or ``openai:``)."""
+    from dialogs.llm_model import OPENAI, ModelConfigError, parse_model
+
+    try:
+        return parse_model(model).provider == OPENAI
+    except ModelConfigError:
+        return False
 
 
 def console_url(settings: Settings) -> str:
