@@ -43,10 +43,12 @@ def check_llm(settings: Settings) -> None:
 
 
 def build_interpreter(settings: Settings) -> Interpreter:
-    """The interpreter the settings ask for."""
+    """The interpreter the settings ask for; :class:`SettingsError` when the model named
+    cannot be used (``leadbot chat`` runs no :func:`check_llm` of its own)."""
     rules = RulesInterpreter()
     if not settings.llm_enabled:
         return rules
+    check_llm(settings)
     # Imported here: LangChain and the OpenAI SDK take ~0.3 s to import, for nothing without
     # a model (`leadbot chat` on the rules interpreter).
     from dialogs.interpreters.llm import LLMInterpreter

@@ -16,7 +16,7 @@ from bot.settings import SettingsError
 from dialogs.interpreters.llm import LLMInterpreter
 from dialogs.interpreters.rules import RulesInterpreter
 from tests.bot.support import make_settings
-from tests.dialogs.test_llm_model import absent_provider
+from tests.support.providers import absent_provider
 
 runner = CliRunner()
 
@@ -98,4 +98,19 @@ def test_the_service_does_not_start_and_says_why_in_one_line(
     assert line == (
         f"LEADBOT_LLM_MODEL='{provider}:some-model' needs the {package} package: "
         f"pip install {package}"
+    )
+
+
+def test_leadbot_chat_refuses_a_model_it_cannot_use_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`leadbot chat` builds the interpreter without the service's start-up checks."""
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(
+        app, ["chat"], env={"LEADBOT_LLM_MODEL": "anthropic:claude-sonnet-4-5"}, input=""
+    )
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == (
+        "LEADBOT_LLM_MODEL='anthropic:claude-sonnet-4-5' needs a key: set ANTHROPIC_API_KEY "
+        "(or LEADBOT_LLM_API_KEY)"
     )

@@ -3,7 +3,6 @@ fake OpenAI-compatible server; and the one-line errors for what cannot be built.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import AsyncIterator
 
 import pytest
@@ -13,25 +12,13 @@ from pydantic import BaseModel, ConfigDict
 from dialogs.errors import ConfigError
 from dialogs.llm_model import ModelConfigError, chat_model, parse_model, structured
 from tests.support.fakes.openai_server import FakeOpenAI
+from tests.support.providers import absent_provider
 
 
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeOpenAI]:
     async with FakeOpenAI() as server:
         yield server
-
-
-def absent_provider() -> tuple[str, str]:
-    """A provider whose LangChain package is not installed here, and that package."""
-    for provider, module, package in (
-        ("anthropic", "langchain_anthropic", "langchain-anthropic"),
-        ("ollama", "langchain_ollama", "langchain-ollama"),
-        ("groq", "langchain_groq", "langchain-groq"),
-        ("xai", "langchain_xai", "langchain-xai"),
-    ):
-        if importlib.util.find_spec(module) is None:
-            return provider, package
-    pytest.skip("every candidate provider package is installed")
 
 
 @pytest.mark.parametrize(
