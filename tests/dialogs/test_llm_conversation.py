@@ -89,7 +89,7 @@ async def test_a_conversation_with_history_and_natural_wording(
     session = started(script)
     size = script.question("company_size")
 
-    first = "We run a 40-person agency and our lead follow-up is a mess"
+    first = "Hi! Our lead follow-up is a mess and we want it fixed"
     wording = "Got it, thanks! Roughly how many people are on your team today?"
     fake.reply_json(
         worded(
@@ -119,6 +119,27 @@ async def test_a_conversation_with_history_and_natural_wording(
     assert f"bot: {wording}" in history  # what the prospect actually read
     assert "about 65 of us now" not in history  # the current message has its own tags
     assert first not in system["content"]  # the prospect's words only in the human message
+
+
+async def test_the_opener_fills_what_it_states_and_the_wording_follows_the_engine(
+    llm: LLMInterpreter, fake: FakeOpenAI, script: Script
+) -> None:
+    """The issue's opener: the model reads the need, the rules the headcount; the model
+    words the budget question, which is the one the engine asks next."""
+    wording = "Thanks, that helps! What budget do you have in mind for fixing it, roughly?"
+    fake.reply_json(
+        worded(
+            fact("need", "our lead follow-up is a mess", option_id="marketing"),
+            slot="budget",
+            text=wording,
+        )
+    )
+    opener = "We run a 40-person agency and our lead follow-up is a mess"
+    session, sent = await reply(llm, script, started(script), opener, 1)
+    assert session.slots["need"].value == "marketing"
+    assert session.slots["company_size"].value == "11-50"
+    assert session.open_slot == "budget"
+    assert sent == ask(script, script.question("budget"), text=wording)
 
 
 @pytest.mark.parametrize(

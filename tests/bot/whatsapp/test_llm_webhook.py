@@ -15,7 +15,7 @@ from tests.support.fakes.openai_server import FakeOpenAI
 
 WA_ID = "15557654321"
 PHONE = f"+{WA_ID}"
-OPENER = "We run a 40-person agency and our lead follow-up is a mess"
+OPENER = "Hi! Our lead follow-up is a mess and we want it fixed"
 WORDING = "Sounds painful, let's fix that. How many people work at your company today?"
 
 
