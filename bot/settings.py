@@ -6,6 +6,7 @@ the parts each component needs. A ``.env`` file in the working directory is read
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -14,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.redact import redact_url
 from dialogs.errors import ConfigError
+from dialogs.llm_model import OPENAI, ModelConfigError, parse_model
 from scheduler.store.retention import MIN_RETENTION_DAYS
 from scheduler.store.sqlite_files import database_file
 from scheduler.store.urls import NotAUrl, driver_name
@@ -174,8 +176,31 @@ class Settings(BaseSettings):
 
     @property
     def llm_enabled(self) -> bool:
-        """The LLM interpreter is used only when a model and a key are configured."""
-        return bool(self.llm_model and self.openai_api_key.get_secret_value())
+        """A model is configured, with its key for an OpenAI(-compatible) model (without one
+        the rules are used, and a warning says so). Another provider's missing key, package
+        or a bad provider is refused at start: :func:`bot.interpreters.check_llm`."""
+        if not self.llm_model:
+            return False
+        try:
+            openai = parse_model(self.llm_model).provider == OPENAI
+        except ModelConfigError:
+            return True  # building it raises the one-line error at start
+        return bool(self.llm_key) or not openai
+
+    @property
+    def llm_key(self) -> str:
+        """The key for LEADBOT_LLM_MODEL's provider: OPENAI_API_KEY for OpenAI models, else
+        LEADBOT_LLM_API_KEY or the provider's own variable (ANTHROPIC_API_KEY, ...)."""
+        try:
+            spec = parse_model(self.llm_model)
+        except ModelConfigError:
+            return ""
+        if spec.provider == OPENAI:
+            return self.openai_api_key.get_secret_value()
+        if own := self.llm_api_key.get_secret_value():
+            return own
+        # Read here, the one module that reads the environment, and passed down.
+        return os.environ.get(spec.key_variable, "") if spec.key_variable else ""
 
     # -- WhatsApp inbound (webhook, inbox processor) --
     # Messages from one person arriving within this many milliseconds are one turn.
@@ -308,6 +333,11 @@ class Settings(BaseSettings):
     # Requests per 10 seconds before HubSpot's own headers say (Free/Starter: 100).
     hubspot_rate: Annotated[int, Field(ge=1, le=1000)] = 100
     hubspot_timeout: Annotated[float, Field(gt=0, le=120)] = 10.0
+
+    # -- LangChain on any provider (issue 16, item 4) --
+    # The key of the provider LEADBOT_LLM_MODEL names ("anthropic:claude-…"); empty: that
+    # provider's own variable (ANTHROPIC_API_KEY, ...). OpenAI models use OPENAI_API_KEY.
+    llm_api_key: SecretStr = SecretStr("")
 
 
 def check_webhook_secrets(settings: Settings) -> None:

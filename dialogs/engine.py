@@ -108,6 +108,7 @@ def step(
     turn = StepBuilder(script, session, now, icp)
     if interpretation is not None and interpretation.source == "llm":
         turn.prompt_version = interpretation.prompt_version
+        turn.phrasing = interpretation.phrasing  # wording only: the steps pick the question
     _HANDLERS[type(event)](turn, event, interpretation)
     new_session, actions = turn.result()
     return StepResult(new_session, actions)

@@ -50,6 +50,18 @@ class SlotValue:
 
 
 @dataclass(frozen=True, slots=True)
+class Phrasing:
+    """The LLM's wording for the question about ``slot``, already through the output filter.
+
+    Wording only: the engine asks it only when ``slot`` is the question it asks next anyway;
+    the question's buttons or list stay the script's.
+    """
+
+    slot: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class Interpretation:
     """Everything understood from one prospect message."""
 
@@ -60,6 +72,7 @@ class Interpretation:
     injection_suspected: bool = False
     source: Literal["rules", "llm"] = "rules"
     prompt_version: str | None = None  # set by the LLM interpreter
+    phrasing: Phrasing | None = None  # the LLM's wording of the next question, if it passed
 
 
 class Interpreter(Protocol):

@@ -26,7 +26,7 @@ from dialogs.actions import (
     SetSlot,
     SetStage,
 )
-from dialogs.interpretation import SlotValue
+from dialogs.interpretation import Phrasing, SlotValue
 from dialogs.render import ask, body_of, join, outcome_message, summary, with_prefix
 from dialogs.script import INTERACTIVE_BODY_MAX, AnswerKind, Question, Script
 from dialogs.session import (
@@ -53,6 +53,8 @@ class StepBuilder:
         self.now = now
         self.icp = icp
         self.prompt_version: str | None = None
+        # The LLM's wording of a question (already filtered); used only if it is the one asked.
+        self.phrasing: Phrasing | None = None
         # Changes pile up here and become one new Session at the end: copying a pydantic
         # model per change was the engine's biggest cost (bench/bench_step.py).
         self._base = session
@@ -178,7 +180,9 @@ class StepBuilder:
         assert question is not None  # the loop broke on an unanswered question
         self.update(open_slot=question.slot)
         self._put(question.slot)
-        self.say(ask(self.script, question, prefix=prefix or ""))
+        phrasing = self.phrasing
+        worded = phrasing.text if phrasing and phrasing.slot == question.slot else None
+        self.say(ask(self.script, question, text=worded, prefix=prefix or ""))
 
     def missed(self, slot: str, *, evidence: str) -> None:
         """The answer to ``slot`` was not understood: re-ask once, or give it up (missing)."""

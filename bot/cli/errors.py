@@ -51,6 +51,8 @@ def explain(exc: BaseException, *, database_url: str | None = None) -> str | Non
             return file_problem(exc, check)
     if _is(exc, "dialogs.icp", "IcpError") or _is(exc, "dialogs.prompts", "PromptError"):
         return str(exc)
+    if _is(exc, "dialogs.llm_model", "ModelConfigError"):
+        return str(exc)
     if _is(exc, "alembic.util.exc", "CommandError"):
         return f"database migration failed: {exc}"
     return database_problem(exc, database_url, connecting=False)

@@ -45,7 +45,9 @@ def setup_summary(settings: Settings) -> list[tuple[str, str]]:
     else:
         email = "stored outbox, nothing sent (no LEADBOT_SMTP_URL)"
     if settings.llm_enabled:
-        where = f" at {redact_url(settings.openai_base_url)}" if settings.openai_base_url else ""
+        where = ""
+        if settings.openai_base_url and _is_openai(settings.llm_model):
+            where = f" at {redact_url(settings.openai_base_url)}"  # OpenAI models only
         replies = f"LLM {settings.llm_model}{where}"
     else:
         replies = "rules interpreter (no LLM)"
@@ -64,6 +66,16 @@ def setup_summary(settings: Settings) -> list[tuple[str, str]]:
     ]
 
 
+def _is_openai(model: str) -> bool:
+    """Whether ``model`` is served by OPENAI_BASE_URL (a plain name or ``openai:``)."""
+    from dialogs.llm_model import OPENAI, ModelConfigError, parse_model
+
+    try:
+        return parse_model(model).provider == OPENAI
+    except ModelConfigError:
+        return False
+
+
 def console_url(settings: Settings) -> str:
     """Where the console is: under the public URL, else on the address the service binds."""
     base = settings.public_url.rstrip("/") or f"http://{settings.host}:{settings.port}"
@@ -73,6 +85,9 @@ def console_url(settings: Settings) -> str:
 def check_setup(settings: Settings) -> None:
     """Raise :class:`SettingsError` (one line) for settings the service cannot start with."""
     check_webhook_secrets(settings)
+    from bot.interpreters import check_llm
+
+    check_llm(settings)  # an unknown provider, its package or its key missing
     from bot.channels.events import configure_events
 
     configure_events(settings)  # the event endpoints: each mistake named now
@@ -98,7 +113,7 @@ def setup_warnings(settings: Settings) -> list[str]:
     """One line per half-configured piece: what is missing and what happens meanwhile."""
     out: list[str] = []
     key = settings.openai_api_key.get_secret_value()
-    if settings.llm_model and not key:
+    if settings.llm_model and not settings.llm_enabled:
         out.append(
             "LEADBOT_LLM_MODEL is set but OPENAI_API_KEY is empty: replies use the rules "
             "interpreter (a local server without keys takes any value, e.g. OPENAI_API_KEY=none)"

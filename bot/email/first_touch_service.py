@@ -159,7 +159,7 @@ def build_flow(
     if settings.llm_enabled:
         extractor = FactExtractor(
             settings.llm_model,
-            api_key=settings.openai_api_key.get_secret_value(),
+            api_key=settings.llm_key,
             base_url=settings.openai_base_url or None,
             prompts_dir=settings.prompts_dir,
         )

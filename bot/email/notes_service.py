@@ -74,7 +74,7 @@ def build_notes(settings: Settings, sessions: Sessions, app: web.Application) ->
     if settings.llm_enabled:
         extractor = NoteExtractor(
             settings.llm_model,
-            api_key=settings.openai_api_key.get_secret_value(),
+            api_key=settings.llm_key,
             base_url=settings.openai_base_url or None,
             prompts_dir=settings.prompts_dir,
             timeout=settings.email_notes_timeout,

@@ -62,7 +62,7 @@ def build_drafter(settings: Settings, cadence: Cadence) -> Drafter:
         return LLMDrafter(
             cadence,
             model=settings.llm_model,
-            api_key=settings.openai_api_key.get_secret_value(),
+            api_key=settings.llm_key,
             base_url=settings.openai_base_url or None,
             prompts_dir=settings.prompts_dir,
         )

@@ -1,12 +1,16 @@
 """The LLM interpreter: a model extracts facts into a closed schema; code checks them.
 
-``ChatOpenAI`` against any OpenAI-compatible server (``base_url``), Chat Completions only
-(``use_responses_api=False``), ``temperature=0``, structured output with ``json_schema``.
-Every failure — HTTP errors and timeouts, truncated or non-JSON output, schema violations,
-``finish_reason: "length"``, a refusal — falls back to the rules interpreter with the reason
-logged; a value is never invented. Facts are grounded (:mod:`.grounding`), merged over the
-rules' own reading, and when the message looks like an injection attempt only the rules'
-reading is used. The prospect's text goes only into the human message, normalized and capped.
+The chat model comes from :mod:`dialogs.llm_model` (LangChain's ``init_chat_model``: any
+provider, or an OpenAI-compatible server), ``temperature=0``, structured output with
+``json_schema`` where the provider has it. The model sees the conversation so far (bounded,
+:mod:`.context`) and may word the next question; the engine still picks the question, and a
+wording that fails the output filter is dropped for the script's text. Every failure — HTTP
+errors and timeouts, truncated or non-JSON output, schema violations, ``finish_reason:
+"length"``, a refusal — falls back to the rules interpreter with the reason logged; a value
+is never invented. Facts are grounded (:mod:`.grounding`), merged over the rules' own
+reading, and when the message looks like an injection attempt only the rules' reading is
+used (and no wording). The prospect's text goes only into the human message, normalized and
+capped.
 """
 
 from __future__ import annotations
@@ -18,13 +22,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.runnables import Runnable
-from langchain_openai import ChatOpenAI
-from pydantic import SecretStr
 
 from dialogs.interpretation import Intent, Interpretation
+from dialogs.interpreters.context import checked_phrasing, history_text
 from dialogs.interpreters.grounding import ground
 from dialogs.interpreters.rules import RulesInterpreter
-from dialogs.interpreters.schema import Extraction, extraction_model
+from dialogs.interpreters.schema import Extraction, NextQuestion, extraction_model
+from dialogs.llm_model import chat_model, structured
 from dialogs.parsing.intents import looks_like_injection
 from dialogs.parsing.normalize import fold, normalize
 from dialogs.prompts import LoadedPrompt, PromptError, load_prompt
@@ -65,14 +69,13 @@ class LLMInterpreter:
         fallback: RulesInterpreter | None = None,
         max_chars: int = LLM_MAX_CHARS,
     ) -> None:
-        self._chat = ChatOpenAI(
-            model=model,
+        self._chat = chat_model(
+            model,
+            api_key=api_key,
             base_url=base_url,
-            api_key=SecretStr(api_key),
+            temperature=0,
             timeout=timeout,
             max_retries=max_retries,
-            temperature=0,
-            use_responses_api=False,
         )
         # One deadline for the whole call, retries and back-off included.
         self._deadline = timeout * (max_retries + 1) + 1.0
@@ -112,6 +115,7 @@ class LLMInterpreter:
             "faq": per.faq,
             "filled": _filled(script, session),
             "open_question": _open_question(script, session),
+            "history": history_text(session),
             "message": message,
         }
         try:
@@ -164,6 +168,7 @@ class LLMInterpreter:
         slots = {**rules.slots, **grounded.slots}  # the model wins where both read a slot
         if intent in (Intent.UNKNOWN, Intent.GREETING) and slots:
             intent = Intent.ANSWER
+        proposed = getattr(extraction, "next_question", None)
         return Interpretation(
             intent,
             slots,
@@ -171,16 +176,15 @@ class LLMInterpreter:
             question=message if intent is Intent.QUESTION else None,
             source="llm",
             prompt_version=prompt_version,
+            phrasing=checked_phrasing(proposed if isinstance(proposed, NextQuestion) else None),
         )
 
     def _for(self, script: Script) -> _PerScript:
         key = (script.id, script.version)
         per = self._per_script.get(key)
         if per is None or per.script is not script:
-            model = extraction_model(script)
-            runnable = self._chat.with_structured_output(
-                model, method="json_schema", include_raw=True
-            )
+            model = extraction_model(script, phrasing=True)
+            runnable = structured(self._chat, model)
             per = _PerScript(script, model, runnable, _questions(script), _faq(script))
             self._per_script[key] = per
         return per

@@ -35,6 +35,20 @@ class Fact(BaseModel):
     evidence: str = Field(max_length=MAX_EVIDENCE_CHARS)
 
 
+class NextQuestion(BaseModel):
+    """The model's wording of the next question (the per-script subclass narrows ``slot``).
+
+    Only wording: the engine still decides which question comes next and uses this only when
+    ``slot`` is that question and ``text`` passes :mod:`dialogs.output_filter`. ``text`` has
+    no length bound here so a long wording drops only itself, not the facts beside it.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    slot: str
+    text: str
+
+
 class Extraction(BaseModel):
     """Everything the model may say about one message (narrowed per script)."""
 
@@ -51,8 +65,15 @@ def _one_of(values: list[str]) -> Any:
     return Literal.__getitem__(tuple(values))
 
 
-def extraction_model(script: Script) -> type[Extraction]:
-    """An :class:`Extraction` subclass whose enums are ``script``'s slots, ids and FAQ ids."""
+def _no_default(schema: dict[str, Any]) -> None:
+    # Strict json_schema (OpenAI) lists every property as required and allows no "default";
+    # the default stays on our side only, for providers that leave the field out.
+    schema.pop("default", None)
+
+
+def extraction_model(script: Script, *, phrasing: bool = False) -> type[Extraction]:
+    """An :class:`Extraction` subclass whose enums are ``script``'s slots, ids and FAQ ids;
+    with ``phrasing``, plus ``next_question`` (:class:`NextQuestion` or null)."""
     option_ids = sorted({o.id for q in script.questions for o in q.options})
     faq_ids = sorted(f.id for f in script.faq)
     fact_fields: dict[str, Any] = {
@@ -65,4 +86,11 @@ def extraction_model(script: Script) -> type[Extraction]:
         "intent": (_one_of([i.value for i in Intent]), ...),
         "faq_id": ((_one_of(faq_ids) | None) if faq_ids else None, ...),
     }
+    if phrasing:
+        slot: Any = _one_of(list(script.slots))
+        next_question: Any = create_model("NextQuestion", __base__=NextQuestion, slot=(slot, ...))
+        fields["next_question"] = (
+            next_question | None,
+            Field(default=None, json_schema_extra=_no_default),
+        )
     return create_model("Extraction", __base__=Extraction, **fields)

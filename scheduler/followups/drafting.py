@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from jinja2 import Template
-from pydantic import SecretStr
 
 from scheduler.followups import draft_filter
 from scheduler.followups.cadence import Cadence, Step
@@ -108,7 +107,7 @@ class TemplateDrafter:
 
 
 class LLMDrafter:
-    """Drafts with an OpenAI-compatible chat model (LangChain ``ChatOpenAI``) using the
+    """Drafts with the chat model of ``LEADBOT_LLM_MODEL`` (:mod:`dialogs.llm_model`) using the
     ``draft_followup`` prompt; any failure or filter violation falls back to the template."""
 
     needs_history = True
@@ -124,8 +123,7 @@ class LLMDrafter:
         prompt_name: str = "draft_followup",
         timeout: float = 20.0,
     ) -> None:
-        from langchain_openai import ChatOpenAI
-
+        from dialogs.llm_model import chat_model
         from dialogs.prompts import load_prompt
 
         self.fallback = TemplateDrafter(cadence)
@@ -133,14 +131,13 @@ class LLMDrafter:
         self.prompt = load_prompt(prompts_dir, prompt_name)
         self.model = model
         self.timeout = timeout
-        self.llm = ChatOpenAI(
-            model=model,
-            api_key=SecretStr(api_key),
+        self.llm = chat_model(
+            model,
+            api_key=api_key,
             base_url=base_url or None,
+            temperature=0.4,
             timeout=timeout,
             max_retries=1,
-            temperature=0.4,
-            use_responses_api=False,
         )
 
     async def draft(self, context: DraftContext) -> Draft:

@@ -1,7 +1,8 @@
 """The email note read by a model: a closed schema, grounded quotes, never invented facts.
 
-The ``email_note`` prompt (``prompts/email_note.yaml``, versioned) asks an OpenAI-compatible
-model, through LangChain's ``with_structured_output`` (json_schema), for :class:`EmailNoteReading`:
+The ``email_note`` prompt (``prompts/email_note.yaml``, versioned) asks the configured chat
+model, through LangChain's ``with_structured_output`` (json_schema), for
+:class:`EmailNoteReading`:
 a bounded summary and next step, budget and timeline each with a verbatim quote, objections
 from a closed list of kinds with their quotes, a sentiment from a closed list, and an
 ``injection_suspected`` flag. There is no field for a stage, a score, an owner or anything
@@ -24,6 +25,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from dialogs.errors import InputError
+from dialogs.llm_model import chat_model, structured
 from dialogs.parsing.intents import looks_like_injection
 from dialogs.parsing.normalize import fold
 from dialogs.prompts import LoadedPrompt, load_prompt
@@ -88,7 +90,7 @@ def grounded(evidence: str, haystack: str) -> bool:
 
 
 class NoteExtractor:
-    """Reads a reply into an :class:`EmailNote` with an OpenAI-compatible model."""
+    """Reads a reply into an :class:`EmailNote` with the chat model of LEADBOT_LLM_MODEL."""
 
     def __init__(
         self,
@@ -99,18 +101,15 @@ class NoteExtractor:
         prompts_dir: Path,
         timeout: float = 15.0,
     ) -> None:
-        from langchain_openai import ChatOpenAI
-        from pydantic import SecretStr
 
         self.prompt: LoadedPrompt = load_prompt(prompts_dir, PROMPT_NAME)
-        self._chat = ChatOpenAI(
-            model=model,
-            api_key=SecretStr(api_key),
+        self._chat = chat_model(
+            model,
+            api_key=api_key,
             base_url=base_url,
+            temperature=0,
             timeout=timeout,
             max_retries=1,
-            temperature=0,
-            use_responses_api=False,
         )
         # The client's timeout covers one attempt; this bounds the retry too.
         self._deadline = timeout * 2 + 1
@@ -121,9 +120,7 @@ class NoteExtractor:
         """The note of ``text`` (already :func:`~scheduler.intake.email_note.reply_text`
         of the reply ``raw``). Raises on any failure, and :class:`InjectionSuspected` when
         the reply tries to instruct the model (the caller keeps the extractive note then)."""
-        runnable = self._chat.with_structured_output(
-            EmailNoteReading, method="json_schema", include_raw=True
-        )
+        runnable = structured(self._chat, EmailNoteReading)
         subject = " ".join(subject.split())[:MAX_SUBJECT_CHARS]
         messages = self.prompt.template.format_messages(
             today=now.date().isoformat(), subject=subject or "(no subject)", email=text

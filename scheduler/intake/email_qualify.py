@@ -26,6 +26,7 @@ from dialogs.interpretation import SlotValue
 from dialogs.interpreters.grounding import ground
 from dialogs.interpreters.rules import RulesInterpreter
 from dialogs.interpreters.schema import Extraction, extraction_model
+from dialogs.llm_model import chat_model, structured
 from dialogs.parsing.intents import looks_like_injection
 from dialogs.parsing.normalize import fold, normalize
 from dialogs.prompts import LoadedPrompt, load_prompt
@@ -143,7 +144,7 @@ def rules_slots(
 
 
 class FactExtractor:
-    """Extracts slot facts with an OpenAI-compatible model (closed schema, grounded facts)."""
+    """Extracts slot facts with the configured chat model (closed schema, grounded facts)."""
 
     def __init__(
         self,
@@ -154,18 +155,15 @@ class FactExtractor:
         prompts_dir: Path,
         timeout: float = 15.0,
     ) -> None:
-        from langchain_openai import ChatOpenAI
-        from pydantic import SecretStr
 
         self.prompt: LoadedPrompt = load_prompt(prompts_dir, PROMPT_NAME)
-        self._chat = ChatOpenAI(
-            model=model,
-            api_key=SecretStr(api_key),
+        self._chat = chat_model(
+            model,
+            api_key=api_key,
             base_url=base_url,
+            temperature=0,
             timeout=timeout,
             max_retries=1,
-            temperature=0,
-            use_responses_api=False,
         )
         self._deadline = timeout * 2 + 1
 
@@ -174,7 +172,7 @@ class FactExtractor:
     ) -> tuple[dict[str, SlotValue], bool]:
         """Grounded facts and whether an injection was suspected. Raises on any failure."""
         model = extraction_model(script)
-        runnable = self._chat.with_structured_output(model, method="json_schema", include_raw=True)
+        runnable = structured(self._chat, model)
         message = normalize(lead.message, MAX_MESSAGE_CHARS)
         fields = lead.fields_text()
         messages = self.prompt.template.format_messages(

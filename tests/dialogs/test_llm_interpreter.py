@@ -62,7 +62,7 @@ async def test_good_json_is_used_with_prompt_version(
     fake.reply_json(extraction(fact("company_size", "a small crew", option_id="1-10")))
     result = await llm.interpret(script, asking(script, "company_size"), text, NOW)
     assert result.source == "llm"
-    assert result.prompt_version == "interpret-2025-01-1"
+    assert result.prompt_version == "interpret-2026-12-1"
     assert result.intent is Intent.ANSWER
     assert result.slots["company_size"].value == "1-10"
     assert result.slots["company_size"].evidence == "a small crew"
