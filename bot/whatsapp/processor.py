@@ -38,7 +38,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.locks import KeyedLock, Lease, LockUnavailable
-from bot.whatsapp.attribution import attribute
+from bot.whatsapp.attribution import attribute, strip_ref
 from bot.whatsapp.bursts import BurstScheduler
 from bot.whatsapp.effects import TurnContext, apply, cancel_follow_ups
 from bot.whatsapp.envelope import InboundMessage
@@ -50,6 +50,7 @@ from dialogs.catalog import ScriptCatalog
 from dialogs.errors import LeadbotError
 from dialogs.icp import Icp
 from dialogs.interpretation import Interpreter
+from dialogs.multilingual import follow_language
 from dialogs.script import Script
 from dialogs.session import Session
 from dialogs.turn import take_turn
@@ -345,6 +346,9 @@ class InboxProcessor:
         version it started with (the catalog's current one, logged, if that is gone); a
         new one starts on the current version of the default script."""
         catalog = self.dialogs.catalog
+        # The script runs in the prospect's language (dialogs.multilingual): chosen from the
+        # first message, moved (slots kept) when they clearly switch language.
+        text = "\n".join(strip_ref(m.text) for m in loaded.messages if m.text)
         if loaded.stored is not None:
             script_id = str(loaded.stored.get("script_id"))
             script = catalog.get(script_id, str(loaded.stored.get("script_version")))
@@ -352,11 +356,12 @@ class InboxProcessor:
                 stored = Session.model_validate(loaded.stored)
                 if script.version != stored.script_version:  # its version is gone
                     stored = stored.model_copy(update={"script_version": script.version})
-                return script, stored
+                return follow_language(catalog, script, stored, text, new=False)
             log.warning("inbox: script %r is gone; starting over", script_id)
         script = catalog.current(self.dialogs.default_script)
         name = loaded.lead.name if loaded.lead is not None else None
-        return script, Session.new(script, now, name=name or loaded.messages[0].name)
+        session = Session.new(script, now, name=name or loaded.messages[0].name)
+        return follow_language(catalog, script, session, text, new=True)
 
     async def _commit_many(self, turns: list[_Turn]) -> list[list[int]]:
         """Commit a batch of turns in one transaction; their new outbox rows, per turn.
