@@ -56,7 +56,8 @@ _HUMAN = re.compile(
     r"|\bcall\s+me\b|\bllam(?:ame|enme|adme)\b"
     r"|\bhablar\s+con\s+(?:(?:una|un|el|la)\s+)?(?:persona|humano|asesor|agente"
     r"|vendedor|comercial|alguien|ejecutivo|representante)\b"
-    r"|\bpersona\s+real\b|\bpasa(?:me|nme)\s+con\b|\batencion\s+humana\b"
+    r"|\bpersona\s+real\b|\bpasa(?:me|nme)\s+con\b|\bme\s+pasa[sn]?\s+con\b"
+    r"|\batencion\s+humana\b"
     r"|\bquiero\s+(?:un|una)\s+(?:humano|persona|asesor)\b"
     r"|\bfalar\s+com\s+(?:(?:uma|um|o|a|algum|alguma)\s+)?(?:pessoa|humano|atendente|vendedor"
     r"|consultor|alguem|especialista|representante|gente\s+de\s+verdade|comercial)\b"
@@ -179,4 +180,6 @@ def unknown_answer(folded: str) -> re.Match[str] | None:
 
 def looks_like_question(folded: str) -> bool:
     """Whether the message asks something: a question mark or a question word first."""
+    if _GREETING.match(folded) is not None:
+        return False  # "oi, tudo bem?", "hola, ¿qué tal?": a greeting, not a question
     return "?" in folded or "¿" in folded or _QUESTION_START.match(folded) is not None

@@ -60,6 +60,8 @@ _TIME_AFTER = re.compile(
     r"|pm|quarters?|trimestres?)\b",
     re.IGNORECASE,
 )
+# "five-figure budget", "6 figures", "5-6 figures": the least such an amount is.
+_FIGURES_AFTER = re.compile(r"^\s*-?\s*(?:figures?|figure\s+sum|d[ií]gitos)\b", re.IGNORECASE)
 _PERCENT_AFTER = re.compile(r"^\s*(?:%|percent\b|por\s*cien(?:to)?\b)", re.IGNORECASE)
 _ORDINAL_AFTER = re.compile(r"^(?:st|nd|rd|th|º|ª|o)\b", re.IGNORECASE)
 _YEAR_BEFORE = re.compile(
@@ -295,7 +297,12 @@ def _finish(
     after = text[end : end + 40]
     before = text[max(0, start - _LOOKBACK) : start]
     unit: Unit | None
-    if currency:
+    figures = _FIGURES_AFTER.match(after)
+    if figures is not None and 3 <= (low if low is not None else value) <= 9:
+        value = 10.0 ** (int(low if low is not None else value) - 1)
+        low = high = None
+        currency, approximate, end = currency or "", True, end + figures.end()
+    if currency is not None:
         unit = "currency"
     elif _TIME_AFTER.match(after):
         unit = "time"
@@ -319,7 +326,7 @@ def _finish(
         start=start,
         end=end,
         unit=unit,
-        currency=currency,
+        currency=currency or None,
         low=low,
         high=high,
         bound=bound,

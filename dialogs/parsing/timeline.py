@@ -65,7 +65,8 @@ _LATER = re.compile(
     r"|ahora\s+no|todavia\s+no|aun\s+no|a\s+largo\s+plazo|mas\s+tarde|no\s+es\s+urgente"
     r"|not\s+urgent|sem\s+pressa|nao\s+tenho\s+pressa|nao\s+ha\s+pressa|sem\s+urgencia"
     r"|mais\s+(?:pra|para)\s+frente|mais\s+adiante|algum\s+dia|futuramente|no\s+futuro"
-    r"|(?:so|apenas)\s+(?:olhando|pesquisando|pesquisa|cotando)|agora\s+nao|ainda\s+nao"
+    r"|(?:so|apenas|solo)\s+(?:estamos\s+|estou\s+|estoy\s+)?(?:olhando|pesquisando|pesquisa"
+    r"|cotando|mirando|explorando|viendo)|agora\s+nao"
     r"|por\s+enquanto\s+nao|(?:a|de)\s+longo\s+prazo|mais\s+tarde|nao\s+e\s+urgente)\b"
 )
 _ASAP_STRONG = re.compile(
