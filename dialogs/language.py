@@ -64,13 +64,7 @@ MARKERS: dict[str, frozenset[str]] = {
     ),
 }
 # "queremos", "queria", "aqui" are both Spanish and Portuguese: drop what two lists share.
-_SHARED = {
-    w
-    for a in MARKERS
-    for b in MARKERS
-    if a < b
-    for w in MARKERS[a] & MARKERS[b]
-}
+_SHARED = {w for a in MARKERS for b in MARKERS if a < b for w in MARKERS[a] & MARKERS[b]}
 MARKERS = {lang: words - _SHARED for lang, words in MARKERS.items()}
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
 
@@ -154,9 +148,7 @@ def detect(text: str, languages: Iterable[str]) -> tuple[str | None, float]:
     langs = frozenset(languages) & frozenset(SUPPORTED)
     if len(langs) < 2:
         return (next(iter(langs), None), 1.0 if langs else 0.0)
-    values = detector(langs).compute_language_confidence_values(
-        normalize(text, DETECT_MAX_CHARS)
-    )
+    values = detector(langs).compute_language_confidence_values(normalize(text, DETECT_MAX_CHARS))
     if not values or values[0].value <= 0.0:
         return None, 0.0
     top = values[0]

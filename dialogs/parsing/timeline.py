@@ -80,7 +80,9 @@ _ASAP_STRONG = re.compile(
     r"\s+rapido\s+melhor)(?!\w)"
 )
 _ASAP_WEAK = re.compile(r"\b(?:now|today|hoy|ya|ahora|tomorrow|ayer|asap+|agora|hoje|ja)\b")
-_SOON_WEAK = re.compile(r"\b(?:soon|pronto|shortly|en\s+breve|em\s+breve|logo|daqui\s+a\s+pouco)\b")
+_SOON_WEAK = re.compile(
+    r"\b(?:soon|pronto|shortly|en\s+breve|em\s+breve|logo|daqui\s+a\s+pouco)\b"
+)
 _NEXT = re.compile(
     r"\b(?:(?:the\s+)?(?:next|following|coming)\s+(?P<u1>week|month|quarter|year)"
     r"|(?:(?:el|la|o|a)\s+)?(?:proxim[oa]|siguiente|seguinte)\s+(?P<u2>semana|mes|trimestre|ano)"
@@ -211,7 +213,11 @@ def _concrete(s: str, today: date, words: frozenset[str]) -> TimelineMatch | Non
             return _at(m, (date(year, 12, 31) - today).days)
         if year > today.year:
             return _at(m, (date(year, 1, 1) - today).days)
-    if "/" in s and (m := _DATE.search(s)) is not None and (days := _date_days(m, today)) is not None:
+    if (
+        "/" in s
+        and (m := _DATE.search(s)) is not None
+        and (days := _date_days(m, today)) is not None
+    ):
         # "15/03" alone may be a ratio or "24/7"; with "by"/"para"/a year it is a date.
         strong = bool(m.group("y") or _DATE_PREP.search(s, max(0, m.start() - 20), m.start()))
         return _at(m, days, strong=strong)

@@ -13,7 +13,7 @@ from dialogs.catalog import ScriptCatalog, ScriptVersionEntry
 from dialogs.language import detect, detector, first_language, switch_language
 from dialogs.loader import load_scripts
 from dialogs.multilingual import follow_language
-from dialogs.session import SlotRecord, Session
+from dialogs.session import Session, SlotRecord
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = load_scripts(ROOT / "dialogs" / "scripts")
