@@ -1,4 +1,5 @@
-"""Which language is the prospect writing in? English, Spanish or Portuguese, offline.
+"""Which language is the prospect writing in? Among the scripts' languages (ISO 639-1 codes:
+English, Spanish and Portuguese ship), offline.
 
 Two readers, cheapest first:
 
@@ -7,8 +8,9 @@ Two readers, cheapest first:
    messages a statistical detector cannot ("hola" alone is 45% Spanish to lingua).
 2. **lingua** (``lingua-language-detector``: its n-gram models ship in the wheel, no
    download), restricted to the languages the scripts cover, for messages of a few words.
-   Built once per process and per language set (building takes ~3 s and ~130 MB for three
-   languages in high-accuracy mode), lazily, under a lock.
+   Built once per process and per language set (building takes ~2-3 s, holding the GIL, and
+   ~130 MB for three languages in high-accuracy mode), under a lock; the service builds it at
+   start (:func:`dialogs.multilingual.warm`), before it serves.
 
 The policy is asymmetric on purpose: choosing the first script of a conversation takes little
 evidence (one marker word, or lingua at :data:`FIRST_CONFIDENCE`), but moving a running
@@ -30,7 +32,7 @@ from dialogs.parsing.normalize import fold, normalize, word_set
 if TYPE_CHECKING:
     from lingua import LanguageDetector
 
-SUPPORTED = ("en", "es", "pt")
+SUPPORTED = ("en", "es", "pt")  # the languages with marker words (lingua knows ~75)
 DETECT_MAX_CHARS = 300  # the start of a message says its language; longer costs more
 FIRST_CONFIDENCE = 0.70  # lingua's share for the top language when choosing the first script
 SWITCH_CONFIDENCE = 0.90  # ... and to move a running conversation to another language
@@ -145,7 +147,7 @@ def _only(counts: dict[str, int]) -> str | None:
 def detect(text: str, languages: Iterable[str]) -> tuple[str | None, float]:
     """lingua's most likely language of ``text`` among ``languages`` and its confidence
     (0-1); (None, 0.0) when it has no opinion (digits, emoji)."""
-    langs = frozenset(languages) & frozenset(SUPPORTED)
+    langs = detectable(languages)
     if len(langs) < 2:
         return (next(iter(langs), None), 1.0 if langs else 0.0)
     values = detector(langs).compute_language_confidence_values(normalize(text, DETECT_MAX_CHARS))
@@ -153,6 +155,19 @@ def detect(text: str, languages: Iterable[str]) -> tuple[str | None, float]:
         return None, 0.0
     top = values[0]
     return top.language.iso_code_639_1.name.lower(), float(top.value)
+
+
+def detectable(languages: Iterable[str]) -> frozenset[str]:
+    """The codes among ``languages`` lingua can tell apart (ISO 639-1 it has a model for)."""
+    return frozenset(c for c in languages if _lingua_knows(c))
+
+
+@lru_cache(maxsize=64)
+def _lingua_knows(code: str) -> bool:
+    """Whether lingua has a model for ISO 639-1 ``code`` ("pt" yes, "xx" no)."""
+    from lingua import IsoCode639_1
+
+    return hasattr(IsoCode639_1, code.upper()) and len(code) == 2
 
 
 _BUILD_LOCK = threading.Lock()

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from dialogs.language import first_language, switch_language
+from dialogs.language import detectable, detector, first_language, switch_language
 
 if TYPE_CHECKING:
     from dialogs.catalog import ScriptCatalog
@@ -71,3 +71,16 @@ def move(session: Session, target: Script) -> Session:
     if session.open_slot is not None and session.open_slot not in slots:
         update["open_slot"] = None  # not a true translation: the engine asks what is next
     return session.model_copy(update=update)
+
+
+def warm(catalog: ScriptCatalog) -> int:
+    """Build the language detector of every family with translations now (it takes seconds:
+    better at start, in a thread, than in a prospect's first turn); how many were built."""
+    sets = {
+        langs
+        for script in catalog.scripts().values()
+        if len(langs := detectable(catalog.languages(script))) > 1
+    }
+    for langs in sets:
+        detector(langs)
+    return len(sets)

@@ -12,7 +12,7 @@ import pytest
 from dialogs.catalog import ScriptCatalog, ScriptVersionEntry
 from dialogs.language import detect, detector, first_language, switch_language
 from dialogs.loader import load_scripts
-from dialogs.multilingual import follow_language
+from dialogs.multilingual import follow_language, warm
 from dialogs.session import Session, SlotRecord
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -150,3 +150,9 @@ def test_a_script_without_a_family_never_moves() -> None:
     cat = ScriptCatalog([ScriptVersionEntry(en, "", "file")])
     session = Session.new(en, NOW)
     assert follow_language(cat, en, session, "oi, tudo bem?", new=True) == (en, session)
+
+
+def test_warming_builds_one_detector_per_language_set() -> None:
+    assert warm(catalog()) == 1  # en/es/pt: one family, one detector
+    lone = SCRIPTS["b2b_default"].model_copy(update={"family": None})
+    assert warm(ScriptCatalog([ScriptVersionEntry(lone, "", "file")])) == 0
