@@ -80,7 +80,9 @@ Deliver = Callable[[Sequence[int], datetime], Awaitable[Mapping[int, str]]]
 @dataclass(frozen=True, slots=True)
 class Dialogs:
     """The scripts and profile conversations run on: a new conversation starts on the
-    current version of ``default_script``, a running one keeps the version it started on."""
+    current version of ``default_script`` (or of its translation in the language of the first
+    message), a running one keeps the version it started on (or moves, slots kept, to a
+    translation when the prospect clearly changes language: ``dialogs.multilingual``)."""
 
     catalog: ScriptCatalog
     default_script: str
@@ -344,7 +346,8 @@ class InboxProcessor:
     def _session(self, loaded: _Loaded, now: datetime) -> tuple[Script, Session]:
         """The script and session of the turn: a stored conversation continues on the
         version it started with (the catalog's current one, logged, if that is gone); a
-        new one starts on the current version of the default script."""
+        new one starts on the current version of the default script; either then follows
+        the prospect's language (:func:`dialogs.multilingual.follow_language`)."""
         catalog = self.dialogs.catalog
         # The script runs in the prospect's language (dialogs.multilingual): chosen from the
         # first message, moved (slots kept) when they clearly switch language.
