@@ -156,3 +156,14 @@ def test_warming_builds_one_detector_per_language_set() -> None:
     assert warm(catalog()) == 1  # en/es/pt: one family, one detector
     lone = SCRIPTS["b2b_default"].model_copy(update={"family": None})
     assert warm(ScriptCatalog([ScriptVersionEntry(lone, "", "file")])) == 0
+
+
+def test_two_scripts_of_one_family_in_one_language_resolve_to_the_smaller_id(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    es = SCRIPTS["b2b_es"]
+    twin = es.model_copy(update={"id": "a_b2b_es_copy"})
+    with caplog.at_level("WARNING", logger="leadbot.scripts"):
+        cat = ScriptCatalog([ScriptVersionEntry(s, "", "file") for s in (*SCRIPTS.values(), twin)])
+    assert cat.variant(SCRIPTS["b2b_default"], "es") is twin
+    assert "both family 'b2b' in 'es'" in caplog.text
