@@ -23,7 +23,6 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -54,32 +53,21 @@ MARKERS: dict[str, frozenset[str]] = {
         " unos unas con del muy pero tambien hacer usted ustedes vosotros equipo ahora ya lo"
         " hay ayuda pagina sitio marzo junio julio enero febrero mayo septiembre octubre"
         " noviembre diciembre llamada hablar persona millones medio cuanto gustaria"
-        " mucho poco tengo soy aqui queria vale claro"
+        " mucho poco tengo soy aqui queria"
     ),
     "pt": word_set(
         "oi obrigado obrigada valeu tudo bom boa preciso precisamos precisa quero queremos"
         " temos pessoas pessoa funcionarios orcamento quanto nao sim voce voces uma um uns umas"
-        " com da dos das na mais muito tambem fazer agora ja milhao milhoes reais marco"
+        " com dos das na mais muito tambem fazer agora ja milhao milhoes reais marco"
         " junho julho janeiro fevereiro maio setembro outubro novembro dezembro falar"
-        " atendente gente equipe aplicativo ainda pra ta ne meio tenho sou aqui"
+        " atendente equipe aplicativo ainda pra ta ne meio tenho sou aqui"
         " gostaria queria beleza certo isso essa esse"
     ),
 }
-# "queremos", "queria", "aqui" are both Spanish and Portuguese: drop what two lists share.
+# "queremos", "queria", "aqui" are Spanish and Portuguese alike: drop what two lists share.
 _SHARED = {w for a in MARKERS for b in MARKERS if a < b for w in MARKERS[a] & MARKERS[b]}
 MARKERS = {lang: words - _SHARED for lang, words in MARKERS.items()}
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
-
-
-@dataclass(frozen=True, slots=True)
-class Reading:
-    """What a message says about its language: marker words per language, its word count,
-    and lingua's top language with its confidence (None when lingua was not asked)."""
-
-    markers: dict[str, int]
-    words: int
-    language: str | None = None
-    confidence: float = 0.0
 
 
 def markers(text: str, languages: Iterable[str] = SUPPORTED) -> tuple[dict[str, int], int]:
