@@ -37,6 +37,7 @@ FIRST_CONFIDENCE = 0.70  # lingua's share for the top language when choosing the
 SWITCH_CONFIDENCE = 0.90  # ... and to move a running conversation to another language
 SWITCH_MIN_WORDS = 3  # fewer words never move a running conversation (lingua alone)
 SWITCH_MIN_MARKERS = 2  # marker words of the new language (and none of the old) that do
+SWITCH_LINGUA_ONLY_WORDS = 6  # words for lingua to move one without any marker word
 
 # Words of one language only, folded (lower-case, accent-free). Not the shared ones: "para",
 # "que", "somos", "empresa", "mes", "ano", "no", "me" are in two of them.
@@ -100,8 +101,9 @@ def switch_language(text: str, current: str, languages: Iterable[str]) -> str | 
 
     It moves only on strong evidence: :data:`SWITCH_MIN_MARKERS` marker words of the new
     language and none of ``current``, confirmed by lingua when the message is long enough to
-    ask it; or, without markers, lingua at :data:`SWITCH_CONFIDENCE` on a message of
-    :data:`SWITCH_MIN_WORDS` words or more. lingua is not asked when the markers already say
+    ask it; or lingua at :data:`SWITCH_CONFIDENCE` on a message of :data:`SWITCH_MIN_WORDS`
+    words or more with a marker word of the new language (of
+    :data:`SWITCH_LINGUA_ONLY_WORDS` without one). lingua is not asked when the markers already say
     the message is in ``current`` (most turns)."""
     langs = tuple(languages)
     if len(langs) < 2:
@@ -122,9 +124,11 @@ def switch_language(text: str, current: str, languages: Iterable[str]) -> str | 
     if n_words < SWITCH_MIN_WORDS:
         return None
     lang, confidence = detect(text, langs)
-    if lang is not None and lang != current and confidence >= SWITCH_CONFIDENCE:
-        return lang
-    return None
+    if lang is None or lang == current or confidence < SWITCH_CONFIDENCE:
+        return None
+    # Jargon reads as English to lingua ("SEO marketing digital"): without one marker word of
+    # the new language, only a longer message moves the conversation.
+    return lang if counts.get(lang, 0) or n_words >= SWITCH_LINGUA_ONLY_WORDS else None
 
 
 def _only(counts: dict[str, int]) -> str | None:

@@ -77,6 +77,14 @@ def test_a_clear_change_of_language_switches(text: str, current: str, language: 
     assert switch_language(text, current, LANGS) == language
 
 
+@pytest.mark.parametrize(
+    "text", ["SEO marketing digital", "CRM HubSpot integration", "app iOS Android"]
+)
+def test_jargon_does_not_switch(text: str) -> None:
+    assert switch_language(text, "es", LANGS) is None
+    assert switch_language(text, "pt", LANGS) is None
+
+
 def test_the_current_language_is_kept_without_asking_lingua() -> None:
     # Markers of the current language: no reason to switch, whatever lingua would say.
     assert switch_language("we need a new website by march", "en", LANGS) is None
