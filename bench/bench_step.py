@@ -67,6 +67,20 @@ REPLIES = {
         "¿quién eres?",
         "vale",
     ],
+    "pt": [
+        "precisamos de um site novo",
+        "marketing",
+        "somos uns 30 funcionários",
+        "só eu",
+        "uns 20 mil reais",
+        "meio milhão",
+        "sei lá",
+        "o quanto antes",
+        "para março",
+        "quanto custa?",
+        "quem é você?",
+        "beleza",
+    ],
 }
 
 

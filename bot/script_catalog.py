@@ -28,6 +28,7 @@ from bot.http.appkeys import SESSIONS, SETTINGS
 from bot.settings import Settings
 from dialogs.catalog import ScriptCatalog, ScriptVersionEntry
 from dialogs.loader import ScriptError, load_script_text, scan_dir, with_resource_url
+from dialogs.multilingual import warm
 from scheduler.store import Sessions, script_versions
 from scheduler.store.models import ScriptVersion
 from scheduler.store.script_versions import Fingerprint
@@ -131,6 +132,9 @@ async def _catalog(app: web.Application) -> AsyncIterator[None]:
     refresher = CatalogRefresher(app[CATALOG], app[SESSIONS], settings, file_entries(settings))
     await refresher.refresh()
     app[REFRESHER] = refresher
+    # The language detector takes ~2-3 s to build and holds the GIL meanwhile: build it before
+    # serving (once per process), not in a prospect's first turn with every other one waiting.
+    await asyncio.to_thread(warm, app[CATALOG])
     task = asyncio.create_task(refresher.run(), name="script_catalog.refresh")
     yield
     task.cancel()

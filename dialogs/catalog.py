@@ -55,6 +55,7 @@ class ScriptVersionEntry:
 class _Snapshot:
     versions: Mapping[str, Mapping[str, ScriptVersionEntry]]  # id -> version -> entry
     current: Mapping[str, ScriptVersionEntry]
+    families: Mapping[str, Mapping[str, Script]]  # family -> language -> current script
 
 
 def _snapshot(
@@ -83,7 +84,32 @@ def _snapshot(
     return _Snapshot(
         MappingProxyType({k: MappingProxyType(v) for k, v in versions.items()}),
         MappingProxyType(current),
+        _families(current.values()),
     )
+
+
+def _families(current: Iterable[ScriptVersionEntry]) -> Mapping[str, Mapping[str, Script]]:
+    """Family -> language -> script, over the current versions. Two scripts of one family in
+    one language: the smaller id wins (logged), so the choice does not depend on load order."""
+    out: dict[str, dict[str, Script]] = {}
+    for entry in sorted(current, key=lambda e: e.script_id):
+        script = entry.script
+        if script.family is None:
+            continue
+        mine = out.setdefault(script.family, {})
+        taken = mine.get(script.language)
+        if taken is not None:
+            log.warning(
+                "scripts: %s and %s are both family %r in %r; %s is used",
+                taken.id,
+                script.id,
+                script.family,
+                script.language,
+                taken.id,
+            )
+            continue
+        mine[script.language] = script
+    return MappingProxyType({k: MappingProxyType(v) for k, v in out.items()})
 
 
 class ScriptCatalog:
@@ -147,6 +173,21 @@ class ScriptCatalog:
     def scripts(self) -> dict[str, Script]:
         """The current version of every script, by id."""
         return {k: e.script for k, e in self._now.current.items()}
+
+    def languages(self, script: Script) -> frozenset[str]:
+        """The languages ``script``'s family is written in (just its own without a family)."""
+        if script.family is None:
+            return frozenset((script.language,))
+        return frozenset(self._now.families.get(script.family, {})) | {script.language}
+
+    def variant(self, script: Script, language: str) -> Script | None:
+        """The current script of ``script``'s family written in ``language``: ``script``
+        itself when it already is, None when the family has no such translation."""
+        if script.language == language:
+            return script
+        if script.family is None:
+            return None
+        return self._now.families.get(script.family, {}).get(language)
 
 
 def _published_key(entry: ScriptVersionEntry) -> float:

@@ -142,6 +142,9 @@ class Script(_Model):
     id: str = Field(pattern=_ID)
     version: str = Field(min_length=1)
     language: str = "en"
+    # Scripts of one family are translations of each other (same slots and option ids): a
+    # conversation moves to the family's script in the language the prospect writes in.
+    family: str | None = Field(default=None, pattern=_ID)
     greeting: str = Field(min_length=1)
     questions: list[Question]
     outcomes: dict[str, ScriptOutcome]

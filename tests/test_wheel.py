@@ -142,7 +142,7 @@ def test_an_installed_wheel_finds_every_data_file(tmp_path: Path) -> None:
     assert probe.returncode == 0, probe.stderr
     found = json.loads(probe.stdout.strip().splitlines()[-1])
     assert found["outside"] == []  # every default path points into the install
-    assert found["scripts"] == ["b2b_default", "b2b_es"]
+    assert found["scripts"] == ["b2b_default", "b2b_es", "b2b_pt"]
     assert found["prompts"] == ["draft_followup", "interpret", "qualify_email_lead"]
     assert "first_reply.txt" in found["templates"]
     assert found["check_problems"] == []

@@ -38,7 +38,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.locks import KeyedLock, Lease, LockUnavailable
-from bot.whatsapp.attribution import attribute
+from bot.whatsapp.attribution import attribute, strip_ref
 from bot.whatsapp.bursts import BurstScheduler
 from bot.whatsapp.effects import TurnContext, apply, cancel_follow_ups
 from bot.whatsapp.envelope import InboundMessage
@@ -50,6 +50,7 @@ from dialogs.catalog import ScriptCatalog
 from dialogs.errors import LeadbotError
 from dialogs.icp import Icp
 from dialogs.interpretation import Interpreter
+from dialogs.multilingual import follow_language
 from dialogs.script import Script
 from dialogs.session import Session
 from dialogs.turn import take_turn
@@ -79,7 +80,9 @@ Deliver = Callable[[Sequence[int], datetime], Awaitable[Mapping[int, str]]]
 @dataclass(frozen=True, slots=True)
 class Dialogs:
     """The scripts and profile conversations run on: a new conversation starts on the
-    current version of ``default_script``, a running one keeps the version it started on."""
+    current version of ``default_script`` (or of its translation in the language of the first
+    message), a running one keeps the version it started on (or moves, slots kept, to a
+    translation when the prospect clearly changes language: ``dialogs.multilingual``)."""
 
     catalog: ScriptCatalog
     default_script: str
@@ -343,8 +346,12 @@ class InboxProcessor:
     def _session(self, loaded: _Loaded, now: datetime) -> tuple[Script, Session]:
         """The script and session of the turn: a stored conversation continues on the
         version it started with (the catalog's current one, logged, if that is gone); a
-        new one starts on the current version of the default script."""
+        new one starts on the current version of the default script; either then follows
+        the prospect's language (:func:`dialogs.multilingual.follow_language`)."""
         catalog = self.dialogs.catalog
+        # The script runs in the prospect's language (dialogs.multilingual): chosen from the
+        # first message, moved (slots kept) when they clearly switch language.
+        text = "\n".join(strip_ref(m.text) for m in loaded.messages if m.text)
         if loaded.stored is not None:
             script_id = str(loaded.stored.get("script_id"))
             script = catalog.get(script_id, str(loaded.stored.get("script_version")))
@@ -352,11 +359,12 @@ class InboxProcessor:
                 stored = Session.model_validate(loaded.stored)
                 if script.version != stored.script_version:  # its version is gone
                     stored = stored.model_copy(update={"script_version": script.version})
-                return script, stored
+                return follow_language(catalog, script, stored, text, new=False)
             log.warning("inbox: script %r is gone; starting over", script_id)
         script = catalog.current(self.dialogs.default_script)
         name = loaded.lead.name if loaded.lead is not None else None
-        return script, Session.new(script, now, name=name or loaded.messages[0].name)
+        session = Session.new(script, now, name=name or loaded.messages[0].name)
+        return follow_language(catalog, script, session, text, new=True)
 
     async def _commit_many(self, turns: list[_Turn]) -> list[list[int]]:
         """Commit a batch of turns in one transaction; their new outbox rows, per turn.

@@ -32,7 +32,10 @@ if TYPE_CHECKING:
 
 RULES_MAX_CHARS = 1000  # rules read at most this much; a real answer is far shorter
 _CACHE_SIZE = 32
-_NO_BUDGET = re.compile(r"\b(?:no|zero|sin|not\s+a|don'?t\s+have\s+a)\s+(?:budget|presupuesto)\b")
+_NO_BUDGET = re.compile(
+    r"\b(?:no|zero|sin|sem|not\s+a|don'?t\s+have\s+a|no\s+tenemos|nao\s+temos|nao\s+tem)\s+"
+    r"(?:budget|presupuesto|orcamento)\b"
+)
 
 
 @dataclass(frozen=True, slots=True)

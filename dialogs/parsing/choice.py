@@ -32,7 +32,8 @@ FUZZY_MIN_LEN = 5  # shorter tokens are too easy to confuse ("add"/"ads", "ap"/"
 STEM_MIN_LEN = 6  # "automat-", "develop-", "consult-": long enough to mean the same thing
 
 _NEGATION = re.compile(
-    r"(?:\b(?:not|no|dont|don't|without|except|ni|sin|nada\s+de|not\s+really)\s+(?:\w+\s+)?)$"
+    r"(?:\b(?:not|no|dont|don't|without|except|ni|sin|nada\s+de|not\s+really|nao|nem|sem)\s+"
+    r"(?:\w+\s+)?)$"
 )
 _ORDINALS = {
     "first": 1,
@@ -55,11 +56,17 @@ _ORDINALS = {
     "5th": 5,
     "quinto": 5,
     "quinta": 5,
+    "primeiro": 1,
+    "primeira": 1,
+    "terceiro": 3,
+    "terceira": 3,
+    "quarto": 4,
+    "quarta": 4,
 }
 _POSITION = re.compile(
-    r"^\W*(?P<opt>(?:option|opcion|opt|number|numero|no\.?|#)\s*)?(?P<n>\d{1,2})\s*[.)]?\W*$"
-    r"|^\W*(?:the\s+|la\s+|el\s+)?(?P<w>" + "|".join(_ORDINALS) + r")(?:\s+(?:one|option"
-    r"|opcion|una|uno))?\W*$"
+    r"^\W*(?P<opt>(?:option|opcion|opcao|opt|number|numero|no\.?|#)\s*)?(?P<n>\d{1,2})\s*[.)]?\W*$"
+    r"|^\W*(?:the\s+|la\s+|el\s+|a\s+|o\s+)?(?P<w>" + "|".join(_ORDINALS) + r")(?:\s+(?:one"
+    r"|option|opcion|opcao|una|uno))?\W*$"
 )
 _WORD = re.compile(rf"[^\W\d_]{{{FUZZY_MIN_LEN},}}")
 

@@ -1,4 +1,5 @@
-"""Currency symbols, codes and words, and amount multipliers ("k", "mil", "millones")."""
+"""Currency symbols, codes and words, and amount multipliers ("k", "mil", "millones",
+"milhões", "R$ 2 mi")."""
 
 from __future__ import annotations
 
@@ -26,9 +27,13 @@ CURRENCY_WORDS = {
     "cop": "COP",
     "ars": "ARS",
     "clp": "CLP",
+    "r$": "BRL",
+    "brl": "BRL",
+    "reais": "BRL",
 }
 CUR_WORD = (
-    r"us\$|usd|eur|gbp|mxn|cop|ars|clp|euros?|dollars?|d[oó]lar(?:es)?|bucks|pounds?|quid|pesos?"
+    r"r\$|us\$|usd|eur|gbp|mxn|cop|ars|clp|brl|reais|euros?|dollars?|d[oó]lar(?:es)?|bucks"
+    r"|pounds?|quid|pesos?"
 )
 MULTS = {
     "k": 1e3,
@@ -43,11 +48,20 @@ MULTS = {
     "millon": 1e6,
     "millón": 1e6,
     "millones": 1e6,
+    "milhão": 1e6,
+    "milhao": 1e6,
+    "milhões": 1e6,
+    "milhoes": 1e6,
+    "mi": 1e6,  # Brazilian chat: "R$ 2 mi"
+    "mio": 1e6,
     "b": 1e9,
     "bn": 1e9,
     "billion": 1e9,
 }
-MULT = r"millones|millions|million|mill[oó]n|thousand|billion|grand|mil|mm|mn|bn|k|m|b"
+MULT = (
+    r"millones|millions|million|mill[oó]n|milh[aã]o|milh[oõ]es|thousand|billion|grand|mil|mio"
+    r"|mm|mn|bn|mi|k|m|b"
+)
 
 
 def currency_code(token: str | None) -> str | None:

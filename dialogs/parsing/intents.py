@@ -18,8 +18,10 @@ _STOP_ALONE = re.compile(
     r"|quit|end|remove(?:\s+me)?|baja|de\s+baja|para|parar|pare|alto|basta|cancelar|salir|sair"
     r"|arret(?:er|e)?|stopp|abmelden|desabonner|disiscrivi|not\s+interested|no\s+interesado"
     r"|no\s+interesada|no\s+me\s+interesa|no\s+gracias,?\s+no\s+me\s+interesa"
-    r"|no\s+thanks,?\s+not\s+interested)(?:\s+(?:please|pls|now|thanks|thank\s+you"
-    r"|por\s+favor|gracias|ya))*\W*$"
+    r"|no\s+thanks,?\s+not\s+interested|descadastrar|nao\s+tenho\s+interesse|sem\s+interesse"
+    r"|nao\s+me\s+interessa|nao\s+quero|nao\s+obrigad[oa],?\s+nao\s+tenho\s+interesse)"
+    r"(?:\s+(?:please|pls|now|thanks|thank\s+you|por\s+favor|gracias|ya|obrigad[oa]"
+    r"|valeu))*\W*$"
 )
 # Opt-outs inside a longer message: explicit enough that no business answer contains them.
 _STOP_PHRASE = re.compile(
@@ -35,7 +37,12 @@ _STOP_PHRASE = re.compile(
     r"|\bno\s+me\s+(?:escribas|escriban|contactes|contacten|molestes|molesten|mandes"
     r"|manden|envies|envien)\b|\bdej(?:a|en)\s+de\s+(?:escribirme|mandarme|enviarme"
     r"|contactarme|molestarme|escribir)\b|\bno\s+quiero\s+(?:recibir\s+)?(?:mas\s+)?mensajes\b"
-    r"|\b(?:eliminame|borrame|sacame)\b|\bno\s+(?:mas|more)\s+mensajes\b)"
+    r"|\b(?:eliminame|borrame|sacame)\b|\bno\s+(?:mas|more)\s+mensajes\b"
+    r"|\bnao\s+(?:me\s+)?(?:mande|mandem|envie|enviem|escreva|escrevam|ligue|liguem|chame"
+    r"|contate|contatem|incomode)\s+mais\b|\bnao\s+quero\s+(?:mais\s+)?(?:receber\s+)?"
+    r"(?:mais\s+)?mensage(?:m|ns)\b|\bpar(?:e|a|em)\s+de\s+(?:me\s+)?(?:mandar|enviar"
+    r"|escrever|ligar|incomodar)\b|\b(?:me\s+)?(?:tira|tire|remova|remove|exclua)\s+(?:o\s+)?"
+    r"(?:meu\s+(?:numero|contato)|me)?\s*da\s+(?:sua\s+)?lista\b|\bme\s+descadastr[ae]\b)"
 )
 _HUMAN = re.compile(
     r"(?:\b(?:talk|speak|chat|connect\s+me|put\s+me\s+through|transfer\s+me)\s+(?:to|with)\s+"
@@ -49,15 +56,22 @@ _HUMAN = re.compile(
     r"|\bcall\s+me\b|\bllam(?:ame|enme|adme)\b"
     r"|\bhablar\s+con\s+(?:(?:una|un|el|la)\s+)?(?:persona|humano|asesor|agente"
     r"|vendedor|comercial|alguien|ejecutivo|representante)\b"
-    r"|\bpersona\s+real\b|\bpasa(?:me|nme)\s+con\b|\batencion\s+humana\b"
-    r"|\bquiero\s+(?:un|una)\s+(?:humano|persona|asesor)\b)"
+    r"|\bpersona\s+real\b|\bpasa(?:me|nme)\s+con\b|\bme\s+pasa[sn]?\s+con\b"
+    r"|\batencion\s+humana\b"
+    r"|\bquiero\s+(?:un|una)\s+(?:humano|persona|asesor)\b"
+    r"|\bfalar\s+com\s+(?:(?:uma|um|o|a|algum|alguma)\s+)?(?:pessoa|humano|atendente|vendedor"
+    r"|consultor|alguem|especialista|representante|gente\s+de\s+verdade|comercial)\b"
+    r"|\bpessoa\s+de\s+verdade\b|\batendimento\s+humano\b|\bme\s+lig(?:a|ue|uem)\b"
+    r"|\bquero\s+(?:um|uma)\s+(?:atendente|humano|pessoa)\b|^\W*atendente\W*$)"
 )
 _GREETING = re.compile(
     r"^\W*(?:hi+|hello+|hey+|hiya|heya|yo|howdy|greetings|good\s+(?:morning|afternoon|evening"
     r"|day)|morning|hola+|buenas|buenos\s+dias|buenas\s+(?:tardes|noches)|que\s+tal|saludos"
-    r"|ola|oi|bonjour|hallo|ciao|hey\s+there|hi\s+there|hello\s+there)"
-    r"(?:\s+(?:there|team|all|everyone|guys|folks|friend|amigo|amigos|a\s+todos|como\s+estas"
-    r"|how\s+are\s+you|que\s+tal))*[\W_]*$"
+    r"|ola|oi+|bonjour|hallo|ciao|hey\s+there|hi\s+there|hello\s+there|bom\s+dia|boa\s+tarde"
+    r"|boa\s+noite|e\s+ai|opa|tudo\s+bem|tudo\s+bom)"
+    r"(?:[\s,!.]+(?:there|team|all|everyone|guys|folks|friend|amigo|amigos|a\s+todos|como\s+estas"
+    r"|how\s+are\s+you|que\s+tal|tudo\s+bem|tudo\s+bom|pessoal|gente|td\s+bem|como\s+vai"
+    r"|bom\s+dia|boa\s+tarde|buen\s+dia))*[\W_]*$"
 )
 UNKNOWN_ANSWER = re.compile(
     r"(?<![\w])(?:idk|dunno|i\s*(?:do\s*n'?o?t|dont)\s*know|don'?t\s+know|not\s+sure|unsure"
@@ -65,12 +79,17 @@ UNKNOWN_ANSWER = re.compile(
     r"|can'?t\s+say|depends|it\s+depends|no\s+se|ni\s+idea|no\s+estoy\s+segur[oa]|depende"
     r"|quien\s+sabe|no\s+lo\s+se|aun\s+no\s+se|todavia\s+no\s+se|sin\s+definir"
     r"|no\s+lo\s+tengo\s+claro|no\s+tengo\s+idea|not\s+yet\s+sure|no\s+tengo\s+ni\s+idea"
-    r"|prefer\s+not\s+to\s+say|rather\s+not\s+say|prefiero\s+no\s+decir)\b"
+    r"|prefer\s+not\s+to\s+say|rather\s+not\s+say|prefiero\s+no\s+decir|nao\s+sei"
+    r"|sei\s+la|nao\s+faco\s+ideia|nem\s+ideia|nao\s+tenho\s+(?:certeza|ideia)|a\s+definir"
+    r"|nao\s+definid[oa]|nao\s+sei\s+dizer|prefiro\s+nao\s+(?:dizer|informar|falar)"
+    r"|ainda\s+nao\s+sei|ainda\s+nao\s+(?:definimos|decidimos|temos\s+certeza)"
+    r"|no\s+(?:lo\s+)?hemos\s+definido|por\s+definir|no\s+sabria\s+decir|no\s+sabemos)\b"
 )
 _QUESTION_START = re.compile(
     r"^\W*(?:what|what's|whats|how|who|who's|whos|where|when|why|which|can|could|do|does|is"
     r"|are|will|would|que|como|quien|quienes|donde|cuando|cuanto|cuanta|cuantos|cual|por\s+que"
-    r"|puedo|puedes|hay|tienen|ofrecen)\b"
+    r"|puedo|puedes|hay|tienen|ofrecen|o\s+que|quanto|quanta|quantos|quem|onde|quando|qual"
+    r"|quais|por\s+que|voces|vcs|posso|pode|podem|fazem|atendem)\b"
 )
 
 
@@ -79,12 +98,14 @@ _QUESTION_START = re.compile(
 _STOP_WORDS = word_set(
     "stop stopp unsubscribe opt out alone more message text contact write bother spam call"
     " remove take delete baja escribas escriban contactes contacten molestes molesten mandes"
-    " manden envies envien deja dejen quiero eliminame borrame sacame mas"
+    " manden envies envien deja dejen quiero eliminame borrame sacame mas nao pare para parem"
+    " tira tire remova exclua descadastre descadastra lista"
 )
 _HUMAN_WORDS = word_set(
     "talk speak chat connect put transfer real actual live human agent operator"
     " representative person someone somebody alguien call llamame llamenme llamadme hablar"
-    " persona pasame pasanme atencion quiero humano agente asesor operador"
+    " persona pasame pasanme atencion quiero humano agente asesor operador falar pessoa"
+    " atendimento atendente liga ligue liguem"
 )
 
 
@@ -159,4 +180,6 @@ def unknown_answer(folded: str) -> re.Match[str] | None:
 
 def looks_like_question(folded: str) -> bool:
     """Whether the message asks something: a question mark or a question word first."""
+    if _GREETING.match(folded) is not None:
+        return False  # "oi, tudo bem?", "hola, ¿qué tal?": a greeting, not a question
     return "?" in folded or "¿" in folded or _QUESTION_START.match(folded) is not None

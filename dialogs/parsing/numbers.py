@@ -1,5 +1,6 @@
 """Find amounts and counts in prospect text: "50k", "$1.2M", "1,200", "about 200 people",
-"between 20 and 50", "twenty", "2.5m€", "15 mil" (Spanish: thousand).
+"between 20 and 50", "twenty", "2.5m€", "15 mil" (Spanish and Portuguese: thousand),
+"R$ 50 mil", "uns 200 funcionários", "meio milhão", "2-3k/mo".
 
 :func:`find_numbers` returns every number with its verbatim span, the unit it was written
 with (people, currency, or a time/percent/year unit that makes it *not* a count or an amount)
@@ -40,64 +41,79 @@ _PEOPLE = re.compile(  # "40 people", "40 full-time devs", "a 40-person agency"
     r"^\s*-?\s*(?:[\w-]+\s+){0,2}?(?:people|persons?|ppl|pax|employees?|emps?|staff(?:ers)?|folks"
     r"|guys|heads|headcount|team\s*members|members|devs|developers|engineers|workers|seats"
     r"|users|agents|reps|salespeople|fte|ftes|personas?|empleados?|trabajadores|colaboradores"
-    r"|gente|personal|miembros)\b",
+    r"|gente|personal|miembros|pessoas?|funcion[aá]rios?|profissionais|membros|cabe[cç]as"
+    r"|vendedores|consultores)\b",
     re.IGNORECASE,
 )
 _PEOPLE_BEFORE = re.compile(
-    r"(?:\b(?:team|company|staff|crew|org|organization|organisation|headcount|equipo|empresa)"
-    r"\s+(?:of|is|de|is\s+about|of\s+about|de\s+unos|de\s+unas)?|\bwe\s*(?:'re|are)|\bwe're"
-    r"|\bsomos|\bwe\s+have|\btenemos|\bwe\s+employ|\bemployees?:?|\bstaff:?|\bheadcount:?)"
-    r"\s*(?:about|around|roughly|approx\.?|like|some|~|unos|unas|casi|más\s+de|mas\s+de"
-    r"|over|under|almost|nearly)?\s*$",
+    r"(?:\b(?:team|company|staff|crew|org|organization|organisation|headcount|equipo|empresa"
+    r"|equipe)\s+(?:of|is|de|is\s+about|of\s+about|de\s+unos|de\s+unas|de\s+uns"
+    r"|de\s+umas|com)?|\btime\s+(?:de|com)|\bwe\s*(?:'re|are)|\bwe're|\bsomos|\bwe\s+have|\btenemos|\btemos"
+    r"|\bwe\s+employ|\bemployees?:?|\bstaff:?|\bheadcount:?|\bfuncion[aá]rios:?)"
+    r"\s*(?:about|around|roughly|approx\.?|like|some|~|unos|unas|uns|umas|casi|quase|más\s+de"
+    r"|mas\s+de|mais\s+de|cerca\s+de|over|under|almost|nearly)?\s*$",
     re.IGNORECASE,
 )
 _TIME_AFTER = re.compile(
-    r"^\s*(?:more\s+|m[aá]s\s+)?(?:days?|d[ií]as?|weeks?|wks?|semanas?|months?|mos?|meses|mes"
-    r"|years?|yrs?|a[nñ]os?|hours?|hrs?|horas?|minutes?|mins?|minutos?|am|pm|quarters?"
-    r"|trimestres?)\b",
+    r"^\s*(?:more\s+|m[aá]s\s+|mais\s+)?(?:days?|d[ií]as?|weeks?|wks?|semanas?|months?|mos?"
+    r"|meses|m[eê]s|years?|yrs?|a[nñ]os?|anos?|hours?|hrs?|horas?|minutes?|mins?|minutos?|am"
+    r"|pm|quarters?|trimestres?)\b",
     re.IGNORECASE,
 )
-_PERCENT_AFTER = re.compile(r"^\s*(?:%|percent\b|por\s*ciento\b)", re.IGNORECASE)
+# "five-figure budget", "6 figures", "5-6 figures": the least such an amount is.
+_FIGURES_AFTER = re.compile(r"^\s*-?\s*(?:figures?|figure\s+sum|d[ií]gitos)\b", re.IGNORECASE)
+_PERCENT_AFTER = re.compile(r"^\s*(?:%|percent\b|por\s*cien(?:to)?\b)", re.IGNORECASE)
 _ORDINAL_AFTER = re.compile(r"^(?:st|nd|rd|th|º|ª|o)\b", re.IGNORECASE)
-_YEAR_BEFORE = re.compile(r"\b(?:in|by|before|until|after|en|para|antes\s+de|hasta)\s*$", re.I)
+_YEAR_BEFORE = re.compile(
+    r"\b(?:in|by|before|until|after|en|para|antes\s+de|hasta|em|at[eé]|depois\s+de)\s*$", re.I
+)
 _ABOVE_BEFORE = re.compile(
     r"(?:\b(?:more\s+than|over|above|at\s+least|min(?:imum)?|upwards\s+of|m[aá]s\s+de"
-    r"|m[ií]nimo|por\s+encima\s+de)|>=?)\s*$",
+    r"|m[ií]nimo|por\s+encima\s+de|mais\s+de|acima\s+de|pelo\s+menos|al\s+menos)|>=?)\s*$",
     re.IGNORECASE,
 )
 _BELOW_BEFORE = re.compile(
     r"(?:\b(?:less\s+than|fewer\s+than|under|below|up\s+to|max(?:imum)?|at\s+most|no\s+more"
-    r"\s+than|menos\s+de|hasta|m[aá]ximo|por\s+debajo\s+de)|<=?)\s*$",
+    r"\s+than|menos\s+de|hasta|m[aá]ximo|por\s+debajo\s+de|at[eé]|abaixo\s+de)|<=?)\s*$",
     re.IGNORECASE,
 )
 _APPROX_BEFORE = re.compile(
     r"(?:\b(?:about|around|approx(?:\.|imately)?|roughly|circa|ca\.|like|some|close\s+to"
     r"|nearly|almost|unos|unas|alrededor\s+de|aprox(?:\.|imadamente)?|cerca\s+de|casi"
-    r"|m[aá]s\s+o\s+menos)|~|±)\s*$",
+    r"|m[aá]s\s+o\s+menos|uns|umas|por\s+volta\s+de|em\s+torno\s+de|en\s+torno\s+a"
+    r"|mais\s+ou\s+menos|quase|tipo|aproximadamente)|~|±)\s*$",
     re.IGNORECASE,
 )
-_RANGE_BETWEEN = re.compile(r"^\s*(?:-|–|—|to|a|hasta|or|o|/|til|till)\s*$", re.IGNORECASE)
-_RANGE_AND = re.compile(r"^\s*(?:and|y|&)\s*$", re.IGNORECASE)
+_RANGE_BETWEEN = re.compile(
+    r"^\s*(?:-|–|—|to|a|hasta|or|o|ou|at[eé]|/|til|till)\s*$", re.IGNORECASE
+)
+_RANGE_AND = re.compile(r"^\s*(?:and|y|e|&)\s*$", re.IGNORECASE)
 _RANGE_OPEN = re.compile(r"\b(?:between|entre|from|de|desde)\s*$", re.IGNORECASE)
 # Money words anywhere; a period ("per month", "/mo") only right after an amount: "5k/mo" is
 # money, "100 meetings/month" is not.
 _BUDGET_WORDS = re.compile(
-    r"\b(?:budget|presupuesto|spend|invest|investment|inversi[oó]n|pay|pagar|gastar|invertir)\b"
-    r"|\d\s*(?:k|m|mil|grand)?\s*(?:per\s+month|a\s+month|monthly|/\s*mo(?:nth)?|per\s+year"
-    r"|a\s+year|annual(?:ly)?|al\s+mes|mensual(?:es)?|al\s+a[nñ]o|anual(?:es)?)\b",
+    r"\b(?:budget|presupuesto|spend|invest|investment|inversi[oó]n|pay|pagar|gastar|invertir"
+    r"|or[cç]amento|investimento|investir)\b"
+    r"|\d\s*(?:k|m|mil|grand|mi)?\s*(?:per\s+month|a\s+month|monthly|/\s*mo(?:nth)?|per\s+year"
+    r"|a\s+year|annual(?:ly)?|al\s+mes|mensual(?:es)?|al\s+a[nñ]o|anual(?:es)?|por\s+m[eê]s"
+    r"|ao\s+m[eê]s|mensais|mensal|por\s+ano|ao\s+ano|/\s*m[eê]s)\b",
     re.IGNORECASE,
 )
 _LOOKBACK = 40  # characters before a number searched for "more than", "team of", ...
 # Words one of the "before" patterns needs; checked first because a set lookup is cheap.
-_ABOVE_WORDS = word_set("more over above least min minimum upwards mas minimo encima")
-_BELOW_WORDS = word_set("less fewer under below up max maximum most menos hasta maximo debajo")
+_ABOVE_WORDS = word_set(
+    "more over above least min minimum upwards mas minimo encima mais acima pelo menos"
+)
+_BELOW_WORDS = word_set(
+    "less fewer under below up max maximum most menos hasta maximo debajo ate abaixo"
+)
 _APPROX_WORDS = word_set(
     "about around approx approximately roughly circa ca like some close nearly almost unos"
-    " unas alrededor aprox aproximadamente cerca casi menos"
+    " unas alrededor aprox aproximadamente cerca casi menos uns umas volta torno quase tipo"
 )
 _PEOPLE_BEFORE_WORDS = word_set(
     "team company staff crew org organization organisation headcount equipo empresa we re"
-    " somos have tenemos employ employee employees"
+    " somos have tenemos employ employee employees equipe time temos funcionarios"
 )
 
 
@@ -170,6 +186,7 @@ def mentions_budget(text: str) -> bool:
 _BUDGET_TRIGGERS = word_set(
     "budget presupuesto spend invest investment inversion inversión per a monthly mo month"
     " year annual annually al mensual mensuales anual anuales pay pagar gastar invertir"
+    " orcamento investimento investir por ao mes mensais ano"
 )
 
 
@@ -184,7 +201,7 @@ def _raw(m: re.Match[str], text: str, language: str) -> _Raw | None:
     mult_word = (m.group("mult") or "").lower()
     mult = MULTS.get(mult_word, 1.0)
     digits = "num" in m.re.groupindex
-    if mult_word == "mil" and not language.startswith("es") and digits:
+    if mult_word == "mil" and not language.startswith(("es", "pt")) and digits:
         mult = 1e6  # English slang: "$2 mil" is two million; Spanish "15 mil" is 15,000
     if mult_word in ("m", "b") and not digits:
         return None  # "twenty m" is not a thing; avoid eating a stray letter
@@ -280,7 +297,12 @@ def _finish(
     after = text[end : end + 40]
     before = text[max(0, start - _LOOKBACK) : start]
     unit: Unit | None
-    if currency:
+    figures = _FIGURES_AFTER.match(after)
+    if figures is not None and 3 <= (low if low is not None else value) <= 9:
+        value = 10.0 ** (int(low if low is not None else value) - 1)
+        low = high = None
+        currency, approximate, end = currency or "", True, end + figures.end()
+    if currency is not None:
         unit = "currency"
     elif _TIME_AFTER.match(after):
         unit = "time"
@@ -304,7 +326,7 @@ def _finish(
         start=start,
         end=end,
         unit=unit,
-        currency=currency,
+        currency=currency or None,
         low=low,
         high=high,
         bound=bound,

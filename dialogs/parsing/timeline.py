@@ -2,7 +2,8 @@
 
 Reads folded text (see :func:`dialogs.parsing.normalize.fold`): "asap", "yesterday",
 "next week", "next month", "by March", "Q3", "end of year", "in 2 months", "no rush",
-"not sure", and their Spanish equivalents ("lo antes posible", "el mes que viene", "no sé").
+"not sure", and their Spanish and Portuguese equivalents ("lo antes posible", "el mes que
+viene", "no sé", "o quanto antes", "mês que vem", "para março", "não sei").
 
 Conventions, so buckets are predictable: a relative period ("next month", "this quarter",
 "next year") means its *end*; a named period ("March", "Q3", "2026") its *start*, the
@@ -62,52 +63,70 @@ _LATER = re.compile(
     r"|at\s+some\s+point|in\s+the\s+future|mas\s+adelante|sin\s+prisa|no\s+hay\s+prisa"
     r"|no\s+tengo\s+prisa|algun\s+dia|solo\s+(?:mirando|explorando|curioseando)|a\s+futuro"
     r"|ahora\s+no|todavia\s+no|aun\s+no|a\s+largo\s+plazo|mas\s+tarde|no\s+es\s+urgente"
-    r"|not\s+urgent)\b"
+    r"|not\s+urgent|sem\s+pressa|nao\s+tenho\s+pressa|nao\s+ha\s+pressa|sem\s+urgencia"
+    r"|mais\s+(?:pra|para)\s+frente|mais\s+adiante|algum\s+dia|futuramente|no\s+futuro"
+    r"|(?:so|apenas|solo)\s+(?:estamos\s+|estou\s+|estoy\s+)?(?:olhando|pesquisando|pesquisa"
+    r"|cotando|mirando|explorando|viendo)|agora\s+nao"
+    r"|por\s+enquanto\s+nao|(?:a|de)\s+longo\s+prazo|mais\s+tarde|nao\s+e\s+urgente)\b"
 )
 _ASAP_STRONG = re.compile(
     rf"{_P}(?:asap|a\.s\.a\.p\.?|as\s+soon\s+as\s+possible|right\s+away|right\s+now|immediately"
     r"|urgent(?:ly)?|yesterday|lo\s+antes\s+posible|cuanto\s+antes|lo\s+mas\s+pronto\s+posible"
     r"|ya\s+mismo|urgente|urge|inmediatamente|de\s+inmediato|ahora\s+mismo|para\s+ayer|enseguida"
     r"|this\s+week|esta\s+semana|start\s+now|empezar\s+ya|cuanto\s+mas\s+pronto\s+mejor"
-    r"|the\s+sooner\s+the\s+better)(?!\w)"
+    r"|the\s+sooner\s+the\s+better|o\s+quanto\s+antes|quanto\s+antes|o\s+mais\s+(?:rapido"
+    r"|breve|cedo)\s+possivel|imediatamente|de\s+imediato|agora\s+mesmo|(?:pra|para)\s+ontem"
+    r"|com\s+urgencia|(?:essa|nesta|nessa)\s+semana|comecar\s+ja|ja\s+ja|quanto\s+mais"
+    r"\s+rapido\s+melhor)(?!\w)"
 )
-_ASAP_WEAK = re.compile(r"\b(?:now|today|hoy|ya|ahora|tomorrow|ayer|asap+)\b")
-_SOON_WEAK = re.compile(r"\b(?:soon|pronto|shortly|en\s+breve)\b")
+_ASAP_WEAK = re.compile(r"\b(?:now|today|hoy|ya|ahora|tomorrow|ayer|asap+|agora|hoje|ja)\b")
+_SOON_WEAK = re.compile(
+    r"\b(?:soon|pronto|shortly|en\s+breve|em\s+breve|logo|daqui\s+a\s+pouco)\b"
+)
 _NEXT = re.compile(
     r"\b(?:(?:the\s+)?(?:next|following|coming)\s+(?P<u1>week|month|quarter|year)"
-    r"|(?:(?:el|la)\s+)?(?:proxim[oa]|siguiente)\s+(?P<u2>semana|mes|trimestre|ano)"
-    r"|(?:(?:el|la)\s+)?(?P<u3>semana|mes|trimestre|ano)\s+(?:que\s+viene|proxim[oa]|siguiente))\b"
+    r"|(?:(?:el|la|o|a)\s+)?(?:proxim[oa]|siguiente|seguinte)\s+(?P<u2>semana|mes|trimestre|ano)"
+    r"|(?:(?:el|la|o|a)\s+)?(?P<u3>semana|mes|trimestre|ano)\s+(?:que\s+viene|que\s+vem"
+    r"|proxim[oa]|siguiente|seguinte))\b"
 )
 _THIS = re.compile(
     r"\b(?:(?:this|current|by\s+the\s+end\s+of\s+(?:the|this))\s+(?P<u1>month|quarter|year)"
-    r"|(?:est[ea]|el\s+presente)\s+(?P<u2>mes|trimestre|ano)"
-    r"|(?:end\s+of\s+(?:the\s+)?|fin(?:al)?(?:es)?\s+de(?:l)?\s+|finales\s+de(?:l)?\s+|eo)"
+    r"|(?:est[ea]|ess[ea]|nest[ea]|ness[ea]|el\s+presente)\s+(?P<u2>mes|trimestre|ano)"
+    r"|(?:end\s+of\s+(?:the\s+)?|fin(?:al)?(?:es)?\s+de(?:l)?\s+|finales\s+de(?:l)?\s+"
+    r"|(?:fim|final)\s+d[oe]\s+|eo)"
     r"(?P<u3>month|quarter|year|y|mes|trimestre|ano|q)(?![\w]))"
 )
 _RELATIVE = re.compile(
     r"\b(?P<prep>in|within|inside|over\s+the\s+next|next|en|dentro\s+de|durante\s+los"
-    r"|en\s+los\s+proximos|los\s+proximos|proximos)?\s*"
+    r"|en\s+los\s+proximos|los\s+proximos|proximos|em|daqui\s+a|nos\s+proximos|dentro\s+de"
+    r"|em\s+(?:ate|uns|umas))?\s*"
     r"(?P<n>\d{1,3}|a\s+couple\s+of|a\s+couple|couple\s+of|a\s+few|un\s+par\s+de|par\s+de"
-    r"|unos\s+pocos|unos|unas|several|varios|an?|one|two|three|four|five|six|eight|nine|ten"
-    r"|twelve|un|una|dos|tres|cuatro|cinco|seis|ocho|nueve|diez|doce|few)\s*"
-    r"(?:-\s*|to\s+|a\s+)?(?:(?P<n2>\d{1,3})\s*)?"
+    r"|um\s+par\s+de|unos\s+pocos|unos\s+dos|unos\s+tres|uns\s+dois|uns\s+tres|unos|unas"
+    r"|uns|umas|alguns|algumas|several|varios|an?|one|two|three|four|five|six|eight|nine|ten"
+    r"|twelve|un|una|um|uma|dos|dois|duas|tres|cuatro|quatro|cinco|seis|ocho|oito|nueve|nove"
+    r"|diez|dez|doce|doze|few)\s*"
+    r"(?:-\s*|to\s+|a\s+|ou\s+|o\s+)?(?:(?P<n2>\d{1,3})\s*)?"
     r"(?P<unit>days?|dias?|weeks?|wks?|semanas?|months?|mos|meses|mes|quarters?|trimestres?"
     r"|years?|yrs?|anos?)\b"
 )
 _QUARTER = re.compile(
-    r"\b(?P<end>end\s+of\s+|fin(?:al)?\s+del?\s+|by\s+the\s+end\s+of\s+)?"
-    r"(?:q(?P<q>[1-4])|(?P<qw>first|second|third|fourth|primer|segundo|tercer|cuarto)"
-    r"\s+(?:quarter|trimestre))(?:\s*(?:of\s+)?(?P<year>20\d\d))?\b"
+    r"\b(?P<end>end\s+of\s+|fin(?:al)?\s+del?\s+|by\s+the\s+end\s+of\s+|(?:fim|final)\s+do\s+)?"
+    r"(?:q(?P<q>[1-4])|(?P<qw>first|second|third|fourth|primer|segundo|tercer|cuarto|primeiro"
+    r"|terceiro|quarto)\s+(?:quarter|trimestre)|(?P<qn>[1-4])\s*(?:o|er|ro|do|to|st|nd|rd|th)?"
+    r"\s*(?:quarter|trimestre)|(?P<qt>[1-4])t)(?:\s*(?:of\s+|de\s+|del\s+)?(?P<year>20\d\d))?\b"
 )
 _HALF = re.compile(r"\b(?:h2|second\s+half|segundo\s+semestre|2nd\s+half)\b")
 _NEXT_YEAR_PART = re.compile(
-    r"\b(?:(?:early|beginning\s+of|start\s+of|principios\s+de(?:l)?|inicios\s+de(?:l)?)\s+"
-    r"(?:next\s+year|(?:el\s+)?ano\s+que\s+viene|(?:el\s+)?proximo\s+ano))\b"
+    r"\b(?:(?:early|beginning\s+of|start\s+of|principios\s+de(?:l)?|inicios\s+de(?:l)?"
+    r"|inicio\s+d[oe]|comeco\s+d[oe])\s+(?:next\s+year|(?:el\s+|o\s+)?ano\s+que\s+(?:viene|vem)"
+    r"|(?:el\s+|o\s+)?proximo\s+ano))\b"
 )
 _PREPS = (
     r"by|in|before|until|till|til|for|around|end\s+of|mid|early|late|beginning\s+of|start\s+of"
     r"|by\s+the\s+end\s+of|en|para|antes\s+de|hasta|a\s+finales\s+de|a\s+principios\s+de"
     r"|finales\s+de|principios\s+de|mediados\s+de|a\s+mediados\s+de|fin\s+de|el|del"
+    r"|em|ate|pra|no\s+fim\s+de|fim\s+de|final\s+de|no\s+final\s+de|inicio\s+de|comeco\s+de"
+    r"|meados\s+de|em\s+meados\s+de|a\s+partir\s+de|desde|depois\s+de|despues\s+de"
 )
 _MONTH_RE = re.compile(
     rf"(?:\b(?P<prep>{_PREPS})\s+)?(?:(?P<day>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+|de\s+)?)?"
@@ -115,11 +134,18 @@ _MONTH_RE = re.compile(
     r"(?:\s+(?P<day2>\d{1,2})(?:st|nd|rd|th)?\b)?(?:,?\s*(?P<year>20\d\d)\b)?"
 )
 _WEEKDAY_RE = re.compile(
-    rf"\b(?:by|on|this|next|until|before|el|para\s+el|antes\s+del?|hasta\s+el)\s+"
+    rf"\b(?:by|on|this|next|until|before|el|para\s+el|antes\s+del?|hasta\s+el|na|ate|ate\s+a"
+    r"|nesta|pra|proxima)\s+"
     rf"(?P<wd>{'|'.join(WEEKDAYS)})\b"
 )
-_YEAR_RE = re.compile(r"\b(?:in|by|for|during|en|para|durante)\s+(?P<year>20\d\d)\b")
-_TOMORROW = re.compile(r"\b(?:tomorrow|manana)\b")
+_YEAR_RE = re.compile(r"\b(?:in|by|for|during|en|para|durante|em|ate)\s+(?P<year>20\d\d)\b")
+_TOMORROW = re.compile(r"\b(?:tomorrow|manana|amanha)\b")
+# "15/03", "15/3/2025", "03/15" (day first unless that is impossible): a start date.
+_DATE_PREP = re.compile(
+    r"\b(?:by|on|from|starting|until|before|para|pra|el|en|em|ate|hasta|desde|dia|day|a\s+partir"
+    r"\s+d[eo]l?|antes\s+del?|no\s+dia|el\s+dia)\s*$"
+)
+_DATE = re.compile(r"(?<![\d/])(?P<a>\d{1,2})/(?P<b>\d{1,2})(?:/(?P<y>(?:20)?\d\d))?(?![\d/])")
 
 
 def parse_timeline(folded: str, now: datetime) -> TimelineMatch | None:
@@ -187,7 +213,15 @@ def _concrete(s: str, today: date, words: frozenset[str]) -> TimelineMatch | Non
             return _at(m, (date(year, 12, 31) - today).days)
         if year > today.year:
             return _at(m, (date(year, 1, 1) - today).days)
-    if words & {"tomorrow", "manana"} and (m := _TOMORROW.search(s)) is not None:
+    if (
+        "/" in s
+        and (m := _DATE.search(s)) is not None
+        and (days := _date_days(m, today)) is not None
+    ):
+        # "15/03" alone may be a ratio or "24/7"; with "by"/"para"/a year it is a date.
+        strong = bool(m.group("y") or _DATE_PREP.search(s, max(0, m.start() - 20), m.start()))
+        return _at(m, days, strong=strong)
+    if words & {"tomorrow", "manana", "amanha"} and (m := _TOMORROW.search(s)) is not None:
         return _at(m, 1, strong=False)
     return None
 
@@ -240,9 +274,39 @@ def _relative_days(m: re.Match[str]) -> int | None:
     return min(n * per, 3650)
 
 
+def _date_days(m: re.Match[str], today: date) -> int | None:
+    """Days to a typed date: day first ("15/03", as Europe and Latin America write it), month
+    first only when day first is impossible ("03/15"); a past date without a year rolls on."""
+    a, b = int(m.group("a")), int(m.group("b"))
+    if (a, b) == (24, 7):
+        return None  # "24/7 support"
+    day, month = (a, b) if 1 <= b <= 12 else (b, a)
+    if not 1 <= month <= 12 or not 1 <= day <= 31:
+        return None
+    y = m.group("y")
+    year = (2000 + int(y) if len(y) == 2 else int(y)) if y else today.year
+    day = min(day, calendar.monthrange(year, month)[1])
+    target = date(year, month, day)
+    if target < today and not y:
+        target = date(year + 1, month, min(day, calendar.monthrange(year + 1, month)[1]))
+    return (target - today).days if target >= today else None
+
+
 def _quarter_days(m: re.Match[str], today: date) -> int:
-    words = {"first": 1, "primer": 1, "second": 2, "segundo": 2, "third": 3, "tercer": 3}
-    q = int(m.group("q")) if m.group("q") else words.get(m.group("qw"), 4)
+    words = {
+        "first": 1,
+        "primer": 1,
+        "primeiro": 1,
+        "second": 2,
+        "segundo": 2,
+        "third": 3,
+        "tercer": 3,
+        "terceiro": 3,
+    }
+    if m.group("q") or m.group("qn") or m.group("qt"):
+        q = int(m.group("q") or m.group("qn") or m.group("qt"))
+    else:
+        q = words.get(m.group("qw"), 4)
     year = int(m.group("year")) if m.group("year") else today.year
     current_q = (today.month - 1) // 3 + 1
     if not m.group("year") and q < current_q:

@@ -1,4 +1,5 @@
-"""Words the timeline parser knows (folded: lower-case, no accents), English and Spanish.
+"""Words the timeline parser knows (folded: lower-case, no accents): English, Spanish and
+Portuguese.
 
 Kept apart from the patterns so the vocabulary is easy to extend. The ``*_WORDS`` sets gate the
 parser's regexes: a pattern only runs when one of its words is in the message.
@@ -46,6 +47,17 @@ MONTHS: dict[str, int] = {
     "december": 12,
     "dec": 12,
     "diciembre": 12,
+    # Portuguese (folded: "março" is "marco"); "abril", "agosto" are shared with Spanish
+    "janeiro": 1,
+    "fevereiro": 2,
+    "marco": 3,
+    "maio": 5,
+    "junho": 6,
+    "julho": 7,
+    "setembro": 9,
+    "outubro": 10,
+    "novembro": 11,
+    "dezembro": 12,
 }
 # Seasons as the month they start (northern hemisphere: most of our prospects' reading).
 SEASONS: dict[str, int] = {
@@ -58,6 +70,9 @@ SEASONS: dict[str, int] = {
     "otono": 9,
     "winter": 12,
     "invierno": 12,
+    "verao": 6,
+    "outono": 9,
+    "inverno": 12,
 }
 MONTHS.update(SEASONS)
 # Month words that are also ordinary words; read as months only next to a preposition or day.
@@ -90,6 +105,11 @@ WEEKDAYS: dict[str, int] = {
     "sabado": 5,
     "sunday": 6,
     "domingo": 6,
+    "segunda": 0,
+    "terca": 1,
+    "quarta": 2,
+    "quinta": 3,
+    "sexta": 4,
 }
 UNIT_DAYS = {
     "day": 1,
@@ -143,20 +163,42 @@ COUNT_WORDS = {
     "doce": 12,
     "several": 4,
     "varios": 4,
+    "um": 1,
+    "uma": 1,
+    "dois": 2,
+    "duas": 2,
+    "quatro": 4,
+    "oito": 8,
+    "nove": 9,
+    "dez": 10,
+    "doze": 12,
+    "uns": 3,
+    "umas": 3,
+    "alguns": 3,
+    "algumas": 3,
+    "um par de": 2,
+    "uns dois": 2,
+    "uns tres": 3,
+    "unos dos": 2,
+    "unos tres": 3,
 }
 
 # Trigger words per pattern (folded). A pattern is only tried when one of its words is present.
 ASAP_WORDS = word_set(
     "asap asapp asappp as right immediately urgent urgently yesterday antes cuanto pronto ya"
     " urgente urge inmediatamente inmediato ahora ayer enseguida this esta start empezar sooner"
-    " now today hoy tomorrow mas"
+    " now today hoy tomorrow mas quanto rapido breve imediatamente imediato ja agora ontem"
+    " urgencia essa nesta nessa hoje comecar logo"
 )
-QUARTER_WORDS = word_set("q1 q2 q3 q4 first second third fourth primer segundo tercer cuarto")
+QUARTER_WORDS = word_set(
+    "q1 q2 q3 q4 first second third fourth primer segundo tercer cuarto primeiro terceiro quarto"
+    " trimestre 1o 2o 3o 4o 1er 1st 2nd 3rd 4th 1t 2t 3t 4t"
+)
 PERIOD_WORDS = word_set(
     "week month quarter year semana mes trimestre ano next following coming proximo proxima"
-    " siguiente viene"
+    " siguiente viene vem semestre"
 )
-EO_WORDS = word_set("eoy eom eoq end fin final finales")
+EO_WORDS = word_set("eoy eom eoq end fin final finales fim")
 UNIT_WORDS = word_set(
     "day days dia dias week weeks wk wks semana semanas month months mos meses mes quarter"
     " quarters trimestre trimestres year years yr yrs ano anos"
@@ -164,11 +206,12 @@ UNIT_WORDS = word_set(
 HALF_WORDS = word_set("h2 half semestre")
 WEEKDAY_WORDS = frozenset(WEEKDAYS)
 MONTH_WORDS = frozenset(MONTHS)
-SOON_WORDS = word_set("soon pronto shortly breve")
+SOON_WORDS = word_set("soon pronto shortly breve logo pouco")
 LATER_WORDS = word_set(
     "rush hurry someday some eventually just exploring long term soon now yet later point"
     " future adelante prisa algun solo futuro ahora todavia aun largo tarde urgente urgent"
-    " day"
+    " day pressa frente adiante urgencia futuramente enquanto olhando pesquisando prazo nao"
+    " agora ainda"
 )
 TRIGGERS = (
     ASAP_WORDS
@@ -181,5 +224,5 @@ TRIGGERS = (
     | MONTH_WORDS
     | SOON_WORDS
     | LATER_WORDS
-    | {"manana", "tomorrow"}
+    | {"manana", "tomorrow", "amanha"}
 )

@@ -1,5 +1,6 @@
-"""Numbers written as words, in English and Spanish: "twenty", "two hundred and fifty",
-"a dozen", "veinticinco", "treinta y cinco", "doscientos", "quince mil".
+"""Numbers written as words, in English, Spanish and Portuguese: "twenty", "two hundred and
+fifty", "a dozen", "veinticinco", "treinta y cinco", "doscientos", "quince mil",
+"vinte e cinco", "duzentos", "meio milhão", "medio millón", "half a million".
 
 Only what prospects write in a chat; not a general-purpose number speller.
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 import re
 from functools import cache
 
-_UNITS: dict[str, int] = {
+_UNITS: dict[str, float] = {
     # English
     "zero": 0,
     "one": 1,
@@ -105,6 +106,50 @@ _UNITS: dict[str, int] = {
     "ochocientas": 800,
     "novecientos": 900,
     "novecientas": 900,
+    # Portuguese (Brazil); "cinco", "seis", "mil"... are shared with Spanish above
+    "um": 1,
+    "quatro": 4,
+    "doze": 12,
+    "quinze": 15,
+    "catorze": 14,
+    "dois": 2,
+    "duas": 2,
+    "três": 3,
+    "sete": 7,
+    "oito": 8,
+    "nove": 9,
+    "dez": 10,
+    "onze": 11,
+    "treze": 13,
+    "quatorze": 14,
+    "dezesseis": 16,
+    "dezessete": 17,
+    "dezoito": 18,
+    "dezenove": 19,
+    "vinte": 20,
+    "trinta": 30,
+    "quarenta": 40,
+    "cinquenta": 50,
+    "cinqüenta": 50,
+    "sessenta": 60,
+    "oitenta": 80,
+    "cento": 100,
+    "duzentos": 200,
+    "duzentas": 200,
+    "trezentos": 300,
+    "trezentas": 300,
+    "quatrocentos": 400,
+    "quatrocentas": 400,
+    "quinhentos": 500,
+    "quinhentas": 500,
+    "seiscentos": 600,
+    "setecentos": 700,
+    "oitocentos": 800,
+    "novecentos": 900,
+    # "half a million", "medio millón", "meio milhão": a half only counts before a scale
+    "half": 0.5,
+    "medio": 0.5,
+    "meio": 0.5,
 }
 _SCALES: dict[str, int] = {
     "hundred": 100,
@@ -116,13 +161,20 @@ _SCALES: dict[str, int] = {
     "millon": 1_000_000,
     "millón": 1_000_000,
     "millones": 1_000_000,
+    "cem": 100,
+    "milhão": 1_000_000,
+    "milhao": 1_000_000,
+    "milhões": 1_000_000,
+    "milhoes": 1_000_000,
 }
 # Words that are a number only next to another number word ("a hundred", "one hundred").
 _ARTICLES = {"a", "an"}
 # Common words that happen to be numbers; alone they are too ambiguous to read as one
 # ("no one", "una empresa", "a few questions", "once we start").
-_WEAK = {"one", "un", "una", "uno", "few", "couple", "once"}
-_JOINERS = r"(?:\s*-\s*|\s+(?:and\s+|y\s+)?)"
+_WEAK = {"one", "un", "una", "uno", "um", "few", "couple", "once", "half", "medio", "meio"}
+# "and" / "y" / "e" join parts ("vinte e cinco"); "of" only follows "a couple of hundred".
+_JOINERS = r"(?:\s*-\s*|\s+(?:and\s+|y\s+|e\s+|of\s+)?)"
+_FILLERS = ("and", "y", "e", "of")
 
 
 @cache
@@ -131,7 +183,8 @@ def number_words_pattern() -> str:
     words = sorted([*_UNITS, *_SCALES], key=len, reverse=True)
     word = "(?:" + "|".join(re.escape(w) for w in words) + ")"
     lead = r"(?:(?:a|an)\s+(?=(?:hundred|thousand|dozen|million|couple|few)\b))?"
-    return rf"{lead}{word}(?:{_JOINERS}{word}\b)*"
+    half = r"(?:half\s+an?\s+(?=(?:million|thousand)\b))"  # "half a million"
+    return rf"(?:{half}|{lead}){word}(?:{_JOINERS}{word}\b)*"
 
 
 @cache
@@ -143,13 +196,13 @@ def number_words() -> frozenset[str]:
 def words_value(text: str) -> float | None:
     """The value of a run matched by :func:`number_words_pattern`, or None if it is just a
     common word that looks like a number ("one", "una", "few")."""
-    tokens = [t for t in re.split(r"[\s-]+", text.lower()) if t and t not in ("and", "y")]
+    tokens = [t for t in re.split(r"[\s-]+", text.lower()) if t and t not in _FILLERS]
     if not tokens:
         return None
     if len(tokens) == 1 and tokens[0] in _WEAK:
         return None
-    total = 0
-    current = 0
+    total = 0.0
+    current = 0.0
     seen = False
     for tok in tokens:
         if tok in _ARTICLES:
@@ -161,12 +214,12 @@ def words_value(text: str) -> float | None:
             scale = _SCALES[tok]
             seen = True
             if scale >= 1000:
-                total += max(current, 1) * scale
+                total += (current or 1) * scale  # "mil" alone is 1,000; "meio milhão" 500,000
                 current = 0
-            elif tok == "cien" and current:
+            elif tok in ("cien", "cem") and current:
                 current += 100
             else:
-                current = max(current, 1) * scale
+                current = (current or 1) * scale
         else:
             return None
     return float(total + current) if seen else None

@@ -67,7 +67,7 @@ def chat(*typed: str, **kwargs: object) -> tuple[Session, str]:
 def test_check_passes_the_shipped_scripts() -> None:
     result = runner.invoke(dialogs_app, ["check", str(DEFAULT_DIALOGS_DIR)])
     assert result.exit_code == 0, result.output
-    assert "2 scripts OK" in result.output
+    assert "3 scripts OK" in result.output
 
 
 def test_check_prints_every_problem_and_fails(tmp_path: Path) -> None:

@@ -1,8 +1,11 @@
-"""The rules interpreter against a table of realistic prospect replies (tests/data/replies.yaml).
+"""The rules interpreter against tables of realistic prospect replies (tests/data/).
 
 Accuracy (a row counts only if every slot, and the intent/FAQ when given, is exactly right)
-must stay at or above 95%; the figure and any failing rows are printed. Opt-outs and requests
-for a person are not allowed to miss at all.
+must stay at or above each table's floor; the figure, per language, and any failing rows are
+printed. ``replies.yaml`` and ``replies_languages.yaml`` are the tables the rules were tuned
+on; ``replies_heldout.yaml`` (issue 16) was written after tuning and is never tuned on: it
+met 87.0% (114/131) when frozen, and its floor is set below that, at 85%. Opt-outs and
+requests for a person are not allowed to miss at all.
 """
 
 from __future__ import annotations
@@ -24,10 +27,12 @@ from dialogs.script import Script
 from dialogs.session import Session
 
 ROOT = Path(__file__).resolve().parents[2]
-TABLE = ROOT / "tests" / "data" / "replies.yaml"
-SCRIPTS = {"en": "b2b_default", "es": "b2b_es"}
+DATA = ROOT / "tests" / "data"
+TABLE = DATA / "replies.yaml"
+# Each table and the accuracy it must keep.
+TABLES = {"replies.yaml": 0.95, "replies_languages.yaml": 0.95, "replies_heldout.yaml": 0.85}
+SCRIPTS = {"en": "b2b_default", "es": "b2b_es", "pt": "b2b_pt"}
 NOW = datetime(2025, 1, 15, 10, 0, tzinfo=UTC)  # a Wednesday
-MIN_ACCURACY = 0.95
 
 
 @cache
@@ -36,8 +41,8 @@ def load_script(key: str) -> Script:
     return Script.model_validate(yaml.safe_load(path.read_text("utf-8")))
 
 
-def rows() -> list[dict[str, Any]]:
-    data = yaml.safe_load(TABLE.read_text("utf-8"))
+def rows(name: str = "replies.yaml") -> list[dict[str, Any]]:
+    data = yaml.safe_load((DATA / name).read_text("utf-8"))
     table: list[dict[str, Any]] = data["rows"]
     return table
 
@@ -81,37 +86,60 @@ def problem(row: Mapping[str, Any], result: Interpretation) -> str | None:
     return "; ".join(issues) or None
 
 
+@cache
+def _results(name: str) -> list[tuple[dict[str, Any], Interpretation]]:
+    interpreter = RulesInterpreter()
+    return [(row, interpret(row, interpreter)) for row in rows(name)]
+
+
 @pytest.fixture(scope="module")
 def results() -> list[tuple[dict[str, Any], Interpretation]]:
-    interpreter = RulesInterpreter()
-    return [(row, interpret(row, interpreter)) for row in rows()]
+    return [pair for name in TABLES for pair in _results(name)]
 
 
 def test_table_is_big_and_covers_both_scripts() -> None:
     table = rows()
     assert len(table) >= 150
-    assert {r["script"] for r in table} == set(SCRIPTS)
+    assert {r["script"] for r in table} == {"en", "es"}
     assert sum(r["script"] == "es" for r in table) >= 40
     assert sum(len(r["expect"] or {}) > 1 for r in table) >= 15  # multi-slot replies
 
 
-def test_accuracy(
-    results: list[tuple[dict[str, Any], Interpretation]], capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_issue_16_tables_cover_three_languages() -> None:
+    """At least 300 replies written for issue 16, in English, Spanish and Portuguese, with
+    several facts in one message; the held-out table alone at least 90."""
+    tuned, held = rows("replies_languages.yaml"), rows("replies_heldout.yaml")
+    assert len(tuned) + len(held) >= 300
+    assert len(held) >= 90
+    for table in (tuned, held):
+        assert {r["script"] for r in table} == set(SCRIPTS)
+        assert sum(len(r["expect"] or {}) > 1 for r in table) >= 8
+    assert sum(r["script"] == "pt" for r in held) >= 30
+
+
+@pytest.mark.parametrize("name", list(TABLES))
+def test_accuracy(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    results = _results(name)
     failures = [
         f"  [{row['script']}/{row['open']}] {row['text']!r}: {why}"
         for row, result in results
         if (why := problem(row, result)) is not None
     ]
     accuracy = 1 - len(failures) / len(results)
+    per_language = []
+    for lang in SCRIPTS:
+        mine = [(r, res) for r, res in results if r["script"] == lang]
+        if mine:
+            good = sum(problem(r, res) is None for r, res in mine)
+            per_language.append(f"{lang} {good / len(mine):.1%} ({good}/{len(mine)})")
     with capsys.disabled():
         print(  # noqa: T201 - the figure is the point of this test
-            f"\nrules interpreter accuracy: {accuracy:.1%} "
-            f"({len(results) - len(failures)}/{len(results)} replies)"
+            f"\nrules interpreter accuracy on {name}: {accuracy:.1%} "
+            f"({len(results) - len(failures)}/{len(results)} replies; {', '.join(per_language)})"
         )
         for line in failures:
             print(line)  # noqa: T201
-    assert accuracy >= MIN_ACCURACY, "\n".join(failures)
+    assert accuracy >= TABLES[name], "\n".join(failures)
 
 
 def test_opt_outs_and_human_requests_never_miss(
