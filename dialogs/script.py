@@ -126,6 +126,26 @@ class ScriptOutcome(_Model):
     url: str | None = None
 
 
+class Variant(_Model):
+    """One arm of an experiment: its share of new conversations and the texts it changes.
+
+    ``overrides`` maps a dotted path to the text said instead: ``greeting``,
+    ``questions.<slot>.text``, ``questions.<slot>.options.<id>.title``,
+    ``outcomes.<kind>.message``, ``faq.<id>.answer``... (see :mod:`dialogs.experiments`).
+    """
+
+    weight: int = Field(default=1, ge=0, le=1_000_000)
+    overrides: dict[str, str] = {}
+
+
+class Experiment(_Model):
+    """An A/B test of a script's texts. ``id`` seeds the assignment hash: a new id starts a
+    new experiment (everyone re-drawn); its results are reported apart."""
+
+    id: str = Field(pattern=_ID, max_length=100)
+    variants: dict[str, Variant]
+
+
 @dataclass(frozen=True, slots=True)
 class ScriptIssue:
     """A semantic problem in a script, located by its path in the document."""
@@ -166,6 +186,8 @@ class Script(_Model):
     when_undecided: Literal["book", "handoff"] = "book"
     cta_title: str = Field(default="Book a call", max_length=BUTTON_TITLE_MAX)
     list_button: str = Field(default="Choose", max_length=BUTTON_TITLE_MAX)
+    # Variants new conversations are split between (None: no experiment running).
+    experiment: Experiment | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -257,6 +279,12 @@ class Script(_Model):
             if f.id in seen_faq:
                 out.append(ScriptIssue(("faq", i, "id"), f"duplicate FAQ id {f.id!r}"))
             seen_faq.add(f.id)
+        if self.experiment is not None:
+            # Imported here: dialogs.experiments builds on this module (it re-validates
+            # each variant as a Script).
+            from dialogs.experiments import experiment_issues
+
+            out.extend(experiment_issues(self))
         return out
 
 

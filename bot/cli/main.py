@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from bot.cli.dialogs import chat, dialogs_app
+from bot.cli.experiments import app as experiments_app
 from bot.cli.reps import app as reps_app
 from bot.cli.scheduler import cadence_app, scheduler
 from bot.cli.serve import serve
@@ -57,6 +58,7 @@ app.add_typer(cadence_app, name="cadence")
 app.command("scheduler")(scheduler)
 app.command("link")(whatsapp_link)
 app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(experiments_app, name="experiments")
 
 
 def _print_version(value: bool) -> None:
