@@ -34,7 +34,9 @@ from dialogs.script import DEFER_CHECKS, Experiment, Script, ScriptIssue
 from dialogs.session import Session
 
 # Fields a variant may not change: they say which script this is and what it asks.
-_FIXED = frozenset({"id", "version", "language", "prompt", "experiment", "quiet_sequence"})
+_FIXED = frozenset(
+    {"id", "version", "language", "prompt", "experiment", "quiet_sequence", "when_undecided"}
+)
 # Items of these lists are found by this key in a path.
 _KEYS = {"questions": "slot", "options": "id", "faq": "id"}
 _VARIANT_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,49}$")
