@@ -141,10 +141,11 @@ def _json_report(engine: AsyncEngine) -> str:
         exp, var = "json_extract(ds.state, '$.experiment')", "json_extract(ds.state, '$.variant')"
     return f"""
         SELECT ds.script_id, {exp} AS e, {var} AS v, count(*),
-          sum(CASE WHEN l.stage IN ('qualified', 'proposal_sent', 'won') THEN 1 ELSE 0 END),
+          sum(CASE WHEN ds.lead_id IN (SELECT id FROM leads
+                WHERE stage IN ('qualified', 'proposal_sent', 'won')) THEN 1 ELSE 0 END),
           sum(CASE WHEN ds.lead_id IN (SELECT lead_id FROM bookings
                 WHERE status != 'canceled' AND lead_id IS NOT NULL) THEN 1 ELSE 0 END)
-        FROM dialog_sessions ds JOIN leads l ON l.id = ds.lead_id
+        FROM dialog_sessions ds
         WHERE {exp} IS NOT NULL GROUP BY ds.script_id, e, v ORDER BY 1, 2, 3"""
 
 

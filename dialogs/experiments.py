@@ -30,6 +30,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from dialogs.errors import FileFormatError
 from dialogs.script import DEFER_CHECKS, Experiment, Script, ScriptIssue
 from dialogs.session import Session
 
@@ -47,7 +48,7 @@ _CACHE_MAX = 512
 _variants: dict[tuple[int, str], tuple[Script, Script]] = {}
 
 
-class OverrideError(ValueError):
+class OverrideError(FileFormatError, ValueError):
     """An override path that names no text of the script."""
 
 

@@ -186,7 +186,8 @@ class Script(_Model):
     when_undecided: Literal["book", "handoff"] = "book"
     cta_title: str = Field(default="Book a call", max_length=BUTTON_TITLE_MAX)
     list_button: str = Field(default="Choose", max_length=BUTTON_TITLE_MAX)
-    # Variants new conversations are split between (None: no experiment running).
+    # Variants new conversations are split between (None: no experiment running); checked
+    # by the loader with dialogs.experiments.experiment_issues (each variant as a script).
     experiment: Experiment | None = None
 
     @model_validator(mode="before")
@@ -279,12 +280,6 @@ class Script(_Model):
             if f.id in seen_faq:
                 out.append(ScriptIssue(("faq", i, "id"), f"duplicate FAQ id {f.id!r}"))
             seen_faq.add(f.id)
-        if self.experiment is not None:
-            # Imported here: dialogs.experiments builds on this module (it re-validates
-            # each variant as a Script).
-            from dialogs.experiments import experiment_issues
-
-            out.extend(experiment_issues(self))
         return out
 
 

@@ -17,8 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
+from scheduler.store import Session
 from scheduler.store.experiments import ArmCounts, arm_counts
 
 ALPHA = 0.05
@@ -146,7 +145,7 @@ def build_reports(
 
 
 async def experiments_report(
-    session: AsyncSession,
+    session: Session,
     script_id: str | None = None,
     controls: Mapping[str, str] | None = None,
 ) -> list[ExperimentReport]:
