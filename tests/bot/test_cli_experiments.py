@@ -3,6 +3,8 @@ experiment with the control first, the p-value and the verdict; ``--json``; ``--
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import re
@@ -10,15 +12,19 @@ import shutil
 from pathlib import Path
 
 import pytest
+import typer
+from rich.console import Console
 from typer.testing import CliRunner
 
 from bot.cli import support
+from bot.cli.chat import chat_command
 from bot.cli.main import app
 from scheduler.store.engine import create_engine, session_factory
 from tests.support.experiments import Arm, seed_arms
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[2]
+EXPERIMENTS = ROOT / "tests" / "data" / "experiments"
 
 
 @pytest.fixture
@@ -108,3 +114,36 @@ def test_no_experiments_yet(env: dict[str, str]) -> None:
     assert (
         json.loads(runner.invoke(app, ["experiments", "report", "--json"], env=env).output) == []
     )
+
+
+# -- leadbot chat --variant ------------------------------------------------------------------
+
+
+def chat(variant: str | None, *typed: str) -> str:
+    buffer = io.StringIO()
+    typing = iter(typed)
+
+    def read(prompt: str) -> str:
+        try:
+            return next(typing)
+        except StopIteration:
+            raise EOFError from None
+
+    with contextlib.suppress(typer.Exit):
+        chat_command(
+            "b2b_experiment",
+            EXPERIMENTS,
+            console=Console(file=buffer, width=120, color_system=None),
+            read=read,
+            variant=variant,
+        )
+    return buffer.getvalue()
+
+
+def test_chat_plays_a_variant_and_refuses_an_unknown_one() -> None:
+    short = chat("short", "/quit")
+    assert "Four quick questions" in short and "What do you need help with?" in short
+    control = chat(None, "/quit")
+    assert "Four quick questions" not in control
+    assert "What are you looking for help with?" in control
+    assert "has no variant 'long' (control, short)" in chat("long")
