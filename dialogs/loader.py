@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from dialogs.errors import FileFormatError
+from dialogs.experiments import experiment_issues
 from dialogs.script import DEFER_CHECKS, Script
 from dialogs.yaml_source import Loc, Problem, YamlError, YamlFile, load_yaml, parse_yaml
 
@@ -193,7 +194,7 @@ def _validate(doc: YamlFile, prompts_dir: Path | None) -> tuple[Script | None, l
             loc = tuple(err["loc"])
             problems.append(doc.problem(loc, f"{_dotted(loc)}: {err['msg']}"))
         return None, problems
-    for issue in script.issues():
+    for issue in [*script.issues(), *experiment_issues(script)]:
         problems.append(doc.problem(issue.loc, f"{_dotted(issue.loc)}: {issue.message}"))
     if prompts_dir is not None and not (prompts_dir / f"{script.prompt}.yaml").is_file():
         problems.append(

@@ -128,6 +128,26 @@ class ScriptOutcome(_Model):
     url: str | None = None
 
 
+class Variant(_Model):
+    """One arm of an experiment: its share of new conversations and the texts it changes.
+
+    ``overrides`` maps a dotted path to the text said instead: ``greeting``,
+    ``questions.<slot>.text``, ``questions.<slot>.options.<id>.title``,
+    ``outcomes.<kind>.message``, ``faq.<id>.answer``... (see :mod:`dialogs.experiments`).
+    """
+
+    weight: int = Field(default=1, ge=0, le=1_000_000)
+    overrides: dict[str, str] = {}
+
+
+class Experiment(_Model):
+    """An A/B test of a script's texts. ``id`` seeds the assignment hash: a new id starts a
+    new experiment (everyone re-drawn); its results are reported apart."""
+
+    id: str = Field(pattern=_ID, max_length=100)
+    variants: dict[str, Variant]
+
+
 @dataclass(frozen=True, slots=True)
 class ScriptIssue:
     """A semantic problem in a script, located by its path in the document."""
@@ -171,6 +191,9 @@ class Script(_Model):
     when_undecided: Literal["book", "handoff"] = "book"
     cta_title: str = Field(default="Book a call", max_length=BUTTON_TITLE_MAX)
     list_button: str = Field(default="Choose", max_length=BUTTON_TITLE_MAX)
+    # Variants new conversations are split between (None: no experiment running); checked
+    # by the loader with dialogs.experiments.experiment_issues (each variant as a script).
+    experiment: Experiment | None = None
 
     @model_validator(mode="before")
     @classmethod

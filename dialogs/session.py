@@ -99,6 +99,10 @@ class Session(_Frozen):
     # The canned replies given since the decision ("finished", "forwarded", "faq:<id>"):
     # each is said once, so a prospect who keeps writing never gets the same line twice.
     said_after: tuple[str, ...] = ()
+    # The A/B experiment and variant this conversation was assigned at its start
+    # (dialogs.experiments); None when its script ran none. Never changes afterwards.
+    experiment: str | None = None
+    variant: str | None = None
 
     @model_validator(mode="before")
     @classmethod

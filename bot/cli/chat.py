@@ -41,6 +41,7 @@ from dialogs.events import (
     TimedOut,
     UnsupportedMedia,
 )
+from dialogs.experiments import variant_script
 from dialogs.icp import Icp, IcpError, load_icp
 from dialogs.interpretation import Interpreter
 from dialogs.loader import ScriptError, load_scripts
@@ -67,6 +68,7 @@ def chat_command(
     calendly_url: str | None = None,
     resource_url: str = "",
     name: str | None = None,
+    variant: str | None = None,
 ) -> Session:
     """Play the prospect against ``script`` in the terminal; return the final session.
 
@@ -78,7 +80,8 @@ def chat_command(
         (:data:`NO_CALENDLY_URL` when None).
     :param resource_url: the deflection link of scripts that name none
         (``LEADBOT_RESOURCE_URL``).
-    :raises typer.Exit: the scripts, the ICP or the script id are unusable.
+    :param variant: play this A/B variant of the script's experiment (its texts).
+    :raises typer.Exit: the scripts, the ICP, the script id or the variant are unusable.
     """
     out = console or Console()
     try:
@@ -90,12 +93,20 @@ def chat_command(
     if script not in scripts:
         out.print(Text(f"no script {script!r} in {dialogs_dir} ({', '.join(scripts)})"))
         raise typer.Exit(1)
+    chosen = scripts[script]
+    if variant is not None:
+        experiment = chosen.experiment
+        if experiment is None or variant not in experiment.variants:
+            known = ", ".join(experiment.variants) if experiment else "it runs no experiment"
+            out.print(Text(f"script {script!r} has no variant {variant!r} ({known})"))
+            raise typer.Exit(1)
+        chosen = variant_script(chosen, variant)
     if interpreter is None:
         from dialogs.interpreters.rules import RulesInterpreter
 
         interpreter = RulesInterpreter()
     sim = _Simulator(
-        scripts[script],
+        chosen,
         icp=profile,
         interpreter=interpreter,
         out=out,

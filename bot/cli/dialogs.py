@@ -62,6 +62,9 @@ def chat(
     script: Annotated[str, typer.Option(help="Id of the dialog script to talk to.")] = (
         "b2b_default"
     ),
+    variant: Annotated[
+        str | None, typer.Option(help="Play this A/B variant of the script's experiment.")
+    ] = None,
 ) -> None:
     """Play a prospect against a dialog script in the terminal (no server needed)."""
     from bot.cli.chat import chat_command
@@ -76,4 +79,5 @@ def chat(
         interpreter=build_interpreter(settings),
         calendly_url=settings.calendly_url or None,
         resource_url=settings.resource_url,
+        variant=variant,
     )

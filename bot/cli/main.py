@@ -16,6 +16,7 @@ import typer
 
 from bot.cli.crm import app as crm_app
 from bot.cli.dialogs import chat, dialogs_app
+from bot.cli.experiments import app as experiments_app
 from bot.cli.reps import app as reps_app
 from bot.cli.scheduler import cadence_app, scheduler
 from bot.cli.serve import serve
@@ -59,6 +60,7 @@ app.command("scheduler")(scheduler)
 app.command("link")(whatsapp_link)
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(crm_app, name="crm")
+app.add_typer(experiments_app, name="experiments")
 
 
 def _print_version(value: bool) -> None:

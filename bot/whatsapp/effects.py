@@ -156,6 +156,8 @@ def qualification_record(session: Session, prompt_version: str | None) -> dict[s
         script_version=session.script_version,
         slots={name: slot.model_dump(mode="json") for name, slot in session.slots.items()},
     )
+    if session.variant is not None:  # the A/B arm the outcome is credited to
+        record["experiment"] = {"id": session.experiment, "variant": session.variant}
     record.setdefault("prompt_version", prompt_version)
     record.setdefault("decision", None)
     return record

@@ -45,6 +45,7 @@ from bot.whatsapp.envelope import InboundMessage
 from bot.whatsapp.hooks import Hooks
 from bot.whatsapp.sender import PHONE_FLAG, WhatsAppSender, pick, sender_of
 from bot.whatsapp.turns import build_events
+from dialogs import experiments
 from dialogs.actions import Action
 from dialogs.catalog import ScriptCatalog
 from dialogs.errors import LeadbotError
@@ -359,12 +360,18 @@ class InboxProcessor:
                 stored = Session.model_validate(loaded.stored)
                 if script.version != stored.script_version:  # its version is gone
                     stored = stored.model_copy(update={"script_version": script.version})
-                return follow_language(catalog, script, stored, text, new=False)
+                script, stored = follow_language(catalog, script, stored, text, new=False)
+                return experiments.resume(script, stored), stored  # its A/B variant, if any
             log.warning("inbox: script %r is gone; starting over", script_id)
         script = catalog.current(self.dialogs.default_script)
         name = loaded.lead.name if loaded.lead is not None else None
-        session = Session.new(script, now, name=name or loaded.messages[0].name)
-        return follow_language(catalog, script, session, text, new=True)
+        name = name or loaded.messages[0].name
+        script, _ = follow_language(
+            catalog, script, Session.new(script, now, name=name), text, new=True
+        )
+        # Then an A/B variant, if the script (in their language) runs an experiment: drawn
+        # by the sender's WhatsApp id, known before the lead exists, the same on every worker.
+        return experiments.start(script, loaded.sender, now, name=name)
 
     async def _commit_many(self, turns: list[_Turn]) -> list[list[int]]:
         """Commit a batch of turns in one transaction; their new outbox rows, per turn.

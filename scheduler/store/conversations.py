@@ -81,9 +81,16 @@ async def lead_of_messages(session: AsyncSession, external_ids: Sequence[str]) -
 
 async def save_sessions(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
     """Store dialog sessions (``lead_id``, ``script_id``, ``script_version``, ``state``,
-    ``updated_at``) in one statement: an upsert, with no read of the rows it overwrites."""
+    ``updated_at``) in one statement: an upsert, with no read of the rows it overwrites.
+    The state's A/B ``experiment`` and ``variant`` are copied to their indexed columns."""
     if rows:
+        rows = [_with_experiment(row) for row in rows]
         await session.execute(_session_upsert(session.get_bind().dialect.name), rows)
+
+
+def _with_experiment(row: Mapping[str, Any]) -> dict[str, Any]:
+    state = row.get("state") or {}
+    return {**row, "experiment": state.get("experiment"), "variant": state.get("variant")}
 
 
 @functools.cache
@@ -92,6 +99,7 @@ def _session_upsert(dialect: str) -> postgresql.Insert | sqlite.Insert:
     table = cast(Table, DialogSessionRow.__table__)
     statement = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
     changed = {
-        c: statement.excluded[c] for c in ("script_id", "script_version", "state", "updated_at")
+        c: statement.excluded[c]
+        for c in ("script_id", "script_version", "state", "updated_at", "experiment", "variant")
     }
     return statement.on_conflict_do_update(index_elements=["lead_id"], set_=changed)

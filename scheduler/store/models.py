@@ -202,6 +202,22 @@ class DialogSessionRow(Base):
     script_version: Mapped[str] = mapped_column(String(50))
     state: Mapped[dict[str, Any]] = mapped_column(default=dict)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # The A/B experiment and variant of the conversation, copied from ``state`` when it is
+    # saved: columns so the experiments report groups by an index instead of parsing JSON.
+    experiment: Mapped[str | None] = mapped_column(String(100))
+    variant: Mapped[str | None] = mapped_column(String(50))
+
+    __table_args__ = (
+        Index(
+            "ix_dialog_sessions_experiment",
+            "script_id",
+            "experiment",
+            "variant",
+            "lead_id",
+            postgresql_where=text("experiment IS NOT NULL"),
+            sqlite_where=text("experiment IS NOT NULL"),
+        ),
+    )
 
 
 class InboxItem(Base):
