@@ -26,6 +26,11 @@ def check_llm(settings: Settings) -> None:
         return
     try:
         spec = parse_model(settings.llm_model)
+        if spec.provider == OPENAI and not settings.llm_key:
+            raise SettingsError(
+                f"LEADBOT_LLM_MODEL={settings.llm_model!r} needs a key: set OPENAI_API_KEY "
+                "(a local OpenAI-compatible server without keys takes any value, e.g. none)"
+            )
         if spec.provider != OPENAI and spec.key_variable and not settings.llm_key:
             raise SettingsError(
                 f"LEADBOT_LLM_MODEL={settings.llm_model!r} needs a key: set "
@@ -46,9 +51,9 @@ def build_interpreter(settings: Settings) -> Interpreter:
     """The interpreter the settings ask for; :class:`SettingsError` when the model named
     cannot be used (``leadbot chat`` runs no :func:`check_llm` of its own)."""
     rules = RulesInterpreter()
+    check_llm(settings)  # a model named but unusable is refused, never silently the rules
     if not settings.llm_enabled:
         return rules
-    check_llm(settings)
     # Imported here: LangChain and the OpenAI SDK take ~0.3 s to import, for nothing without
     # a model (`leadbot chat` on the rules interpreter).
     from dialogs.interpreters.llm import LLMInterpreter

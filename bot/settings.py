@@ -176,9 +176,8 @@ class Settings(BaseSettings):
 
     @property
     def llm_enabled(self) -> bool:
-        """A model is configured, with its key for an OpenAI(-compatible) model (without one
-        the rules are used, and a warning says so). Another provider's missing key, package
-        or a bad provider is refused at start: :func:`bot.interpreters.check_llm`."""
+        """A model is configured, with its key for an OpenAI(-compatible) model. A missing
+        key, package or a bad provider is refused at start: :func:`bot.interpreters.check_llm`."""
         if not self.llm_model:
             return False
         try:

@@ -113,12 +113,7 @@ def setup_warnings(settings: Settings) -> list[str]:
     """One line per half-configured piece: what is missing and what happens meanwhile."""
     out: list[str] = []
     key = settings.openai_api_key.get_secret_value()
-    if settings.llm_model and not settings.llm_enabled:
-        out.append(
-            "LEADBOT_LLM_MODEL is set but OPENAI_API_KEY is empty: replies use the rules "
-            "interpreter (a local server without keys takes any value, e.g. OPENAI_API_KEY=none)"
-        )
-    elif (key or settings.openai_base_url) and not settings.llm_model:
+    if (key or settings.openai_base_url) and not settings.llm_model:
         out.append(
             "OPENAI_API_KEY/OPENAI_BASE_URL are set but LEADBOT_LLM_MODEL is empty: replies "
             "use the rules interpreter; set LEADBOT_LLM_MODEL (e.g. gpt-4o-mini)"

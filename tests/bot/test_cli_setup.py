@@ -144,7 +144,6 @@ def test_the_summary_of_a_full_setup_shows_no_secret() -> None:
 @pytest.mark.parametrize(
     ("overrides", "warning"),
     [
-        ({"llm_model": "gpt-4o-mini"}, "LEADBOT_LLM_MODEL is set but OPENAI_API_KEY is empty"),
         ({"openai_api_key": "sk-x"}, "are set but LEADBOT_LLM_MODEL is empty"),
         ({"public_url": ""}, "LEADBOT_PUBLIC_URL is not set: links in rep emails are relative"),
         ({"public_url": "http://leads.acme.com"}, "is not https://: emails carry no unsubscribe"),

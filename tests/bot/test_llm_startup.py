@@ -14,7 +14,6 @@ from bot.cli.setup_report import check_setup, setup_warnings
 from bot.interpreters import build_interpreter, check_llm
 from bot.settings import SettingsError
 from dialogs.interpreters.llm import LLMInterpreter
-from dialogs.interpreters.rules import RulesInterpreter
 from tests.bot.support import make_settings
 from tests.support.providers import absent_provider
 
@@ -38,11 +37,16 @@ def test_an_openai_compatible_model_passes_and_is_used() -> None:
     assert isinstance(build_interpreter(settings), LLMInterpreter)
 
 
-def test_a_plain_model_without_openai_key_keeps_the_rules_with_a_warning() -> None:
+def test_a_plain_model_without_openai_key_is_refused_at_start() -> None:
     settings = make_settings(llm_model="gpt-4o-mini")
-    check_llm(settings)
-    assert isinstance(build_interpreter(settings), RulesInterpreter)
-    assert any("OPENAI_API_KEY is empty" in w for w in setup_warnings(settings))
+    with pytest.raises(SettingsError) as caught:
+        check_setup(settings)
+    assert str(caught.value).startswith(
+        "LEADBOT_LLM_MODEL='gpt-4o-mini' needs a key: set OPENAI_API_KEY"
+    )
+    assert "\n" not in str(caught.value)
+    with pytest.raises(SettingsError):
+        build_interpreter(settings)  # leadbot chat too
 
 
 def test_an_unknown_provider_is_refused() -> None:
