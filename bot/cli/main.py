@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from bot.cli.dialogs import chat, dialogs_app
+from bot.cli.digest import digest
 from bot.cli.reps import app as reps_app
 from bot.cli.scheduler import cadence_app, scheduler
 from bot.cli.serve import serve
@@ -56,6 +57,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(cadence_app, name="cadence")
 app.command("scheduler")(scheduler)
 app.command("link")(whatsapp_link)
+app.command("digest")(digest)
 app.add_typer(sandbox_app, name="sandbox")
 
 
