@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -35,7 +36,15 @@ from scheduler.store.touches import find_touch
 
 log = logging.getLogger("leadbot.digest_links")
 routes = web.RouteTableDef()
+# What time the links are checked against (and the approval stamped with); tests that run
+# the digest at a simulated time set it before the app starts. Default: the wall clock.
+Clock = Callable[[], datetime]
+CLOCK: web.AppKey[Clock] = web.AppKey("digest_links_clock")
 ACTIONS = {"approve": APPROVE, "skip": SKIP}
+
+
+def _now(request: web.Request) -> datetime:
+    return request.app.get(CLOCK, utcnow)()
 
 
 def _touch_id(request: web.Request, now: datetime) -> int | web.Response:
@@ -69,7 +78,7 @@ def _touch_id(request: web.Request, now: datetime) -> int | web.Response:
 @routes.get(r"/digest/{action:approve|skip}/{token}")
 async def confirm_page(request: web.Request) -> web.Response:
     """Show the draft and a confirm button; changes nothing."""
-    touch_id = _touch_id(request, utcnow())
+    touch_id = _touch_id(request, _now(request))
     if isinstance(touch_id, web.Response):
         return touch_id
     async with request.app[SESSIONS]() as session:
@@ -95,7 +104,7 @@ async def confirm_page(request: web.Request) -> web.Response:
 @routes.post(r"/digest/{action:approve|skip}/{token}")
 async def act(request: web.Request) -> web.Response:
     """Approve (send) or skip the draft; at most once."""
-    now = utcnow()
+    now = _now(request)
     touch_id = _touch_id(request, now)
     if isinstance(touch_id, web.Response):
         return touch_id

@@ -74,7 +74,7 @@ async def waiting_for_rep(
         .order_by(Touch.id)
         .limit(limit)
     )
-    pairs = [(touch, lead) for touch, lead in rows.tuples()]
+    pairs: list[tuple[Touch, Lead]] = [(row[0], row[1]) for row in rows]
     if len(pairs) < limit:
         return pairs, len(pairs)
     total = await session.scalar(
@@ -94,10 +94,11 @@ async def open_questions(session: AsyncSession, lead_ids: Iterable[int]) -> dict
         )
     )
     found: dict[int, str] = {}
-    for lead_id, state in rows.tuples():
-        slot: Any = (state or {}).get("open_slot") if isinstance(state, dict) else None
+    for row in rows:
+        state: Any = row.state
+        slot = state.get("open_slot") if isinstance(state, dict) else None
         if isinstance(slot, str) and slot:
-            found[int(lead_id)] = slot
+            found[int(row.lead_id)] = slot
     return found
 
 
