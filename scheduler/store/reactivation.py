@@ -24,13 +24,13 @@ _WAITING = TouchStatus.AWAITING_APPROVAL.value
 async def started_since(
     session: AsyncSession, sequence: str, step: str, *, since: datetime
 ) -> dict[int | None, int]:
-    """How many leads got ``sequence`` started (its first ``step``) since ``since``, by the
+    """How many leads got ``sequence`` started (its first ``step``) after ``since``, by the
     lead's owner rep (None: leads nobody owns)."""
     rows = await session.execute(
         select(Lead.owner_rep_id, func.count())
         .select_from(Touch)
         .join(Lead, Lead.id == Touch.lead_id)
-        .where(Touch.sequence == sequence, Touch.step == step, Touch.created_at >= since)
+        .where(Touch.sequence == sequence, Touch.step == step, Touch.created_at > since)
         .group_by(Lead.owner_rep_id)
     )
     return {None if owner is None else int(owner): int(n) for owner, n in rows}
