@@ -8,6 +8,7 @@ the wall clock, so 100 days pass in a few seconds. Waits are on SMTP arrivals, n
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, time, timedelta
@@ -25,6 +26,7 @@ from bot.http.digest_links import CLOCK
 from bot.http.followups import CADENCE
 from scheduler.followups.touches import start_sequence
 from scheduler.pipeline.leads import LeadIn, intake
+from scheduler.pipeline.stages import transition
 from scheduler.store.models import (
     DialogSessionRow,
     Lead,
@@ -247,3 +249,110 @@ async def test_quiet_lead_is_reactivated_through_the_digest_and_its_reply_routes
     [_, note] = to(smtp, REP)
     assert "Lead replied" in str(note.message["Subject"])
     assert lead.last_inbound_at is not None
+
+
+async def waiting_draft(client: Client, *, n: int = 1, owner: int | None = None) -> Touch:
+    """A dormant lead of ``owner`` (a New York rep made if None) whose reactivation draft
+    waits for approval, started at T0."""
+    async with sessions_of(client).begin() as session:
+        if owner is None:
+            owner = (
+                await add_rep(
+                    session, name="Ines", email=REP, whatsapp=None, now=T0, timezone=ZONE
+                )
+            ).id
+        lead = (
+            await intake(
+                session,
+                LeadIn(email=f"lead{n}@northwind.example", name=f"Lead {n}"),
+                default_region="US",
+                now=T0 - timedelta(days=90),
+            )
+        ).lead
+        lead.owner_rep_id = owner
+        await session.flush()
+        for stage in ("contacted", "dormant"):
+            event = await transition(
+                session, lead.id, stage, reason="test", actor="test", now=T0 - timedelta(days=61)
+            )
+        touch = Touch(
+            lead_id=lead.id,
+            sequence="reactivation",
+            step="reactivate",
+            cycle=event.id,
+            channel="email",
+            due_at=T0,
+            status="awaiting_approval",
+            needs_approval=True,
+            draft=f"Hi Lead {n}, shall we catch up?",
+            meta={"channel": "email", "subject": "Still on your list?"},
+            created_at=T0,
+        )
+        session.add(touch)
+        await session.flush()
+        return touch
+
+
+def links_of(text: str) -> dict[str, list[str]]:
+    return {
+        kind: re.findall(rf"https://bot\.example\.com(/digest/{kind}/\S+)", text)
+        for kind in ("approve", "skip")
+    }
+
+
+async def test_digest_links_expire_refuse_tampering_and_skip_sends_nothing(
+    service: Client, smtp: FakeSmtp, clock: SimulatedClock
+) -> None:
+    first = await waiting_draft(service, n=1)
+    async with sessions_of(service)() as session:
+        owner = (await session.get_one(Lead, first.lead_id)).owner_rep_id
+    second = await waiting_draft(service, n=2, owner=owner)
+    eight = datetime(2026, 1, 6, 13, 0, tzinfo=UTC)  # 08:00 in New York (EST)
+    await job(service, "reactivation.digest")(eight)
+    [mail] = await smtp.wait_messages(1)
+    found = links_of(plain(mail))
+    assert len(found["approve"]) == 2 and len(found["skip"]) == 2
+    approve_first, skip_second = found["approve"][0], found["skip"][1]
+
+    clock.now = eight + timedelta(hours=1)
+    payload, mac = approve_first.removeprefix("/digest/approve/").split(".")
+    forged = (
+        f"/digest/approve/{payload[:-2]}{'A' if payload[-2] != 'A' else 'B'}{payload[-1]}.{mac}"
+    )
+    as_skip = "/digest/skip/" + approve_first.removeprefix("/digest/approve/")  # other purpose
+    for path in (forged, as_skip, "/digest/approve/garbage"):
+        assert (await service.get(path)).status == 400
+        assert (await service.post(path)).status == 400
+
+    skipped = await service.post(skip_second)
+    assert skipped.status == 200
+    async with sessions_of(service)() as session:
+        assert (await session.get_one(Touch, second.id)).status == "skipped"
+
+    clock.now = eight + timedelta(hours=48)  # LEADBOT_DIGEST_LINK_HOURS=48: expired
+    assert (await service.get(approve_first)).status == 410
+    assert (await service.post(approve_first)).status == 410
+    async with sessions_of(service)() as session:
+        assert (await session.get_one(Touch, first.id)).status == "awaiting_approval"
+    assert len(smtp.received) == 1  # the digest only: nothing reached a lead
+
+
+async def test_two_processes_running_the_digest_job_send_one_email(
+    service: Client, smtp: FakeSmtp
+) -> None:
+    draft = await waiting_draft(service)
+    async with sessions_of(service)() as session:
+        owner = (await session.get_one(Lead, draft.lead_id)).owner_rep_id
+    digest = job(service, "reactivation.digest")
+    eight = datetime(2026, 1, 6, 13, 0, tzinfo=UTC)
+    await asyncio.gather(digest(eight), digest(eight), digest(eight + timedelta(minutes=1)))
+    await digest(eight + timedelta(hours=3))
+    await smtp.wait_messages(1)
+    async with sessions_of(service)() as session:
+        keys = list(await session.scalars(select(OutboxItem.key)))
+    assert keys == [f"digest:rep:{owner}:2026-01-06"]
+    assert len(to(smtp, REP)) == 1
+    # The next local day is a new digest (the draft is still waiting).
+    await digest(eight + timedelta(days=1))
+    await smtp.wait_messages(2)
+    assert len(to(smtp, REP)) == 2
