@@ -99,15 +99,21 @@ def reps_list() -> None:
     async def work(session: Session) -> list[Rep]:
         return await list_reps(session)
 
-    table = Table("id", "name", "email", "whatsapp", "time zone", "active", "last assigned")
-    for rep in _run(work, writes=False):
+    reps = _run(work, writes=False)
+    # The zone column only when a rep has one (the others follow LEADBOT_DEFAULT_TIMEZONE):
+    # a narrow terminal keeps the contacts readable.
+    zones = any(rep.timezone for rep in reps)
+    columns = ["id", "name", "email", "whatsapp", *(["zone"] if zones else [])]
+    table = Table(*columns, "active", "last assigned")
+    for rep in reps:
         last = rep.last_assigned_at.isoformat(timespec="seconds") if rep.last_assigned_at else ""
+        zone = [rep.timezone or "(default)"] if zones else []
         table.add_row(
             str(rep.id),
             rep.name,
             rep.email or "",
             rep.whatsapp or "",
-            rep.timezone or "(default)",
+            *zone,
             "yes" if rep.active else "no",
             last,
         )
