@@ -73,7 +73,7 @@ class DigestLinks:
 
     def edit(self, touch_id: int) -> str:
         """The console's approval queue, focused on the draft."""
-        return f"{self.public_url}{QUEUE_PATH}?touch={touch_id}#touch-{touch_id}"
+        return f"{self.public_url}{QUEUE_PATH}?touch={touch_id}#draft-{touch_id}"
 
 
 def render(digest: Digest, links: DigestLinks, now: datetime) -> dict[str, Any]:

@@ -15,16 +15,21 @@ from sqlalchemy import func, select
 
 from scheduler.errors import InvalidLeadError
 from scheduler.followups.digest import collect, due_date, quiet_reason, rep_zone
+from scheduler.followups.drafting import LLMDrafter
 from scheduler.followups.lifecycle import start_reactivations
 from scheduler.pipeline.leads import LeadIn, intake
 from scheduler.pipeline.stages import transition
+from scheduler.store import conversations
 from scheduler.store.erasure import erase_lead
 from scheduler.store.models import Lead, Rep, Touch
+from scheduler.store.notes import add_note
 from scheduler.store.reactivation import digest_reps
 from scheduler.store.reps import add_rep, set_timezone
-from tests.scheduler.cadence_support import NOW, Sessions, compressed
+from tests.scheduler.cadence_support import NOW, Sessions, compressed, make_sweeper
+from tests.support.fakes.openai_server import FakeOpenAI
 
 D = timedelta(days=1)
+PROMPTS = Path(__file__).resolve().parents[2] / "prompts"
 
 
 async def dormant_lead(sessions: Sessions, n: int, owner: int | None, **fields: object) -> int:
@@ -183,3 +188,48 @@ async def test_the_digest_lists_only_the_reps_waiting_reactivation_drafts(
     assert item.lead.id == mine and digest.total == 1
     assert item.reason == "went quiet, 72 days ago"  # since their last message
     assert digest.key == f"digest:rep:{ana}:2026-05-02"
+
+
+async def test_the_llm_drafts_from_history_qualification_and_notes(
+    sessions: Sessions, tmp_path: Path
+) -> None:
+    cadence = compressed(tmp_path)
+    ana = await rep(sessions, "Ana")
+    lead_id = await dormant_lead(sessions, 1, ana, qualification={"tier": "warm"})
+    async with sessions.begin() as session:
+        conversations.add_message(
+            session,
+            lead_id=lead_id,
+            channel="email",
+            direction="in",
+            external_id="<m1@example.com>",
+            body="We would revisit this after our Q3 budget review.",
+            payload={},
+            created_at=NOW - 80 * D,
+        )
+        await add_note(
+            session,
+            lead_id,
+            kind="note",
+            author="ana@acme.example",
+            body="Budget frozen until Q3",
+            now=NOW - 79 * D,
+        )
+    await start_reactivations(sessions, cadence, now=NOW + 61 * D)
+    async with FakeOpenAI() as fake:
+        fake.reply_text("Hi Lead, your Q3 budget review should be done by now. Catch up?")
+        drafter = LLMDrafter(
+            cadence, model="m", api_key="k", base_url=fake.base_url, prompts_dir=PROMPTS
+        )
+        sweeper, _ = make_sweeper(sessions, cadence)
+        sweeper.drafter = drafter
+        await sweeper.sweep(NOW + 61 * D)
+        human = fake.messages()[-1]["content"]
+    assert "note: Budget frozen until Q3" in human
+    assert "qualification tier: warm" in human
+    assert "Q3 budget review" in human  # their last message
+    async with sessions() as session:
+        touch = await session.scalar(select(Touch).where(Touch.sequence == "reactivation"))
+    assert touch is not None  # (the compressed cadence's step needs no approval)
+    assert touch.draft is not None and touch.draft.startswith("Hi Lead, your Q3")
+    assert touch.meta["drafter"] == "llm"
