@@ -21,7 +21,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.http.signing import Signer
-from bot.notify import lead_label
 from bot.settings import Settings
 from scheduler.followups.cadence import Cadence
 from scheduler.followups.digest import (
@@ -87,8 +86,8 @@ def render(digest: Digest, links: DigestLinks, now: datetime) -> dict[str, Any]:
         "for you:</p>"
     ]
     for i, item in enumerate(digest.items, 1):
-        touch_id = item.touch.id
-        who = lead_label(item.lead)
+        touch_id = item.touch_id
+        who = item.who
         urls = {
             "approve": links.approve(touch_id, now),
             "skip": links.skip(touch_id, now),
@@ -97,7 +96,7 @@ def render(digest: Digest, links: DigestLinks, now: datetime) -> dict[str, Any]:
         text += [
             f"{i}. {who}: {item.reason} (by {item.channel})",
             *(f"   Subject: {item.subject}" for _ in [0] if item.subject),
-            *("   > " + line for line in (item.touch.draft or "").splitlines()),
+            *("   > " + line for line in item.draft.splitlines()),
             f"   Approve: {urls['approve']}",
             f"   Skip: {urls['skip']}",
             f"   Edit: {urls['edit']}",
@@ -110,7 +109,7 @@ def render(digest: Digest, links: DigestLinks, now: datetime) -> dict[str, Any]:
             f"<h3>{i}. {html.escape(who)}</h3><p>{html.escape(item.reason)} "
             f"(by {html.escape(item.channel)}){subject_html}</p>"
             f'<pre style="white-space:pre-wrap;font-family:inherit;border-left:3px solid #ccc;'
-            f'padding-left:1rem">{html.escape(item.touch.draft or "")}</pre>'
+            f'padding-left:1rem">{html.escape(item.draft)}</pre>'
             f'<p><a href="{html.escape(urls["approve"])}">Approve and send</a> · '
             f'<a href="{html.escape(urls["skip"])}">Skip</a> · '
             f'<a href="{html.escape(urls["edit"])}">Edit</a></p>'

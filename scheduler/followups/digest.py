@@ -17,9 +17,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from scheduler.followups.cadence import Cadence
 from scheduler.store import Session
-from scheduler.store.models import Lead, Touch
 from scheduler.store.reactivation import (
     DigestRep,
+    WaitingDraft,
     open_questions,
     stage_event_times,
     waiting_for_rep,
@@ -28,13 +28,15 @@ from scheduler.store.reactivation import (
 
 @dataclass(frozen=True, slots=True)
 class DigestItem:
-    """One draft in the digest."""
+    """One draft in the digest: whose, why, and the draft itself."""
 
-    touch: Touch
-    lead: Lead
+    touch_id: int
+    lead_id: int
+    who: str  # name (company), else a contact, else "lead <id>"
     reason: str
     channel: str
     subject: str
+    draft: str
 
 
 @dataclass(slots=True)
@@ -96,21 +98,28 @@ async def collect(
     limit: int,
 ) -> Digest:
     """The rep's digest: up to ``limit`` drafts awaiting approval on their leads."""
-    pairs, total = await waiting_for_rep(session, rep.id, sequences, limit=limit)
-    questions = await open_questions(session, (lead.id for _, lead in pairs))
-    dormant_at = await stage_event_times(session, (touch.cycle for touch, _ in pairs))
+    drafts, total = await waiting_for_rep(session, rep.id, sequences, limit=limit)
+    questions = await open_questions(session, (d.lead_id for d in drafts))
+    dormant_at = await stage_event_times(session, (d.cycle for d in drafts))
     items = []
-    for touch, lead in pairs:
+    for d in drafts:
         # Quiet since their last message; a lead who never wrote, since it went dormant.
-        since = lead.last_inbound_at or dormant_at.get(touch.cycle)
-        meta = touch.meta or {}
+        since = d.last_inbound_at or dormant_at.get(d.cycle)
         items.append(
             DigestItem(
-                touch=touch,
-                lead=lead,
-                reason=quiet_reason(questions.get(lead.id), since, now),
-                channel=str(meta.get("channel") or touch.channel),
-                subject=str(meta.get("subject") or ""),
+                touch_id=d.touch_id,
+                lead_id=d.lead_id,
+                who=label(d),
+                reason=quiet_reason(questions.get(d.lead_id), since, now),
+                channel=str(d.meta.get("channel") or d.channel),
+                subject=str(d.meta.get("subject") or ""),
+                draft=d.draft,
             )
         )
     return Digest(rep=rep, local_date=local_date, items=items, total=total)
+
+
+def label(draft: WaitingDraft) -> str:
+    """How a rep recognizes the lead (as in their other notifications)."""
+    name = draft.name or draft.email or draft.phone or f"lead {draft.lead_id}"
+    return f"{name} ({draft.company})" if draft.company else name

@@ -315,8 +315,6 @@ class Touch(Base):
             sqlite_where=text("status = 'pending'"),
         ),
         Index("ix_touches_lead_status", "lead_id", "status"),
-        # The daily digest: drafts awaiting approval in the reactivation sequences.
-        Index("ix_touches_status_sequence", "status", "sequence"),
     )
 
     # -- follow-up timing --

@@ -15,7 +15,15 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from scheduler.store.models import DialogSessionRow, Lead, OutboxItem, Rep, StageEvent, Touch
+from scheduler.store.models import (
+    DialogSessionRow,
+    Lead,
+    OutboxItem,
+    Rep,
+    Stage,
+    StageEvent,
+    Touch,
+)
 from scheduler.store.touches import TouchStatus
 
 _WAITING = TouchStatus.AWAITING_APPROVAL.value
@@ -54,33 +62,84 @@ async def digest_reps(session: AsyncSession, rep_id: int | None = None) -> list[
     return [DigestRep(int(r.id), r.name, r.email, r.timezone) for r in rows]
 
 
+@dataclass(frozen=True, slots=True)
+class WaitingDraft:
+    """What the digest shows of one draft and its lead (plain columns: no ORM objects, so
+    thousands of them stay cheap)."""
+
+    touch_id: int
+    cycle: int
+    channel: str
+    draft: str
+    meta: dict[str, Any]
+    lead_id: int
+    name: str | None
+    email: str | None
+    phone: str | None
+    company: str | None
+    last_inbound_at: datetime | None
+
+
 async def waiting_for_rep(
     session: AsyncSession, rep_id: int, sequences: Collection[str], *, limit: int
-) -> tuple[list[tuple[Touch, Lead]], int]:
-    """The first ``limit`` drafts of ``sequences`` awaiting approval on leads ``rep_id``
-    owns (oldest first), and how many there are in all."""
+) -> tuple[list[WaitingDraft], int]:
+    """The first ``limit`` drafts of ``sequences`` awaiting approval on the dormant leads
+    ``rep_id`` owns (oldest first), and how many there are in all."""
     if not sequences:
         return [], 0
+    # Driven from the rep's dormant leads (``ix_leads_owner_stage_id``), then each lead's
+    # touches (``ix_touches_lead_status``): a lead that left dormancy had its drafts
+    # cancelled. (Driven from the waiting touches instead, every rep's query read every
+    # rep's drafts: 50 reps x 10,000 drafts.)
     scope = (
+        Lead.owner_rep_id == rep_id,
+        Lead.stage == Stage.DORMANT.value,
+        Lead.erased_at.is_(None),
         Touch.status == _WAITING,
         Touch.sequence.in_(sorted(sequences)),
-        Lead.owner_rep_id == rep_id,
-        Lead.erased_at.is_(None),
     )
     rows = await session.execute(
-        select(Touch, Lead)
-        .join(Lead, Lead.id == Touch.lead_id)
+        select(
+            Touch.id,
+            Touch.cycle,
+            Touch.channel,
+            Touch.draft,
+            Touch.meta,
+            Lead.id,
+            Lead.name,
+            Lead.email,
+            Lead.phone,
+            Lead.company,
+            Lead.last_inbound_at,
+        )
+        .select_from(Lead)
+        .join(Touch, Touch.lead_id == Lead.id)
         .where(*scope)
         .order_by(Touch.id)
         .limit(limit)
     )
-    pairs: list[tuple[Touch, Lead]] = [(row[0], row[1]) for row in rows]
-    if len(pairs) < limit:
-        return pairs, len(pairs)
+    drafts = [
+        WaitingDraft(
+            touch_id=int(r[0]),
+            cycle=int(r[1]),
+            channel=r[2],
+            draft=r[3] or "",
+            meta=r[4] or {},
+            lead_id=int(r[5]),
+            name=r[6],
+            email=r[7],
+            phone=r[8],
+            company=r[9],
+            last_inbound_at=r[10],
+        )
+        for r in rows
+    ]
+    if len(drafts) < limit:
+        return drafts, len(drafts)
     total = await session.scalar(
-        select(func.count()).select_from(Touch).join(Lead, Lead.id == Touch.lead_id).where(*scope)
+        select(func.count()).select_from(Lead).join(Touch, Touch.lead_id == Lead.id).where(*scope)
     )
-    return pairs, int(total or 0)
+    return drafts, int(total or 0)
 
 
 async def open_questions(session: AsyncSession, lead_ids: Iterable[int]) -> dict[int, str]:

@@ -185,7 +185,7 @@ async def test_the_digest_lists_only_the_reps_waiting_reactivation_drafts(
             limit=10,
         )
     [item] = digest.items
-    assert item.lead.id == mine and digest.total == 1
+    assert item.lead_id == mine and digest.total == 1
     assert item.reason == "went quiet, 72 days ago"  # since their last message
     assert digest.key == f"digest:rep:{ana}:2026-05-02"
 
