@@ -4,7 +4,8 @@ Tokens are signed (:mod:`bot.http.signing`, purposes ``digest_approve`` / ``dige
 name one touch and carry an expiry (``exp``, Unix seconds; :class:`bot.http.digest.DigestLinks`).
 ``GET`` only shows the draft with a confirm button (mail scanners prefetch links); ``POST``
 approves through the sweeper (the draft is re-checked against the lead — opted out, erased,
-replied meanwhile — and sent through the outbox under the touch's one key) or skips it. A
+replied meanwhile — and sent through the outbox under the touch's one key) or skips it
+(and the rest of that reactivation: no "last call" follows a skipped note). A
 second POST finds the touch handled and does nothing. Bad token: 400; expired: 410.
 The periodic job that sends the digests is ``reactivation.digest``
 (:func:`bot.http.followups.jobs`).
@@ -32,6 +33,7 @@ from scheduler.errors import NotFoundError
 from scheduler.followups.touches import TouchStateError, TouchStatus
 from scheduler.store.leads import find_lead
 from scheduler.store.models import utcnow
+from scheduler.store.reactivation import cancel_cycle
 from scheduler.store.touches import find_touch
 
 log = logging.getLogger("leadbot.digest_links")
@@ -124,6 +126,16 @@ async def act(request: web.Request) -> web.Response:
             "Already handled", f"<p>{html.escape(str(exc))}. Nothing changed.</p>", status=409
         )
     if not approving:
+        # Skipping a reactivation skips the rest of it: no "last call" after a note that
+        # never went out.
+        async with request.app[SESSIONS].begin() as session:
+            await cancel_cycle(
+                session,
+                touch.lead_id,
+                touch.sequence,
+                touch.cycle,
+                reason="reactivation skipped from the digest",
+            )
         log.info("touch %s skipped from the digest", touch_id)
         return html_page("Skipped", "<p>Skipped: this draft will not be sent.</p>")
     if touch.status not in (TouchStatus.QUEUED.value, TouchStatus.SENT.value):

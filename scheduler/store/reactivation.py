@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scheduler.store.models import (
@@ -177,3 +177,27 @@ async def stage_event_times(
 async def key_taken(session: AsyncSession, key: str) -> bool:
     """Whether an outbox intent with ``key`` exists (a digest already sent for that day)."""
     return await session.scalar(select(OutboxItem.id).where(OutboxItem.key == key)) is not None
+
+
+async def cancel_cycle(
+    session: AsyncSession, lead_id: int, sequence: str, cycle: int, *, reason: str
+) -> int:
+    """Cancel the pending touches of one cycle of ``sequence`` for the lead (a rep skipped
+    its reactivation: no "last call" follows a note that never went); how many. The lead row
+    is locked first, inside the statement, as :func:`scheduler.store.touches.cancel_open`
+    does (the one lock order)."""
+    lead = (
+        select(Lead.id).where(Lead.id == lead_id).with_for_update(key_share=True).scalar_subquery()
+    )
+    result = await session.execute(
+        update(Touch)
+        .where(
+            Touch.lead_id == lead,
+            Touch.sequence == sequence,
+            Touch.cycle == cycle,
+            Touch.status == TouchStatus.PENDING.value,
+        )
+        .values(status=TouchStatus.CANCELLED.value, note=reason[:500])
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

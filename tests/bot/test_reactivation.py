@@ -324,10 +324,27 @@ async def test_digest_links_expire_refuse_tampering_and_skip_sends_nothing(
         assert (await service.get(path)).status == 400
         assert (await service.post(path)).status == 400
 
+    async with sessions_of(service).begin() as session:  # the sequence's next step
+        session.add(
+            Touch(
+                lead_id=second.lead_id,
+                sequence="reactivation",
+                step="last_call",
+                cycle=second.cycle,
+                channel="email",
+                due_at=eight + timedelta(days=7),
+                status="pending",
+                created_at=T0,
+            )
+        )
     skipped = await service.post(skip_second)
     assert skipped.status == 200
     async with sessions_of(service)() as session:
         assert (await session.get_one(Touch, second.id)).status == "skipped"
+        rest = await session.scalar(
+            select(Touch).where(Touch.lead_id == second.lead_id, Touch.step == "last_call")
+        )
+    assert rest is not None and rest.status == "cancelled"  # no last call after a skip
 
     clock.now = eight + timedelta(hours=48)  # LEADBOT_DIGEST_LINK_HOURS=48: expired
     assert (await service.get(approve_first)).status == 410
