@@ -17,7 +17,7 @@ from bot.crm import hubspot_webhook
 from bot.email import first_touch_service as first_touch
 from bot.email import unsubscribe
 from bot.email import webhook as email_webhook
-from bot.http import api_leads, followups, forms, openapi, privacy
+from bot.http import api_leads, digest_links, followups, forms, openapi, privacy
 from bot.http.appkeys import (
     CHANNELS,
     DISPATCHER,
@@ -131,8 +131,11 @@ def create_app(
     calendly.setup(app)
     health_setup(app)  # /healthz: the database and whatever components registered
     app.router.add_get("/metrics", metrics.handle)
-    # forms: the same intake; HubSpot's webhook: deal stage changes (README "HubSpot")
-    app.router.add_routes([*api_leads.routes, *forms.routes, *hubspot_webhook.routes])
+    # forms: the same intake; HubSpot's webhook: deal stage changes (README "HubSpot");
+    # digest_links: the reactivation digest's one-click links
+    app.router.add_routes(
+        [*api_leads.routes, *forms.routes, *hubspot_webhook.routes, *digest_links.routes]
+    )
     app.router.add_routes(openapi.routes)
     console.setup(app)
     app.cleanup_ctx.append(scheduler)

@@ -338,6 +338,18 @@ class Settings(BaseSettings):
     # provider's own variable (ANTHROPIC_API_KEY, ...). OpenAI models use OPENAI_API_KEY.
     llm_api_key: SecretStr = SecretStr("")
 
+    # Dormant reactivation and the daily digest (issue 15)
+    # Reactivation drafts started per rep in any 24 hours (the rest wait for the next day).
+    reactivation_per_rep_day: Annotated[int, Field(ge=1, le=1000)] = 20
+    # Local hour (in the rep's time zone, else LEADBOT_DEFAULT_TIMEZONE) the digest goes out.
+    digest_hour: Annotated[int, Field(ge=0, le=23)] = 8
+    # Seconds between checks whose rep's digest is due (one email per rep per local day).
+    digest_check_seconds: Annotated[float, Field(gt=0)] = 300.0
+    # Hours the digest's approve / skip links keep working.
+    digest_link_hours: Annotated[int, Field(ge=1, le=720)] = 48
+    # Drafts listed in one digest (the rest: "and N more" with a link to the queue).
+    digest_max_items: Annotated[int, Field(ge=1, le=500)] = 50
+
 
 def check_webhook_secrets(settings: Settings) -> None:
     """Raise :class:`SettingsError` (one line) when a real WhatsApp channel is configured

@@ -16,6 +16,7 @@ import typer
 
 from bot.cli.crm import app as crm_app
 from bot.cli.dialogs import chat, dialogs_app
+from bot.cli.digest import digest
 from bot.cli.experiments import app as experiments_app
 from bot.cli.reps import app as reps_app
 from bot.cli.scheduler import cadence_app, scheduler
@@ -58,6 +59,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(cadence_app, name="cadence")
 app.command("scheduler")(scheduler)
 app.command("link")(whatsapp_link)
+app.command("digest")(digest)
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(crm_app, name="crm")
 app.add_typer(experiments_app, name="experiments")

@@ -146,9 +146,11 @@ async def _page(
     login = current(request)
     cadence = request.app[CADENCE]
     owners = _owners(login)
+    # ?touch=ID (the digest's edit link): that draft first, however far down the queue.
+    focus = parse_id(request.query.get("touch", ""))
     async with request.app[SESSIONS]() as session:
         rows = await approval_queue.waiting_drafts(
-            session, owners=owners, first=hot_steps(cadence), limit=PAGE
+            session, owners=owners, first=hot_steps(cadence), limit=PAGE, focus=focus
         )
         total = await approval_queue.count_waiting(session, owners=owners)
     cards = [_card(cadence, touch, lead, owner) for touch, lead, owner in rows]

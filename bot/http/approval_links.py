@@ -96,7 +96,8 @@ def _bad_link() -> web.Response:
     )
 
 
-def _draft_html(touch: Touch, lead: Lead | None) -> str:
+def draft_html(touch: Touch, lead: Lead | None) -> str:
+    """The held draft as HTML: recipient, subject and text."""
     to = html.escape(lead.email or "") if lead else ""
     subject = html.escape(str((touch.meta or {}).get("subject") or ""))
     text = html.escape(touch.draft or "")
@@ -122,7 +123,7 @@ async def show_draft(request: web.Request) -> web.Response:
         return html_page(
             "Already handled",
             f"<p>This draft is {html.escape(touch.status)}; "
-            "nothing more to do.</p>" + _draft_html(touch, lead),
+            "nothing more to do.</p>" + draft_html(touch, lead),
         )
     form = (
         '<form method="post"><button type="submit" style="font-size:1rem;'
@@ -130,7 +131,7 @@ async def show_draft(request: web.Request) -> web.Response:
     )
     return html_page(
         f"Approve the reply to {lead_label(lead) if lead else 'the lead'}",
-        _draft_html(touch, lead) + form,
+        draft_html(touch, lead) + form,
     )
 
 

@@ -3,7 +3,8 @@
 ``setup(app)`` registers a cleanup context that loads ``LEADBOT_CADENCE_FILE`` (a bad file
 fails start-up with file:line reasons), builds the drafter (LLM when configured, else
 templates) and the :class:`~scheduler.followups.sweeper.Sweeper`, and appends its jobs to
-``app[JOBS]``: sweep, reaper, dormant, reactivation, and the next-step check (every live
+``app[JOBS]``: sweep, reaper, dormant, reactivation, the reps' daily digest
+(:mod:`bot.http.digest`), and the next-step check (every live
 lead has a next step; :mod:`scheduler.followups.next_steps`), whose findings the gauge
 ``leadbot_leads_without_next_step{stage,outcome}`` exports. Routes:
 
@@ -24,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot.booking_link import booking_link
 from bot.http.appkeys import DISPATCHER, JOBS, METRICS, SESSIONS, SETTINGS
+from bot.http.digest import send_due_digests
 from bot.http.errors import ApiError, read_json_object
 from bot.http.inputs import RequestInputError, parse_id, parse_int
 from bot.settings import Settings
@@ -110,7 +112,14 @@ def jobs(settings: Settings, sweeper: Sweeper, gauge: Gauge | None = None) -> li
         await mark_dormant(sessions, cadence, now=now)
 
     async def reactivate(now: datetime) -> None:
-        await start_reactivations(sessions, cadence, now=now)
+        await start_reactivations(
+            sessions, cadence, now=now, per_rep_day=settings.reactivation_per_rep_day
+        )
+
+    async def digest(now: datetime) -> None:
+        ids = await send_due_digests(sessions, settings, cadence, now=now)
+        if ids and sweeper.dispatcher is not None:  # else the outbox job delivers them
+            await sweeper.dispatcher.deliver_many(ids, now)
 
     async def next_steps(now: datetime) -> None:
         report = await check_next_steps(sessions, cadence, now=now)
@@ -124,6 +133,7 @@ def jobs(settings: Settings, sweeper: Sweeper, gauge: Gauge | None = None) -> li
         PeriodicJob("touches.reap", max(settings.touch_lease_seconds / 5, 5), sweeper.reap),
         PeriodicJob("touches.dormant", settings.dormant_check_seconds, dormant),
         PeriodicJob("touches.reactivation", settings.reactivation_check_seconds, reactivate),
+        PeriodicJob("reactivation.digest", settings.digest_check_seconds, digest),
         PeriodicJob("leads.next_steps", settings.next_step_check_seconds, next_steps),
     ]
 

@@ -40,7 +40,7 @@ from scheduler.pipeline.outbound_events import Event, EventKind, emit
 from scheduler.pipeline.stages import transition
 from scheduler.store import Session as DbSession
 from scheduler.store.leads import note_stage_move
-from scheduler.store.models import Lead
+from scheduler.store.models import Lead, Stage
 from scheduler.store.suppressions import SuppressionReason, suppress
 
 log = logging.getLogger("leadbot.inbox")
@@ -223,6 +223,40 @@ async def _move(db: DbSession, ctx: TurnContext, to: str, reason: str) -> None:
     # The move was written by a Core UPDATE; tell the loaded lead what it wrote instead of
     # reading the row back (a round trip per move).
     note_stage_move(ctx.lead, event, ctx.now)
+
+
+async def revive_dormant(
+    db: DbSession, lead: Lead, hooks: Hooks, *, now: datetime, wamid: str, text: str
+) -> list[int]:
+    """A dormant lead wrote (a reactivation reached them): Dormant → Contacted, and the owner
+    is told (kind ``replied``); the conversation goes on here, on WhatsApp. The new outbox
+    ids of the notification; nothing for a lead in any other stage."""
+    if lead.stage != Stage.DORMANT.value:
+        return []
+    try:
+        event = await transition(
+            db,
+            lead.id,
+            Stage.CONTACTED,
+            reason="replied on WhatsApp",
+            actor=ACTOR,
+            now=now,
+            current=(lead.stage, lead.version),
+        )
+    except StoreError as exc:  # moved meanwhile: that move stands, the turn goes on
+        log.info("lead %s: dormant lead wrote, not moved: %s", lead.id, exc)
+        return []
+    note_stage_move(lead, event, now)
+    return list(
+        await hooks.notify_reps(
+            db,
+            lead=lead,
+            kind="replied",
+            summary=f"on WhatsApp: {text}"[:200],
+            details={"wamid": wamid, "channel": "whatsapp", "text": text[:2000]},
+            now=now,
+        )
+    )
 
 
 def _details(ctx: TurnContext) -> dict[str, Any]:

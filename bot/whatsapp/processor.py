@@ -40,13 +40,13 @@ from typing import Any
 from bot.locks import KeyedLock, Lease, LockUnavailable
 from bot.whatsapp.attribution import attribute, strip_ref
 from bot.whatsapp.bursts import BurstScheduler
-from bot.whatsapp.effects import TurnContext, apply, cancel_follow_ups
+from bot.whatsapp.effects import TurnContext, apply, cancel_follow_ups, revive_dormant
 from bot.whatsapp.envelope import InboundMessage
 from bot.whatsapp.hooks import Hooks
 from bot.whatsapp.sender import PHONE_FLAG, WhatsAppSender, pick, sender_of
 from bot.whatsapp.turns import build_events
 from dialogs import experiments
-from dialogs.actions import Action
+from dialogs.actions import Action, OptOut
 from dialogs.catalog import ScriptCatalog
 from dialogs.errors import LeadbotError
 from dialogs.icp import Icp
@@ -405,8 +405,19 @@ class InboxProcessor:
         loaded, plan, now = turn.loaded, turn.plan, turn.now
         lead, created = await self._lead(db, loaded, now)
         _record_inbound(lead, loaded.messages, now, writes)
+        revived: list[int] = []
+        stops = any(isinstance(a, OptOut) for a in plan.actions)  # "stop" is no reply
+        if not (created or stops or loaded.suppressed or lead.opted_out_at is not None):
+            revived = await revive_dormant(
+                db,
+                lead,
+                self.hooks,
+                now=now,
+                wamid=loaded.messages[-1].id,
+                text=" ".join(m.text or m.choice_title or "" for m in loaded.messages),
+            )
         if plan.session is None:
-            return []
+            return revived
         ctx = TurnContext(
             lead=lead,
             session=plan.session,
@@ -423,7 +434,7 @@ class InboxProcessor:
             await cancel_follow_ups(db, ctx, self.hooks, "prospect replied")
         await apply(db, ctx, plan.actions, self.hooks)
         writes.sessions.append(_session_row(lead.id, plan.session, now))
-        return ctx.outbox_ids
+        return revived + ctx.outbox_ids
 
     async def _lead(self, db: DbSession, loaded: _Loaded, now: datetime) -> tuple[Lead, bool]:
         """The sender's lead, loaded in ``db``, and whether this turn created it

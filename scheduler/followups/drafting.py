@@ -39,6 +39,7 @@ class DraftContext:
     links: dict[str, str]
     policy: DraftPolicy
     history: tuple[tuple[str, str], ...] = ()
+    notes: tuple[str, ...] = ()  # the lead's newest notes, newest first
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +175,8 @@ class LLMDrafter:
         facts += [f"answer {k}: {v}" for k, v in context.answers.items() if v is not None]
         if lead.get("tier"):
             facts.append(f"qualification tier: {lead['tier']}")
+        # Notes may quote the lead's email: capped, and only ever in the human message.
+        facts += [f"note: {' '.join(n.split())[:300]}" for n in context.notes]
         # The lead's words are data: length-capped and kept inside the human message only.
         lines = [
             f"{'lead' if d == 'in' else 'us'}: {t[:500].replace('</lead_messages>', '')}"

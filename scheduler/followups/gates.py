@@ -20,6 +20,7 @@ from scheduler.pipeline.stages import transition
 from scheduler.store import Session, conversations
 from scheduler.store.leads import leads_by_ids
 from scheduler.store.models import Lead, Stage
+from scheduler.store.notes import list_notes
 from scheduler.store.suppressions import lookup_forms, normalize_address, stored_among
 
 
@@ -31,6 +32,7 @@ class BookingLink(Protocol):
         ...
 
 
+NOTES = 5  # newest notes a drafter sees
 _FINAL = ("opted out", "suppressed", "replied", "booked", "lead is won", "lead is lost")
 
 
@@ -44,6 +46,9 @@ class LeadFacts:
     whatsapp: str | None = None
     answers: dict[str, Any] = field(default_factory=dict)
     history: tuple[tuple[str, str], ...] = ()
+    # The lead's newest notes (reps', and facts taken from their email), newest first:
+    # loaded with the history, for the LLM drafter.
+    notes: tuple[str, ...] = ()
 
     @property
     def tier(self) -> str | None:
@@ -186,4 +191,5 @@ async def load_facts(session: Session, lead_ids: set[int], history: int) -> dict
         for lead_id, f in facts.items():
             messages = await conversations.recent_messages(session, lead_id, history)
             f.history = tuple(reversed(messages))
+            f.notes = tuple(n.body for n in await list_notes(session, lead_id, limit=NOTES))
     return facts

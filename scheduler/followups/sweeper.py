@@ -244,6 +244,7 @@ class Sweeper:
             links=facts.links({**self.cadence.resources, **self.links}, self.booking_link),
             policy=self._policy(channel),
             history=facts.history,
+            notes=facts.notes,
         )
         async with self._limit:
             await lease.keep()

@@ -38,10 +38,12 @@ async def waiting_drafts(
     unowned: bool = True,
     first: Sequence[tuple[str, str]] = (),
     limit: int = 100,
+    focus: int | None = None,
 ) -> list[tuple[Touch, Lead, str | None]]:
     """``(touch, lead, owner's name)`` of the drafts waiting for a person, the steps in
     ``first`` (``(sequence, step)`` pairs, e.g. hot leads' first replies, where minutes
-    count) ahead of the rest, each part oldest first. ``owners=None``: every lead's."""
+    count) ahead of the rest, each part oldest first. ``owners=None``: every lead's.
+    ``focus``: that touch first, if it is waiting and in scope (a digest's edit link)."""
     urgent = (
         case((or_(*(and_(Touch.sequence == s, Touch.step == t) for s, t in first)), 0), else_=1)
         if first
@@ -56,7 +58,9 @@ async def waiting_drafts(
     scope = _scope(owners, unowned)
     if scope is not None:
         query = query.where(scope)
-    order = [Touch.id] if urgent is None else [urgent, Touch.id]
+    order: list[Any] = [Touch.id] if urgent is None else [urgent, Touch.id]
+    if focus is not None:
+        order.insert(0, case((Touch.id == focus, 0), else_=1))
     rows = await session.execute(query.order_by(*order).limit(limit))
     return [(touch, lead, owner) for touch, lead, owner in rows]
 

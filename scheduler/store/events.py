@@ -40,17 +40,19 @@ async def stage_history(session: AsyncSession, lead_id: int) -> list[StageEvent]
 
 async def dormant_without(
     session: AsyncSession, sequence: str, *, dormant_since: datetime, limit: int
-) -> list[tuple[int, int]]:
-    """``(lead id, stage event id)`` of the leads dormant (not opted out) since at least
-    ``dormant_since`` by their latest stage event, that have no touch of ``sequence`` whose
-    cycle is that event's id: each dormancy at most once."""
+) -> list[tuple[int, int, int | None]]:
+    """``(lead id, stage event id, owner rep id)`` of the leads dormant (not opted out, not
+    erased) since at least ``dormant_since`` by their latest stage event, that have no touch
+    of ``sequence`` whose cycle is that event's id: each dormancy at most once. Longest
+    dormant first, so a per-rep cap defers the most recent ones."""
     later = aliased(StageEvent)
     rows = await session.execute(
-        select(StageEvent.lead_id, StageEvent.id)
+        select(StageEvent.lead_id, StageEvent.id, Lead.owner_rep_id)
         .join(Lead, Lead.id == StageEvent.lead_id)
         .where(
             Lead.stage == Stage.DORMANT.value,
             Lead.opted_out_at.is_(None),
+            Lead.erased_at.is_(None),
             StageEvent.to_stage == Stage.DORMANT.value,
             StageEvent.at <= dormant_since,
             ~exists().where(and_(later.lead_id == StageEvent.lead_id, later.id > StageEvent.id)),
@@ -62,9 +64,13 @@ async def dormant_without(
                 )
             ),
         )
+        .order_by(StageEvent.id)
         .limit(limit)
     )
-    return [(int(lead_id), int(event_id)) for lead_id, event_id in rows]
+    return [
+        (int(lead_id), int(event_id), None if owner is None else int(owner))
+        for lead_id, event_id, owner in rows
+    ]
 
 
 async def first_time(session: AsyncSession, source: str, key: str, now: datetime) -> bool:

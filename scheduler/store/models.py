@@ -90,6 +90,8 @@ class Rep(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     last_assigned_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # IANA name; None means LEADBOT_DEFAULT_TIMEZONE. Decides when the daily digest goes.
+    timezone: Mapped[str | None] = mapped_column(String(64))
 
 
 class Lead(Base):

@@ -12,6 +12,7 @@ snapshot and pile onto it.) Assignment happens once per lead, so the lock is che
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,14 +26,28 @@ _ASSIGN_LOCK = 0x1EAD_0001
 
 
 async def add_rep(
-    session: AsyncSession, *, name: str, email: str | None, whatsapp: str | None, now: datetime
+    session: AsyncSession,
+    *,
+    name: str,
+    email: str | None,
+    whatsapp: str | None,
+    now: datetime,
+    timezone: str | None = None,
 ) -> Rep:
-    """Add an active rep (contacts already normalized); raise if the email is taken."""
+    """Add an active rep (contacts already normalized, ``timezone`` an IANA name or None for
+    the default); raise if the email is taken or the time zone is unknown."""
     if not name.strip():
         raise InvalidLeadError("a rep needs a name")
     if email and await session.scalar(select(Rep.id).where(Rep.email == email)) is not None:
         raise InvalidLeadError(f"a rep with email {email} exists already")
-    rep = Rep(name=name.strip(), email=email, whatsapp=whatsapp, active=True, created_at=now)
+    rep = Rep(
+        name=name.strip(),
+        email=email,
+        whatsapp=whatsapp,
+        active=True,
+        created_at=now,
+        timezone=check_timezone(timezone) if timezone else None,
+    )
     session.add(rep)
     await session.flush()
     return rep
@@ -44,6 +59,28 @@ async def list_reps(session: AsyncSession, *, active_only: bool = False) -> list
     if active_only:
         query = query.where(Rep.active.is_(True))
     return list((await session.scalars(query)).all())
+
+
+def check_timezone(name: str) -> str:
+    """``name`` if it is an IANA time zone this system knows; else a clear error."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidLeadError(
+            f"{name!r} is not a time zone; use an IANA name such as UTC, America/New_York, "
+            "Europe/Berlin"
+        ) from None
+    return name
+
+
+async def set_timezone(session: AsyncSession, rep_id: int, timezone: str | None) -> Rep:
+    """Set a rep's time zone (None: back to the default); the digest follows it."""
+    rep = await session.get(Rep, rep_id)
+    if rep is None:
+        raise NotFoundError(f"rep {rep_id} does not exist")
+    rep.timezone = check_timezone(timezone) if timezone else None
+    await session.flush()
+    return rep
 
 
 async def deactivate_rep(session: AsyncSession, rep_id: int) -> Rep:

@@ -304,3 +304,28 @@ async def test_an_unknown_draft_is_not_found(admin: ConsoleClient, team: Team, p
 async def test_an_empty_queue_says_so(admin: ConsoleClient) -> None:
     html = await (await admin.get("/console/approvals")).text()
     assert "Nothing is waiting for approval." in html
+
+
+async def test_the_digest_edit_link_puts_its_draft_first(
+    admin: ConsoleClient, rep: ConsoleClient, team: Team, sessions: Sessions
+) -> None:
+    hot = await held_draft(admin.client, sessions, email="m.keller@alpenbau.de", owner=None)
+    bos = await held_draft(
+        admin.client,
+        sessions,
+        email="jo@north.example",
+        owner=team.bo_rep_id,
+        name="Jo North",
+        company="North AG",
+        sequence="reactivation",
+    )
+    html = await (await admin.get(f"/console/approvals?touch={bos.id}")).text()
+    assert html.index(f'id="draft-{bos.id}"') < html.index(f'id="draft-{hot.id}"')
+    # Out of scope, unknown or malformed: the queue as it is.
+    html = await (await rep.get(f"/console/approvals?touch={bos.id}")).text()
+    assert f'id="draft-{bos.id}"' not in html and f'id="draft-{hot.id}"' in html
+    for junk in ("999999", "abc", "-1"):
+        page = await admin.get(f"/console/approvals?touch={junk}")
+        assert page.status == 200
+        html = await page.text()
+        assert html.index(f'id="draft-{hot.id}"') < html.index(f'id="draft-{bos.id}"')
