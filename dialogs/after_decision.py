@@ -33,7 +33,7 @@ def reply_after_decision(turn: StepBuilder, text: str, interpretation: Interpret
         return
     if interpretation.intent is Intent.QUESTION:
         turn.forward(text)
-    elif "finished" not in turn.session.said_after:
+    elif not turn.said("finished"):
         turn.courtesy()
     elif interpretation.intent is not Intent.GREETING:
         turn.forward(text)  # they keep writing: a person should read it

@@ -66,18 +66,21 @@ class StepBuilder:
         self._turns: list[Turn] = []
         self._actions: list[Action] = []
         self._message: Message | None = None
+        self._built: Session | None = None  # :attr:`session`, until the next change
 
     # -- the session so far ------------------------------------------------------------------
 
     @property
     def session(self) -> Session:
-        """The session with every change so far (built on each call: for rare reads)."""
+        """The session with every change so far (built when read after a change)."""
         if not self._changes and not self._turns:
             return self._base
-        changes = {**self._changes, "updated_at": self.now}
-        if self._turns:
-            changes["history"] = (*self._base.history, *self._turns)[-HISTORY_LIMIT:]
-        return self._base.model_copy(update=changes)
+        if self._built is None:
+            changes = {**self._changes, "updated_at": self.now}
+            if self._turns:
+                changes["history"] = (*self._base.history, *self._turns)[-HISTORY_LIMIT:]
+            self._built = self._base.model_copy(update=changes)
+        return self._built
 
     def _get(self, name: str) -> Any:
         return self._changes[name] if name in self._changes else getattr(self._base, name)
@@ -94,6 +97,7 @@ class StepBuilder:
     def update(self, **changes: Any) -> None:
         """Change session fields (the session itself stays immutable)."""
         self._changes.update(changes)
+        self._built = None
         if "status" in changes:
             self.status = changes["status"]
         if "open_slot" in changes:
@@ -116,6 +120,7 @@ class StepBuilder:
         if self._get("follow_ups") is not None:
             self.act(CancelFollowUps("prospect replied"))
         self._turns.append(_turn("prospect", text, self.now, flags))
+        self._built = None
         self.update(turns=self._get("turns") + 1, nudged=False, follow_ups=None)
 
     def result(self) -> tuple[Session, tuple[Action, ...]]:
@@ -123,6 +128,7 @@ class StepBuilder:
         if self._message is None:
             return self.session, tuple(self._actions)
         self._turns.append(_turn("bot", body_of(self._message), self.now, ()))
+        self._built = None
         return self.session, (*self._actions, self._message)
 
     # -- the conversation --------------------------------------------------------------------
@@ -207,10 +213,12 @@ class StepBuilder:
 
     def _give_up(self, slot: str, evidence: str) -> None:
         """Record that the bot could not read an answer to ``slot`` (scored as missing)."""
-        if self.fill({slot: SlotValue(None, evidence=evidence, unknown=True)}):
-            records = dict(self.slots)
-            records[slot] = records[slot].model_copy(update={"understood": False})
-            self.update(slots=records)
+        if slot in self.slots:
+            return  # answered meanwhile: an answer is never replaced by a give-up
+        evidence = evidence[:EVIDENCE_LIMIT]
+        record = SlotRecord(value=None, evidence=evidence, unknown=True, understood=False)
+        self.update(slots={**self.slots, slot: record})
+        self.act(SetSlot(slot, None, evidence, True))
 
     def off_script(self, text: str, faq_id: str | None) -> str | None:
         """Record an off-script question; return what to answer before the open question,
@@ -293,6 +301,10 @@ class StepBuilder:
             self.act(NotifyRep("qualified", self._brief()))
         message = outcome_message(self.script, self.session, self.script.outcomes[outcome])
         self.say(with_prefix(message, prefix) if prefix else message)
+
+    def said(self, key: str) -> bool:
+        """Whether the canned reply ``key`` was given since the decision."""
+        return key in self._get("said_after")
 
     def say_once(self, key: str) -> bool:
         """Whether the canned reply ``key`` was not yet given since the decision (and note
