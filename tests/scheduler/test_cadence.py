@@ -198,3 +198,11 @@ def test_zone_of_the_lead() -> None:
     assert zone_for(None, "+4930123456", "UTC") == ZoneInfo("Europe/Berlin")
     assert zone_for(None, None, "Asia/Tokyo") == ZoneInfo("Asia/Tokyo")
     assert zone_for("Not/AZone", None, "UTC") == ZoneInfo("UTC")
+
+
+def test_a_dormant_lead_hears_from_us_only_with_a_reps_approval() -> None:
+    # The shipped reactivation: every step waits for a rep (issue 15), so a last call never
+    # follows a reactivation note nobody approved.
+    steps = load_cadence(DEFAULT).sequences["reactivation"].steps
+    assert [s.id for s in steps] == ["reactivate", "last_call"]
+    assert all(s.approval is True for s in steps)
