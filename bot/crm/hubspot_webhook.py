@@ -27,6 +27,7 @@ from crm_sync.hubspot.signature import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     SignatureError,
+    signed_uri,
     verify,
 )
 from scheduler.store.models import utcnow
@@ -45,7 +46,9 @@ async def receive(request: web.Request) -> web.Response:
         raise ApiError(503, "not_configured", "LEADBOT_HUBSPOT_CLIENT_SECRET is not configured")
     raw = await request.read()
     public = settings.public_url.rstrip("/")
-    uri = public + request.path_qs if public else str(request.url)
+    # The raw path, as HubSpot signed it (aiohttp's path_qs is normalised: %7E becomes ~).
+    base = public or f"{request.scheme}://{request.host}"
+    uri = signed_uri(base, request.raw_path)
     try:
         verify(
             secret,

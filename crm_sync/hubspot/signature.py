@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 
 from dialogs.errors import InputError
 
@@ -71,7 +72,7 @@ def verify(
             status=401,
             code="signature_missing",
         )
-    if not timestamp.isdigit():
+    if not (timestamp.isascii() and timestamp.isdigit()):  # "²".isdigit() is True
         raise SignatureError(
             f"{TIMESTAMP_HEADER} is not milliseconds", status=401, code="signature_malformed"
         )
@@ -84,3 +85,18 @@ def verify(
         raise SignatureError(
             f"{SIGNATURE_HEADER} does not match", status=403, code="bad_signature"
         )
+
+
+# The characters HubSpot decodes in the request URI before signing it (its v3 signature
+# docs); everything else stays as the client sent it.
+_DECODED = {
+    "%3A": ":", "%2F": "/", "%3F": "?", "%40": "@", "%21": "!", "%24": "$",
+    "%27": "'", "%28": "(", "%29": ")", "%2A": "*", "%2C": ",", "%3B": ";",
+}  # fmt: skip
+_ENCODED = re.compile("|".join(_DECODED), re.IGNORECASE)
+
+
+def signed_uri(base: str, raw_path: str) -> str:
+    """The URI HubSpot signed: ``base`` (the public origin) and the request's raw path and
+    query, with the characters HubSpot decodes decoded (and no others)."""
+    return base + _ENCODED.sub(lambda m: _DECODED[m.group(0).upper()], raw_path)

@@ -75,15 +75,18 @@ def stage_change(event_id: int, deal_id: str, stage: str) -> dict[str, Any]:
     }
 
 
-async def post(client: Client, events: Any, *, secret: str = SECRET, age_ms: int = 0) -> Any:
+async def post(
+    client: Client, events: Any, *, secret: str = SECRET, age_ms: int = 0, query: str = ""
+) -> Any:
     body = json.dumps(events).encode()
     timestamp = str(int(time.time() * 1000) - age_ms)
+    uri = URI + query
     headers = {
         "Content-Type": "application/json",
-        "X-HubSpot-Signature-v3": reference_signature(secret, "POST", URI, body, timestamp),
+        "X-HubSpot-Signature-v3": reference_signature(secret, "POST", uri, body, timestamp),
         "X-HubSpot-Request-Timestamp": timestamp,
     }
-    return await client.post("/webhooks/hubspot", data=body, headers=headers)
+    return await client.post("/webhooks/hubspot" + query, data=body, headers=headers)
 
 
 def test_our_signature_is_hubspots() -> None:
@@ -194,3 +197,13 @@ async def test_missing_headers_and_malformed_bodies_get_json_errors(app_client: 
     assert (await unsigned.json())["error"]["code"] == "signature_missing"
     assert not_a_list.status == 400
     assert (await not_a_list.json())["error"]["code"] == "malformed_events"
+
+
+async def test_a_timestamp_of_unicode_digits_is_refused_not_a_crash(app_client: Client) -> None:
+    reply = await app_client.post(
+        "/webhooks/hubspot",
+        data=b"[]",
+        headers={"X-HubSpot-Signature-v3": "x", "X-HubSpot-Request-Timestamp": "\u00b2"},
+    )
+    assert reply.status == 401
+    assert (await reply.json())["error"]["code"] == "signature_malformed"

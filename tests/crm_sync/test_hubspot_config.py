@@ -15,6 +15,7 @@ from bot.crm.hubspot import HubSpotConfigError
 from bot.settings import SettingsError
 from crm_sync.hubspot.channel import HubSpotChannel
 from crm_sync.hubspot.rate_limit import HeldBack, RateLimiter
+from crm_sync.hubspot.signature import signed_uri
 from crm_sync.hubspot.stage_map import StageMapError, parse_stage_map
 from crm_sync.hubspot.subscriber import HubSpotSubscriber
 from scheduler.pipeline import outbound_events
@@ -145,3 +146,10 @@ def test_the_sync_is_wired_only_when_a_token_is_set() -> None:
     # The channel reads leads at send time: it needs the store.
     assert "hubspot" not in build_channels(settings)
     assert isinstance(build_channels(settings, cast(Any, object()))["hubspot"], HubSpotChannel)
+
+
+def test_the_signed_uri_decodes_only_what_hubspot_decodes() -> None:
+    raw = "/webhooks/hubspot?t=a%3Ab&u=%2Fx&v=%7E&w=%20"
+    assert signed_uri("https://bot.example", raw) == (
+        "https://bot.example/webhooks/hubspot?t=a:b&u=/x&v=%7E&w=%20"
+    )
