@@ -397,7 +397,13 @@ class Sweeper:
             meta = dict(touch.meta)
             if text is not None and text.strip() != (touch.draft or ""):
                 touch.draft, meta["edited_by"] = text.strip(), by
-            channel = str(meta.get("channel") or facts.channel_for(touch.channel) or "")
+            # Chosen again now: the address the draft was made for may be suppressed since
+            # (or the lead now reachable only on the other channel).
+            channel = facts.channel_for(touch.channel)
+            if channel is None:
+                touch.status, touch.note = TouchStatus.SKIPPED.value, facts.unreachable_reason()
+                return touch
+            meta["channel"] = channel
             claim = Claimed(
                 touch.id,
                 touch.lead_id,

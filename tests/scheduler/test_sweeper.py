@@ -16,6 +16,7 @@ from scheduler.followups.lifecycle import mark_dormant, start_reactivations
 from scheduler.followups.touches import TouchStateError, cancel_pending, start_sequence
 from scheduler.pipeline.stages import transition
 from scheduler.store.models import Lead, OutboxItem, StageEvent, Suppression, Touch
+from scheduler.store.suppressions import suppress
 from scheduler.store.touches import claim_due
 from tests.scheduler.cadence_support import (
     NOW,
@@ -257,3 +258,22 @@ async def test_a_sweep_delivers_each_batch_in_one_call(sessions: Sessions, tmp_p
     async with sessions() as session:
         states = set(await session.scalars(select(OutboxItem.state)))
     assert states == {"sent"}
+
+
+async def test_an_address_suppressed_while_the_draft_waited_is_not_written_to(
+    sessions: Sessions, tmp_path: Path
+) -> None:
+    cadence = compressed(tmp_path)
+    sweeper, channel = make_sweeper(sessions, cadence)
+    lead_id = await make_lead(sessions)
+    await start(sessions, cadence, lead_id, "approved")
+    await sweeper.sweep(NOW)
+    async with sessions.begin() as session:
+        touch = await session.scalar(select(Touch).where(Touch.step == "personal"))
+        assert touch is not None and touch.status == "awaiting_approval"
+        await suppress(session, "dana1@example.com", reason="complaint", detail=None, now=NOW)
+    approved = await sweeper.approve(touch.id, by="rep@acme", now=NOW)
+    assert (approved.status, approved.note) == ("skipped", "suppressed")
+    assert channel.sent == []
+    async with sessions() as session:
+        assert (await session.scalars(select(OutboxItem))).all() == []
