@@ -8,16 +8,10 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
-
-import pytest
 
 from bot.console.takeover_events import STREAMS
 from bot.console.takeover_feed import FeedPosition
-from scheduler.store import conversation_feed
-from scheduler.store.conversation_feed import FeedDelivery
 from tests.console.takeover_support import (
     Desk,
     EventReader,
@@ -76,42 +70,6 @@ async def test_new_messages_and_statuses_arrive_live_in_stored_order(
         assert "delivered" in status.data and "data-replace-only" in status.data
         outbox_id = re.search(r'id="status-(\d+)"', sent.data)
         assert outbox_id and f'id="status-{outbox_id.group(1)}"' in status.data
-
-
-async def test_a_status_read_before_its_message_is_not_sent_after_it(
-    make_desk: MakeDesk, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Each read of a poll may see its own snapshot (PostgreSQL's READ COMMITTED): the
-    statuses are read before the messages, so a reply sent in between shows up as its
-    message while the status read shows it still sending. That older status must not follow
-    the message (it would put the reply back among those waiting to go out)."""
-    desk, lead_id = await _taken_conversation(make_desk)
-    real = conversation_feed.deliveries_changed
-
-    stale: set[int] = set()
-
-    async def read_before_the_send(*args: Any, **kwargs: Any) -> list[FeedDelivery]:
-        found = await real(*args, **kwargs)
-        # The first read that finds a row sent sees it as the snapshot before the send did.
-        first = {d.outbox_id for d in found if d.state == "sent"} - stale
-        stale.update(first)
-        return [
-            replace(d, state="sending", message_id=None) if d.outbox_id in first else d
-            for d in found
-        ]
-
-    url = await events_url(desk.bo, lead_id)
-    async with desk.bo.client.session.get(desk.bo.client.make_url(url)) as response:
-        events = EventReader(response)
-        assert (await events.next()).event == "ready"
-        monkeypatch.setattr(conversation_feed, "deliveries_changed", read_before_the_send)
-        await reply(desk.ana, lead_id, "Hello Dana, Ana here")
-        sent = (await events.until("message"))[-1]
-        assert "Hello Dana, Ana here" in sent.data
-        await desk.prospect().says("thanks")
-        after = await events.until("message")
-        assert not any('id="outbox-' in e.data for e in after), [e.data for e in after]
-        assert ">thanks<" in after[-1].data
 
 
 async def test_a_reconnect_resumes_from_the_last_event_without_repeats(
