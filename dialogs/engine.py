@@ -166,7 +166,7 @@ def _on_choice(turn: StepBuilder, event: Event, _: Interpretation | None) -> Non
     if turn.status == "handoff":
         return
     if turn.status != "active":
-        turn.courtesy()
+        turn.courtesy(always=True)  # a tap is deliberate: it is answered, the button again
         return
     parsed = parse_button_id(event.option_id)
     question = None

@@ -315,13 +315,15 @@ class StepBuilder:
         self.update(said_after=(*said, key))
         return True
 
-    def courtesy(self, *, prefix: str | None = None) -> None:
+    def courtesy(self, *, prefix: str | None = None, always: bool = False) -> None:
         """A short reply for a finished conversation (the booking button again if qualified):
-        ``prefix`` (an answer) and the closing line, which is said only once."""
+        ``prefix`` (an answer) and the closing line, which is said only once unless
+        ``always`` (a tap on one of our buttons: they acted, so they get an answer)."""
         status = self.status
         if status not in ("qualified", "disqualified"):
             return
-        line = self.script.finished if self.say_once("finished") else ""
+        first = self.say_once("finished")
+        line = self.script.finished if first or always else ""
         text = join(prefix, line) if prefix and line else (prefix or line)
         if not text:
             return  # said already: silence beats the same line again
