@@ -43,9 +43,10 @@ def _reopened(turn: StepBuilder, interpretation: Interpretation) -> bool:
     """Fill what the message states; when that lifts the deflection, decide again."""
     if not turn.fill(interpretation.slots, explicit=True):
         return False
-    if turn.verdict().decision == "disqualified":
+    verdict = turn.verdict()
+    if verdict.decision == "disqualified":
         return False
     turn.act(SetStage("contacted", "reopened: new answers after the deflection"))
     turn.update(status="active")
-    turn.finish()
+    turn.finish(q=verdict)
     return True

@@ -276,9 +276,10 @@ class StepBuilder:
             prompt_version=self.prompt_version,
         )
 
-    def finish(self, *, prefix: str | None = None) -> None:
-        """Score the answers against the ICP and close with the outcome."""
-        q = self.verdict()
+    def finish(self, *, prefix: str | None = None, q: Qualification | None = None) -> None:
+        """Score the answers against the ICP (``q``: already scored) and close with the
+        outcome."""
+        q = q or self.verdict()
         self.act(Qualify(q))
         self.update(open_slot=None, qualification=q.model_dump(mode="json"), said_after=())
         detail = f"tier {q.tier} (fit {q.fit_score}, intent {q.intent_score})"

@@ -108,12 +108,11 @@ def draft_html(touch: Touch, lead: Lead | None) -> str:
     )
 
 
-@routes.get("/approve/{token}")
-async def show_draft(request: web.Request) -> web.Response:
-    """Show the held draft and a confirm button; changes nothing."""
-    touch_id = _touch_id(request)
-    if touch_id is None:
-        return _bad_link()
+async def confirm_draft(
+    request: web.Request, touch_id: int, *, button: str, title: str
+) -> web.Response:
+    """The page a one-click link opens: the held draft and a ``button`` that POSTs back (mail
+    scanners prefetch links, so GET changes nothing); ``title`` names the lead as ``{lead}``."""
     async with request.app[SESSIONS]() as session:
         touch = await find_touch(session, touch_id)
         lead = await find_lead(session, touch.lead_id) if touch else None
@@ -127,11 +126,20 @@ async def show_draft(request: web.Request) -> web.Response:
         )
     form = (
         '<form method="post"><button type="submit" style="font-size:1rem;'
-        'padding:.5rem 1rem">Approve and send</button></form>'
+        f'padding:.5rem 1rem">{html.escape(button)}</button></form>'
     )
-    return html_page(
-        f"Approve the reply to {lead_label(lead) if lead else 'the lead'}",
-        draft_html(touch, lead) + form,
+    who = lead_label(lead) if lead else "the lead"
+    return html_page(title.format(lead=who), draft_html(touch, lead) + form)
+
+
+@routes.get("/approve/{token}")
+async def show_draft(request: web.Request) -> web.Response:
+    """Show the held draft and a confirm button; changes nothing."""
+    touch_id = _touch_id(request)
+    if touch_id is None:
+        return _bad_link()
+    return await confirm_draft(
+        request, touch_id, button="Approve and send", title="Approve the reply to {lead}"
     )
 
 

@@ -22,19 +22,16 @@ from typing import Any
 from aiohttp import web
 
 from bot.http.appkeys import SESSIONS, SETTINGS
-from bot.http.approval_links import draft_html
+from bot.http.approval_links import confirm_draft
 from bot.http.digest import APPROVE, SKIP
 from bot.http.followups import SWEEPER
 from bot.http.inputs import valid_id
 from bot.http.pages import html_page
 from bot.http.signing import BadSignature, Signer
-from bot.notify import lead_label
 from scheduler.errors import NotFoundError
 from scheduler.followups.touches import TouchStateError, TouchStatus
-from scheduler.store.leads import find_lead
 from scheduler.store.models import utcnow
 from scheduler.store.reactivation import cancel_cycle
-from scheduler.store.touches import find_touch
 
 log = logging.getLogger("leadbot.digest_links")
 routes = web.RouteTableDef()
@@ -83,24 +80,10 @@ async def confirm_page(request: web.Request) -> web.Response:
     touch_id = _touch_id(request, _now(request))
     if isinstance(touch_id, web.Response):
         return touch_id
-    async with request.app[SESSIONS]() as session:
-        touch = await find_touch(session, touch_id)
-        lead = await find_lead(session, touch.lead_id) if touch else None
-    if touch is None:
-        return html_page("Draft not found", "<p>This draft no longer exists.</p>", status=404)
-    if touch.status != TouchStatus.AWAITING_APPROVAL.value:
-        return html_page(
-            "Already handled",
-            f"<p>This draft is {html.escape(touch.status)}; nothing more to do.</p>"
-            + draft_html(touch, lead),
-        )
     label = "Approve and send" if request.match_info["action"] == "approve" else "Skip this draft"
-    form = (
-        '<form method="post"><button type="submit" style="font-size:1rem;'
-        f'padding:.5rem 1rem">{label}</button></form>'
+    return await confirm_draft(
+        request, touch_id, button=label, title="Reactivation draft for {lead}"
     )
-    who = lead_label(lead) if lead else "the lead"
-    return html_page(f"Reactivation draft for {html.escape(who)}", draft_html(touch, lead) + form)
 
 
 @routes.post(r"/digest/{action:approve|skip}/{token}")

@@ -25,10 +25,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from dialogs.errors import InputError
-from dialogs.llm_model import chat_model, structured
+from dialogs.llm_model import structured
 from dialogs.parsing.intents import looks_like_injection
 from dialogs.parsing.normalize import fold
-from dialogs.prompts import LoadedPrompt, load_prompt
 from scheduler.intake.email_note import (
     MAX_EVIDENCE_CHARS,
     MAX_NEXT_STEP_CHARS,
@@ -41,6 +40,7 @@ from scheduler.intake.email_note import (
     Quoted,
     Sentiment,
 )
+from scheduler.intake.model_reader import ModelReader
 
 PROMPT_NAME = "email_note"
 MAX_SUBJECT_CHARS = 200
@@ -89,7 +89,7 @@ def grounded(evidence: str, haystack: str) -> bool:
     return bool(quote) and quote in haystack
 
 
-class NoteExtractor:
+class NoteExtractor(ModelReader):
     """Reads a reply into an :class:`EmailNote` with the chat model of LEADBOT_LLM_MODEL."""
 
     def __init__(
@@ -101,18 +101,14 @@ class NoteExtractor:
         prompts_dir: Path,
         timeout: float = 15.0,
     ) -> None:
-
-        self.prompt: LoadedPrompt = load_prompt(prompts_dir, PROMPT_NAME)
-        self._chat = chat_model(
+        super().__init__(
             model,
+            PROMPT_NAME,
             api_key=api_key,
             base_url=base_url,
-            temperature=0,
+            prompts_dir=prompts_dir,
             timeout=timeout,
-            max_retries=1,
         )
-        # The client's timeout covers one attempt; this bounds the retry too.
-        self._deadline = timeout * 2 + 1
 
     async def extract(
         self, text: str, subject: str, now: datetime, *, raw: str | None = None

@@ -26,12 +26,12 @@ from dialogs.interpretation import SlotValue
 from dialogs.interpreters.grounding import ground
 from dialogs.interpreters.rules import RulesInterpreter
 from dialogs.interpreters.schema import Extraction, extraction_model
-from dialogs.llm_model import chat_model, structured
+from dialogs.llm_model import structured
 from dialogs.parsing.intents import looks_like_injection
 from dialogs.parsing.normalize import fold, normalize
-from dialogs.prompts import LoadedPrompt, load_prompt
 from dialogs.script import AnswerKind, Script
 from dialogs.session import Session
+from scheduler.intake.model_reader import ModelReader
 
 log = logging.getLogger("leadbot.email_qualify")
 
@@ -143,7 +143,7 @@ def rules_slots(
     return slots
 
 
-class FactExtractor:
+class FactExtractor(ModelReader):
     """Extracts slot facts with the configured chat model (closed schema, grounded facts)."""
 
     def __init__(
@@ -155,17 +155,14 @@ class FactExtractor:
         prompts_dir: Path,
         timeout: float = 15.0,
     ) -> None:
-
-        self.prompt: LoadedPrompt = load_prompt(prompts_dir, PROMPT_NAME)
-        self._chat = chat_model(
+        super().__init__(
             model,
+            PROMPT_NAME,
             api_key=api_key,
             base_url=base_url,
-            temperature=0,
+            prompts_dir=prompts_dir,
             timeout=timeout,
-            max_retries=1,
         )
-        self._deadline = timeout * 2 + 1
 
     async def extract(
         self, script: Script, lead: EmailLead, now: datetime
