@@ -20,6 +20,7 @@ from __future__ import annotations
 import operator
 import re
 from collections.abc import Callable, Mapping
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -84,12 +85,13 @@ class SlotRule(_Model):
             raise ValueError("points must be >= 0")
         return self
 
-    @property
+    # Cached: the scorer reads both several times per lead and a rule never changes.
+    @cached_property
     def best(self) -> int:
         """The most this slot can earn."""
         return max([*self.points.values(), *(b.points for b in self.bands), self.other_points])
 
-    @property
+    @cached_property
     def unknown(self) -> int:
         """Points for an "I don't know" answer."""
         if self.unknown_points is not None:
@@ -182,6 +184,14 @@ class Icp(_Model):
             raise ValueError(f"required_for_booking names unknown slots {unknown}")
         return self
 
+    @cached_property
+    def possible(self) -> dict[str, int]:
+        """The most each dimension's slots can earn together (the scores' denominators)."""
+        totals = {"fit": 0, "intent": 0}
+        for rule in self.slots.values():
+            totals[rule.dimension] += rule.best
+        return totals
+
 
 class Qualification(_Model):
     """The scorer's verdict; ``model_dump(mode="json")`` is what gets stored and sent."""
@@ -239,11 +249,10 @@ def score(
     every ``required_for_booking`` slot known is "qualified"; the rest is "undecided".
     """
     earned: dict[str, int] = {"fit": 0, "intent": 0}
-    possible: dict[str, int] = {"fit": 0, "intent": 0}
+    possible = icp.possible
     reasons: list[str] = []
     missing: list[str] = []
     for name, rule in icp.slots.items():
-        possible[rule.dimension] += rule.best
         sv = slots.get(name)
         if sv is None:
             missing.append(name)

@@ -115,17 +115,18 @@ def with_prefix(message: Message, prefix: str) -> Message:
     raise TypeError(f"not a message: {message!r}")  # pragma: no cover - exhaustive above
 
 
-def outcome_message(script: Script, session: Session, outcome: ScriptOutcome) -> Message:
+def outcome_message(script: Script, name: str | None, outcome: ScriptOutcome) -> Message:
     """The closing message for ``outcome``: the booking button when qualified, else text.
 
-    Placeholders are filled from a fixed dict (the loader refuses any others). The Calendly
-    link stays the literal ``{calendly_url}``: only the bot knows the lead to tag it with.
+    ``name`` is the prospect's profile name, for ``{name}``. Placeholders are filled from a
+    fixed dict (the loader refuses any others). The Calendly link stays the literal
+    ``{calendly_url}``: only the bot knows the lead to tag it with.
     Without a resource URL, ``message_without_url`` (when the script has one) is said.
     """
     values = {
         "calendly_url": CALENDLY_PLACEHOLDER,
         "resource_url": script.resource_url or outcome.url or "",
-        "name": session.name or "",
+        "name": name or "",
     }
     template = outcome.message
     if not values["resource_url"] and outcome.message_without_url:

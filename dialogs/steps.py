@@ -79,7 +79,7 @@ class StepBuilder:
             changes = {**self._changes, "updated_at": self.now}
             if self._turns:
                 changes["history"] = (*self._base.history, *self._turns)[-HISTORY_LIMIT:]
-            self._built = self._base.model_copy(update=changes)
+            self._built = self._base.updated(changes)
         return self._built
 
     def _get(self, name: str) -> Any:
@@ -300,7 +300,7 @@ class StepBuilder:
         self.update(status=outcome)
         if outcome == "qualified":
             self.act(NotifyRep("qualified", self._brief()))
-        message = outcome_message(self.script, self.session, self.script.outcomes[outcome])
+        message = outcome_message(self.script, self._get("name"), self.script.outcomes[outcome])
         self.say(with_prefix(message, prefix) if prefix else message)
 
     def said(self, key: str) -> bool:
