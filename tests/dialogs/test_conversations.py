@@ -26,6 +26,24 @@ _MISSES: dict[str, str] = {
     "es_price_first": (
         "DEFLECTED: 'seis cifras' (six figures) is read as a budget of 6, which hits budget < 2000"
     ),
+    "en_space_thousands": "DEFLECTED: '€50 000' (a space between thousands) is read as 50",
+    "es_space_thousands": "DEFLECTED: '50 000 €' (a space between thousands) is read as 0",
+    "es_sedes": (
+        "DEFLECTED: '5 sedes, unas 250 personas en total' is read as 1-10 people (the 5 "
+        "offices) and 'presupuesto de seis cifras' as a budget of 6"
+    ),
+    "en_offices_monthly_budget": (
+        "DEFLECTED: 'we have 3 offices, ~250 people overall' is read as 1-10 people (the 3 "
+        "offices); with 'around 8k a month' read as 8000 the fit is cold"
+    ),
+    "es_offices_monthly_budget": (
+        "DEFLECTED: 'tenemos 3 oficinas, unas 250 personas' is read as 1-10 people; 'lo más "
+        "rápido posible' is no timeline (re-asked)"
+    ),
+    "pt_branches_monthly_budget": (
+        "DEFLECTED: 'temos 3 escritórios, umas 250 pessoas ao todo' is read as 1-10 people; "
+        "'o mais rápido que der' is no timeline (re-asked)"
+    ),
     # Weak leads booked: a budget of nothing is never read, so nothing rules them out
     "en_student_no_budget": (
         "BOOKED: 'it's only me for now' is no size (given up after two asks) and 'no budget' "
@@ -58,6 +76,19 @@ _MISSES: dict[str, str] = {
     "en_two_facts_one_reply": (
         "'more qualified demos for our sales team' answers the 'who' FAQ ('sales team'), "
         "twice, and the need is given up"
+    ),
+    "en_sales_team_vs_company": (
+        "'help our sales team follow up faster' answers the 'who' FAQ twice (need given up); "
+        "'our sales team is 5 people but the company is 120' is read as 1-10 people"
+    ),
+    "es_sales_team_vs_company": (
+        "'que el equipo comercial haga seguimiento más rápido' is taken for a question "
+        "('Buena pregunta...') twice (need given up); '...son 5 pero la empresa tiene 120' is "
+        "read as 1-10 people"
+    ),
+    "en_numbers_first": (
+        "the opener ends in a question ('Can you do a Shopify Plus migration?'): its need is "
+        "not read and the need question is put after it"
     ),
     "en_european_number_format": "'Monday would be great' is no timeline: re-asked",
     "en_bakery_solo": "'whenever really' is no timeline answer: re-asked",

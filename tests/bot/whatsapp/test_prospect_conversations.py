@@ -47,6 +47,8 @@ CHOSEN = {
     "en_outbound_scale": "",
     "en_typos_emoji": "",
     "en_500_bucks": "",
+    "en_space_thousands": "'€50 000' is read as a budget of 50: deflected (known miss)",
+    "en_offices_monthly_budget": "'3 offices, ~250 people' is 1-10 people: deflected (known miss)",
     "en_two_person_bootstrapped": "'nothing really' is no budget: booked (known miss)",
     "es_answers_another_question": "",
     "es_500_euros": "",
