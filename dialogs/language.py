@@ -54,7 +54,7 @@ MARKERS: dict[str, frozenset[str]] = {
         " unos unas con del muy pero tambien hacer usted ustedes vosotros equipo ahora ya lo"
         " hay ayuda pagina sitio marzo junio julio enero febrero mayo septiembre octubre"
         " noviembre diciembre llamada hablar persona millones medio cuanto gustaria"
-        " mucho poco tengo soy aqui queria"
+        " mucho poco tengo soy aqui queria holi saludos porfa oye disculpa nosotros"
     ),
     "pt": word_set(
         "oi obrigado obrigada valeu tudo bom boa preciso precisamos precisa quero queremos"
@@ -62,7 +62,7 @@ MARKERS: dict[str, frozenset[str]] = {
         " com dos das na mais muito tambem fazer agora ja milhao milhoes reais marco"
         " junho julho janeiro fevereiro maio setembro outubro novembro dezembro falar"
         " atendente equipe aplicativo ainda pra ta ne meio tenho sou aqui"
-        " gostaria queria beleza certo isso essa esse"
+        " gostaria queria beleza certo isso essa esse ola oie eai vc vcs obg blz"
     ),
 }
 # "queremos", "queria", "aqui" are Spanish and Portuguese alike: drop what two lists share.

@@ -63,10 +63,7 @@ _MISSES: dict[str, str] = {
     "pt_student_no_budget": (
         "BOOKED: 'não tenho orçamento' is taken for a price question (the price FAQ, twice)"
     ),
-    "pt_two_person_nothing": (
-        "BOOKED: 'nada por enquanto' is no budget (asked twice, given up); 'olá, como "
-        "funciona?' starts in English and it stays English for four Portuguese answers"
-    ),
+    "pt_two_person_nothing": "BOOKED: 'nada por enquanto' is no budget (asked twice, given up)",
     # Right decision, but a question put again after it was answered
     "en_agency_opener": (
         "the opener's 'our lead follow-up is a mess' is not taken as the need: the need "
@@ -111,9 +108,6 @@ _MISSES: dict[str, str] = {
     "pt_solo_bakery": (
         "'quando der' is taken for a question ('Boa pergunta...') instead of a timeline, twice"
     ),
-    # Right decision, wrong language
-    "pt_outbound_scale": "'olá' opens in English (the greeting and first question)",
-    "pt_tiny_browsing": "'olá' opens in English (the greeting and first question)",
 }
 
 BY_NAME = {p.name: p for p in ALL}

@@ -45,6 +45,10 @@ def catalog() -> ScriptCatalog:
         ("hola! we need a website for our 40 person team", "en"),
         ("Somos uma agência de 40 pessoas e nosso follow-up é uma bagunça", "pt"),
         ("Somos una agencia de 40 personas y el seguimiento es un desastre", "es"),
+        ("olá, como funciona?", "pt"),  # "olá" is Portuguese; Spanish says "hola"
+        ("oie", "pt"),
+        ("vc faz site?", "pt"),
+        ("holi", "es"),
     ],
 )
 def test_the_first_message_picks_its_language(text: str, language: str) -> None:
