@@ -2,10 +2,18 @@
 
 Accuracy (a row counts only if every slot, and the intent/FAQ when given, is exactly right)
 must stay at or above each table's floor; the figure, per language, and any failing rows are
-printed. ``replies.yaml`` and ``replies_languages.yaml`` are the tables the rules were tuned
-on; ``replies_heldout.yaml`` (issue 16) was written after tuning and is never tuned on: it
-met 87.0% (114/131) when frozen, and its floor is set below that, at 85%. Opt-outs and
-requests for a person are not allowed to miss at all.
+printed. Opt-outs and requests for a person are not allowed to miss at all.
+
+The tables, and what the rules have seen of them:
+
+- ``replies.yaml``, ``replies_languages.yaml``: written to tune the rules on.
+- ``replies_heldout.yaml`` (issue 16, 131 rows): written after that tuning and frozen before
+  the rules saw it; it met 87.0% then. It has been tuned on since (the next stop's misses),
+  so it now counts as a tuned table.
+- ``replies_blind.yaml`` (issue 16, 233 rows): the held-out table now. Written by someone who
+  had not read the rules or the other tables, frozen before the rules first saw it (83.7%
+  then), and never tuned on; only its figure is read. Its floor sits below the figure it met
+  after this stop's tuning (see :data:`TABLES`).
 """
 
 from __future__ import annotations
@@ -29,8 +37,14 @@ from dialogs.session import Session
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
 TABLE = DATA / "replies.yaml"
+BLIND_FLOOR = 0.85  # the held-out table: below what it met (bench/README.md has the figures)
 # Each table and the accuracy it must keep.
-TABLES = {"replies.yaml": 0.95, "replies_languages.yaml": 0.95, "replies_heldout.yaml": 0.85}
+TABLES = {
+    "replies.yaml": 0.95,
+    "replies_languages.yaml": 0.95,
+    "replies_heldout.yaml": 0.95,
+    "replies_blind.yaml": BLIND_FLOOR,
+}
 SCRIPTS = {"en": "b2b_default", "es": "b2b_es", "pt": "b2b_pt"}
 NOW = datetime(2025, 1, 15, 10, 0, tzinfo=UTC)  # a Wednesday
 
@@ -107,14 +121,16 @@ def test_table_is_big_and_covers_both_scripts() -> None:
 
 def test_issue_16_tables_cover_three_languages() -> None:
     """At least 300 replies written for issue 16, in English, Spanish and Portuguese, with
-    several facts in one message; the held-out table alone at least 90."""
-    tuned, held = rows("replies_languages.yaml"), rows("replies_heldout.yaml")
-    assert len(tuned) + len(held) >= 300
-    assert len(held) >= 90
-    for table in (tuned, held):
+    several facts in one message; the blind held-out table alone at least 200."""
+    tables = [rows(n) for n in ("replies_languages.yaml", "replies_heldout.yaml")]
+    blind = rows("replies_blind.yaml")
+    assert len(blind) >= 200
+    assert sum(map(len, tables)) + len(blind) >= 300
+    for table in (*tables, blind):
         assert {r["script"] for r in table} == set(SCRIPTS)
         assert sum(len(r["expect"] or {}) > 1 for r in table) >= 8
-    assert sum(r["script"] == "pt" for r in held) >= 30
+    for lang in SCRIPTS:
+        assert sum(r["script"] == lang for r in blind) >= 60
 
 
 @pytest.mark.parametrize("name", list(TABLES))
