@@ -33,8 +33,16 @@ if TYPE_CHECKING:
 RULES_MAX_CHARS = 1000  # rules read at most this much; a real answer is far shorter
 _CACHE_SIZE = 32
 _NO_BUDGET = re.compile(
-    r"\b(?:no|zero|sin|sem|not\s+a|don'?t\s+have\s+a|no\s+tenemos|nao\s+temos|nao\s+tem)\s+"
-    r"(?:budget|presupuesto|orcamento)\b"
+    r"\b(?:no|zero|sin|sem|not\s+a|(?:do\s*n'?t|haven'?t|have\s+not|didn'?t|not)\s+(?:have|got"
+    r"|set|defined|decided(?:\s+on)?|allocated|approved|agreed(?:\s+on)?)(?:\s+(?:a|any|the|our))?"
+    r"|no\s+(?:tenemos|tengo|hay|hemos\s+(?:definido|fijado|decidido|puesto))(?:\s+(?:un|ningun"
+    r"|el|todavia|aun))?|nao\s+(?:temos|tenho|tem|ha|definimos|fechamos|decidimos)(?:\s+(?:um"
+    r"|nenhum|o|ainda))?)\s+(?:budget|presupuesto|orcamento|valor|verba|monto|cifra)\b"
+)
+# Money that is not a budget: read out of its question, "revenue 2M" is not what they'd spend.
+_OTHER_MONEY = re.compile(
+    r"\b(?:revenue|turnover|arr|mrr|sales|raised|funding|valuation|salar(?:y|ies|io|ios)"
+    r"|factur\w*|fatur\w*|ventas|vendas|ingresos|receita|ticket|followers|seguidores)\b"
 )
 
 
@@ -289,6 +297,9 @@ def _number(q: Question, msg: _Message, *, is_open: bool) -> SlotValue | None:
     pick: tuple[int, NumberMatch] | None = None
     if wanted is not None:
         pick = next(((i, n) for i, n in free if n.unit == wanted), None)
+    if pick is None and wanted == "currency" and (is_open or not _OTHER_MONEY.search(msg.folded)):
+        # Written the way money is ("tenemos unos 25 mil", "50k"): the budget even unasked.
+        pick = next(((i, n) for i, n in free if n.unit is None and n.bare_amount), None)
     if pick is None and (is_open or (wanted == "currency" and mentions_budget(msg.folded))):
         pick = next(((i, n) for i, n in free if n.unit is None), None)
     if pick is None:

@@ -83,7 +83,13 @@ UNKNOWN_ANSWER = re.compile(
     r"|sei\s+la|nao\s+faco\s+ideia|nem\s+ideia|nao\s+tenho\s+(?:certeza|ideia)|a\s+definir"
     r"|nao\s+definid[oa]|nao\s+sei\s+dizer|prefiro\s+nao\s+(?:dizer|informar|falar)"
     r"|ainda\s+nao\s+sei|ainda\s+nao\s+(?:definimos|decidimos|temos\s+certeza)"
-    r"|no\s+(?:lo\s+)?hemos\s+definido|por\s+definir|no\s+sabria\s+decir|no\s+sabemos)\b"
+    r"|no\s+(?:lo\s+)?hemos\s+(?:definido|decidido|pensado)|por\s+(?:definir|decidir)"
+    r"|no\s+sabria\s+decir|no\s+(?:lo\s+)?sabemos|sin\s+decidir|a\s+decidir"
+    r"|(?:have\s*n'?t|have\s+not|we\s+have\s*n'?t)\s+(?:yet\s+)?(?:decided|defined|figured"
+    r"|worked|settled|thought|set|agreed)|still\s+(?:deciding|figuring|working\s+(?:it|that)"
+    r"\s+out|thinking\s+about\s+it|undecided|unsure)|tbc|to\s+be\s+confirmed|we'?ll\s+see"
+    r"|nao\s+(?:o\s+)?sabemos|nao\s+(?:decidimos|definimos|pensamos|pensei)|sem\s+definicao"
+    r"|(?:todavia|aun)\s+no\s+(?:lo\s+)?(?:sabemos|decidimos|definimos|tenemos\s+claro))\b"
 )
 _QUESTION_START = re.compile(
     r"^\W*(?:what|what's|whats|how|who|who's|whos|where|when|why|which|can|could|do|does|is"

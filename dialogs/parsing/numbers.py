@@ -1,11 +1,12 @@
 """Find amounts and counts in prospect text: "50k", "$1.2M", "1,200", "about 200 people",
 "between 20 and 50", "twenty", "2.5m€", "15 mil" (Spanish and Portuguese: thousand),
-"R$ 50 mil", "uns 200 funcionários", "meio milhão", "2-3k/mo".
+"R$ 50 mil", "uns 200 funcionários", "meio milhão", "2-3k/mo", "50 lucas", "doscientos y pico",
+"hundreds of employees".
 
 :func:`find_numbers` returns every number with its verbatim span, the unit it was written
 with (people, currency, or a time/percent/year unit that makes it *not* a count or an amount)
-and whether it was a range, a bound ("over 200") or approximate ("about 50"). The caller
-decides which number answers which question.
+and whether it was a range, a bound ("over 200", "200-odd") or approximate ("about 50"). The
+caller decides which number answers which question.
 """
 
 from __future__ import annotations
@@ -14,15 +15,15 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from dialogs.parsing.currency import CUR_WORD, MULT, MULTS, currency_code
+from dialogs.parsing.currency import CUR_WORD, MONEY_MULTS, MULT, MULTS, currency_code
 from dialogs.parsing.normalize import fold, tokens, word_set
-from dialogs.parsing.words import number_words, number_words_pattern, words_value
+from dialogs.parsing.words import number_words, number_words_pattern, words_reading
 
 Unit = Literal["people", "currency", "time", "percent", "year", "ordinal"]
 Bound = Literal["above", "below"]
 
 _TAIL = rf"""
-    (?:\s?(?P<mult>(?:{MULT}))(?![\w]))?
+    (?:\s?(?P<mult>(?:{MULT}))(?![\w])(?P<half>\s+(?:y|e|and)\s+(?:a\s+)?(?:medio|meio|half)\b)?)?
     (?P<plus>\+)?
     (?:\s?(?P<post>[$€£¥₹]|\b(?:{CUR_WORD})\b))?
     (?P<ish>\s?-?ish\b)?
@@ -42,7 +43,8 @@ _PEOPLE = re.compile(  # "40 people", "40 full-time devs", "a 40-person agency"
     r"|guys|heads|headcount|team\s*members|members|devs|developers|engineers|workers|seats"
     r"|users|agents|reps|salespeople|fte|ftes|personas?|empleados?|trabajadores|colaboradores"
     r"|gente|personal|miembros|pessoas?|funcion[aá]rios?|profissionais|membros|cabe[cç]as"
-    r"|vendedores|consultores)\b",
+    r"|vendedores|consultores|partners|co-?founders|founders|s[oó]cios|socias|contractors"
+    r"|freelancers)\b",
     re.IGNORECASE,
 )
 _PEOPLE_BEFORE = re.compile(
@@ -61,7 +63,33 @@ _TIME_AFTER = re.compile(
     re.IGNORECASE,
 )
 # "five-figure budget", "6 figures", "5-6 figures": the least such an amount is.
-_FIGURES_AFTER = re.compile(r"^\s*-?\s*(?:figures?|figure\s+sum|d[ií]gitos)\b", re.IGNORECASE)
+_FIGURES_AFTER = re.compile(
+    r"^\s*-?\s*(?:figures?|figure\s+sum|d[ií]gitos|cifras)\b", re.IGNORECASE
+)
+# "200-odd", "twenty-something", "doscientos y pico", "duzentos e poucos": more than that.
+_MORE_AFTER = re.compile(
+    r"^(?:\s*-\s*|\s+)(?:odd|something|plus)\b|^\s+(?:and|y|e)\s+(?:something|pico|poco|tantos"
+    r"|tantas|poucos|poucas|pouco|algo|algunos|alguns|cacetada)\b",
+    re.IGNORECASE,
+)
+# After a bare amount, words that still leave it an amount ("30 mil de presupuesto", "50k and
+# we want..."); any other word makes it a count of something ("10k visits", "2 mil clientes").
+_BARE_AFTER = re.compile(
+    r"^(?:\s*$|\s*[^\w\s]|\s+(?:and|y|e|or|o|ou|to|de|of|per|a|al|ao|por|para|pra|in|en|em"
+    r"|for|with|con|com|budget|presupuesto|or[cç]amento|investment|inversi[oó]n|investimento"
+    r"|monthly|mensual(?:es)?|mensais|mensal|max|m[aá]ximo|tops|more\s+or\s+less|btw|we|nos"
+    r"|n[oó]s|no|na|que|is|es|[eé]|but|pero|mas|so|now|ahora|agora|hoy|hoje|ya|j[aá]|today"
+    r"|total|strong|at|on|from|based|across|between|here|aqu[ií]|ac[aá]|currently|right\s+now"
+    r"|actualmente|atualmente|m[aá]s\s+o\s+menos|mais\s+ou\s+menos|or\s+so|tipo|aprox\w*"
+    r"|roughly|approx\w*|give\s+or\s+take|counting|contando|incl\w*|all\s+in)\b)",
+    re.IGNORECASE,
+)
+# "we have 50k", "tenemos unos 25 mil": with a bare amount, having is money, not a headcount.
+_HAVE_BEFORE = re.compile(
+    r"\b(?:we\s+have|we've\s+got|tenemos|temos|tengo|tenho)\s*(?:about|around|roughly|like"
+    r"|some|~|unos|unas|uns|umas|casi|quase|cerca\s+de)?\s*$",
+    re.IGNORECASE,
+)
 _PERCENT_AFTER = re.compile(r"^\s*(?:%|percent\b|por\s*cien(?:to)?\b)", re.IGNORECASE)
 _ORDINAL_AFTER = re.compile(r"^(?:st|nd|rd|th|º|ª|o)\b", re.IGNORECASE)
 _YEAR_BEFORE = re.compile(
@@ -131,6 +159,9 @@ class NumberMatch:
     high: float | None = None
     bound: Bound | None = None
     approximate: bool = False
+    # Written the way sums of money are ("30 mil", "50k", "medio millón", "40 grand") and not
+    # followed by what it counts ("10k visits"): an amount even with no currency named.
+    bare_amount: bool = False
 
     @property
     def is_count(self) -> bool:
@@ -148,6 +179,7 @@ class _Raw:
     from_words: bool
     plus: bool
     ish: bool
+    big: bool  # a scale of a thousand or more: "k", "mil", "million", "thousand"
 
 
 def find_numbers(text: str, language: str = "en") -> list[NumberMatch]:
@@ -191,32 +223,45 @@ _BUDGET_TRIGGERS = word_set(
 
 
 def _raw(m: re.Match[str], text: str, language: str) -> _Raw | None:
-    if "num" in m.re.groupindex:
+    digits = "num" in m.re.groupindex
+    mult_word = (m.group("mult") or "").lower()
+    at_least = big = False
+    if digits:
         value = _parse_digits(m.group("num"))
     else:
-        spelled = words_value(m.group("words"))
-        if spelled is None:
-            return None
-        value = spelled
-    mult_word = (m.group("mult") or "").lower()
+        words = m.group("words")
+        if language.startswith("en") and words.lower() == "miles":
+            return None  # "50 miles away": the Spanish thousands only in Spanish
+        reading = words_reading(words)
+        if reading is None:
+            # "una luca", "un palo": the article is the count when slang scales money
+            if mult_word not in MONEY_MULTS or words.lower() not in ("un", "una", "um", "uma"):
+                return None
+            reading = (1.0, False, False)
+        value, at_least, big = reading
     mult = MULTS.get(mult_word, 1.0)
-    digits = "num" in m.re.groupindex
     if mult_word == "mil" and not language.startswith(("es", "pt")) and digits:
         mult = 1e6  # English slang: "$2 mil" is two million; Spanish "15 mil" is 15,000
     if mult_word in ("m", "b") and not digits:
         return None  # "twenty m" is not a thing; avoid eating a stray letter
+    if m.group("half") and digits:
+        value += 0.5  # "1 millón y medio", "2 million and a half"
     post = m.group("post")
     pre_m = _PRE.search(text, max(0, m.start() - 5), m.start())
     pre = pre_m.group(0) if pre_m else None
+    currency = currency_code(pre) or currency_code(post)
+    if currency is None and mult_word in MONEY_MULTS:
+        currency = ""  # money in an unnamed currency
     return _Raw(
         value=value * mult,
         start=pre_m.start() if pre_m else m.start(),
         end=m.end(),
-        currency=currency_code(pre) or currency_code(post),
+        currency=currency,
         has_mult=bool(mult_word),
         from_words=not digits,
-        plus=bool(m.group("plus")),
+        plus=bool(m.group("plus")) or at_least,
         ish=bool(m.group("ish")),
+        big=big or mult >= 1e3,
     )
 
 
@@ -257,7 +302,11 @@ def _range(text: str, a: _Raw, b: _Raw) -> NumberMatch:
     if opener:
         start = opener.start()
     currency = a.currency or b.currency
-    return _finish(text, start, b.end, (low + high) / 2, currency, low=low, high=high)
+    if currency is None and "" in (a.currency, b.currency):
+        currency = ""  # "2 a 3 lucas": money, currency unnamed
+    return _finish(
+        text, start, b.end, (low + high) / 2, currency, low=low, high=high, big=a.big or b.big
+    )
 
 
 def _unscaled(text: str, r: _Raw) -> float:
@@ -274,12 +323,19 @@ def _single(text: str, r: _Raw) -> NumberMatch:
     words = tokens(fold(before)) if before else frozenset()
     marks = ">" in before or "<" in before or "~" in before or "±" in before
     bound: Bound | None = None
-    if r.plus or ((marks or words & _ABOVE_WORDS) and _ABOVE_BEFORE.search(before)):
+    more = _MORE_AFTER.match(text[r.end : r.end + 30])
+    if r.plus or more or ((marks or words & _ABOVE_WORDS) and _ABOVE_BEFORE.search(before)):
         bound = "above"
     elif (marks or words & _BELOW_WORDS) and _BELOW_BEFORE.search(before):
         bound = "below"
-    approx = r.ish or bool((marks or words & _APPROX_WORDS) and _APPROX_BEFORE.search(before))
-    return _finish(text, r.start, r.end, r.value, r.currency, bound=bound, approximate=approx)
+    approx = (
+        r.ish
+        or bool(more)
+        or bool((marks or words & _APPROX_WORDS) and _APPROX_BEFORE.search(before))
+    )
+    return _finish(
+        text, r.start, r.end, r.value, r.currency, bound=bound, approximate=approx, big=r.big
+    )
 
 
 def _finish(
@@ -293,6 +349,7 @@ def _finish(
     high: float | None = None,
     bound: Bound | None = None,
     approximate: bool = False,
+    big: bool = False,
 ) -> NumberMatch:
     after = text[end : end + 40]
     before = text[max(0, start - _LOOKBACK) : start]
@@ -314,7 +371,10 @@ def _finish(
         unit = "people"
         end += m.end()
     elif tokens(fold(before)) & _PEOPLE_BEFORE_WORDS and _PEOPLE_BEFORE.search(before):
-        unit = "people"
+        # "we're 40", "somos 25 e...": a headcount, unless a noun says what is counted ("we
+        # have 3 offices") or it is a sum written like money that is had ("tenemos 25 mil").
+        bare = _BARE_AFTER.match(after) is not None
+        unit = "people" if bare and not (big and _HAVE_BEFORE.search(before)) else None
     elif 1900 <= value <= 2100 and value.is_integer() and _YEAR_BEFORE.search(before):
         unit = "year"
     else:
@@ -331,4 +391,5 @@ def _finish(
         high=high,
         bound=bound,
         approximate=approximate,
+        bare_amount=big and unit in (None, "currency") and _BARE_AFTER.match(after) is not None,
     )
