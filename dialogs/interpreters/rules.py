@@ -39,6 +39,12 @@ _NO_BUDGET = re.compile(
     r"|el|todavia|aun))?|nao\s+(?:temos|tenho|tem|ha|definimos|fechamos|decidimos)(?:\s+(?:um"
     r"|nenhum|o|ainda))?)\s+(?:budget|presupuesto|orcamento|valor|verba|monto|cifra)\b"
 )
+# Between two words of an FAQ phrase, a pronoun or filler may stand: "onde ficam" matches
+# "onde vocês ficam", "where are you based" matches "where are you guys based".
+_FAQ_GAP = (
+    r"\s+(?:(?:voces|voce|vcs|vc|you|guys|ustedes|vosotros|usted|tu|exactly|exactamente"
+    r"|exatamente|mesmo|mismo|ahora|agora|now|actually|realmente)\s+)?"
+)
 # Money that is not a budget: read out of its question, "revenue 2M" is not what they'd spend.
 _OTHER_MONEY = re.compile(
     r"\b(?:revenue|turnover|arr|mrr|sales|raised|funding|valuation|salar(?:y|ies|io|ios)"
@@ -53,7 +59,7 @@ class _Compiled:
     script: Script
     tables: dict[str, ChoiceTable]
     faq_re: re.Pattern[str] | None
-    faq_ids: dict[str, str]
+    faq_ids: dict[str, str]  # FAQ id by the name of its phrase's group in faq_re
     faq_words: frozenset[str]  # first word of every FAQ phrase: skip the regex without one
 
 
@@ -144,12 +150,15 @@ class RulesInterpreter:
                 slots[q.slot] = sv
 
         injection = intents.looks_like_injection(msg.folded, text)
-        human = intents.is_human_request(msg.folded)
+        human = intents.human_request(msg.folded)
         questionish = intents.looks_like_question(msg.folded)
         faq_id = _faq(compiled, msg.folded)
         if faq_id is not None and slots and not questionish:
             faq_id = None  # "our price range is 10k" answers; it does not ask about price
-        if human:
+        if human is not None:
+            # "falar com um consultor": the consultant is whom they ask for, not their need.
+            asked = human.group(0)
+            slots = {k: v for k, v in slots.items() if fold(v.evidence) not in asked}
             return Interpretation(Intent.HUMAN, slots, injection_suspected=injection)
         if faq_id is not None or (questionish and not slots):
             return Interpretation(
@@ -190,13 +199,18 @@ def _compile(script: Script) -> _Compiled:
             if key:
                 faq_ids.setdefault(key, entry.id)
     faq_re = None
-    if faq_ids:
-        body = "|".join(
-            re.escape(p).replace(r"\ ", r"\s+") for p in sorted(faq_ids, key=len, reverse=True)
-        )
+    ordered = sorted(faq_ids, key=len, reverse=True)
+    if ordered:
+        # One named group per phrase: the match may hold a filler the phrase does not.
+        body = "|".join(f"(?P<f{i}>{_faq_pattern(p)})" for i, p in enumerate(ordered))
         faq_re = re.compile(rf"(?<!\w)(?:{body})(?!\w)")
     faq_words = frozenset(tok for p in faq_ids for tok in tokens(p))
-    return _Compiled(script, tables, faq_re, faq_ids, faq_words)
+    by_group = {f"f{i}": faq_ids[p] for i, p in enumerate(ordered)}
+    return _Compiled(script, tables, faq_re, by_group, faq_words)
+
+
+def _faq_pattern(phrase: str) -> str:
+    return re.escape(phrase).replace(r"\ ", _FAQ_GAP)
 
 
 def _open_question(script: Script, session: Session) -> Question | None:
@@ -212,7 +226,7 @@ def _faq(compiled: _Compiled, folded: str) -> str | None:
     if compiled.faq_re is None or not tokens(folded) & compiled.faq_words:
         return None
     best = max(compiled.faq_re.finditer(folded), key=lambda m: len(m.group(0)), default=None)
-    return None if best is None else compiled.faq_ids[" ".join(best.group(0).split())]
+    return None if best is None or best.lastgroup is None else compiled.faq_ids[best.lastgroup]
 
 
 def _fill(compiled: _Compiled, q: Question, msg: _Message, *, is_open: bool) -> SlotValue | None:

@@ -35,6 +35,18 @@ _NEGATION = re.compile(
     r"(?:\b(?:not|no|dont|don't|without|except|ni|sin|nada\s+de|not\s+really|nao|nem|sem)\s+"
     r"(?:\w+\s+)?)$"
 )
+# A phrase right after "for"/"of"/"de"/"para" or a possessive names what the need is for or
+# about, not the need: "a landing page for a campaign", "estrategia de crecimiento", "an audit
+# of our marketing", "maintain our app", "manter nosso sistema".
+_POSSESSIVE = (
+    r"our|my|your|their|nuestro|nuestra|nuestros|nuestras|mi|mis|su|sus|nosso|nossa|nossos"
+    r"|nossas|meu|minha|seu|sua"
+)
+_MODIFIER_BEFORE = re.compile(
+    r"(?:\b(?:for|of|para|pra|pro|por|de|del|do|da|dos|das)\s+(?:(?:a|an|the|un|una|el|la|los"
+    rf"|las|o|os|as|um|uma|new|nuevo|nueva|novo|nova|{_POSSESSIVE})\s+){{0,2}}"
+    rf"|\b(?:{_POSSESSIVE})\s+(?:(?:new|nuevo|nueva|novo|nova)\s+)?)$"
+)
 _ORDINALS = {
     "first": 1,
     "1st": 1,
@@ -205,7 +217,18 @@ class ChoiceTable:
         distinct = {oid for oid, _ in hits}
         if len(distinct) > 1 and strict:
             return None  # "website and SEO" names two options: not clear enough to assume
-        oid, m = max(hits, key=lambda h: (len(h[1].group(0)), -h[1].start()))
+        if len(distinct) == 1:
+            oid, m = max(hits, key=lambda h: (len(h[1].group(0)), -h[1].start()))
+        else:  # the need itself, not what it is for; then the longest, then the first
+            oid, m = max(
+                hits,
+                key=lambda h: (
+                    _MODIFIER_BEFORE.search(folded[max(0, h[1].start() - 40) : h[1].start()])
+                    is None,
+                    len(h[1].group(0)),
+                    -h[1].start(),
+                ),
+            )
         confidence = 0.95 if len(distinct) == 1 else 0.7
         return ChoiceMatch(oid, m.group(0), confidence, "phrase")
 

@@ -48,7 +48,8 @@ _HUMAN = re.compile(
     r"(?:\b(?:talk|speak|chat|connect\s+me|put\s+me\s+through|transfer\s+me)\s+(?:to|with)\s+"
     r"(?:a|an|the|some|your|a\s+real|an\s+actual|someone|somebody)?\s*(?:real\s+|actual\s+"
     r"|live\s+|human\s+)?(?:person|human|agent|someone|somebody|rep|representative"
-    r"|salesperson|sales\s*(?:rep|person|team)|manager|operator|people|one\s+of\s+you)\b"
+    r"|salesperson|sales\s*(?:rep|person|team)|manager|operator|people|one\s+of\s+you"
+    r"|consultant|specialist|expert|advisor|adviser)\b"
     r"|\b(?:real|actual|live)\s+(?:person|human|agent)\b|\bhuman\s+(?:please|pls|agent)\b"
     r"|^\W*(?:agent|human|operator|representative|a\s+human|person|humano|agente|asesor"
     r"|persona|operador)\W*(?:please|pls|por\s+favor)?\W*$"
@@ -56,7 +57,7 @@ _HUMAN = re.compile(
     r"|\bcall\s+me\b|\bllam(?:ame|enme|adme)\b"
     r"|\bhablar\s+con\s+(?:(?:una|un|el|la)\s+)?(?:persona|humano|asesor|agente"
     r"|vendedor|comercial|alguien|ejecutivo|representante)\b"
-    r"|\bpersona\s+real\b|\bpasa(?:me|nme)\s+con\b|\bme\s+pasa[sn]?\s+con\b"
+    r"|\bpersona\s+real\b|\b(?:pasa(?:me|nme)|me\s+pasa[sn]?)\s+con\b(?:\s+(?:(?:un|una|el|la)\s+)?\w+)?"
     r"|\batencion\s+humana\b"
     r"|\bquiero\s+(?:un|una)\s+(?:humano|persona|asesor)\b"
     r"|\bfalar\s+com\s+(?:(?:uma|um|o|a|algum|alguma)\s+)?(?:pessoa|humano|atendente|vendedor"
@@ -171,7 +172,14 @@ def is_stop(folded: str) -> bool:
 
 def is_human_request(folded: str) -> bool:
     """Whether the message asks for a person ("talk to a human", "real person?", "agent")."""
-    return bool(tokens(folded) & _HUMAN_WORDS) and _HUMAN.search(folded) is not None
+    return human_request(folded) is not None
+
+
+def human_request(folded: str) -> re.Match[str] | None:
+    """The words asking for a person ("falar com um consultor"), if the message has them."""
+    if not tokens(folded) & _HUMAN_WORDS:
+        return None
+    return _HUMAN.search(folded)
 
 
 def is_greeting(folded: str) -> bool:

@@ -127,6 +127,7 @@ _BUDGET_WORDS = re.compile(
     r"|ao\s+m[eê]s|mensais|mensal|por\s+ano|ao\s+ano|/\s*m[eê]s)\b",
     re.IGNORECASE,
 )
+_MONEY_WORDS = re.compile(r"\b(?:lucas?|palos?)\b", re.IGNORECASE)
 _LOOKBACK = 40  # characters before a number searched for "more than", "team of", ...
 # Words one of the "before" patterns needs; checked first because a set lookup is cheap.
 _ABOVE_WORDS = word_set(
@@ -250,8 +251,10 @@ def _raw(m: re.Match[str], text: str, language: str) -> _Raw | None:
     pre_m = _PRE.search(text, max(0, m.start() - 5), m.start())
     pre = pre_m.group(0) if pre_m else None
     currency = currency_code(pre) or currency_code(post)
-    if currency is None and mult_word in MONEY_MULTS:
-        currency = ""  # money in an unnamed currency
+    if currency is None and (
+        mult_word in MONEY_MULTS or (not digits and _MONEY_WORDS.search(m.group("words")))
+    ):
+        currency = ""  # money in an unnamed currency: "50 lucas", "un par de lucas"
     return _Raw(
         value=value * mult,
         start=pre_m.start() if pre_m else m.start(),

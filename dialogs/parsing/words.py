@@ -167,6 +167,11 @@ _SCALES: dict[str, int] = {
     "milhao": 1_000_000,
     "milhões": 1_000_000,
     "milhoes": 1_000_000,
+    # Latin American slang for money: "un par de lucas" (2,000), "un palo" (a million)
+    "luca": 1000,
+    "lucas": 1000,
+    "palo": 1_000_000,
+    "palos": 1_000_000,
 }
 # Plural scales with no count before them mean "at least two of": "hundreds of employees",
 # "miles de personas", "centenas de funcionários" (a size past 200, not 100).
@@ -200,6 +205,7 @@ _INDEFINITE = {"a", "an", "un", "una", "um", "uma"}
 # Common words that happen to be numbers; alone they are too ambiguous to read as one
 # ("no one", "una empresa", "a few questions", "once we start", "un par de cosas").
 _WEAK = {"one", "un", "una", "uno", "um", "few", "couple", "once", "half", "medio", "meio", "par"}
+_WEAK |= {"luca", "lucas", "palo", "palos"}  # alone, a name ("Lucas") or a stick
 # "and" / "y" / "e" join parts ("vinte e cinco"); "of"/"de" only join number words
 # ("a couple of hundred", "cientos de miles"); "and a" before a half ("a million and a half").
 _JOINERS = r"(?:\s*-\s*|\s+(?:(?:and|y|e)\s+(?:an?\s+(?=half\b))?|of\s+|de\s+)?)"

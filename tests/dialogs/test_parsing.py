@@ -286,6 +286,21 @@ def test_choice(text: str, option: str, how: str) -> None:
     assert m is not None and (m.option_id, m.how) == (option, how)
 
 
+@pytest.mark.parametrize(
+    ("text", "option"),
+    [
+        ("a website for our ads campaign", "build"),  # not "ads": what it is for
+        ("an audit of our marketing funnel", "strategy"),
+        ("ads for our new app", "marketing"),
+        ("maintenance of our website", "support"),
+        ("website maintenance", "support"),  # the longest phrase when neither is "for"/"of"
+    ],
+)
+def test_choice_prefers_the_need_to_what_it_is_for(text: str, option: str) -> None:
+    m = NEED.match(fold(text))
+    assert m is not None and m.option_id == option
+
+
 def test_choice_rejects_noise_and_is_strict_outside_its_question() -> None:
     assert NEED.match("sport") is None
     assert NEED.match("webiste", strict=True) is None  # no fuzzy when not asked
@@ -372,6 +387,12 @@ def test_not_stop(text: str) -> None:
 )
 def test_human(text: str) -> None:
     assert intents.is_human_request(fold(text))
+
+
+def test_human_request_spans_the_person_asked_for() -> None:
+    m = intents.human_request(fold("me pasas con un asesor?"))
+    assert m is not None and "asesor" in m.group(0)
+    assert intents.is_human_request("i'd rather talk to a consultant")
 
 
 def test_not_human() -> None:
