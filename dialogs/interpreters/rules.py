@@ -21,7 +21,7 @@ from dialogs.interpretation import Intent, Interpretation, SlotValue
 from dialogs.parsing import intents
 from dialogs.parsing.choice import ChoiceTable
 from dialogs.parsing.emails import find_email
-from dialogs.parsing.normalize import fold, normalize, tokens
+from dialogs.parsing.normalize import first_words, fold, matches_at_words, normalize, tokens
 from dialogs.parsing.numbers import NumberMatch, find_numbers, mentions_budget
 from dialogs.parsing.timeline import TimelineMatch, parse_timeline
 from dialogs.script import AnswerKind, Option
@@ -57,25 +57,28 @@ class _Compiled:
     """Everything about a script the rules need, precompiled."""
 
     script: Script
+    questions: dict[str, Question]  # by slot
     tables: dict[str, ChoiceTable]
     faq_re: re.Pattern[str] | None
     faq_ids: dict[str, str]  # FAQ id by the name of its phrase's group in faq_re
-    faq_words: frozenset[str]  # first word of every FAQ phrase: skip the regex without one
+    # The words FAQ phrases begin with: the regex is tried only where one stands (None:
+    # a phrase begins with punctuation, scan it all).
+    faq_words: frozenset[str] | None
 
 
 class _Message:
     """One message in its views, each computed at most once."""
 
-    __slots__ = ("_numbers", "_timeline", "folded", "language", "norm", "now", "same_len", "used")
+    __slots__ = ("_free", "_numbers", "_timeline", "folded", "language", "norm", "now", "used")
 
-    def __init__(self, text: str, now: datetime, language: str) -> None:
-        self.norm = normalize(text, RULES_MAX_CHARS)
-        self.folded = fold(self.norm)
-        self.same_len = len(self.folded) == len(self.norm)
+    def __init__(self, norm: str, now: datetime, language: str) -> None:
+        self.norm = norm
+        self.folded = fold(norm)
         self.now = now
         self.language = language
         self._numbers: list[NumberMatch] | None = None
         self._timeline: TimelineMatch | None | bool = False
+        self._free: list[tuple[int, NumberMatch]] | None = None
         self.used: set[int] = set()  # indices of numbers already given to a slot
 
     @property
@@ -91,6 +94,11 @@ class _Message:
         assert not isinstance(self._timeline, bool)
         return self._timeline
 
+    @property
+    def same_len(self) -> bool:
+        """Whether folding kept every offset (then spans in one are spans in the other)."""
+        return len(self.folded) == len(self.norm)
+
     def verbatim(self, folded_piece: str) -> str:
         """The message's own words for a piece of its folded form (evidence is verbatim)."""
         if self.same_len:
@@ -101,17 +109,21 @@ class _Message:
 
     def free_numbers(self) -> list[tuple[int, NumberMatch]]:
         """Numbers not yet used and not part of the time expression ("by March 15")."""
-        if not self.numbers:
-            return []
-        tl = self.timeline
-        out = []
-        for i, n in enumerate(self.numbers):
-            if i in self.used:
-                continue
-            if tl is not None and self.same_len and tl.start <= n.start < tl.end:
-                continue
-            out.append((i, n))
-        return out
+        if self._free is None:
+            numbers = self.numbers
+            if not numbers:
+                self._free = []
+            else:
+                tl = self.timeline
+                inside = tl is not None and self.same_len
+                self._free = [
+                    (i, n)
+                    for i, n in enumerate(numbers)
+                    if not (inside and tl is not None and tl.start <= n.start < tl.end)
+                ]
+        if not self.used:
+            return self._free
+        return [(i, n) for i, n in self._free if i not in self.used]
 
 
 class RulesInterpreter:
@@ -119,6 +131,7 @@ class RulesInterpreter:
 
     def __init__(self) -> None:
         self._cache: OrderedDict[tuple[str, str], _Compiled] = OrderedDict()
+        self._last: _Compiled | None = None
 
     async def interpret(
         self, script: Script, session: Session, text: str, now: datetime
@@ -130,14 +143,16 @@ class RulesInterpreter:
         self, script: Script, session: Session, text: str, now: datetime
     ) -> Interpretation:
         """Interpret ``text`` synchronously (the engine calls this inline)."""
-        msg = _Message(text, now, script.language)
-        if not msg.norm:
+        norm = normalize(text, RULES_MAX_CHARS)
+        if not norm:
             return Interpretation(Intent.UNKNOWN)
+        msg = _Message(norm, now, script.language)
         if intents.is_stop(msg.folded):
             return Interpretation(Intent.STOP)  # no facts kept from an opt-out message
         compiled = self._compiled(script)
         slots: dict[str, SlotValue] = {}
-        open_q = _open_question(script, session)
+        # A session from an older script version may ask a slot this one no longer has.
+        open_q = None if session.open_slot is None else compiled.questions.get(session.open_slot)
         if open_q is not None:
             sv = _fill(compiled, open_q, msg, is_open=True)
             if sv is not None:
@@ -178,13 +193,18 @@ class RulesInterpreter:
         return Interpretation(intent, slots, injection_suspected=injection)
 
     def _compiled(self, script: Script) -> _Compiled:
+        last = self._last
+        if last is not None and last.script is script:
+            return last  # the same script as the last message: the common case
         key = (script.id, script.version)
         hit = self._cache.get(key)
         if hit is not None and hit.script is script:
             self._cache.move_to_end(key)
+            self._last = hit
             return hit
         compiled = _compile(script)
         self._cache[key] = compiled
+        self._last = compiled
         if len(self._cache) > _CACHE_SIZE:
             self._cache.popitem(last=False)
         return compiled
@@ -204,28 +224,26 @@ def _compile(script: Script) -> _Compiled:
         # One named group per phrase: the match may hold a filler the phrase does not.
         body = "|".join(f"(?P<f{i}>{_faq_pattern(p)})" for i, p in enumerate(ordered))
         faq_re = re.compile(rf"(?<!\w)(?:{body})(?!\w)")
-    faq_words = frozenset(tok for p in faq_ids for tok in tokens(p))
+    faq_words = first_words(faq_ids)
     by_group = {f"f{i}": faq_ids[p] for i, p in enumerate(ordered)}
-    return _Compiled(script, tables, faq_re, by_group, faq_words)
+    questions = {q.slot: q for q in script.questions}
+    return _Compiled(script, questions, tables, faq_re, by_group, faq_words)
 
 
 def _faq_pattern(phrase: str) -> str:
     return re.escape(phrase).replace(r"\ ", _FAQ_GAP)
 
 
-def _open_question(script: Script, session: Session) -> Question | None:
-    if session.open_slot is None:
-        return None
-    try:
-        return script.question(session.open_slot)
-    except KeyError:  # a session from an older script version
-        return None
-
-
 def _faq(compiled: _Compiled, folded: str) -> str | None:
-    if compiled.faq_re is None or not tokens(folded) & compiled.faq_words:
+    if compiled.faq_re is None:
         return None
-    best = max(compiled.faq_re.finditer(folded), key=lambda m: len(m.group(0)), default=None)
+    if compiled.faq_words is None:
+        found = list(compiled.faq_re.finditer(folded))
+    elif tokens(folded) & compiled.faq_words:
+        found = matches_at_words(compiled.faq_re, folded, compiled.faq_words)
+    else:
+        return None
+    best = max(found, key=lambda m: len(m.group(0)), default=None)
     return None if best is None or best.lastgroup is None else compiled.faq_ids[best.lastgroup]
 
 
@@ -311,9 +329,11 @@ def _number(q: Question, msg: _Message, *, is_open: bool) -> SlotValue | None:
     pick: tuple[int, NumberMatch] | None = None
     if wanted is not None:
         pick = next(((i, n) for i, n in free if n.unit == wanted), None)
-    if pick is None and wanted == "currency" and (is_open or not _OTHER_MONEY.search(msg.folded)):
+    if pick is None and wanted == "currency":
         # Written the way money is ("tenemos unos 25 mil", "50k"): the budget even unasked.
         pick = next(((i, n) for i, n in free if n.unit is None and n.bare_amount), None)
+        if pick is not None and not is_open and _OTHER_MONEY.search(msg.folded):
+            pick = None
     if pick is None and (is_open or (wanted == "currency" and mentions_budget(msg.folded))):
         pick = next(((i, n) for i, n in free if n.unit is None), None)
     if pick is None:

@@ -20,11 +20,11 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from rapidfuzz import fuzz, process
 
-from dialogs.parsing.normalize import fold
+from dialogs.parsing.normalize import first_words, fold, matches_at_words, tokens
 from dialogs.parsing.numbers import NumberMatch
 
 FUZZY_CUTOFF = 84  # rapidfuzz ratio; 84 keeps "webiste"/"consultng", drops "sport"/"support"
@@ -98,9 +98,9 @@ class OptionLike(Protocol):
     def max(self) -> float | None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class ChoiceMatch:
-    """The option a reply picked, how sure we are, and the words that picked it."""
+class ChoiceMatch(NamedTuple):
+    """The option a reply picked, how sure we are, and the words that picked it (a named
+    tuple: immutable and cheap to build on the interpreter's hot path)."""
 
     option_id: str
     evidence: str
@@ -132,6 +132,7 @@ class ChoiceTable:
                         phrases.setdefault(p, o.id)
         self._phrases = phrases
         self._phrase_re = _alternation(phrases)
+        self._phrase_starts = first_words(phrases)
         vocab = {p: oid for p, oid in phrases.items() if " " not in p and len(p) >= FUZZY_MIN_LEN}
         self._vocab = list(vocab)
         self._vocab_ids = list(vocab.values())
@@ -208,7 +209,13 @@ class ChoiceTable:
         if self._phrase_re is None:
             return None
         hits: list[tuple[str, re.Match[str]]] = []
-        for m in self._phrase_re.finditer(folded):
+        if self._phrase_starts is None:
+            found: Iterable[re.Match[str]] = self._phrase_re.finditer(folded)
+        elif tokens(folded) & self._phrase_starts:
+            found = matches_at_words(self._phrase_re, folded, self._phrase_starts)
+        else:
+            return None
+        for m in found:
             if _NEGATION.search(folded, max(0, m.start() - 30), m.start()):
                 continue
             hits.append((self._phrases[_squash(m.group(0))], m))

@@ -152,7 +152,7 @@ def looks_like_injection(folded: str, raw: str | None = None) -> bool:
     """
     if bool(tokens(folded) & _INJECTION_WORDS) and _INJECTION.search(folded) is not None:
         return True
-    return raw is not None and _RAW_TAG.search(raw[:20_000]) is not None
+    return raw is not None and "<" in raw and _RAW_TAG.search(raw[:20_000]) is not None
 
 
 # A tag naming a prompt role or our envelope, as written (before normalization strips it).
