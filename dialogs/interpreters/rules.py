@@ -45,6 +45,23 @@ _FAQ_GAP = (
     r"\s+(?:(?:voces|voce|vcs|vc|you|guys|ustedes|vosotros|usted|tu|exactly|exactamente"
     r"|exatamente|mesmo|mismo|ahora|agora|now|actually|realmente)\s+)?"
 )
+# Where a reply that gives several facts divides: punctuation, or "and" before the next
+# fact ("our follow-up is a mess and we're 40 people").
+_CLAUSE = re.compile(
+    r"[,.;:!?\n]+|\s+(?:and|y|e)\s+(?=(?:we|we're|we've|our|i|i'm|somos|tenemos|temos|nuestro"
+    r"|nuestra|nosso|nossa|budget|presupuesto|or[cç]amento|the\s+budget|el\s+presupuesto"
+    r"|o\s+or[cç]amento)\b)",
+    re.IGNORECASE,
+)
+_WORDS = re.compile(r"[^\W\d_]{2,}")
+# Politeness and filler that open a clause but describe nothing ("thanks for asking").
+_PLEASANTRY = re.compile(
+    r"^\W*(?:thanks?|thank\s+you|thx|ty|gracias|obrigad[oa]|valeu|ok(?:ay)?|sure|yes|yeah|yep"
+    r"|si|sim|claro|perfect[oa]?|perfeito|great|cool|no\s+problem|of\s+course|por\s+supuesto"
+    r"|com\s+certeza|well|bueno|bom|so|entonces|entao|let\s+me\s+see|as\s+i\s+said|como\s+te"
+    r"\s+dije|como\s+eu\s+disse|good\s+question|buena\s+pregunta|boa\s+pergunta)\b(?:\W+\w+){0,4}"
+    r"\W*$"
+)
 # Money that is not a budget: read out of its question, "revenue 2M" is not what they'd spend.
 _OTHER_MONEY = re.compile(
     r"\b(?:revenue|turnover|arr|mrr|sales|raised|funding|valuation|salar(?:y|ies|io|ios)"
@@ -185,8 +202,9 @@ class RulesInterpreter:
             )
         if not slots and intents.is_greeting(msg.folded):
             return Interpretation(Intent.GREETING, injection_suspected=injection)
-        if not slots and open_q is not None and not injection:
-            other = _own_words(open_q, msg)
+        if open_q is not None and open_q.slot not in slots and not injection:
+            # "our lead follow-up is a mess, we're 40 people": the need is kept beside the size.
+            other = _own_words(open_q, msg) if not slots else _own_words_beside(open_q, msg, slots)
             if other is not None:
                 slots[open_q.slot] = other
         intent = Intent.ANSWER if slots else Intent.UNKNOWN
@@ -350,9 +368,40 @@ def _number(q: Question, msg: _Message, *, is_open: bool) -> SlotValue | None:
     return SlotValue(value, n.evidence, confidence=0.85 if n.approximate else 0.95)
 
 
+def _takes_own_words(q: Question) -> bool:
+    return q.kind is AnswerKind.FREE_TEXT or (q.kind is AnswerKind.CHOICE and q.allow_other)
+
+
+def _own_words_beside(q: Question, msg: _Message, slots: dict[str, SlotValue]) -> SlotValue | None:
+    """The clauses of a reply that gave other facts too and that describe the open question's
+    answer in words: none of the other answers' evidence in them, three words or more, not a
+    pleasantry, a greeting, a question or an "I don't know"."""
+    if not _takes_own_words(q):
+        return None
+    evidence = [v.evidence for v in slots.values() if v.evidence]
+    kept = []
+    for raw in _CLAUSE.split(msg.norm):
+        part = raw.strip(" -")
+        folded = fold(part)
+        if (
+            len(_WORDS.findall(part)) < 3
+            or any(e in part for e in evidence)
+            or _PLEASANTRY.match(folded)
+            or intents.is_greeting(folded)
+            or intents.looks_like_question(folded)
+            or intents.unknown_answer(folded)
+        ):
+            continue
+        kept.append(part)
+    if not kept:
+        return None
+    words = ", ".join(kept)
+    return SlotValue(words, words, confidence=0.5)
+
+
 def _own_words(q: Question, msg: _Message) -> SlotValue | None:
     """The reply itself as the answer, for free-text questions and open-ended choices."""
-    if q.kind is not AnswerKind.FREE_TEXT and not (q.kind is AnswerKind.CHOICE and q.allow_other):
+    if not _takes_own_words(q):
         return None
     if intents.unknown_answer(msg.folded) is not None:
         return SlotValue(None, msg.norm, unknown=True)
