@@ -79,7 +79,7 @@ UNKNOWN_ANSWER = re.compile(
     r"|no\s+idea|no\s+clue|not\s+decided|undecided|tbd|to\s+be\s+determined|hard\s+to\s+say"
     r"|can'?t\s+say|depends|it\s+depends|no\s+se|ni\s+idea|no\s+estoy\s+segur[oa]|depende"
     r"|quien\s+sabe|no\s+lo\s+se|aun\s+no\s+se|todavia\s+no\s+se|sin\s+definir"
-    r"|no\s+lo\s+tengo\s+claro|no\s+tengo\s+idea|not\s+yet\s+sure|no\s+tengo\s+ni\s+idea"
+    r"|no\s+lo\s+(?:tengo|tenemos)\s+(?:muy\s+|tan\s+)?claro|no\s+esta\s+claro|nao\s+esta\s+claro|no\s+tengo\s+idea|not\s+yet\s+sure|no\s+tengo\s+ni\s+idea"
     r"|prefer\s+not\s+to\s+say|rather\s+not\s+say|prefiero\s+no\s+decir|nao\s+sei"
     r"|sei\s+la|nao\s+faco\s+ideia|nem\s+ideia|nao\s+tenho\s+(?:certeza|ideia)|a\s+definir"
     r"|nao\s+definid[oa]|nao\s+sei\s+dizer|prefiro\s+nao\s+(?:dizer|informar|falar)"

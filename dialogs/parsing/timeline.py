@@ -88,7 +88,8 @@ _ASAP_STRONG = re.compile(
     r"|ja\s+ja|quanto\s+mais\s+rapido\s+melhor|this\s+(?:very|same)\s+week|as\s+soon\s+as\s+"
     r"(?:you|we|they|u)\s+(?:guys\s+)?can|as\s+soon\s+as\s+(?:feasible|practical)"
     r"|cuando\s+antes|en\s+cuanto\s+(?:pued\w+|podais|podamos|se\s+pueda|sea\s+posible)"
-    r"|(?:lo\s+)?(?:mas\s+)?(?:pronto|rapido)\s+(?:posible|que\s+se\s+pueda)"
+    r"|(?:lo\s+)?(?:mas\s+)?(?:antes|pronto|rapido)\s+(?:posible|que\s+(?:se\s+)?pued\w+"
+    r"|que\s+podais)"
     r"|assim\s+que\s+(?:possivel|der|puder(?:em)?|for\s+possivel)|o\s+(?:mais\s+)?(?:rapido"
     r"|breve|cedo)\s+que\s+(?:der|puder(?:em)?)|urgenti?ssim[oa]|urgentisim[oa]"
     r"|(?:hoy|hoje|manana|amanha)\s+mismo|(?:hoje|amanha)\s+mesmo"
@@ -134,7 +135,10 @@ _QUARTER = re.compile(
     r"|terceiro|quarto)\s+(?:quarter|trimestre)|(?P<qn>[1-4])\s*(?:o|er|ro|do|to|st|nd|rd|th)?"
     r"\s*(?:quarter|trimestre)|(?P<qt>[1-4])t)(?:\s*(?:of\s+|de\s+|del\s+)?(?P<year>20\d\d))?\b"
 )
-_HALF = re.compile(r"\b(?:h2|second\s+half|segundo\s+semestre|2nd\s+half)\b")
+_HALF = re.compile(
+    r"\b(?:h2|second\s+half|segundo\s+semestre|2nd\s+half"
+    r"|(?P<h1>h1|first\s+half|1st\s+half|primer\s+semestre|primeiro\s+semestre))\b"
+)
 # The middle of this year: "mid-year", "a mediados de año", "meados do ano", "meio do ano".
 _MID_YEAR = re.compile(
     r"\b(?:mid[\s-]?year|(?:the\s+)?middle\s+of\s+(?:the\s+|this\s+)?year|(?:a\s+)?(?:mediados"
@@ -228,6 +232,8 @@ def _concrete(s: str, today: date, words: frozenset[str]) -> TimelineMatch | Non
     ):
         return _at(m, days, strong=bool(m.group("prep")))
     if words & HALF_WORDS and (m := _HALF.search(s) or _MID_YEAR.search(s)) is not None:
+        if "h1" in m.re.groupindex and m.group("h1"):  # a named half: its start
+            return _at(m, 0 if today.month <= 6 else (date(today.year + 1, 1, 1) - today).days)
         target = date(today.year, 7, 1)
         return _at(m, max(0, (target - today).days))
     if words & WEEKDAY_WORDS and (m := _WEEKDAY_RE.search(s)) is not None:

@@ -73,6 +73,11 @@ SEASONS: dict[str, int] = {
     "verao": 6,
     "outono": 9,
     "inverno": 12,
+    # Christmas, as the month it falls in ("before christmas", "para navidad", "até o natal")
+    "christmas": 12,
+    "xmas": 12,
+    "navidad": 12,
+    "natal": 12,
 }
 MONTHS.update(SEASONS)
 # Month words that are also ordinary words; read as months only next to a preposition or day.
@@ -204,7 +209,7 @@ UNIT_WORDS = word_set(
     "day days dia dias week weeks wk wks semana semanas month months mos meses mes quarter"
     " quarters trimestre trimestres year years yr yrs ano anos"
 )
-HALF_WORDS = word_set("h2 half semestre mid midyear middle mediados mitad meados meio metade")
+HALF_WORDS = word_set("h1 h2 half semestre mid midyear middle mediados mitad meados meio metade")
 WEEKDAY_WORDS = frozenset(WEEKDAYS)
 MONTH_WORDS = frozenset(MONTHS)
 SOON_WORDS = word_set("soon pronto shortly breve logo pouco poco bit while")
