@@ -88,7 +88,8 @@ _BARE_AFTER = re.compile(
     r"|n[oó]s|no|na|que|is|es|[eé]|but|pero|mas|so|now|ahora|agora|hoy|hoje|ya|j[aá]|today"
     r"|total|strong|at|on|from|based|across|between|here|aqu[ií]|ac[aá]|currently|right\s+now"
     r"|actualmente|atualmente|m[aá]s\s+o\s+menos|mais\s+ou\s+menos|or\s+so|tipo|aprox\w*"
-    r"|roughly|approx\w*|give\s+or\s+take|counting|contando|incl\w*|all\s+in)\b)",
+    r"|roughly|approx\w*|give\s+or\s+take|counting|contando|incl\w*|all\s+in|full|part|in-house"
+    r"|remote|remotos?|working|trabajando|trabalhando|employed)\b)",
     re.IGNORECASE,
 )
 # "we have 50k", "tenemos unos 25 mil": with a bare amount, having is money, not a headcount.
