@@ -48,7 +48,7 @@ _FAQ_GAP = (
 # Where a reply that gives several facts divides: punctuation, or "and" before the next
 # fact ("our follow-up is a mess and we're 40 people").
 _CLAUSE = re.compile(
-    r"[,.;:!?\n]+|\s+(?:and|y|e)\s+(?=(?:we|we're|we've|our|i|i'm|somos|tenemos|temos|nuestro"
+    r"[;:!?\n]+|[,.]+(?!\d)|\s+(?:and|y|e)\s+(?=(?:we|we're|we've|our|i|i'm|somos|tenemos|temos|nuestro"
     r"|nuestra|nosso|nossa|budget|presupuesto|or[cç]amento|the\s+budget|el\s+presupuesto"
     r"|o\s+or[cç]amento)\b)",
     re.IGNORECASE,
@@ -382,11 +382,11 @@ def _own_words_beside(q: Question, msg: _Message, slots: dict[str, SlotValue]) -
     kept = []
     for raw in _CLAUSE.split(msg.norm):
         part = raw.strip(" -")
+        if any(e in part for e in evidence) or len(_WORDS.findall(part)) < 3:
+            continue
         folded = fold(part)
         if (
-            len(_WORDS.findall(part)) < 3
-            or any(e in part for e in evidence)
-            or _PLEASANTRY.match(folded)
+            _PLEASANTRY.match(folded)
             or intents.is_greeting(folded)
             or intents.looks_like_question(folded)
             or intents.unknown_answer(folded)

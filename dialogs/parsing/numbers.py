@@ -43,7 +43,8 @@ _HAS_DIGIT = re.compile(r"\d")
 _TOKEN = re.compile(r"[^\W\d_]+")
 # Words a run of number words can start with: the number words, and the articles and
 # fractions of "a hundred", "half a million", "a quarter million", "un cuarto de millón".
-_RUN_STARTS = number_words() | {"a", "an"}
+_NUMBER_WORDS = number_words()
+_RUN_STARTS = _NUMBER_WORDS | {"a", "an"}
 _PRE = re.compile(rf"(?:[$€£¥₹]|\b(?:{CUR_WORD}))\s?$", re.IGNORECASE)
 _PEOPLE = re.compile(  # "40 people", "40 full-time devs", "a 40-person agency"
     r"^\s*-?\s*(?:[\w-]+\s+){0,2}?(?:people|persons?|ppl|pax|employees?|emps?|staff(?:ers)?|folks"
@@ -201,8 +202,12 @@ def find_numbers(text: str, language: str = "en") -> list[NumberMatch]:
     same = len(low) == len(text)
     scan = low if same else text
     digits_re, words_re = (_DIGITS_LOW, _WORDS_LOW) if same else (_DIGITS, _WORDS)
-    matches = list(digits_re.finditer(scan)) if _HAS_DIGIT.search(text) else []
-    if number_words() & tokens(low):
+    has_words = not _NUMBER_WORDS.isdisjoint(tokens(low))
+    has_digits = _HAS_DIGIT.search(text) is not None
+    if not (has_words or has_digits):
+        return []  # most replies: no digit, no number word
+    matches = list(digits_re.finditer(scan)) if has_digits else []
+    if has_words:
         taken = [(m.start(), m.end()) for m in matches]
         matches += [
             w
