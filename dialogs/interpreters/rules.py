@@ -86,7 +86,17 @@ class _Compiled:
 class _Message:
     """One message in its views, each computed at most once."""
 
-    __slots__ = ("_free", "_numbers", "_timeline", "folded", "language", "norm", "now", "used")
+    __slots__ = (
+        "_free",
+        "_numbers",
+        "_timeline",
+        "_unknown",
+        "folded",
+        "language",
+        "norm",
+        "now",
+        "used",
+    )
 
     def __init__(self, norm: str, now: datetime, language: str) -> None:
         self.norm = norm
@@ -96,6 +106,7 @@ class _Message:
         self._numbers: list[NumberMatch] | None = None
         self._timeline: TimelineMatch | None | bool = False
         self._free: list[tuple[int, NumberMatch]] | None = None
+        self._unknown: re.Match[str] | None | bool = False
         self.used: set[int] = set()  # indices of numbers already given to a slot
 
     @property
@@ -110,6 +121,14 @@ class _Message:
             self._timeline = parse_timeline(self.folded, self.now)
         assert not isinstance(self._timeline, bool)
         return self._timeline
+
+    @property
+    def unknown(self) -> re.Match[str] | None:
+        """The "I don't know" phrase in the message, if any."""
+        if self._unknown is False:
+            self._unknown = intents.unknown_answer(self.folded)
+        assert not isinstance(self._unknown, bool)
+        return self._unknown
 
     @property
     def same_len(self) -> bool:
@@ -279,7 +298,7 @@ def _fill(compiled: _Compiled, q: Question, msg: _Message, *, is_open: bool) -> 
     else:
         found = None  # free text is only taken as the open answer, after intent checks
     if found is None and is_open and kind is not AnswerKind.FREE_TEXT:
-        unknown = intents.unknown_answer(msg.folded)
+        unknown = msg.unknown
         if unknown is not None:
             found = SlotValue(None, msg.verbatim(unknown.group(0)), unknown=True)
     return found
@@ -403,7 +422,7 @@ def _own_words(q: Question, msg: _Message) -> SlotValue | None:
     """The reply itself as the answer, for free-text questions and open-ended choices."""
     if not _takes_own_words(q):
         return None
-    if intents.unknown_answer(msg.folded) is not None:
+    if msg.unknown is not None:
         return SlotValue(None, msg.norm, unknown=True)
     if sum(c.isalpha() for c in msg.norm) < 3:
         return None  # "ok", "?", "👍": not an answer in words
