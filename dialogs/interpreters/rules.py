@@ -21,7 +21,7 @@ from dialogs.interpretation import Intent, Interpretation, SlotValue
 from dialogs.parsing import intents
 from dialogs.parsing.choice import ChoiceTable
 from dialogs.parsing.emails import find_email
-from dialogs.parsing.normalize import fold, normalize, tokens
+from dialogs.parsing.normalize import first_words, fold, matches_at_words, normalize, tokens
 from dialogs.parsing.numbers import NumberMatch, find_numbers, mentions_budget
 from dialogs.parsing.timeline import TimelineMatch, parse_timeline
 from dialogs.script import AnswerKind, Option
@@ -33,8 +33,39 @@ if TYPE_CHECKING:
 RULES_MAX_CHARS = 1000  # rules read at most this much; a real answer is far shorter
 _CACHE_SIZE = 32
 _NO_BUDGET = re.compile(
-    r"\b(?:no|zero|sin|sem|not\s+a|don'?t\s+have\s+a|no\s+tenemos|nao\s+temos|nao\s+tem)\s+"
-    r"(?:budget|presupuesto|orcamento)\b"
+    r"\b(?:no|zero|sin|sem|not\s+a|(?:do\s*n'?t|haven'?t|have\s+not|didn'?t|not)\s+(?:have|got"
+    r"|set|defined|decided(?:\s+on)?|allocated|approved|agreed(?:\s+on)?)(?:\s+(?:a|any|the|our))?"
+    r"|no\s+(?:tenemos|tengo|hay|hemos\s+(?:definido|fijado|decidido|puesto))(?:\s+(?:un|ningun"
+    r"|el|todavia|aun))?|nao\s+(?:temos|tenho|tem|ha|definimos|fechamos|decidimos)(?:\s+(?:um"
+    r"|nenhum|o|ainda))?)\s+(?:budget|presupuesto|orcamento|valor|verba|monto|cifra)\b"
+)
+# Between two words of an FAQ phrase, a pronoun or filler may stand: "onde ficam" matches
+# "onde vocês ficam", "where are you based" matches "where are you guys based".
+_FAQ_GAP = (
+    r"\s+(?:(?:voces|voce|vcs|vc|you|guys|ustedes|vosotros|usted|tu|exactly|exactamente"
+    r"|exatamente|mesmo|mismo|ahora|agora|now|actually|realmente)\s+)?"
+)
+# Where a reply that gives several facts divides: punctuation, or "and" before the next
+# fact ("our follow-up is a mess and we're 40 people").
+_CLAUSE = re.compile(
+    r"[;:!?\n]+|[,.]+(?!\d)|\s+(?:and|y|e)\s+(?=(?:we|we're|we've|our|i|i'm|somos|tenemos|temos|nuestro"
+    r"|nuestra|nosso|nossa|budget|presupuesto|or[cç]amento|the\s+budget|el\s+presupuesto"
+    r"|o\s+or[cç]amento)\b)",
+    re.IGNORECASE,
+)
+_WORDS = re.compile(r"[^\W\d_]{2,}")
+# Politeness and filler that open a clause but describe nothing ("thanks for asking").
+_PLEASANTRY = re.compile(
+    r"^\W*(?:thanks?|thank\s+you|thx|ty|gracias|obrigad[oa]|valeu|ok(?:ay)?|sure|yes|yeah|yep"
+    r"|si|sim|claro|perfect[oa]?|perfeito|great|cool|no\s+problem|of\s+course|por\s+supuesto"
+    r"|com\s+certeza|well|bueno|bom|so|entonces|entao|let\s+me\s+see|as\s+i\s+said|como\s+te"
+    r"\s+dije|como\s+eu\s+disse|good\s+question|buena\s+pregunta|boa\s+pergunta)\b(?:\W+\w+){0,4}"
+    r"\W*$"
+)
+# Money that is not a budget: read out of its question, "revenue 2M" is not what they'd spend.
+_OTHER_MONEY = re.compile(
+    r"\b(?:revenue|turnover|arr|mrr|sales|raised|funding|valuation|salar(?:y|ies|io|ios)"
+    r"|factur\w*|fatur\w*|ventas|vendas|ingresos|receita|ticket|followers|seguidores)\b"
 )
 
 
@@ -43,25 +74,39 @@ class _Compiled:
     """Everything about a script the rules need, precompiled."""
 
     script: Script
+    questions: dict[str, Question]  # by slot
     tables: dict[str, ChoiceTable]
     faq_re: re.Pattern[str] | None
-    faq_ids: dict[str, str]
-    faq_words: frozenset[str]  # first word of every FAQ phrase: skip the regex without one
+    faq_ids: dict[str, str]  # FAQ id by the name of its phrase's group in faq_re
+    # The words FAQ phrases begin with: the regex is tried only where one stands (None:
+    # a phrase begins with punctuation, scan it all).
+    faq_words: frozenset[str] | None
 
 
 class _Message:
     """One message in its views, each computed at most once."""
 
-    __slots__ = ("_numbers", "_timeline", "folded", "language", "norm", "now", "same_len", "used")
+    __slots__ = (
+        "_free",
+        "_numbers",
+        "_timeline",
+        "_unknown",
+        "folded",
+        "language",
+        "norm",
+        "now",
+        "used",
+    )
 
-    def __init__(self, text: str, now: datetime, language: str) -> None:
-        self.norm = normalize(text, RULES_MAX_CHARS)
-        self.folded = fold(self.norm)
-        self.same_len = len(self.folded) == len(self.norm)
+    def __init__(self, norm: str, now: datetime, language: str) -> None:
+        self.norm = norm
+        self.folded = fold(norm)
         self.now = now
         self.language = language
         self._numbers: list[NumberMatch] | None = None
         self._timeline: TimelineMatch | None | bool = False
+        self._free: list[tuple[int, NumberMatch]] | None = None
+        self._unknown: re.Match[str] | None | bool = False
         self.used: set[int] = set()  # indices of numbers already given to a slot
 
     @property
@@ -77,6 +122,19 @@ class _Message:
         assert not isinstance(self._timeline, bool)
         return self._timeline
 
+    @property
+    def unknown(self) -> re.Match[str] | None:
+        """The "I don't know" phrase in the message, if any."""
+        if self._unknown is False:
+            self._unknown = intents.unknown_answer(self.folded)
+        assert not isinstance(self._unknown, bool)
+        return self._unknown
+
+    @property
+    def same_len(self) -> bool:
+        """Whether folding kept every offset (then spans in one are spans in the other)."""
+        return len(self.folded) == len(self.norm)
+
     def verbatim(self, folded_piece: str) -> str:
         """The message's own words for a piece of its folded form (evidence is verbatim)."""
         if self.same_len:
@@ -87,17 +145,21 @@ class _Message:
 
     def free_numbers(self) -> list[tuple[int, NumberMatch]]:
         """Numbers not yet used and not part of the time expression ("by March 15")."""
-        if not self.numbers:
-            return []
-        tl = self.timeline
-        out = []
-        for i, n in enumerate(self.numbers):
-            if i in self.used:
-                continue
-            if tl is not None and self.same_len and tl.start <= n.start < tl.end:
-                continue
-            out.append((i, n))
-        return out
+        if self._free is None:
+            numbers = self.numbers
+            if not numbers:
+                self._free = []
+            else:
+                tl = self.timeline
+                inside = tl is not None and self.same_len
+                self._free = [
+                    (i, n)
+                    for i, n in enumerate(numbers)
+                    if not (inside and tl is not None and tl.start <= n.start < tl.end)
+                ]
+        if not self.used:
+            return self._free
+        return [(i, n) for i, n in self._free if i not in self.used]
 
 
 class RulesInterpreter:
@@ -105,6 +167,7 @@ class RulesInterpreter:
 
     def __init__(self) -> None:
         self._cache: OrderedDict[tuple[str, str], _Compiled] = OrderedDict()
+        self._last: _Compiled | None = None
 
     async def interpret(
         self, script: Script, session: Session, text: str, now: datetime
@@ -116,14 +179,16 @@ class RulesInterpreter:
         self, script: Script, session: Session, text: str, now: datetime
     ) -> Interpretation:
         """Interpret ``text`` synchronously (the engine calls this inline)."""
-        msg = _Message(text, now, script.language)
-        if not msg.norm:
+        norm = normalize(text, RULES_MAX_CHARS)
+        if not norm:
             return Interpretation(Intent.UNKNOWN)
+        msg = _Message(norm, now, script.language)
         if intents.is_stop(msg.folded):
             return Interpretation(Intent.STOP)  # no facts kept from an opt-out message
         compiled = self._compiled(script)
         slots: dict[str, SlotValue] = {}
-        open_q = _open_question(script, session)
+        # A session from an older script version may ask a slot this one no longer has.
+        open_q = None if session.open_slot is None else compiled.questions.get(session.open_slot)
         if open_q is not None:
             sv = _fill(compiled, open_q, msg, is_open=True)
             if sv is not None:
@@ -136,12 +201,15 @@ class RulesInterpreter:
                 slots[q.slot] = sv
 
         injection = intents.looks_like_injection(msg.folded, text)
-        human = intents.is_human_request(msg.folded)
+        human = intents.human_request(msg.folded)
         questionish = intents.looks_like_question(msg.folded)
         faq_id = _faq(compiled, msg.folded)
         if faq_id is not None and slots and not questionish:
             faq_id = None  # "our price range is 10k" answers; it does not ask about price
-        if human:
+        if human is not None:
+            # "falar com um consultor": the consultant is whom they ask for, not their need.
+            asked = human.group(0)
+            slots = {k: v for k, v in slots.items() if fold(v.evidence) not in asked}
             return Interpretation(Intent.HUMAN, slots, injection_suspected=injection)
         if faq_id is not None or (questionish and not slots):
             return Interpretation(
@@ -153,21 +221,27 @@ class RulesInterpreter:
             )
         if not slots and intents.is_greeting(msg.folded):
             return Interpretation(Intent.GREETING, injection_suspected=injection)
-        if not slots and open_q is not None and not injection:
-            other = _own_words(open_q, msg)
+        if open_q is not None and open_q.slot not in slots and not injection:
+            # "our lead follow-up is a mess, we're 40 people": the need is kept beside the size.
+            other = _own_words(open_q, msg) if not slots else _own_words_beside(open_q, msg, slots)
             if other is not None:
                 slots[open_q.slot] = other
         intent = Intent.ANSWER if slots else Intent.UNKNOWN
         return Interpretation(intent, slots, injection_suspected=injection)
 
     def _compiled(self, script: Script) -> _Compiled:
+        last = self._last
+        if last is not None and last.script is script:
+            return last  # the same script as the last message: the common case
         key = (script.id, script.version)
         hit = self._cache.get(key)
         if hit is not None and hit.script is script:
             self._cache.move_to_end(key)
+            self._last = hit
             return hit
         compiled = _compile(script)
         self._cache[key] = compiled
+        self._last = compiled
         if len(self._cache) > _CACHE_SIZE:
             self._cache.popitem(last=False)
         return compiled
@@ -182,29 +256,32 @@ def _compile(script: Script) -> _Compiled:
             if key:
                 faq_ids.setdefault(key, entry.id)
     faq_re = None
-    if faq_ids:
-        body = "|".join(
-            re.escape(p).replace(r"\ ", r"\s+") for p in sorted(faq_ids, key=len, reverse=True)
-        )
+    ordered = sorted(faq_ids, key=len, reverse=True)
+    if ordered:
+        # One named group per phrase: the match may hold a filler the phrase does not.
+        body = "|".join(f"(?P<f{i}>{_faq_pattern(p)})" for i, p in enumerate(ordered))
         faq_re = re.compile(rf"(?<!\w)(?:{body})(?!\w)")
-    faq_words = frozenset(tok for p in faq_ids for tok in tokens(p))
-    return _Compiled(script, tables, faq_re, faq_ids, faq_words)
+    faq_words = first_words(faq_ids)
+    by_group = {f"f{i}": faq_ids[p] for i, p in enumerate(ordered)}
+    questions = {q.slot: q for q in script.questions}
+    return _Compiled(script, questions, tables, faq_re, by_group, faq_words)
 
 
-def _open_question(script: Script, session: Session) -> Question | None:
-    if session.open_slot is None:
-        return None
-    try:
-        return script.question(session.open_slot)
-    except KeyError:  # a session from an older script version
-        return None
+def _faq_pattern(phrase: str) -> str:
+    return re.escape(phrase).replace(r"\ ", _FAQ_GAP)
 
 
 def _faq(compiled: _Compiled, folded: str) -> str | None:
-    if compiled.faq_re is None or not tokens(folded) & compiled.faq_words:
+    if compiled.faq_re is None:
         return None
-    best = max(compiled.faq_re.finditer(folded), key=lambda m: len(m.group(0)), default=None)
-    return None if best is None else compiled.faq_ids[" ".join(best.group(0).split())]
+    if compiled.faq_words is None:
+        found = list(compiled.faq_re.finditer(folded))
+    elif tokens(folded) & compiled.faq_words:
+        found = matches_at_words(compiled.faq_re, folded, compiled.faq_words)
+    else:
+        return None
+    best = max(found, key=lambda m: len(m.group(0)), default=None)
+    return None if best is None or best.lastgroup is None else compiled.faq_ids[best.lastgroup]
 
 
 def _fill(compiled: _Compiled, q: Question, msg: _Message, *, is_open: bool) -> SlotValue | None:
@@ -221,7 +298,7 @@ def _fill(compiled: _Compiled, q: Question, msg: _Message, *, is_open: bool) -> 
     else:
         found = None  # free text is only taken as the open answer, after intent checks
     if found is None and is_open and kind is not AnswerKind.FREE_TEXT:
-        unknown = intents.unknown_answer(msg.folded)
+        unknown = msg.unknown
         if unknown is not None:
             found = SlotValue(None, msg.verbatim(unknown.group(0)), unknown=True)
     return found
@@ -289,6 +366,11 @@ def _number(q: Question, msg: _Message, *, is_open: bool) -> SlotValue | None:
     pick: tuple[int, NumberMatch] | None = None
     if wanted is not None:
         pick = next(((i, n) for i, n in free if n.unit == wanted), None)
+    if pick is None and wanted == "currency":
+        # Written the way money is ("tenemos unos 25 mil", "50k"): the budget even unasked.
+        pick = next(((i, n) for i, n in free if n.unit is None and n.bare_amount), None)
+        if pick is not None and not is_open and _OTHER_MONEY.search(msg.folded):
+            pick = None
     if pick is None and (is_open or (wanted == "currency" and mentions_budget(msg.folded))):
         pick = next(((i, n) for i, n in free if n.unit is None), None)
     if pick is None:
@@ -305,11 +387,42 @@ def _number(q: Question, msg: _Message, *, is_open: bool) -> SlotValue | None:
     return SlotValue(value, n.evidence, confidence=0.85 if n.approximate else 0.95)
 
 
+def _takes_own_words(q: Question) -> bool:
+    return q.kind is AnswerKind.FREE_TEXT or (q.kind is AnswerKind.CHOICE and q.allow_other)
+
+
+def _own_words_beside(q: Question, msg: _Message, slots: dict[str, SlotValue]) -> SlotValue | None:
+    """The clauses of a reply that gave other facts too and that describe the open question's
+    answer in words: none of the other answers' evidence in them, three words or more, not a
+    pleasantry, a greeting, a question or an "I don't know"."""
+    if not _takes_own_words(q):
+        return None
+    evidence = [v.evidence for v in slots.values() if v.evidence]
+    kept = []
+    for raw in _CLAUSE.split(msg.norm):
+        part = raw.strip(" -")
+        if any(e in part for e in evidence) or len(_WORDS.findall(part)) < 3:
+            continue
+        folded = fold(part)
+        if (
+            _PLEASANTRY.match(folded)
+            or intents.is_greeting(folded)
+            or intents.looks_like_question(folded)
+            or intents.unknown_answer(folded)
+        ):
+            continue
+        kept.append(part)
+    if not kept:
+        return None
+    words = ", ".join(kept)
+    return SlotValue(words, words, confidence=0.5)
+
+
 def _own_words(q: Question, msg: _Message) -> SlotValue | None:
     """The reply itself as the answer, for free-text questions and open-ended choices."""
-    if q.kind is not AnswerKind.FREE_TEXT and not (q.kind is AnswerKind.CHOICE and q.allow_other):
+    if not _takes_own_words(q):
         return None
-    if intents.unknown_answer(msg.folded) is not None:
+    if msg.unknown is not None:
         return SlotValue(None, msg.norm, unknown=True)
     if sum(c.isalpha() for c in msg.norm) < 3:
         return None  # "ok", "?", "👍": not an answer in words

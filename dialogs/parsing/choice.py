@@ -20,11 +20,11 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from rapidfuzz import fuzz, process
 
-from dialogs.parsing.normalize import fold
+from dialogs.parsing.normalize import first_words, fold, matches_at_words, tokens
 from dialogs.parsing.numbers import NumberMatch
 
 FUZZY_CUTOFF = 84  # rapidfuzz ratio; 84 keeps "webiste"/"consultng", drops "sport"/"support"
@@ -34,6 +34,18 @@ STEM_MIN_LEN = 6  # "automat-", "develop-", "consult-": long enough to mean the 
 _NEGATION = re.compile(
     r"(?:\b(?:not|no|dont|don't|without|except|ni|sin|nada\s+de|not\s+really|nao|nem|sem)\s+"
     r"(?:\w+\s+)?)$"
+)
+# A phrase right after "for"/"of"/"de"/"para" or a possessive names what the need is for or
+# about, not the need: "a landing page for a campaign", "estrategia de crecimiento", "an audit
+# of our marketing", "maintain our app", "manter nosso sistema".
+_POSSESSIVE = (
+    r"our|my|your|their|nuestro|nuestra|nuestros|nuestras|mi|mis|su|sus|nosso|nossa|nossos"
+    r"|nossas|meu|minha|seu|sua"
+)
+_MODIFIER_BEFORE = re.compile(
+    r"(?:\b(?:for|of|para|pra|pro|por|de|del|do|da|dos|das)\s+(?:(?:a|an|the|un|una|el|la|los"
+    rf"|las|o|os|as|um|uma|new|nuevo|nueva|novo|nova|{_POSSESSIVE})\s+){{0,2}}"
+    rf"|\b(?:{_POSSESSIVE})\s+(?:(?:new|nuevo|nueva|novo|nova)\s+)?)$"
 )
 _ORDINALS = {
     "first": 1,
@@ -86,9 +98,9 @@ class OptionLike(Protocol):
     def max(self) -> float | None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class ChoiceMatch:
-    """The option a reply picked, how sure we are, and the words that picked it."""
+class ChoiceMatch(NamedTuple):
+    """The option a reply picked, how sure we are, and the words that picked it (a named
+    tuple: immutable and cheap to build on the interpreter's hot path)."""
 
     option_id: str
     evidence: str
@@ -120,6 +132,7 @@ class ChoiceTable:
                         phrases.setdefault(p, o.id)
         self._phrases = phrases
         self._phrase_re = _alternation(phrases)
+        self._phrase_starts = first_words(phrases)
         vocab = {p: oid for p, oid in phrases.items() if " " not in p and len(p) >= FUZZY_MIN_LEN}
         self._vocab = list(vocab)
         self._vocab_ids = list(vocab.values())
@@ -196,7 +209,13 @@ class ChoiceTable:
         if self._phrase_re is None:
             return None
         hits: list[tuple[str, re.Match[str]]] = []
-        for m in self._phrase_re.finditer(folded):
+        if self._phrase_starts is None:
+            found: Iterable[re.Match[str]] = self._phrase_re.finditer(folded)
+        elif tokens(folded) & self._phrase_starts:
+            found = matches_at_words(self._phrase_re, folded, self._phrase_starts)
+        else:
+            return None
+        for m in found:
             if _NEGATION.search(folded, max(0, m.start() - 30), m.start()):
                 continue
             hits.append((self._phrases[_squash(m.group(0))], m))
@@ -205,7 +224,18 @@ class ChoiceTable:
         distinct = {oid for oid, _ in hits}
         if len(distinct) > 1 and strict:
             return None  # "website and SEO" names two options: not clear enough to assume
-        oid, m = max(hits, key=lambda h: (len(h[1].group(0)), -h[1].start()))
+        if len(distinct) == 1:
+            oid, m = max(hits, key=lambda h: (len(h[1].group(0)), -h[1].start()))
+        else:  # the need itself, not what it is for; then the longest, then the first
+            oid, m = max(
+                hits,
+                key=lambda h: (
+                    _MODIFIER_BEFORE.search(folded[max(0, h[1].start() - 40) : h[1].start()])
+                    is None,
+                    len(h[1].group(0)),
+                    -h[1].start(),
+                ),
+            )
         confidence = 0.95 if len(distinct) == 1 else 0.7
         return ChoiceMatch(oid, m.group(0), confidence, "phrase")
 

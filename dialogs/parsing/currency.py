@@ -1,5 +1,5 @@
 """Currency symbols, codes and words, and amount multipliers ("k", "mil", "millones",
-"milhões", "R$ 2 mi")."""
+"milhões", "R$ 2 mi", and chat slang: "40 grand", "50 lucas", "2 palos", "3 dozen")."""
 
 from __future__ import annotations
 
@@ -30,10 +30,14 @@ CURRENCY_WORDS = {
     "r$": "BRL",
     "brl": "BRL",
     "reais": "BRL",
+    # Brazilian chat: "50 paus", "100 pila" are reais
+    "paus": "BRL",
+    "pila": "BRL",
+    "pilas": "BRL",
 }
 CUR_WORD = (
     r"r\$|us\$|usd|eur|gbp|mxn|cop|ars|clp|brl|reais|euros?|dollars?|d[oó]lar(?:es)?|bucks"
-    r"|pounds?|quid|pesos?"
+    r"|pounds?|quid|pesos?|paus|pilas?"
 )
 MULTS = {
     "k": 1e3,
@@ -57,11 +61,19 @@ MULTS = {
     "b": 1e9,
     "bn": 1e9,
     "billion": 1e9,
+    # Latin American slang: a "luca" is a thousand (pesos), a "palo" a million
+    "luca": 1e3,
+    "lucas": 1e3,
+    "palo": 1e6,
+    "palos": 1e6,
+    "dozen": 12,
 }
 MULT = (
-    r"millones|millions|million|mill[oó]n|milh[aã]o|milh[oõ]es|thousand|billion|grand|mil|mio"
-    r"|mm|mn|bn|mi|k|m|b"
+    r"millones|millions|million|mill[oó]n|milh[aã]o|milh[oõ]es|thousand|billion|grand|lucas?"
+    r"|palos?|dozen|mil|mio|mm|mn|bn|mi|k|m|b"
 )
+# Multipliers that only ever scale money: "40 grand" is an amount even with no currency named.
+MONEY_MULTS = frozenset({"grand", "luca", "lucas", "palo", "palos"})
 
 
 def currency_code(token: str | None) -> str | None:

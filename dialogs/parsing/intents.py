@@ -48,7 +48,8 @@ _HUMAN = re.compile(
     r"(?:\b(?:talk|speak|chat|connect\s+me|put\s+me\s+through|transfer\s+me)\s+(?:to|with)\s+"
     r"(?:a|an|the|some|your|a\s+real|an\s+actual|someone|somebody)?\s*(?:real\s+|actual\s+"
     r"|live\s+|human\s+)?(?:person|human|agent|someone|somebody|rep|representative"
-    r"|salesperson|sales\s*(?:rep|person|team)|manager|operator|people|one\s+of\s+you)\b"
+    r"|salesperson|sales\s*(?:rep|person|team)|manager|operator|people|one\s+of\s+you"
+    r"|consultant|specialist|expert|advisor|adviser)\b"
     r"|\b(?:real|actual|live)\s+(?:person|human|agent)\b|\bhuman\s+(?:please|pls|agent)\b"
     r"|^\W*(?:agent|human|operator|representative|a\s+human|person|humano|agente|asesor"
     r"|persona|operador)\W*(?:please|pls|por\s+favor)?\W*$"
@@ -56,7 +57,7 @@ _HUMAN = re.compile(
     r"|\bcall\s+me\b|\bllam(?:ame|enme|adme)\b"
     r"|\bhablar\s+con\s+(?:(?:una|un|el|la)\s+)?(?:persona|humano|asesor|agente"
     r"|vendedor|comercial|alguien|ejecutivo|representante)\b"
-    r"|\bpersona\s+real\b|\bpasa(?:me|nme)\s+con\b|\bme\s+pasa[sn]?\s+con\b"
+    r"|\bpersona\s+real\b|\b(?:pasa(?:me|nme)|me\s+pasa[sn]?)\s+con\b(?:\s+(?:(?:un|una|el|la)\s+)?\w+)?"
     r"|\batencion\s+humana\b"
     r"|\bquiero\s+(?:un|una)\s+(?:humano|persona|asesor)\b"
     r"|\bfalar\s+com\s+(?:(?:uma|um|o|a|algum|alguma)\s+)?(?:pessoa|humano|atendente|vendedor"
@@ -78,12 +79,18 @@ UNKNOWN_ANSWER = re.compile(
     r"|no\s+idea|no\s+clue|not\s+decided|undecided|tbd|to\s+be\s+determined|hard\s+to\s+say"
     r"|can'?t\s+say|depends|it\s+depends|no\s+se|ni\s+idea|no\s+estoy\s+segur[oa]|depende"
     r"|quien\s+sabe|no\s+lo\s+se|aun\s+no\s+se|todavia\s+no\s+se|sin\s+definir"
-    r"|no\s+lo\s+tengo\s+claro|no\s+tengo\s+idea|not\s+yet\s+sure|no\s+tengo\s+ni\s+idea"
+    r"|no\s+lo\s+(?:tengo|tenemos)\s+(?:muy\s+|tan\s+)?claro|no\s+esta\s+claro|nao\s+esta\s+claro|no\s+tengo\s+idea|not\s+yet\s+sure|no\s+tengo\s+ni\s+idea"
     r"|prefer\s+not\s+to\s+say|rather\s+not\s+say|prefiero\s+no\s+decir|nao\s+sei"
     r"|sei\s+la|nao\s+faco\s+ideia|nem\s+ideia|nao\s+tenho\s+(?:certeza|ideia)|a\s+definir"
     r"|nao\s+definid[oa]|nao\s+sei\s+dizer|prefiro\s+nao\s+(?:dizer|informar|falar)"
     r"|ainda\s+nao\s+sei|ainda\s+nao\s+(?:definimos|decidimos|temos\s+certeza)"
-    r"|no\s+(?:lo\s+)?hemos\s+definido|por\s+definir|no\s+sabria\s+decir|no\s+sabemos)\b"
+    r"|no\s+(?:lo\s+)?hemos\s+(?:definido|decidido|pensado)|por\s+(?:definir|decidir)"
+    r"|no\s+sabria\s+decir|no\s+(?:lo\s+)?sabemos|sin\s+decidir|a\s+decidir"
+    r"|(?:have\s*n'?t|have\s+not|we\s+have\s*n'?t)\s+(?:yet\s+)?(?:decided|defined|figured"
+    r"|worked|settled|thought|set|agreed)|still\s+(?:deciding|figuring|working\s+(?:it|that)"
+    r"\s+out|thinking\s+about\s+it|undecided|unsure)|tbc|to\s+be\s+confirmed|we'?ll\s+see"
+    r"|nao\s+(?:o\s+)?sabemos|nao\s+(?:decidimos|definimos|pensamos|pensei)|sem\s+definicao"
+    r"|(?:todavia|aun)\s+no\s+(?:lo\s+)?(?:sabemos|decidimos|definimos|tenemos\s+claro))\b"
 )
 _QUESTION_START = re.compile(
     r"^\W*(?:what|what's|whats|how|who|who's|whos|where|when|why|which|can|could|do|does|is"
@@ -145,7 +152,7 @@ def looks_like_injection(folded: str, raw: str | None = None) -> bool:
     """
     if bool(tokens(folded) & _INJECTION_WORDS) and _INJECTION.search(folded) is not None:
         return True
-    return raw is not None and _RAW_TAG.search(raw[:20_000]) is not None
+    return raw is not None and "<" in raw and _RAW_TAG.search(raw[:20_000]) is not None
 
 
 # A tag naming a prompt role or our envelope, as written (before normalization strips it).
@@ -165,7 +172,14 @@ def is_stop(folded: str) -> bool:
 
 def is_human_request(folded: str) -> bool:
     """Whether the message asks for a person ("talk to a human", "real person?", "agent")."""
-    return bool(tokens(folded) & _HUMAN_WORDS) and _HUMAN.search(folded) is not None
+    return human_request(folded) is not None
+
+
+def human_request(folded: str) -> re.Match[str] | None:
+    """The words asking for a person ("falar com um consultor"), if the message has them."""
+    if not tokens(folded) & _HUMAN_WORDS:
+        return None
+    return _HUMAN.search(folded)
 
 
 def is_greeting(folded: str) -> bool:

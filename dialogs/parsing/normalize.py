@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 from functools import lru_cache
 
 DEFAULT_MAX_CHARS = 2000
@@ -67,7 +68,10 @@ def normalize(text: str, max_chars: int = DEFAULT_MAX_CHARS) -> str:
     # Drop invisibles *before* NFKC so "e<ZWSP><acute>" composes like "e<acute>" would; and
     # after, for the rare compatibility mapping that yields one.
     if s.isascii():
-        s = s.translate(_DROP)  # NFKC changes nothing in ASCII: skip it (the common case)
+        # NFKC changes nothing in ASCII: skip it (the common case); and printable ASCII has
+        # no control character to drop.
+        if not s.isprintable():
+            s = s.translate(_DROP)
     else:
         s = unicodedata.normalize("NFKC", s.translate(_DROP)).translate(_DROP)
     # Removing one tag can join two halves into a new one ("<lead<x>_message>"): repeat.
@@ -128,6 +132,36 @@ def tokens(folded: str) -> frozenset[str]:
     """The words of a folded message, as a set. Parsers check it before running a costly
     regex ("is any month name here?"); cached because every parser asks for the same text."""
     return frozenset(_TOKEN.findall(folded))
+
+
+def matches_at_words(
+    pattern: re.Pattern[str], text: str, starts: frozenset[str]
+) -> list[re.Match[str]]:
+    """What ``pattern.finditer(text)`` finds when every match begins with one of the words in
+    ``starts``, found by trying the pattern only where such a word begins: a long alternation
+    tried at every position of a message costs microseconds."""
+    out: list[re.Match[str]] = []
+    end = 0
+    for tok in _TOKEN.finditer(text):
+        if tok.start() < end or tok.group(0) not in starts:
+            continue
+        m = pattern.match(text, tok.start())
+        if m is not None:
+            out.append(m)
+            end = m.end()
+    return out
+
+
+def first_words(phrases: Iterable[str]) -> frozenset[str] | None:
+    """The words ``phrases`` begin with, for :func:`matches_at_words`; None if one of them
+    begins with something else ("¿", "#"), so only a full scan finds it."""
+    out = set()
+    for p in phrases:
+        m = _TOKEN.match(p)
+        if m is None:
+            return None
+        out.add(m.group(0))
+    return frozenset(out)
 
 
 def word_set(words: str) -> frozenset[str]:

@@ -1,28 +1,29 @@
 """Find amounts and counts in prospect text: "50k", "$1.2M", "1,200", "about 200 people",
 "between 20 and 50", "twenty", "2.5m€", "15 mil" (Spanish and Portuguese: thousand),
-"R$ 50 mil", "uns 200 funcionários", "meio milhão", "2-3k/mo".
+"R$ 50 mil", "uns 200 funcionários", "meio milhão", "2-3k/mo", "50 lucas", "doscientos y pico",
+"hundreds of employees".
 
 :func:`find_numbers` returns every number with its verbatim span, the unit it was written
 with (people, currency, or a time/percent/year unit that makes it *not* a count or an amount)
-and whether it was a range, a bound ("over 200") or approximate ("about 50"). The caller
-decides which number answers which question.
+and whether it was a range, a bound ("over 200", "200-odd") or approximate ("about 50"). The
+caller decides which number answers which question.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
-from dialogs.parsing.currency import CUR_WORD, MULT, MULTS, currency_code
+from dialogs.parsing.currency import CUR_WORD, MONEY_MULTS, MULT, MULTS, currency_code
 from dialogs.parsing.normalize import fold, tokens, word_set
-from dialogs.parsing.words import number_words, number_words_pattern, words_value
+from dialogs.parsing.words import number_words, number_words_pattern, words_reading
 
 Unit = Literal["people", "currency", "time", "percent", "year", "ordinal"]
 Bound = Literal["above", "below"]
 
 _TAIL = rf"""
-    (?:\s?(?P<mult>(?:{MULT}))(?![\w]))?
+    (?:\s?(?P<mult>(?:{MULT}))(?![\w])(?P<half>\s+(?:y|e|and)\s+(?:a\s+)?(?:medio|meio|half)\b)?)?
     (?P<plus>\+)?
     (?:\s?(?P<post>[$€£¥₹]|\b(?:{CUR_WORD})\b))?
     (?P<ish>\s?-?ish\b)?
@@ -36,13 +37,22 @@ _DIGITS = re.compile(
 _WORDS = re.compile(
     rf"\b(?P<words>{number_words_pattern()})\b" + _TAIL, re.IGNORECASE | re.VERBOSE
 )
+_DIGITS_LOW = re.compile(_DIGITS.pattern, re.VERBOSE)  # for lower-cased text
+_WORDS_LOW = re.compile(_WORDS.pattern, re.VERBOSE)
+_HAS_DIGIT = re.compile(r"\d")
+_TOKEN = re.compile(r"[^\W\d_]+")
+# Words a run of number words can start with: the number words, and the articles and
+# fractions of "a hundred", "half a million", "a quarter million", "un cuarto de millón".
+_NUMBER_WORDS = number_words()
+_RUN_STARTS = _NUMBER_WORDS | {"a", "an"}
 _PRE = re.compile(rf"(?:[$€£¥₹]|\b(?:{CUR_WORD}))\s?$", re.IGNORECASE)
 _PEOPLE = re.compile(  # "40 people", "40 full-time devs", "a 40-person agency"
     r"^\s*-?\s*(?:[\w-]+\s+){0,2}?(?:people|persons?|ppl|pax|employees?|emps?|staff(?:ers)?|folks"
     r"|guys|heads|headcount|team\s*members|members|devs|developers|engineers|workers|seats"
     r"|users|agents|reps|salespeople|fte|ftes|personas?|empleados?|trabajadores|colaboradores"
     r"|gente|personal|miembros|pessoas?|funcion[aá]rios?|profissionais|membros|cabe[cç]as"
-    r"|vendedores|consultores)\b",
+    r"|vendedores|consultores|partners|co-?founders|founders|s[oó]cios|socias|contractors"
+    r"|freelancers)\b",
     re.IGNORECASE,
 )
 _PEOPLE_BEFORE = re.compile(
@@ -61,7 +71,34 @@ _TIME_AFTER = re.compile(
     re.IGNORECASE,
 )
 # "five-figure budget", "6 figures", "5-6 figures": the least such an amount is.
-_FIGURES_AFTER = re.compile(r"^\s*-?\s*(?:figures?|figure\s+sum|d[ií]gitos)\b", re.IGNORECASE)
+_FIGURES_AFTER = re.compile(
+    r"^\s*-?\s*(?:figures?|figure\s+sum|d[ií]gitos|cifras)\b", re.IGNORECASE
+)
+# "200-odd", "twenty-something", "doscientos y pico", "duzentos e poucos": more than that.
+_MORE_AFTER = re.compile(
+    r"^(?:\s*-\s*|\s+)(?:odd|something|plus)\b|^\s+(?:and|y|e)\s+(?:something|pico|poco|tantos"
+    r"|tantas|poucos|poucas|pouco|algo|algunos|alguns|cacetada)\b",
+    re.IGNORECASE,
+)
+# After a bare amount, words that still leave it an amount ("30 mil de presupuesto", "50k and
+# we want..."); any other word makes it a count of something ("10k visits", "2 mil clientes").
+_BARE_AFTER = re.compile(
+    r"^(?:\s*$|\s*[^\w\s]|\s+(?:and|y|e|or|o|ou|to|de|of|per|a|al|ao|por|para|pra|in|en|em"
+    r"|for|with|con|com|budget|presupuesto|or[cç]amento|investment|inversi[oó]n|investimento"
+    r"|monthly|mensual(?:es)?|mensais|mensal|max|m[aá]ximo|tops|more\s+or\s+less|btw|we|nos"
+    r"|n[oó]s|no|na|que|is|es|[eé]|but|pero|mas|so|now|ahora|agora|hoy|hoje|ya|j[aá]|today"
+    r"|total|strong|at|on|from|based|across|between|here|aqu[ií]|ac[aá]|currently|right\s+now"
+    r"|actualmente|atualmente|m[aá]s\s+o\s+menos|mais\s+ou\s+menos|or\s+so|tipo|aprox\w*"
+    r"|roughly|approx\w*|give\s+or\s+take|counting|contando|incl\w*|all\s+in|full|part|in-house"
+    r"|remote|remotos?|working|trabajando|trabalhando|employed)\b)",
+    re.IGNORECASE,
+)
+# "we have 50k", "tenemos unos 25 mil": with a bare amount, having is money, not a headcount.
+_HAVE_BEFORE = re.compile(
+    r"\b(?:we\s+have|we've\s+got|tenemos|temos|tengo|tenho)\s*(?:about|around|roughly|like"
+    r"|some|~|unos|unas|uns|umas|casi|quase|cerca\s+de)?\s*$",
+    re.IGNORECASE,
+)
 _PERCENT_AFTER = re.compile(r"^\s*(?:%|percent\b|por\s*cien(?:to)?\b)", re.IGNORECASE)
 _ORDINAL_AFTER = re.compile(r"^(?:st|nd|rd|th|º|ª|o)\b", re.IGNORECASE)
 _YEAR_BEFORE = re.compile(
@@ -99,6 +136,7 @@ _BUDGET_WORDS = re.compile(
     r"|ao\s+m[eê]s|mensais|mensal|por\s+ano|ao\s+ano|/\s*m[eê]s)\b",
     re.IGNORECASE,
 )
+_MONEY_WORDS = re.compile(r"\b(?:lucas?|palos?)\b", re.IGNORECASE)
 _LOOKBACK = 40  # characters before a number searched for "more than", "team of", ...
 # Words one of the "before" patterns needs; checked first because a set lookup is cheap.
 _ABOVE_WORDS = word_set(
@@ -117,9 +155,11 @@ _PEOPLE_BEFORE_WORDS = word_set(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class NumberMatch:
-    """One number found in text. ``value`` is the midpoint when a range was given."""
+class NumberMatch(NamedTuple):
+    """One number found in text. ``value`` is the midpoint when a range was given.
+
+    A named tuple: immutable, and several times cheaper to build than a frozen dataclass
+    (the interpreter builds one per number of every message)."""
 
     value: float
     evidence: str
@@ -131,6 +171,9 @@ class NumberMatch:
     high: float | None = None
     bound: Bound | None = None
     approximate: bool = False
+    # Written the way sums of money are ("30 mil", "50k", "medio millón", "40 grand") and not
+    # followed by what it counts ("10k visits"): an amount even with no currency named.
+    bare_amount: bool = False
 
     @property
     def is_count(self) -> bool:
@@ -148,16 +191,27 @@ class _Raw:
     from_words: bool
     plus: bool
     ish: bool
+    big: bool  # a scale of a thousand or more: "k", "mil", "million", "thousand"
 
 
 def find_numbers(text: str, language: str = "en") -> list[NumberMatch]:
     """Every number in ``text`` in order, ranges merged ("20-50k" is one match)."""
-    matches = list(_DIGITS.finditer(text))
-    if number_words() & tokens(text.lower()):
+    low = text.lower()
+    # The patterns run case-sensitively on the lower-cased text (several times faster than
+    # IGNORECASE on their long alternations); spans stay valid when lower() kept the length.
+    same = len(low) == len(text)
+    scan = low if same else text
+    digits_re, words_re = (_DIGITS_LOW, _WORDS_LOW) if same else (_DIGITS, _WORDS)
+    has_words = not _NUMBER_WORDS.isdisjoint(tokens(low))
+    has_digits = _HAS_DIGIT.search(text) is not None
+    if not (has_words or has_digits):
+        return []  # most replies: no digit, no number word
+    matches = list(digits_re.finditer(scan)) if has_digits else []
+    if has_words:
         taken = [(m.start(), m.end()) for m in matches]
         matches += [
             w
-            for w in _WORDS.finditer(text)
+            for w in _word_runs(scan, words_re)
             if not any(a < w.end() and w.start() < b for a, b in taken)  # "15 mil": one number
         ]
         matches.sort(key=lambda m: m.start())
@@ -176,6 +230,22 @@ def find_numbers(text: str, language: str = "en") -> list[NumberMatch]:
     return out
 
 
+def _word_runs(text: str, words_re: re.Pattern[str]) -> list[re.Match[str]]:
+    """The runs of number words, tried only where a word that can start one stands: the
+    pattern is a long alternation, and scanning every position with it costs ~20µs."""
+    out: list[re.Match[str]] = []
+    end = 0
+    starts = _RUN_STARTS
+    for tok in _TOKEN.finditer(text):
+        if tok.start() < end or tok.group(0).lower() not in starts:
+            continue
+        m = words_re.match(text, tok.start())
+        if m is not None:
+            out.append(m)
+            end = m.end()
+    return out
+
+
 def mentions_budget(text: str) -> bool:
     """Whether ``text`` talks about money to spend ("budget", "per month", "invest"...)."""
     if not ("/" in text or tokens(text.lower()) & _BUDGET_TRIGGERS):
@@ -191,32 +261,47 @@ _BUDGET_TRIGGERS = word_set(
 
 
 def _raw(m: re.Match[str], text: str, language: str) -> _Raw | None:
-    if "num" in m.re.groupindex:
+    digits = m.re is _DIGITS_LOW or m.re is _DIGITS
+    mult_word = (m.group("mult") or "").lower()
+    at_least = big = False
+    if digits:
         value = _parse_digits(m.group("num"))
     else:
-        spelled = words_value(m.group("words"))
-        if spelled is None:
-            return None
-        value = spelled
-    mult_word = (m.group("mult") or "").lower()
+        words = m.group("words")
+        if language.startswith("en") and words.lower() == "miles":
+            return None  # "50 miles away": the Spanish thousands only in Spanish
+        reading = words_reading(words)
+        if reading is None:
+            # "una luca", "un palo": the article is the count when slang scales money
+            if mult_word not in MONEY_MULTS or words.lower() not in ("un", "una", "um", "uma"):
+                return None
+            reading = (1.0, False, False)
+        value, at_least, big = reading
     mult = MULTS.get(mult_word, 1.0)
-    digits = "num" in m.re.groupindex
     if mult_word == "mil" and not language.startswith(("es", "pt")) and digits:
         mult = 1e6  # English slang: "$2 mil" is two million; Spanish "15 mil" is 15,000
     if mult_word in ("m", "b") and not digits:
         return None  # "twenty m" is not a thing; avoid eating a stray letter
+    if m.group("half") and digits:
+        value += 0.5  # "1 millón y medio", "2 million and a half"
     post = m.group("post")
     pre_m = _PRE.search(text, max(0, m.start() - 5), m.start())
     pre = pre_m.group(0) if pre_m else None
+    currency = currency_code(pre) or currency_code(post)
+    if currency is None and (
+        mult_word in MONEY_MULTS or (not digits and _MONEY_WORDS.search(m.group("words")))
+    ):
+        currency = ""  # money in an unnamed currency: "50 lucas", "un par de lucas"
     return _Raw(
         value=value * mult,
         start=pre_m.start() if pre_m else m.start(),
         end=m.end(),
-        currency=currency_code(pre) or currency_code(post),
+        currency=currency,
         has_mult=bool(mult_word),
         from_words=not digits,
-        plus=bool(m.group("plus")),
+        plus=bool(m.group("plus")) or at_least,
         ish=bool(m.group("ish")),
+        big=big or mult >= 1e3,
     )
 
 
@@ -257,7 +342,11 @@ def _range(text: str, a: _Raw, b: _Raw) -> NumberMatch:
     if opener:
         start = opener.start()
     currency = a.currency or b.currency
-    return _finish(text, start, b.end, (low + high) / 2, currency, low=low, high=high)
+    if currency is None and "" in (a.currency, b.currency):
+        currency = ""  # "2 a 3 lucas": money, currency unnamed
+    return _finish(
+        text, start, b.end, (low + high) / 2, currency, low=low, high=high, big=a.big or b.big
+    )
 
 
 def _unscaled(text: str, r: _Raw) -> float:
@@ -274,12 +363,21 @@ def _single(text: str, r: _Raw) -> NumberMatch:
     words = tokens(fold(before)) if before else frozenset()
     marks = ">" in before or "<" in before or "~" in before or "±" in before
     bound: Bound | None = None
-    if r.plus or ((marks or words & _ABOVE_WORDS) and _ABOVE_BEFORE.search(before)):
+    # "200-odd", "doscientos y pico": only after a space or a hyphen
+    next_char = text[r.end : r.end + 1]
+    more = _MORE_AFTER.match(text[r.end : r.end + 30]) if next_char in (" ", "-") else None
+    if r.plus or more or ((marks or words & _ABOVE_WORDS) and _ABOVE_BEFORE.search(before)):
         bound = "above"
     elif (marks or words & _BELOW_WORDS) and _BELOW_BEFORE.search(before):
         bound = "below"
-    approx = r.ish or bool((marks or words & _APPROX_WORDS) and _APPROX_BEFORE.search(before))
-    return _finish(text, r.start, r.end, r.value, r.currency, bound=bound, approximate=approx)
+    approx = (
+        r.ish
+        or bool(more)
+        or bool((marks or words & _APPROX_WORDS) and _APPROX_BEFORE.search(before))
+    )
+    return _finish(
+        text, r.start, r.end, r.value, r.currency, bound=bound, approximate=approx, big=r.big
+    )
 
 
 def _finish(
@@ -293,28 +391,36 @@ def _finish(
     high: float | None = None,
     bound: Bound | None = None,
     approximate: bool = False,
+    big: bool = False,
 ) -> NumberMatch:
     after = text[end : end + 40]
     before = text[max(0, start - _LOOKBACK) : start]
     unit: Unit | None
-    figures = _FIGURES_AFTER.match(after)
+    # Every unit written after a number starts with a letter, "%" or "-" (most answers are
+    # the number alone: "50k", "40"), so the patterns for them are tried only then.
+    lead = after.lstrip()[:1]
+    worded = lead.isalpha() or lead in ("%", "-")
+    figures = _FIGURES_AFTER.match(after) if worded else None
     if figures is not None and 3 <= (low if low is not None else value) <= 9:
         value = 10.0 ** (int(low if low is not None else value) - 1)
         low = high = None
         currency, approximate, end = currency or "", True, end + figures.end()
     if currency is not None:
         unit = "currency"
-    elif _TIME_AFTER.match(after):
+    elif worded and _TIME_AFTER.match(after):
         unit = "time"
-    elif _PERCENT_AFTER.match(after):
+    elif worded and _PERCENT_AFTER.match(after):
         unit = "percent"
-    elif _ORDINAL_AFTER.match(after):
+    elif worded and _ORDINAL_AFTER.match(after):
         unit = "ordinal"
-    elif (m := _PEOPLE.match(after)) is not None:
+    elif worded and (m := _PEOPLE.match(after)) is not None:
         unit = "people"
         end += m.end()
     elif tokens(fold(before)) & _PEOPLE_BEFORE_WORDS and _PEOPLE_BEFORE.search(before):
-        unit = "people"
+        # "we're 40", "somos 25 e...": a headcount, unless a noun says what is counted ("we
+        # have 3 offices") or it is a sum written like money that is had ("tenemos 25 mil").
+        bare = _BARE_AFTER.match(after) is not None
+        unit = "people" if bare and not (big and _HAVE_BEFORE.search(before)) else None
     elif 1900 <= value <= 2100 and value.is_integer() and _YEAR_BEFORE.search(before):
         unit = "year"
     else:
@@ -331,4 +437,5 @@ def _finish(
         high=high,
         bound=bound,
         approximate=approximate,
+        bare_amount=big and unit in (None, "currency") and _BARE_AFTER.match(after) is not None,
     )

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import calendar
 import re
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from dialogs.parsing.intents import UNKNOWN_ANSWER
 from dialogs.parsing.normalize import tokens
@@ -42,10 +41,10 @@ from dialogs.parsing.timeline_words import (
 Kind = Literal["date", "later", "unknown"]
 
 
-@dataclass(frozen=True, slots=True)
-class TimelineMatch:
+class TimelineMatch(NamedTuple):
     """A parsed timeline. ``days`` is set for kind "date"; ``strong`` is False for bare
-    words ("now", "soon", "march") that are only trusted when the timeline question is open."""
+    words ("now", "soon", "march") that are only trusted when the timeline question is open.
+    A named tuple: immutable and cheap to build on the interpreter's hot path."""
 
     kind: Kind
     days: int | None
@@ -57,17 +56,26 @@ class TimelineMatch:
 
 _P = r"(?<![\w])"  # start-of-word that also works before punctuation like "a.s.a.p"
 _LATER = re.compile(
-    rf"{_P}(?:no\s+rush|no\s+hurry|not\s+in\s+a\s+(?:rush|hurry)|some\s*day|eventually"
+    rf"{_P}(?:no\s+(?:big\s+|real\s+)?(?:rush|hurry|urgency|deadline)|not\s+in\s+a\s+(?:big\s+)?"
+    r"(?:rush|hurry)|some\s*day|eventually|no\s+hard\s+deadline|whenever"
+    r"|(?:no|nao)\s+(?:(?:hay|ha|tengo|tenho|tenemos|temos|tem|tiene|corre)\s+)?(?:(?:mucha|muita"
+    r"|tanta|ninguna|nenhuma)\s+)?(?:prisas?|pressa|apuro|urgencia)|(?:sin|sem|ninguna|nenhuma)"
+    r"\s+(?:(?:mucha|muita|ninguna|nenhuma)\s+)?(?:prisas?|pressa|apuro|urgencia)"
+    r"|nada\s+urgente"
     r"|just\s+(?:looking|browsing|exploring|researching|curious)|exploring|long[\s-]term"
     r"|not\s+(?:any\s*time\s+)?soon|not\s+(?:right\s+)?now|not\s+yet|later\s+on|later"
-    r"|at\s+some\s+point|in\s+the\s+future|mas\s+adelante|sin\s+prisa|no\s+hay\s+prisa"
-    r"|no\s+tengo\s+prisa|algun\s+dia|solo\s+(?:mirando|explorando|curioseando)|a\s+futuro"
+    r"|at\s+some\s+point|in\s+the\s+future|mas\s+adelante|algun\s+dia|solo\s+(?:mirando|explorando|curioseando)|a\s+futuro"
     r"|ahora\s+no|todavia\s+no|aun\s+no|a\s+largo\s+plazo|mas\s+tarde|no\s+es\s+urgente"
-    r"|not\s+urgent|sem\s+pressa|nao\s+tenho\s+pressa|nao\s+ha\s+pressa|sem\s+urgencia"
-    r"|mais\s+(?:pra|para)\s+frente|mais\s+adiante|algum\s+dia|futuramente|no\s+futuro"
+    r"|not\s+urgent|mais\s+(?:pra|para)\s+frente|mais\s+adiante|algum\s+dia|futuramente|no\s+futuro"
     r"|(?:so|apenas|solo)\s+(?:estamos\s+|estou\s+|estoy\s+)?(?:olhando|pesquisando|pesquisa"
     r"|cotando|mirando|explorando|viendo)|agora\s+nao"
     r"|por\s+enquanto\s+nao|(?:a|de)\s+longo\s+prazo|mais\s+tarde|nao\s+e\s+urgente)\b"
+)
+# "Not yet", "later", "todavía no": a timeline only as the answer to the timeline question
+# ("todavía no lo hemos definido" to the budget question says nothing about when).
+_LATER_WEAK = re.compile(
+    r"(?:not\s+(?:right\s+)?now|not\s+yet|later(?:\s+on)?|whenever|ahora\s+no|todavia\s+no"
+    r"|aun\s+no|mas\s+tarde|agora\s+nao|por\s+enquanto\s+nao|mais\s+tarde)$"
 )
 _ASAP_STRONG = re.compile(
     rf"{_P}(?:asap|a\.s\.a\.p\.?|as\s+soon\s+as\s+possible|right\s+away|right\s+now|immediately"
@@ -76,17 +84,28 @@ _ASAP_STRONG = re.compile(
     r"|this\s+week|esta\s+semana|start\s+now|empezar\s+ya|cuanto\s+mas\s+pronto\s+mejor"
     r"|the\s+sooner\s+the\s+better|o\s+quanto\s+antes|quanto\s+antes|o\s+mais\s+(?:rapido"
     r"|breve|cedo)\s+possivel|imediatamente|de\s+imediato|agora\s+mesmo|(?:pra|para)\s+ontem"
-    r"|com\s+urgencia|(?:essa|nesta|nessa)\s+semana|comecar\s+ja|ja\s+ja|quanto\s+mais"
-    r"\s+rapido\s+melhor)(?!\w)"
+    r"|com\s+urgencia|(?:esta|essa|nesta|nessa)\s+(?:misma\s+|mesma\s+)?semana|comecar\s+ja"
+    r"|ja\s+ja|quanto\s+mais\s+rapido\s+melhor|this\s+(?:very|same)\s+week|as\s+soon\s+as\s+"
+    r"(?:you|we|they|u)\s+(?:guys\s+)?can|as\s+soon\s+as\s+(?:feasible|practical)"
+    r"|cuando\s+antes|en\s+cuanto\s+(?:pued\w+|podais|podamos|se\s+pueda|sea\s+posible)"
+    r"|(?:lo\s+)?(?:mas\s+)?(?:antes|pronto|rapido)\s+(?:posible|que\s+(?:se\s+)?pued\w+"
+    r"|que\s+podais)"
+    r"|assim\s+que\s+(?:possivel|der|puder(?:em)?|for\s+possivel)|o\s+(?:mais\s+)?(?:rapido"
+    r"|breve|cedo)\s+que\s+(?:der|puder(?:em)?)|urgenti?ssim[oa]|urgentisim[oa]"
+    r"|(?:hoy|hoje|manana|amanha)\s+mismo|(?:hoje|amanha)\s+mesmo"
+    r"|(?:need|want|start|get\s+started|begin|launch|kick\s+off)\s+(?:it|this|them|things)?\s*"
+    r"(?:now|today)|(?:necesit|quier|quer|empez|arranc|comenz|inici|precis|comec)\w*\s+"
+    r"(?:(?:esto|eso|isso|disso)\s+)?(?:ya|ahora|hoy|ja|agora|hoje))(?!\w)"
 )
 _ASAP_WEAK = re.compile(r"\b(?:now|today|hoy|ya|ahora|tomorrow|ayer|asap+|agora|hoje|ja)\b")
 _SOON_WEAK = re.compile(
-    r"\b(?:soon|pronto|shortly|en\s+breve|em\s+breve|logo|daqui\s+a\s+pouco)\b"
+    r"\b(?:soon|pronto|shortly|en\s+breve|em\s+breve|logo|daqui\s+a\s+pouco|dentro\s+de\s+poco"
+    r"|en\s+poco\s+tiempo|em\s+pouco\s+tempo|in\s+a\s+(?:little\s+)?(?:bit|while))\b"
 )
 _NEXT = re.compile(
     r"\b(?:(?:the\s+)?(?:next|following|coming)\s+(?P<u1>week|month|quarter|year)"
     r"|(?:(?:el|la|o|a)\s+)?(?:proxim[oa]|siguiente|seguinte)\s+(?P<u2>semana|mes|trimestre|ano)"
-    r"|(?:(?:el|la|o|a)\s+)?(?P<u3>semana|mes|trimestre|ano)\s+(?:que\s+viene|que\s+vem"
+    r"|(?:(?:el|la|o|a)\s+)?(?P<u3>semana|mes|trimestre|ano)\s+(?:q(?:ue)?\s+(?:viene|vem)"
     r"|proxim[oa]|siguiente|seguinte))\b"
 )
 _THIS = re.compile(
@@ -99,6 +118,7 @@ _THIS = re.compile(
 _RELATIVE = re.compile(
     r"\b(?P<prep>in|within|inside|over\s+the\s+next|next|en|dentro\s+de|durante\s+los"
     r"|en\s+los\s+proximos|los\s+proximos|proximos|em|daqui\s+a|nos\s+proximos|dentro\s+de"
+    r"|de\s+aqui\s+a|de\s+aca\s+a|daqui"
     r"|em\s+(?:ate|uns|umas))?\s*"
     r"(?P<n>\d{1,3}|a\s+couple\s+of|a\s+couple|couple\s+of|a\s+few|un\s+par\s+de|par\s+de"
     r"|um\s+par\s+de|unos\s+pocos|unos\s+dos|unos\s+tres|uns\s+dois|uns\s+tres|unos|unas"
@@ -115,10 +135,19 @@ _QUARTER = re.compile(
     r"|terceiro|quarto)\s+(?:quarter|trimestre)|(?P<qn>[1-4])\s*(?:o|er|ro|do|to|st|nd|rd|th)?"
     r"\s*(?:quarter|trimestre)|(?P<qt>[1-4])t)(?:\s*(?:of\s+|de\s+|del\s+)?(?P<year>20\d\d))?\b"
 )
-_HALF = re.compile(r"\b(?:h2|second\s+half|segundo\s+semestre|2nd\s+half)\b")
+_HALF = re.compile(
+    r"\b(?:h2|second\s+half|segundo\s+semestre|2nd\s+half"
+    r"|(?P<h1>h1|first\s+half|1st\s+half|primer\s+semestre|primeiro\s+semestre))\b"
+)
+# The middle of this year: "mid-year", "a mediados de año", "meados do ano", "meio do ano".
+_MID_YEAR = re.compile(
+    r"\b(?:mid[\s-]?year|(?:the\s+)?middle\s+of\s+(?:the\s+|this\s+)?year|(?:a\s+)?(?:mediados"
+    r"|mitad)\s+del?\s+(?:este\s+)?ano|(?:em\s+|no\s+|na\s+)?(?:meados|meio|metade)\s+d[oe]\s+"
+    r"(?:este\s+|esse\s+)?ano)\b(?!\s+(?:que|q|proximo|siguiente|seguinte|next))"
+)
 _NEXT_YEAR_PART = re.compile(
     r"\b(?:(?:early|beginning\s+of|start\s+of|principios\s+de(?:l)?|inicios\s+de(?:l)?"
-    r"|inicio\s+d[oe]|comeco\s+d[oe])\s+(?:next\s+year|(?:el\s+|o\s+)?ano\s+que\s+(?:viene|vem)"
+    r"|inicio\s+d[oe]|comeco\s+d[oe])\s+(?:next\s+year|(?:el\s+|o\s+)?ano\s+q(?:ue)?\s+(?:viene|vem)"
     r"|(?:el\s+|o\s+)?proximo\s+ano))\b"
 )
 _PREPS = (
@@ -165,12 +194,19 @@ def parse_timeline(folded: str, now: datetime) -> TimelineMatch | None:
         if later is not None and later.start() <= found.start < later.end():
             return TimelineMatch("later", None, later.group(0), later.start(), later.end())
         return found
+    unknown = UNKNOWN_ANSWER.search(folded)
+    if (
+        later is not None
+        and unknown is not None
+        and later.start() < unknown.end()
+        and unknown.start() < later.end()
+    ):
+        later = None  # "todavía no lo sé" is "I don't know yet", not "not yet"
     found = _later_or_soon(folded, later, words)
     if found is not None:
         return found
-    m = UNKNOWN_ANSWER.search(folded)
-    if m:
-        return TimelineMatch("unknown", None, m.group(0), m.start(), m.end())
+    if unknown:
+        return TimelineMatch("unknown", None, unknown.group(0), unknown.start(), unknown.end())
     return None
 
 
@@ -195,7 +231,9 @@ def _concrete(s: str, today: date, words: frozenset[str]) -> TimelineMatch | Non
         and (days := _relative_days(m)) is not None
     ):
         return _at(m, days, strong=bool(m.group("prep")))
-    if words & HALF_WORDS and (m := _HALF.search(s)) is not None:
+    if words & HALF_WORDS and (m := _HALF.search(s) or _MID_YEAR.search(s)) is not None:
+        if "h1" in m.re.groupindex and m.group("h1"):  # a named half: its start
+            return _at(m, 0 if today.month <= 6 else (date(today.year + 1, 1, 1) - today).days)
         target = date(today.year, 7, 1)
         return _at(m, max(0, (target - today).days))
     if words & WEEKDAY_WORDS and (m := _WEEKDAY_RE.search(s)) is not None:
@@ -230,7 +268,8 @@ def _later_or_soon(
     s: str, later: re.Match[str] | None, words: frozenset[str]
 ) -> TimelineMatch | None:
     if later is not None:
-        return TimelineMatch("later", None, later.group(0), later.start(), later.end())
+        strong = _LATER_WEAK.match(later.group(0)) is None
+        return TimelineMatch("later", None, later.group(0), later.start(), later.end(), strong)
     if words & ASAP_WORDS and (m := _ASAP_WEAK.search(s)) is not None:
         return _at(m, 0, strong=False)
     if words & SOON_WORDS and (m := _SOON_WEAK.search(s)) is not None:

@@ -73,6 +73,11 @@ SEASONS: dict[str, int] = {
     "verao": 6,
     "outono": 9,
     "inverno": 12,
+    # Christmas, as the month it falls in ("before christmas", "para navidad", "até o natal")
+    "christmas": 12,
+    "xmas": 12,
+    "navidad": 12,
+    "natal": 12,
 }
 MONTHS.update(SEASONS)
 # Month words that are also ordinary words; read as months only next to a preposition or day.
@@ -188,7 +193,8 @@ ASAP_WORDS = word_set(
     "asap asapp asappp as right immediately urgent urgently yesterday antes cuanto pronto ya"
     " urgente urge inmediatamente inmediato ahora ayer enseguida this esta start empezar sooner"
     " now today hoy tomorrow mas quanto rapido breve imediatamente imediato ja agora ontem"
-    " urgencia essa nesta nessa hoje comecar logo"
+    " urgencia essa nesta nessa hoje comecar logo manana amanha assim cedo urgentisimo"
+    " urgentissimo urgentisima urgentissima"
 )
 QUARTER_WORDS = word_set(
     "q1 q2 q3 q4 first second third fourth primer segundo tercer cuarto primeiro terceiro quarto"
@@ -203,15 +209,15 @@ UNIT_WORDS = word_set(
     "day days dia dias week weeks wk wks semana semanas month months mos meses mes quarter"
     " quarters trimestre trimestres year years yr yrs ano anos"
 )
-HALF_WORDS = word_set("h2 half semestre")
+HALF_WORDS = word_set("h1 h2 half semestre mid midyear middle mediados mitad meados meio metade")
 WEEKDAY_WORDS = frozenset(WEEKDAYS)
 MONTH_WORDS = frozenset(MONTHS)
-SOON_WORDS = word_set("soon pronto shortly breve logo pouco")
+SOON_WORDS = word_set("soon pronto shortly breve logo pouco poco bit while")
 LATER_WORDS = word_set(
     "rush hurry someday some eventually just exploring long term soon now yet later point"
     " future adelante prisa algun solo futuro ahora todavia aun largo tarde urgente urgent"
     " day pressa frente adiante urgencia futuramente enquanto olhando pesquisando prazo nao"
-    " agora ainda"
+    " agora ainda urgency deadline whenever prisas apuro"
 )
 TRIGGERS = (
     ASAP_WORDS

@@ -97,6 +97,63 @@ def test_number_details() -> None:
     assert find_numbers("no one knows, Q3") == []
 
 
+@pytest.mark.parametrize(
+    ("text", "lang", "value", "unit"),
+    [
+        ("a quarter million", "en", 250_000, None),
+        ("quarter of a million", "en", 250_000, None),
+        ("un cuarto de millón", "es", 250_000, None),
+        ("un millón y medio", "es", 1_500_000, None),
+        ("um milhão e meio", "pt", 1_500_000, None),
+        ("a million and a half", "en", 1_500_000, None),
+        ("2 millones y medio", "es", 2_500_000, None),
+        ("un par de cientos de personas", "es", 200, "people"),
+        ("cientos de miles", "es", 200_000, None),
+        ("50 lucas", "es", 50_000, "currency"),
+        ("2 palos", "es", 2_000_000, "currency"),
+        ("40 grand", "en", 40_000, "currency"),
+        ("100 paus", "pt", 100, "currency"),
+        ("about 3 dozen", "en", 36, None),
+        ("un presupuesto de seis cifras", "es", 100_000, "currency"),
+    ],
+)
+def test_numbers_in_words_and_slang(text: str, lang: str, value: float, unit: str | None) -> None:
+    (m,) = find_numbers(text, lang)
+    assert (m.value, m.unit) == (value, unit)
+
+
+@pytest.mark.parametrize(
+    ("text", "lang", "value"),
+    [
+        ("hundreds of employees", "en", 200),
+        ("miles de empleados", "es", 2000),
+        ("centenas de funcionários", "pt", 200),
+        ("200-odd", "en", 200),
+        ("twenty-something", "en", 20),
+        ("doscientos y pico", "es", 200),
+        ("duzentos e poucos", "pt", 200),
+    ],
+)
+def test_a_plural_scale_or_a_vague_tail_is_more_than_the_number(
+    text: str, lang: str, value: float
+) -> None:
+    (m,) = find_numbers(text, lang)
+    assert (m.value, m.bound) == (value, "above")
+
+
+def test_a_bare_sum_written_like_money_is_an_amount_not_a_headcount() -> None:
+    """A sum had ("tenemos unos 25 mil") is money; a noun after says what is counted."""
+    size, money = find_numbers("somos 30 y tenemos unos 25 mil", "es")
+    assert (size.unit, money.unit, money.bare_amount) == ("people", None, True)
+    assert find_numbers("we have 50k", "en")[0].bare_amount
+    assert not find_numbers("we have 10k visits a month", "en")[0].bare_amount
+    assert find_numbers("tenemos 2 mil empleados", "es")[0].unit == "people"
+    assert find_numbers("somos 2 mil", "es")[0].unit == "people"
+    offices, people = find_numbers("we have 3 offices and 200 people", "en")
+    assert (offices.unit, people.unit) == (None, "people")
+    assert find_numbers("we're 50 miles away", "en")[0].value == 50  # "miles" is Spanish only
+
+
 @given(st.text(max_size=200), st.sampled_from(["en", "es"]))
 def test_numbers_never_raise(text: str, lang: str) -> None:
     for m in find_numbers(text, lang):
@@ -131,6 +188,54 @@ def test_numbers_never_raise(text: str, lang: str) -> None:
 def test_timeline(text: str, kind: str, days: int | None) -> None:
     m = parse_timeline(fold(text), NOW)
     assert m is not None and (m.kind, m.days) == (kind, days)
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "days"),
+    [
+        ("esta misma semana", "date", 0),
+        ("en cuanto podáis", "date", 0),
+        ("assim que possível", "date", 0),
+        ("urgentíssimo", "date", 0),
+        ("as soon as you can", "date", 0),
+        ("mes q vem", "date", 44),
+        ("ano q vem", "date", 715),  # the end of next year
+        ("a mediados de año", "date", 167),
+        ("meio do ano", "date", 167),
+        ("middle of the year", "date", 167),
+        ("de aquí a 3 meses", "date", 90),
+        ("dentro de poco", "date", 45),
+        ("sin prisas", "later", None),
+        ("não tem pressa nenhuma", "later", None),
+        ("nenhuma pressa", "later", None),
+        ("no tenemos prisa", "later", None),
+        ("todavía no lo sé", "unknown", None),
+    ],
+)
+def test_timeline_more_ways_to_say_it(text: str, kind: str, days: int | None) -> None:
+    m = parse_timeline(fold(text), NOW)
+    assert m is not None and (m.kind, m.days) == (kind, days)
+
+
+@pytest.mark.parametrize(
+    ("text", "strong"),
+    [
+        ("todavía no", False),
+        ("not yet", False),
+        ("later", False),
+        ("whenever", False),
+        ("no rush", True),
+        ("sin prisa", True),
+        ("lo necesitamos ya", True),
+        ("ya", False),
+        ("we need it now", True),
+        ("precisamos disso hoje", True),
+    ],
+)
+def test_timeline_strength(text: str, strong: bool) -> None:
+    """Only a strong reading fills the timeline when another question is open."""
+    m = parse_timeline(fold(text), NOW)
+    assert m is not None and m.strong is strong
 
 
 def test_timeline_ignores_may_the_verb() -> None:
@@ -179,6 +284,21 @@ SIZE = ChoiceTable(
 def test_choice(text: str, option: str, how: str) -> None:
     m = NEED.match(fold(text))
     assert m is not None and (m.option_id, m.how) == (option, how)
+
+
+@pytest.mark.parametrize(
+    ("text", "option"),
+    [
+        ("a website for our ads campaign", "build"),  # not "ads": what it is for
+        ("an audit of our marketing funnel", "strategy"),
+        ("ads for our new app", "marketing"),
+        ("maintenance of our website", "support"),
+        ("website maintenance", "support"),  # the longest phrase when neither is "for"/"of"
+    ],
+)
+def test_choice_prefers_the_need_to_what_it_is_for(text: str, option: str) -> None:
+    m = NEED.match(fold(text))
+    assert m is not None and m.option_id == option
 
 
 def test_choice_rejects_noise_and_is_strict_outside_its_question() -> None:
@@ -269,6 +389,12 @@ def test_human(text: str) -> None:
     assert intents.is_human_request(fold(text))
 
 
+def test_human_request_spans_the_person_asked_for() -> None:
+    m = intents.human_request(fold("me pasas con un asesor?"))
+    assert m is not None and "asesor" in m.group(0)
+    assert intents.is_human_request("i'd rather talk to a consultant")
+
+
 def test_not_human() -> None:
     assert not intents.is_human_request("quiero hablar con mi socio primero")
     assert not intents.is_human_request("are you a bot?")
@@ -277,6 +403,10 @@ def test_not_human() -> None:
 def test_greeting_unknown_question() -> None:
     assert intents.is_greeting("hola 👋") and not intents.is_greeting("hi, we need seo")
     assert intents.unknown_answer("no se") and intents.unknown_answer("idk lol")
+    for undecided in ("haven't decided yet", "still figuring that out", "aun no lo sabemos"):
+        assert intents.unknown_answer(undecided), undecided
+    assert intents.unknown_answer("ainda nao sabemos") and intents.unknown_answer("tbc")
+    assert not intents.unknown_answer("we decided on march")
     assert intents.looks_like_question("price?") and not intents.looks_like_question("50k")
 
 
