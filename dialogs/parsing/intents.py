@@ -34,8 +34,8 @@ _STOP_PHRASE = re.compile(
     r"|\b(?:do\s*n'?o?t|dont|never)\s+(?:message|text|contact|write|bother|spam|call)\s+me\b"
     r"|\bremove\s+me\s+from\b|\btake\s+me\s+off\b|\bdelete\s+my\s+(?:number|data)\b"
     r"|\b(?:dame|darme|denme|date|me\s+doy)\s+de\s+baja\b|\bbaja\s+(?:por\s+favor|ya)\b"
-    r"|\bno\s+me\s+(?:escribas|escriban|contactes|contacten|molestes|molesten|mandes"
-    r"|manden|envies|envien)\b|\bdej(?:a|en)\s+de\s+(?:escribirme|mandarme|enviarme"
+    r"|\bno\s+me\s+(?:escribas|escriban|escribais|contactes|contacten|contacteis|molestes"
+    r"|molesten|molesteis|mandes|manden|mandeis|envies|envien|envieis)\b|\bdej(?:a|en)\s+de\s+(?:escribirme|mandarme|enviarme"
     r"|contactarme|molestarme|escribir)\b|\bno\s+quiero\s+(?:recibir\s+)?(?:mas\s+)?mensajes\b"
     r"|\b(?:eliminame|borrame|sacame)\b|\bno\s+(?:mas|more)\s+mensajes\b"
     r"|\bnao\s+(?:me\s+)?(?:mande|mandem|envie|enviem|escreva|escrevam|ligue|liguem|chame"
@@ -63,7 +63,12 @@ _HUMAN = re.compile(
     r"|\bfalar\s+com\s+(?:(?:uma|um|o|a|algum|alguma)\s+)?(?:pessoa|humano|atendente|vendedor"
     r"|consultor|alguem|especialista|representante|gente\s+de\s+verdade|comercial)\b"
     r"|\bpessoa\s+de\s+verdade\b|\batendimento\s+humano\b|\bme\s+lig(?:a|ue|uem)\b"
-    r"|\bquero\s+(?:um|uma)\s+(?:atendente|humano|pessoa)\b|^\W*atendente\W*$)"
+    r"|\bquero\s+(?:um|uma)\s+(?:atendente|humano|pessoa)\b|^\W*atendente\W*$"
+    r"|\bme\s+(?:passa|passe|transfere|transfira|coloca|coloque|encaminha|encaminhe)\s+"
+    r"(?:pra|para|com)\s+(?:(?:um|uma|o|a|algum|alguma)\s+)?(?:alguem|pessoa|humano|atendente"
+    r"|vendedor|consultor|comercial|especialista|representante|gerente)\b"
+    r"|\b(?:pass|put)\s+me\s+(?:on\s+)?to\s+(?:a\s+|an\s+|the\s+|your\s+)?(?:someone|somebody"
+    r"|person|human|rep|sales|salesperson|manager)\b)"
 )
 _GREETING = re.compile(
     r"^\W*(?:hi+|hello+|hey+|hiya|heya|yo|howdy|greetings|good\s+(?:morning|afternoon|evening"
@@ -105,14 +110,16 @@ _QUESTION_START = re.compile(
 _STOP_WORDS = word_set(
     "stop stopp unsubscribe opt out alone more message text contact write bother spam call"
     " remove take delete baja escribas escriban contactes contacten molestes molesten mandes"
-    " manden envies envien deja dejen quiero eliminame borrame sacame mas nao pare para parem"
+    " manden envies envien escribais contacteis molesteis mandeis envieis deja dejen quiero"
+    " eliminame borrame sacame mas nao pare para parem"
     " tira tire remova exclua descadastre descadastra lista"
 )
 _HUMAN_WORDS = word_set(
     "talk speak chat connect put transfer real actual live human agent operator"
     " representative person someone somebody alguien call llamame llamenme llamadme hablar"
     " persona pasame pasanme atencion quiero humano agente asesor operador falar pessoa"
-    " atendimento atendente liga ligue liguem"
+    " atendimento atendente liga ligue liguem passa passe transfere transfira coloca coloque"
+    " encaminha encaminhe pass"
 )
 
 

@@ -354,6 +354,8 @@ def test_emails() -> None:
         "dame de baja por favor",
         "please stop messaging me",
         "not interested",
+        "no me escribáis más",  # vosotros (Spain)
+        "no me mandéis nada",
     ],
 )
 def test_stop(text: str) -> None:
@@ -383,6 +385,9 @@ def test_not_stop(text: str) -> None:
         "agent",
         "hablar con una persona",
         "can I speak with someone?",
+        "me passa pra alguém do comercial por favor",
+        "me coloca com um atendente",
+        "can you pass me to someone in sales",
     ],
 )
 def test_human(text: str) -> None:
@@ -398,6 +403,8 @@ def test_human_request_spans_the_person_asked_for() -> None:
 def test_not_human() -> None:
     assert not intents.is_human_request("quiero hablar con mi socio primero")
     assert not intents.is_human_request("are you a bot?")
+    assert not intents.is_human_request(fold("me passa o preço"))
+    assert not intents.is_human_request("pass me the price list")
 
 
 def test_greeting_unknown_question() -> None:

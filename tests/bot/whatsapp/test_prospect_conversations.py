@@ -51,10 +51,10 @@ CHOSEN = {
     "en_offices_monthly_budget": "'3 offices, ~250 people' is 1-10 people: deflected (known miss)",
     "en_two_person_bootstrapped": "'nothing really' is no budget: booked (known miss)",
     "es_answers_another_question": "",
+    "es_price_first": "",
     "es_500_euros": "",
-    "es_price_first": "'seis cifras' is read as a budget of 6: deflected (known miss)",
-    "pt_outbound_scale": "'olá' opens in English (known miss)",
     "pt_agency_opener": "",
+    "pt_outbound_scale": "",
     "pt_number_words": "",
     "pt_500_reais": "",
 }
