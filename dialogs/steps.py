@@ -31,7 +31,6 @@ from dialogs.render import ask, body_of, join, outcome_message, summary, with_pr
 from dialogs.script import INTERACTIVE_BODY_MAX, AnswerKind, Question, Script
 from dialogs.session import (
     HISTORY_LIMIT,
-    TURN_TEXT_LIMIT,
     OffScriptQuestion,
     Session,
     SlotRecord,
@@ -375,4 +374,4 @@ def _valid(question: Question, sv: SlotValue) -> bool:
 def _turn(
     role: Literal["prospect", "bot"], text: str, at: datetime, flags: tuple[str, ...]
 ) -> Turn:
-    return Turn(role=role, text=text[:TURN_TEXT_LIMIT], at=at, flags=flags)
+    return Turn.of(role, text, at, flags)
