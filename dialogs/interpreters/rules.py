@@ -39,6 +39,20 @@ _NO_BUDGET = re.compile(
     r"|el|todavia|aun))?|nao\s+(?:temos|tenho|tem|ha|definimos|fechamos|decidimos)(?:\s+(?:um"
     r"|nenhum|o|ainda))?)\s+(?:budget|presupuesto|orcamento|valor|verba|monto|cifra)\b"
 )
+# A budget question answered with nothing at all ("nothing", "no money yet", "nada por
+# ahora", "zero"): an amount of 0, not an "I don't know" (the whole reply, so "nothing
+# fancy, 50k" stays 50k; "we haven't set a budget" stays undecided, see _NO_BUDGET).
+_ZERO_BUDGET = re.compile(
+    r"^\W*(?:(?:honestly|tbh|well|um+|hmm+|sadly|la\s+verdad|sinceramente|pues)\W+)?"
+    r"(?:nothing|nada|zero|cero|zilch|nil|none|no\s+money|sin\s+(?:dinero|plata)"
+    r"|sem\s+(?:dinheiro|grana)|(?:no\s+budget|sin\s+presupuesto|sem\s+(?:verba|orcamento))"
+    r"(?!\W+(?:yet|todavia|aun|ainda))|(?:we|i)\s+have\s+(?:nothing|no\s+money)"
+    r"|(?:no|todavia\s+no|aun\s+no)\s+(?:tenemos|tengo)\s+(?:dinero|plata)"
+    r"|(?:nao|ainda\s+nao)\s+(?:temos|tenho)\s+(?:dinheiro|grana|verba))"
+    r"(?:\W+(?:really|honestly|tbh|at\s+all|yet|for\s+now|right\s+now|atm|sorry|lol"
+    r"|por\s+ahora|de\s+momento|por\s+el\s+momento|todavia|aun|la\s+verdad|por\s+enquanto"
+    r"|ainda|no\s+momento|sinceramente))*\W*$"
+)
 # Between two words of an FAQ phrase, a pronoun or filler may stand: "onde ficam" matches
 # "onde vocês ficam", "where are you based" matches "where are you guys based".
 _FAQ_GAP = (
@@ -374,6 +388,8 @@ def _number(q: Question, msg: _Message, *, is_open: bool) -> SlotValue | None:
     if pick is None and (is_open or (wanted == "currency" and mentions_budget(msg.folded))):
         pick = next(((i, n) for i, n in free if n.unit is None), None)
     if pick is None:
+        if is_open and wanted == "currency" and (zero := _ZERO_BUDGET.match(msg.folded)):
+            return SlotValue(0, msg.verbatim(zero.group(0).strip()), confidence=0.9)
         if is_open and wanted == "currency" and _NO_BUDGET.search(msg.folded):
             m = _NO_BUDGET.search(msg.folded)
             assert m is not None

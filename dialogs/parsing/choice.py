@@ -181,9 +181,10 @@ class ChoiceTable:
         return None
 
     def _by_range(self, numbers: Iterable[NumberMatch], *, strict: bool) -> ChoiceMatch | None:
-        for num in numbers:
-            if not num.is_count or num.unit == "currency" or (strict and num.unit != "people"):
-                continue
+        counts = [n for n in numbers if n.is_count and n.unit != "currency"]
+        # A count of people beats a bare number before it ("3 offices, ~250 people overall").
+        people = [n for n in counts if n.unit == "people"]
+        for num in people if people or strict else counts:
             oid = self.option_for(num)
             if oid is not None:
                 return ChoiceMatch(oid, num.evidence, 0.9, "range")

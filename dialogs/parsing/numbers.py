@@ -31,7 +31,8 @@ _TAIL = rf"""
 # Digits first: the scanner can skip quickly to the next digit (a leading optional currency
 # group would make it try the whole pattern at every position).
 _DIGITS = re.compile(
-    r"(?<![\w.,])(?P<num>\d{1,3}(?:[.,]\d{3})+(?:[.,]\d+)?|\d+(?:[.,]\d+)?)(?![.,]?\d)" + _TAIL,
+    r"(?<![\w.,])(?P<num>\d{1,3}(?:[.,\u202f]\d{3})+(?:[.,]\d+)?|\d+(?:[.,]\d+)?)(?![.,]?\d)"
+    + _TAIL,
     re.IGNORECASE | re.VERBOSE,
 )
 _WORDS = re.compile(
@@ -40,6 +41,15 @@ _WORDS = re.compile(
 _DIGITS_LOW = re.compile(_DIGITS.pattern, re.VERBOSE)  # for lower-cased text
 _WORDS_LOW = re.compile(_WORDS.pattern, re.VERBOSE)
 _HAS_DIGIT = re.compile(r"\d")
+# Thousands grouped with spaces ("€50 000", "50 000 reais", a reply that is just "50 000"):
+# read as one amount only beside a currency or alone, since "20 300" could be two numbers.
+# The spaces become narrow no-break spaces (same length, so spans stay valid).
+_SPACED_THOUSANDS = re.compile(
+    rf"(?<=[$€£¥₹])\s?\d{{1,3}}(?: \d{{3}})+(?!\d)"
+    rf"|(?<![\d.,])\d{{1,3}}(?: \d{{3}})+(?=\s?(?:[$€£¥₹]|(?:{CUR_WORD})\b))"
+    r"|^\s*\d{1,3}(?: \d{3})+\s*$",
+    re.IGNORECASE,
+)
 _TOKEN = re.compile(r"[^\W\d_]+")
 # Words a run of number words can start with: the number words, and the articles and
 # fractions of "a hundred", "half a million", "a quarter million", "un cuarto de millón".
@@ -196,6 +206,12 @@ class _Raw:
 
 def find_numbers(text: str, language: str = "en") -> list[NumberMatch]:
     """Every number in ``text`` in order, ranges merged ("20-50k" is one match)."""
+    if " " in text and _HAS_DIGIT.search(text) is not None:
+        spaced = _SPACED_THOUSANDS.sub(_narrow_spaces, text)
+        if spaced != text:  # same length: each match's words are the reply's own
+            return [
+                m._replace(evidence=text[m.start : m.end]) for m in find_numbers(spaced, language)
+            ]
     low = text.lower()
     # The patterns run case-sensitively on the lower-cased text (several times faster than
     # IGNORECASE on their long alternations); spans stay valid when lower() kept the length.
@@ -228,6 +244,10 @@ def find_numbers(text: str, language: str = "en") -> list[NumberMatch]:
             out.append(_single(text, a))
             i += 1
     return out
+
+
+def _narrow_spaces(m: re.Match[str]) -> str:
+    return m.group(0).replace(" ", "\u202f")
 
 
 def _word_runs(text: str, words_re: re.Pattern[str]) -> list[re.Match[str]]:
@@ -306,6 +326,7 @@ def _raw(m: re.Match[str], text: str, language: str) -> _Raw | None:
 
 
 def _parse_digits(s: str) -> float:
+    s = s.replace("\u202f", "")  # "50 000" (see _SPACED_THOUSANDS)
     seps = [c for c in s if c in ".,"]
     if not seps:
         return float(s)

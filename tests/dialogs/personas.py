@@ -352,7 +352,7 @@ EN_WEAK = [
         strong=False,
         opener="Hi! I'm a student researching lead gen tools for my thesis",
         need="just research for my thesis",
-        company_size="only me",
+        company_size="I'm on my own",
         budget="$0",
         timeline="no plans to buy anything",
     ),

@@ -80,12 +80,20 @@ def test_no_envelope_tag_survives(text: str) -> None:
         ("in 2 months", "en", 2, "time"),
         ("20%", "en", 20, "percent"),
         ("by 2026", "en", 2026, "year"),
+        ("€50 000", "en", 50_000, "currency"),  # thousands grouped with spaces
+        ("50 000 reais", "pt", 50_000, "currency"),
+        ("1 200 000", "es", 1_200_000, None),  # the whole reply
     ],
 )
 def test_numbers(text: str, lang: str, value: float, unit: str | None) -> None:
     (m,) = find_numbers(text, lang)
     assert (m.value, m.unit) == (value, unit)
     assert m.evidence in text
+
+
+def test_spaced_digits_beside_no_currency_stay_apart() -> None:
+    """ "20 300 people" could be two numbers: only money or a lone amount is joined."""
+    assert [m.value for m in find_numbers("between 20 300 people")] == [20, 300]
 
 
 def test_number_details() -> None:
