@@ -73,13 +73,31 @@ _PLEASANTRY = re.compile(
     r"^\W*(?:thanks?|thank\s+you|thx|ty|gracias|obrigad[oa]|valeu|ok(?:ay)?|sure|yes|yeah|yep"
     r"|si|sim|claro|perfect[oa]?|perfeito|great|cool|no\s+problem|of\s+course|por\s+supuesto"
     r"|com\s+certeza|well|bueno|bom|so|entonces|entao|let\s+me\s+see|as\s+i\s+said|como\s+te"
-    r"\s+dije|como\s+eu\s+disse|good\s+question|buena\s+pregunta|boa\s+pergunta)\b(?:\W+\w+){0,4}"
-    r"\W*$"
+    r"\s+dije|como\s+eu\s+disse|good\s+question|buena\s+pregunta|boa\s+pergunta|sounds\s+good"
+    r"|great\s+question|that'?s\s+a\s+(?:good|great)\s+question|lol|lmao|haha\w*|jaja\w*|jeje\w*"
+    r"|kkk\w*|rs+|hmm+|hm+|umm+|uhm+|blz|beleza|dale|vale|opa|tudo\s+certo|de\s+boa"
+    r"|let\s+me\s+think|dejame\s+pensar|deixa\s+eu\s+pensar|got\s+it|entendido|entendi"
+    r"|noted|nice|awesome|genial|otimo|excelente|excellent)\b(?:\W+\w+){0,4}\W*$"
+)
+_FOR_WHEN = re.compile(
+    r"^\W*(?:para|pra)\s+(?:ya|ja|hoy|hoje|ahora|agora|ayer|ontem|manana|amanha)\W*$"
+)
+# Words that name the budget itself ("cost" and "spend" also name other money).
+_BUDGET_WORD = re.compile(
+    r"\b(?:budget\w*|presupuest\w*|orcament\w*|invest\w*|inversion|verba|(?:can|could|would)"
+    r"\s+spend|podemos\s+(?:gastar|invertir|investir)|set\s+aside|allocated)\b"
 )
 # Money that is not a budget: read out of its question, "revenue 2M" is not what they'd spend.
 _OTHER_MONEY = re.compile(
     r"\b(?:revenue|turnover|arr|mrr|sales|raised|funding|valuation|salar(?:y|ies|io|ios)"
-    r"|factur\w*|fatur\w*|ventas|vendas|ingresos|receita|ticket|followers|seguidores)\b"
+    r"|factur\w*|fatur\w*|ventas|vendas|ingresos|receita|ticket|followers|seguidores"
+    r"|costs?|costing|cost\s+us|cuestan?|custam?|charged?|charges|cobr\w*|price[ds]?|precio"
+    r"|preco|avg|average|promedio|deal|deals|orders?|pedidos?|spent|spend\s+on|gast\w*"
+    r"|los(?:e|ing|t)|perd\w*|stuck|members?|miembros|membros|socios|users?|usuari\w*"
+    r"|customers?|clientes?|clients?|subscribers?|suscriptores|assinantes|visits|visitors"
+    r"|visitas|downloads|descargas|made|did|doing|earn\w*|vendemos|vendo|inventory"
+    r"|inventario|estoque|stock|a\s+day|al\s+dia|por\s+dia|per\s+day|daily|last\s+year"
+    r"|ano\s+pasado|ano\s+passado|in\s+20\d\d|en\s+20\d\d|em\s+20\d\d)\b"
 )
 
 
@@ -197,7 +215,7 @@ class RulesInterpreter:
         if not norm:
             return Interpretation(Intent.UNKNOWN)
         msg = _Message(norm, now, script.language)
-        if intents.is_stop(msg.folded):
+        if intents.is_stop(msg.folded) and not _when_not_stop(script, session, msg.folded):
             return Interpretation(Intent.STOP)  # no facts kept from an opt-out message
         compiled = self._compiled(script)
         slots: dict[str, SlotValue] = {}
@@ -261,6 +279,14 @@ class RulesInterpreter:
         return compiled
 
 
+def _when_not_stop(script: Script, session: Session, folded: str) -> bool:
+    """ "para ya" answers "when?" (right away), though alone it can also mean "stop it"."""
+    if session.open_slot is None or _FOR_WHEN.match(folded) is None:
+        return False
+    open_q = next((q for q in script.questions if q.slot == session.open_slot), None)
+    return open_q is not None and open_q.kind is AnswerKind.TIMELINE
+
+
 def _compile(script: Script) -> _Compiled:
     tables = {q.slot: ChoiceTable(q.options) for q in script.questions if q.options}
     faq_ids: dict[str, str] = {}
@@ -321,6 +347,9 @@ def _fill(compiled: _Compiled, q: Question, msg: _Message, *, is_open: bool) -> 
 def _choice(compiled: _Compiled, q: Question, msg: _Message, *, is_open: bool) -> SlotValue | None:
     table = compiled.tables[q.slot]
     free = msg.free_numbers()
+    if table.ranges and free and (_OTHER_MONEY.search(msg.folded) or mentions_budget(msg.folded)):
+        # "we can spend 20k", "just me, but 50k followers": a headcount only if said as one.
+        free = [(i, n) for i, n in free if n.unit == "people"]
     m = table.match(msg.folded, [n for _, n in free], strict=not is_open)
     if m is None:
         return None
@@ -378,14 +407,24 @@ def _number(q: Question, msg: _Message, *, is_open: bool) -> SlotValue | None:
     wanted = q.unit if q.unit in ("people", "currency") else None
     free = [(i, n) for i, n in msg.free_numbers() if n.is_count]
     pick: tuple[int, NumberMatch] | None = None
+    said_budget = wanted == "currency" and mentions_budget(msg.folded)
+    called_budget = said_budget and _BUDGET_WORD.search(msg.folded) is not None
+    # Unasked, money beside a cost, a loss, revenue or followers is not what they would spend
+    # ("the last agency cost us 1.5k a month"), unless they call it the budget.
+    other_money = (
+        wanted == "currency"
+        and not is_open
+        and not called_budget
+        and _OTHER_MONEY.search(msg.folded) is not None
+    )
+    if other_money:
+        return None
     if wanted is not None:
         pick = next(((i, n) for i, n in free if n.unit == wanted), None)
     if pick is None and wanted == "currency":
         # Written the way money is ("tenemos unos 25 mil", "50k"): the budget even unasked.
         pick = next(((i, n) for i, n in free if n.unit is None and n.bare_amount), None)
-        if pick is not None and not is_open and _OTHER_MONEY.search(msg.folded):
-            pick = None
-    if pick is None and (is_open or (wanted == "currency" and mentions_budget(msg.folded))):
+    if pick is None and (is_open or said_budget):
         pick = next(((i, n) for i, n in free if n.unit is None), None)
     if pick is None:
         if is_open and wanted == "currency" and (zero := _ZERO_BUDGET.match(msg.folded)):
@@ -442,4 +481,6 @@ def _own_words(q: Question, msg: _Message) -> SlotValue | None:
         return SlotValue(None, msg.norm, unknown=True)
     if sum(c.isalpha() for c in msg.norm) < 3:
         return None  # "ok", "?", "👍": not an answer in words
+    if _PLEASANTRY.match(msg.folded):
+        return None  # "lol ok sure", "thanks!": the answer is still to come
     return SlotValue(msg.norm, msg.norm, confidence=0.6)

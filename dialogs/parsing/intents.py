@@ -14,14 +14,20 @@ from dialogs.parsing.normalize import tokens, word_set
 
 # Whole-message opt-outs: the message is just the word (plus politeness and punctuation).
 _STOP_ALONE = re.compile(
-    r"^\W*(?:please\s+|pls\s+|por\s+favor\s+)?(?:stop+|unsubscribe|unsub|opt\s*-?\s*out|cancel"
+    r"^\W*(?:please\s+|pls\s+|por\s+favor\s+)?(?:(?:nah|nope|no)\W+(?:i'?m\s+good|thanks)\W+)?"
+    r"(?:(?:i'?m|i\s+am|we'?re|we\s+are|nah,?|no,?"
+    r"|sorry,?|ya|ja|yo|eu|nos)\s+)?(?:no\s+longer\s+interested|not\s+interested\s+anymore"
+    r"|stop\s+it|ya\s+no\s+me\s+interesa|ya\s+no,?\s+gracias|ya\s+basta|nao\s+quero\s+mais"
+    r"|nao\s+quero\s+mais\s+(?:receber\s+isso|saber\s+disso|nada)|para\s+com\s+isso"
+    r"|chega\s+de\s+mensage(?:m|ns)|sai\s+fora|wrong\s+number|numero\s+equivocado"
+    r"|numero\s+errado|stop+|unsubscribe|unsub|opt\s*-?\s*out|cancel"
     r"|quit|end|remove(?:\s+me)?|baja|de\s+baja|para|parar|pare|alto|basta|cancelar|salir|sair"
     r"|arret(?:er|e)?|stopp|abmelden|desabonner|disiscrivi|not\s+interested|no\s+interesado"
     r"|no\s+interesada|no\s+me\s+interesa|no\s+gracias,?\s+no\s+me\s+interesa"
     r"|no\s+thanks,?\s+not\s+interested|descadastrar|nao\s+tenho\s+interesse|sem\s+interesse"
     r"|nao\s+me\s+interessa|nao\s+quero|nao\s+obrigad[oa],?\s+nao\s+tenho\s+interesse)"
-    r"(?:\s+(?:please|pls|now|thanks|thank\s+you|por\s+favor|gracias|ya|obrigad[oa]"
-    r"|valeu))*\W*$"
+    r"(?:\W+(?:please|pls|now|thanks|thank\s+you|por\s+favor|gracias|ya|obrigad[oa]"
+    r"|valeu|stop|para|pare))*\W*$"
 )
 # Opt-outs inside a longer message: explicit enough that no business answer contains them.
 _STOP_PHRASE = re.compile(
@@ -38,6 +44,9 @@ _STOP_PHRASE = re.compile(
     r"|molesten|molesteis|mandes|manden|mandeis|envies|envien|envieis)\b|\bdej(?:a|en)\s+de\s+(?:escribirme|mandarme|enviarme"
     r"|contactarme|molestarme|escribir)\b|\bno\s+quiero\s+(?:recibir\s+)?(?:mas\s+)?mensajes\b"
     r"|\b(?:eliminame|borrame|sacame)\b|\bno\s+(?:mas|more)\s+mensajes\b"
+    r"|\bborr(?:a|en|ad)\s+mi\s+(?:numero|contacto|telefono)\b"
+    r"|\bno\s+quiero\s+que\s+me\s+(?:escriban|escribas|contacten|manden|llamen)\b"
+    r"|\bme\s+(?:exclui|exclua|tira|tire|remove|remova)\s+(?:d[ae]\s*(?:ssa|sta|a|sua)?\s*)?lista\b"
     r"|\bnao\s+(?:me\s+)?(?:mande|mandem|envie|enviem|escreva|escrevam|ligue|liguem|chame"
     r"|contate|contatem|incomode)\s+mais\b|\bnao\s+quero\s+(?:mais\s+)?(?:receber\s+)?"
     r"(?:mais\s+)?mensage(?:m|ns)\b|\bpar(?:e|a|em)\s+de\s+(?:me\s+)?(?:mandar|enviar"
@@ -54,7 +63,12 @@ _HUMAN = re.compile(
     r"|^\W*(?:agent|human|operator|representative|a\s+human|person|humano|agente|asesor"
     r"|persona|operador)\W*(?:please|pls|por\s+favor)?\W*$"
     r"|\b(?:someone|somebody|alguien)\s+(?:call|llame|contact|contacte|llamarme)\b"
-    r"|\bcall\s+me\b|\bllam(?:ame|enme|adme)\b"
+    r"|\bcall\s+me\b|\bllam(?:ame|enme|adme)\b|\bget\s+me\s+(?:a\s+)?(?:human|person|real\s+person)\b"
+    r"|\b(?:i\s+want|i\s+need|i'?d\s+like)\s+(?:a|an)\s+(?:human|real\s+person|actual\s+person)\b"
+    r"|\b(?:talk|speak)\s+to\s+your\s+(?:boss|manager|team|sales\s+team)\b"
+    r"|\bme\s+(?:puede[ns]?|podeis|podrian?)\s+llamar\b|\bpuede[ns]?\s+llamarme\b"
+    r"|\b(?:pode|podem|alguem\s+pode)\s+me\s+ligar\b|\bfalar\s+com\s+gente\b"
+    r"|\bprefiero\s+hablarlo\s+por\s+telefono\b"
     r"|\bhablar\s+con\s+(?:(?:una|un|el|la)\s+)?(?:persona|humano|asesor|agente"
     r"|vendedor|comercial|alguien|ejecutivo|representante)\b"
     r"|\bpersona\s+real\b|\b(?:pasa(?:me|nme)|me\s+pasa[sn]?)\s+con\b(?:\s+(?:(?:un|una|el|la)\s+)?\w+)?"
@@ -105,6 +119,13 @@ _QUESTION_START = re.compile(
 )
 
 
+# A person asked for on behalf of the prospect's own customers (a live-chat widget, a
+# help desk): what they want to build, not whom they want to talk to.
+_FOR_THEIR_CUSTOMERS = re.compile(
+    r"\b(?:customers?|clients?|users?|visitors?|buyers?|patients?|shoppers?|clientes?"
+    r"|usuari[oa]s|usuarios|pacientes|compradores|visitantes|widget|chatbot|help\s*desk"
+    r"|hands?\s+off|pros\s+nossos|para\s+nuestros|para\s+os\s+nossos|24/?7)\b"
+)
 # Words the phrase patterns need; checking the message's word set first is far cheaper
 # than running a long alternation over every reply.
 _STOP_WORDS = word_set(
@@ -112,13 +133,14 @@ _STOP_WORDS = word_set(
     " remove take delete baja escribas escriban contactes contacten molestes molesten mandes"
     " manden envies envien escribais contacteis molesteis mandeis envieis deja dejen quiero"
     " eliminame borrame sacame mas nao pare para parem"
-    " tira tire remova exclua descadastre descadastra lista"
+    " tira tire remova exclua descadastre descadastra lista borra borren borrad exclui"
 )
 _HUMAN_WORDS = word_set(
     "talk speak chat connect put transfer real actual live human agent operator"
     " representative person someone somebody alguien call llamame llamenme llamadme hablar"
     " persona pasame pasanme atencion quiero humano agente asesor operador falar pessoa"
-    " atendimento atendente liga ligue liguem passa passe transfere transfira coloca coloque"
+    " atendimento atendente liga ligue liguem ligar llamar get want need like boss manager"
+    " team gente telefono passa passe transfere transfira coloca coloque"
     " encaminha encaminhe pass"
 )
 
@@ -186,7 +208,10 @@ def human_request(folded: str) -> re.Match[str] | None:
     """The words asking for a person ("falar com um consultor"), if the message has them."""
     if not tokens(folded) & _HUMAN_WORDS:
         return None
-    return _HUMAN.search(folded)
+    found = _HUMAN.search(folded)
+    if found is not None and _FOR_THEIR_CUSTOMERS.search(folded) is not None:
+        return None  # "customers can talk to a real person": a need, not a request of ours
+    return found
 
 
 def is_greeting(folded: str) -> bool:

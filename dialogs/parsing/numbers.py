@@ -58,8 +58,8 @@ _RUN_STARTS = _NUMBER_WORDS | {"a", "an"}
 _PRE = re.compile(rf"(?:[$€£¥₹]|\b(?:{CUR_WORD}))\s?$", re.IGNORECASE)
 _PEOPLE = re.compile(  # "40 people", "40 full-time devs", "a 40-person agency"
     r"^\s*-?\s*(?:[\w-]+\s+){0,2}?(?:people|persons?|ppl|pax|employees?|emps?|staff(?:ers)?|folks"
-    r"|guys|heads|headcount|team\s*members|members|devs|developers|engineers|workers|seats"
-    r"|users|agents|reps|salespeople|fte|ftes|personas?|empleados?|trabajadores|colaboradores"
+    r"|guys|heads|headcount|team\s*members|devs|developers|engineers|workers"
+    r"|agents|reps|salespeople|fte|ftes|personas?|empleados?|trabajadores|colaboradores"
     r"|gente|personal|miembros|pessoas?|funcion[aá]rios?|profissionais|membros|cabe[cç]as"
     r"|vendedores|consultores|partners|co-?founders|founders|s[oó]cios|socias|contractors"
     r"|freelancers)\b",

@@ -364,6 +364,16 @@ def test_emails() -> None:
         "not interested",
         "no me escribáis más",  # vosotros (Spain)
         "no me mandéis nada",
+        "I'm not interested",
+        "not interested, thanks",
+        "no longer interested",
+        "stop it",
+        "wrong number, stop",
+        "ya no me interesa",
+        "borra mi número",
+        "não quero mais",
+        "me tira dessa lista",
+        "chega de mensagem",
     ],
 )
 def test_stop(text: str) -> None:
@@ -379,6 +389,9 @@ def test_stop(text: str) -> None:
         "we stopped using it",
         "stop the churn is our goal",
         "para marzo",
+        "not interested in seo, we need a website",
+        "não quero mais perder leads",
+        "chega de perder clientes",
     ],
 )
 def test_not_stop(text: str) -> None:
@@ -396,6 +409,10 @@ def test_not_stop(text: str) -> None:
         "me passa pra alguém do comercial por favor",
         "me coloca com um atendente",
         "can you pass me to someone in sales",
+        "get me a human",
+        "let me talk to your boss",
+        "me puede llamar alguien?",
+        "alguém pode me ligar?",
     ],
 )
 def test_human(text: str) -> None:
@@ -413,6 +430,14 @@ def test_not_human() -> None:
     assert not intents.is_human_request("are you a bot?")
     assert not intents.is_human_request(fold("me passa o preço"))
     assert not intents.is_human_request("pass me the price list")
+    # A person for the prospect's own customers is a need: a live chat, a help desk.
+    for need in (
+        "we need a live agent chat widget on our site",
+        "help desk so customers can reach a real human",
+        "queremos que los clientes puedan hablar con un asesor por whatsapp",
+        "atendimento humano no whatsapp pros nossos clientes",
+    ):
+        assert not intents.is_human_request(fold(need)), need
 
 
 def test_greeting_unknown_question() -> None:
