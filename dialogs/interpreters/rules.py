@@ -406,6 +406,8 @@ def bucket_for(options: Sequence[Option], days: int | None) -> str | None:
 def _number(q: Question, msg: _Message, *, is_open: bool) -> SlotValue | None:
     wanted = q.unit if q.unit in ("people", "currency") else None
     free = [(i, n) for i, n in msg.free_numbers() if n.is_count]
+    if not free and not is_open:
+        return None  # most replies: nothing here for a question not asked
     pick: tuple[int, NumberMatch] | None = None
     said_budget = wanted == "currency" and mentions_budget(msg.folded)
     called_budget = said_budget and _BUDGET_WORD.search(msg.folded) is not None
