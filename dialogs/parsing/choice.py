@@ -182,8 +182,9 @@ class ChoiceTable:
 
     def _by_range(self, numbers: Iterable[NumberMatch], *, strict: bool) -> ChoiceMatch | None:
         counts = [n for n in numbers if n.is_count and n.unit != "currency"]
-        # A count of people beats a bare number before it ("3 offices, ~250 people overall").
-        people = [n for n in counts if n.unit == "people"]
+        # A count of people beats a bare number before it ("3 offices, ~250 people overall"),
+        # and the largest count is the company ("4 socios y 20 empleados").
+        people = sorted((n for n in counts if n.unit == "people"), key=lambda n: -n.value)
         for num in people if people or strict else counts:
             oid = self.option_for(num)
             if oid is not None:

@@ -84,6 +84,28 @@ _TIME_AFTER = re.compile(
 _FIGURES_AFTER = re.compile(
     r"^\s*-?\s*(?:figures?|figure\s+sum|d[ií]gitos|cifras)\b", re.IGNORECASE
 )
+# "low/mid/high five figures", "cinco cifras altas": where in the range the amount is.
+_LEVELS = {
+    "low": 1.0,
+    "lower": 1.0,
+    "mid": 5.0,
+    "middle": 5.0,
+    "medium": 5.0,
+    "high": 7.0,
+    "upper": 7.0,
+    "bajas": 1.0,
+    "medias": 5.0,
+    "altas": 7.0,
+    "baixos": 1.0,
+    "medios": 5.0,
+    "altos": 7.0,
+}
+_FIGURES_LEVEL = re.compile(
+    r"\b(?P<level>low|lower|mid|middle|medium|high|upper)[\s-]*$", re.IGNORECASE
+)
+_FIGURES_LEVEL_AFTER = re.compile(
+    r"\s+(?P<level>bajas|medias|altas|baixos|medios|altos)\b", re.IGNORECASE
+)
 # "200-odd", "twenty-something", "doscientos y pico", "duzentos e poucos": more than that.
 _MORE_AFTER = re.compile(
     r"^(?:\s*-\s*|\s+)(?:odd|something|plus)\b|^\s+(?:and|y|e)\s+(?:something|pico|poco|tantos"
@@ -424,6 +446,10 @@ def _finish(
     figures = _FIGURES_AFTER.match(after) if worded else None
     if figures is not None and 3 <= (low if low is not None else value) <= 9:
         value = 10.0 ** (int(low if low is not None else value) - 1)
+        # "high four figures" is 7-9k, not 1k: the least such an amount is would deflect it.
+        level = _FIGURES_LEVEL.search(before) or _FIGURES_LEVEL_AFTER.match(after[figures.end() :])
+        if level is not None:
+            value *= _LEVELS[fold(level.group("level"))]
         low = high = None
         currency, approximate, end = currency or "", True, end + figures.end()
     if currency is not None:

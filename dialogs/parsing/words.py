@@ -43,6 +43,9 @@ _UNITS: dict[str, float] = {
     "ninety": 90,
     "couple": 2,
     "few": 3,
+    # "alguns mil", "algunos miles": a few (only before a scale, see _WEAK)
+    "algunos": 3,
+    "alguns": 3,
     # Spanish (accents are optional in chat, so both spellings)
     "cero": 0,
     "uno": 1,
@@ -205,7 +208,16 @@ _INDEFINITE = {"a", "an", "un", "una", "um", "uma"}
 # Common words that happen to be numbers; alone they are too ambiguous to read as one
 # ("no one", "una empresa", "a few questions", "once we start", "un par de cosas").
 _WEAK = {"one", "un", "una", "uno", "um", "few", "couple", "once", "half", "medio", "meio", "par"}
-_WEAK |= {"luca", "lucas", "palo", "palos"}  # alone, a name ("Lucas") or a stick
+_WEAK |= {
+    "luca",
+    "lucas",
+    "palo",
+    "palos",
+    "pocos",
+    "poucos",
+    "algunos",
+    "alguns",
+}  # alone, a name ("Lucas") or a stick
 # "and" / "y" / "e" join parts ("vinte e cinco"); "of"/"de" only join number words
 # ("a couple of hundred", "cientos de miles"); "and a" before a half ("a million and a half").
 _JOINERS = r"(?:\s*-\s*|\s+(?:(?:and|y|e)\s+(?:an?\s+(?=half\b))?|of\s+|de\s+)?)"
