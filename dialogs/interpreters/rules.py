@@ -68,6 +68,16 @@ _CLAUSE = re.compile(
     re.IGNORECASE,
 )
 _WORDS = re.compile(r"[^\W\d_]{2,}")
+# Words from which a reply with an FAQ's keyword but no question mark or question word is a
+# statement (an answer in their own words), not the FAQ: "pricing" asks, "better pricing
+# pages on our site" answers.
+_STATEMENT_WORDS = 4
+# ... unless it asks in the imperative: "tell me the price first", "quiero saber el precio".
+_ASKS = re.compile(
+    r"^\W*(?:please\s+)?(?:tell|send|show|give|explain|share|dime|dinos|digame|explicame"
+    r"|mandame|enviame|pasame|me\s+(?:dices|diga|fala|manda|passa|envia)|fala|quiero\s+saber"
+    r"|quero\s+saber|i\s+want\s+to\s+know|i'?d\s+like\s+to\s+know|can\s+you|could\s+you)\b"
+)
 # Politeness and filler that open a clause but describe nothing ("thanks for asking").
 _PLEASANTRY = re.compile(
     r"^\W*(?:thanks?|thank\s+you|thx|ty|gracias|obrigad[oa]|valeu|ok(?:ay)?|sure|yes|yeah|yep"
@@ -236,14 +246,34 @@ class RulesInterpreter:
         human = intents.human_request(msg.folded)
         questionish = intents.looks_like_question(msg.folded)
         faq_id = _faq(compiled, msg.folded)
-        if faq_id is not None and slots and not questionish:
-            faq_id = None  # "our price range is 10k" answers; it does not ask about price
+        if (
+            faq_id is not None
+            and not questionish
+            and (
+                slots
+                or (
+                    open_q is not None
+                    and _takes_own_words(open_q)
+                    and len(_WORDS.findall(msg.folded)) >= _STATEMENT_WORDS
+                    and _ASKS.match(msg.folded) is None
+                )
+            )
+        ):
+            # "our price range is 10k" answers; it does not ask about price. Nor does "more
+            # qualified demos for our sales team" ask who we are: it describes their need.
+            faq_id = None
         if human is not None:
             # "falar com um consultor": the consultant is whom they ask for, not their need.
             asked = human.group(0)
             slots = {k: v for k, v in slots.items() if fold(v.evidence) not in asked}
             return Interpretation(Intent.HUMAN, slots, injection_suspected=injection)
         if faq_id is not None or (questionish and not slots):
+            asked_slot = open_q.slot if open_q is not None else ""
+            answer = slots.get(asked_slot)
+            if answer is not None and faq_id is not None and answer.evidence.isdigit():
+                # "what would it cost for a 10 page site?": a plain number in a question about
+                # us is not their answer to ours (10 is no budget; "we're thinking 20k" is).
+                del slots[asked_slot]
             return Interpretation(
                 Intent.QUESTION,
                 slots,

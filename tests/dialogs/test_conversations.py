@@ -37,14 +37,6 @@ _MISSES: dict[str, str] = {
         "question is put after they said it"
     ),
     "en_cto_opener_asks_back": "'we should have started last month tbh' is no timeline",
-    "en_two_facts_one_reply": (
-        "'more qualified demos for our sales team' answers the 'who' FAQ ('sales team'), "
-        "twice, and the need is given up"
-    ),
-    "en_sales_team_vs_company": (
-        "'help our sales team follow up faster' answers the 'who' FAQ twice (need given up); "
-        "'our sales team is 5 people but the company is 120' is read as 1-10 people"
-    ),
     "es_sales_team_vs_company": (
         "'que el equipo comercial haga seguimiento más rápido' is taken for a question "
         "('Buena pregunta...') twice (need given up); '...son 5 pero la empresa tiene 120' is "
