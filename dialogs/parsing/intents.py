@@ -139,9 +139,8 @@ _HUMAN_WORDS = word_set(
     "talk speak chat connect put transfer real actual live human agent operator"
     " representative person someone somebody alguien call llamame llamenme llamadme hablar"
     " persona pasame pasanme atencion quiero humano agente asesor operador falar pessoa"
-    " atendimento atendente liga ligue liguem ligar llamar get want need like boss manager"
-    " team gente telefono passa passe transfere transfira coloca coloque"
-    " encaminha encaminhe pass"
+    " atendimento atendente liga ligue liguem ligar llamar telefono passa passe transfere"
+    " transfira coloca coloque encaminha encaminhe pass"
 )
 
 
