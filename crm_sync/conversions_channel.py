@@ -23,7 +23,6 @@ Outcomes, as the outbox reads them:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,7 +30,7 @@ import aiohttp
 import orjson
 
 from crm_sync.conversions import ACCEPTED_NAMES, CHANNEL, ConversionsConfig
-from crm_sync.http_client import LazyHttpClient
+from crm_sync.http_client import LazyHttpClient, retry_after_seconds
 from scheduler.delivery.channels import MaybeSent, NotSent, PayloadError, Receipt
 
 USER_AGENT = "leadbot-capi/1"
@@ -88,7 +87,9 @@ class ConversionsChannel(LazyHttpClient):
             async with post as reply:
                 status = reply.status
                 raw = await reply.content.read(_ERROR_BODY)
-                retry_after = _seconds(reply.headers.get("retry-after"))
+                retry_after = retry_after_seconds(
+                    reply.headers.get("retry-after"), at_most=MAX_RETRY_AFTER
+                )
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             # No connection was made: nothing reached Meta.
             raise NotSent(f"Meta CAPI: {type(exc).__name__}: {exc}", code="network") from exc
@@ -167,14 +168,3 @@ def _json(raw: bytes) -> dict[str, Any]:
     except orjson.JSONDecodeError:
         return {}
     return value if isinstance(value, dict) else {}
-
-
-def _seconds(value: str | None) -> float | None:
-    """A ``Retry-After`` in seconds, at most :data:`MAX_RETRY_AFTER` (dates: the backoff)."""
-    try:
-        seconds = float(value) if value else None
-    except ValueError:
-        return None
-    if seconds is None or math.isnan(seconds):
-        return None
-    return min(max(0.0, seconds), MAX_RETRY_AFTER)

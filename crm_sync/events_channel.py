@@ -17,7 +17,6 @@ the row at once.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -25,7 +24,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from crm_sync.http_client import LazyHttpClient
+from crm_sync.http_client import LazyHttpClient, retry_after_seconds
 from crm_sync.signing import signed_headers
 from scheduler.delivery.channels import NotSent, Receipt
 from scheduler.pipeline.outbound_events import CHANNEL, Endpoint
@@ -77,7 +76,9 @@ class EventsChannel(LazyHttpClient):
                     return Receipt(external_id=f"{endpoint.name}:{event['id']}")
                 start = await reply.content.read(_ERROR_BODY * 4)  # never a whole huge body
                 text = start.decode("utf-8", "replace")[:_ERROR_BODY]
-                retry_after = _seconds(reply.headers.get("retry-after"))
+                retry_after = retry_after_seconds(
+                    reply.headers.get("retry-after"), at_most=MAX_RETRY_AFTER
+                )
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise NotSent(f"{endpoint.name}: {type(exc).__name__}: {exc}", code="network") from exc
         raise NotSent(
@@ -85,15 +86,3 @@ class EventsChannel(LazyHttpClient):
             code=str(reply.status),
             retry_after=retry_after,
         )
-
-
-def _seconds(value: str | None) -> float | None:
-    """A ``Retry-After`` given in seconds, at most :data:`MAX_RETRY_AFTER` (an HTTP date
-    is ignored: the backoff applies)."""
-    try:
-        seconds = float(value) if value else None
-    except ValueError:
-        return None
-    if seconds is None or math.isnan(seconds):
-        return None
-    return min(max(0.0, seconds), MAX_RETRY_AFTER)

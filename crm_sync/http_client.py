@@ -1,8 +1,23 @@
-"""One HTTP client per sender, opened on first use and closed at shutdown."""
+"""One HTTP client per sender, opened on first use and closed at shutdown; and the
+``Retry-After`` reading the senders share."""
 
 from __future__ import annotations
 
+import math
+
 import aiohttp
+
+
+def retry_after_seconds(value: str | None, *, at_most: float) -> float | None:
+    """A ``Retry-After`` header given in seconds, clamped to ``0..at_most``; None when it is
+    missing, an HTTP date or junk (the caller's own backoff applies then)."""
+    try:
+        seconds = float(value) if value else None
+    except ValueError:
+        return None
+    if seconds is None or math.isnan(seconds):
+        return None
+    return min(max(0.0, seconds), at_most)
 
 
 class LazyHttpClient:

@@ -19,14 +19,13 @@ The base URL is configurable (``LEADBOT_HUBSPOT_API_URL``): tests point it at a 
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import aiohttp
 import orjson
 
-from crm_sync.http_client import LazyHttpClient
+from crm_sync.http_client import LazyHttpClient, retry_after_seconds
 from crm_sync.hubspot.rate_limit import HeldBack, RateLimiter
 from scheduler.delivery.channels import NotSent
 
@@ -35,6 +34,7 @@ log = logging.getLogger("leadbot.hubspot")
 DEFAULT_API_URL = "https://api.hubapi.com"
 USER_AGENT = "leadbot-hubspot/1"
 BATCH = 100  # inputs per batch request: HubSpot's limit
+MAX_RETRY_AFTER = 86400.0  # a 429's Retry-After (undocumented for the API) honoured up to a day
 _TRANSIENT = {423, 500, 502, 503, 504}
 _ERROR_BODY = 500
 
@@ -97,7 +97,9 @@ class HubSpotClient(LazyHttpClient):
         where = f"HubSpot {method} {path}: HTTP {status}: {message}"
         if status == 429:
             policy = str(answer.get("policyName") or "")
-            wait = self.limiter.throttled(policy, _seconds(retry_after))
+            wait = self.limiter.throttled(
+                policy, retry_after_seconds(retry_after, at_most=MAX_RETRY_AFTER)
+            )
             raise NotSent(where, code="429", retry_after=wait, attempted=False)
         if status in _TRANSIENT or status >= 500:
             locked = 2.0 if status == 423 else None  # HubSpot: wait at least 2 s when locked
@@ -176,14 +178,3 @@ def _json(raw: bytes) -> dict[str, Any]:
 def _results(answer: Mapping[str, Any]) -> list[dict[str, Any]]:
     results = answer.get("results")
     return [r for r in results if isinstance(r, dict)] if isinstance(results, list) else []
-
-
-def _seconds(value: str | None) -> float | None:
-    """``Retry-After`` in seconds (not documented for API 429s; honoured when present)."""
-    try:
-        seconds = float(value) if value else None
-    except ValueError:
-        return None
-    if seconds is None or math.isnan(seconds):
-        return None
-    return min(max(0.0, seconds), 86400.0)
