@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -13,10 +12,10 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from bot.cli.main import app
-from scheduler.pipeline.leads import LeadIn, intake
-from scheduler.pipeline.stages import transition
+from scheduler.pipeline.leads import LeadIn
 from scheduler.store.engine import create_engine, session_factory
-from scheduler.store.models import OutboxItem, Touch, utcnow
+from scheduler.store.models import OutboxItem, utcnow
+from tests.support.reactivation import waiting_reactivation_draft
 
 SECRET = "c" * 32
 
@@ -39,35 +38,16 @@ async def _waiting_draft(url: str, rep_id: int) -> int:
     try:
         async with session_factory(engine).begin() as session:
             now = utcnow()
-            lead = (
-                await intake(
-                    session,
-                    LeadIn(email="dana@northwind.example", name="Dana Smith", company="Northwind"),
-                    default_region="US",
-                    now=now - timedelta(days=100),
-                )
-            ).lead
-            lead.owner_rep_id = rep_id
-            await session.flush()
-            for stage in ("contacted", "dormant"):
-                event = await transition(
-                    session, lead.id, stage, reason="t", actor="t", now=now - timedelta(days=74)
-                )
-            touch = Touch(
-                lead_id=lead.id,
-                sequence="reactivation",
-                step="reactivate",
-                cycle=event.id,
-                channel="email",
-                due_at=now,
-                status="awaiting_approval",
-                needs_approval=True,
+            touch = await waiting_reactivation_draft(
+                session,
+                LeadIn(email="dana@northwind.example", name="Dana Smith", company="Northwind"),
+                owner=rep_id,
+                now=now,
+                age_days=100,
+                dormant_days=74,
                 draft="Hi Dana, shall we catch up?",
-                meta={"channel": "email", "subject": "Still on your list, Dana?"},
-                created_at=now,
+                subject="Still on your list, Dana?",
             )
-            session.add(touch)
-            await session.flush()
             return touch.id
     finally:
         await engine.dispose()

@@ -26,7 +26,6 @@ from bot.http.digest_links import CLOCK
 from bot.http.followups import CADENCE
 from scheduler.followups.touches import start_sequence
 from scheduler.pipeline.leads import LeadIn, intake
-from scheduler.pipeline.stages import transition
 from scheduler.store.models import (
     DialogSessionRow,
     Lead,
@@ -39,6 +38,7 @@ from scheduler.store.reps import add_rep
 from tests.bot.support import make_settings
 from tests.bot.test_email_in import MAILGUN_KEY, fixture, sign
 from tests.support.fakes.smtp import FakeSmtp, Received
+from tests.support.reactivation import waiting_reactivation_draft
 
 Client = TestClient[Any, Any]
 Sessions = async_sessionmaker[AsyncSession]
@@ -261,36 +261,16 @@ async def waiting_draft(client: Client, *, n: int = 1, owner: int | None = None)
                     session, name="Ines", email=REP, whatsapp=None, now=T0, timezone=ZONE
                 )
             ).id
-        lead = (
-            await intake(
-                session,
-                LeadIn(email=f"lead{n}@northwind.example", name=f"Lead {n}"),
-                default_region="US",
-                now=T0 - timedelta(days=90),
-            )
-        ).lead
-        lead.owner_rep_id = owner
-        await session.flush()
-        for stage in ("contacted", "dormant"):
-            event = await transition(
-                session, lead.id, stage, reason="test", actor="test", now=T0 - timedelta(days=61)
-            )
-        touch = Touch(
-            lead_id=lead.id,
-            sequence="reactivation",
-            step="reactivate",
-            cycle=event.id,
-            channel="email",
-            due_at=T0,
-            status="awaiting_approval",
-            needs_approval=True,
+        return await waiting_reactivation_draft(
+            session,
+            LeadIn(email=f"lead{n}@northwind.example", name=f"Lead {n}"),
+            owner=owner,
+            now=T0,
+            age_days=90,
+            dormant_days=61,
             draft=f"Hi Lead {n}, shall we catch up?",
-            meta={"channel": "email", "subject": "Still on your list?"},
-            created_at=T0,
+            subject="Still on your list?",
         )
-        session.add(touch)
-        await session.flush()
-        return touch
 
 
 def links_of(text: str) -> dict[str, list[str]]:
