@@ -135,15 +135,17 @@ def tokens(folded: str) -> frozenset[str]:
 
 
 def matches_at_words(
-    pattern: re.Pattern[str], text: str, starts: frozenset[str]
+    pattern: re.Pattern[str], text: str, starts: frozenset[str], *, lower: bool = False
 ) -> list[re.Match[str]]:
     """What ``pattern.finditer(text)`` finds when every match begins with one of the words in
     ``starts``, found by trying the pattern only where such a word begins: a long alternation
-    tried at every position of a message costs microseconds."""
+    tried at every position of a message costs microseconds. ``lower``: compare each word
+    lower-cased (``starts`` are lower-case, ``text`` is not)."""
     out: list[re.Match[str]] = []
     end = 0
     for tok in _TOKEN.finditer(text):
-        if tok.start() < end or tok.group(0) not in starts:
+        word = tok.group(0).lower() if lower else tok.group(0)
+        if tok.start() < end or word not in starts:
             continue
         m = pattern.match(text, tok.start())
         if m is not None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 from dialogs.parsing.currency import CUR_WORD, MONEY_MULTS, MULT, MULTS, currency_code
-from dialogs.parsing.normalize import fold, tokens, word_set
+from dialogs.parsing.normalize import fold, matches_at_words, tokens, word_set
 from dialogs.parsing.words import number_words, number_words_pattern, words_reading
 
 Unit = Literal["people", "currency", "time", "percent", "year", "ordinal"]
@@ -51,7 +51,6 @@ _SPACED_THOUSANDS = re.compile(
     r"|^\s*\d{1,3}(?: \d{3})+\s*$",
     re.IGNORECASE,
 )
-_TOKEN = re.compile(r"[^\W\d_]+")
 # Words a run of number words can start with: the number words, and the articles and
 # fractions of "a hundred", "half a million", "a quarter million", "un cuarto de millón".
 _NUMBER_WORDS = number_words()
@@ -250,7 +249,7 @@ def find_numbers(text: str, language: str = "en") -> list[NumberMatch]:
         taken = [(m.start(), m.end()) for m in matches]
         matches += [
             w
-            for w in _word_runs(scan, words_re)
+            for w in matches_at_words(words_re, scan, _RUN_STARTS, lower=not same)
             if not any(a < w.end() and w.start() < b for a, b in taken)  # "15 mil": one number
         ]
         matches.sort(key=lambda m: m.start())
@@ -271,22 +270,6 @@ def find_numbers(text: str, language: str = "en") -> list[NumberMatch]:
 
 def _narrow_spaces(m: re.Match[str]) -> str:
     return m.group(0).replace(" ", "\u202f")
-
-
-def _word_runs(text: str, words_re: re.Pattern[str]) -> list[re.Match[str]]:
-    """The runs of number words, tried only where a word that can start one stands: the
-    pattern is a long alternation, and scanning every position with it costs ~20µs."""
-    out: list[re.Match[str]] = []
-    end = 0
-    starts = _RUN_STARTS
-    for tok in _TOKEN.finditer(text):
-        if tok.start() < end or tok.group(0).lower() not in starts:
-            continue
-        m = words_re.match(text, tok.start())
-        if m is not None:
-            out.append(m)
-            end = m.end()
-    return out
 
 
 def mentions_budget(text: str) -> bool:
