@@ -17,6 +17,7 @@ from dialogs.session import (
     Session,
     SessionVersionError,
     SlotRecord,
+    Turn,
 )
 
 SCRIPT = load_script(Path(__file__).resolve().parents[2] / "dialogs/scripts/b2b_default.yaml")
@@ -103,3 +104,22 @@ def test_sessions_are_immutable() -> None:
     s = Session.new(SCRIPT, T0)
     with pytest.raises(ValidationError):
         s.status = "qualified"  # type: ignore[misc]
+
+
+def test_the_engines_unvalidated_builds_equal_pydantics() -> None:
+    """``updated`` and ``Turn.of`` skip pydantic's machinery for speed: what they build must be
+    the same model (equal, same fields set, same JSON, still frozen) as pydantic's own."""
+    base = _busy_session()
+    changes = {"status": "qualified", "turns": 3, "open_slot": None, "updated_at": T0}
+    fast, slow = base.updated(changes), base.model_copy(update=changes)
+    assert fast == slow and fast.model_fields_set == slow.model_fields_set
+    assert fast.model_dump(mode="json") == slow.model_dump(mode="json")
+    assert base.status == "active"  # the original is untouched
+    turn = Turn.of("bot", "x" * (TURN_TEXT_LIMIT + 9), T0, ("choice",))
+    built = Turn(role="bot", text="x" * TURN_TEXT_LIMIT, at=T0, flags=("choice",))
+    assert turn == built and turn.model_fields_set == built.model_fields_set
+    assert Session.model_validate(fast.model_dump(mode="json")) == fast
+    with pytest.raises(ValidationError):
+        fast.status = "active"  # type: ignore[misc]
+    with pytest.raises(ValidationError):
+        turn.text = "y"  # type: ignore[misc]
