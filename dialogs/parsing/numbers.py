@@ -43,11 +43,12 @@ _WORDS_LOW = re.compile(_WORDS.pattern, re.VERBOSE)
 _HAS_DIGIT = re.compile(r"\d")
 # Thousands grouped with spaces ("€50 000", "50 000 reais", a reply that is just "50 000"):
 # read as one amount only beside a currency or alone, since "20 300" could be two numbers.
-# The spaces become narrow no-break spaces (same length, so spans stay valid).
+# The spaces become narrow no-break spaces (same length, so spans stay valid). A run never
+# starts inside another ("(?<!\d )"): the scan stays linear on a reply of a thousand digits.
 _SPACED_DIGITS = re.compile(r"\d \d{3}")
 _SPACED_THOUSANDS = re.compile(
     rf"(?<=[$€£¥₹])\s?\d{{1,3}}(?: \d{{3}})+(?!\d)"
-    rf"|(?<![\d.,])\d{{1,3}}(?: \d{{3}})+(?=\s?(?:[$€£¥₹]|(?:{CUR_WORD})\b))"
+    rf"|(?<![\d.,])(?<!\d )\d{{1,3}}(?: \d{{3}})+(?=\s?(?:[$€£¥₹]|(?:{CUR_WORD})\b))"
     r"|^\s*\d{1,3}(?: \d{3})+\s*$",
     re.IGNORECASE,
 )
