@@ -457,7 +457,8 @@ def _number(q: Question, msg: _Message, *, is_open: bool) -> SlotValue | None:
         # Written the way money is ("tenemos unos 25 mil", "50k"): the budget even unasked.
         pick = next(((i, n) for i, n in free if n.unit is None and n.bare_amount), None)
     if pick is None and (is_open or said_budget):
-        pick = next(((i, n) for i, n in free if n.unit is None), None)
+        # Not a number of something else: "from 20 to 100 meetings a month" is no budget.
+        pick = next(((i, n) for i, n in free if n.unit is None and not n.counted), None)
     if pick is None:
         if is_open and wanted == "currency" and (zero := _ZERO_BUDGET.match(msg.folded)):
             return SlotValue(0, msg.verbatim(zero.group(0).strip()), confidence=0.9)

@@ -207,6 +207,9 @@ class NumberMatch(NamedTuple):
     # Written the way sums of money are ("30 mil", "50k", "medio millón", "40 grand") and not
     # followed by what it counts ("10k visits"): an amount even with no currency named.
     bare_amount: bool = False
+    # A plain number followed by what it counts ("100 meetings a month", "a 10 page site",
+    # "3 offices"): a count of something else, never a budget by itself.
+    counted: bool = False
 
     @property
     def is_count(self) -> bool:
@@ -458,6 +461,7 @@ def _finish(
     else:
         unit = None
     evidence = text[start:end].strip()
+    bare = _BARE_AFTER.match(after) is not None
     return NumberMatch(
         value=value,
         evidence=evidence,
@@ -469,5 +473,6 @@ def _finish(
         high=high,
         bound=bound,
         approximate=approximate,
-        bare_amount=big and unit in (None, "currency") and _BARE_AFTER.match(after) is not None,
+        bare_amount=big and unit in (None, "currency") and bare,
+        counted=unit is None and not bare and not big,  # "120k annually" is still money
     )
